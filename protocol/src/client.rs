@@ -1,0 +1,238 @@
+//! Browser -> edge messages.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{ErrorCode, MediaKind, PROTOCOL_VERSION, ParticipantId, ProtocolError};
+
+/// What a participant may tell about themselves. Every field is optional; the edge validates them
+/// (lengths, `https:` avatar URLs) and shares them only with the room's participants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+/// The first message on a room socket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    /// A Jitsi-format invite (JWT). May instead come as `?jwt=` on the socket URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The room password, when the room is locked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub profile: Profile,
+}
+
+/// A track a participant published on the room's media node, announced so others can pull it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// The track's name on the node (unique within the session).
+    pub name: String,
+    pub kind: MediaKind,
+    /// `camera`, `microphone` or `screen`.
+    #[serde(default = "default_source")]
+    pub source: String,
+}
+
+fn default_source() -> String {
+    "camera".into()
+}
+
+/// What the participant currently sends, so others can show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaState {
+    #[serde(default)]
+    pub audio: bool,
+    #[serde(default)]
+    pub video: bool,
+    #[serde(default)]
+    pub screen: bool,
+    #[serde(default)]
+    pub e2ee: bool,
+}
+
+/// Every message a browser may send. On the wire: `{"v":1,"type":"<snake_case name>", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Join(Join),
+    Leave,
+    /// Chat to everyone, or privately to `to`.
+    Chat {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<ParticipantId>,
+    },
+    UpdateProfile {
+        profile: Profile,
+    },
+    MediaState(MediaState),
+    /// Moderator: ask a participant to mute their audio or video.
+    Mute {
+        target: ParticipantId,
+        kind: MediaKind,
+    },
+    /// Moderator: ask everyone else to mute.
+    MuteAll {
+        kind: MediaKind,
+    },
+    /// Moderator: remove a participant.
+    Kick {
+        target: ParticipantId,
+    },
+    /// Moderator: lock the room with a password, or unlock it with `null`.
+    SetPassword {
+        password: Option<String>,
+    },
+    /// P2P: an opaque SDP or ICE payload for the other peer.
+    Signal {
+        to: ParticipantId,
+        payload: Value,
+    },
+    /// SFU: the tracks this participant published in its node session.
+    Tracks {
+        session_id: String,
+        tracks: Vec<TrackInfo>,
+    },
+    /// SFU: ask for a fresh media-node grant (the old token is about to expire).
+    RefreshNodeGrant,
+    SpeakerStats,
+    Ping,
+}
+
+impl ClientMessage {
+    /// The wire name of the message type, for error reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Join(_) => "join",
+            Self::Leave => "leave",
+            Self::Chat { .. } => "chat",
+            Self::UpdateProfile { .. } => "update_profile",
+            Self::MediaState(_) => "media_state",
+            Self::Mute { .. } => "mute",
+            Self::MuteAll { .. } => "mute_all",
+            Self::Kick { .. } => "kick",
+            Self::SetPassword { .. } => "set_password",
+            Self::Signal { .. } => "signal",
+            Self::Tracks { .. } => "tracks",
+            Self::RefreshNodeGrant => "refresh_node_grant",
+            Self::SpeakerStats => "speaker_stats",
+            Self::Ping => "ping",
+        }
+    }
+
+    /// Serialize with the version envelope, as a browser would send it.
+    pub fn to_wire(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("v".into(), Value::from(PROTOCOL_VERSION));
+        }
+        value.to_string()
+    }
+}
+
+const KNOWN_TYPES: &[&str] = &[
+    "join",
+    "leave",
+    "chat",
+    "update_profile",
+    "media_state",
+    "mute",
+    "mute_all",
+    "kick",
+    "set_password",
+    "signal",
+    "tracks",
+    "refresh_node_grant",
+    "speaker_stats",
+    "ping",
+];
+
+/// Parse one text frame from a browser. Every failure names what was wrong, so the edge can answer
+/// with an error message instead of dropping the frame.
+pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(ProtocolError::new(ErrorCode::NotAnObject, "a message must be a JSON object"));
+    };
+    check_version(&mut map)?;
+    let kind = match map.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ProtocolError::new(ErrorCode::InvalidMessage, "`type` must be a string")),
+        None => return Err(ProtocolError::new(ErrorCode::InvalidMessage, "missing `type`")),
+    };
+    if !KNOWN_TYPES.contains(&kind.as_str()) {
+        return Err(ProtocolError::new(
+            ErrorCode::UnknownType,
+            format!("unknown message type `{}`", truncate(&kind, 40)),
+        ));
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| {
+        ProtocolError::new(ErrorCode::InvalidMessage, format!("invalid `{kind}` message: {e}"))
+    })
+}
+
+fn check_version(map: &mut Map<String, Value>) -> Result<(), ProtocolError> {
+    match map.remove("v") {
+        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(PROTOCOL_VERSION)) => Ok(()),
+        Some(other) => Err(ProtocolError::new(
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {} is not supported; this edge speaks v{PROTOCOL_VERSION}", truncate(&other.to_string(), 20)),
+        )),
+        None => Err(ProtocolError::new(
+            ErrorCode::UnsupportedVersion,
+            format!("missing protocol version `v`; this edge speaks v{PROTOCOL_VERSION}"),
+        )),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_join() {
+        let m = parse_client(r#"{"v":1,"type":"join","profile":{"name":"Ada"}}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Join(Join {
+                profile: Profile { name: Some("Ada".into()), ..Default::default() },
+                ..Default::default()
+            })
+        );
+    }
+
+    #[test]
+    fn round_trips_every_type_name() {
+        for msg in [ClientMessage::Leave, ClientMessage::Ping, ClientMessage::SpeakerStats] {
+            assert_eq!(parse_client(&msg.to_wire()).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let code = |t: &str| parse_client(t).unwrap_err().code;
+        assert_eq!(code("{"), ErrorCode::BadJson);
+        assert_eq!(code("[]"), ErrorCode::NotAnObject);
+        assert_eq!(code(r#"{"type":"ping"}"#), ErrorCode::UnsupportedVersion);
+        assert_eq!(code(r#"{"v":2,"type":"ping"}"#), ErrorCode::UnsupportedVersion);
+        assert_eq!(code(r#"{"v":1,"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"v":1,"type":"chat","text":5}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"v":1,"type":7}"#), ErrorCode::InvalidMessage);
+    }
+}

@@ -1,0 +1,67 @@
+//! Error codes sent to the browser in `{"type":"error","code":...}` messages.
+
+use serde::{Deserialize, Serialize};
+
+/// A machine-readable reason, stable across versions. `docs/protocol.md` lists what each one means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // Malformed input.
+    BadJson,
+    NotAnObject,
+    UnsupportedVersion,
+    UnknownType,
+    InvalidMessage,
+    TooLarge,
+    BinaryNotSupported,
+    RateLimited,
+    // Lifecycle.
+    NotJoined,
+    AlreadyJoined,
+    InvalidRoomName,
+    UnknownTenant,
+    RoomFull,
+    // Profile.
+    InvalidProfile,
+    // Auth.
+    TokenRequired,
+    TokenInvalid,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenWrongAudience,
+    TokenWrongIssuer,
+    TokenWrongTenant,
+    TokenWrongRoom,
+    TokenBadSignature,
+    TokenAlgNotAllowed,
+    TokenUnknownKey,
+    // Password.
+    PasswordRequired,
+    PasswordWrong,
+    PasswordRateLimited,
+    InvalidPassword,
+    // Permissions and targets.
+    NotModerator,
+    UnknownParticipant,
+    ChatTooLong,
+    ChatEmpty,
+    NotInP2p,
+    NotInSfu,
+    NoMediaNode,
+    Internal,
+}
+
+/// An error to report to the sender of a message: a code and a human-readable explanation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+

@@ -1,0 +1,1 @@
+//! The recording manifest a media node leaves in storage for the uploader.

@@ -1,0 +1,187 @@
+//! Edge -> browser messages.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::client::{MediaState, TrackInfo};
+use crate::{ErrorCode, MediaKind, PROTOCOL_VERSION, ParticipantId};
+
+/// A participant as the others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub id: ParticipantId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    pub moderator: bool,
+    #[serde(default)]
+    pub media: MediaState,
+}
+
+/// An ICE server for `RTCPeerConnection` (STUN, or TURN with time-limited credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Where a participant's media goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum MediaMode {
+    /// Alone in the room: nothing to connect to.
+    None,
+    /// Exactly two: one direct connection. The `initiator` sends the first offer.
+    P2p { peer: ParticipantId, initiator: bool },
+    /// Three or more: everyone connects to the room's media node. `node` is absent while none is available.
+    Sfu {
+        #[serde(default)]
+        node: Option<NodeGrant>,
+    },
+}
+
+/// Permission to use the room's media node: its URL and a short-lived token for this participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeGrant {
+    pub node_id: String,
+    pub url: String,
+    pub token: String,
+    /// Unix time (ms) after which the token is refused; ask again with `refresh_node_grant`.
+    pub expires_at: u64,
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    Left,
+    Kicked,
+    Disconnected,
+}
+
+/// Why a participant is held before joining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// `jwt-host` mode: guests wait until a moderator with a token is present.
+    HostAbsent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeakerStat {
+    pub id: ParticipantId,
+    pub speaking_ms: u64,
+}
+
+/// Every message the edge sends. On the wire: `{"v":1,"type":"<snake_case name>", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// You are in. Carries everything needed to render the meeting.
+    Welcome {
+        you: ParticipantId,
+        meeting_id: String,
+        moderator: bool,
+        participants: Vec<Participant>,
+        locked: bool,
+        media: MediaMode,
+        ice_servers: Vec<IceServer>,
+        /// Features granted by the invite token (for example `recording`).
+        features: Vec<String>,
+        /// Tracks already published on the media node by others, by participant.
+        tracks: Vec<ParticipantTracks>,
+    },
+    /// You are held until a moderator joins.
+    Waiting { reason: WaitReason },
+    ParticipantJoined { participant: Participant },
+    ParticipantUpdated { participant: Participant },
+    ParticipantLeft { id: ParticipantId, reason: LeaveReason },
+    Chat {
+        from: ParticipantId,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<ParticipantId>,
+        /// Unix time (ms) when the edge received it.
+        at: u64,
+    },
+    /// A moderator asks you to mute; the client obeys.
+    Muted { kind: MediaKind, by: ParticipantId },
+    /// A moderator removed you; the socket closes next.
+    Kicked { by: ParticipantId },
+    RoomLocked { locked: bool, by: ParticipantId },
+    MediaMode { media: MediaMode },
+    /// P2P payload from the other peer.
+    Signal { from: ParticipantId, payload: Value },
+    Tracks(ParticipantTracks),
+    DominantSpeaker { id: ParticipantId },
+    SpeakerStats { stats: Vec<SpeakerStat> },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The `type` of the message that was refused, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+    },
+    Pong,
+}
+
+/// The tracks one participant has on the media node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantTracks {
+    pub participant: ParticipantId,
+    pub session_id: String,
+    pub tracks: Vec<TrackInfo>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    v: u32,
+    #[serde(flatten)]
+    msg: &'a ServerMessage,
+}
+
+/// Serialize a server message with its version envelope.
+pub fn encode_server(msg: &ServerMessage) -> String {
+    serde_json::to_string(&Envelope { v: PROTOCOL_VERSION, msg })
+        .unwrap_or_else(|_| r#"{"v":1,"type":"error","code":"internal","message":"encoding failed"}"#.into())
+}
+
+/// Parse a server message (test clients and tools); the version must match.
+pub fn decode_server(text: &str) -> Result<ServerMessage, crate::ProtocolError> {
+    let mut value: Value = serde_json::from_str(text)
+        .map_err(|e| crate::ProtocolError::new(ErrorCode::BadJson, e.to_string()))?;
+    let v = value.as_object_mut().and_then(|m| m.remove("v"));
+    if v.and_then(|v| v.as_u64()) != Some(u64::from(PROTOCOL_VERSION)) {
+        return Err(crate::ProtocolError::new(ErrorCode::UnsupportedVersion, "bad version"));
+    }
+    serde_json::from_value(value).map_err(|e| crate::ProtocolError::new(ErrorCode::InvalidMessage, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_mode_nests_its_tag() {
+        let msg = ServerMessage::MediaMode { media: MediaMode::P2p { peer: "p1".into(), initiator: true } };
+        let text = encode_server(&msg);
+        assert_eq!(text, r#"{"v":1,"type":"media_mode","media":{"mode":"p2p","peer":"p1","initiator":true}}"#);
+        assert_eq!(decode_server(&text).unwrap(), msg);
+    }
+
+    #[test]
+    fn tracks_flatten() {
+        let msg = ServerMessage::Tracks(ParticipantTracks {
+            participant: "p".into(),
+            session_id: "s".into(),
+            tracks: vec![],
+        });
+        assert_eq!(decode_server(&encode_server(&msg)).unwrap(), msg);
+    }
+}
