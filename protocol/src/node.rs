@@ -13,8 +13,10 @@ pub struct NodeTokenClaims {
     pub aud: String,
     /// The meeting id (random per meeting; the node never learns room names).
     pub room: String,
-    /// The participant id.
+    /// The participant id, or `edge` for calls the edge itself makes (close a participant or a room).
     pub sub: String,
+    /// An opaque routing key of the room (a keyed hash, never the name), echoed in node events.
+    pub route: String,
     pub iat: u64,
     pub exp: u64,
 }
@@ -47,4 +49,26 @@ pub struct NodeLoad {
     pub bitrate_bps: u64,
     /// CPU use, 0.0 to 1.0 per core summed over cores / cores.
     pub cpu: f32,
+}
+
+/// Something a node tells the edge about one meeting (`POST /api/nodes/events` on the edge,
+/// `Authorization: Bearer <node secret>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeEvent {
+    /// The loudest participant of a meeting changed (from RFC 6464 audio levels).
+    DominantSpeaker {
+        /// The `route` claim of the room's node tokens: lets the edge find the room without its name.
+        route: String,
+        /// The meeting id (`room` claim); events for an ended meeting are ignored.
+        room: String,
+        participant: String,
+    },
+}
+
+/// A batch of events from one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeEvents {
+    pub node_id: String,
+    pub events: Vec<NodeEvent>,
 }
