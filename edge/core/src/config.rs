@@ -158,33 +158,62 @@ pub struct ConfigError {
 impl EdgeConfig {
     /// Check what serde cannot: references between settings, key material, sane limits.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: String, problem: &str| Err(ConfigError { key, problem: problem.into() });
+        let err = |key: String, problem: &str| {
+            Err(ConfigError {
+                key,
+                problem: problem.into(),
+            })
+        };
         if !self.tenants.contains_key(&self.default_tenant) {
-            return err("default_tenant".into(), "names a tenant that is not configured under [tenants]");
+            return err(
+                "default_tenant".into(),
+                "names a tenant that is not configured under [tenants]",
+            );
         }
         for (name, t) in &self.tenants {
             if !crate::address::is_valid_tenant(name) {
-                return err(format!("tenants.{name}"), "tenant names are 1-64 of a-z, 0-9, '-', '_'");
+                return err(
+                    format!("tenants.{name}"),
+                    "tenant names are 1-64 of a-z, 0-9, '-', '_'",
+                );
             }
             if t.auth != AuthMode::Open {
                 if t.algorithms.is_empty() {
-                    return err(format!("tenants.{name}.algorithms"), "a jwt tenant needs at least one algorithm");
+                    return err(
+                        format!("tenants.{name}.algorithms"),
+                        "a jwt tenant needs at least one algorithm",
+                    );
                 }
-                if t.algorithms.contains(&Algorithm::HS256) && t.hs256_secret.is_none() && t.rs256_public_keys.is_empty() {
-                    return err(format!("tenants.{name}.hs256_secret"), "a jwt tenant needs an HS256 secret or RS256 public keys");
+                if t.algorithms.contains(&Algorithm::HS256)
+                    && t.hs256_secret.is_none()
+                    && t.rs256_public_keys.is_empty()
+                {
+                    return err(
+                        format!("tenants.{name}.hs256_secret"),
+                        "a jwt tenant needs an HS256 secret or RS256 public keys",
+                    );
                 }
-                if let Some(secret) = &t.hs256_secret {
-                    if secret.len() < 32 {
-                        return err(format!("tenants.{name}.hs256_secret"), "must be at least 32 bytes");
-                    }
+                if let Some(secret) = &t.hs256_secret
+                    && secret.len() < 32
+                {
+                    return err(
+                        format!("tenants.{name}.hs256_secret"),
+                        "must be at least 32 bytes",
+                    );
                 }
                 for (kid, pem) in &t.rs256_public_keys {
                     if jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
-                        return err(format!("tenants.{name}.rs256_public_keys.{kid}"), "not a PEM RSA public key");
+                        return err(
+                            format!("tenants.{name}.rs256_public_keys.{kid}"),
+                            "not a PEM RSA public key",
+                        );
                     }
                 }
                 if t.issuers.is_empty() {
-                    return err(format!("tenants.{name}.issuers"), "a jwt tenant needs at least one accepted issuer");
+                    return err(
+                        format!("tenants.{name}.issuers"),
+                        "a jwt tenant needs at least one accepted issuer",
+                    );
                 }
             }
         }
@@ -196,15 +225,21 @@ impl EdgeConfig {
             return err("limits.max_message_bytes".into(), "must be at least 1024");
         }
         if l.message_burst == 0 || l.messages_per_second == 0 {
-            return err("limits.message_burst".into(), "message rate limits must be above 0");
+            return err(
+                "limits.message_burst".into(),
+                "message rate limits must be above 0",
+            );
         }
-        if let Some(s) = &self.node_secret {
-            if s.len() < 32 {
-                return err("node_secret".into(), "must be at least 32 bytes");
-            }
+        if let Some(s) = &self.node_secret
+            && s.len() < 32
+        {
+            return err("node_secret".into(), "must be at least 32 bytes");
         }
         if self.hash_key.len() < 16 {
-            return err("hash_key".into(), "must be at least 16 bytes (hosts generate one when unset)");
+            return err(
+                "hash_key".into(),
+                "must be at least 16 bytes (hosts generate one when unset)",
+            );
         }
         Ok(())
     }

@@ -11,7 +11,10 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn full(burst: u32, now_ms: u64) -> Self {
-        Self { tokens: f64::from(burst), last_ms: now_ms }
+        Self {
+            tokens: f64::from(burst),
+            last_ms: now_ms,
+        }
     }
 
     /// Take one token; false when the bucket is empty.

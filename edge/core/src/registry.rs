@@ -31,14 +31,30 @@ pub struct Location {
 
 impl Location {
     /// Parse Cloudflare-style strings, dropping whatever does not parse or is out of range.
-    pub fn from_parts(continent: Option<&str>, country: Option<&str>, lat: Option<&str>, lon: Option<&str>) -> Self {
+    pub fn from_parts(
+        continent: Option<&str>,
+        country: Option<&str>,
+        lat: Option<&str>,
+        lon: Option<&str>,
+    ) -> Self {
         let coord = |s: Option<&str>, max: f64| {
-            s.and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && v.abs() <= max)
+            s.and_then(|s| s.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && v.abs() <= max)
         };
         let code = |s: Option<&str>| {
-            s.map(str::trim).filter(|s| (2..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_uppercase)
+            s.map(str::trim)
+                .filter(|s| {
+                    (2..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic())
+                })
+                .map(str::to_ascii_uppercase)
         };
-        Self { region: None, continent: code(continent), country: code(country), lat: coord(lat, 90.0), lon: coord(lon, 180.0) }
+        Self {
+            region: None,
+            continent: code(continent),
+            country: code(country),
+            lat: coord(lat, 90.0),
+            lon: coord(lon, 180.0),
+        }
     }
 }
 
@@ -64,8 +80,15 @@ pub struct Registry {
 
 impl Registry {
     pub fn heartbeat(&mut self, heartbeat: Heartbeat, now_ms: u64) {
-        self.nodes.retain(|_, n| now_ms.saturating_sub(n.last_seen_ms) < FORGET_AFTER_MS);
-        self.nodes.insert(heartbeat.id.clone(), NodeRecord { heartbeat, last_seen_ms: now_ms });
+        self.nodes
+            .retain(|_, n| now_ms.saturating_sub(n.last_seen_ms) < FORGET_AFTER_MS);
+        self.nodes.insert(
+            heartbeat.id.clone(),
+            NodeRecord {
+                heartbeat,
+                last_seen_ms: now_ms,
+            },
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -80,9 +103,14 @@ impl Registry {
     pub fn select(&self, location: Option<&Location>, now_ms: u64) -> Option<NodeInfo> {
         self.nodes
             .values()
-            .filter(|n| !n.heartbeat.draining && now_ms.saturating_sub(n.last_seen_ms) < STALE_AFTER_MS)
+            .filter(|n| {
+                !n.heartbeat.draining && now_ms.saturating_sub(n.last_seen_ms) < STALE_AFTER_MS
+            })
             .map(|n| (cost(&n.heartbeat, location), n))
-            .min_by(|(a, na), (b, nb)| a.total_cmp(b).then_with(|| na.heartbeat.id.cmp(&nb.heartbeat.id)))
+            .min_by(|(a, na), (b, nb)| {
+                a.total_cmp(b)
+                    .then_with(|| na.heartbeat.id.cmp(&nb.heartbeat.id))
+            })
             .map(|(_, n)| NodeInfo {
                 id: n.heartbeat.id.clone(),
                 url: n.heartbeat.url.clone(),
@@ -111,10 +139,10 @@ fn cost(node: &Heartbeat, location: Option<&Location>) -> f64 {
 /// A node's region matches a configured region exactly, or a continent as its prefix (`eu-west` ~ `EU`).
 fn region_matches(node_region: &str, loc: &Location) -> bool {
     let node_region = node_region.to_ascii_lowercase();
-    if let Some(r) = &loc.region {
-        if node_region == r.to_ascii_lowercase() {
-            return true;
-        }
+    if let Some(r) = &loc.region
+        && node_region == r.to_ascii_lowercase()
+    {
+        return true;
     }
     loc.continent.as_ref().is_some_and(|c| {
         let c = c.to_ascii_lowercase();
@@ -140,7 +168,10 @@ mod tests {
             id: id.into(),
             region: region.into(),
             url: format!("http://{id}"),
-            load: NodeLoad { sessions, ..Default::default() },
+            load: NodeLoad {
+                sessions,
+                ..Default::default()
+            },
             draining: false,
             lat: None,
             lon: None,

@@ -32,13 +32,20 @@ impl SpeakerStats {
     }
 
     /// Speaking time of each of `ids`, counting the running interval.
-    pub fn report<'a>(&self, ids: impl Iterator<Item = &'a ParticipantId>, now_ms: u64) -> Vec<SpeakerStat> {
+    pub fn report<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a ParticipantId>,
+        now_ms: u64,
+    ) -> Vec<SpeakerStat> {
         ids.map(|id| {
             let running = match &self.current {
                 Some((c, since)) if c == id => now_ms.saturating_sub(*since),
                 _ => 0,
             };
-            SpeakerStat { id: id.clone(), speaking_ms: self.totals.get(id).copied().unwrap_or(0) + running }
+            SpeakerStat {
+                id: id.clone(),
+                speaking_ms: self.totals.get(id).copied().unwrap_or(0) + running,
+            }
         })
         .collect()
     }

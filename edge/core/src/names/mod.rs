@@ -9,17 +9,27 @@ pub use words::{ADJECTIVES, ADVERBS, NOUNS, VERBS};
 
 /// How many different names [`generate`] can produce.
 pub fn combinations() -> u128 {
-    [ADJECTIVES.len(), NOUNS.len(), VERBS.len(), NOUNS.len(), ADVERBS.len()]
-        .iter()
-        .map(|&n| n as u128)
-        .product()
+    [
+        ADJECTIVES.len(),
+        NOUNS.len(),
+        VERBS.len(),
+        NOUNS.len(),
+        ADVERBS.len(),
+    ]
+    .iter()
+    .map(|&n| n as u128)
+    .product()
 }
 
 /// A readable name such as `brave-otters-paint-lanterns-gently`, drawn uniformly with the caller's
 /// CSPRNG (the host passes its OS random source).
 pub fn generate(rng: &mut dyn RngCore) -> String {
     let lists = [ADJECTIVES, NOUNS, VERBS, NOUNS, ADVERBS];
-    lists.iter().map(|list| list[uniform(rng, list.len())]).collect::<Vec<_>>().join("-")
+    lists
+        .iter()
+        .map(|list| list[uniform(rng, list.len())])
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// An unbiased index below `n` (rejection sampling; `n` is far below 2^32).
@@ -56,9 +66,17 @@ const MAX_CHECKED_CHARS: usize = 128;
 pub fn check(name: &str) -> NameCheck {
     let name: String = name.trim().chars().take(MAX_CHECKED_CHARS).collect();
     if name.is_empty() {
-        return NameCheck { strong: false, guesses_log10: 0.0, score: 0, warning: Some("Pick a room name.".into()) };
+        return NameCheck {
+            strong: false,
+            guesses_log10: 0.0,
+            score: 0,
+            warning: Some("Pick a room name.".into()),
+        };
     }
-    let entropy = zxcvbn::zxcvbn(&name, &["meet", "meeting", "room", "edgemeet", "call", "chat"]);
+    let entropy = zxcvbn::zxcvbn(
+        &name,
+        &["meet", "meeting", "room", "edgemeet", "call", "chat"],
+    );
     let guesses_log10 = entropy.guesses_log10();
     let score = u8::from(entropy.score());
     let strong = guesses_log10 >= STRONG_GUESSES_LOG10;
@@ -66,7 +84,12 @@ pub fn check(name: &str) -> NameCheck {
         let why = entropy.feedback().and_then(|f| f.warning()).map(|w| format!(" {w}.")).unwrap_or_default();
         format!("Others could guess this room name and walk in.{why} Use a generated name or a longer, unusual one.")
     });
-    NameCheck { strong, guesses_log10, score, warning }
+    NameCheck {
+        strong,
+        guesses_log10,
+        score,
+        warning,
+    }
 }
 
 #[cfg(test)]
@@ -78,11 +101,18 @@ mod tests {
 
     #[test]
     fn at_least_a_trillion_names_from_unique_lowercase_words() {
-        assert!(combinations() >= 1_000_000_000_000, "only {} combinations", combinations());
+        assert!(
+            combinations() >= 1_000_000_000_000,
+            "only {} combinations",
+            combinations()
+        );
         for list in [ADJECTIVES, NOUNS, VERBS, ADVERBS] {
             let set: HashSet<_> = list.iter().collect();
             assert_eq!(set.len(), list.len(), "duplicate word");
-            assert!(list.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
+            assert!(
+                list.iter()
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+            );
         }
     }
 
@@ -100,11 +130,23 @@ mod tests {
 
     #[test]
     fn common_names_are_weak_random_ones_strong() {
-        for weak in ["test", "meeting", "standup", "team-meeting", "room1", "password123", "daily-sync"] {
+        for weak in [
+            "test",
+            "meeting",
+            "standup",
+            "team-meeting",
+            "room1",
+            "password123",
+            "daily-sync",
+        ] {
             let c = check(weak);
             assert!(!c.strong && c.warning.is_some(), "{weak}: {c:?}");
         }
-        for strong in ["6f1c0a9e-3b7d-4f2a-9c8e-1d2b3c4d5e6f", "correct-horse-battery-staple-orbit", "qz7-Xw2p-Lm9r-Tk4"] {
+        for strong in [
+            "6f1c0a9e-3b7d-4f2a-9c8e-1d2b3c4d5e6f",
+            "correct-horse-battery-staple-orbit",
+            "qz7-Xw2p-Lm9r-Tk4",
+        ] {
             assert!(check(strong).strong, "{strong}: {:?}", check(strong));
         }
     }

@@ -15,7 +15,10 @@ pub enum Mode {
     #[default]
     None,
     /// `initiator` sends the first offer (the newer of the two).
-    P2p { other: ParticipantId, initiator: ParticipantId },
+    P2p {
+        other: ParticipantId,
+        initiator: ParticipantId,
+    },
     Sfu,
 }
 
@@ -39,7 +42,9 @@ impl Room {
     pub(super) fn plan_media(&mut self, env: &mut Env, out: &mut Out, returning: bool) -> bool {
         let delay = env.config.p2p_return_delay_ms;
         let now = env.now_ms;
-        let Some(meeting) = self.meeting.as_mut() else { return false };
+        let Some(meeting) = self.meeting.as_mut() else {
+            return false;
+        };
         let media = &mut meeting.media;
         let n = meeting.order.len();
         let target = match (n, &media.mode) {
@@ -52,13 +57,14 @@ impl Room {
                 Mode::Sfu
             }
             (2, Mode::P2p { .. }) => media.mode.clone(),
-            (2, _) => Mode::P2p { other: meeting.order[0].clone(), initiator: meeting.order[1].clone() },
+            (2, _) => Mode::P2p {
+                other: meeting.order[0].clone(),
+                initiator: meeting.order[1].clone(),
+            },
             _ => Mode::Sfu,
         };
-        if target != Mode::Sfu || n != 2 {
-            if media.return_at.take().is_some() {
-                out.0.push(Effect::ClearAlarm);
-            }
+        if (target != Mode::Sfu || n != 2) && media.return_at.take().is_some() {
+            out.0.push(Effect::ClearAlarm);
         }
         if target == media.mode {
             return false;
@@ -77,13 +83,20 @@ impl Room {
             }
         }
         let meeting = self.meeting.as_mut().expect("checked above");
-        if meeting.media.mode == Mode::Sfu && meeting.media.node.is_none() && !meeting.media.node_requested {
+        if meeting.media.mode == Mode::Sfu
+            && meeting.media.node.is_none()
+            && !meeting.media.node_requested
+        {
             meeting.media.node_requested = true;
             let location = meeting
                 .order
                 .iter()
                 .filter_map(|id| meeting.members.get(id))
-                .find_map(|m| self.conns.get(&m.conn).and_then(|c| c.client.location.clone()));
+                .find_map(|m| {
+                    self.conns
+                        .get(&m.conn)
+                        .and_then(|c| c.client.location.clone())
+                });
             out.0.push(Effect::RequestNode { location });
         }
         true
@@ -114,23 +127,43 @@ impl Room {
 
     /// Send each participant (but `skip`) its view of the current mode.
     pub(super) fn announce_media(&self, env: &mut Env, out: &mut Out, skip: Option<&str>) {
-        let Some(meeting) = self.meeting.as_ref() else { return };
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
         for id in meeting.order.iter().filter(|id| Some(id.as_str()) != skip) {
             let media = self.media_view(env, id);
-            out.send(meeting.members[id].conn, &ServerMessage::MediaMode { media });
+            out.send(
+                meeting.members[id].conn,
+                &ServerMessage::MediaMode { media },
+            );
         }
     }
 
     /// What participant `id` should do about media now.
     pub(super) fn media_view(&self, env: &mut Env, id: &str) -> MediaMode {
-        let Some(meeting) = self.meeting.as_ref() else { return MediaMode::None };
+        let Some(meeting) = self.meeting.as_ref() else {
+            return MediaMode::None;
+        };
         match &meeting.media.mode {
             Mode::None => MediaMode::None,
             Mode::P2p { other, initiator } => {
-                let peer = if other == id { initiator.clone() } else { other.clone() };
-                MediaMode::P2p { peer, initiator: initiator == id }
+                let peer = if other == id {
+                    initiator.clone()
+                } else {
+                    other.clone()
+                };
+                MediaMode::P2p {
+                    peer,
+                    initiator: initiator == id,
+                }
             }
-            Mode::Sfu => MediaMode::Sfu { node: meeting.media.node.as_ref().and_then(|n| self.grant(env, n, id)) },
+            Mode::Sfu => MediaMode::Sfu {
+                node: meeting
+                    .media
+                    .node
+                    .as_ref()
+                    .and_then(|n| self.grant(env, n, id)),
+            },
         }
     }
 
@@ -138,10 +171,21 @@ impl Room {
         let meeting = self.meeting.as_ref()?;
         let expires_at = env.now_ms + env.config.node_token_ttl_ms;
         let token = self.node_token(env, node, &meeting.id, sub)?;
-        Some(NodeGrant { node_id: node.id.clone(), url: node.url.clone(), token, expires_at })
+        Some(NodeGrant {
+            node_id: node.id.clone(),
+            url: node.url.clone(),
+            token,
+            expires_at,
+        })
     }
 
-    fn node_token(&self, env: &Env, node: &NodeInfo, meeting_id: &str, sub: &str) -> Option<String> {
+    fn node_token(
+        &self,
+        env: &Env,
+        node: &NodeInfo,
+        meeting_id: &str,
+        sub: &str,
+    ) -> Option<String> {
         let secret = env.config.node_secret.as_ref()?;
         let claims = NodeTokenClaims {
             iss: NODE_TOKEN_ISSUER.into(),
@@ -156,16 +200,32 @@ impl Room {
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).ok()
     }
 
-    fn push_close(&self, env: &Env, out: &mut Out, node: NodeInfo, meeting_id: String, scope: NodeScope) {
+    fn push_close(
+        &self,
+        env: &Env,
+        out: &mut Out,
+        node: NodeInfo,
+        meeting_id: String,
+        scope: NodeScope,
+    ) {
         if let Some(token) = self.node_token(env, &node, &meeting_id, "edge") {
-            out.0.push(Effect::CloseOnNode { node, meeting_id, scope, token });
+            out.0.push(Effect::CloseOnNode {
+                node,
+                meeting_id,
+                scope,
+                token,
+            });
         }
     }
 
     /// Tell the node to drop a participant's sessions, or the whole meeting's.
     pub(super) fn close_on_node(&self, env: &Env, out: &mut Out, scope: NodeScopeFor) {
-        let Some(meeting) = self.meeting.as_ref() else { return };
-        let Some(node) = meeting.media.node.clone() else { return };
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
+        let Some(node) = meeting.media.node.clone() else {
+            return;
+        };
         let scope = match scope {
             NodeScopeFor::Participant(id) => NodeScope::Participant(id),
             NodeScopeFor::Meeting => NodeScope::Meeting,
@@ -173,8 +233,15 @@ impl Room {
         self.push_close(env, out, node, meeting.id.clone(), scope);
     }
 
-    pub(super) fn on_node_assigned(&mut self, env: &mut Env, out: &mut Out, node: Option<NodeInfo>) {
-        let Some(meeting) = self.meeting.as_mut() else { return };
+    pub(super) fn on_node_assigned(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        node: Option<NodeInfo>,
+    ) {
+        let Some(meeting) = self.meeting.as_mut() else {
+            return;
+        };
         meeting.media.node_requested = false;
         if meeting.media.mode != Mode::Sfu {
             return;
@@ -197,27 +264,56 @@ impl Room {
     }
 
     /// P2P: pass an SDP/ICE payload to the other peer, and only to them.
-    pub(super) fn relay_signal(&self, out: &mut Out, from: &str, to: &str, payload: serde_json::Value) -> Result<(), ProtocolError> {
+    pub(super) fn relay_signal(
+        &self,
+        out: &mut Out,
+        from: &str,
+        to: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), ProtocolError> {
         let meeting = self.meeting.as_ref().ok_or_else(not_p2p)?;
-        let Mode::P2p { other, initiator } = &meeting.media.mode else { return Err(not_p2p()) };
-        let pair = |a: &str, b: &str| (a == other && b == initiator) || (a == initiator && b == other);
+        let Mode::P2p { other, initiator } = &meeting.media.mode else {
+            return Err(not_p2p());
+        };
+        let pair =
+            |a: &str, b: &str| (a == other && b == initiator) || (a == initiator && b == other);
         if !pair(from, to) {
-            return Err(ProtocolError::new(ErrorCode::UnknownParticipant, "signals go to your P2P peer only"));
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownParticipant,
+                "signals go to your P2P peer only",
+            ));
         }
-        out.send(meeting.members[to].conn, &ServerMessage::Signal { from: from.to_string(), payload });
+        out.send(
+            meeting.members[to].conn,
+            &ServerMessage::Signal {
+                from: from.to_string(),
+                payload,
+            },
+        );
         Ok(())
     }
 
-    pub(super) fn refresh_grant(&self, env: &mut Env, out: &mut Out, id: &str) -> Result<(), ProtocolError> {
+    pub(super) fn refresh_grant(
+        &self,
+        env: &mut Env,
+        out: &mut Out,
+        id: &str,
+    ) -> Result<(), ProtocolError> {
         let meeting = self.meeting.as_ref().ok_or_else(not_sfu)?;
         if meeting.media.mode != Mode::Sfu {
             return Err(not_sfu());
         }
         if meeting.media.node.is_none() {
-            return Err(ProtocolError::new(ErrorCode::NoMediaNode, "no media node yet"));
+            return Err(ProtocolError::new(
+                ErrorCode::NoMediaNode,
+                "no media node yet",
+            ));
         }
         let media = self.media_view(env, id);
-        out.send(meeting.members[id].conn, &ServerMessage::MediaMode { media });
+        out.send(
+            meeting.members[id].conn,
+            &ServerMessage::MediaMode { media },
+        );
         Ok(())
     }
 
@@ -229,11 +325,13 @@ impl Room {
     }
 
     pub(super) fn tracks_of(id: &str, m: &Member) -> Option<ParticipantTracks> {
-        m.tracks.as_ref().map(|(session_id, tracks)| ParticipantTracks {
-            participant: id.to_string(),
-            session_id: session_id.clone(),
-            tracks: tracks.clone(),
-        })
+        m.tracks
+            .as_ref()
+            .map(|(session_id, tracks)| ParticipantTracks {
+                participant: id.to_string(),
+                session_id: session_id.clone(),
+                tracks: tracks.clone(),
+            })
     }
 }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use edgemeet_protocol::client::{MediaState, Profile, TrackInfo};
 use edgemeet_protocol::server::{LeaveReason, Participant};
-use edgemeet_protocol::{ClientMessage, ErrorCode, ParticipantId, ProtocolError, ServerMessage, encode_server};
+use edgemeet_protocol::{
+    ClientMessage, ErrorCode, ParticipantId, ProtocolError, ServerMessage, encode_server,
+};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -47,16 +49,30 @@ pub struct Env<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    Open { conn: ConnId, client: ClientInfo },
-    Text { conn: ConnId, text: String },
-    Binary { conn: ConnId, len: usize },
-    Closed { conn: ConnId },
+    Open {
+        conn: ConnId,
+        client: ClientInfo,
+    },
+    Text {
+        conn: ConnId,
+        text: String,
+    },
+    Binary {
+        conn: ConnId,
+        len: usize,
+    },
+    Closed {
+        conn: ConnId,
+    },
     /// The alarm set by [`Effect::SetAlarm`] went off.
     Alarm,
     /// Answer to [`Effect::RequestNode`]: the room's media node, or none available.
     NodeAssigned(Option<NodeInfo>),
     /// A media node reports that `participant` is now the loudest.
-    DominantSpeaker { meeting_id: String, participant: ParticipantId },
+    DominantSpeaker {
+        meeting_id: String,
+        participant: ParticipantId,
+    },
 }
 
 /// What the media node should close.
@@ -69,16 +85,32 @@ pub enum NodeScope {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Send a text frame (already encoded, shared between recipients).
-    Send { conn: ConnId, text: Arc<str> },
+    Send {
+        conn: ConnId,
+        text: Arc<str>,
+    },
     /// Close a socket with a WebSocket close code and reason.
-    Close { conn: ConnId, code: u16, reason: String },
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+    },
     /// Call `handle(Input::Alarm)` at this time (replaces any earlier alarm).
-    SetAlarm { at_ms: u64 },
+    SetAlarm {
+        at_ms: u64,
+    },
     ClearAlarm,
     /// Find a media node for this room and answer with [`Input::NodeAssigned`].
-    RequestNode { location: Option<Location> },
+    RequestNode {
+        location: Option<Location>,
+    },
     /// Tell the room's media node to close sessions; `token` is signed for the edge itself.
-    CloseOnNode { node: NodeInfo, meeting_id: String, scope: NodeScope, token: String },
+    CloseOnNode {
+        node: NodeInfo,
+        meeting_id: String,
+        scope: NodeScope,
+        token: String,
+    },
     /// The room has no sockets left: the host drops it and any stored copy.
     Ended,
 }
@@ -95,8 +127,13 @@ enum ConnState {
     /// Open, not joined yet.
     Lobby,
     /// jwt-host: a guest held until a moderator is present.
-    Waiting { profile: Profile, features: Vec<String> },
-    Joined { id: ParticipantId },
+    Waiting {
+        profile: Profile,
+        features: Vec<String>,
+    },
+    Joined {
+        id: ParticipantId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,25 +183,39 @@ struct Out(Vec<Effect>);
 
 impl Out {
     fn send(&mut self, conn: ConnId, msg: &ServerMessage) {
-        self.0.push(Effect::Send { conn, text: encode_server(msg).into() });
+        self.0.push(Effect::Send {
+            conn,
+            text: encode_server(msg).into(),
+        });
     }
 
     fn send_many(&mut self, conns: impl IntoIterator<Item = ConnId>, msg: &ServerMessage) {
         let text: Arc<str> = encode_server(msg).into();
-        self.0.extend(conns.into_iter().map(|conn| Effect::Send { conn, text: text.clone() }));
+        self.0.extend(conns.into_iter().map(|conn| Effect::Send {
+            conn,
+            text: text.clone(),
+        }));
     }
 
     fn error(&mut self, conn: ConnId, err: ProtocolError, request: Option<&str>) {
         self.send(
             conn,
-            &ServerMessage::Error { code: err.code, message: err.message, request: request.map(str::to_string) },
+            &ServerMessage::Error {
+                code: err.code,
+                message: err.message,
+                request: request.map(str::to_string),
+            },
         );
     }
 }
 
 impl Room {
     pub fn new(address: RoomAddress) -> Self {
-        Self { address, conns: BTreeMap::new(), meeting: None }
+        Self {
+            address,
+            conns: BTreeMap::new(),
+            meeting: None,
+        }
     }
 
     pub fn address(&self) -> &RoomAddress {
@@ -196,16 +247,27 @@ impl Room {
             Input::Open { conn, client } => {
                 let bucket = TokenBucket::full(env.config.limits.message_burst, env.now_ms);
                 let state = ConnState::Lobby;
-                self.conns.insert(conn, Conn { client, state, bucket, password_failures: FailureWindow::default() });
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        client,
+                        state,
+                        bucket,
+                        password_failures: FailureWindow::default(),
+                    },
+                );
             }
             Input::Text { conn, text } => self.on_frame(env, &mut out, conn, Some(text), 0),
             Input::Binary { conn, len } => self.on_frame(env, &mut out, conn, None, len),
-            Input::Closed { conn } => self.remove_conn(env, &mut out, conn, LeaveReason::Disconnected),
+            Input::Closed { conn } => {
+                self.remove_conn(env, &mut out, conn, LeaveReason::Disconnected)
+            }
             Input::Alarm => self.on_alarm(env, &mut out),
             Input::NodeAssigned(node) => self.on_node_assigned(env, &mut out, node),
-            Input::DominantSpeaker { meeting_id, participant } => {
-                self.on_dominant_speaker(env, &mut out, &meeting_id, &participant)
-            }
+            Input::DominantSpeaker {
+                meeting_id,
+                participant,
+            } => self.on_dominant_speaker(env, &mut out, &meeting_id, &participant),
         }
         if self.conns.is_empty() {
             out.0.push(Effect::Ended);
@@ -213,18 +275,42 @@ impl Room {
         out.0
     }
 
-    fn on_frame(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, text: Option<String>, len: usize) {
+    fn on_frame(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        conn: ConnId,
+        text: Option<String>,
+        len: usize,
+    ) {
         let limits = &env.config.limits;
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        if !c.bucket.take(limits.message_burst, limits.messages_per_second, env.now_ms) {
-            out.error(conn, ProtocolError::new(ErrorCode::RateLimited, "too many messages; closing"), None);
-            out.0.push(Effect::Close { conn, code: close::POLICY, reason: "message flood".into() });
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c
+            .bucket
+            .take(limits.message_burst, limits.messages_per_second, env.now_ms)
+        {
+            out.error(
+                conn,
+                ProtocolError::new(ErrorCode::RateLimited, "too many messages; closing"),
+                None,
+            );
+            out.0.push(Effect::Close {
+                conn,
+                code: close::POLICY,
+                reason: "message flood".into(),
+            });
             self.remove_conn(env, out, conn, LeaveReason::Disconnected);
             return;
         }
         let Some(text) = text else {
             let _ = len;
-            out.error(conn, ProtocolError::new(ErrorCode::BinaryNotSupported, "send JSON text frames"), None);
+            out.error(
+                conn,
+                ProtocolError::new(ErrorCode::BinaryNotSupported, "send JSON text frames"),
+                None,
+            );
             return;
         };
         if text.len() > limits.max_message_bytes {
@@ -243,7 +329,13 @@ impl Room {
         }
     }
 
-    fn on_message(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, msg: ClientMessage) -> Result<(), ProtocolError> {
+    fn on_message(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        conn: ConnId,
+        msg: ClientMessage,
+    ) -> Result<(), ProtocolError> {
         let state = self.conns.get(&conn).map(|c| c.state.clone());
         match (msg, state) {
             (ClientMessage::Ping, _) => {
@@ -251,27 +343,41 @@ impl Room {
                 Ok(())
             }
             (ClientMessage::Join(join), Some(ConnState::Lobby)) => self.join(env, out, conn, join),
-            (ClientMessage::Join(_), _) => Err(ProtocolError::new(ErrorCode::AlreadyJoined, "already joined or waiting")),
+            (ClientMessage::Join(_), _) => Err(ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "already joined or waiting",
+            )),
             (ClientMessage::Leave, Some(_)) => {
-                out.0.push(Effect::Close { conn, code: close::NORMAL, reason: "left".into() });
+                out.0.push(Effect::Close {
+                    conn,
+                    code: close::NORMAL,
+                    reason: "left".into(),
+                });
                 self.remove_conn(env, out, conn, LeaveReason::Left);
                 Ok(())
             }
             (msg, Some(ConnState::Joined { id })) => self.on_member_message(env, out, &id, msg),
-            _ => Err(ProtocolError::new(ErrorCode::NotJoined, "join the room first")),
+            _ => Err(ProtocolError::new(
+                ErrorCode::NotJoined,
+                "join the room first",
+            )),
         }
     }
 
     /// A socket is gone (closed, left, kicked, flooded): drop it and whatever it held.
     fn remove_conn(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, reason: LeaveReason) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         if let ConnState::Joined { id } = c.state {
             self.remove_member(env, out, &id, reason);
         }
     }
 
     fn remove_member(&mut self, env: &mut Env, out: &mut Out, id: &str, reason: LeaveReason) {
-        let Some(meeting) = self.meeting.as_mut() else { return };
+        let Some(meeting) = self.meeting.as_mut() else {
+            return;
+        };
         if meeting.members.remove(id).is_none() {
             return;
         }
@@ -282,7 +388,13 @@ impl Room {
             return;
         }
         let conns = self.member_conns();
-        out.send_many(conns, &ServerMessage::ParticipantLeft { id: id.to_string(), reason });
+        out.send_many(
+            conns,
+            &ServerMessage::ParticipantLeft {
+                id: id.to_string(),
+                reason,
+            },
+        );
         self.close_on_node(env, out, media::NodeScopeFor::Participant(id.to_string()));
         self.update_media(env, out);
     }
@@ -295,7 +407,13 @@ impl Room {
     }
 
     fn member_conns(&self) -> Vec<ConnId> {
-        self.meeting.as_ref().map_or_else(Vec::new, |m| m.order.iter().filter_map(|id| m.members.get(id)).map(|p| p.conn).collect())
+        self.meeting.as_ref().map_or_else(Vec::new, |m| {
+            m.order
+                .iter()
+                .filter_map(|id| m.members.get(id))
+                .map(|p| p.conn)
+                .collect()
+        })
     }
 
     fn participant(id: &str, m: &Member) -> Participant {
