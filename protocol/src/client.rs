@@ -161,13 +161,26 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
     let Value::Object(mut map) = value else {
-        return Err(ProtocolError::new(ErrorCode::NotAnObject, "a message must be a JSON object"));
+        return Err(ProtocolError::new(
+            ErrorCode::NotAnObject,
+            "a message must be a JSON object",
+        ));
     };
     check_version(&mut map)?;
     let kind = match map.get("type") {
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ProtocolError::new(ErrorCode::InvalidMessage, "`type` must be a string")),
-        None => return Err(ProtocolError::new(ErrorCode::InvalidMessage, "missing `type`")),
+        Some(_) => {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidMessage,
+                "`type` must be a string",
+            ));
+        }
+        None => {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidMessage,
+                "missing `type`",
+            ));
+        }
     };
     if !KNOWN_TYPES.contains(&kind.as_str()) {
         return Err(ProtocolError::new(
@@ -176,7 +189,10 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
         ));
     }
     serde_json::from_value(Value::Object(map)).map_err(|e| {
-        ProtocolError::new(ErrorCode::InvalidMessage, format!("invalid `{kind}` message: {e}"))
+        ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            format!("invalid `{kind}` message: {e}"),
+        )
     })
 }
 
@@ -185,7 +201,10 @@ fn check_version(map: &mut Map<String, Value>) -> Result<(), ProtocolError> {
         Some(Value::Number(n)) if n.as_u64() == Some(u64::from(PROTOCOL_VERSION)) => Ok(()),
         Some(other) => Err(ProtocolError::new(
             ErrorCode::UnsupportedVersion,
-            format!("protocol version {} is not supported; this edge speaks v{PROTOCOL_VERSION}", truncate(&other.to_string(), 20)),
+            format!(
+                "protocol version {} is not supported; this edge speaks v{PROTOCOL_VERSION}",
+                truncate(&other.to_string(), 20)
+            ),
         )),
         None => Err(ProtocolError::new(
             ErrorCode::UnsupportedVersion,
@@ -211,7 +230,10 @@ mod tests {
         assert_eq!(
             m,
             ClientMessage::Join(Join {
-                profile: Profile { name: Some("Ada".into()), ..Default::default() },
+                profile: Profile {
+                    name: Some("Ada".into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             })
         );
@@ -219,7 +241,11 @@ mod tests {
 
     #[test]
     fn round_trips_every_type_name() {
-        for msg in [ClientMessage::Leave, ClientMessage::Ping, ClientMessage::SpeakerStats] {
+        for msg in [
+            ClientMessage::Leave,
+            ClientMessage::Ping,
+            ClientMessage::SpeakerStats,
+        ] {
             assert_eq!(parse_client(&msg.to_wire()).unwrap(), msg);
         }
     }
@@ -230,9 +256,15 @@ mod tests {
         assert_eq!(code("{"), ErrorCode::BadJson);
         assert_eq!(code("[]"), ErrorCode::NotAnObject);
         assert_eq!(code(r#"{"type":"ping"}"#), ErrorCode::UnsupportedVersion);
-        assert_eq!(code(r#"{"v":2,"type":"ping"}"#), ErrorCode::UnsupportedVersion);
+        assert_eq!(
+            code(r#"{"v":2,"type":"ping"}"#),
+            ErrorCode::UnsupportedVersion
+        );
         assert_eq!(code(r#"{"v":1,"type":"dance"}"#), ErrorCode::UnknownType);
-        assert_eq!(code(r#"{"v":1,"type":"chat","text":5}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code(r#"{"v":1,"type":"chat","text":5}"#),
+            ErrorCode::InvalidMessage
+        );
         assert_eq!(code(r#"{"v":1,"type":7}"#), ErrorCode::InvalidMessage);
     }
 }

@@ -55,7 +55,11 @@ pub struct Context {
 impl Context {
     /// The names of the features set to true.
     pub fn enabled_features(&self) -> Vec<String> {
-        self.features.iter().filter(|(_, v)| truthy(v)).map(|(k, _)| k.clone()).collect()
+        self.features
+            .iter()
+            .filter(|(_, v)| truthy(v))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 }
 

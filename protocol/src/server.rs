@@ -38,7 +38,10 @@ pub enum MediaMode {
     /// Alone in the room: nothing to connect to.
     None,
     /// Exactly two: one direct connection. The `initiator` sends the first offer.
-    P2p { peer: ParticipantId, initiator: bool },
+    P2p {
+        peer: ParticipantId,
+        initiator: bool,
+    },
     /// Three or more: everyone connects to the room's media node. `node` is absent while none is available.
     Sfu {
         #[serde(default)]
@@ -98,10 +101,19 @@ pub enum ServerMessage {
         tracks: Vec<ParticipantTracks>,
     },
     /// You are held until a moderator joins.
-    Waiting { reason: WaitReason },
-    ParticipantJoined { participant: Participant },
-    ParticipantUpdated { participant: Participant },
-    ParticipantLeft { id: ParticipantId, reason: LeaveReason },
+    Waiting {
+        reason: WaitReason,
+    },
+    ParticipantJoined {
+        participant: Participant,
+    },
+    ParticipantUpdated {
+        participant: Participant,
+    },
+    ParticipantLeft {
+        id: ParticipantId,
+        reason: LeaveReason,
+    },
     Chat {
         from: ParticipantId,
         text: String,
@@ -111,16 +123,33 @@ pub enum ServerMessage {
         at: u64,
     },
     /// A moderator asks you to mute; the client obeys.
-    Muted { kind: MediaKind, by: ParticipantId },
+    Muted {
+        kind: MediaKind,
+        by: ParticipantId,
+    },
     /// A moderator removed you; the socket closes next.
-    Kicked { by: ParticipantId },
-    RoomLocked { locked: bool, by: ParticipantId },
-    MediaMode { media: MediaMode },
+    Kicked {
+        by: ParticipantId,
+    },
+    RoomLocked {
+        locked: bool,
+        by: ParticipantId,
+    },
+    MediaMode {
+        media: MediaMode,
+    },
     /// P2P payload from the other peer.
-    Signal { from: ParticipantId, payload: Value },
+    Signal {
+        from: ParticipantId,
+        payload: Value,
+    },
     Tracks(ParticipantTracks),
-    DominantSpeaker { id: ParticipantId },
-    SpeakerStats { stats: Vec<SpeakerStat> },
+    DominantSpeaker {
+        id: ParticipantId,
+    },
+    SpeakerStats {
+        stats: Vec<SpeakerStat>,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -148,8 +177,13 @@ struct Envelope<'a> {
 
 /// Serialize a server message with its version envelope.
 pub fn encode_server(msg: &ServerMessage) -> String {
-    serde_json::to_string(&Envelope { v: PROTOCOL_VERSION, msg })
-        .unwrap_or_else(|_| r#"{"v":1,"type":"error","code":"internal","message":"encoding failed"}"#.into())
+    serde_json::to_string(&Envelope {
+        v: PROTOCOL_VERSION,
+        msg,
+    })
+    .unwrap_or_else(|_| {
+        r#"{"v":1,"type":"error","code":"internal","message":"encoding failed"}"#.into()
+    })
 }
 
 /// Parse a server message (test clients and tools); the version must match.
@@ -158,9 +192,13 @@ pub fn decode_server(text: &str) -> Result<ServerMessage, crate::ProtocolError> 
         .map_err(|e| crate::ProtocolError::new(ErrorCode::BadJson, e.to_string()))?;
     let v = value.as_object_mut().and_then(|m| m.remove("v"));
     if v.and_then(|v| v.as_u64()) != Some(u64::from(PROTOCOL_VERSION)) {
-        return Err(crate::ProtocolError::new(ErrorCode::UnsupportedVersion, "bad version"));
+        return Err(crate::ProtocolError::new(
+            ErrorCode::UnsupportedVersion,
+            "bad version",
+        ));
     }
-    serde_json::from_value(value).map_err(|e| crate::ProtocolError::new(ErrorCode::InvalidMessage, e.to_string()))
+    serde_json::from_value(value)
+        .map_err(|e| crate::ProtocolError::new(ErrorCode::InvalidMessage, e.to_string()))
 }
 
 #[cfg(test)]
@@ -169,9 +207,17 @@ mod tests {
 
     #[test]
     fn media_mode_nests_its_tag() {
-        let msg = ServerMessage::MediaMode { media: MediaMode::P2p { peer: "p1".into(), initiator: true } };
+        let msg = ServerMessage::MediaMode {
+            media: MediaMode::P2p {
+                peer: "p1".into(),
+                initiator: true,
+            },
+        };
         let text = encode_server(&msg);
-        assert_eq!(text, r#"{"v":1,"type":"media_mode","media":{"mode":"p2p","peer":"p1","initiator":true}}"#);
+        assert_eq!(
+            text,
+            r#"{"v":1,"type":"media_mode","media":{"mode":"p2p","peer":"p1","initiator":true}}"#
+        );
         assert_eq!(decode_server(&text).unwrap(), msg);
     }
 

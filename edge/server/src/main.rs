@@ -1,1 +1,190 @@
-fn main() {}
+//! `edgemeet`: the edge on a VM or a laptop. With no configuration it is the all-in-one meeting
+//! server on localhost: `cargo run --release`, then open the printed URL.
+
+mod config;
+mod hub;
+mod location;
+mod nodes;
+mod pages;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::{get, post};
+use clap::{Parser, Subcommand};
+use edgemeet_core::Registry;
+use tokio::sync::watch;
+
+use crate::config::{LogFormat, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "edgemeet",
+    version,
+    about = "Privacy-first video meetings: the edge server (all-in-one by default)"
+)]
+struct Cli {
+    /// Configuration file (TOML). Without one, defaults suit a meeting server on localhost.
+    #[arg(long, short, env = "EDGEMEET_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides the file and EDGEMEET_LISTEN).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Check a configuration file and report the first problem with the offending key.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    Check { file: PathBuf },
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<hub::Hub>,
+    pub registry: Arc<Mutex<Registry>>,
+    pub web: Arc<pages::Web>,
+    pub shutdown: watch::Receiver<()>,
+    pub trust_location_headers: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // Errors print as one clear line (with causes), never a panic backtrace.
+    if let Err(err) = run(cli) {
+        eprintln!("edgemeet: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Config {
+            action: ConfigAction::Check { file },
+        }) => {
+            ServerConfig::load(Some(&file))?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        None | Some(Command::Serve) => {
+            let mut config = ServerConfig::load(cli.config.as_deref())?;
+            if let Some(listen) = cli.listen {
+                config.listen = listen;
+            }
+            init_logs(config.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEMEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let web = pages::Web::load(&config.web_dir)
+        .with_context(|| format!("web_dir {}", config.web_dir.display()))?;
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let edge = Arc::new(config.edge.clone());
+    let hub = hub::Hub::new(
+        edge,
+        registry.clone(),
+        nodes::NodeCaller::default(),
+        config.region.clone(),
+    );
+    let (shutdown_tx, shutdown) = watch::channel(());
+    let state = AppState {
+        hub,
+        registry,
+        web: Arc::new(web),
+        shutdown,
+        trust_location_headers: config.trust_location_headers,
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set --listen or EDGEMEET_LISTEN)",
+                config.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    println!("edgemeet listening on http://{addr}/ - open it in a browser to start a meeting");
+    tracing::info!(%addr, tenants = config.edge.tenants.len(), "edge ready");
+
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing sockets");
+        let _ = shutdown_tx.send(());
+    })
+    .await?;
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/assets/{*path}", get(pages::asset))
+        .route("/api/names/random", get(pages::random_name))
+        .route("/api/names/check", post(pages::check_name))
+        .route("/api/rooms/{room}", get(ws::room_default))
+        .route("/api/rooms/{tenant}/{room}", get(ws::room_tenant))
+        .route("/api/nodes/heartbeat", post(nodes::heartbeat))
+        .route("/api/nodes/events", post(nodes::events))
+        .route("/api/{*rest}", axum::routing::any(pages::fallback))
+        .route("/healthz", get(pages::healthz))
+        .route("/readyz", get(pages::healthz))
+        .route("/{room}", get(pages::room_page))
+        .route("/{tenant}/{room}", get(pages::room_page))
+        .fallback(pages::fallback)
+        .layer(axum::middleware::from_fn(pages::security_headers))
+        .with_state(state)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

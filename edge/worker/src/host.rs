@@ -21,6 +21,8 @@ use crate::core::{
     self, ClientInfo, ConnId, EdgeConfig, Effect, Input, Location, NodeInfo, RoomAddress,
 };
 use crate::logic::{self, Attachment, Route};
+use edgemeet_protocol::node::{Heartbeat, NodeEvent, NodeEvents};
+use edgemeet_protocol::{ServerMessage, encode_server};
 
 const ROOM_BINDING: &str = "ROOM";
 const REGISTRY_BINDING: &str = "REGISTRY";
@@ -63,6 +65,24 @@ thread_local! {
     static CONFIG: RefCell<Option<Rc<EdgeConfig>>> = const { RefCell::new(None) };
 }
 
+/// A binding holding JSON: a JSON object var, or a string (var or secret) holding JSON.
+fn env_json(env: &Env, name: &str) -> Result<Option<Value>> {
+    let raw = js_sys::Reflect::get(env, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+    if raw.is_undefined() || raw.is_null() {
+        return Ok(None);
+    }
+    let text = match raw.as_string() {
+        Some(s) => s,
+        None => js_sys::JSON::stringify(&raw)
+            .ok()
+            .and_then(|s| s.as_string())
+            .unwrap_or_default(),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{name}: not JSON: {e}").into())
+}
+
 /// The configuration: `EDGEMEET_CONFIG` (a wrangler var, JSON object or JSON string) deep-merged with
 /// `EDGEMEET_SECRETS` (a `wrangler secret`, JSON string: node secret, JWT keys, log key). Parsed once
 /// per isolate.
@@ -70,20 +90,15 @@ fn config(env: &Env) -> Result<Rc<EdgeConfig>> {
     if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
         return Ok(c);
     }
-    let mut value = match env.object_var::<Value>("EDGEMEET_CONFIG") {
-        Ok(Value::String(s)) => {
-            serde_json::from_str(&s).map_err(|e| format!("EDGEMEET_CONFIG: {e}"))?
-        }
-        Ok(v) => v,
-        Err(_) => json!({}),
-    };
-    if let Ok(secret) = env.secret("EDGEMEET_SECRETS") {
-        let overlay: Value = serde_json::from_str(&secret.to_string())
-            .map_err(|e| format!("EDGEMEET_SECRETS: {e}"))?;
+    let mut value = env_json(env, "EDGEMEET_CONFIG")?.unwrap_or_else(|| json!({}));
+    if let Some(overlay) = env_json(env, "EDGEMEET_SECRETS")? {
         logic::merge_json(&mut value, overlay);
     }
     let parsed: EdgeConfig =
         serde_json::from_value(value).map_err(|e| format!("edge configuration: {e}"))?;
+    parsed
+        .validate()
+        .map_err(|e| format!("edge configuration: {e}"))?;
     let parsed = Rc::new(parsed);
     CONFIG.with(|c| *c.borrow_mut() = Some(parsed.clone()));
     Ok(parsed)
@@ -95,19 +110,29 @@ fn probes_enabled(env: &Env) -> bool {
         .unwrap_or(false)
 }
 
+/// The headers the native server puts on every response (`edge/server/src/pages.rs`).
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("referrer-policy", "no-referrer"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    (
+        "permissions-policy",
+        "camera=(self), microphone=(self), display-capture=(self), interest-cohort=()",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' https: data: blob:; media-src 'self' blob:; style-src 'self'; script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'",
+    ),
+];
+
 fn with_common_headers(mut resp: Response, content_type: &str) -> Result<Response> {
-    let h = resp.headers_mut();
-    h.set("content-type", content_type)?;
-    h.set("x-content-type-options", "nosniff")?;
-    h.set("referrer-policy", "no-referrer")?;
+    resp.headers_mut().set("content-type", content_type)?;
     Ok(resp)
 }
 
 fn json_response(status: u16, body: &Value) -> Result<Response> {
     let resp = Response::from_bytes(body.to_string().into_bytes())?.with_status(status);
-    let mut resp = with_common_headers(resp, "application/json")?;
-    resp.headers_mut().set("cache-control", "no-store")?;
-    Ok(resp)
+    with_common_headers(resp, "application/json")
 }
 
 fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
@@ -190,14 +215,15 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
         return test_probe(req, env).await;
     }
     let method = req.method();
-    match logic::route(method.as_ref(), &path) {
+    let mut resp = match logic::route(method.as_ref(), &path) {
         Route::Page => bytes_response(
             &method,
             logic::index_html(),
             "text/html; charset=utf-8",
             "no-cache",
         ),
-        Route::File(p, body) => bytes_response(&method, body, logic::content_type(p), "no-cache"),
+        Route::Asset(p, body) => bytes_response(&method, body, logic::content_type(p), "no-cache"),
+        Route::Health => with_common_headers(Response::ok("ok")?, "text/plain; charset=utf-8"),
         Route::NamesRandom => {
             let name = core::names::generate(&mut JsRng);
             json_response(200, &json!({ "name": name }))
@@ -206,9 +232,20 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
         Route::Room { tenant, room } => join_room(req, env, tenant, room).await,
         Route::Heartbeat => heartbeat(req, env).await,
         Route::NodeEvents => node_events(req, env).await,
-        Route::NotFound => json_error(404, "not_found", "no such path"),
-        Route::MethodNotAllowed => json_error(405, "method_not_allowed", "method not allowed"),
+        Route::NotFound => json_error(404, "not_found", "no such file"),
+        Route::MethodNotAllowed(allow) => {
+            let mut resp = Response::empty()?.with_status(405);
+            resp.headers_mut().set("allow", allow)?;
+            Ok(resp)
+        }
+    }?;
+    if resp.status_code() != 101 {
+        let h = resp.headers_mut();
+        for (k, v) in SECURITY_HEADERS {
+            h.set(k, v)?;
+        }
     }
+    Ok(resp)
 }
 
 async fn names_check(mut req: Request) -> Result<Response> {
@@ -216,9 +253,10 @@ async fn names_check(mut req: Request) -> Result<Response> {
     struct Body {
         name: String,
     }
-    let Some(text) = read_body(&mut req).await? else {
-        return json_error(413, "too_large", "body too large");
-    };
+    let text = req.text().await?;
+    if text.len() > 4096 {
+        return json_error(413, "too_large", "send at most 4096 bytes");
+    }
     match serde_json::from_str::<Body>(&text) {
         Ok(b) => json_response(
             200,
@@ -233,17 +271,30 @@ async fn names_check(mut req: Request) -> Result<Response> {
 }
 
 fn address_key(config: &EdgeConfig, req: &Request) -> String {
-    use hmac::{Hmac, Mac};
     let ip = req
         .headers()
         .get("cf-connecting-ip")
         .ok()
         .flatten()
         .unwrap_or_default();
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(config.log_key.as_bytes()).expect("any key length");
-    mac.update(ip.as_bytes());
-    hex::encode(&mac.finalize().into_bytes()[..12])
+    core::keyed_hash(&config.hash_key, &format!("addr\0{ip}"))
+}
+
+/// A name or tenant that does not resolve: the socket is accepted (every name upgrades the same
+/// way), told why, and closed, as on the native host.
+fn refuse_socket(err: edgemeet_protocol::ProtocolError) -> Result<Response> {
+    let pair = WebSocketPair::new()?;
+    pair.server.accept()?;
+    let msg = ServerMessage::Error {
+        code: err.code,
+        message: err.message,
+        request: None,
+    };
+    let _ = pair.server.send_with_str(encode_server(&msg));
+    let _ = pair
+        .server
+        .close(Some(core::room::close::POLICY), Some("invalid room"));
+    Response::from_websocket(pair.client)
 }
 
 async fn join_room(
@@ -254,7 +305,9 @@ async fn join_room(
 ) -> Result<Response> {
     let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
-        return json_error(426, "upgrade_required", "this endpoint is a WebSocket");
+        // What axum's WebSocket extractor answers on the native host.
+        let resp = Response::ok("Connection header did not include 'upgrade'")?.with_status(400);
+        return with_common_headers(resp, "text/plain; charset=utf-8");
     }
     let config = config(&env)?;
     let tenant = match tenant {
@@ -262,17 +315,14 @@ async fn join_room(
         Some(t) => logic::percent_decode(&t).map(Some),
     };
     let (Some(room), Some(tenant)) = (logic::percent_decode(&raw_room), tenant) else {
-        return json_error(400, "invalid_room_name", "room name is not valid UTF-8");
+        return refuse_socket(edgemeet_protocol::ProtocolError::new(
+            edgemeet_protocol::ErrorCode::InvalidRoomName,
+            "room names are 1-128 letters, digits, '-', '_' or '.', not starting with '.'",
+        ));
     };
     let address = match core::route(&config, tenant.as_deref(), &room) {
         Ok(a) => a,
-        Err(e) => {
-            let code = serde_json::to_value(e.code).unwrap_or(Value::Null);
-            return json_response(
-                400,
-                &json!({ "error": { "code": code, "message": e.message } }),
-            );
-        }
+        Err(e) => return refuse_socket(e),
     };
     let query = req.url()?.query().unwrap_or("").to_owned();
     let client = ClientInfo {
@@ -300,16 +350,16 @@ async fn heartbeat(mut req: Request, env: Env) -> Result<Response> {
     let config = config(&env)?;
     if !logic::bearer_ok(
         req.headers().get("authorization")?.as_deref(),
-        &config.node_secret,
+        config.node_secret.as_deref(),
     ) {
         return json_error(401, "unauthorized", "a node secret is required");
     }
     let Some(text) = read_body(&mut req).await? else {
-        return json_error(413, "too_large", "body too large");
+        return json_error(413, "too_large", "at most 64 KiB");
     };
-    let hb: core::Heartbeat = match serde_json::from_str(&text) {
+    let hb: Heartbeat = match serde_json::from_str(&text) {
         Ok(h) => h,
-        Err(e) => return json_error(400, "invalid_message", &format!("invalid heartbeat: {e}")),
+        Err(e) => return json_error(400, "invalid_message", &e.to_string()),
     };
     let resp = do_post(
         &registry_stub(&env)?,
@@ -327,20 +377,20 @@ async fn node_events(mut req: Request, env: Env) -> Result<Response> {
     let config = config(&env)?;
     if !logic::bearer_ok(
         req.headers().get("authorization")?.as_deref(),
-        &config.node_secret,
+        config.node_secret.as_deref(),
     ) {
         return json_error(401, "unauthorized", "a node secret is required");
     }
     let Some(text) = read_body(&mut req).await? else {
-        return json_error(413, "too_large", "body too large");
+        return json_error(413, "too_large", "at most 64 KiB");
     };
-    let batch: edgemeet_protocol::node::NodeEvents = match serde_json::from_str(&text) {
+    let batch: NodeEvents = match serde_json::from_str(&text) {
         Ok(b) => b,
-        Err(e) => return json_error(400, "invalid_message", &format!("invalid events: {e}")),
+        Err(e) => return json_error(400, "invalid_message", &e.to_string()),
     };
     let ns = env.durable_object(ROOM_BINDING)?;
     for event in batch.events {
-        let core::NodeEvent::DominantSpeaker { route, .. } = &event;
+        let NodeEvent::DominantSpeaker { route, .. } = &event;
         // Only well-formed routes (our own keyed hashes) address a room object.
         if route.len() > 128
             || !route
@@ -427,10 +477,9 @@ pub struct Room {
 
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
-        if let Ok(pair) = WebSocketRequestResponsePair::new(
-            PING,
-            &edgemeet_protocol::encode_server(&edgemeet_protocol::ServerMessage::Pong),
-        ) {
+        if let Ok(pair) =
+            WebSocketRequestResponsePair::new(PING, &encode_server(&ServerMessage::Pong))
+        {
             state.set_websocket_auto_response(&pair);
         }
         Self {
@@ -445,10 +494,16 @@ impl DurableObject for Room {
         match path.as_str() {
             "/connect" => self.open_socket(&req).await,
             "/node-event" => {
-                let event: core::NodeEvent = req.json().await?;
+                let NodeEvent::DominantSpeaker {
+                    room, participant, ..
+                } = req.json().await?;
                 // An event for a room that is not running creates nothing.
                 if self.load().await? {
-                    self.run(Input::NodeEvent(event)).await?;
+                    self.run(Input::DominantSpeaker {
+                        meeting_id: room,
+                        participant,
+                    })
+                    .await?;
                 }
                 Ok(Response::empty()?.with_status(204))
             }
@@ -636,6 +691,8 @@ impl Room {
                     Effect::RequestNode { location } => {
                         queue.push_back(Input::NodeAssigned(self.select_node(location).await))
                     }
+                    // The native host does not call nodes yet either (NodeCaller::close is a no-op).
+                    Effect::CloseOnNode { .. } => {}
                     Effect::Ended => ended = true,
                 }
             }
@@ -732,7 +789,7 @@ pub struct Registry {
     state: State,
     #[allow(dead_code)]
     env: Env,
-    registry: RefCell<Option<core::registry::Registry>>,
+    registry: RefCell<Option<core::Registry>>,
 }
 
 const REGISTRY_KEY: &str = "registry";
@@ -748,8 +805,7 @@ impl DurableObject for Registry {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         if self.registry.borrow().is_none() {
-            let stored: Option<core::registry::Registry> =
-                self.state.storage().get(REGISTRY_KEY).await?;
+            let stored: Option<core::Registry> = self.state.storage().get(REGISTRY_KEY).await?;
             let mut r = self.registry.borrow_mut();
             if r.is_none() {
                 *r = Some(stored.unwrap_or_default());
@@ -759,7 +815,7 @@ impl DurableObject for Registry {
             "/heartbeat" => {
                 #[derive(Deserialize)]
                 struct Body {
-                    heartbeat: core::Heartbeat,
+                    heartbeat: Heartbeat,
                     #[serde(default)]
                     age_ms: u64,
                 }

@@ -6,9 +6,7 @@
 //!
 //! Build with `edge/worker/build.sh`; see `docs/deploy.md` (Cloudflare).
 
-// The room logic comes from `edge/core`; until it lands on `main`, a stand-in with the announced API.
-pub mod core_shim;
-pub use core_shim as core;
+pub use edgemeet_core as core;
 
 pub mod logic;
 

@@ -8,13 +8,14 @@ use sha2::Sha256;
 
 use crate::core::{ConnId, Location};
 
-/// What a request is for.
+/// What a request is for. Mirrors the native server's router (`edge/server/src/main.rs`) so both
+/// hosts answer the same paths the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// The meeting page (`/` and `/{room}`): the same bytes for every name.
+    /// The meeting page (`/`, `/{room}`, `/{tenant}/{room}`): the same bytes for every name.
     Page,
-    /// A file of `edge/web/` by its URL path.
-    File(&'static str, &'static [u8]),
+    /// A file under `edge/web/assets/`.
+    Asset(&'static str, &'static [u8]),
     NamesRandom,
     NamesCheck,
     /// `WS /api/rooms/{room}` or `/api/rooms/{tenant}/{room}` (raw, still percent-encoded).
@@ -24,16 +25,19 @@ pub enum Route {
     },
     Heartbeat,
     NodeEvents,
+    Health,
+    /// 404 with the JSON error body.
     NotFound,
-    MethodNotAllowed,
+    /// A known path with another method: 405, empty body, `allow` header.
+    MethodNotAllowed(&'static str),
 }
 
 mod web {
     include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 }
 
-/// The page served for `/` and `/{room}`: `edge/web/index.html`, or a placeholder when the web folder
-/// is not there yet (a build without the UI still answers, the same way for every name).
+/// The page served for `/` and `/{room}`: `edge/web/index.html` (a placeholder if the folder is
+/// missing, so a build without the UI still answers the same way for every name).
 pub fn index_html() -> &'static [u8] {
     file("/index.html").unwrap_or(b"<!doctype html><title>edgemeet</title><p>edgemeet</p>\n")
 }
@@ -47,62 +51,68 @@ pub fn file_paths() -> impl Iterator<Item = &'static str> {
 }
 
 pub fn route(method: &str, path: &str) -> Route {
-    let is_get = method == "GET" || method == "HEAD";
+    let get = method == "GET" || method == "HEAD";
+    let only =
+        |m: &'static str, ok: bool, r: Route| if ok { r } else { Route::MethodNotAllowed(m) };
     if let Some(rest) = path.strip_prefix("/api/") {
         let parts: Vec<&str> = rest.split('/').collect();
         return match parts.as_slice() {
-            ["names", "random"] if is_get => Route::NamesRandom,
-            ["names", "check"] if method == "POST" => Route::NamesCheck,
-            ["names", "random" | "check"] => Route::MethodNotAllowed,
-            ["rooms", room] if is_get && !room.is_empty() => Route::Room {
-                tenant: None,
-                room: (*room).into(),
-            },
-            ["rooms", tenant, room] if is_get && !tenant.is_empty() && !room.is_empty() => {
+            ["names", "random"] => only("GET,HEAD", get, Route::NamesRandom),
+            ["names", "check"] => only("POST", method == "POST", Route::NamesCheck),
+            ["rooms", room] if !room.is_empty() => only(
+                "GET,HEAD",
+                get,
+                Route::Room {
+                    tenant: None,
+                    room: (*room).into(),
+                },
+            ),
+            ["rooms", tenant, room] if !tenant.is_empty() && !room.is_empty() => only(
+                "GET,HEAD",
+                get,
                 Route::Room {
                     tenant: Some((*tenant).into()),
                     room: (*room).into(),
-                }
-            }
-            ["rooms", ..] if !is_get => Route::MethodNotAllowed,
-            ["nodes", "heartbeat"] if method == "POST" => Route::Heartbeat,
-            ["nodes", "events"] if method == "POST" => Route::NodeEvents,
-            ["nodes", "heartbeat" | "events"] => Route::MethodNotAllowed,
+                },
+            ),
+            ["nodes", "heartbeat"] => only("POST", method == "POST", Route::Heartbeat),
+            ["nodes", "events"] => only("POST", method == "POST", Route::NodeEvents),
             _ => Route::NotFound,
         };
     }
-    if !is_get {
-        return Route::MethodNotAllowed;
-    }
-    if path == "/" {
-        return Route::Page;
-    }
-    if let Some((p, b)) = web::FILES.iter().find(|(p, _)| *p == path) {
-        if *p == "/index.html" {
-            return Route::Page;
+    if let Some(rest) = path.strip_prefix("/assets/") {
+        if rest.is_empty() {
+            return Route::NotFound;
         }
-        return Route::File(p, b);
+        return match web::FILES
+            .iter()
+            .find(|(p, _)| p.strip_prefix("/assets/") == Some(rest))
+        {
+            Some((p, b)) => only("GET,HEAD", get, Route::Asset(p, b)),
+            None => Route::NotFound,
+        };
     }
-    // `/{room}`: one segment, any name; the answer never depends on whether the room is in use.
-    let seg = &path[1..];
-    if !seg.is_empty() && !seg.contains('/') {
-        return Route::Page;
+    if path == "/healthz" || path == "/readyz" {
+        return only("GET,HEAD", get, Route::Health);
     }
-    Route::NotFound
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [""] | [_] | [_, _] if segments.iter().all(|s| !s.is_empty()) || path == "/" => {
+            only("GET,HEAD", get, Route::Page)
+        }
+        _ => Route::NotFound,
+    }
 }
 
+/// Content types of assets, as the native server sends them.
 pub fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next().unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" | "webmanifest" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "woff2" => "font/woff2",
-        "wasm" => "application/wasm",
-        "txt" => "text/plain; charset=utf-8",
+    match path.rsplit_once('.').map(|(_, e)| e) {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        Some("html") => "text/html; charset=utf-8",
         _ => "application/octet-stream",
     }
 }
@@ -125,39 +135,29 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A location from `request.cf` (as JSON). Every field is optional and checked: a missing, mistyped or
-/// out-of-range value is dropped, never a panic.
+/// A location from `request.cf` (as JSON), parsed by the core's rules: a missing, mistyped or
+/// out-of-range value is dropped, never a panic (workers-rs' `Cf::coordinates()` would unwrap).
 pub fn location_from_cf(cf: &Value) -> Option<Location> {
-    let code = |key: &str| -> Option<[u8; 2]> {
-        let s = cf.get(key)?.as_str()?;
-        let b = s.as_bytes();
-        (b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic))
-            .then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+    let text = |key: &str| -> Option<String> {
+        match cf.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
     };
-    let coord = |key: &str, max: f64| -> Option<f64> {
-        let v = cf.get(key)?;
-        let x = match v {
-            Value::String(s) => s.trim().parse::<f64>().ok()?,
-            Value::Number(n) => n.as_f64()?,
-            _ => return None,
-        };
-        (x.is_finite() && x.abs() <= max).then_some(x)
-    };
-    let continent = code("continent");
-    let country = code("country").filter(|c| c != b"XX" && c != b"T1");
-    let (lat, lon) = match (coord("latitude", 90.0), coord("longitude", 180.0)) {
-        (Some(lat), Some(lon)) => (Some(lat), Some(lon)),
-        _ => (None, None),
-    };
-    if continent.is_none() && country.is_none() && lat.is_none() {
-        return None;
-    }
-    Some(Location {
-        continent,
-        country,
-        lat,
-        lon,
-    })
+    let (continent, country, lat, lon) = (
+        text("continent"),
+        text("country"),
+        text("latitude"),
+        text("longitude"),
+    );
+    let loc = Location::from_parts(
+        continent.as_deref(),
+        country.as_deref(),
+        lat.as_deref(),
+        lon.as_deref(),
+    );
+    (loc != Location::default()).then_some(loc)
 }
 
 /// Deep-merge `overlay` into `base` (objects merge key by key, anything else replaces): the secrets
@@ -173,14 +173,14 @@ pub fn merge_json(base: &mut Value, overlay: Value) {
     }
 }
 
-/// Checks `Authorization: Bearer <secret>` in constant time (an empty secret refuses everything).
-pub fn bearer_ok(header: Option<&str>, secret: &str) -> bool {
+/// Checks `Authorization: Bearer <secret>` in constant time (no secret configured refuses all).
+pub fn bearer_ok(header: Option<&str>, secret: Option<&str>) -> bool {
     let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
         return false;
     };
-    if secret.is_empty() {
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return false;
-    }
+    };
     let mut mac = Hmac::<Sha256>::new_from_slice(b"edgemeet-bearer").expect("any key length");
     mac.update(secret.as_bytes());
     let want = mac.finalize().into_bytes();
@@ -218,11 +218,20 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(route("GET", "/"), Route::Page);
-        assert_eq!(route("GET", "/SomeRoom"), Route::Page);
-        assert_eq!(route("GET", "/a/b"), Route::NotFound);
+        assert_eq!(route("HEAD", "/SomeRoom"), Route::Page);
+        assert_eq!(route("GET", "/acme/SomeRoom"), Route::Page);
+        assert_eq!(route("GET", "/a/b/c"), Route::NotFound);
+        assert_eq!(route("GET", "/a//"), Route::NotFound);
+        assert_eq!(route("POST", "/x"), Route::MethodNotAllowed("GET,HEAD"));
+        assert_eq!(route("GET", "/healthz"), Route::Health);
+        assert_eq!(route("GET", "/assets/"), Route::NotFound);
+        assert_eq!(route("GET", "/assets/../Cargo.toml"), Route::NotFound);
         assert_eq!(route("GET", "/api/names/random"), Route::NamesRandom);
         assert_eq!(route("POST", "/api/names/check"), Route::NamesCheck);
-        assert_eq!(route("GET", "/api/names/check"), Route::MethodNotAllowed);
+        assert_eq!(
+            route("GET", "/api/names/check"),
+            Route::MethodNotAllowed("POST")
+        );
         assert_eq!(
             route("GET", "/api/rooms/x"),
             Route::Room {
@@ -237,14 +246,17 @@ mod tests {
                 room: "x".into()
             }
         );
+        assert_eq!(route("GET", "/api/rooms"), Route::NotFound);
         assert_eq!(route("GET", "/api/rooms/"), Route::NotFound);
         assert_eq!(route("POST", "/api/nodes/heartbeat"), Route::Heartbeat);
         assert_eq!(
             route("GET", "/api/nodes/heartbeat"),
-            Route::MethodNotAllowed
+            Route::MethodNotAllowed("POST")
         );
-        assert_eq!(route("POST", "/x"), Route::MethodNotAllowed);
         assert_eq!(route("GET", "/api/other"), Route::NotFound);
+        for path in file_paths().filter(|p| p.starts_with("/assets/")) {
+            assert!(matches!(route("GET", path), Route::Asset(..)), "{path}");
+        }
     }
 
     #[test]
@@ -253,17 +265,17 @@ mod tests {
             &json!({"continent":"EU","country":"de","latitude":"52.52","longitude":"13.40"}),
         )
         .unwrap();
-        assert_eq!(l.continent, Some(*b"EU"));
-        assert_eq!(l.country, Some(*b"DE"));
+        assert_eq!(l.continent.as_deref(), Some("EU"));
+        assert_eq!(l.country.as_deref(), Some("DE"));
         assert_eq!(l.lat, Some(52.52));
         let l = location_from_cf(&json!({"continent":"NA","latitude":"north","longitude":"13"}))
             .unwrap();
-        assert_eq!((l.lat, l.lon), (None, None));
+        assert_eq!(l.lat, None);
         let l =
             location_from_cf(&json!({"continent":"NA","latitude":"95","longitude":"13"})).unwrap();
         assert_eq!(l.lat, None);
         assert_eq!(
-            location_from_cf(&json!({"continent":7,"country":"XX"})),
+            location_from_cf(&json!({"continent":7,"country":"?"})),
             None
         );
         assert_eq!(location_from_cf(&json!(null)), None);
@@ -291,11 +303,12 @@ mod tests {
 
     #[test]
     fn bearer() {
-        assert!(bearer_ok(Some("Bearer s3"), "s3"));
-        assert!(!bearer_ok(Some("Bearer s4"), "s3"));
-        assert!(!bearer_ok(Some("s3"), "s3"));
-        assert!(!bearer_ok(None, "s3"));
-        assert!(!bearer_ok(Some("Bearer "), ""));
+        assert!(bearer_ok(Some("Bearer s3"), Some("s3")));
+        assert!(!bearer_ok(Some("Bearer s4"), Some("s3")));
+        assert!(!bearer_ok(Some("s3"), Some("s3")));
+        assert!(!bearer_ok(None, Some("s3")));
+        assert!(!bearer_ok(Some("Bearer "), Some("")));
+        assert!(!bearer_ok(Some("Bearer x"), None));
     }
 
     #[test]

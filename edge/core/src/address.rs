@@ -1,0 +1,113 @@
+//! Room addresses: tenant + normalized room name, and the keyed hash that stands for them in routing
+//! (Durable Object names, node tokens) and logs.
+
+use edgemeet_protocol::{ErrorCode, ProtocolError};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::EdgeConfig;
+
+/// Where a room lives. `route` is safe to log and to use as a storage key; `room` is not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RoomAddress {
+    pub tenant: String,
+    /// Normalized room name (lowercase). Never log it.
+    pub room: String,
+    /// Keyed hash of tenant + room: the routing key and the room's name in logs.
+    pub route: String,
+}
+
+pub const MAX_ROOM_CHARS: usize = 128;
+
+/// Normalize a room name: lowercase; letters, digits, '-', '_', '.'; 1..=128 characters.
+pub fn normalize_room(raw: &str) -> Result<String, ProtocolError> {
+    let name = raw.trim().to_lowercase();
+    let chars = name.chars().count();
+    let ok = (1..=MAX_ROOM_CHARS).contains(&chars)
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(name)
+    } else {
+        Err(ProtocolError::new(
+            ErrorCode::InvalidRoomName,
+            "room names are 1-128 letters, digits, '-', '_' or '.', not starting with '.'",
+        ))
+    }
+}
+
+pub fn is_valid_tenant(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Resolve a room address from the URL's tenant (if any) and room segment.
+pub fn route(
+    config: &EdgeConfig,
+    tenant: Option<&str>,
+    raw_room: &str,
+) -> Result<RoomAddress, ProtocolError> {
+    let tenant = tenant.unwrap_or(&config.default_tenant).to_lowercase();
+    if config.tenant(&tenant).is_none() {
+        return Err(ProtocolError::new(
+            ErrorCode::UnknownTenant,
+            "no such tenant",
+        ));
+    }
+    let room = normalize_room(raw_room)?;
+    let route = keyed_hash(&config.hash_key, &format!("room\0{tenant}\0{room}"));
+    Ok(RoomAddress {
+        tenant,
+        room,
+        route,
+    })
+}
+
+/// HMAC-SHA256 of `data` under `key`, hex, first 128 bits: unlinkable to the input without the key.
+pub fn keyed_hash(key: &str, data: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    mac.update(data.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_case_and_refuses_odd_names() {
+        assert_eq!(normalize_room(" Team-Sync ").unwrap(), "team-sync");
+        assert_eq!(normalize_room("café").unwrap(), "café");
+        for bad in ["", ".hidden", "a/b", "a b", &"x".repeat(129)] {
+            assert_eq!(
+                normalize_room(bad).unwrap_err().code,
+                ErrorCode::InvalidRoomName,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn route_hides_the_name_and_depends_on_the_key() {
+        let mut cfg = EdgeConfig {
+            hash_key: "k".repeat(16),
+            ..Default::default()
+        };
+        let a = route(&cfg, None, "Standup").unwrap();
+        assert_eq!(a.room, "standup");
+        assert!(!a.route.contains("standup"));
+        assert_eq!(a.route, route(&cfg, None, "standup").unwrap().route);
+        cfg.hash_key = "j".repeat(16);
+        assert_ne!(a.route, route(&cfg, None, "standup").unwrap().route);
+        assert_eq!(
+            route(&cfg, Some("nope"), "x").unwrap_err().code,
+            ErrorCode::UnknownTenant
+        );
+    }
+}

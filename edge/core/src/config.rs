@@ -1,0 +1,250 @@
+//! Edge configuration: tenants and their auth, limits, media-node secret. Hosts load it from TOML
+//! (native) or JSON vars (Worker) and hand it to the core by reference.
+
+use std::collections::BTreeMap;
+
+use edgemeet_protocol::server::IceServer;
+use serde::{Deserialize, Serialize};
+
+/// Who may join a tenant's rooms, and who moderates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Anyone joins; everyone is moderator (soft moderation).
+    #[default]
+    Open,
+    /// A valid invite token is needed; moderators are those the token says.
+    Jwt,
+    /// Guests (no token) join only while a token-holding moderator is present; they wait otherwise.
+    JwtHost,
+}
+
+/// A JWT signing algorithm a tenant accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    HS256,
+    RS256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// Accepted `iss` values.
+    #[serde(default)]
+    pub issuers: Vec<String>,
+    /// Required `aud` value.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// Required `sub` value; defaults to the tenant's name.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The algorithms this tenant accepts (allow-list).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<Algorithm>,
+    /// HS256 shared secret.
+    #[serde(default, skip_serializing)]
+    pub hs256_secret: Option<String>,
+    /// RS256 public keys (PEM) by `kid`.
+    #[serde(default)]
+    pub rs256_public_keys: BTreeMap<String, String>,
+}
+
+fn default_audience() -> String {
+    "edgemeet".into()
+}
+
+fn default_algorithms() -> Vec<Algorithm> {
+    vec![Algorithm::HS256, Algorithm::RS256]
+}
+
+impl Default for TenantConfig {
+    fn default() -> Self {
+        Self {
+            auth: AuthMode::Open,
+            issuers: Vec::new(),
+            audience: default_audience(),
+            subject: None,
+            algorithms: default_algorithms(),
+            hs256_secret: None,
+            rs256_public_keys: BTreeMap::new(),
+        }
+    }
+}
+
+/// Limits that protect a room and its participants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Participants per room.
+    pub room_capacity: usize,
+    /// Largest text frame accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest chat message, in characters.
+    pub max_chat_chars: usize,
+    /// Message-rate bucket per connection: burst size and refill per second.
+    pub message_burst: u32,
+    pub messages_per_second: u32,
+    /// Wrong password guesses allowed per connection and per client address in `password_window_ms`.
+    pub password_attempts: u32,
+    pub password_window_ms: u64,
+    /// Time to wait in jwt-host mode, unanswered sockets to hold, etc.
+    pub max_waiting: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            room_capacity: 100,
+            max_message_bytes: 16 * 1024,
+            max_chat_chars: 4000,
+            message_burst: 100,
+            messages_per_second: 30,
+            password_attempts: 5,
+            password_window_ms: 60_000,
+            max_waiting: 50,
+        }
+    }
+}
+
+/// Everything the core needs to decide. Secrets are never serialized back out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// The tenant of rooms addressed without one (`/{room}`).
+    pub default_tenant: String,
+    pub tenants: BTreeMap<String, TenantConfig>,
+    pub limits: Limits,
+    /// After a room returns to two participants, wait this long before going back to P2P.
+    pub p2p_return_delay_ms: u64,
+    /// Shared HS256 secret for media-node tokens and node -> edge calls.
+    #[serde(skip_serializing)]
+    pub node_secret: Option<String>,
+    /// Lifetime of a media-node grant.
+    pub node_token_ttl_ms: u64,
+    /// STUN/TURN servers handed to browsers.
+    pub ice_servers: Vec<IceServer>,
+    /// Key for the keyed hashes that replace room names and client addresses in logs and routing.
+    #[serde(skip_serializing)]
+    pub hash_key: String,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        let mut tenants = BTreeMap::new();
+        tenants.insert("default".to_string(), TenantConfig::default());
+        Self {
+            default_tenant: "default".into(),
+            tenants,
+            limits: Limits::default(),
+            p2p_return_delay_ms: 5_000,
+            node_secret: None,
+            node_token_ttl_ms: 10 * 60_000,
+            ice_servers: Vec::new(),
+            hash_key: String::new(),
+        }
+    }
+}
+
+/// A configuration mistake, naming the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl EdgeConfig {
+    /// Check what serde cannot: references between settings, key material, sane limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: String, problem: &str| {
+            Err(ConfigError {
+                key,
+                problem: problem.into(),
+            })
+        };
+        if !self.tenants.contains_key(&self.default_tenant) {
+            return err(
+                "default_tenant".into(),
+                "names a tenant that is not configured under [tenants]",
+            );
+        }
+        for (name, t) in &self.tenants {
+            if !crate::address::is_valid_tenant(name) {
+                return err(
+                    format!("tenants.{name}"),
+                    "tenant names are 1-64 of a-z, 0-9, '-', '_'",
+                );
+            }
+            if t.auth != AuthMode::Open {
+                if t.algorithms.is_empty() {
+                    return err(
+                        format!("tenants.{name}.algorithms"),
+                        "a jwt tenant needs at least one algorithm",
+                    );
+                }
+                if t.algorithms.contains(&Algorithm::HS256)
+                    && t.hs256_secret.is_none()
+                    && t.rs256_public_keys.is_empty()
+                {
+                    return err(
+                        format!("tenants.{name}.hs256_secret"),
+                        "a jwt tenant needs an HS256 secret or RS256 public keys",
+                    );
+                }
+                if let Some(secret) = &t.hs256_secret
+                    && secret.len() < 32
+                {
+                    return err(
+                        format!("tenants.{name}.hs256_secret"),
+                        "must be at least 32 bytes",
+                    );
+                }
+                for (kid, pem) in &t.rs256_public_keys {
+                    if jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+                        return err(
+                            format!("tenants.{name}.rs256_public_keys.{kid}"),
+                            "not a PEM RSA public key",
+                        );
+                    }
+                }
+                if t.issuers.is_empty() {
+                    return err(
+                        format!("tenants.{name}.issuers"),
+                        "a jwt tenant needs at least one accepted issuer",
+                    );
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.room_capacity < 2 {
+            return err("limits.room_capacity".into(), "must be at least 2");
+        }
+        if l.max_message_bytes < 1024 {
+            return err("limits.max_message_bytes".into(), "must be at least 1024");
+        }
+        if l.message_burst == 0 || l.messages_per_second == 0 {
+            return err(
+                "limits.message_burst".into(),
+                "message rate limits must be above 0",
+            );
+        }
+        if let Some(s) = &self.node_secret
+            && s.len() < 32
+        {
+            return err("node_secret".into(), "must be at least 32 bytes");
+        }
+        if self.hash_key.len() < 16 {
+            return err(
+                "hash_key".into(),
+                "must be at least 16 bytes (hosts generate one when unset)",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
+        self.tenants.get(name)
+    }
+}

@@ -1,0 +1,245 @@
+//! What a joined participant can do: chat, profile and media state, moderation, media signalling,
+//! speaker stats.
+
+use edgemeet_protocol::server::LeaveReason;
+use edgemeet_protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage};
+
+use super::join::password_hash;
+use super::{ConnId, Effect, Env, Out, Room, close};
+
+const MAX_TRACKS: usize = 16;
+const MAX_ID_CHARS: usize = 128;
+const MAX_PASSWORD_CHARS: usize = 128;
+
+impl Room {
+    pub(super) fn on_member_message(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        id: &str,
+        msg: ClientMessage,
+    ) -> Result<(), ProtocolError> {
+        match msg {
+            ClientMessage::Chat { text, to } => self.chat(env, out, id, text, to),
+            ClientMessage::UpdateProfile { profile } => {
+                let profile = crate::profile::validate(&profile)?;
+                self.update_member(out, id, |m| m.profile = profile);
+                Ok(())
+            }
+            ClientMessage::MediaState(state) => {
+                self.update_member(out, id, |m| m.media = state);
+                Ok(())
+            }
+            ClientMessage::Mute { target, kind } => {
+                self.require_moderator(id)?;
+                let conn = self.member_conn(&target)?;
+                out.send(
+                    conn,
+                    &ServerMessage::Muted {
+                        kind,
+                        by: id.to_string(),
+                    },
+                );
+                Ok(())
+            }
+            ClientMessage::MuteAll { kind } => {
+                self.require_moderator(id)?;
+                let me = self.member_conn(id)?;
+                let others: Vec<ConnId> = self
+                    .member_conns()
+                    .into_iter()
+                    .filter(|c| *c != me)
+                    .collect();
+                out.send_many(
+                    others,
+                    &ServerMessage::Muted {
+                        kind,
+                        by: id.to_string(),
+                    },
+                );
+                Ok(())
+            }
+            ClientMessage::Kick { target } => {
+                self.require_moderator(id)?;
+                if target == id {
+                    return Err(ProtocolError::new(
+                        ErrorCode::InvalidMessage,
+                        "use leave to leave",
+                    ));
+                }
+                let conn = self.member_conn(&target)?;
+                out.send(conn, &ServerMessage::Kicked { by: id.to_string() });
+                out.0.push(Effect::Close {
+                    conn,
+                    code: close::KICKED,
+                    reason: "kicked by a moderator".into(),
+                });
+                self.conns.remove(&conn);
+                self.remove_member(env, out, &target, LeaveReason::Kicked);
+                Ok(())
+            }
+            ClientMessage::SetPassword { password } => self.set_password(out, id, password),
+            ClientMessage::Signal { to, payload } => self.relay_signal(out, id, &to, payload),
+            ClientMessage::Tracks { session_id, tracks } => {
+                self.in_sfu()?;
+                let too_long = |s: &str| s.is_empty() || s.chars().count() > MAX_ID_CHARS;
+                if too_long(&session_id)
+                    || tracks.len() > MAX_TRACKS
+                    || tracks.iter().any(|t| too_long(&t.name))
+                {
+                    return Err(ProtocolError::new(
+                        ErrorCode::InvalidMessage,
+                        "session id and track names are 1-128 characters, 16 tracks at most",
+                    ));
+                }
+                let meeting = self.meeting.as_mut().expect("in sfu");
+                let member = meeting.members.get_mut(id).expect("joined");
+                member.tracks = Some((session_id, tracks));
+                let announce = Self::tracks_of(id, member).expect("just set");
+                let me = member.conn;
+                let others: Vec<ConnId> = self
+                    .member_conns()
+                    .into_iter()
+                    .filter(|c| *c != me)
+                    .collect();
+                out.send_many(others, &ServerMessage::Tracks(announce));
+                Ok(())
+            }
+            ClientMessage::RefreshNodeGrant => self.refresh_grant(env, out, id),
+            ClientMessage::SpeakerStats => {
+                let meeting = self.meeting.as_ref().expect("joined");
+                let stats = meeting.speakers.report(meeting.order.iter(), env.now_ms);
+                out.send(
+                    meeting.members[id].conn,
+                    &ServerMessage::SpeakerStats { stats },
+                );
+                Ok(())
+            }
+            ClientMessage::Join(_) | ClientMessage::Leave | ClientMessage::Ping => Ok(()),
+        }
+    }
+
+    fn chat(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        id: &str,
+        text: String,
+        to: Option<String>,
+    ) -> Result<(), ProtocolError> {
+        if text.trim().is_empty() {
+            return Err(ProtocolError::new(ErrorCode::ChatEmpty, "nothing to send"));
+        }
+        let max = env.config.limits.max_chat_chars;
+        if text.chars().count() > max {
+            return Err(ProtocolError::new(
+                ErrorCode::ChatTooLong,
+                format!("chat messages are limited to {max} characters"),
+            ));
+        }
+        let me = self.member_conn(id)?;
+        let msg = ServerMessage::Chat {
+            from: id.to_string(),
+            text,
+            to: to.clone(),
+            at: env.now_ms,
+        };
+        match to {
+            Some(target) => {
+                let conn = self.member_conn(&target)?;
+                out.send_many(if conn == me { vec![me] } else { vec![conn, me] }, &msg);
+            }
+            None => out.send_many(self.member_conns(), &msg),
+        }
+        Ok(())
+    }
+
+    fn set_password(
+        &mut self,
+        out: &mut Out,
+        id: &str,
+        password: Option<String>,
+    ) -> Result<(), ProtocolError> {
+        self.require_moderator(id)?;
+        if let Some(p) = &password
+            && (p.is_empty() || p.chars().count() > MAX_PASSWORD_CHARS)
+        {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidPassword,
+                "a password is 1-128 characters",
+            ));
+        }
+        let meeting = self.meeting.as_mut().expect("joined");
+        meeting.password = password.map(|p| password_hash(&meeting.id, &p));
+        let msg = ServerMessage::RoomLocked {
+            locked: meeting.password.is_some(),
+            by: id.to_string(),
+        };
+        out.send_many(self.member_conns(), &msg);
+        Ok(())
+    }
+
+    pub(super) fn on_dominant_speaker(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        meeting_id: &str,
+        participant: &str,
+    ) {
+        let Some(meeting) = self.meeting.as_mut() else {
+            return;
+        };
+        if meeting.id != meeting_id || !meeting.members.contains_key(participant) {
+            return;
+        }
+        if meeting.speakers.dominant(participant, env.now_ms) {
+            let conns = self.member_conns();
+            out.send_many(
+                conns,
+                &ServerMessage::DominantSpeaker {
+                    id: participant.to_string(),
+                },
+            );
+        }
+    }
+
+    fn update_member(&mut self, out: &mut Out, id: &str, change: impl FnOnce(&mut super::Member)) {
+        let meeting = self.meeting.as_mut().expect("joined");
+        let member = meeting.members.get_mut(id).expect("joined");
+        change(member);
+        let participant = Self::participant(id, member);
+        out.send_many(
+            self.member_conns(),
+            &ServerMessage::ParticipantUpdated { participant },
+        );
+    }
+
+    fn require_moderator(&self, id: &str) -> Result<(), ProtocolError> {
+        let moderator = self
+            .meeting
+            .as_ref()
+            .and_then(|m| m.members.get(id))
+            .is_some_and(|m| m.moderator);
+        if moderator {
+            Ok(())
+        } else {
+            Err(ProtocolError::new(
+                ErrorCode::NotModerator,
+                "only moderators can do that",
+            ))
+        }
+    }
+
+    fn member_conn(&self, id: &str) -> Result<ConnId, ProtocolError> {
+        self.meeting
+            .as_ref()
+            .and_then(|m| m.members.get(id))
+            .map(|m| m.conn)
+            .ok_or_else(|| {
+                ProtocolError::new(
+                    ErrorCode::UnknownParticipant,
+                    "no such participant in this meeting",
+                )
+            })
+    }
+}

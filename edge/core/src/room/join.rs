@@ -1,0 +1,326 @@
+//! Joining: auth per tenant mode, capacity, password, the jwt-host waiting room, admission.
+
+use edgemeet_protocol::client::{Join, MediaState, Profile};
+use edgemeet_protocol::server::WaitReason;
+use edgemeet_protocol::{ErrorCode, ProtocolError, ServerMessage};
+
+use super::{ConnId, ConnState, Env, Meeting, Member, Out, Room};
+use crate::address::keyed_hash;
+use crate::auth::{Identity, verify_invite};
+use crate::config::AuthMode;
+use crate::ratelimit::FailureWindow;
+
+/// Who is joining, once auth has spoken.
+struct Admission {
+    profile: Profile,
+    moderator: bool,
+    host: bool,
+    /// Came with a valid token (in jwt-host mode, not a guest).
+    token: bool,
+    features: Vec<String>,
+}
+
+impl Room {
+    pub(super) fn join(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        conn: ConnId,
+        join: Join,
+    ) -> Result<(), ProtocolError> {
+        let config = env.config;
+        let tenant = config
+            .tenant(&self.address.tenant)
+            .ok_or_else(|| ProtocolError::new(ErrorCode::UnknownTenant, "no such tenant"))?;
+        let profile = crate::profile::validate(&join.profile)?;
+        let query_token = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.client.query_token.clone());
+        let token = join.token.or(query_token);
+        let identity = match (tenant.auth, token) {
+            (AuthMode::Open, _) => None,
+            (_, Some(token)) => {
+                let now_s = env.now_ms / 1000;
+                Some(verify_invite(
+                    &self.address.tenant,
+                    tenant,
+                    &self.address.room,
+                    &token,
+                    now_s,
+                )?)
+            }
+            (AuthMode::Jwt, None) => {
+                return Err(ProtocolError::new(
+                    ErrorCode::TokenRequired,
+                    "this room needs an invite token",
+                ));
+            }
+            (AuthMode::JwtHost, None) => None,
+        };
+        let admission = admission(tenant.auth, identity, profile);
+
+        if self.participant_count() >= config.limits.room_capacity {
+            return Err(ProtocolError::new(ErrorCode::RoomFull, "the room is full"));
+        }
+        self.check_password(env, conn, &admission, join.password.as_deref())?;
+
+        let host_present = self
+            .meeting
+            .as_ref()
+            .is_some_and(|m| m.members.values().any(|p| p.host));
+        if tenant.auth == AuthMode::JwtHost && !admission.token && !host_present {
+            let waiting = self
+                .conns
+                .values()
+                .filter(|c| matches!(c.state, ConnState::Waiting { .. }))
+                .count();
+            if waiting >= config.limits.max_waiting {
+                return Err(ProtocolError::new(
+                    ErrorCode::RoomFull,
+                    "too many people are waiting",
+                ));
+            }
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.state = ConnState::Waiting {
+                    profile: admission.profile,
+                    features: admission.features,
+                };
+            }
+            out.send(
+                conn,
+                &ServerMessage::Waiting {
+                    reason: WaitReason::HostAbsent,
+                },
+            );
+            return Ok(());
+        }
+        let is_host = admission.host;
+        self.admit(env, out, conn, admission);
+        if is_host {
+            self.admit_waiting(env, out);
+        }
+        Ok(())
+    }
+
+    /// Locked rooms need the password, except for token-holding moderators. Wrong guesses are limited
+    /// per socket and per client address.
+    fn check_password(
+        &mut self,
+        env: &mut Env,
+        conn: ConnId,
+        who: &Admission,
+        given: Option<&str>,
+    ) -> Result<(), ProtocolError> {
+        let limits = &env.config.limits;
+        let Some(meeting) = self.meeting.as_mut() else {
+            return Ok(());
+        };
+        let Some(expected) = meeting.password.clone() else {
+            return Ok(());
+        };
+        if who.host {
+            return Ok(());
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Ok(());
+        };
+        let by_address = meeting
+            .address_failures
+            .entry(c.client.addr_key.clone())
+            .or_insert_with(FailureWindow::default);
+        let (max, window, now) = (
+            limits.password_attempts,
+            limits.password_window_ms,
+            env.now_ms,
+        );
+        if c.password_failures.blocked(max, window, now) || by_address.blocked(max, window, now) {
+            return Err(ProtocolError::new(
+                ErrorCode::PasswordRateLimited,
+                "too many wrong passwords; wait a minute",
+            ));
+        }
+        let Some(given) = given else {
+            return Err(ProtocolError::new(
+                ErrorCode::PasswordRequired,
+                "this room is locked with a password",
+            ));
+        };
+        if !constant_time_eq(&password_hash(&meeting.id, given), &expected) {
+            c.password_failures.record(now);
+            by_address.record(now);
+            return Err(ProtocolError::new(
+                ErrorCode::PasswordWrong,
+                "wrong password",
+            ));
+        }
+        Ok(())
+    }
+
+    fn admit(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, who: Admission) {
+        let meeting = self.meeting.get_or_insert_with(|| Meeting {
+            id: Self::random_hex(env, 16),
+            order: Vec::new(),
+            members: Default::default(),
+            password: None,
+            address_failures: Default::default(),
+            speakers: Default::default(),
+            media: Default::default(),
+        });
+        let id = loop {
+            let id = Self::random_hex(env, 6);
+            if !meeting.members.contains_key(&id) {
+                break id;
+            }
+        };
+        meeting.members.insert(
+            id.clone(),
+            Member {
+                conn,
+                profile: who.profile,
+                moderator: who.moderator,
+                host: who.host,
+                features: who.features,
+                media: MediaState::default(),
+                tracks: None,
+            },
+        );
+        meeting.order.push(id.clone());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Joined { id: id.clone() };
+        }
+
+        let changed = self.plan_media(env, out, false);
+        self.send_welcome(env, out, &id);
+        let meeting = self.meeting.as_ref().expect("just admitted");
+        let member = &meeting.members[&id];
+        let others: Vec<ConnId> = self
+            .member_conns()
+            .into_iter()
+            .filter(|c| *c != conn)
+            .collect();
+        out.send_many(
+            others,
+            &ServerMessage::ParticipantJoined {
+                participant: Self::participant(&id, member),
+            },
+        );
+        if changed {
+            self.announce_media(env, out, Some(&id));
+        }
+    }
+
+    /// A host arrived: everyone waiting comes in, in arrival order, while there is room.
+    fn admit_waiting(&mut self, env: &mut Env, out: &mut Out) {
+        let waiting: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.state, ConnState::Waiting { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in waiting {
+            if self.participant_count() >= env.config.limits.room_capacity {
+                out.error(
+                    conn,
+                    ProtocolError::new(ErrorCode::RoomFull, "the room is full"),
+                    Some("join"),
+                );
+                continue;
+            }
+            let Some(ConnState::Waiting { profile, features }) =
+                self.conns.get(&conn).map(|c| c.state.clone())
+            else {
+                continue;
+            };
+            self.admit(
+                env,
+                out,
+                conn,
+                Admission {
+                    profile,
+                    moderator: false,
+                    host: false,
+                    token: false,
+                    features,
+                },
+            );
+        }
+    }
+
+    fn send_welcome(&self, env: &mut Env, out: &mut Out, id: &str) {
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
+        let member = &meeting.members[id];
+        let participants = meeting
+            .order
+            .iter()
+            .map(|p| Self::participant(p, &meeting.members[p]))
+            .collect();
+        let tracks = meeting
+            .order
+            .iter()
+            .filter(|p| p.as_str() != id)
+            .filter_map(|p| Self::tracks_of(p, &meeting.members[p]))
+            .collect();
+        let welcome = ServerMessage::Welcome {
+            you: id.to_string(),
+            meeting_id: meeting.id.clone(),
+            moderator: member.moderator,
+            participants,
+            locked: meeting.password.is_some(),
+            media: self.media_view(env, id),
+            ice_servers: env.config.ice_servers.clone(),
+            features: member.features.clone(),
+            tracks,
+        };
+        out.send(member.conn, &welcome);
+    }
+}
+
+fn admission(mode: AuthMode, identity: Option<Identity>, profile: Profile) -> Admission {
+    match (mode, identity) {
+        (AuthMode::Open, _) => Admission {
+            profile,
+            moderator: true,
+            host: false,
+            token: false,
+            features: Vec::new(),
+        },
+        (_, Some(id)) => {
+            // What the token says about the user wins over what the browser typed.
+            let candidate = Profile {
+                name: id.name.or(profile.name),
+                email: id.email.or(profile.email),
+                avatar: id.avatar.or(profile.avatar),
+            };
+            let profile = crate::profile::validate(&candidate).unwrap_or_default();
+            Admission {
+                profile,
+                moderator: id.moderator,
+                host: id.moderator,
+                token: true,
+                features: id.features,
+            }
+        }
+        (_, None) => Admission {
+            profile,
+            moderator: false,
+            host: false,
+            token: false,
+            features: Vec::new(),
+        },
+    }
+}
+
+pub(super) fn password_hash(meeting_id: &str, password: &str) -> String {
+    keyed_hash(meeting_id, password)
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -1,0 +1,344 @@
+//! Media mode: P2P for exactly two, the room's media node for three or more, back to P2P a while
+//! after the room returns to two. Also the node grants (tokens) and the P2P signal relay.
+
+use edgemeet_protocol::node::{NODE_TOKEN_ISSUER, NodeTokenClaims};
+use edgemeet_protocol::server::{MediaMode, NodeGrant, ParticipantTracks};
+use edgemeet_protocol::{ErrorCode, ParticipantId, ProtocolError, ServerMessage};
+use serde::{Deserialize, Serialize};
+
+use super::{Effect, Env, Member, NodeScope, Out, Room};
+use crate::registry::NodeInfo;
+
+/// The room's media mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    #[default]
+    None,
+    /// `initiator` sends the first offer (the newer of the two).
+    P2p {
+        other: ParticipantId,
+        initiator: ParticipantId,
+    },
+    Sfu,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct MediaState {
+    pub(super) mode: Mode,
+    node: Option<NodeInfo>,
+    node_requested: bool,
+    /// When the room, back to two, returns to P2P.
+    return_at: Option<u64>,
+}
+
+pub(super) enum NodeScopeFor {
+    Participant(ParticipantId),
+    Meeting,
+}
+
+impl Room {
+    /// Recompute the mode after a join or leave (or when the return alarm fires with `returning`).
+    /// Returns whether it changed; the caller announces it.
+    pub(super) fn plan_media(&mut self, env: &mut Env, out: &mut Out, returning: bool) -> bool {
+        let delay = env.config.p2p_return_delay_ms;
+        let now = env.now_ms;
+        let Some(meeting) = self.meeting.as_mut() else {
+            return false;
+        };
+        let media = &mut meeting.media;
+        let n = meeting.order.len();
+        let target = match (n, &media.mode) {
+            (0 | 1, _) => Mode::None,
+            (2, Mode::Sfu) if !returning => {
+                if media.return_at.is_none() {
+                    media.return_at = Some(now + delay);
+                    out.0.push(Effect::SetAlarm { at_ms: now + delay });
+                }
+                Mode::Sfu
+            }
+            (2, Mode::P2p { .. }) => media.mode.clone(),
+            (2, _) => Mode::P2p {
+                other: meeting.order[0].clone(),
+                initiator: meeting.order[1].clone(),
+            },
+            _ => Mode::Sfu,
+        };
+        if (target != Mode::Sfu || n != 2) && media.return_at.take().is_some() {
+            out.0.push(Effect::ClearAlarm);
+        }
+        if target == media.mode {
+            return false;
+        }
+        let leaving_sfu = media.mode == Mode::Sfu;
+        media.mode = target;
+        if leaving_sfu {
+            let node = media.node.take();
+            media.node_requested = false;
+            for m in meeting.members.values_mut() {
+                m.tracks = None;
+            }
+            if let Some(node) = node {
+                let id = meeting.id.clone();
+                self.push_close(env, out, node, id, NodeScope::Meeting);
+            }
+        }
+        let meeting = self.meeting.as_mut().expect("checked above");
+        if meeting.media.mode == Mode::Sfu
+            && meeting.media.node.is_none()
+            && !meeting.media.node_requested
+        {
+            meeting.media.node_requested = true;
+            let location = meeting
+                .order
+                .iter()
+                .filter_map(|id| meeting.members.get(id))
+                .find_map(|m| {
+                    self.conns
+                        .get(&m.conn)
+                        .and_then(|c| c.client.location.clone())
+                });
+            out.0.push(Effect::RequestNode { location });
+        }
+        true
+    }
+
+    pub(super) fn on_alarm(&mut self, env: &mut Env, out: &mut Out) {
+        let due = self
+            .meeting
+            .as_ref()
+            .and_then(|m| m.media.return_at)
+            .is_some_and(|at| at <= env.now_ms);
+        if due {
+            if let Some(m) = self.meeting.as_mut() {
+                m.media.return_at = None;
+            }
+            if self.plan_media(env, out, true) {
+                self.announce_media(env, out, None);
+            }
+        }
+    }
+
+    /// Re-plan after a leave and tell everyone if the mode changed.
+    pub(super) fn update_media(&mut self, env: &mut Env, out: &mut Out) {
+        if self.plan_media(env, out, false) {
+            self.announce_media(env, out, None);
+        }
+    }
+
+    /// Send each participant (but `skip`) its view of the current mode.
+    pub(super) fn announce_media(&self, env: &mut Env, out: &mut Out, skip: Option<&str>) {
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
+        for id in meeting.order.iter().filter(|id| Some(id.as_str()) != skip) {
+            let media = self.media_view(env, id);
+            out.send(
+                meeting.members[id].conn,
+                &ServerMessage::MediaMode { media },
+            );
+        }
+    }
+
+    /// What participant `id` should do about media now.
+    pub(super) fn media_view(&self, env: &mut Env, id: &str) -> MediaMode {
+        let Some(meeting) = self.meeting.as_ref() else {
+            return MediaMode::None;
+        };
+        match &meeting.media.mode {
+            Mode::None => MediaMode::None,
+            Mode::P2p { other, initiator } => {
+                let peer = if other == id {
+                    initiator.clone()
+                } else {
+                    other.clone()
+                };
+                MediaMode::P2p {
+                    peer,
+                    initiator: initiator == id,
+                }
+            }
+            Mode::Sfu => MediaMode::Sfu {
+                node: meeting
+                    .media
+                    .node
+                    .as_ref()
+                    .and_then(|n| self.grant(env, n, id)),
+            },
+        }
+    }
+
+    fn grant(&self, env: &mut Env, node: &NodeInfo, sub: &str) -> Option<NodeGrant> {
+        let meeting = self.meeting.as_ref()?;
+        let expires_at = env.now_ms + env.config.node_token_ttl_ms;
+        let token = self.node_token(env, node, &meeting.id, sub)?;
+        Some(NodeGrant {
+            node_id: node.id.clone(),
+            url: node.url.clone(),
+            token,
+            expires_at,
+        })
+    }
+
+    fn node_token(
+        &self,
+        env: &Env,
+        node: &NodeInfo,
+        meeting_id: &str,
+        sub: &str,
+    ) -> Option<String> {
+        let secret = env.config.node_secret.as_ref()?;
+        let claims = NodeTokenClaims {
+            iss: NODE_TOKEN_ISSUER.into(),
+            aud: node.id.clone(),
+            room: meeting_id.to_string(),
+            sub: sub.to_string(),
+            route: self.address.route.clone(),
+            iat: env.now_ms / 1000,
+            exp: (env.now_ms + env.config.node_token_ttl_ms) / 1000,
+        };
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).ok()
+    }
+
+    fn push_close(
+        &self,
+        env: &Env,
+        out: &mut Out,
+        node: NodeInfo,
+        meeting_id: String,
+        scope: NodeScope,
+    ) {
+        if let Some(token) = self.node_token(env, &node, &meeting_id, "edge") {
+            out.0.push(Effect::CloseOnNode {
+                node,
+                meeting_id,
+                scope,
+                token,
+            });
+        }
+    }
+
+    /// Tell the node to drop a participant's sessions, or the whole meeting's.
+    pub(super) fn close_on_node(&self, env: &Env, out: &mut Out, scope: NodeScopeFor) {
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
+        let Some(node) = meeting.media.node.clone() else {
+            return;
+        };
+        let scope = match scope {
+            NodeScopeFor::Participant(id) => NodeScope::Participant(id),
+            NodeScopeFor::Meeting => NodeScope::Meeting,
+        };
+        self.push_close(env, out, node, meeting.id.clone(), scope);
+    }
+
+    pub(super) fn on_node_assigned(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        node: Option<NodeInfo>,
+    ) {
+        let Some(meeting) = self.meeting.as_mut() else {
+            return;
+        };
+        meeting.media.node_requested = false;
+        if meeting.media.mode != Mode::Sfu {
+            return;
+        }
+        match node {
+            Some(node) => {
+                meeting.media.node = Some(node);
+                self.announce_media(env, out, None);
+            }
+            None => {
+                let conns = self.member_conns();
+                let err = ServerMessage::Error {
+                    code: ErrorCode::NoMediaNode,
+                    message: "no media node is available for this room right now".into(),
+                    request: None,
+                };
+                out.send_many(conns, &err);
+            }
+        }
+    }
+
+    /// P2P: pass an SDP/ICE payload to the other peer, and only to them.
+    pub(super) fn relay_signal(
+        &self,
+        out: &mut Out,
+        from: &str,
+        to: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), ProtocolError> {
+        let meeting = self.meeting.as_ref().ok_or_else(not_p2p)?;
+        let Mode::P2p { other, initiator } = &meeting.media.mode else {
+            return Err(not_p2p());
+        };
+        let pair =
+            |a: &str, b: &str| (a == other && b == initiator) || (a == initiator && b == other);
+        if !pair(from, to) {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownParticipant,
+                "signals go to your P2P peer only",
+            ));
+        }
+        out.send(
+            meeting.members[to].conn,
+            &ServerMessage::Signal {
+                from: from.to_string(),
+                payload,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn refresh_grant(
+        &self,
+        env: &mut Env,
+        out: &mut Out,
+        id: &str,
+    ) -> Result<(), ProtocolError> {
+        let meeting = self.meeting.as_ref().ok_or_else(not_sfu)?;
+        if meeting.media.mode != Mode::Sfu {
+            return Err(not_sfu());
+        }
+        if meeting.media.node.is_none() {
+            return Err(ProtocolError::new(
+                ErrorCode::NoMediaNode,
+                "no media node yet",
+            ));
+        }
+        let media = self.media_view(env, id);
+        out.send(
+            meeting.members[id].conn,
+            &ServerMessage::MediaMode { media },
+        );
+        Ok(())
+    }
+
+    pub(super) fn in_sfu(&self) -> Result<(), ProtocolError> {
+        match self.mode() {
+            Some(Mode::Sfu) => Ok(()),
+            _ => Err(not_sfu()),
+        }
+    }
+
+    pub(super) fn tracks_of(id: &str, m: &Member) -> Option<ParticipantTracks> {
+        m.tracks
+            .as_ref()
+            .map(|(session_id, tracks)| ParticipantTracks {
+                participant: id.to_string(),
+                session_id: session_id.clone(),
+                tracks: tracks.clone(),
+            })
+    }
+}
+
+fn not_p2p() -> ProtocolError {
+    ProtocolError::new(ErrorCode::NotInP2p, "the room is not in P2P mode")
+}
+
+fn not_sfu() -> ProtocolError {
+    ProtocolError::new(ErrorCode::NotInSfu, "the room is not using a media node")
+}

@@ -1,0 +1,435 @@
+//! One room: every socket connected to it, and the meeting while anyone is joined.
+//!
+//! Hosts feed [`Input`]s with the time and a random source in [`Env`] and carry out the returned
+//! [`Effect`]s. The first join makes a meeting with a fresh random id; when the last participant
+//! leaves, the meeting (roster, password, speaker stats, media state) is dropped at once.
+
+mod actions;
+mod join;
+mod media;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use edgemeet_protocol::client::{MediaState, Profile, TrackInfo};
+use edgemeet_protocol::server::{LeaveReason, Participant};
+use edgemeet_protocol::{
+    ClientMessage, ErrorCode, ParticipantId, ProtocolError, ServerMessage, encode_server,
+};
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::{FailureWindow, TokenBucket};
+use crate::registry::{Location, NodeInfo};
+use crate::speaker::SpeakerStats;
+use crate::{EdgeConfig, RoomAddress};
+
+pub use media::Mode;
+
+/// A socket's id, assigned by the host (kept in the socket's attachment on Cloudflare).
+pub type ConnId = u64;
+
+/// What the host tells the core about a new socket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// Keyed hash of the client's address: for per-address password rate limits, never the address.
+    pub addr_key: String,
+    pub location: Option<Location>,
+    /// A token from the socket URL's `?jwt=`.
+    pub query_token: Option<String>,
+}
+
+/// The context of one call: configuration, the time, and randomness. The core has no other source.
+pub struct Env<'a> {
+    pub config: &'a EdgeConfig,
+    /// Unix time in milliseconds.
+    pub now_ms: u64,
+    pub rng: &'a mut dyn RngCore,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Open {
+        conn: ConnId,
+        client: ClientInfo,
+    },
+    Text {
+        conn: ConnId,
+        text: String,
+    },
+    Binary {
+        conn: ConnId,
+        len: usize,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    /// The alarm set by [`Effect::SetAlarm`] went off.
+    Alarm,
+    /// Answer to [`Effect::RequestNode`]: the room's media node, or none available.
+    NodeAssigned(Option<NodeInfo>),
+    /// A media node reports that `participant` is now the loudest.
+    DominantSpeaker {
+        meeting_id: String,
+        participant: ParticipantId,
+    },
+}
+
+/// What the media node should close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeScope {
+    Participant(ParticipantId),
+    Meeting,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send a text frame (already encoded, shared between recipients).
+    Send {
+        conn: ConnId,
+        text: Arc<str>,
+    },
+    /// Close a socket with a WebSocket close code and reason.
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+    },
+    /// Call `handle(Input::Alarm)` at this time (replaces any earlier alarm).
+    SetAlarm {
+        at_ms: u64,
+    },
+    ClearAlarm,
+    /// Find a media node for this room and answer with [`Input::NodeAssigned`].
+    RequestNode {
+        location: Option<Location>,
+    },
+    /// Tell the room's media node to close sessions; `token` is signed for the edge itself.
+    CloseOnNode {
+        node: NodeInfo,
+        meeting_id: String,
+        scope: NodeScope,
+        token: String,
+    },
+    /// The room has no sockets left: the host drops it and any stored copy.
+    Ended,
+}
+
+/// Close codes sent to browsers.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const POLICY: u16 = 1008;
+    pub const KICKED: u16 = 4001;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum ConnState {
+    /// Open, not joined yet.
+    Lobby,
+    /// jwt-host: a guest held until a moderator is present.
+    Waiting {
+        profile: Profile,
+        features: Vec<String>,
+    },
+    Joined {
+        id: ParticipantId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Conn {
+    client: ClientInfo,
+    state: ConnState,
+    bucket: TokenBucket,
+    password_failures: FailureWindow,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Member {
+    conn: ConnId,
+    profile: Profile,
+    moderator: bool,
+    /// Joined with a valid token saying moderator (jwt-host: guests may be admitted).
+    host: bool,
+    features: Vec<String>,
+    media: MediaState,
+    tracks: Option<(String, Vec<TrackInfo>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Meeting {
+    id: String,
+    /// Join order: the roster is shown in it.
+    order: Vec<ParticipantId>,
+    members: BTreeMap<ParticipantId, Member>,
+    /// Keyed hash of the password under the meeting id: never kept in clear.
+    password: Option<String>,
+    address_failures: BTreeMap<String, FailureWindow>,
+    speakers: SpeakerStats,
+    media: media::MediaState,
+}
+
+/// One room. Serializable so a host can keep it across hibernation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    address: RoomAddress,
+    conns: BTreeMap<ConnId, Conn>,
+    meeting: Option<Meeting>,
+}
+
+/// Effects under construction, with encoding shared between recipients.
+#[derive(Default)]
+struct Out(Vec<Effect>);
+
+impl Out {
+    fn send(&mut self, conn: ConnId, msg: &ServerMessage) {
+        self.0.push(Effect::Send {
+            conn,
+            text: encode_server(msg).into(),
+        });
+    }
+
+    fn send_many(&mut self, conns: impl IntoIterator<Item = ConnId>, msg: &ServerMessage) {
+        let text: Arc<str> = encode_server(msg).into();
+        self.0.extend(conns.into_iter().map(|conn| Effect::Send {
+            conn,
+            text: text.clone(),
+        }));
+    }
+
+    fn error(&mut self, conn: ConnId, err: ProtocolError, request: Option<&str>) {
+        self.send(
+            conn,
+            &ServerMessage::Error {
+                code: err.code,
+                message: err.message,
+                request: request.map(str::to_string),
+            },
+        );
+    }
+}
+
+impl Room {
+    pub fn new(address: RoomAddress) -> Self {
+        Self {
+            address,
+            conns: BTreeMap::new(),
+            meeting: None,
+        }
+    }
+
+    pub fn address(&self) -> &RoomAddress {
+        &self.address
+    }
+
+    /// No sockets left: the host may drop the room.
+    pub fn is_ended(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Participants currently joined.
+    pub fn participant_count(&self) -> usize {
+        self.meeting.as_ref().map_or(0, |m| m.members.len())
+    }
+
+    /// The current meeting's id, if anyone is joined.
+    pub fn meeting_id(&self) -> Option<&str> {
+        self.meeting.as_ref().map(|m| m.id.as_str())
+    }
+
+    pub fn mode(&self) -> Option<&Mode> {
+        self.meeting.as_ref().map(|m| &m.media.mode)
+    }
+
+    pub fn handle(&mut self, env: &mut Env, input: Input) -> Vec<Effect> {
+        let mut out = Out::default();
+        match input {
+            Input::Open { conn, client } => {
+                let bucket = TokenBucket::full(env.config.limits.message_burst, env.now_ms);
+                let state = ConnState::Lobby;
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        client,
+                        state,
+                        bucket,
+                        password_failures: FailureWindow::default(),
+                    },
+                );
+            }
+            Input::Text { conn, text } => self.on_frame(env, &mut out, conn, Some(text), 0),
+            Input::Binary { conn, len } => self.on_frame(env, &mut out, conn, None, len),
+            Input::Closed { conn } => {
+                self.remove_conn(env, &mut out, conn, LeaveReason::Disconnected)
+            }
+            Input::Alarm => self.on_alarm(env, &mut out),
+            Input::NodeAssigned(node) => self.on_node_assigned(env, &mut out, node),
+            Input::DominantSpeaker {
+                meeting_id,
+                participant,
+            } => self.on_dominant_speaker(env, &mut out, &meeting_id, &participant),
+        }
+        if self.conns.is_empty() {
+            out.0.push(Effect::Ended);
+        }
+        out.0
+    }
+
+    fn on_frame(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        conn: ConnId,
+        text: Option<String>,
+        len: usize,
+    ) {
+        let limits = &env.config.limits;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c
+            .bucket
+            .take(limits.message_burst, limits.messages_per_second, env.now_ms)
+        {
+            out.error(
+                conn,
+                ProtocolError::new(ErrorCode::RateLimited, "too many messages; closing"),
+                None,
+            );
+            out.0.push(Effect::Close {
+                conn,
+                code: close::POLICY,
+                reason: "message flood".into(),
+            });
+            self.remove_conn(env, out, conn, LeaveReason::Disconnected);
+            return;
+        }
+        let Some(text) = text else {
+            let _ = len;
+            out.error(
+                conn,
+                ProtocolError::new(ErrorCode::BinaryNotSupported, "send JSON text frames"),
+                None,
+            );
+            return;
+        };
+        if text.len() > limits.max_message_bytes {
+            let msg = format!("messages are limited to {} bytes", limits.max_message_bytes);
+            out.error(conn, ProtocolError::new(ErrorCode::TooLarge, msg), None);
+            return;
+        }
+        match edgemeet_protocol::parse_client(&text) {
+            Ok(msg) => {
+                let kind = msg.type_name();
+                if let Err(err) = self.on_message(env, out, conn, msg) {
+                    out.error(conn, err, Some(kind));
+                }
+            }
+            Err(err) => out.error(conn, err, None),
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        conn: ConnId,
+        msg: ClientMessage,
+    ) -> Result<(), ProtocolError> {
+        let state = self.conns.get(&conn).map(|c| c.state.clone());
+        match (msg, state) {
+            (ClientMessage::Ping, _) => {
+                out.send(conn, &ServerMessage::Pong);
+                Ok(())
+            }
+            (ClientMessage::Join(join), Some(ConnState::Lobby)) => self.join(env, out, conn, join),
+            (ClientMessage::Join(_), _) => Err(ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "already joined or waiting",
+            )),
+            (ClientMessage::Leave, Some(_)) => {
+                out.0.push(Effect::Close {
+                    conn,
+                    code: close::NORMAL,
+                    reason: "left".into(),
+                });
+                self.remove_conn(env, out, conn, LeaveReason::Left);
+                Ok(())
+            }
+            (msg, Some(ConnState::Joined { id })) => self.on_member_message(env, out, &id, msg),
+            _ => Err(ProtocolError::new(
+                ErrorCode::NotJoined,
+                "join the room first",
+            )),
+        }
+    }
+
+    /// A socket is gone (closed, left, kicked, flooded): drop it and whatever it held.
+    fn remove_conn(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, reason: LeaveReason) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let ConnState::Joined { id } = c.state {
+            self.remove_member(env, out, &id, reason);
+        }
+    }
+
+    fn remove_member(&mut self, env: &mut Env, out: &mut Out, id: &str, reason: LeaveReason) {
+        let Some(meeting) = self.meeting.as_mut() else {
+            return;
+        };
+        if meeting.members.remove(id).is_none() {
+            return;
+        }
+        meeting.order.retain(|p| p != id);
+        meeting.speakers.forget(id, env.now_ms);
+        if meeting.members.is_empty() {
+            self.end_meeting(env, out);
+            return;
+        }
+        let conns = self.member_conns();
+        out.send_many(
+            conns,
+            &ServerMessage::ParticipantLeft {
+                id: id.to_string(),
+                reason,
+            },
+        );
+        self.close_on_node(env, out, media::NodeScopeFor::Participant(id.to_string()));
+        self.update_media(env, out);
+    }
+
+    /// The last participant left: forget everything about the meeting at once.
+    fn end_meeting(&mut self, env: &mut Env, out: &mut Out) {
+        self.close_on_node(env, out, media::NodeScopeFor::Meeting);
+        self.meeting = None;
+        out.0.push(Effect::ClearAlarm);
+    }
+
+    fn member_conns(&self) -> Vec<ConnId> {
+        self.meeting.as_ref().map_or_else(Vec::new, |m| {
+            m.order
+                .iter()
+                .filter_map(|id| m.members.get(id))
+                .map(|p| p.conn)
+                .collect()
+        })
+    }
+
+    fn participant(id: &str, m: &Member) -> Participant {
+        Participant {
+            id: id.to_string(),
+            name: m.profile.name.clone(),
+            email: m.profile.email.clone(),
+            avatar: m.profile.avatar.clone(),
+            moderator: m.moderator,
+            media: m.media,
+        }
+    }
+
+    fn random_hex(env: &mut Env, bytes: usize) -> String {
+        let mut buf = vec![0u8; bytes];
+        env.rng.fill_bytes(&mut buf);
+        hex::encode(buf)
+    }
+}

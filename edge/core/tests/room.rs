@@ -1,0 +1,396 @@
+//! The room state machine driven with an injected clock and a seeded RNG: deterministic.
+
+use std::collections::BTreeMap;
+
+use edgemeet_core::config::{AuthMode, Limits};
+use edgemeet_core::room::Mode;
+use edgemeet_core::{
+    ClientInfo, ConnId, EdgeConfig, Effect, Env, Input, NodeInfo, NodeScope, Room, TenantConfig,
+    route,
+};
+use edgemeet_protocol::server::{LeaveReason, MediaMode, decode_server};
+use edgemeet_protocol::{ErrorCode, ServerMessage};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::{Value, json};
+
+const HS_SECRET: &str = "host-tenant-secret-0123456789abcdef0123";
+
+struct Harness {
+    room: Room,
+    config: EdgeConfig,
+    now: u64,
+    rng: ChaCha20Rng,
+    inbox: BTreeMap<ConnId, Vec<ServerMessage>>,
+    closed: BTreeMap<ConnId, (u16, String)>,
+    other: Vec<Effect>,
+}
+
+impl Harness {
+    fn new(tenant: Option<&str>) -> Self {
+        let mut config = EdgeConfig {
+            hash_key: "0123456789abcdef".into(),
+            ..Default::default()
+        };
+        config.node_secret = Some("node-secret-0123456789abcdef0123456789".into());
+        config.limits = Limits {
+            password_attempts: 3,
+            ..Limits::default()
+        };
+        config.tenants.insert(
+            "host".into(),
+            TenantConfig {
+                auth: AuthMode::JwtHost,
+                issuers: vec!["test".into()],
+                hs256_secret: Some(HS_SECRET.into()),
+                ..Default::default()
+            },
+        );
+        config.validate().unwrap();
+        let address = route(&config, tenant, "Weekly-Sync").unwrap();
+        Self {
+            room: Room::new(address),
+            config,
+            now: 1_700_000_000_000,
+            rng: ChaCha20Rng::seed_from_u64(42),
+            inbox: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            other: Vec::new(),
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let mut env = Env {
+            config: &self.config,
+            now_ms: self.now,
+            rng: &mut self.rng,
+        };
+        for effect in self.room.handle(&mut env, input) {
+            match effect {
+                Effect::Send { conn, text } => self
+                    .inbox
+                    .entry(conn)
+                    .or_default()
+                    .push(decode_server(&text).unwrap()),
+                Effect::Close { conn, code, reason } => {
+                    self.closed.insert(conn, (code, reason));
+                }
+                other => self.other.push(other),
+            }
+        }
+    }
+
+    fn open(&mut self, conn: ConnId) {
+        let client = ClientInfo {
+            addr_key: format!("addr{}", conn % 2),
+            ..Default::default()
+        };
+        self.input(Input::Open { conn, client });
+    }
+
+    fn send(&mut self, conn: ConnId, mut msg: Value) {
+        msg["v"] = json!(1);
+        self.input(Input::Text {
+            conn,
+            text: msg.to_string(),
+        });
+    }
+
+    fn join(&mut self, conn: ConnId, extra: Value) -> ServerMessage {
+        self.open(conn);
+        let mut msg = json!({"type": "join"});
+        if let Value::Object(m) = extra {
+            msg.as_object_mut().unwrap().extend(m);
+        }
+        self.send(conn, msg);
+        self.take(conn)
+            .into_iter()
+            .next()
+            .expect("an answer to join")
+    }
+
+    fn take(&mut self, conn: ConnId) -> Vec<ServerMessage> {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    fn error_code(&mut self, conn: ConnId) -> ErrorCode {
+        match self.take(conn).pop() {
+            Some(ServerMessage::Error { code, .. }) => code,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+}
+
+fn welcome_id(msg: &ServerMessage) -> (String, String) {
+    match msg {
+        ServerMessage::Welcome {
+            you, meeting_id, ..
+        } => (you.clone(), meeting_id.clone()),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+#[test]
+fn first_join_makes_a_meeting_last_leave_wipes_it() {
+    let mut h = Harness::new(None);
+    let (_, first_meeting) = welcome_id(&h.join(1, json!({"profile": {"name": "Ada"}})));
+    let second = h.join(2, json!({}));
+    let ServerMessage::Welcome { participants, .. } = &second else {
+        panic!()
+    };
+    assert_eq!(participants.len(), 2);
+    assert_eq!(participants[0].name.as_deref(), Some("Ada"));
+    assert!(matches!(
+        h.take(1)[0],
+        ServerMessage::ParticipantJoined { .. }
+    ));
+
+    h.send(1, json!({"type": "set_password", "password": "s3cret"}));
+    h.input(Input::Closed { conn: 1 });
+    h.input(Input::Closed { conn: 2 });
+    assert!(h.room.is_ended());
+    assert_eq!(h.room.participant_count(), 0);
+    assert!(h.other.contains(&Effect::Ended));
+
+    let again = h.join(3, json!({}));
+    let ServerMessage::Welcome {
+        meeting_id,
+        locked,
+        participants,
+        ..
+    } = &again
+    else {
+        panic!()
+    };
+    assert_ne!(*meeting_id, first_meeting);
+    assert!(!locked, "the password must not survive the meeting");
+    assert_eq!(participants.len(), 1);
+}
+
+#[test]
+fn the_same_seed_and_clock_give_the_same_ids() {
+    let ids = || {
+        let mut h = Harness::new(None);
+        welcome_id(&h.join(1, json!({})))
+    };
+    assert_eq!(ids(), ids());
+}
+
+#[test]
+fn two_go_p2p_three_go_sfu_and_back_after_the_delay() {
+    let mut h = Harness::new(None);
+    h.join(1, json!({}));
+    let second = h.join(2, json!({}));
+    let ServerMessage::Welcome {
+        media: MediaMode::P2p {
+            initiator: true,
+            peer,
+        },
+        ..
+    } = second
+    else {
+        panic!("{second:?}")
+    };
+    let first_view = h.take(1);
+    assert!(first_view.iter().any(|m| matches!(
+        m,
+        ServerMessage::MediaMode {
+            media: MediaMode::P2p {
+                initiator: false,
+                ..
+            }
+        }
+    )));
+
+    // Signals pass only between the two peers.
+    h.send(
+        2,
+        json!({"type": "signal", "to": peer, "payload": {"sdp": "v=0"}}),
+    );
+    assert!(matches!(&h.take(1)[..], [ServerMessage::Signal { .. }]));
+
+    h.join(3, json!({}));
+    assert!(
+        h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. }))
+    );
+    let node = NodeInfo {
+        id: "n1".into(),
+        url: "http://127.0.0.1:9".into(),
+        region: "eu".into(),
+    };
+    h.input(Input::NodeAssigned(Some(node)));
+    for conn in [1, 2, 3] {
+        let got = h.take(conn);
+        let grant = got.iter().find_map(|m| match m {
+            ServerMessage::MediaMode {
+                media: MediaMode::Sfu { node: Some(g) },
+            } => Some(g.clone()),
+            _ => None,
+        });
+        assert!(
+            grant.is_some_and(|g| g.node_id == "n1" && g.token.split('.').count() == 3),
+            "conn {conn}: {got:?}"
+        );
+    }
+
+    h.other.clear();
+    h.input(Input::Closed { conn: 3 });
+    assert_eq!(
+        h.room.mode(),
+        Some(&Mode::Sfu),
+        "stays on the node until the delay passes"
+    );
+    let at = h.other.iter().find_map(|e| match e {
+        Effect::SetAlarm { at_ms } => Some(*at_ms),
+        _ => None,
+    });
+    assert_eq!(at, Some(h.now + 5_000));
+    assert!(h.other.iter().any(|e| matches!(
+        e,
+        Effect::CloseOnNode {
+            scope: NodeScope::Participant(_),
+            ..
+        }
+    )));
+    h.now += 5_000;
+    h.input(Input::Alarm);
+    assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+    assert!(h.other.iter().any(|e| matches!(
+        e,
+        Effect::CloseOnNode {
+            scope: NodeScope::Meeting,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_third_join_cancels_the_return_to_p2p() {
+    let mut h = Harness::new(None);
+    (1..=3).for_each(|c| {
+        h.join(c, json!({}));
+    });
+    h.input(Input::Closed { conn: 3 });
+    h.now += 1_000;
+    h.join(4, json!({}));
+    h.now += 10_000;
+    h.input(Input::Alarm);
+    assert_eq!(h.room.mode(), Some(&Mode::Sfu));
+}
+
+#[test]
+fn wrong_passwords_are_rate_limited_per_address_by_the_clock() {
+    let mut h = Harness::new(None);
+    h.join(1, json!({}));
+    h.send(1, json!({"type": "set_password", "password": "hunter2"}));
+    // conns 3, 5, 7 share an address.
+    for conn in [3, 5, 7] {
+        h.open(conn);
+        h.send(conn, json!({"type": "join", "password": "guess"}));
+        assert_eq!(h.error_code(conn), ErrorCode::PasswordWrong);
+    }
+    h.open(9);
+    h.send(9, json!({"type": "join", "password": "hunter2"}));
+    assert_eq!(
+        h.error_code(9),
+        ErrorCode::PasswordRateLimited,
+        "same address, right password, still limited"
+    );
+    h.now += 60_000;
+    h.send(9, json!({"type": "join", "password": "hunter2"}));
+    assert!(matches!(
+        h.take(9)[0],
+        ServerMessage::Welcome { locked: true, .. }
+    ));
+}
+
+#[test]
+fn a_flood_closes_only_the_flooding_socket() {
+    let mut h = Harness::new(None);
+    h.join(1, json!({}));
+    h.join(2, json!({}));
+    h.take(1);
+    for _ in 0..200 {
+        h.send(2, json!({"type": "ping"}));
+    }
+    assert_eq!(h.closed.get(&2).map(|c| c.0), Some(1008));
+    assert_eq!(h.room.participant_count(), 1);
+    let left = h.take(1);
+    assert!(left.iter().any(|m| matches!(
+        m,
+        ServerMessage::ParticipantLeft {
+            reason: LeaveReason::Disconnected,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn jwt_host_guests_wait_for_a_moderator() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let mut h = Harness::new(Some("host"));
+    let guest = h.join(1, json!({"profile": {"name": "Guest"}}));
+    assert!(matches!(guest, ServerMessage::Waiting { .. }));
+    assert_eq!(h.room.participant_count(), 0);
+
+    let now_s = h.now / 1000;
+    let claims = json!({"iss": "test", "aud": "edgemeet", "sub": "host", "room": "weekly-sync", "exp": now_s + 60,
+        "context": {"user": {"name": "Host", "moderator": "true"}, "features": {"recording": true}}});
+    let token = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let host = h.join(2, json!({"token": token}));
+    let ServerMessage::Welcome {
+        moderator: true,
+        features,
+        ..
+    } = host
+    else {
+        panic!("{host:?}")
+    };
+    assert_eq!(features, vec!["recording".to_string()]);
+    let admitted = h.take(1);
+    let Some(ServerMessage::Welcome {
+        moderator: false,
+        participants,
+        ..
+    }) = admitted.first()
+    else {
+        panic!("{admitted:?}")
+    };
+    assert_eq!(participants.len(), 2);
+    assert_eq!(participants[1].name.as_deref(), Some("Guest"));
+}
+
+#[test]
+fn speaker_stats_follow_dominant_speaker_events() {
+    let mut h = Harness::new(None);
+    let (a, meeting) = welcome_id(&h.join(1, json!({})));
+    let (b, _) = welcome_id(&h.join(2, json!({})));
+    h.input(Input::DominantSpeaker {
+        meeting_id: meeting.clone(),
+        participant: a.clone(),
+    });
+    h.now += 3_000;
+    h.input(Input::DominantSpeaker {
+        meeting_id: meeting.clone(),
+        participant: b.clone(),
+    });
+    h.now += 1_000;
+    h.input(Input::DominantSpeaker {
+        meeting_id: "old-meeting".into(),
+        participant: a.clone(),
+    });
+    h.take(1);
+    h.send(1, json!({"type": "speaker_stats"}));
+    let Some(ServerMessage::SpeakerStats { stats }) = h.take(1).pop() else {
+        panic!()
+    };
+    assert_eq!((stats[0].id.clone(), stats[0].speaking_ms), (a, 3_000));
+    assert_eq!((stats[1].id.clone(), stats[1].speaking_ms), (b, 1_000));
+}

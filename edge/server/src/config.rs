@@ -1,0 +1,161 @@
+//! The native host's configuration: a TOML file, then environment variables on top.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use edgemeet_core::EdgeConfig;
+use rand_core::{OsRng, RngCore};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Everything `edgemeet` reads. Every key has a default; `docs/configuration.md` lists them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on for HTTP and WebSockets.
+    pub listen: SocketAddr,
+    /// Folder with the browser client (`index.html`, `assets/`).
+    pub web_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// This edge's region, used to pick media nodes when a request carries no location.
+    pub region: Option<String>,
+    /// Read the caller's location from `CF-IPContinent`, `CF-IPCountry`, `CF-IPLatitude`, `CF-IPLongitude`
+    /// (set this only behind a proxy that sets them, such as Cloudflare with visitor location headers).
+    pub trust_location_headers: bool,
+    pub edge: EdgeConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web")),
+            log_format: LogFormat::Text,
+            region: None,
+            trust_location_headers: false,
+            edge: EdgeConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Read `path` (if any), apply the environment, fill generated secrets, and validate.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = match path {
+            Some(path) => Self::parse_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.fill_secrets();
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn parse_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        // toml's message names the key and the line: keep it whole.
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("EDGEMEET_LISTEN") {
+            self.listen = v.parse().with_context(|| {
+                format!("EDGEMEET_LISTEN: `{v}` is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Some(v) = get("EDGEMEET_WEB_DIR") {
+            self.web_dir = v.into();
+        }
+        if let Some(v) = get("EDGEMEET_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => bail!("EDGEMEET_LOG_FORMAT: `{v}` is neither `text` nor `json`"),
+            };
+        }
+        if let Some(v) = get("EDGEMEET_REGION") {
+            self.region = Some(v);
+        }
+        if let Some(v) = get("EDGEMEET_NODE_SECRET") {
+            self.edge.node_secret = Some(v);
+        }
+        if let Some(v) = get("EDGEMEET_HASH_KEY") {
+            self.edge.hash_key = v;
+        }
+        Ok(())
+    }
+
+    /// A missing hash key is generated per process: room hashes in logs then cannot be linked across
+    /// restarts, which is what we want by default.
+    fn fill_secrets(&mut self) {
+        if self.edge.hash_key.is_empty() {
+            self.edge.hash_key = random_secret();
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.edge
+            .validate()
+            .map_err(|e| anyhow::anyhow!("edge.{e}"))?;
+        if !self.web_dir.join("index.html").is_file() {
+            bail!(
+                "web_dir: {} has no index.html (set web_dir or EDGEMEET_WEB_DIR)",
+                self.web_dir.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = ServerConfig::parse("listne = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listne"), "{err}");
+        let err = ServerConfig::parse("[edge.tenants.acme]\nauth = \"magic\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth") || err.contains("magic"), "{err}");
+        let mut c =
+            ServerConfig::parse("[edge.tenants.acme]\nauth = \"jwt\"\nissuers = [\"x\"]").unwrap();
+        c.fill_secrets();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("edge.tenants.acme.hs256_secret"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let mut c = ServerConfig::default();
+        c.apply_env(|k| (k == "EDGEMEET_LISTEN").then(|| "127.0.0.1:9999".into()))
+            .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert!(
+            c.apply_env(|k| (k == "EDGEMEET_LISTEN").then(|| "nope".into()))
+                .is_err()
+        );
+    }
+}

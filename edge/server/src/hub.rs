@@ -1,0 +1,238 @@
+//! The rooms of this host: one `edgemeet_core::Room` per active room behind a lock, the sockets
+//! attached to it, and the effects the core returns carried out on tokio.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use edgemeet_core::{
+    ClientInfo, ConnId, EdgeConfig, Effect, Env, Input, Registry, Room, RoomAddress,
+};
+use rand_core::OsRng;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+/// What a socket's writer task sends.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Text(Arc<str>),
+    Close(u16, String),
+}
+
+/// Frames queued for one socket before it counts as too slow and is dropped.
+pub const SOCKET_QUEUE: usize = 512;
+
+struct Entry {
+    room: Room,
+    sockets: HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    alarm: Option<AbortHandle>,
+}
+
+/// All rooms. Room entries are created on first attach and removed when the core says `Ended`.
+pub struct Hub {
+    config: Arc<EdgeConfig>,
+    rooms: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
+    registry: Arc<Mutex<Registry>>,
+    next_conn: AtomicU64,
+    node_calls: crate::nodes::NodeCaller,
+    /// This host's configured region, for node selection when a caller's location is unknown.
+    region: Option<String>,
+}
+
+/// A socket's handle on its room.
+pub struct Attachment {
+    pub conn: ConnId,
+    entry: Arc<Mutex<Entry>>,
+    route: String,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Hub {
+    pub fn new(
+        config: Arc<EdgeConfig>,
+        registry: Arc<Mutex<Registry>>,
+        node_calls: crate::nodes::NodeCaller,
+        region: Option<String>,
+    ) -> Arc<Self> {
+        let rooms = Mutex::new(HashMap::new());
+        Arc::new(Self {
+            config,
+            rooms,
+            registry,
+            next_conn: AtomicU64::new(1),
+            node_calls,
+            region,
+        })
+    }
+
+    pub fn config(&self) -> &EdgeConfig {
+        &self.config
+    }
+
+    pub fn active_rooms(&self) -> usize {
+        self.rooms.lock().expect("rooms lock").len()
+    }
+
+    /// Attach a new socket to its room (creating the room on first use) and open it in the core.
+    pub fn attach(
+        self: &Arc<Self>,
+        address: RoomAddress,
+        client: ClientInfo,
+        tx: mpsc::Sender<Outgoing>,
+    ) -> Attachment {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let route = address.route.clone();
+        // The socket is registered while the map is locked, so a room that is ending cannot be
+        // removed between lookup and registration.
+        let entry = {
+            let mut rooms = self.rooms.lock().expect("rooms lock");
+            let entry = rooms
+                .entry(route.clone())
+                .or_insert_with(|| {
+                    tracing::debug!(room = %route, "room created");
+                    Arc::new(Mutex::new(Entry {
+                        room: Room::new(address),
+                        sockets: HashMap::new(),
+                        alarm: None,
+                    }))
+                })
+                .clone();
+            entry.lock().expect("room lock").sockets.insert(conn, tx);
+            entry
+        };
+        let attachment = Attachment { conn, entry, route };
+        self.input(
+            &attachment.entry,
+            &attachment.route,
+            Input::Open { conn, client },
+        );
+        attachment
+    }
+
+    pub fn text(self: &Arc<Self>, a: &Attachment, text: String) {
+        self.input(&a.entry, &a.route, Input::Text { conn: a.conn, text });
+    }
+
+    pub fn binary(self: &Arc<Self>, a: &Attachment, len: usize) {
+        self.input(&a.entry, &a.route, Input::Binary { conn: a.conn, len });
+    }
+
+    pub fn detach(self: &Arc<Self>, a: Attachment) {
+        self.input(&a.entry, &a.route, Input::Closed { conn: a.conn });
+    }
+
+    /// A node event for a room, found by its route; unknown routes are ignored.
+    pub fn room_input(self: &Arc<Self>, route: &str, input: Input) -> bool {
+        let entry = self.rooms.lock().expect("rooms lock").get(route).cloned();
+        match entry {
+            Some(entry) => {
+                self.input(&entry, route, input);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Feed one input, then carry out the effects; effects that produce inputs (node selection) loop.
+    fn input(self: &Arc<Self>, entry: &Arc<Mutex<Entry>>, route: &str, input: Input) {
+        let mut pending = vec![input];
+        while let Some(input) = pending.pop() {
+            let mut guard = entry.lock().expect("room lock");
+            let e = &mut *guard;
+            let mut env = Env {
+                config: &self.config,
+                now_ms: now_ms(),
+                rng: &mut OsRng,
+            };
+            let effects = e.room.handle(&mut env, input);
+            let mut ended = false;
+            for effect in effects {
+                match effect {
+                    Effect::Send { conn, text } => deliver(e, conn, Outgoing::Text(text)),
+                    Effect::Close { conn, code, reason } => {
+                        deliver(e, conn, Outgoing::Close(code, reason));
+                        e.sockets.remove(&conn);
+                    }
+                    Effect::SetAlarm { at_ms } => {
+                        if let Some(old) = e.alarm.take() {
+                            old.abort();
+                        }
+                        let hub = self.clone();
+                        let (entry, route) = (entry.clone(), route.to_string());
+                        let wait = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+                        e.alarm = Some(
+                            tokio::spawn(async move {
+                                tokio::time::sleep(wait).await;
+                                hub.input(&entry, &route, Input::Alarm);
+                            })
+                            .abort_handle(),
+                        );
+                    }
+                    Effect::ClearAlarm => {
+                        if let Some(old) = e.alarm.take() {
+                            old.abort();
+                        }
+                    }
+                    Effect::RequestNode { location } => {
+                        let location = location.or_else(|| self.default_location());
+                        let node = self
+                            .registry
+                            .lock()
+                            .expect("registry lock")
+                            .select(location.as_ref(), now_ms());
+                        tracing::info!(room = %route, node = node.as_ref().map(|n| n.id.as_str()), "media node for room");
+                        pending.push(Input::NodeAssigned(node));
+                    }
+                    Effect::CloseOnNode {
+                        node,
+                        meeting_id,
+                        scope,
+                        token,
+                    } => {
+                        self.node_calls.close(node, meeting_id, scope, token);
+                    }
+                    Effect::Ended => ended = true,
+                }
+            }
+            if ended {
+                if let Some(old) = e.alarm.take() {
+                    old.abort();
+                }
+                drop(guard);
+                self.remove_if_ended(entry, route);
+            }
+        }
+    }
+
+    fn remove_if_ended(&self, entry: &Arc<Mutex<Entry>>, route: &str) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let still_ended = entry.lock().expect("room lock").room.is_ended();
+        if still_ended && rooms.get(route).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+            rooms.remove(route);
+            tracing::debug!(room = %route, "room ended");
+        }
+    }
+
+    fn default_location(&self) -> Option<edgemeet_core::Location> {
+        self.region.clone().map(|region| edgemeet_core::Location {
+            region: Some(region),
+            ..Default::default()
+        })
+    }
+}
+
+/// Queue a frame; a socket whose queue is full is too slow to keep up and is closed.
+fn deliver(e: &mut Entry, conn: ConnId, frame: Outgoing) {
+    if let Some(tx) = e.sockets.get(&conn)
+        && tx.try_send(frame).is_err()
+    {
+        tracing::info!("dropping a socket that cannot keep up");
+        e.sockets.remove(&conn);
+    }
+}

@@ -1,0 +1,150 @@
+//! Pages and the names API. `GET /{room}` is the same page for every name: nothing before joining
+//! tells an active room from an unused name.
+
+use std::path::{Component, Path as FsPath, PathBuf};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use edgemeet_core::names;
+use rand_core::OsRng;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+
+/// The meeting page, read once at start.
+#[derive(Clone)]
+pub struct Web {
+    pub dir: PathBuf,
+    pub index: Bytes,
+}
+
+impl Web {
+    pub fn load(dir: &FsPath) -> std::io::Result<Self> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index: std::fs::read(dir.join("index.html"))?.into(),
+        })
+    }
+}
+
+pub async fn index(State(app): State<AppState>) -> Response {
+    html(app.web.index.clone())
+}
+
+/// `/{room}` and `/{tenant}/{room}`: the same bytes as `/`, whatever the name.
+pub async fn room_page(State(app): State<AppState>, _: Path<Vec<(String, String)>>) -> Response {
+    html(app.web.index.clone())
+}
+
+fn html(body: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn asset(State(app): State<AppState>, Path(path): Path<String>) -> Response {
+    let rel = FsPath::new(&path);
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return not_found();
+    }
+    let full = app.web.dir.join("assets").join(rel);
+    let Ok(bytes) = tokio::fs::read(&full).await else {
+        return not_found();
+    };
+    let mime = match full.extension().and_then(|e| e.to_str()) {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        Some("html") => "text/html; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+pub fn not_found() -> Response {
+    api_error(StatusCode::NOT_FOUND, "not_found", "no such file")
+}
+
+pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+pub async fn random_name() -> Response {
+    axum::Json(json!({"name": names::generate(&mut OsRng)})).into_response()
+}
+
+#[derive(Deserialize)]
+struct CheckRequest {
+    name: String,
+}
+
+pub async fn check_name(body: Bytes) -> Response {
+    if body.len() > 4096 {
+        return api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "send at most 4096 bytes",
+        );
+    }
+    match serde_json::from_slice::<CheckRequest>(&body) {
+        Ok(req) => axum::Json(names::check(&req.name)).into_response(),
+        Err(e) => api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_message",
+            &format!("expected {{\"name\": \"...\"}}: {e}"),
+        ),
+    }
+}
+
+/// Headers on every response: no referrer (room names are in URLs), a tight CSP, no sniffing.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(
+        h,
+        "permissions-policy",
+        "camera=(self), microphone=(self), display-capture=(self), interest-cohort=()",
+    );
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' https: data: blob:; media-src 'self' blob:; style-src 'self'; script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'",
+    );
+    res
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn fallback() -> Response {
+    not_found()
+}

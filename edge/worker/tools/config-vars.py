@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Turn a native edge config (TOML, its [edge] table) into the Worker's two variables.
+
+    config-vars.py tests/fixtures/edge.toml public   -> EDGEMEET_CONFIG  (JSON, a wrangler var)
+    config-vars.py tests/fixtures/edge.toml secrets  -> EDGEMEET_SECRETS (JSON, `wrangler secret put`)
+
+Secrets are node_secret, hash_key and each tenant's hs256_secret; everything else is public. The Worker
+deep-merges the secrets over the public part, so both hosts run the very same EdgeConfig.
+"""
+import json
+import sys
+import tomllib
+
+SECRET_KEYS = ("node_secret", "hash_key")
+
+
+def split(edge):
+    public, secrets = {}, {}
+    for key, value in edge.items():
+        if key in SECRET_KEYS:
+            secrets[key] = value
+        elif key == "tenants":
+            public["tenants"] = {}
+            for name, tenant in value.items():
+                tenant = dict(tenant)
+                if "hs256_secret" in tenant:
+                    secrets.setdefault("tenants", {})[name] = {"hs256_secret": tenant.pop("hs256_secret")}
+                public["tenants"][name] = tenant
+        else:
+            public[key] = value
+    return public, secrets
+
+
+def main():
+    path, part = sys.argv[1], sys.argv[2]
+    with open(path, "rb") as f:
+        edge = tomllib.load(f).get("edge", {})
+    public, secrets = split(edge)
+    print(json.dumps(public if part == "public" else secrets, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
