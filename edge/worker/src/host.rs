@@ -464,15 +464,34 @@ struct RoomMem {
     room: Option<core::Room>,
     /// Sockets by connection id; rebuilt from the attachments after hibernation.
     sockets: HashMap<ConnId, WebSocket>,
-    /// The snapshot last written to storage, to skip writes that change nothing.
-    stored: Option<String>,
+    /// A snapshot write is scheduled (see [`Room::persist`]).
+    flush_scheduled: bool,
+}
+
+/// How long a changed room waits before its snapshot is written: writes coalesce while a room is busy
+/// (every frame changes a rate-limit bucket). Safe across hibernation: an object with a pending timer
+/// does not hibernate, and an eviction for any other reason (deploy, crash) disconnects the sockets,
+/// which ends the room anyway.
+const FLUSH_DELAY_MS: u64 = 100;
+
+/// Write the room's current snapshot (nothing if it ended meanwhile: `wipe` has emptied storage).
+async fn flush(mem: &RefCell<RoomMem>, storage: &worker::Storage) -> Result<()> {
+    let snapshot = {
+        let mut m = mem.borrow_mut();
+        m.flush_scheduled = false;
+        match m.room.as_ref() {
+            Some(room) => serde_json::to_string(room).map_err(|e| e.to_string())?,
+            None => return Ok(()),
+        }
+    };
+    storage.put(SNAPSHOT_KEY, snapshot).await
 }
 
 #[durable_object]
 pub struct Room {
     state: State,
     env: Env,
-    mem: RefCell<RoomMem>,
+    mem: Rc<RefCell<RoomMem>>,
 }
 
 impl DurableObject for Room {
@@ -485,7 +504,7 @@ impl DurableObject for Room {
         Self {
             state,
             env,
-            mem: RefCell::new(RoomMem::default()),
+            mem: Rc::new(RefCell::new(RoomMem::default())),
         }
     }
 
@@ -591,7 +610,6 @@ impl Room {
         let mut mem = self.mem.borrow_mut();
         if mem.room.is_none() {
             mem.room = Some(room);
-            mem.stored = Some(snapshot);
         }
         Ok(true)
     }
@@ -719,20 +737,24 @@ impl Room {
         resp.json::<Option<NodeInfo>>().await.ok().flatten()
     }
 
+    /// Schedule a snapshot write, unless one is pending already.
     async fn persist(&self) -> Result<()> {
-        let snapshot = {
-            let mem = self.mem.borrow();
-            let Some(room) = mem.room.as_ref() else {
-                return Ok(());
-            };
-            let s = serde_json::to_string(room).map_err(|e| e.to_string())?;
-            if mem.stored.as_deref() == Some(s.as_str()) {
+        {
+            let mut mem = self.mem.borrow_mut();
+            if mem.room.is_none() || mem.flush_scheduled {
                 return Ok(());
             }
-            s
-        };
-        self.mem.borrow_mut().stored = Some(snapshot.clone());
-        self.state.storage().put(SNAPSHOT_KEY, snapshot).await
+            mem.flush_scheduled = true;
+        }
+        let mem = self.mem.clone();
+        let storage = self.state.storage();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            worker::Delay::from(std::time::Duration::from_millis(FLUSH_DELAY_MS)).await;
+            if let Err(e) = flush(&mem, &storage).await {
+                worker::console_error!("room snapshot not written: {e}");
+            }
+        });
+        Ok(())
     }
 
     /// The room ended: forget it in memory, empty the storage, delete the alarm.
@@ -740,7 +762,6 @@ impl Room {
         {
             let mut mem = self.mem.borrow_mut();
             mem.room = None;
-            mem.stored = None;
             mem.sockets.clear();
         }
         let storage = self.state.storage();
@@ -773,6 +794,10 @@ impl Room {
             }
             // Drop everything held in memory, as an eviction during hibernation would.
             "forget" => {
+                // Hibernation waits for the pending snapshot write; so does this.
+                if self.mem.borrow().flush_scheduled {
+                    flush(&self.mem, &self.state.storage()).await?;
+                }
                 *self.mem.borrow_mut() = RoomMem::default();
                 json_response(200, &json!({ "forgotten": true }))
             }

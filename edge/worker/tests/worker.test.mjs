@@ -24,7 +24,11 @@ test("a room keeps working after its Durable Object lost its memory (hibernation
   const a = await Client.join(room, { name: "Ada" });
   const b = await Client.join(room, { name: "Bob" });
   await a.next("participant_joined");
-  let state = await roomState(room);
+  // The snapshot is written shortly after a change (writes coalesce while a room is busy).
+  let state = await waitFor(async () => {
+    const s = await roomState(room);
+    return s.storage_keys.length > 0 && s;
+  });
   assert.deepEqual(state.storage_keys, ["room"]);
   assert.equal(state.sockets, 2);
 
