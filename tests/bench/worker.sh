@@ -49,7 +49,25 @@ done
 [ -n "$native_url" ] || { cat "$state/native.log"; exit 1; }
 
 echo "=== edge benchmark: Worker (wrangler dev, local workerd) vs native, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
-for pair in "worker $worker_url" "native $native_url"; do
-  set -- $pair
-  EDGEMEET_URL="$2" timeout 300 node --no-warnings --experimental-websocket edge/worker/tests/bench.mjs "$1"
-done
+# Server CPU (user+system ticks of its processes) over the run: the client shares the 2 cores, so
+# deliveries per server CPU-second says more about the edge than wall-clock rates do.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+hz="$(getconf CLK_TCK)"
+workerd_pids="$(pgrep -f 'workerd serve' -P "$(pgrep -f 'wrangler-dist/cli.js dev' -d, )" -d' ' || true)"
+[ -n "$workerd_pids" ] || workerd_pids="$(pgrep -f "workerd serve.*" -d' ')"
+run() {
+  local label="$1" url="$2"; shift 2
+  local before after out
+  before="$(ticks "$@")"
+  out="$(EDGEMEET_URL="$url" timeout 300 node --no-warnings --experimental-websocket edge/worker/tests/bench.mjs "$label")"
+  after="$(ticks "$@")"
+  echo "$out"
+  local deliveries cpu
+  deliveries="$(echo "$out" | sed -n 's/.* \([0-9]*\)\/[0-9]* deliveries.*/\1/p')"
+  cpu="$(awk -v t=$((after - before)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')"
+  awk -v d="${deliveries:-0}" -v c="$cpu" -v l="$label" \
+    'BEGIN { printf "%s: server CPU for the whole run %s s -> %d deliveries per server CPU-second\n", l, c, (c > 0 ? d / c : 0) }'
+}
+# shellcheck disable=SC2086
+run worker "$worker_url" $workerd_pids
+run native "$native_url" "$native_pid"
