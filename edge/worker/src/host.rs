@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -33,6 +34,20 @@ const PING: &str = r#"{"v":1,"type":"ping"}"#;
 
 // ---------------------------------------------------------------------------------------------------
 // Shared helpers
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A WebSocket seen as plain JS, to call `send` with a JS string made once per broadcast
+    /// (web-sys' `send_with_str` copies the text out of wasm memory on every call).
+    type RawSocket;
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send(this: &RawSocket, data: &JsValue) -> std::result::Result<(), JsValue>;
+}
+
+fn send_js(ws: &web_sys::WebSocket, data: &JsValue) -> std::result::Result<(), JsValue> {
+    use wasm_bindgen::JsCast;
+    ws.unchecked_ref::<RawSocket>().send(data)
+}
 
 /// Random bytes from the platform CSPRNG (`crypto.getRandomValues`).
 struct JsRng;
@@ -673,6 +688,7 @@ impl Room {
     async fn run(&self, input: Input) -> Result<()> {
         let config = config(&self.env)?;
         let mut queue = VecDeque::from([input]);
+        let mut last_text: Option<(Arc<str>, JsValue)> = None;
         let mut ended = false;
         while let Some(input) = queue.pop_front() {
             let effects = {
@@ -689,8 +705,20 @@ impl Room {
             for effect in effects {
                 match effect {
                     Effect::Send { conn, text } => {
-                        if let Some(ws) = self.socket(conn) {
-                            let _ = ws.send_with_str(&*text);
+                        // A broadcast shares one `Arc<str>`: make its JS string once, not per socket.
+                        let js = match &last_text {
+                            Some((t, js)) if Arc::ptr_eq(t, &text) => js.clone(),
+                            _ => {
+                                let js = JsValue::from_str(&text);
+                                last_text = Some((text.clone(), js.clone()));
+                                js
+                            }
+                        };
+                        if self.mem.borrow().sockets.get(&conn).is_none() {
+                            self.socket(conn);
+                        }
+                        if let Some(ws) = self.mem.borrow().sockets.get(&conn) {
+                            let _ = send_js(ws.as_ref(), &js);
                         }
                     }
                     Effect::Close { conn, code, reason } => {
