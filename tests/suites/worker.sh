@@ -27,10 +27,10 @@ echo "worker under wrangler dev at $url (ready in $(( ($(date +%s%N) - started) 
 
 status=0
 echo "--- protocol conformance suite against the Worker"
-EDGEMEET_URL="$url" cargo test --quiet -p edgemeet-tests --test conformance || status=1
+EDGEMEET_URL="$url" timeout 900 cargo test --quiet -p edgemeet-tests --test conformance || status=1
 
 echo "--- Worker-specific tests"
-EDGEMEET_URL="$url" node --no-warnings --experimental-websocket --test edge/worker/tests/ || status=1
+EDGEMEET_URL="$url" timeout 300 node --no-warnings --experimental-websocket --test edge/worker/tests/ || status=1
 
 if [ "$status" != 0 ]; then
   echo "--- wrangler log (tail)"

@@ -10,8 +10,16 @@ export function uniqueRoom(prefix) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const open = new Set();
+
+/** Close every client still open (a socket left open keeps the test process alive). */
+export function closeAll() {
+  for (const c of open) c.close();
+}
+
 export class Client {
   constructor(ws) {
+    open.add(this);
     this.ws = ws;
     this.queue = [];
     this.waiters = [];
@@ -83,6 +91,7 @@ export class Client {
   }
 
   close() {
+    open.delete(this);
     try {
       this.ws.close(1000, "bye");
     } catch {}

@@ -3,9 +3,11 @@
 //   EDGEMEET_URL=http://127.0.0.1:PORT node --experimental-websocket --test edge/worker/tests/
 // The protocol itself is covered by the shared conformance suite (tests/tests/conformance.rs).
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { after, test } from "node:test";
 
-import { BASE, Client, probe, roomState, sleep, uniqueRoom } from "./lib.mjs";
+import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom } from "./lib.mjs";
+
+after(closeAll);
 
 const NODE_SECRET = process.env.EDGEMEET_NODE_SECRET || "conformance-node-secret-0123456789abcdef";
 
@@ -68,10 +70,11 @@ test("after the last leave the room's storage is empty and no alarm is left", as
   // Three became two: the core sets the P2P-return alarm (1 s in the fixture).
   const armed = await waitFor(async () => {
     const s = await roomState(room);
-    return s.alarm !== null && s;
+    return s.alarm !== null && s.storage_keys.length > 0 && s;
   });
   assert.ok(armed.alarm > Date.now() - 5000);
   assert.deepEqual(armed.storage_keys, ["room"]);
+  c.close();
   a.close();
   b.close();
   const wiped = await waitFor(async () => {
