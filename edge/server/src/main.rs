@@ -6,6 +6,7 @@ mod hub;
 mod location;
 mod nodes;
 mod pages;
+mod token_cli;
 mod ws;
 
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Mint a Jitsi-format invite token, or `token verify` one against a configuration.
+    Token(token_cli::TokenArgs),
 }
 
 #[derive(Subcommand)]
@@ -82,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        Some(Command::Token(args)) => token_cli::run(args),
         None | Some(Command::Serve) => {
             let mut config = ServerConfig::load(cli.config.as_deref())?;
             if let Some(listen) = cli.listen {

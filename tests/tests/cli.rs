@@ -1,0 +1,193 @@
+//! The `edgemeet` command line: config check names the offending key, tokens mint and verify.
+
+use std::process::{Command, Output};
+
+use edgemeet_tests::edge::bin_path;
+use edgemeet_tests::repo_root;
+
+fn edgemeet(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(bin_path("edgemeet"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run edgemeet")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn fixture() -> String {
+    repo_root()
+        .join("tests/fixtures/edge.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn config_check_accepts_the_fixture_and_names_bad_keys() {
+    let ok = edgemeet(&["config", "check", &fixture()], &[]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let dir = std::env::temp_dir().join(format!("edgemeet-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, key) in [
+        ("listen = \"nowhere\"", "listen"),
+        ("[edge]\nnode_secret = \"short\"", "node_secret"),
+        (
+            "[edge.tenants.acme]\nauth = \"jwt\"\nissuers = [\"x\"]",
+            "edge.tenants.acme.hs256_secret",
+        ),
+        (
+            "[edge.tenants.acme]\nauth = \"jwt\"\nissuers = [\"x\"]\nrs256_public_keys = { k1 = \"not a key\" }",
+            "rs256_public_keys.k1",
+        ),
+        ("[edge]\ndefault_tenant = \"nope\"", "default_tenant"),
+        ("[edge.limits]\nroom_capacity = \"many\"", "room_capacity"),
+    ] {
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, body).unwrap();
+        let out = edgemeet(&["config", "check", file.to_str().unwrap()], &[]);
+        let said = text(&out);
+        assert!(!out.status.success(), "{body} was accepted");
+        assert!(
+            said.contains(key),
+            "`{body}`: the message names `{key}`: {said}"
+        );
+        assert!(
+            !said.contains("panicked") && !said.contains("RUST_BACKTRACE"),
+            "{said}"
+        );
+    }
+}
+
+#[test]
+fn a_busy_port_fails_with_a_clear_message() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = edgemeet(&["--config", &fixture(), "--listen", &addr], &[]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("cannot listen on") && said.contains(&addr),
+        "{said}"
+    );
+}
+
+#[test]
+fn tokens_mint_and_verify_and_refusals_are_explained() {
+    let secret = (
+        "EDGEMEET_HS256_SECRET",
+        "acme-hs256-secret-for-tests-0123456789abcdef",
+    );
+    let mint = edgemeet(
+        &[
+            "token",
+            "--tenant",
+            "acme",
+            "--room",
+            "standup",
+            "--moderator",
+            "--feature",
+            "recording",
+            "--issuer",
+            "acme-backend",
+        ],
+        &[secret],
+    );
+    assert!(mint.status.success(), "{}", text(&mint));
+    let token = String::from_utf8(mint.stdout).unwrap().trim().to_string();
+    assert_eq!(token.split('.').count(), 3);
+
+    let ok = edgemeet(
+        &[
+            "token",
+            "verify",
+            &token,
+            "-c",
+            &fixture(),
+            "--tenant",
+            "acme",
+        ],
+        &[],
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("moderator=true"), "{}", text(&ok));
+
+    let wrong_room = edgemeet(
+        &[
+            "token",
+            "verify",
+            &token,
+            "-c",
+            &fixture(),
+            "--tenant",
+            "acme",
+            "--room",
+            "other",
+        ],
+        &[],
+    );
+    assert!(!wrong_room.status.success());
+    assert!(
+        text(&wrong_room).contains("token_wrong_room"),
+        "{}",
+        text(&wrong_room)
+    );
+
+    let rs = edgemeet(
+        &[
+            "token",
+            "--tenant",
+            "rsonly",
+            "--issuer",
+            "acme-backend",
+            "--rs256-key",
+            repo_root()
+                .join("tests/fixtures/rs256-private.pem")
+                .to_str()
+                .unwrap(),
+            "--kid",
+            "k1",
+        ],
+        &[],
+    );
+    let rs_token = String::from_utf8(rs.stdout).unwrap().trim().to_string();
+    let ok = edgemeet(
+        &[
+            "token",
+            "verify",
+            &rs_token,
+            "-c",
+            &fixture(),
+            "--tenant",
+            "rsonly",
+            "--room",
+            "any",
+        ],
+        &[],
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    let wrong_tenant = edgemeet(
+        &[
+            "token",
+            "verify",
+            &rs_token,
+            "-c",
+            &fixture(),
+            "--tenant",
+            "acme",
+            "--room",
+            "any",
+        ],
+        &[],
+    );
+    assert!(
+        text(&wrong_tenant).contains("token_wrong_tenant"),
+        "{}",
+        text(&wrong_tenant)
+    );
+}
