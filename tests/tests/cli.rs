@@ -191,3 +191,26 @@ fn tokens_mint_and_verify_and_refusals_are_explained() {
         text(&wrong_tenant)
     );
 }
+
+#[tokio::test]
+async fn health_and_metrics_endpoints_answer_without_personal_data() {
+    let edge = edgemeet_tests::Edge::native(&[]);
+    let hp = edge.host_port();
+    for path in ["/healthz", "/readyz"] {
+        let r = edgemeet_tests::http::get(&hp, path).await;
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, b"ok".as_slice()),
+            "{path}"
+        );
+    }
+    let room = edgemeet_tests::unique_room("metrics");
+    let mut c = edgemeet_tests::Client::room(&edge, &room).await;
+    c.join(serde_json::json!({"profile": {"name": "Metric Person"}}))
+        .await;
+    let m = edgemeet_tests::http::get(&hp, "/metrics").await;
+    let body = String::from_utf8(m.body).unwrap();
+    assert!(body.contains("edgemeet_rooms_active 1"), "{body}");
+    assert!(body.contains("edgemeet_sockets 1"), "{body}");
+    assert!(!body.contains(&room) && !body.contains("Metric Person"));
+}

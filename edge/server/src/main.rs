@@ -170,6 +170,7 @@ fn router(state: AppState) -> Router {
         .route("/api/{*rest}", axum::routing::any(pages::fallback))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::healthz))
+        .route("/metrics", get(pages::metrics))
         .route("/{room}", get(pages::room_page))
         .route("/{tenant}/{room}", get(pages::room_page))
         .fallback(pages::fallback)
