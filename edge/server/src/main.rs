@@ -49,7 +49,7 @@ enum Command {
         action: ConfigAction,
     },
     /// Mint a Jitsi-format invite token, or `token verify` one against a configuration.
-    Token(token_cli::TokenArgs),
+    Token(Box<token_cli::TokenArgs>),
 }
 
 #[derive(Subcommand)]
@@ -85,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
-        Some(Command::Token(args)) => token_cli::run(args),
+        Some(Command::Token(args)) => token_cli::run(*args),
         None | Some(Command::Serve) => {
             let mut config = ServerConfig::load(cli.config.as_deref())?;
             if let Some(listen) = cli.listen {
