@@ -214,3 +214,24 @@ async fn health_and_metrics_endpoints_answer_without_personal_data() {
     assert!(body.contains("edgemeet_sockets 1"), "{body}");
     assert!(!body.contains(&room) && !body.contains("Metric Person"));
 }
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_going_away_and_exits() {
+    let mut edge = edgemeet_tests::Edge::native(&[]);
+    let mut c = edgemeet_tests::Client::room(&edge, &edgemeet_tests::unique_room("shutdown")).await;
+    c.join(serde_json::json!({})).await;
+    let started = std::time::Instant::now();
+    let stopper = std::thread::spawn(move || {
+        let logs = edge.stop();
+        (edge.exited_cleanly(), logs)
+    });
+    let (code, reason) = c.expect_closed().await;
+    assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
+    let (clean, logs) = stopper.join().unwrap();
+    assert!(clean, "edgemeet exits 0 on SIGTERM: {logs}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
