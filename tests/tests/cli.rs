@@ -235,3 +235,63 @@ async fn sigterm_closes_sockets_with_going_away_and_exits() {
         started.elapsed()
     );
 }
+
+#[test]
+fn serves_https_with_a_configured_certificate() {
+    let dir = std::env::temp_dir().join(format!("edgemeet-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", text(&made));
+    let env = [
+        ("EDGEMEET_TLS_CERT", cert.to_str().unwrap()),
+        ("EDGEMEET_TLS_KEY", key.to_str().unwrap()),
+    ];
+    let edge = edgemeet_tests::Edge::native(&env);
+    assert!(edge.base.starts_with("https://"), "{}", edge.base);
+    let page = Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            cert.to_str().unwrap(),
+            &format!("{}/some-room", edge.base),
+        ])
+        .output()
+        .expect("curl");
+    assert!(page.status.success(), "{}", text(&page));
+    assert!(String::from_utf8_lossy(&page.stdout).contains("<title>edgemeet</title>"));
+
+    // A key that does not match, or a missing file, stops the start with a clear message.
+    let out = edgemeet(
+        &["--config", &fixture()],
+        &[
+            ("EDGEMEET_TLS_CERT", cert.to_str().unwrap()),
+            ("EDGEMEET_TLS_KEY", "/nonexistent.pem"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("tls.key"), "{}", text(&out));
+}

@@ -30,7 +30,16 @@ pub struct ServerConfig {
     /// Read the caller's location from `CF-IPContinent`, `CF-IPCountry`, `CF-IPLatitude`, `CF-IPLongitude`
     /// (set this only behind a proxy that sets them, such as Cloudflare with visitor location headers).
     pub trust_location_headers: bool,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsConfig>,
     pub edge: EdgeConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +50,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             region: None,
             trust_location_headers: false,
+            tls: None,
             edge: EdgeConfig::default(),
         }
     }
@@ -86,6 +96,16 @@ impl ServerConfig {
                 _ => bail!("EDGEMEET_LOG_FORMAT: `{v}` is neither `text` nor `json`"),
             };
         }
+        match (get("EDGEMEET_TLS_CERT"), get("EDGEMEET_TLS_KEY")) {
+            (Some(cert), Some(key)) => {
+                self.tls = Some(TlsConfig {
+                    cert: cert.into(),
+                    key: key.into(),
+                })
+            }
+            (None, None) => {}
+            _ => bail!("EDGEMEET_TLS_CERT and EDGEMEET_TLS_KEY go together"),
+        }
         if let Some(v) = get("EDGEMEET_REGION") {
             self.region = Some(v);
         }
@@ -110,6 +130,9 @@ impl ServerConfig {
         self.edge
             .validate()
             .map_err(|e| anyhow::anyhow!("edge.{e}"))?;
+        if let Some(tls) = &self.tls {
+            crate::tls::load(&tls.cert, &tls.key)?;
+        }
         if !self.web_dir.join("index.html").is_file() {
             bail!(
                 "web_dir: {} has no index.html (set web_dir or EDGEMEET_WEB_DIR)",

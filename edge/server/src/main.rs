@@ -6,6 +6,7 @@ mod hub;
 mod location;
 mod nodes;
 mod pages;
+mod tls;
 mod token_cli;
 mod ws;
 
@@ -141,19 +142,33 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
-    println!("edgemeet listening on http://{addr}/ - open it in a browser to start a meeting");
-    tracing::info!(%addr, tenants = config.edge.tenants.len(), "edge ready");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("edgemeet listening on {scheme}://{addr}/ - open it in a browser to start a meeting");
+    tracing::info!(%addr, tenants = config.edge.tenants.len(), tls = config.tls.is_some(), "edge ready");
 
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let app = router(state).into_make_service_with_connect_info::<tls::PeerAddr>();
+    let stop = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: closing sockets");
         let _ = shutdown_tx.send(());
-    })
-    .await?;
+    };
+    match &config.tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls::load(&tls.cert, &tls.key)?)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+    }
     Ok(())
 }
 
