@@ -70,6 +70,8 @@ pub struct AppState {
 
 fn main() {
     let cli = Cli::parse();
+    // One TLS stack for the process (HTTPS serving and outgoing calls): rustls on ring.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     // Errors print as one clear line (with causes), never a panic backtrace.
     if let Err(err) = run(cli) {
         eprintln!("edgemeet: error: {err:#}");
@@ -121,7 +123,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let hub = hub::Hub::new(
         edge,
         registry.clone(),
-        nodes::NodeCaller::default(),
+        nodes::NodeCaller::new(),
         config.region.clone(),
     );
     let (shutdown_tx, shutdown) = watch::channel(());

@@ -1,13 +1,11 @@
 //! The media-node registry endpoints (`/api/nodes/heartbeat`, `/api/nodes/events`, with the node
 //! secret as a bearer token) and calls from the edge to nodes.
 
-use std::sync::{Arc, Mutex};
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use edgemeet_core::{Input, NodeInfo, NodeScope, Registry};
+use edgemeet_core::{Input, NodeInfo, NodeScope};
 use edgemeet_protocol::node::{Heartbeat, NodeEvent, NodeEvents};
 
 use crate::AppState;
@@ -91,14 +89,48 @@ pub async fn events(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Calls from the edge to media nodes, made in the background.
-#[derive(Clone, Default)]
+/// Calls from the edge to media nodes (close a participant's sessions, close a meeting), made in
+/// the background with a few retries: a node that cannot be told reaps idle sessions itself.
+#[derive(Clone)]
 pub struct NodeCaller {
-    _registry: Option<Arc<Mutex<Registry>>>,
+    http: reqwest::Client,
 }
 
 impl NodeCaller {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client with the process-wide rustls provider");
+        Self { http }
+    }
+
     pub fn close(&self, node: NodeInfo, meeting_id: String, scope: NodeScope, token: String) {
-        let _ = (node, meeting_id, scope, token);
+        let base = node.url.trim_end_matches('/');
+        let url = match &scope {
+            NodeScope::Participant(pid) => format!("{base}/v1/participants/{pid}/close"),
+            NodeScope::Meeting => format!("{base}/v1/rooms/{meeting_id}/close"),
+        };
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            for attempt in 0..3u32 {
+                match http.post(&url).bearer_auth(&token).send().await {
+                    Ok(res)
+                        if res.status().is_success()
+                            || res.status() == reqwest::StatusCode::NOT_FOUND =>
+                    {
+                        return;
+                    }
+                    Ok(res) => {
+                        tracing::info!(node = %node.id, status = %res.status(), "node refused a close call")
+                    }
+                    Err(err) => {
+                        tracing::info!(node = %node.id, error = %err.without_url(), "node unreachable for a close call")
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+            }
+            tracing::warn!(node = %node.id, "gave up telling the node to close sessions; it reaps idle ones");
+        });
     }
 }
