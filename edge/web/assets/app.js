@@ -2,6 +2,7 @@
 import { Signaling } from './signaling.js';
 import { LocalMedia } from './media.js';
 import { P2PLink } from './p2p.js';
+import { SfuLink } from './sfu.js';
 import { $, show, toast, displayName, Grid, addChat } from './ui.js';
 
 const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -106,6 +107,11 @@ class Meeting {
     this.iceServers = [];
     /** @type {P2PLink | null} */
     this.link = null;
+    /** @type {SfuLink | null} */
+    this.sfu = null;
+    /** @type {Map<string, {session_id: string, tracks: any[]}>} what others publish on the node */
+    this.remoteTracks = new Map();
+    this.refreshTimer = 0;
     this.mode = 'none';
     this.e2ee = false;
     window.edgemeet = this; // for tests and debugging in the console
@@ -130,6 +136,8 @@ class Meeting {
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
         return this.renderPeople();
       case 'participant_left':
+        this.remoteTracks.delete(msg.id);
+        this.sfu?.drop(msg.id);
         toast(`${displayName(this.people.get(msg.id))} ${msg.reason === 'kicked' ? 'was removed' : 'left'}`);
         this.people.delete(msg.id);
         this.grid.remove(msg.id);
@@ -146,6 +154,9 @@ class Meeting {
         $('lock-badge').hidden = !msg.locked;
         return toast(msg.locked ? 'The meeting is now locked' : 'The meeting is unlocked');
       case 'media_mode': return this.onMediaMode(msg.media);
+      case 'tracks':
+        this.remoteTracks.set(msg.participant, { session_id: msg.session_id, tracks: msg.tracks });
+        return this.sfu?.sessionId ? this.sfu.pull(msg.participant, msg.session_id, msg.tracks) : undefined;
       case 'signal': return this.link?.peer === msg.from ? this.link.receive(msg.payload) : undefined;
       case 'dominant_speaker': return this.grid.speaking(msg.id);
       case 'speaker_stats':
@@ -169,6 +180,7 @@ class Meeting {
     $('moderator-tools').hidden = !this.moderator;
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
     this.people = new Map(msg.participants.map((p) => [p.id, p]));
+    this.remoteTracks = new Map(msg.tracks.map((t) => [t.participant, { session_id: t.session_id, tracks: t.tracks }]));
     for (const p of msg.participants) this.grid.update(p, p.id === this.me);
     this.grid.attach(this.me, this.media.stream, true);
     this.renderPeople();
@@ -193,6 +205,7 @@ class Meeting {
   }
 
   onClosed({ code, final }) {
+    this.closeSfu();
     if (!final) return;
     this.link?.close();
     this.link = null;
@@ -210,30 +223,71 @@ class Meeting {
   async onMediaMode(media) {
     this.mode = media.mode;
     $('mode-badge').textContent = media.mode === 'p2p' ? 'Direct' : media.mode === 'sfu' ? 'Via server' : 'Alone';
-    const keep = media.mode === 'p2p' && this.link?.peer === media.peer;
-    if (!keep && this.link) {
+    const keepP2p = media.mode === 'p2p' && this.link?.peer === media.peer;
+    if (!keepP2p && this.link) {
       this.grid.detach(this.link.peer);
       this.link.close();
       this.link = null;
     }
-    if (media.mode === 'p2p' && !keep) {
-      const link = new P2PLink({
-        peer: media.peer,
-        initiator: media.initiator,
-        iceServers: this.iceServers,
-        send: (payload) => this.signaling.send({ type: 'signal', to: media.peer, payload }),
-      });
-      link.addEventListener('track', (ev) => this.grid.attach(media.peer, /** @type {CustomEvent} */ (ev).detail.stream, false));
-      link.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
-      this.link = link;
-      await link.start(this.media.stream);
+    const node = media.mode === 'sfu' ? media.node : null;
+    if (this.sfu && node && this.sfu.grant.node_id === node.node_id) {
+      this.sfu.refresh(node);
+      this.scheduleRefresh(node);
+      return;
     }
+    if (this.sfu) this.closeSfu();
+    if (media.mode === 'p2p' && !keepP2p) await this.startP2p(media);
+    if (node) await this.startSfu(node);
+  }
+
+  async startP2p(media) {
+    const link = new P2PLink({
+      peer: media.peer,
+      initiator: media.initiator,
+      iceServers: this.iceServers,
+      send: (payload) => this.signaling.send({ type: 'signal', to: media.peer, payload }),
+    });
+    link.addEventListener('track', (ev) => this.grid.attach(media.peer, /** @type {CustomEvent} */ (ev).detail.stream, false));
+    link.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
+    this.link = link;
+    await link.start(this.media.stream);
+  }
+
+  async startSfu(node) {
+    const sfu = new SfuLink({ grant: node, iceServers: this.iceServers });
+    this.sfu = sfu;
+    sfu.addEventListener('track', (ev) => {
+      const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
+      this.grid.attach(participant, stream, false);
+    });
+    sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
+    sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
+    this.scheduleRefresh(node);
+    const tracks = await sfu.start(this.media.stream);
+    if (this.sfu !== sfu || !sfu.sessionId) return;
+    this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
+    for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);
+  }
+
+  scheduleRefresh(node) {
+    clearTimeout(this.refreshTimer);
+    const wait = Math.max(5000, (node.expires_at - Date.now()) * 0.8);
+    this.refreshTimer = setTimeout(() => this.signaling.send({ type: 'refresh_node_grant' }), wait);
+  }
+
+  closeSfu() {
+    clearTimeout(this.refreshTimer);
+    if (!this.sfu) return;
+    for (const id of this.people.keys()) if (id !== this.me) this.grid.detach(id);
+    this.sfu.close();
+    this.sfu = null;
   }
 
   /** Every RTCPeerConnection of this page, by what it connects to (for tests and diagnostics). */
   peerConnections() {
     const out = [];
     if (this.link) out.push([this.link.peer, this.link.pc]);
+    if (this.sfu) out.push(['sfu', this.sfu.pc]);
     return out;
   }
 
@@ -297,11 +351,19 @@ class Meeting {
       if (this.media.screenTrack) {
         this.media.stopScreen();
         await this.link?.replaceVideo(this.media.videoTrack);
+        await this.sfu?.replaceVideo(this.media.videoTrack);
       } else {
         const track = await this.media.startScreen();
         if (!track) return;
-        track.addEventListener('ended', async () => { this.media.stopScreen(); await this.link?.replaceVideo(this.media.videoTrack); this.sendState(); });
+        track.addEventListener('ended', async () => {
+          this.media.stopScreen();
+          await this.link?.replaceVideo(this.media.videoTrack);
+          await this.sfu?.replaceVideo(this.media.videoTrack);
+          $('toggle-screen').setAttribute('aria-pressed', 'false');
+          this.sendState();
+        });
         await this.link?.replaceVideo(track);
+        await this.sfu?.replaceVideo(track);
       }
       $('toggle-screen').setAttribute('aria-pressed', String(!!this.media.screenTrack));
       this.sendState();
@@ -309,6 +371,7 @@ class Meeting {
     $('leave').addEventListener('click', () => {
       this.signaling.leave();
       this.link?.close();
+      this.closeSfu();
       /** @type {HTMLAnchorElement} */ ($('rejoin')).href = location.pathname + location.search;
       show('ended');
       for (const t of this.media.stream.getTracks()) t.stop();
