@@ -1,0 +1,52 @@
+//! # edgemeet media node
+//!
+//! A selective forwarding unit on webrtc-rs. Each participant opens a *session* (one peer
+//! connection) with an offer; pushes its tracks (`tracks/new`, location `local`) and pulls other
+//! sessions' tracks of the same room by session id + track name (`location: remote`; the node
+//! returns an offer that the client answers with `renegotiate`). The HTTP API is described in
+//! `docs/media-node-api.md`; every call carries an HS256 token the edge signs
+//! ([`edgemeet_protocol::node::NodeTokenClaims`]).
+//!
+//! ## Embedding
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), edgemeet_media_node::StartError> {
+//! use edgemeet_media_node::{MediaNode, NodeConfig};
+//! let mut cfg = NodeConfig::default();
+//! cfg.secret = "a shared secret of 16+ bytes".into();
+//! // Either serve on cfg.listen ...
+//! let node = MediaNode::start(cfg.clone()).await?;
+//! println!("node at {:?}", node.local_addr());
+//! node.shutdown().await;
+//! // ... or take the Router and serve or nest it in the host's own axum server.
+//! let (router, handle) = MediaNode::build(cfg)?;
+//! # drop(router); handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Media stays in memory: nothing is written to disk. Logs carry session ids, never tokens.
+
+mod api;
+mod auth;
+mod config;
+mod error;
+mod forward;
+mod interceptor;
+mod metrics;
+mod node;
+mod reporter;
+mod rewrite;
+mod sdp;
+mod session;
+mod speaker;
+mod tracks;
+
+/// Test and benchmark participant (webrtc-rs). Not part of the node.
+#[doc(hidden)]
+pub mod testkit;
+
+pub use api::MAX_BODY_BYTES;
+pub use auth::{EDGE_SUBJECT, sign_token};
+pub use config::{ConfigError, NodeConfig};
+pub use error::StartError;
+pub use node::{MediaNode, MediaNodeHandle};
