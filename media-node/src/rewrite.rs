@@ -117,7 +117,6 @@ impl Rewriter {
             self.ts_offset = self.last_ts.wrapping_add(SWITCH_TS_STEP).wrapping_sub(ts);
         }
         self.current = Some(ssrc);
-        self.started = true;
         self.forward(seq, ts)
     }
 
@@ -194,6 +193,22 @@ mod tests {
         assert_eq!(
             r.decide(lo, 103, 10000, Some(hi), || true, true),
             Decision::Drop
+        );
+    }
+
+    #[test]
+    fn switch_from_a_high_sequence_number() {
+        let mut r = Rewriter::default();
+        assert_eq!(
+            r.decide(1, 60000, 5, Some(1), || true, true),
+            Decision::Forward { seq: 60000, ts: 5 }
+        );
+        assert_eq!(
+            r.decide(2, 7, 100, Some(2), || true, true),
+            Decision::Forward {
+                seq: 60001,
+                ts: 3005
+            }
         );
     }
 }

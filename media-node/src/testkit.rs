@@ -41,6 +41,11 @@ use crate::sdp::AUDIO_LEVEL_URI;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Installs the TLS crypto provider reqwest needs (idempotent).
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Signs a node token as the edge would, valid for `ttl` seconds.
 pub fn token(secret: &str, node: &str, room: &str, sub: &str, ttl: i64) -> String {
     let now = crate::auth::now_secs() as i64;
@@ -317,6 +322,7 @@ impl TestClient {
             .with_udp_addrs(vec![SocketAddr::from(([127, 0, 0, 1], 0))])
             .build()
             .await?;
+        init_crypto();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;

@@ -8,10 +8,10 @@ use edgemeet_protocol::node::{
     TracksResponse,
 };
 use rand::RngCore;
-use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -232,10 +232,25 @@ async fn pull(
                 ..Default::default()
             }],
         )));
-        let sender =
-            s.pc.add_track(track.clone() as Arc<dyn TrackLocal>)
-                .await
-                .map_err(|e| ApiError::Media(e.to_string()))?;
+        // Send-only: a pull never carries media from the client, and removing the track later
+        // turns the m-line inactive (not recvonly).
+        let transceiver =
+            s.pc.add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .map_err(|e| ApiError::Media(e.to_string()))?;
+        let sender = transceiver
+            .sender()
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApiError::Media("transceiver without sender".into()))?;
         let preferred = t.simulcast.as_ref().map(|p| p.preferred_rid.clone());
         let sub = Arc::new(Subscription::new(
             s.id.clone(),

@@ -334,7 +334,13 @@ async fn simulcast_layer_switch_keeps_frames_decodable() {
     for p in &pkts {
         let info = check_payload(true, &p.payload).expect("intact payload");
         if let Some(q) = prev {
-            assert_eq!(p.seq, q.seq.wrapping_add(1), "sequence gap at a switch");
+            assert_eq!(
+                p.seq,
+                q.seq.wrapping_add(1),
+                "sequence gap at a switch: {:?} then {:?} {info:?}",
+                (q.ssrc, q.seq, q.ts, check_payload(true, &q.payload)),
+                (p.ssrc, p.seq, p.ts)
+            );
             assert!(p.ts.wrapping_sub(q.ts) < 0x8000_0000, "timestamp went back");
             let q_layer = layer_of(q).unwrap();
             if q_layer != info.layer {

@@ -72,6 +72,7 @@ pub async fn http(
     token: Option<&str>,
     body: Option<Vec<u8>>,
 ) -> (u16, serde_json::Value) {
+    edgemeet_media_node::testkit::init_crypto();
     let c = reqwest::Client::new();
     let mut rq = c
         .request(method, url)
