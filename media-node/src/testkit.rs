@@ -40,6 +40,8 @@ use crate::metrics::Metrics;
 use crate::sdp::AUDIO_LEVEL_URI;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Called for every RTP packet a client receives.
+pub type PacketHook = Arc<dyn Fn(&rtp::Packet) + Send + Sync>;
 
 /// Installs the TLS crypto provider reqwest needs (idempotent).
 pub fn init_crypto() {
@@ -171,7 +173,7 @@ struct ClientHandler {
     state: watch::Sender<RTCPeerConnectionState>,
     keep_packets: bool,
     count: Arc<AtomicU64>,
-    on_packet: Option<Arc<dyn Fn(&rtp::Packet) + Send + Sync>>,
+    on_packet: Option<PacketHook>,
 }
 
 #[async_trait::async_trait]
@@ -255,7 +257,7 @@ pub struct ClientOptions {
     /// RFC 6464 level stamped on sent audio: 0 loudest, 127 silence.
     pub audio_level: u8,
     /// Called for every received packet (benchmark latency).
-    pub on_packet: Option<Arc<dyn Fn(&rtp::Packet) + Send + Sync>>,
+    pub on_packet: Option<PacketHook>,
 }
 
 pub struct TestClient {
@@ -609,7 +611,7 @@ impl TestClient {
                 let mut frame = 0u32;
                 while !stop.load(Relaxed) {
                     tick.tick().await;
-                    let key = video && (frame % 60 == 0 || force.swap(false, Relaxed));
+                    let key = video && (frame.is_multiple_of(60) || force.swap(false, Relaxed));
                     for (li, (rid, ssrc)) in layers.iter().enumerate() {
                         let n = if video { video_pkts.max(1) } else { 1 };
                         for k in 0..n {
