@@ -1,0 +1,10 @@
+# Media node tests: a Python venv with aiortc (an independent WebRTC stack) for the interop test.
+# Sourced by tests/run (bash, set -euo pipefail). Cached under $EDGEMEET_CACHE; exports
+# EDGEMEET_PYTHON, which media-node/tests/aiortc.rs requires.
+media_venv="$EDGEMEET_CACHE/media-venv"
+if ! "$media_venv/bin/python" -c 'import aiortc' >/dev/null 2>&1; then
+  echo "installing aiortc into $media_venv"
+  python3 -m venv "$media_venv"
+  "$media_venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: 'aiortc==1.*'
+fi
+export EDGEMEET_PYTHON="$media_venv/bin/python"
