@@ -123,6 +123,25 @@ pub fn find_mid<'a>(sections: &'a [MediaSection], mid: &str) -> Option<&'a Media
     sections.iter().find(|s| s.mid.as_deref() == Some(mid))
 }
 
+/// Rewrites host candidates on `local` to announce `public` instead (NAT 1:1). webrtc-rs 0.21
+/// stores its own NAT 1:1 setting but never applies it, so the node does it on the SDP.
+pub fn announce_ip(sdp: &str, local: std::net::IpAddr, public: std::net::IpAddr) -> String {
+    let (local, public) = (local.to_string(), public.to_string());
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("a=candidate:") {
+            let mut f: Vec<&str> = line.split(' ').collect();
+            if f.get(4) == Some(&local.as_str()) {
+                f[4] = &public;
+                out.push_str(&f.join(" "));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +162,19 @@ a=rid:q send\r\na=rid:f send\r\n";
         assert_eq!(s[1].primary_codec().unwrap().1, "video/VP8");
         assert_eq!(s[1].rids, vec!["q", "f"]);
         assert!(parse("garbage").is_err());
+    }
+
+    #[test]
+    fn announces_the_public_ip() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\na=mid:0\r\n";
+        let out = announce_ip(
+            sdp,
+            "10.0.0.5".parse().unwrap(),
+            "203.0.113.9".parse().unwrap(),
+        );
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.9 40000 typ host\r\na=mid:0\r\n"
+        );
     }
 }

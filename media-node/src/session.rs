@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceCandidateType, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::error::ApiError;
@@ -46,6 +46,8 @@ pub struct Session {
     closed: AtomicBool,
     state: Mutex<RTCPeerConnectionState>,
     gathered: watch::Receiver<bool>,
+    /// (bound IP, public IP) when candidates are announced under a NAT 1:1 address.
+    announce: Option<(std::net::IpAddr, std::net::IpAddr)>,
 }
 
 struct Handler {
@@ -141,6 +143,7 @@ impl Session {
             closed: AtomicBool::new(false),
             state: Mutex::new(RTCPeerConnectionState::New),
             gathered: grx,
+            announce: shared.cfg.public_ip.map(|p| (shared.cfg.media_ip, p)),
         });
         let _ = handler.session.set(Arc::downgrade(&session));
         Ok(session)
@@ -279,10 +282,11 @@ impl Session {
             .local_description()
             .await
             .ok_or_else(|| ApiError::Media("no local description".into()))?;
-        Ok(SessionDescription {
-            sdp_type: t,
-            sdp: d.sdp,
-        })
+        let sdp = match self.announce {
+            Some((local, public)) => crate::sdp::announce_ip(&d.sdp, local, public),
+            None => d.sdp,
+        };
+        Ok(SessionDescription { sdp_type: t, sdp })
     }
 
     /// The mid of the transceiver that received `track`.
@@ -385,9 +389,6 @@ async fn build_pc(
     let mut se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
     if cfg.media_ip.is_loopback() {
         se = se.with_include_loopback_candidate(true);
-    }
-    if let Some(ip) = cfg.public_ip {
-        se = se.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
     }
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(media)

@@ -303,3 +303,71 @@ async fn silent_sessions_are_reaped_and_draining_refuses_new_rooms() {
     assert_reason(st, &b, 503, "draining");
     node.handle.shutdown().await;
 }
+
+/// (ip, port) of every host candidate in an SDP.
+fn candidates(sdp: &str) -> Vec<(String, u16)> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.get(4)?.to_string(), f.get(5)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_at_session_creation_is_answered_on_the_configured_port_and_public_ip() {
+    use webrtc::peer_connection::PeerConnection as _;
+    let mut cfg = config();
+    cfg.udp_port_min = 42710;
+    cfg.udp_port_max = 42713;
+    cfg.public_ip = Some("127.0.0.5".parse().unwrap());
+    let node = start_with(cfg).await;
+    let mut ports = Vec::new();
+    for i in 0..2 {
+        let c = client(&node, "m1", &format!("p{i}"), 1).await;
+        c.pc.add_transceiver_from_kind(
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio,
+            Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .unwrap();
+        let offer = c.pc.create_offer(None).await.unwrap();
+        c.pc.set_local_description(offer).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sdp = c.pc.local_description().await.unwrap().sdp;
+        let body = serde_json::json!({"sessionDescription": {"type": "offer", "sdp": sdp}});
+        let (st, resp) = http(
+            Method::POST,
+            &url(&node, "/v1/sessions/new"),
+            Some(&c.token),
+            Some(body.to_string().into()),
+        )
+        .await;
+        assert_eq!(st, 200, "{resp}");
+        assert_eq!(resp["sessionDescription"]["type"], "answer");
+        let cands = candidates(resp["sessionDescription"]["sdp"].as_str().unwrap());
+        assert!(!cands.is_empty(), "{resp}");
+        for (ip, port) in cands {
+            assert_eq!(ip, "127.0.0.5", "announced public IP");
+            assert!((42710..=42713).contains(&port), "port {port} in range");
+            ports.push(port);
+        }
+    }
+    ports.dedup();
+    assert!(ports.len() >= 2, "each session has its own port: {ports:?}");
+    // Four sessions hold the four ports: a fifth is refused with a reason.
+    let (st, b) = http(
+        Method::POST,
+        &url(&node, "/v1/sessions/new"),
+        Some(&tok("m1", "p9")),
+        Some(b"{}".to_vec()),
+    )
+    .await;
+    assert_reason(st, &b, 503, "ports exhausted");
+    node.handle.shutdown().await;
+}

@@ -59,7 +59,12 @@ fn proc_cpu_secs(pid: u32) -> f64 {
 }
 
 async fn metric(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<f64> {
-    let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
@@ -68,13 +73,21 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Resul
 
 /// p-quantile of the node's forward-latency histogram, in µs (bucket upper bound).
 async fn node_latency_quantile(http: &reqwest::Client, base: &str, q: f64) -> anyhow::Result<f64> {
-    let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let buckets: Vec<(f64, f64)> = text
         .lines()
         .filter_map(|l| l.strip_prefix("edgemeet_node_forward_latency_seconds_bucket{le=\""))
         .filter_map(|l| {
             let (le, v) = l.split_once("\"} ")?;
-            Some((le.parse::<f64>().unwrap_or(f64::INFINITY), v.trim().parse().ok()?))
+            Some((
+                le.parse::<f64>().unwrap_or(f64::INFINITY),
+                v.trim().parse().ok()?,
+            ))
         })
         .collect();
     let total = buckets.last().map_or(0.0, |b| b.1);
@@ -203,7 +216,11 @@ async fn run(
         subs,
         pps_per_pub,
         fwd_pps: out / wall,
-        cpu_per_m: if out > 0.0 { cpu / (out / 1e6) } else { f64::NAN },
+        cpu_per_m: if out > 0.0 {
+            cpu / (out / 1e6)
+        } else {
+            f64::NAN
+        },
         node_cpu: cpu / wall,
         p50_ms: q(0.5),
         p99_ms: q(0.99),
@@ -260,7 +277,16 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>10} {:>10} {:>10} {:>8}",
-        "pubs", "subs", "pps/pub", "fwd pkt/s", "node CPU", "CPU s/M pkts", "e2e p50", "e2e p99", "node p99", "loss"
+        "pubs",
+        "subs",
+        "pps/pub",
+        "fwd pkt/s",
+        "node CPU",
+        "CPU s/M pkts",
+        "e2e p50",
+        "e2e p99",
+        "node p99",
+        "loss"
     );
     for &(p, s, pps) in cases {
         let r = run(&base, pid, p, s, pps, secs).await?;
@@ -279,7 +305,9 @@ async fn main() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    println!("node CPU: share of one core; e2e latency includes both client stacks (an upper bound on what the node adds); node p99: forwarding time inside the node (histogram bucket bound).");
+    println!(
+        "node CPU: share of one core; e2e latency includes both client stacks (an upper bound on what the node adds); node p99: forwarding time inside the node (histogram bucket bound)."
+    );
     let _ = node.kill().await;
     Ok(())
 }
