@@ -742,6 +742,23 @@ impl TestClient {
         Ok(())
     }
 
+    /// Sends a NACK for `seq` of a received track to the node.
+    pub async fn send_nack(&self, track_id: &str, seq: u16) -> Result<(), Error> {
+        use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+        let t = self.remote_track(track_id).ok_or("no such remote track")?;
+        let ssrc = *t.ssrcs().await.first().ok_or("track has no ssrc")?;
+        t.write_rtcp(vec![Box::new(TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+            nacks: vec![NackPair {
+                packet_id: seq,
+                lost_packets: 0,
+            }],
+        })])
+        .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }

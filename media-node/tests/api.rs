@@ -317,7 +317,6 @@ fn candidates(sdp: &str) -> Vec<(String, u16)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_at_session_creation_is_answered_on_the_configured_port_and_public_ip() {
-    use webrtc::peer_connection::PeerConnection as _;
     let mut cfg = config();
     cfg.udp_port_min = 42710;
     cfg.udp_port_max = 42713;

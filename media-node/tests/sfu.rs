@@ -131,6 +131,31 @@ async fn pli_from_a_subscriber_reaches_the_publisher() {
     node.handle.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_is_answered_from_the_retransmission_buffer() {
+    let node = start().await;
+    let a = publishing_client(&node, "meet5", "pa", 1).await;
+    let b = client(&node, "meet5", "pb", 2).await;
+    let stop = a.start_sending(30, 1, 800);
+    b.pull(&[(a.session_id.clone(), "video".into())], None)
+        .await
+        .expect("pull");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
+    // Ask again for a packet already delivered: the node resends it from its buffer.
+    let seq = b.packets(&vid)[5].seq;
+    b.send_nack(&vid, seq).await.expect("send nack");
+    let resent = eventually(Duration::from_secs(5), || {
+        b.packets(&vid).iter().filter(|p| p.seq == seq).count() >= 2
+    })
+    .await;
+    stop.store(true, Relaxed);
+    let m = node.handle.metrics_text();
+    assert!(!m.contains("edgemeet_node_nack_in_total 0\n"), "{m}");
+    assert!(resent, "packet {seq} retransmitted");
+    node.handle.shutdown().await;
+}
+
 fn inactive_mids(sdp: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur: (Option<String>, bool, bool) = (None, false, false);
