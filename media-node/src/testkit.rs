@@ -286,6 +286,25 @@ impl TestClient {
         tag: u8,
         opts: ClientOptions,
     ) -> Result<Self, Error> {
+        let mut c = Self::build(base, token, tag, opts).await?;
+        let r: NewSessionResponse = c
+            .call(
+                reqwest::Method::POST,
+                "/v1/sessions/new",
+                Some(&serde_json::json!({})),
+            )
+            .await?;
+        c.session_id = r.session_id;
+        Ok(c)
+    }
+
+    /// A peer connection without a node session (for direct, node-less baselines).
+    pub async fn build(
+        base: &str,
+        token: &str,
+        tag: u8,
+        opts: ClientOptions,
+    ) -> Result<Self, Error> {
         let (gtx, grx) = watch::channel(false);
         let (stx, srx) = watch::channel(RTCPeerConnectionState::New);
         let inbox = Arc::new(Mutex::new(Inbox::default()));
@@ -328,7 +347,7 @@ impl TestClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
-        let mut c = Self {
+        let c = Self {
             pc: Arc::new(pc),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
@@ -343,14 +362,6 @@ impl TestClient {
             gathered: grx,
             state: srx,
         };
-        let r: NewSessionResponse = c
-            .call(
-                reqwest::Method::POST,
-                "/v1/sessions/new",
-                Some(&serde_json::json!({})),
-            )
-            .await?;
-        c.session_id = r.session_id;
         Ok(c)
     }
 
@@ -395,6 +406,17 @@ impl TestClient {
         audio: bool,
         video: bool,
         simulcast: bool,
+    ) -> Result<(), Error> {
+        self.publish_to(audio, video, simulcast, None).await
+    }
+
+    /// As [`publish`](Self::publish), or straight to `peer` (no node) when given.
+    pub async fn publish_to(
+        &mut self,
+        audio: bool,
+        video: bool,
+        simulcast: bool,
+        peer: Option<&TestClient>,
     ) -> Result<(), Error> {
         let mut new = Vec::new();
         if audio {
@@ -504,36 +526,20 @@ impl TestClient {
                 }
             }
         }
-        let req = TracksRequest {
-            session_description: Some(SessionDescription {
-                sdp_type: SdpType::Offer,
-                sdp,
-            }),
-            tracks: self
-                .tracks
-                .iter()
-                .filter(|t| t.pt == 0)
-                .map(|t| TrackObject {
-                    location: TrackLocation::Local,
-                    mid: t.mid.clone(),
-                    track_name: t.name.clone(),
-                    session_id: None,
-                    simulcast: None,
-                })
-                .collect(),
+        let answer = match peer {
+            Some(peer) => {
+                peer.pc
+                    .set_remote_description(RTCSessionDescription::offer(sdp)?)
+                    .await?;
+                let answer = peer.pc.create_answer(None).await?;
+                peer.pc.set_local_description(answer).await?;
+                SessionDescription {
+                    sdp_type: SdpType::Answer,
+                    sdp: peer.local_sdp().await?,
+                }
+            }
+            None => self.push_offer(sdp).await?,
         };
-        let path = format!("/v1/sessions/{}/tracks/new", self.session_id);
-        let resp: TracksResponse = self
-            .call(
-                reqwest::Method::POST,
-                &path,
-                Some(&serde_json::to_value(&req)?),
-            )
-            .await?;
-        if let Some(e) = resp.tracks.iter().find_map(|t| t.error.clone()) {
-            return Err(format!("push refused: {}", e.error_description).into());
-        }
-        let answer = resp.session_description.ok_or("no answer")?;
         self.pc
             .set_remote_description(RTCSessionDescription::answer(answer.sdp)?)
             .await?;
@@ -565,6 +571,39 @@ impl TestClient {
             }
         }
         Ok(())
+    }
+
+    async fn push_offer(&self, sdp: String) -> Result<SessionDescription, Error> {
+        let req = TracksRequest {
+            session_description: Some(SessionDescription {
+                sdp_type: SdpType::Offer,
+                sdp,
+            }),
+            tracks: self
+                .tracks
+                .iter()
+                .filter(|t| t.pt == 0)
+                .map(|t| TrackObject {
+                    location: TrackLocation::Local,
+                    mid: t.mid.clone(),
+                    track_name: t.name.clone(),
+                    session_id: None,
+                    simulcast: None,
+                })
+                .collect(),
+        };
+        let path = format!("/v1/sessions/{}/tracks/new", self.session_id);
+        let resp: TracksResponse = self
+            .call(
+                reqwest::Method::POST,
+                &path,
+                Some(&serde_json::to_value(&req)?),
+            )
+            .await?;
+        if let Some(e) = resp.tracks.iter().find_map(|t| t.error.clone()) {
+            return Err(format!("push refused: {}", e.error_description).into());
+        }
+        resp.session_description.ok_or_else(|| "no answer".into())
     }
 
     /// Waits until the connection is up.

@@ -233,6 +233,54 @@ async fn run(
     })
 }
 
+/// The same traffic from one webrtc-rs client straight to another: what the clients cost alone.
+async fn direct_baseline(pps: u32, secs: u64) -> anyhow::Result<(f64, f64)> {
+    let lat = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let (l2, measuring) = (lat.clone(), Arc::new(AtomicBool::new(false)));
+    let m2 = measuring.clone();
+    let hook: PacketHook = Arc::new(move |p| {
+        if m2.load(Relaxed)
+            && let Some(info) = check_payload(true, &p.payload)
+        {
+            let us = (clock_ns().saturating_sub(info.sent_ns) / 1000) as u32;
+            l2.lock().unwrap().push(us);
+        }
+    });
+    let e = |e| anyhow::anyhow!("{e}");
+    let rx = TestClient::build(
+        "",
+        "",
+        200,
+        ClientOptions {
+            on_packet: Some(hook),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(e)?;
+    let mut tx = TestClient::build("", "", 1, ClientOptions::default())
+        .await
+        .map_err(e)?;
+    tx.publish_to(false, true, false, Some(&rx))
+        .await
+        .map_err(e)?;
+    let stop = tx.start_sending(50, (pps / 50).max(1) as usize, PACKET_SIZE);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    measuring.store(true, Relaxed);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    measuring.store(false, Relaxed);
+    stop.store(true, Relaxed);
+    tx.close().await;
+    rx.close().await;
+    let mut v = lat.lock().unwrap().clone();
+    v.sort_unstable();
+    let q = |f: f64| {
+        v.get(((v.len() as f64 * f) as usize).min(v.len().saturating_sub(1)))
+            .map_or(f64::NAN, |x| f64::from(*x) / 1000.0)
+    };
+    Ok((q(0.5), q(0.99)))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     edgemeet_media_node::testkit::init_crypto();
@@ -288,6 +336,11 @@ async fn main() -> anyhow::Result<()> {
         "node p99",
         "loss"
     );
+    let (b50, b99) = direct_baseline(1000, secs).await?;
+    println!(
+        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>8.2}ms {:>8.2}ms {:>10} {:>8}",
+        "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-"
+    );
     for &(p, s, pps) in cases {
         let r = run(&base, pid, p, s, pps, secs).await?;
         println!(
@@ -306,7 +359,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     println!(
-        "node CPU: share of one core; e2e latency includes both client stacks (an upper bound on what the node adds); node p99: forwarding time inside the node (histogram bucket bound)."
+        "node CPU: share of one core. e2e: publisher send to subscriber receive, both client \
+         stacks included; the 'direct' row is the same traffic client to client without the node, \
+         so the node adds about e2e minus direct. node p99: time inside the node from the \
+         publisher's track to the subscribers' queues (histogram bucket bound)."
     );
     let _ = node.kill().await;
     Ok(())
