@@ -24,7 +24,26 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Media stays in memory: nothing is written to disk. Logs carry session ids, never tokens.
+//! `MediaNode::build` returns a `Router` whose paths are absolute (`/v1/...`, `/healthz`,
+//! `/metrics`): serve it as is or `nest` it under a prefix and set `public_url` accordingly.
+//! Both variants need a running tokio runtime (they spawn the reaper, the dominant-speaker
+//! ticker and the edge reporter).
+//!
+//! ## Endpoints (details in `docs/media-node-api.md`)
+//!
+//! | call | who |
+//! |---|---|
+//! | `POST /v1/sessions/new` | participant |
+//! | `GET`/`DELETE /v1/sessions/{id}` | participant (own session) or edge |
+//! | `POST /v1/sessions/{id}/tracks/new` (push with offer / pull -> node offer) | participant |
+//! | `PUT /v1/sessions/{id}/renegotiate` (answer to the node's offer) | participant |
+//! | `PUT /v1/sessions/{id}/tracks/close`, `PUT .../tracks/update` (simulcast layer) | participant |
+//! | `POST /v1/participants/{participant}/close` (on leave) | edge |
+//! | `POST /v1/rooms/{meeting}/close` (on room end) | edge |
+//! | `POST /v1/drain` (node secret) , `GET /healthz`, `GET /metrics` | operator |
+//!
+//! Media stays in memory: nothing is written to disk. Logs carry session ids, never tokens,
+//! names or participant ids.
 
 mod api;
 mod auth;
