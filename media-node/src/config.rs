@@ -256,3 +256,15 @@ mod tests {
         assert!(e.to_string().contains("EDGEMEET_NODE_LISTEN"));
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../node.example.toml");
+        let mut c = super::NodeConfig::from_toml_str(text).unwrap();
+        c.secret = "0123456789abcdef".into();
+        c.validate().unwrap();
+        assert_eq!(c.udp_port_max, 49999);
+    }
+}
