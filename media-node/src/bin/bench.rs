@@ -23,9 +23,32 @@ const PACKET_SIZE: usize = 1100;
 
 #[derive(Default)]
 struct PairStats {
-    count: u64,
+    /// Counters seen, as a bitset: duplicates (retransmissions) count once.
+    seen: Vec<u64>,
+    unique: u64,
+    dups: u64,
     min: u32,
     max: u32,
+}
+
+impl PairStats {
+    fn add(&mut self, counter: u32) {
+        let (w, b) = ((counter / 64) as usize, counter % 64);
+        if self.seen.len() <= w {
+            self.seen.resize(w + 1, 0);
+        }
+        if self.seen[w] & (1 << b) != 0 {
+            self.dups += 1;
+            return;
+        }
+        self.seen[w] |= 1 << b;
+        if self.unique == 0 {
+            (self.min, self.max) = (counter, counter);
+        }
+        self.unique += 1;
+        self.min = self.min.min(counter);
+        self.max = self.max.max(counter);
+    }
 }
 
 #[derive(Default)]
@@ -46,6 +69,8 @@ struct Row {
     p99_ms: f64,
     loss: f64,
     node_p99_us: f64,
+    clients_cpu: f64,
+    dups: u64,
 }
 
 fn proc_cpu_secs(pid: u32) -> f64 {
@@ -135,13 +160,7 @@ async fn run(
             };
             s.latencies_us
                 .push((now.saturating_sub(info.sent_ns) / 1000) as u32);
-            let e = s.pairs.entry(info.tag).or_default();
-            if e.count == 0 {
-                e.min = info.counter;
-            }
-            e.count += 1;
-            e.min = e.min.min(info.counter);
-            e.max = e.max.max(info.counter);
+            s.pairs.entry(info.tag).or_default().add(info.counter);
         });
         let t = token(SECRET, NODE_ID, &room, &format!("sub{j}"), 600);
         let opts = ClientOptions {
@@ -171,25 +190,30 @@ async fn run(
     let http = reqwest::Client::new();
     let out0 = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await?;
     let cpu0 = proc_cpu_secs(pid);
+    let me = std::process::id();
+    let clients0 = proc_cpu_secs(me);
     let t0 = Instant::now();
     measuring.store(true, Relaxed);
     tokio::time::sleep(Duration::from_secs(secs)).await;
     measuring.store(false, Relaxed);
     let wall = t0.elapsed().as_secs_f64();
     let cpu = proc_cpu_secs(pid) - cpu0;
+    let clients_cpu = (proc_cpu_secs(me) - clients0) / wall;
     let out = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await? - out0;
     for s in &stops {
         s.store(true, Relaxed);
     }
     let node_p99_us = node_latency_quantile(&http, base, 0.99).await?;
-    let (mut lat, mut expected, mut got, mut corrupt) = (Vec::new(), 0u64, 0u64, 0u64);
+    let (mut lat, mut expected, mut got, mut corrupt, mut dups) =
+        (Vec::new(), 0u64, 0u64, 0u64, 0u64);
     for st in &stats {
         let s = st.lock().unwrap();
         lat.extend_from_slice(&s.latencies_us);
         corrupt += s.corrupt;
         for p in s.pairs.values() {
             expected += u64::from(p.max - p.min) + 1;
-            got += p.count;
+            got += p.unique;
+            dups += p.dups;
         }
         // A pair that got nothing in the window lost everything.
         expected += (pubs - s.pairs.len()) as u64 * u64::from(pps_per_pub) * secs;
@@ -230,6 +254,8 @@ async fn run(
             1.0
         },
         node_p99_us,
+        clients_cpu,
+        dups,
     })
 }
 
@@ -317,14 +343,14 @@ async fn main() -> anyhow::Result<()> {
     let cases: &[(usize, usize, u32)] = if quick {
         &[(2, 2, 500)]
     } else {
-        &[(2, 4, 1000), (4, 8, 1000), (4, 16, 1000), (8, 16, 1000)]
+        &[(2, 4, 1000), (4, 4, 1000), (4, 8, 1000), (4, 8, 1500)]
     };
     let secs = if quick { 3 } else { 8 };
     println!(
         "media node benchmark: {PACKET_SIZE}-byte VP8-like packets, 50 frames/s, loopback, clients in the bench process, node in its own"
     );
     println!(
-        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>10} {:>10} {:>10} {:>8}",
+        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>10} {:>10} {:>10} {:>8} {:>6} {:>11}",
         "pubs",
         "subs",
         "pps/pub",
@@ -334,17 +360,19 @@ async fn main() -> anyhow::Result<()> {
         "e2e p50",
         "e2e p99",
         "node p99",
-        "loss"
+        "loss",
+        "dups",
+        "clients CPU"
     );
     let (b50, b99) = direct_baseline(1000, secs).await?;
     println!(
-        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>8.2}ms {:>8.2}ms {:>10} {:>8}",
-        "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-"
+        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>8.2}ms {:>8.2}ms {:>10} {:>8} {:>6} {:>11}",
+        "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-", "-", "-"
     );
     for &(p, s, pps) in cases {
         let r = run(&base, pid, p, s, pps, secs).await?;
         println!(
-            "{:>4} x {:<4} {:>8} | {:>11.0} {:>8.0}% {:>14.2} {:>8.2}ms {:>8.2}ms {:>8.0}us {:>7.3}%",
+            "{:>4} x {:<4} {:>8} | {:>11.0} {:>8.0}% {:>14.2} {:>8.2}ms {:>8.2}ms {:>8.0}us {:>7.3}% {:>6} {:>10.0}%",
             r.pubs,
             r.subs,
             r.pps_per_pub,
@@ -354,7 +382,9 @@ async fn main() -> anyhow::Result<()> {
             r.p50_ms,
             r.p99_ms,
             r.node_p99_us,
-            r.loss * 100.0
+            r.loss * 100.0,
+            r.dups,
+            r.clients_cpu * 100.0
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
