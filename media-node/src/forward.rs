@@ -316,7 +316,7 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                     match sub.prepare(&pkt) {
                         Ok(Some(out)) => {
                             let len = out.payload.len() as u64;
-                            if sub.track.write_rtp(out).await.is_ok() {
+                            if try_now(sub.track.write_rtp(out)).is_some_and(|r| r.is_ok()) {
                                 metrics.packets_out.fetch_add(1, Relaxed);
                                 metrics.bytes_out.fetch_add(len, Relaxed);
                             } else {
@@ -343,6 +343,18 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
         }
     }
     tracing::debug!(session = %session.id, mid = %publication.mid, "ingest ended");
+}
+
+/// Runs `fut` only if it completes without waiting: a subscriber whose connection cannot take
+/// a packet right now (its queue is full) loses that packet instead of stalling the publisher's
+/// other subscribers.
+fn try_now<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
 }
 
 async fn drain(track: Arc<dyn TrackRemote>) {
