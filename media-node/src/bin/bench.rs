@@ -71,6 +71,7 @@ struct Row {
     node_p99_us: f64,
     clients_cpu: f64,
     dups: u64,
+    node_drops: f64,
 }
 
 fn proc_cpu_secs(pid: u32) -> f64 {
@@ -189,6 +190,7 @@ async fn run(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let http = reqwest::Client::new();
     let out0 = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await?;
+    let drop0 = metric(&http, base, "edgemeet_node_rtp_packets_dropped_total").await?;
     let cpu0 = proc_cpu_secs(pid);
     let me = std::process::id();
     let clients0 = proc_cpu_secs(me);
@@ -200,6 +202,7 @@ async fn run(
     let cpu = proc_cpu_secs(pid) - cpu0;
     let clients_cpu = (proc_cpu_secs(me) - clients0) / wall;
     let out = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await? - out0;
+    let node_drops = metric(&http, base, "edgemeet_node_rtp_packets_dropped_total").await? - drop0;
     for s in &stops {
         s.store(true, Relaxed);
     }
@@ -256,6 +259,7 @@ async fn run(
         node_p99_us,
         clients_cpu,
         dups,
+        node_drops,
     })
 }
 
@@ -350,7 +354,7 @@ async fn main() -> anyhow::Result<()> {
         "media node benchmark: {PACKET_SIZE}-byte VP8-like packets, 50 frames/s, loopback, clients in the bench process, node in its own"
     );
     println!(
-        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>10} {:>10} {:>10} {:>8} {:>6} {:>11}",
+        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>10} {:>10} {:>10} {:>8} {:>6} {:>11} {:>10}",
         "pubs",
         "subs",
         "pps/pub",
@@ -362,17 +366,18 @@ async fn main() -> anyhow::Result<()> {
         "node p99",
         "loss",
         "dups",
-        "clients CPU"
+        "clients CPU",
+        "node drops"
     );
     let (b50, b99) = direct_baseline(1000, secs).await?;
     println!(
-        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>8.2}ms {:>8.2}ms {:>10} {:>8} {:>6} {:>11}",
-        "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-", "-", "-"
+        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>8.2}ms {:>8.2}ms {:>10} {:>8} {:>6} {:>11} {:>10}",
+        "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-", "-", "-", "-"
     );
     for &(p, s, pps) in cases {
         let r = run(&base, pid, p, s, pps, secs).await?;
         println!(
-            "{:>4} x {:<4} {:>8} | {:>11.0} {:>8.0}% {:>14.2} {:>8.2}ms {:>8.2}ms {:>8.0}us {:>7.3}% {:>6} {:>10.0}%",
+            "{:>4} x {:<4} {:>8} | {:>11.0} {:>8.0}% {:>14.2} {:>8.2}ms {:>8.2}ms {:>8.0}us {:>7.3}% {:>6} {:>10.0}% {:>10.0}",
             r.pubs,
             r.subs,
             r.pps_per_pub,
@@ -384,7 +389,8 @@ async fn main() -> anyhow::Result<()> {
             r.node_p99_us,
             r.loss * 100.0,
             r.dups,
-            r.clients_cpu * 100.0
+            r.clients_cpu * 100.0,
+            r.node_drops
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
