@@ -25,6 +25,10 @@ use crate::tracks;
 
 /// Largest request body: an SDP of many m-lines plus JSON overhead.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Sessions one participant may hold in a room (a push and a pull session, reconnects).
+const MAX_SESSIONS_PER_PARTICIPANT: usize = 4;
+/// Sessions one room may hold on this node.
+const MAX_SESSIONS_PER_ROOM: usize = 256;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -182,6 +186,14 @@ async fn new_session(
     if let Some(offer) = &req.session_description {
         // Refuse garbage before a connection (and a port) exists for it.
         crate::sdp::parse(&offer.sdp).map_err(ApiError::bad_sdp)?;
+    }
+    // One token must not be able to exhaust the node's ports.
+    let here = shared.sessions_where(|s| s.room == c.room);
+    if here.iter().filter(|s| s.participant == c.sub).count() >= MAX_SESSIONS_PER_PARTICIPANT {
+        return Err(ApiError::TooMany("too many sessions for this participant"));
+    }
+    if here.len() >= MAX_SESSIONS_PER_ROOM {
+        return Err(ApiError::TooMany("too many sessions in this room"));
     }
     if shared.draining.load(Relaxed) && !shared.room_is_here(&c.room) {
         return Err(ApiError::Unavailable("node is draining: no new rooms"));

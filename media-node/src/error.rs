@@ -19,6 +19,8 @@ pub enum ApiError {
     Unavailable(&'static str),
     #[error("request body too large")]
     TooLarge,
+    #[error("{0}")]
+    TooMany(&'static str),
     #[error("media error: {0}")]
     Media(String),
 }
@@ -33,6 +35,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Media(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,6 +49,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::TooLarge => "too_large",
+            Self::TooMany(_) => "too_many",
             Self::Media(_) => "media_error",
         }
     }

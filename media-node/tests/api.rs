@@ -175,6 +175,23 @@ async fn malformed_requests_get_4xx_with_a_reason_and_the_node_carries_on() {
     )
     .await;
     assert_reason(st, &b, 400, "wrong types");
+    // One participant cannot open sessions without end.
+    let many = tok("m-many", "p1");
+    for _ in 0..4 {
+        let (st, _) = http(Method::POST, &new, Some(&many), Some(b"{}".to_vec())).await;
+        assert_eq!(st, 200);
+    }
+    let (st, b) = http(Method::POST, &new, Some(&many), Some(b"{}".to_vec())).await;
+    assert_reason(st, &b, 429, "session cap");
+    let edge = tok("m-many", "edge");
+    let (st, _) = http(
+        Method::POST,
+        &url(&node, "/v1/rooms/m-many/close"),
+        Some(&edge),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
     let huge = vec![b' '; 2 * 1024 * 1024];
     let (st, b) = http(Method::POST, &new, Some(&t), Some(huge)).await;
     assert_reason(st, &b, 413, "huge body");
