@@ -32,6 +32,12 @@ pub struct ServerConfig {
     pub trust_location_headers: bool,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsConfig>,
+    /// Run a media node inside this process (the all-in-one). Turn off on an edge whose media nodes
+    /// run elsewhere and send heartbeats.
+    pub embed_media_node: bool,
+    /// Settings of the embedded media node (`docs/configuration.md`); its secret is always the
+    /// edge's `node_secret` and, unless set, its API is served under `/node` on this origin.
+    pub media_node: Option<edgemeet_media_node::NodeConfig>,
     pub edge: EdgeConfig,
 }
 
@@ -51,6 +57,8 @@ impl Default for ServerConfig {
             region: None,
             trust_location_headers: false,
             tls: None,
+            embed_media_node: true,
+            media_node: None,
             edge: EdgeConfig::default(),
         }
     }
@@ -123,6 +131,9 @@ impl ServerConfig {
     fn fill_secrets(&mut self) {
         if self.edge.hash_key.is_empty() {
             self.edge.hash_key = random_secret();
+        }
+        if self.embed_media_node && self.edge.node_secret.is_none() {
+            self.edge.node_secret = Some(random_secret());
         }
     }
 

@@ -2,6 +2,7 @@
 //! server on localhost: `cargo run --release`, then open the printed URL.
 
 mod config;
+mod embedded;
 mod hub;
 mod location;
 mod nodes;
@@ -144,6 +145,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
+    let embedded = embedded::start(&config, &state).await?;
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -152,7 +154,11 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("edgemeet listening on {scheme}://{addr}/ - open it in a browser to start a meeting");
     tracing::info!(%addr, tenants = config.edge.tenants.len(), tls = config.tls.is_some(), "edge ready");
 
-    let app = router(state).into_make_service_with_connect_info::<tls::PeerAddr>();
+    let mut app = router(state);
+    if let Some(node) = &embedded {
+        app = app.nest(embedded::NODE_PREFIX, node.router.clone());
+    }
+    let app = app.into_make_service_with_connect_info::<tls::PeerAddr>();
     let stop = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: closing sockets");
@@ -170,6 +176,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
                 .with_graceful_shutdown(stop)
                 .await?
         }
+    }
+    if let Some(node) = embedded {
+        node.handle.shutdown().await;
     }
     Ok(())
 }
