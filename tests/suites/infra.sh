@@ -32,6 +32,29 @@ for data in infra/cloud-init/*.yaml; do
   fi
 done
 
+# Configuration files embedded in the user-data must pass the programs' own checks.
+while IFS=$'\t' read -r data path file; do
+  case "$path" in
+    */edgemeet.toml) check=("$bin_dir/edgemeet" config check "$file") ;;
+    */media-node.toml) check=("$bin_dir/edgemeet-media-node" --check "$file") ;;
+    *) continue ;;
+  esac
+  if out=$(EDGEMEET_NODE_SECRET=0123456789abcdef0123456789abcdef "${check[@]}" 2>&1); then
+    echo "ok   $data: $path"
+  else
+    echo "FAIL $data: $path: $out"; fail=1
+  fi
+done < <(/usr/bin/python3 - "$work" infra/cloud-init/*.yaml <<'PY'
+import os, sys, yaml
+work = sys.argv[1]
+for i, data in enumerate(sys.argv[2:]):
+    for j, entry in enumerate(yaml.safe_load(open(data)).get("write_files", [])):
+        out = os.path.join(work, f"{i}-{j}-{os.path.basename(entry['path'])}")
+        open(out, "w").write(entry.get("content", ""))
+        print(f"{data}\t{entry['path']}\t{out}")
+PY
+)
+
 passed=$(grep -c . <<<"$(ls infra/systemd/*.service infra/cloud-init/*.yaml 2>/dev/null)" || true)
 if [ "$fail" -ne 0 ]; then echo "infra checks failed"; exit 1; fi
 echo "infra: $passed files checked"
