@@ -6,7 +6,6 @@
 //! emulator's upload session, no resume bookkeeping).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -149,9 +148,7 @@ async fn main() {
     let mib = size as f64 / (1024.0 * 1024.0);
     let ratio = raw_secs / up_secs * 100.0;
     println!(
-        "\nuploader benchmark ({} on loopback, {:.0} MiB, chunk {} MiB, s3: {})",
-        "s3 -> dropbox emulator",
-        mib,
+        "\nuploader benchmark (s3 -> dropbox emulator on loopback, {mib:.0} MiB, chunk {} MiB, s3: {})",
         CHUNK >> 20,
         s3.kind
     );

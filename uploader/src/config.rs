@@ -337,7 +337,7 @@ impl Config {
         }
         if dropbox.chunk_size == 0
             || dropbox.chunk_size > MAX_CHUNK
-            || dropbox.chunk_size % CHUNK_ALIGN != 0
+            || !dropbox.chunk_size.is_multiple_of(CHUNK_ALIGN)
         {
             return Err(invalid(
                 "dropbox.chunk_size",

@@ -54,10 +54,10 @@ impl DropboxError {
         fn find(v: &Value) -> Option<u64> {
             match v {
                 Value::Object(m) => {
-                    if m.get(".tag").and_then(Value::as_str) == Some("incorrect_offset") {
-                        if let Some(o) = m.get("correct_offset").and_then(Value::as_u64) {
-                            return Some(o);
-                        }
+                    if m.get(".tag").and_then(Value::as_str) == Some("incorrect_offset")
+                        && let Some(o) = m.get("correct_offset").and_then(Value::as_u64)
+                    {
+                        return Some(o);
                     }
                     m.values().find_map(find)
                 }

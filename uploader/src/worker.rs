@@ -24,7 +24,7 @@ use crate::upload::{Ctx, align_progress, upload_recording};
 enum Dest {
     Dropbox {
         client: DropboxClient,
-        key: TokenKey,
+        key: Box<TokenKey>,
     },
     Local(PathBuf),
 }
@@ -87,22 +87,22 @@ pub async fn start_with_clock(
     if config.s3.create_bucket {
         store.ensure_bucket().await?;
     }
-    let dest = match &config.destination {
-        Destination::Dropbox => Dest::Dropbox {
-            client: DropboxClient::new(&config.dropbox)?,
-            key: config
-                .encryption_key
-                .clone()
-                .ok_or(crate::ConfigError::Invalid {
-                    field: "encryption_key",
-                    reason: "is required for the Dropbox destination".into(),
-                })?,
-        },
-        Destination::LocalFolder(p) => {
-            tokio::fs::create_dir_all(p).await?;
-            Dest::Local(p.clone())
-        }
-    };
+    let dest =
+        match &config.destination {
+            Destination::Dropbox => Dest::Dropbox {
+                client: DropboxClient::new(&config.dropbox)?,
+                key: Box::new(config.encryption_key.clone().ok_or(
+                    crate::ConfigError::Invalid {
+                        field: "encryption_key",
+                        reason: "is required for the Dropbox destination".into(),
+                    },
+                )?),
+            },
+            Destination::LocalFolder(p) => {
+                tokio::fs::create_dir_all(p).await?;
+                Dest::Local(p.clone())
+            }
+        };
     let metrics = Arc::new(Metrics::default());
     let (tx, rx) = watch::channel(false);
     let http = match config.listen {
