@@ -288,3 +288,112 @@ async fn manifest_pointing_outside_its_prefix_is_refused() {
     );
     assert!(emu.files().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_finish_response_does_not_duplicate() {
+    let (s3, emu) = setup().await;
+    let bytes = data(5 * MIB, 21);
+    let m = write_recording(&s3.store(), &[("cam.webm", &bytes)], ACCESS, REFRESH).await;
+    let path = format!("/edgemeet/{}/cam.webm", date_of(&m));
+    // Replay what a crashed uploader did: the whole session, finish sent and committed, but its
+    // answer lost before progress recorded it (progress says "finishing").
+    let http = reqwest::Client::new();
+    let call = |ep: &'static str, arg: serde_json::Value, body: Vec<u8>| {
+        let http = http.clone();
+        let url = format!("{}/2/files/upload_session/{ep}", emu.url());
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ACCESS)
+                .header("Dropbox-API-Arg", arg.to_string())
+                .header("Content-Type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let sid = call("start", serde_json::json!({}), vec![]).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cursor = serde_json::json!({"session_id": sid, "offset": 0});
+    call(
+        "append_v2",
+        serde_json::json!({"cursor": cursor, "close": true}),
+        bytes.clone(),
+    )
+    .await;
+    let commit = serde_json::json!({"path": path, "mode": "add", "autorename": true});
+    let cursor = serde_json::json!({"session_id": sid, "offset": bytes.len()});
+    call(
+        "finish",
+        serde_json::json!({"cursor": cursor, "commit": commit}),
+        vec![],
+    )
+    .await;
+    let progress = serde_json::json!({"files": [{"name": "cam.webm", "session_id": sid, "offset": bytes.len(), "finishing": true}]});
+    s3.store()
+        .put_small(
+            &format!("recordings/{}/progress.json", m.recording_id),
+            progress.to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+
+    let h = start(s3.config_with(&emu.url(), "")).await.unwrap();
+    wait_until(20, "bucket empty", || async { s3.keys().await.is_empty() }).await;
+    h.shutdown().await;
+    let files = emu.files();
+    assert_eq!(files.len(), 1, "no duplicate: {files:?}");
+    assert_eq!(files[0].sha256, sha256_hex(&bytes));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_s3_all_in_one_to_local_folder() {
+    // The all-in-one: embedded s3s-fs storage + the uploader in-process + a local folder.
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let s3 = edgemeet_uploader::start_embedded_s3(
+        root.path(),
+        "aio-ak",
+        "aio-sk",
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(s3.addr().ip().is_loopback());
+    let toml = format!(
+        "destination = \"local\"\nlocal_folder = \"{}\"\npoll_interval_ms = 100\nlisten = \"off\"\n\
+         [s3]\nendpoint = \"{}\"\nbucket = \"aio\"\naccess_key_id = \"aio-ak\"\nsecret_access_key = \"aio-sk\"\ncreate_bucket = true\n",
+        out.path().display(),
+        s3.endpoint()
+    );
+    let config = edgemeet_uploader::Config::from_toml_str(&toml).unwrap();
+    let store = edgemeet_uploader::Store::new(&config.s3);
+    let h = start(config).await.unwrap();
+    assert_eq!(h.metrics_addr(), None);
+    let bytes = data(7 * MIB + 3, 31);
+    let mut w = edgemeet_uploader::RecordingWriter::new(
+        store.clone(),
+        "aio-rec",
+        "aio-meeting",
+        std::time::SystemTime::now(),
+    );
+    w.write_file_from("cam.webm", "video/webm", &bytes[..])
+        .await
+        .unwrap();
+    let m = w.finish(std::time::SystemTime::now(), None).await.unwrap();
+    h.poke();
+    wait_until(20, "bucket empty", || async {
+        store.list().await.unwrap().is_empty()
+    })
+    .await;
+    h.shutdown().await;
+    s3.shutdown().await;
+    let got = std::fs::read(out.path().join(date_of(&m)).join("cam.webm")).unwrap();
+    assert_eq!(sha256_hex(&got), sha256_hex(&bytes));
+}
