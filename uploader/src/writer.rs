@@ -155,10 +155,9 @@ impl RecordingWriter {
         };
         manifest.validate()?;
         let key = format!(
-            "{}{}{}",
+            "{}{}/{MANIFEST_FILE}",
             self.store.prefix(),
-            self.recording_id,
-            format_args!("/{MANIFEST_FILE}")
+            self.recording_id
         );
         self.store
             .put_small(&key, manifest.to_json(), "application/json")
