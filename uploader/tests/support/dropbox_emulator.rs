@@ -260,6 +260,17 @@ async fn handle(
     body: Body,
 ) -> Response {
     let path = uri.path().to_owned();
+    if method == Method::GET && path == "/_emulator/files" {
+        // Inspection for a test or benchmark running the emulator in another process.
+        let files: Vec<Value> = st
+            .lock()
+            .unwrap()
+            .files
+            .values()
+            .map(|f| json!({"path_display": f.path_display, "size": f.size, "sha256": f.sha256}))
+            .collect();
+        return json_resp(StatusCode::OK, Value::Array(files));
+    }
     if method != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST only".into());
     }
@@ -417,7 +428,12 @@ async fn content(st: Arc<Mutex<State>>, path: &str, headers: &HeaderMap, body: B
     }
     // Read the body first (at most one request, <= 150 MiB), so faults still get a clean response.
     let mut hasher = Sha256::new();
-    let mut data: Vec<u8> = Vec::new();
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut data: Vec<u8> = Vec::with_capacity(declared.min(MAX_REQUEST) as usize);
     let mut len: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
