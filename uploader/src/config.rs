@@ -64,6 +64,26 @@ pub struct S3Config {
     pub create_bucket: bool,
 }
 
+impl S3Config {
+    /// Storage settings with the default region and prefix (for embedding without a file).
+    pub fn new(
+        endpoint: impl Into<String>,
+        bucket: impl Into<String>,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            region: default_region(),
+            bucket: bucket.into(),
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            prefix: default_prefix(),
+            create_bucket: false,
+        }
+    }
+}
+
 impl std::fmt::Debug for S3Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Config")
@@ -194,6 +214,23 @@ pub struct Config {
 const ENV_PREFIX: &str = "EDGEMEET_UPLOADER_";
 
 impl Config {
+    /// The all-in-one's uploader: embedded storage (bucket created if missing) to a local folder,
+    /// 24 h retention, no metrics listener of its own.
+    pub fn all_in_one(s3: S3Config, folder: impl Into<PathBuf>) -> Self {
+        Config {
+            s3: S3Config {
+                create_bucket: true,
+                ..s3
+            },
+            dropbox: DropboxConfig::default(),
+            destination: Destination::LocalFolder(folder.into()),
+            encryption_key: None,
+            poll_interval: Duration::from_millis(default_poll()),
+            retention: Duration::from_secs(default_retention()),
+            listen: None,
+        }
+    }
+
     /// Parses TOML (no environment).
     pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
         Self::build(s, |_| None)

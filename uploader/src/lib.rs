@@ -31,7 +31,7 @@ pub mod worker;
 pub mod writer;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use config::{Config, ConfigError, Destination};
+pub use config::{Config, ConfigError, Destination, DropboxConfig, S3Config};
 pub use crypto::TokenKey;
 pub use edgemeet_protocol::job::{DropboxCredentials, RecordingFile, RecordingManifest};
 pub use embedded_s3::{EmbeddedS3, start_embedded_s3};

@@ -366,13 +366,9 @@ async fn embedded_s3_all_in_one_to_local_folder() {
     .await
     .unwrap();
     assert!(s3.addr().ip().is_loopback());
-    let toml = format!(
-        "destination = \"local\"\nlocal_folder = \"{}\"\npoll_interval_ms = 100\nlisten = \"off\"\n\
-         [s3]\nendpoint = \"{}\"\nbucket = \"aio\"\naccess_key_id = \"aio-ak\"\nsecret_access_key = \"aio-sk\"\ncreate_bucket = true\n",
-        out.path().display(),
-        s3.endpoint()
-    );
-    let config = edgemeet_uploader::Config::from_toml_str(&toml).unwrap();
+    let s3cfg = edgemeet_uploader::config::S3Config::new(s3.endpoint(), "aio", "aio-ak", "aio-sk");
+    let mut config = edgemeet_uploader::Config::all_in_one(s3cfg, out.path());
+    config.poll_interval = Duration::from_millis(100);
     let store = edgemeet_uploader::Store::new(&config.s3);
     let h = start(config).await.unwrap();
     assert_eq!(h.metrics_addr(), None);
