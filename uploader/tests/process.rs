@@ -42,7 +42,7 @@ async fn killed_mid_upload_resumes_without_duplicate_and_never_logs_tokens() {
     emu.add_account(ACCESS, REFRESH, APP_KEY);
     // Slow acknowledgements: the kill lands while Dropbox holds data the uploader has not yet
     // recorded, so the restart must resume through `incorrect_offset`.
-    emu.set_append_delay(Duration::from_millis(400));
+    emu.set_append_delay(Duration::from_millis(800));
     // And the access token expires during the second run: refresh must not leak either token.
     let bytes = data(40 * MIB, 11);
     let m = write_recording(&s3.store(), &[("cam.webm", &bytes)], ACCESS, REFRESH).await;
