@@ -45,7 +45,7 @@ impl Ctx<'_> {
     }
 }
 
-/// Makes sure `progress` has one entry per manifest file, in manifest order; returns nothing new.
+/// Gives `progress` exactly one entry per manifest file, in manifest order, keeping recorded state.
 pub(crate) fn align_progress(manifest: &RecordingManifest, progress: &mut UploadProgress) {
     let mut old = std::mem::take(&mut progress.files);
     for f in &manifest.files {
