@@ -393,3 +393,33 @@ async fn embedded_s3_all_in_one_to_local_folder() {
     let got = std::fs::read(out.path().join(date_of(&m)).join("cam.webm")).unwrap();
     assert_eq!(sha256_hex(&got), sha256_hex(&bytes));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_reached_mid_upload_stops_and_purges() {
+    let (s3, emu) = setup().await;
+    emu.set_append_delay(Duration::from_millis(300));
+    write_recording(
+        &s3.store(),
+        &[("cam.webm", &data(20 * MIB, 41))],
+        ACCESS,
+        REFRESH,
+    )
+    .await;
+    let clock = Arc::new(OffsetClock::new());
+    let h = start_with_clock(s3.config_with(&emu.url(), ""), clock.clone())
+        .await
+        .unwrap();
+    wait_until(20, "upload under way", || async {
+        emu.max_session_len() >= 4 * MIB as u64
+    })
+    .await;
+    clock.advance(Duration::from_secs(25 * 3600));
+    wait_until(20, "bucket purged", || async { s3.keys().await.is_empty() }).await;
+    let snap = h.metrics();
+    h.shutdown().await;
+    assert!(
+        emu.files().is_empty(),
+        "nothing committed after the retention"
+    );
+    assert_eq!((snap.recordings_purged, snap.recordings_uploaded), (1, 0));
+}
