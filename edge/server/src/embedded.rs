@@ -33,15 +33,6 @@ pub async fn start(
         .await
         .context("cannot open the loopback port the embedded media node reports to")?;
     let internal_addr = internal.local_addr()?;
-    let reports = Router::new()
-        .route("/api/nodes/heartbeat", post(crate::nodes::heartbeat))
-        .route("/api/nodes/events", post(crate::nodes::events))
-        .with_state(state.clone());
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(internal, reports).await {
-            tracing::error!(error = %err, "embedded node report listener stopped");
-        }
-    });
 
     let mut node = config.media_node.clone().unwrap_or_default();
     node.secret = config
@@ -57,8 +48,24 @@ pub async fn start(
     }
     let url = node.public_url();
     let (id, region) = (node.id.clone(), node.region.clone());
+    let node_id = id.clone();
     let (router, handle) =
         MediaNode::build(node).map_err(|e| anyhow::anyhow!("media_node: {e}"))?;
+    // The loopback listener: the node reports here, and the edge calls the node here.
+    let internal_routes = Router::new()
+        .route("/api/nodes/heartbeat", post(crate::nodes::heartbeat))
+        .route("/api/nodes/events", post(crate::nodes::events))
+        .with_state(state.clone())
+        .merge(router.clone());
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(internal, internal_routes).await {
+            tracing::error!(error = %err, "embedded node loopback listener stopped");
+        }
+    });
+    state
+        .hub
+        .node_calls
+        .set_local(&node_id, format!("http://{internal_addr}"));
     // Known to the registry at once, not only after its first heartbeat arrives.
     let heartbeat = Heartbeat {
         id,

@@ -35,7 +35,7 @@ pub struct Hub {
     rooms: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
     registry: Arc<Mutex<Registry>>,
     next_conn: AtomicU64,
-    node_calls: crate::nodes::NodeCaller,
+    pub node_calls: crate::nodes::NodeCaller,
     /// This host's configured region, for node selection when a caller's location is unknown.
     region: Option<String>,
     pub metrics: Metrics,
@@ -219,6 +219,25 @@ impl Hub {
                         token,
                     } => {
                         self.node_calls.close(node, meeting_id, scope, token);
+                    }
+                    Effect::RecordOnNode {
+                        node,
+                        meeting_id,
+                        token,
+                        start,
+                    } => {
+                        let (hub, route) = (self.clone(), route.to_string());
+                        tokio::spawn(async move {
+                            let starting = start.is_some();
+                            let ok = hub
+                                .node_calls
+                                .record(&node, &meeting_id, &token, start)
+                                .await;
+                            tracing::info!(room = %route, node = %node.id, starting, ok, "recording call");
+                            if starting && !ok {
+                                hub.room_input(&route, Input::RecordingFailed { meeting_id });
+                            }
+                        });
                     }
                     Effect::Ended => ended = true,
                 }

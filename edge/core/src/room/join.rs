@@ -166,6 +166,7 @@ impl Room {
             address_failures: Default::default(),
             speakers: Default::default(),
             media: Default::default(),
+            recording: None,
         });
         let id = loop {
             let id = Self::random_hex(env, 6);
@@ -273,6 +274,7 @@ impl Room {
             ice_servers: ice_servers(env, id),
             features: member.features.clone(),
             tracks,
+            recording: meeting.recording.is_some(),
         };
         out.send(member.conn, &welcome);
     }
