@@ -58,6 +58,26 @@ pub struct MediaState {
     pub e2ee: bool,
 }
 
+/// The recorder's Dropbox authorization (OAuth 2 with PKCE, `token_access_type=offline`), handed to
+/// the media node, which seals it into the recording's manifest at once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropboxGrant {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The Dropbox app key the tokens were issued to (needed to refresh them).
+    pub app_key: String,
+}
+
+/// Never print the tokens, even in debug output.
+impl std::fmt::Debug for DropboxGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DropboxGrant")
+            .field("app_key", &self.app_key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every message a browser may send. On the wire: `{"v":1,"type":"<snake_case name>", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -103,6 +123,12 @@ pub enum ClientMessage {
     },
     /// SFU: ask for a fresh media-node grant (the old token is about to expire).
     RefreshNodeGrant,
+    /// Moderator: record the meeting to the caller's Dropbox (connected in the browser first).
+    StartRecording {
+        dropbox: DropboxGrant,
+    },
+    /// Moderator: stop the recording; it is uploaded, then deleted from our storage.
+    StopRecording,
     SpeakerStats,
     Ping,
 }
@@ -123,6 +149,8 @@ impl ClientMessage {
             Self::Signal { .. } => "signal",
             Self::Tracks { .. } => "tracks",
             Self::RefreshNodeGrant => "refresh_node_grant",
+            Self::StartRecording { .. } => "start_recording",
+            Self::StopRecording => "stop_recording",
             Self::SpeakerStats => "speaker_stats",
             Self::Ping => "ping",
         }
@@ -151,6 +179,8 @@ const KNOWN_TYPES: &[&str] = &[
     "signal",
     "tracks",
     "refresh_node_grant",
+    "start_recording",
+    "stop_recording",
     "speaker_stats",
     "ping",
 ];

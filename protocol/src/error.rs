@@ -48,6 +48,12 @@ pub enum ErrorCode {
     NotInP2p,
     NotInSfu,
     NoMediaNode,
+    // Recording.
+    RecordingNotAllowed,
+    RecordingE2ee,
+    RecordingActive,
+    NotRecording,
+    RecordingFailed,
     Internal,
 }
 

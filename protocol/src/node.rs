@@ -72,3 +72,196 @@ pub struct NodeEvents {
     pub node_id: String,
     pub events: Vec<NodeEvent>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Media-node HTTP API (`/v1/...`), modeled on Cloudflare Realtime SFU. JSON in camelCase.
+// Documented in `docs/media-node-api.md`.
+// ---------------------------------------------------------------------------------------------
+
+/// Version prefix of every media-node API path.
+pub const NODE_API_PREFIX: &str = "/v1";
+
+/// An SDP offer or answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDescription {
+    #[serde(rename = "type")]
+    pub sdp_type: SdpType,
+    pub sdp: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdpType {
+    Offer,
+    Answer,
+}
+
+/// `POST /v1/sessions/new`: open a session (one peer connection) for the token's participant.
+/// With an offer, the node answers it at once (its tracks can be pushed with `tracks/new`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewSessionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_description: Option<SessionDescription>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewSessionResponse {
+    pub session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_description: Option<SessionDescription>,
+}
+
+/// Where a track of a `tracks/new` request is: `local` = pushed by this session (found by `mid`
+/// in the request's offer), `remote` = pulled from another session of the same room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackLocation {
+    Local,
+    Remote,
+}
+
+/// Which simulcast layer (RTP stream id, e.g. `q`, `h`, `f`) a puller wants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulcastPreference {
+    pub preferred_rid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackObject {
+    pub location: TrackLocation,
+    /// For `local`: the mid of the track's m-line in the offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid: Option<String>,
+    /// 1 to 31 characters of `[A-Za-z0-9_.-]`, unique per session.
+    pub track_name: String,
+    /// For `remote`: the session that pushed the track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulcast: Option<SimulcastPreference>,
+}
+
+/// `POST /v1/sessions/{id}/tracks/new`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TracksRequest {
+    /// Required when pushing (`local` tracks): the client's offer. Absent when only pulling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_description: Option<SessionDescription>,
+    pub tracks: Vec<TrackObject>,
+}
+
+/// The outcome for one track of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+/// Answer to `tracks/new`, `tracks/close`: when `requiresImmediateRenegotiation` is true,
+/// `sessionDescription` is the node's offer, to be answered with `renegotiate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TracksResponse {
+    pub requires_immediate_renegotiation: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_description: Option<SessionDescription>,
+    pub tracks: Vec<TrackResult>,
+}
+
+/// `PUT /v1/sessions/{id}/renegotiate`: the client's answer to the node's last offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenegotiateRequest {
+    pub session_description: SessionDescription,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseTrack {
+    pub mid: String,
+}
+
+/// `PUT /v1/sessions/{id}/tracks/close`: stop pushing or pulling tracks by mid. Answered with
+/// the node's offer (the m-lines made inactive) unless `force` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseTracksRequest {
+    pub tracks: Vec<CloseTrack>,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `PUT /v1/sessions/{id}/tracks/update`: change the simulcast layer of pulled tracks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateTracksRequest {
+    pub tracks: Vec<UpdateTrack>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateTrack {
+    pub mid: String,
+    pub simulcast: SimulcastPreference,
+}
+
+/// State of one track of a session (`GET /v1/sessions/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackState {
+    pub location: TrackLocation,
+    pub mid: Option<String>,
+    pub track_name: String,
+    /// For `remote` tracks: the pushing session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    pub status: TrackStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackStatus {
+    /// Negotiated, media flows (or will once it arrives).
+    Active,
+    /// Waiting for the client's answer (`renegotiate`).
+    Pending,
+    /// The publisher left or closed it: close it with `tracks/close`.
+    Inactive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStateResponse {
+    pub session_id: String,
+    /// `new`, `connecting`, `connected`, `disconnected`, `failed`, `closed`.
+    pub connection_state: String,
+    pub tracks: Vec<TrackState>,
+}
+
+/// Answer of the edge's close calls (`POST /v1/participants/{id}/close`,
+/// `POST /v1/rooms/{meeting}/close`) and of `DELETE /v1/sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosedResponse {
+    pub closed_sessions: u32,
+}
+
+/// Every error body of the node API: a stable code and a human-readable reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiError {
+    pub error_code: String,
+    pub error_description: String,
+}

@@ -99,6 +99,9 @@ pub enum ServerMessage {
         features: Vec<String>,
         /// Tracks already published on the media node by others, by participant.
         tracks: Vec<ParticipantTracks>,
+        /// The meeting is being recorded.
+        #[serde(default)]
+        recording: bool,
     },
     /// You are held until a moderator joins.
     Waiting {
@@ -134,6 +137,12 @@ pub enum ServerMessage {
     RoomLocked {
         locked: bool,
         by: ParticipantId,
+    },
+    /// Recording started or stopped (`by` is absent when it stopped by itself, e.g. on failure).
+    Recording {
+        active: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
     },
     MediaMode {
         media: MediaMode,

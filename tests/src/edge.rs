@@ -11,6 +11,7 @@ pub struct Edge {
     pub base: String,
     child: Option<Child>,
     logs: Arc<Mutex<String>>,
+    exit: Option<std::process::ExitStatus>,
 }
 
 /// Where `cargo build` put the binaries: `EDGEMEET_BIN_DIR`, else next to this test executable.
@@ -34,6 +35,7 @@ impl Edge {
                 base: url.trim_end_matches('/').to_string(),
                 child: None,
                 logs: Default::default(),
+                exit: None,
             },
             _ => Self::native(&[]),
         }
@@ -96,6 +98,7 @@ impl Edge {
             base,
             child: Some(child),
             logs,
+            exit: None,
         }
     }
 
@@ -124,13 +127,19 @@ impl Edge {
         false
     }
 
+    /// Whether the server stopped by [`Edge::stop`] exited with status 0 (not killed).
+    pub fn exited_cleanly(&self) -> bool {
+        self.exit.is_some_and(|s| s.success())
+    }
+
     /// Stop the server (SIGTERM via `kill`, then wait) and return its logs.
     pub fn stop(&mut self) -> String {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.exit = Some(status);
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));

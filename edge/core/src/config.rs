@@ -123,8 +123,10 @@ pub struct EdgeConfig {
     pub node_secret: Option<String>,
     /// Lifetime of a media-node grant.
     pub node_token_ttl_ms: u64,
-    /// STUN/TURN servers handed to browsers.
+    /// STUN/TURN servers handed to browsers as they are.
     pub ice_servers: Vec<IceServer>,
+    /// A TURN server with a shared secret: each participant gets its own time-limited credentials.
+    pub turn: Option<crate::turn::TurnConfig>,
     /// Key for the keyed hashes that replace room names and client addresses in logs and routing.
     #[serde(skip_serializing)]
     pub hash_key: String,
@@ -142,6 +144,7 @@ impl Default for EdgeConfig {
             node_secret: None,
             node_token_ttl_ms: 10 * 60_000,
             ice_servers: Vec::new(),
+            turn: None,
             hash_key: String::new(),
         }
     }
@@ -164,12 +167,6 @@ impl EdgeConfig {
                 problem: problem.into(),
             })
         };
-        if !self.tenants.contains_key(&self.default_tenant) {
-            return err(
-                "default_tenant".into(),
-                "names a tenant that is not configured under [tenants]",
-            );
-        }
         for (name, t) in &self.tenants {
             if !crate::address::is_valid_tenant(name) {
                 return err(
@@ -217,6 +214,15 @@ impl EdgeConfig {
                 }
             }
         }
+        if !self.tenants.contains_key(&self.default_tenant) {
+            return err(
+                "default_tenant".into(),
+                &format!(
+                    "`{}` is not configured: add [edge.tenants.{}] or set default_tenant to one of yours",
+                    self.default_tenant, self.default_tenant
+                ),
+            );
+        }
         let l = &self.limits;
         if l.room_capacity < 2 {
             return err("limits.room_capacity".into(), "must be at least 2");
@@ -234,6 +240,19 @@ impl EdgeConfig {
             && s.len() < 32
         {
             return err("node_secret".into(), "must be at least 32 bytes");
+        }
+        if let Some(turn) = &self.turn {
+            if turn.secret.len() < 16 {
+                return err("turn.secret".into(), "must be at least 16 bytes");
+            }
+            if turn.urls.is_empty()
+                || turn
+                    .urls
+                    .iter()
+                    .any(|u| !(u.starts_with("turn:") || u.starts_with("turns:")))
+            {
+                return err("turn.urls".into(), "list turn: or turns: URLs");
+            }
         }
         if self.hash_key.len() < 16 {
             return err(

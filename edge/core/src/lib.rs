@@ -11,6 +11,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod room;
 pub mod speaker;
+pub mod turn;
 
 pub use address::{RoomAddress, keyed_hash, route};
 pub use config::{AuthMode, EdgeConfig, TenantConfig};

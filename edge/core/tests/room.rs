@@ -394,3 +394,120 @@ fn speaker_stats_follow_dominant_speaker_events() {
     assert_eq!((stats[0].id.clone(), stats[0].speaking_ms), (a, 3_000));
     assert_eq!((stats[1].id.clone(), stats[1].speaking_ms), (b, 1_000));
 }
+
+#[test]
+fn recording_moves_two_to_the_node_and_is_refused_with_e2ee() {
+    let mut h = Harness::new(None);
+    h.join(1, json!({}));
+    h.join(2, json!({}));
+    assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+    let grant = json!({"access_token": "sl.secret-access", "refresh_token": "secret-refresh", "app_key": "appkey"});
+
+    // E2EE on: refused.
+    h.send(
+        2,
+        json!({"type": "media_state", "audio": true, "video": true, "e2ee": true}),
+    );
+    h.take(1);
+    h.send(1, json!({"type": "start_recording", "dropbox": grant}));
+    assert_eq!(h.error_code(1), ErrorCode::RecordingE2ee);
+    h.send(
+        2,
+        json!({"type": "media_state", "audio": true, "video": true, "e2ee": false}),
+    );
+    h.take(1);
+
+    h.other.clear();
+    h.send(1, json!({"type": "start_recording", "dropbox": grant}));
+    assert_eq!(
+        h.room.mode(),
+        Some(&Mode::Sfu),
+        "recording needs the node, even for two"
+    );
+    assert!(
+        h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. }))
+    );
+    assert!(
+        h.take(2)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Recording { active: true, .. }))
+    );
+    let node = NodeInfo {
+        id: "n1".into(),
+        url: "http://127.0.0.1:9".into(),
+        region: "eu".into(),
+    };
+    h.input(Input::NodeAssigned(Some(node)));
+    let start = h.other.iter().find_map(|e| match e {
+        Effect::RecordOnNode {
+            start: Some(g),
+            token,
+            ..
+        } => Some((g.access_token.clone(), token.clone())),
+        _ => None,
+    });
+    let (access, token) = start.expect("the node is asked to record");
+    assert_eq!(access, "sl.secret-access");
+    assert_eq!(token.split('.').count(), 3);
+    // The stored snapshot of the room never holds the Dropbox grant.
+    let snapshot = serde_json::to_string(&h.room).unwrap();
+    assert!(!snapshot.contains("secret-access") && !snapshot.contains("secret-refresh"));
+
+    h.send(1, json!({"type": "start_recording", "dropbox": grant}));
+    assert!(h.take(1).iter().any(|m| matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::RecordingActive,
+            ..
+        }
+    )));
+
+    // Turning E2EE on stops it.
+    h.other.clear();
+    h.send(2, json!({"type": "media_state", "e2ee": true}));
+    assert!(
+        h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RecordOnNode { start: None, .. }))
+    );
+    assert!(
+        h.take(1)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Recording { active: false, .. }))
+    );
+}
+
+#[test]
+fn recording_needs_the_feature_in_jwt_rooms() {
+    let mut h = Harness::new(Some("host"));
+    let now_s = h.now / 1000;
+    let token = |features: serde_json::Value| {
+        let claims = json!({"iss": "test", "aud": "edgemeet", "sub": "host", "room": "*", "exp": now_s + 60,
+            "context": {"user": {"moderator": true}, "features": features}});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    h.join(1, json!({"token": token(json!({}))}));
+    h.send(
+        1,
+        json!({"type": "start_recording", "dropbox": {"access_token": "a", "app_key": "k"}}),
+    );
+    assert_eq!(h.error_code(1), ErrorCode::RecordingNotAllowed);
+    h.join(2, json!({"token": token(json!({"recording": "true"}))}));
+    h.take(2);
+    h.send(
+        2,
+        json!({"type": "start_recording", "dropbox": {"access_token": "a", "app_key": "k"}}),
+    );
+    assert!(
+        h.take(2)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Recording { active: true, .. }))
+    );
+}

@@ -30,7 +30,22 @@ pub struct ServerConfig {
     /// Read the caller's location from `CF-IPContinent`, `CF-IPCountry`, `CF-IPLatitude`, `CF-IPLongitude`
     /// (set this only behind a proxy that sets them, such as Cloudflare with visitor location headers).
     pub trust_location_headers: bool,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsConfig>,
+    /// Run a media node inside this process (the all-in-one). Turn off on an edge whose media nodes
+    /// run elsewhere and send heartbeats.
+    pub embed_media_node: bool,
+    /// Settings of the embedded media node (`docs/configuration.md`); its secret is always the
+    /// edge's `node_secret` and, unless set, its API is served under `/node` on this origin.
+    pub media_node: Option<edgemeet_media_node::NodeConfig>,
     pub edge: EdgeConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +56,9 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             region: None,
             trust_location_headers: false,
+            tls: None,
+            embed_media_node: true,
+            media_node: None,
             edge: EdgeConfig::default(),
         }
     }
@@ -86,6 +104,16 @@ impl ServerConfig {
                 _ => bail!("EDGEMEET_LOG_FORMAT: `{v}` is neither `text` nor `json`"),
             };
         }
+        match (get("EDGEMEET_TLS_CERT"), get("EDGEMEET_TLS_KEY")) {
+            (Some(cert), Some(key)) => {
+                self.tls = Some(TlsConfig {
+                    cert: cert.into(),
+                    key: key.into(),
+                })
+            }
+            (None, None) => {}
+            _ => bail!("EDGEMEET_TLS_CERT and EDGEMEET_TLS_KEY go together"),
+        }
         if let Some(v) = get("EDGEMEET_REGION") {
             self.region = Some(v);
         }
@@ -104,12 +132,18 @@ impl ServerConfig {
         if self.edge.hash_key.is_empty() {
             self.edge.hash_key = random_secret();
         }
+        if self.embed_media_node && self.edge.node_secret.is_none() {
+            self.edge.node_secret = Some(random_secret());
+        }
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.edge
             .validate()
             .map_err(|e| anyhow::anyhow!("edge.{e}"))?;
+        if let Some(tls) = &self.tls {
+            crate::tls::load(&tls.cert, &tls.key)?;
+        }
         if !self.web_dir.join("index.html").is_file() {
             bail!(
                 "web_dir: {} has no index.html (set web_dir or EDGEMEET_WEB_DIR)",

@@ -35,9 +35,20 @@ pub struct Hub {
     rooms: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
     registry: Arc<Mutex<Registry>>,
     next_conn: AtomicU64,
-    node_calls: crate::nodes::NodeCaller,
+    pub node_calls: crate::nodes::NodeCaller,
     /// This host's configured region, for node selection when a caller's location is unknown.
     region: Option<String>,
+    pub metrics: Metrics,
+}
+
+/// Counters for `/metrics`: counts only, nothing about who.
+#[derive(Default)]
+pub struct Metrics {
+    pub sockets: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub slow_sockets_dropped: AtomicU64,
+    pub rooms_created: AtomicU64,
 }
 
 /// A socket's handle on its room.
@@ -68,6 +79,7 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             node_calls,
             region,
+            metrics: Metrics::default(),
         })
     }
 
@@ -96,6 +108,7 @@ impl Hub {
                 .entry(route.clone())
                 .or_insert_with(|| {
                     tracing::debug!(room = %route, "room created");
+                    self.metrics.rooms_created.fetch_add(1, Ordering::Relaxed);
                     Arc::new(Mutex::new(Entry {
                         room: Room::new(address),
                         sockets: HashMap::new(),
@@ -106,6 +119,7 @@ impl Hub {
             entry.lock().expect("room lock").sockets.insert(conn, tx);
             entry
         };
+        self.metrics.sockets.fetch_add(1, Ordering::Relaxed);
         let attachment = Attachment { conn, entry, route };
         self.input(
             &attachment.entry,
@@ -116,6 +130,7 @@ impl Hub {
     }
 
     pub fn text(self: &Arc<Self>, a: &Attachment, text: String) {
+        self.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
         self.input(&a.entry, &a.route, Input::Text { conn: a.conn, text });
     }
 
@@ -124,6 +139,7 @@ impl Hub {
     }
 
     pub fn detach(self: &Arc<Self>, a: Attachment) {
+        self.metrics.sockets.fetch_sub(1, Ordering::Relaxed);
         self.input(&a.entry, &a.route, Input::Closed { conn: a.conn });
     }
 
@@ -154,9 +170,16 @@ impl Hub {
             let mut ended = false;
             for effect in effects {
                 match effect {
-                    Effect::Send { conn, text } => deliver(e, conn, Outgoing::Text(text)),
+                    Effect::Send { conn, text } => {
+                        self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+                        if !deliver(e, conn, Outgoing::Text(text)) {
+                            self.metrics
+                                .slow_sockets_dropped
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     Effect::Close { conn, code, reason } => {
-                        deliver(e, conn, Outgoing::Close(code, reason));
+                        let _ = deliver(e, conn, Outgoing::Close(code, reason));
                         e.sockets.remove(&conn);
                     }
                     Effect::SetAlarm { at_ms } => {
@@ -197,6 +220,25 @@ impl Hub {
                     } => {
                         self.node_calls.close(node, meeting_id, scope, token);
                     }
+                    Effect::RecordOnNode {
+                        node,
+                        meeting_id,
+                        token,
+                        start,
+                    } => {
+                        let (hub, route) = (self.clone(), route.to_string());
+                        tokio::spawn(async move {
+                            let starting = start.is_some();
+                            let ok = hub
+                                .node_calls
+                                .record(&node, &meeting_id, &token, start)
+                                .await;
+                            tracing::info!(room = %route, node = %node.id, starting, ok, "recording call");
+                            if starting && !ok {
+                                hub.room_input(&route, Input::RecordingFailed { meeting_id });
+                            }
+                        });
+                    }
                     Effect::Ended => ended = true,
                 }
             }
@@ -227,12 +269,15 @@ impl Hub {
     }
 }
 
-/// Queue a frame; a socket whose queue is full is too slow to keep up and is closed.
-fn deliver(e: &mut Entry, conn: ConnId, frame: Outgoing) {
-    if let Some(tx) = e.sockets.get(&conn)
-        && tx.try_send(frame).is_err()
-    {
+/// Queue a frame; a socket whose queue is full is too slow to keep up and is closed (false).
+fn deliver(e: &mut Entry, conn: ConnId, frame: Outgoing) -> bool {
+    let Some(tx) = e.sockets.get(&conn) else {
+        return true;
+    };
+    if tx.try_send(frame).is_err() {
         tracing::info!("dropping a socket that cannot keep up");
         e.sockets.remove(&conn);
+        return false;
     }
+    true
 }

@@ -2,10 +2,13 @@
 //! server on localhost: `cargo run --release`, then open the printed URL.
 
 mod config;
+mod embedded;
 mod hub;
 mod location;
 mod nodes;
 mod pages;
+mod tls;
+mod token_cli;
 mod ws;
 
 use std::net::SocketAddr;
@@ -47,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Mint a Jitsi-format invite token, or `token verify` one against a configuration.
+    Token(Box<token_cli::TokenArgs>),
 }
 
 #[derive(Subcommand)]
@@ -66,6 +71,8 @@ pub struct AppState {
 
 fn main() {
     let cli = Cli::parse();
+    // One TLS stack for the process (HTTPS serving and outgoing calls): rustls on ring.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     // Errors print as one clear line (with causes), never a panic backtrace.
     if let Err(err) = run(cli) {
         eprintln!("edgemeet: error: {err:#}");
@@ -82,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        Some(Command::Token(args)) => token_cli::run(*args),
         None | Some(Command::Serve) => {
             let mut config = ServerConfig::load(cli.config.as_deref())?;
             if let Some(listen) = cli.listen {
@@ -116,7 +124,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let hub = hub::Hub::new(
         edge,
         registry.clone(),
-        nodes::NodeCaller::default(),
+        nodes::NodeCaller::new(),
         config.region.clone(),
     );
     let (shutdown_tx, shutdown) = watch::channel(());
@@ -137,19 +145,41 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
-    println!("edgemeet listening on http://{addr}/ - open it in a browser to start a meeting");
-    tracing::info!(%addr, tenants = config.edge.tenants.len(), "edge ready");
+    let embedded = embedded::start(&config, &state).await?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("edgemeet listening on {scheme}://{addr}/ - open it in a browser to start a meeting");
+    tracing::info!(%addr, tenants = config.edge.tenants.len(), tls = config.tls.is_some(), "edge ready");
 
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let mut app = router(state);
+    if let Some(node) = &embedded {
+        app = app.nest(embedded::NODE_PREFIX, node.router.clone());
+    }
+    let app = app.into_make_service_with_connect_info::<tls::PeerAddr>();
+    let stop = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: closing sockets");
         let _ = shutdown_tx.send(());
-    })
-    .await?;
+    };
+    match &config.tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls::load(&tls.cert, &tls.key)?)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+    }
+    if let Some(node) = embedded {
+        node.handle.shutdown().await;
+    }
     Ok(())
 }
 
@@ -166,6 +196,7 @@ fn router(state: AppState) -> Router {
         .route("/api/{*rest}", axum::routing::any(pages::fallback))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::healthz))
+        .route("/metrics", get(pages::metrics))
         .route("/{room}", get(pages::room_page))
         .route("/{tenant}/{room}", get(pages::room_page))
         .fallback(pages::fallback)

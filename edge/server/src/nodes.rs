@@ -1,13 +1,15 @@
 //! The media-node registry endpoints (`/api/nodes/heartbeat`, `/api/nodes/events`, with the node
 //! secret as a bearer token) and calls from the edge to nodes.
 
-use std::sync::{Arc, Mutex};
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use edgemeet_core::{Input, NodeInfo, NodeScope, Registry};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use edgemeet_core::{Input, NodeInfo, NodeScope};
+use edgemeet_protocol::client::DropboxGrant;
 use edgemeet_protocol::node::{Heartbeat, NodeEvent, NodeEvents};
 
 use crate::AppState;
@@ -91,14 +93,113 @@ pub async fn events(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Calls from the edge to media nodes, made in the background.
-#[derive(Clone, Default)]
+/// Calls from the edge to media nodes (close a participant's sessions, close a meeting, start and
+/// stop recordings), made in the background with a few retries.
+#[derive(Clone)]
 pub struct NodeCaller {
-    _registry: Option<Arc<Mutex<Registry>>>,
+    http: reqwest::Client,
+    /// Where the edge itself reaches a node whose public URL is not absolute (the embedded node's
+    /// `/node` is for browsers on this origin).
+    local: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl NodeCaller {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client with the process-wide rustls provider");
+        Self {
+            http,
+            local: Default::default(),
+        }
+    }
+
+    /// The edge reaches node `id` at `base` (the embedded node's loopback listener).
+    pub fn set_local(&self, id: &str, base: String) {
+        self.local
+            .lock()
+            .expect("node caller lock")
+            .insert(id.to_string(), base);
+    }
+
+    fn base(&self, node: &NodeInfo) -> String {
+        let local = self
+            .local
+            .lock()
+            .expect("node caller lock")
+            .get(&node.id)
+            .cloned();
+        local.unwrap_or_else(|| node.url.trim_end_matches('/').to_string())
+    }
+
     pub fn close(&self, node: NodeInfo, meeting_id: String, scope: NodeScope, token: String) {
-        let _ = (node, meeting_id, scope, token);
+        let base = self.base(&node);
+        let url = match &scope {
+            NodeScope::Participant(pid) => format!("{base}/v1/participants/{pid}/close"),
+            NodeScope::Meeting => format!("{base}/v1/rooms/{meeting_id}/close"),
+        };
+        let caller = self.clone();
+        tokio::spawn(async move {
+            if !caller.post(&node, &url, &token, None).await {
+                tracing::warn!(node = %node.id, "gave up telling the node to close sessions; it reaps idle ones");
+            }
+        });
+    }
+
+    /// Start (with the Dropbox grant) or stop a meeting's recording; false when the node refused or
+    /// could not be reached.
+    pub async fn record(
+        &self,
+        node: &NodeInfo,
+        meeting_id: &str,
+        token: &str,
+        start: Option<DropboxGrant>,
+    ) -> bool {
+        let base = self.base(node);
+        let (url, body) = match start {
+            Some(grant) => (
+                format!("{base}/v1/rooms/{meeting_id}/recording/start"),
+                Some(serde_json::json!({"dropbox": grant})),
+            ),
+            None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
+        };
+        self.post(node, &url, token, body).await
+    }
+
+    async fn post(
+        &self,
+        node: &NodeInfo,
+        url: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> bool {
+        for attempt in 0..3u32 {
+            let mut req = self.http.post(url).bearer_auth(token);
+            if let Some(body) = &body {
+                req = req.json(body);
+            }
+            match req.send().await {
+                Ok(res)
+                    if res.status().is_success()
+                        || res.status() == reqwest::StatusCode::NOT_FOUND =>
+                {
+                    return true;
+                }
+                // The node understood and said no: retrying will not change its mind.
+                Ok(res) if res.status().is_client_error() => {
+                    tracing::info!(node = %node.id, status = %res.status(), "node refused a call");
+                    return false;
+                }
+                Ok(res) => {
+                    tracing::info!(node = %node.id, status = %res.status(), "node failed a call")
+                }
+                Err(err) => {
+                    tracing::info!(node = %node.id, error = %err.without_url(), "node unreachable")
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+        }
+        false
     }
 }

@@ -145,6 +145,64 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Prometheus text format: counts only.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &app.hub.metrics;
+    let nodes = app.registry.lock().expect("registry lock").len();
+    let rows = [
+        (
+            "edgemeet_rooms_active",
+            "gauge",
+            "Rooms with at least one socket.",
+            app.hub.active_rooms() as u64,
+        ),
+        (
+            "edgemeet_rooms_created_total",
+            "counter",
+            "Rooms created.",
+            m.rooms_created.load(Relaxed),
+        ),
+        (
+            "edgemeet_sockets",
+            "gauge",
+            "Open room sockets.",
+            m.sockets.load(Relaxed),
+        ),
+        (
+            "edgemeet_frames_in_total",
+            "counter",
+            "Text frames received from browsers.",
+            m.frames_in.load(Relaxed),
+        ),
+        (
+            "edgemeet_frames_out_total",
+            "counter",
+            "Frames queued to browsers.",
+            m.frames_out.load(Relaxed),
+        ),
+        (
+            "edgemeet_slow_sockets_dropped_total",
+            "counter",
+            "Sockets closed because their queue overflowed.",
+            m.slow_sockets_dropped.load(Relaxed),
+        ),
+        (
+            "edgemeet_media_nodes_known",
+            "gauge",
+            "Media nodes in the registry.",
+            nodes as u64,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
 pub async fn fallback() -> Response {
     not_found()
 }

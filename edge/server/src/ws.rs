@@ -1,7 +1,5 @@
 //! `GET /api/rooms/{room}` and `/api/rooms/{tenant}/{room}`: the room WebSocket.
 
-use std::net::SocketAddr;
-
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
@@ -28,7 +26,7 @@ pub async fn room_default(
     state: State<AppState>,
     Path(room): Path<String>,
     query: Query<RoomQuery>,
-    peer: ConnectInfo<SocketAddr>,
+    peer: ConnectInfo<crate::tls::PeerAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -39,7 +37,7 @@ pub async fn room_tenant(
     state: State<AppState>,
     Path((tenant, room)): Path<(String, String)>,
     query: Query<RoomQuery>,
-    peer: ConnectInfo<SocketAddr>,
+    peer: ConnectInfo<crate::tls::PeerAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -51,7 +49,7 @@ fn upgrade(
     tenant: Option<String>,
     room: String,
     Query(query): Query<RoomQuery>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::PeerAddr(peer)): ConnectInfo<crate::tls::PeerAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {

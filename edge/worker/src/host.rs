@@ -213,6 +213,37 @@ async fn do_post(stub: &worker::Stub, path: &str, body: &impl Serialize) -> Resu
         .await
 }
 
+/// A call from the edge to a media node, as the native host makes it (`edge/server/src/nodes.rs`):
+/// POST with the edge-signed token, up to three tries; a 404 counts as done (nothing to close),
+/// another 4xx as a refusal. `false` when the node refused or could not be reached.
+async fn node_post(url: &str, token: &str, body: Option<Value>) -> bool {
+    for attempt in 0..3u32 {
+        let sent = async {
+            let headers = Headers::new();
+            headers.set("authorization", &format!("Bearer {token}"))?;
+            let mut init = RequestInit::new();
+            init.with_method(Method::Post);
+            if let Some(body) = &body {
+                headers.set("content-type", "application/json")?;
+                init.with_body(Some(JsValue::from_str(&body.to_string())));
+            }
+            init.with_headers(headers);
+            worker::Fetch::Request(Request::new_with_init(url, &init)?)
+                .send()
+                .await
+        };
+        match sent.await {
+            Ok(res) if (200..300).contains(&res.status_code()) || res.status_code() == 404 => {
+                return true;
+            }
+            Ok(res) if (400..500).contains(&res.status_code()) => return false,
+            _ => {}
+        }
+        worker::Delay::from(std::time::Duration::from_millis(250 << attempt)).await;
+    }
+    false
+}
+
 fn registry_stub(env: &Env) -> Result<worker::Stub> {
     env.durable_object(REGISTRY_BINDING)?
         .id_from_name(REGISTRY_NAME)?
@@ -714,7 +745,7 @@ impl Room {
                                 js
                             }
                         };
-                        if self.mem.borrow().sockets.get(&conn).is_none() {
+                        if !self.mem.borrow().sockets.contains_key(&conn) {
                             self.socket(conn);
                         }
                         if let Some(ws) = self.mem.borrow().sockets.get(&conn) {
@@ -737,8 +768,46 @@ impl Room {
                     Effect::RequestNode { location } => {
                         queue.push_back(Input::NodeAssigned(self.select_node(location).await))
                     }
-                    // The native host does not call nodes yet either (NodeCaller::close is a no-op).
-                    Effect::CloseOnNode { .. } => {}
+                    Effect::CloseOnNode {
+                        node,
+                        meeting_id,
+                        scope,
+                        token,
+                    } => {
+                        let base = node.url.trim_end_matches('/');
+                        let url = match &scope {
+                            core::NodeScope::Participant(pid) => {
+                                format!("{base}/v1/participants/{pid}/close")
+                            }
+                            core::NodeScope::Meeting => {
+                                format!("{base}/v1/rooms/{meeting_id}/close")
+                            }
+                        };
+                        // In the background: the node reaps idle sessions if this never arrives.
+                        worker::wasm_bindgen_futures::spawn_local(async move {
+                            node_post(&url, &token, None).await;
+                        });
+                    }
+                    Effect::RecordOnNode {
+                        node,
+                        meeting_id,
+                        token,
+                        start,
+                    } => {
+                        let base = node.url.trim_end_matches('/');
+                        let starting = start.is_some();
+                        let (url, body) = match start {
+                            Some(grant) => (
+                                format!("{base}/v1/rooms/{meeting_id}/recording/start"),
+                                Some(json!({ "dropbox": grant })),
+                            ),
+                            None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
+                        };
+                        let ok = node_post(&url, &token, body).await;
+                        if starting && !ok {
+                            queue.push_back(Input::RecordingFailed { meeting_id });
+                        }
+                    }
                     Effect::Ended => ended = true,
                 }
             }

@@ -28,7 +28,18 @@ impl Room {
             }
             ClientMessage::MediaState(state) => {
                 self.update_member(out, id, |m| m.media = state);
+                if state.e2ee && self.is_recording() {
+                    // Encrypted frames cannot be recorded: stop rather than record nothing.
+                    let _ = self.stop_recording(env, out, None);
+                }
                 Ok(())
+            }
+            ClientMessage::StartRecording { dropbox } => {
+                self.start_recording(env, out, id, dropbox)
+            }
+            ClientMessage::StopRecording => {
+                self.require_moderator(id)?;
+                self.stop_recording(env, out, Some(id))
             }
             ClientMessage::Mute { target, kind } => {
                 self.require_moderator(id)?;

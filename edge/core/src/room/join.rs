@@ -166,6 +166,7 @@ impl Room {
             address_failures: Default::default(),
             speakers: Default::default(),
             media: Default::default(),
+            recording: None,
         });
         let id = loop {
             let id = Self::random_hex(env, 6);
@@ -270,12 +271,22 @@ impl Room {
             participants,
             locked: meeting.password.is_some(),
             media: self.media_view(env, id),
-            ice_servers: env.config.ice_servers.clone(),
+            ice_servers: ice_servers(env, id),
             features: member.features.clone(),
             tracks,
+            recording: meeting.recording.is_some(),
         };
         out.send(member.conn, &welcome);
     }
+}
+
+/// Static servers plus per-participant TURN credentials.
+fn ice_servers(env: &Env, id: &str) -> Vec<edgemeet_protocol::server::IceServer> {
+    let mut servers = env.config.ice_servers.clone();
+    if let Some(turn) = &env.config.turn {
+        servers.push(crate::turn::credentials(turn, id, env.now_ms / 1000));
+    }
+    servers
 }
 
 fn admission(mode: AuthMode, identity: Option<Identity>, profile: Profile) -> Admission {

@@ -25,7 +25,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct MediaState {
     pub(super) mode: Mode,
-    node: Option<NodeInfo>,
+    pub(super) node: Option<NodeInfo>,
     node_requested: bool,
     /// When the room, back to two, returns to P2P.
     return_at: Option<u64>,
@@ -47,8 +47,12 @@ impl Room {
         };
         let media = &mut meeting.media;
         let n = meeting.order.len();
+        // A recording keeps the room on its node, whatever the count.
+        let want_sfu = n >= 3 || (n >= 1 && meeting.recording.is_some());
         let target = match (n, &media.mode) {
-            (0 | 1, _) => Mode::None,
+            (0, _) => Mode::None,
+            _ if want_sfu => Mode::Sfu,
+            (1, _) => Mode::None,
             (2, Mode::Sfu) if !returning => {
                 if media.return_at.is_none() {
                     media.return_at = Some(now + delay);
@@ -57,13 +61,12 @@ impl Room {
                 Mode::Sfu
             }
             (2, Mode::P2p { .. }) => media.mode.clone(),
-            (2, _) => Mode::P2p {
+            _ => Mode::P2p {
                 other: meeting.order[0].clone(),
                 initiator: meeting.order[1].clone(),
             },
-            _ => Mode::Sfu,
         };
-        if (target != Mode::Sfu || n != 2) && media.return_at.take().is_some() {
+        if (target != Mode::Sfu || n != 2 || want_sfu) && media.return_at.take().is_some() {
             out.0.push(Effect::ClearAlarm);
         }
         if target == media.mode {
@@ -179,7 +182,7 @@ impl Room {
         })
     }
 
-    fn node_token(
+    pub(super) fn node_token(
         &self,
         env: &Env,
         node: &NodeInfo,
@@ -250,8 +253,11 @@ impl Room {
             Some(node) => {
                 meeting.media.node = Some(node);
                 self.announce_media(env, out, None);
+                self.start_recording_on_node(env, out);
             }
             None => {
+                let id = meeting.id.clone();
+                self.on_recording_failed(env, out, &id);
                 let conns = self.member_conns();
                 let err = ServerMessage::Error {
                     code: ErrorCode::NoMediaNode,

@@ -7,11 +7,12 @@
 mod actions;
 mod join;
 mod media;
+mod recording;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use edgemeet_protocol::client::{MediaState, Profile, TrackInfo};
+use edgemeet_protocol::client::{DropboxGrant, MediaState, Profile, TrackInfo};
 use edgemeet_protocol::server::{LeaveReason, Participant};
 use edgemeet_protocol::{
     ClientMessage, ErrorCode, ParticipantId, ProtocolError, ServerMessage, encode_server,
@@ -73,6 +74,10 @@ pub enum Input {
         meeting_id: String,
         participant: ParticipantId,
     },
+    /// The media node refused or could not be reached to start a recording.
+    RecordingFailed {
+        meeting_id: String,
+    },
 }
 
 /// What the media node should close.
@@ -110,6 +115,14 @@ pub enum Effect {
         meeting_id: String,
         scope: NodeScope,
         token: String,
+    },
+    /// Start (with the recorder's Dropbox grant) or stop the meeting's recording on its node.
+    /// On failure the host answers with [`Input::RecordingFailed`].
+    RecordOnNode {
+        node: NodeInfo,
+        meeting_id: String,
+        token: String,
+        start: Option<DropboxGrant>,
     },
     /// The room has no sockets left: the host drops it and any stored copy.
     Ended,
@@ -167,6 +180,7 @@ struct Meeting {
     address_failures: BTreeMap<String, FailureWindow>,
     speakers: SpeakerStats,
     media: media::MediaState,
+    recording: Option<recording::Recording>,
 }
 
 /// One room. Serializable so a host can keep it across hibernation.
@@ -268,6 +282,9 @@ impl Room {
                 meeting_id,
                 participant,
             } => self.on_dominant_speaker(env, &mut out, &meeting_id, &participant),
+            Input::RecordingFailed { meeting_id } => {
+                self.on_recording_failed(env, &mut out, &meeting_id)
+            }
         }
         if self.conns.is_empty() {
             out.0.push(Effect::Ended);

@@ -1,0 +1,166 @@
+//! Recording: a moderator (with the `recording` feature in jwt modes) starts it with their Dropbox
+//! grant; the room moves to its media node (even with two) and the node records. Refused while any
+//! participant has E2EE on; turning E2EE on stops it.
+
+use edgemeet_protocol::client::DropboxGrant;
+use edgemeet_protocol::{ErrorCode, ParticipantId, ProtocolError, ServerMessage};
+use serde::{Deserialize, Serialize};
+
+use super::{Effect, Env, Out, Room};
+use crate::config::AuthMode;
+
+const MAX_TOKEN_CHARS: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Recording {
+    by: ParticipantId,
+    /// Held until the room has a node, in memory only: never part of a stored snapshot.
+    #[serde(skip)]
+    pending: Option<DropboxGrant>,
+    started_on_node: bool,
+}
+
+impl Room {
+    pub(super) fn start_recording(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        id: &str,
+        grant: DropboxGrant,
+    ) -> Result<(), ProtocolError> {
+        let open = env
+            .config
+            .tenant(&self.address.tenant)
+            .is_none_or(|t| t.auth == AuthMode::Open);
+        let meeting = self.meeting.as_mut().expect("joined");
+        let member = &meeting.members[id];
+        if !member.moderator || (!open && !member.features.iter().any(|f| f == "recording")) {
+            return Err(ProtocolError::new(
+                ErrorCode::RecordingNotAllowed,
+                "only moderators allowed to record can start a recording",
+            ));
+        }
+        if meeting.members.values().any(|m| m.media.e2ee) {
+            return Err(ProtocolError::new(
+                ErrorCode::RecordingE2ee,
+                "recording is off while anyone uses end-to-end encryption",
+            ));
+        }
+        if meeting.recording.is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::RecordingActive,
+                "the meeting is already being recorded",
+            ));
+        }
+        let bad = |s: &str| s.is_empty() || s.len() > MAX_TOKEN_CHARS;
+        if bad(&grant.access_token)
+            || bad(&grant.app_key)
+            || grant.refresh_token.as_deref().is_some_and(bad)
+        {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidMessage,
+                "the Dropbox grant is malformed",
+            ));
+        }
+        meeting.recording = Some(Recording {
+            by: id.to_string(),
+            pending: Some(grant),
+            started_on_node: false,
+        });
+        out.send_many(
+            self.member_conns(),
+            &ServerMessage::Recording {
+                active: true,
+                by: Some(id.to_string()),
+            },
+        );
+        self.update_media(env, out);
+        self.start_recording_on_node(env, out);
+        Ok(())
+    }
+
+    /// Once the room has a node, hand it the grant.
+    pub(super) fn start_recording_on_node(&mut self, env: &mut Env, out: &mut Out) {
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
+        let (Some(node), Some(rec)) = (meeting.media.node.clone(), meeting.recording.as_ref())
+        else {
+            return;
+        };
+        if rec.started_on_node {
+            return;
+        }
+        let meeting_id = meeting.id.clone();
+        let Some(token) = self.node_token(env, &node, &meeting_id, "edge") else {
+            return;
+        };
+        let rec = self
+            .meeting
+            .as_mut()
+            .and_then(|m| m.recording.as_mut())
+            .expect("checked above");
+        let start = rec.pending.take();
+        rec.started_on_node = true;
+        out.0.push(Effect::RecordOnNode {
+            node,
+            meeting_id,
+            token,
+            start,
+        });
+    }
+
+    /// Stop the recording (`by` a moderator, or `None` when it stops by itself).
+    pub(super) fn stop_recording(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        by: Option<&str>,
+    ) -> Result<(), ProtocolError> {
+        let meeting = self.meeting.as_mut().expect("joined");
+        let rec = meeting.recording.take().ok_or_else(|| {
+            ProtocolError::new(ErrorCode::NotRecording, "nothing is being recorded")
+        })?;
+        if rec.started_on_node
+            && let Some(node) = meeting.media.node.clone()
+        {
+            let meeting_id = meeting.id.clone();
+            if let Some(token) = self.node_token(env, &node, &meeting_id, "edge") {
+                out.0.push(Effect::RecordOnNode {
+                    node,
+                    meeting_id,
+                    token,
+                    start: None,
+                });
+            }
+        }
+        out.send_many(
+            self.member_conns(),
+            &ServerMessage::Recording {
+                active: false,
+                by: by.map(str::to_string),
+            },
+        );
+        self.update_media(env, out);
+        Ok(())
+    }
+
+    pub(super) fn on_recording_failed(&mut self, env: &mut Env, out: &mut Out, meeting_id: &str) {
+        let matches = self
+            .meeting
+            .as_ref()
+            .is_some_and(|m| m.id == meeting_id && m.recording.is_some());
+        if matches && self.stop_recording(env, out, None).is_ok() {
+            let err = ServerMessage::Error {
+                code: ErrorCode::RecordingFailed,
+                message: "the recording could not be started on the media node".into(),
+                request: Some("start_recording".into()),
+            };
+            out.send_many(self.member_conns(), &err);
+        }
+    }
+
+    pub(super) fn is_recording(&self) -> bool {
+        self.meeting.as_ref().is_some_and(|m| m.recording.is_some())
+    }
+}

@@ -1,0 +1,407 @@
+// edgemeet in the browser: landing page, pre-join, and the meeting. Plain ES modules, no build step.
+import { Signaling } from './signaling.js';
+import { LocalMedia } from './media.js';
+import { P2PLink } from './p2p.js';
+import { SfuLink } from './sfu.js';
+import { $, show, toast, displayName, Grid, addChat } from './ui.js';
+
+const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+const params = new URLSearchParams(location.search);
+
+if (path.length === 0) landing();
+else prejoin(path.length >= 2 ? path[0] : null, path[path.length - 1]);
+
+// ---- Landing: a random name, a live warning for guessable ones -------------------------------
+
+async function landing() {
+  show('landing');
+  const input = /** @type {HTMLInputElement} */ ($('room-name'));
+  const randomName = async () => {
+    const res = await fetch('/api/names/random');
+    input.value = (await res.json()).name;
+    check();
+  };
+  let timer = 0;
+  const check = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const name = input.value.trim();
+      const warn = $('name-warning');
+      if (!name) { warn.hidden = true; return; }
+      const res = await fetch('/api/names/check', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+      const verdict = await res.json();
+      warn.textContent = verdict.warning || '';
+      warn.hidden = verdict.strong;
+    }, 150);
+  };
+  input.addEventListener('input', check);
+  $('regenerate').addEventListener('click', randomName);
+  $('landing-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const name = input.value.trim();
+    if (name) location.assign(`/${encodeURIComponent(name)}`);
+  });
+  await randomName();
+}
+
+// ---- Pre-join: preview, devices, profile -----------------------------------------------------
+
+async function prejoin(tenant, room) {
+  show('prejoin');
+  $('prejoin-title').textContent = `Join ${room}`;
+  document.title = `${room} · edgemeet`;
+  const media = new LocalMedia();
+  const preview = /** @type {HTMLVideoElement} */ ($('preview'));
+  const fields = ['display-name', 'email', 'avatar'].map((id) => /** @type {HTMLInputElement} */ ($(id)));
+  const remember = /** @type {HTMLInputElement} */ ($('remember'));
+  const saved = JSON.parse(localStorage.getItem('edgemeet.profile') || 'null');
+  if (saved) {
+    [fields[0].value, fields[1].value, fields[2].value] = [saved.name || '', saved.email || '', saved.avatar || ''];
+    remember.checked = true;
+  }
+  const e2eeToggle = /** @type {HTMLInputElement} */ ($('e2ee-toggle'));
+  e2eeToggle.addEventListener('change', () => { $('e2ee-passphrase').hidden = !e2eeToggle.checked; });
+
+  preview.srcObject = await media.open();
+  const fillDevices = async () => {
+    const { cameras, mics } = await media.devices();
+    for (const [select, list] of [[$('camera-select'), cameras], [$('mic-select'), mics]]) {
+      select.replaceChildren(...list.map((d, i) => new Option(d.label || `Device ${i + 1}`, d.deviceId)));
+    }
+  };
+  await fillDevices();
+  const reopen = async () => {
+    preview.srcObject = await media.open(/** @type {HTMLSelectElement} */ ($('camera-select')).value, /** @type {HTMLSelectElement} */ ($('mic-select')).value);
+  };
+  $('camera-select').addEventListener('change', reopen);
+  $('mic-select').addEventListener('change', reopen);
+
+  const start = () => {
+    const profile = { name: fields[0].value.trim(), email: fields[1].value.trim(), avatar: fields[2].value.trim() };
+    if (remember.checked) localStorage.setItem('edgemeet.profile', JSON.stringify(profile));
+    else localStorage.removeItem('edgemeet.profile');
+    const join = { profile };
+    const token = params.get('jwt');
+    if (token) join.token = token;
+    const password = /** @type {HTMLInputElement} */ ($('room-password')).value;
+    if (password) join.password = password;
+    new Meeting(tenant, room, media, join).start();
+  };
+  $('prejoin-form').addEventListener('submit', (ev) => { ev.preventDefault(); start(); });
+  if (params.has('autojoin')) start();
+}
+
+// ---- The meeting -----------------------------------------------------------------------------
+
+class Meeting {
+  constructor(tenant, room, media, join) {
+    this.room = room;
+    this.media = media;
+    this.join = join;
+    this.signaling = new Signaling(`/api/rooms/${tenant ? `${encodeURIComponent(tenant)}/` : ''}${encodeURIComponent(room)}`);
+    this.grid = new Grid();
+    /** @type {Map<string, any>} */
+    this.people = new Map();
+    this.me = null;
+    this.moderator = false;
+    this.iceServers = [];
+    /** @type {P2PLink | null} */
+    this.link = null;
+    /** @type {SfuLink | null} */
+    this.sfu = null;
+    /** @type {Map<string, {session_id: string, tracks: any[]}>} what others publish on the node */
+    this.remoteTracks = new Map();
+    this.refreshTimer = 0;
+    this.mode = 'none';
+    this.e2ee = false;
+    window.edgemeet = this; // for tests and debugging in the console
+  }
+
+  start() {
+    this.signaling.addEventListener('message', (ev) => this.onMessage(/** @type {CustomEvent} */ (ev).detail).catch((e) => console.error(e)));
+    this.signaling.addEventListener('closed', (ev) => this.onClosed(/** @type {CustomEvent} */ (ev).detail));
+    this.signaling.addEventListener('reconnecting', () => toast('Connection lost, reconnecting...'));
+    this.signaling.connect(this.join);
+    this.bindControls();
+  }
+
+  async onMessage(msg) {
+    switch (msg.type) {
+      case 'welcome': return this.onWelcome(msg);
+      case 'waiting': show('waiting'); return;
+      case 'error': return this.onError(msg);
+      case 'participant_joined': case 'participant_updated':
+        this.people.set(msg.participant.id, msg.participant);
+        this.grid.update(msg.participant, msg.participant.id === this.me);
+        if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
+        return this.renderPeople();
+      case 'participant_left':
+        this.remoteTracks.delete(msg.id);
+        this.sfu?.drop(msg.id);
+        toast(`${displayName(this.people.get(msg.id))} ${msg.reason === 'kicked' ? 'was removed' : 'left'}`);
+        this.people.delete(msg.id);
+        this.grid.remove(msg.id);
+        return this.renderPeople();
+      case 'chat':
+        return addChat(msg.from === this.me ? 'You' : displayName(this.people.get(msg.from)), msg.text, !!msg.to, msg.at);
+      case 'muted':
+        if (msg.kind === 'audio') this.setMic(false); else this.setCam(false);
+        return toast(`${displayName(this.people.get(msg.by))} muted your ${msg.kind === 'audio' ? 'microphone' : 'camera'}`);
+      case 'kicked':
+        this.kickedBy = msg.by;
+        return;
+      case 'room_locked':
+        $('lock-badge').hidden = !msg.locked;
+        return toast(msg.locked ? 'The meeting is now locked' : 'The meeting is unlocked');
+      case 'media_mode': return this.onMediaMode(msg.media);
+      case 'tracks':
+        this.remoteTracks.set(msg.participant, { session_id: msg.session_id, tracks: msg.tracks });
+        return this.sfu?.sessionId ? this.sfu.pull(msg.participant, msg.session_id, msg.tracks) : undefined;
+      case 'signal': return this.link?.peer === msg.from ? this.link.receive(msg.payload) : undefined;
+      case 'dominant_speaker': return this.grid.speaking(msg.id);
+      case 'speaker_stats':
+        $('stats').replaceChildren(...msg.stats.map((s) => {
+          const li = document.createElement('li');
+          li.textContent = `${displayName(this.people.get(s.id))}: ${Math.round(s.speaking_ms / 1000)} s`;
+          return li;
+        }));
+        return;
+      default: return;
+    }
+  }
+
+  onWelcome(msg) {
+    show('meeting');
+    this.me = msg.you;
+    this.moderator = msg.moderator;
+    this.iceServers = msg.ice_servers;
+    $('meeting-name').textContent = this.room;
+    $('lock-badge').hidden = !msg.locked;
+    $('moderator-tools').hidden = !this.moderator;
+    for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
+    this.people = new Map(msg.participants.map((p) => [p.id, p]));
+    this.remoteTracks = new Map(msg.tracks.map((t) => [t.participant, { session_id: t.session_id, tracks: t.tracks }]));
+    for (const p of msg.participants) this.grid.update(p, p.id === this.me);
+    this.grid.attach(this.me, this.media.stream, true);
+    this.renderPeople();
+    this.sendState();
+    return this.onMediaMode(msg.media);
+  }
+
+  onError(msg) {
+    const prejoinErrors = { password_required: 'This meeting is locked: enter the password.', password_wrong: 'Wrong password.', password_rate_limited: 'Too many wrong passwords. Wait a minute.' };
+    if (msg.request === 'join' || msg.code in prejoinErrors || msg.code.startsWith('token_') || msg.code === 'room_full') {
+      show('prejoin');
+      this.signaling.closedOnPurpose = true;
+      this.signaling.ws?.close(1000);
+      $('password-box').hidden = !msg.code.startsWith('password');
+      const el = $('prejoin-error');
+      el.textContent = prejoinErrors[msg.code] || msg.message;
+      el.hidden = false;
+      return;
+    }
+    if (msg.code === 'no_media_node') return toast('No media server is available right now.');
+    toast(msg.message);
+  }
+
+  onClosed({ code, final }) {
+    this.closeSfu();
+    if (!final) return;
+    this.link?.close();
+    this.link = null;
+    if (code === 4001) {
+      $('ended-title').textContent = 'A moderator removed you from the meeting';
+    } else if (code === 1008) {
+      $('ended-title').textContent = 'The connection was closed';
+    }
+    if (!$('prejoin').hidden) return;
+    /** @type {HTMLAnchorElement} */ ($('rejoin')).href = location.pathname + location.search;
+    show('ended');
+    for (const t of this.media.stream.getTracks()) t.stop();
+  }
+
+  async onMediaMode(media) {
+    this.mode = media.mode;
+    $('mode-badge').textContent = media.mode === 'p2p' ? 'Direct' : media.mode === 'sfu' ? 'Via server' : 'Alone';
+    const keepP2p = media.mode === 'p2p' && this.link?.peer === media.peer;
+    if (!keepP2p && this.link) {
+      this.grid.detach(this.link.peer);
+      this.link.close();
+      this.link = null;
+    }
+    const node = media.mode === 'sfu' ? media.node : null;
+    if (this.sfu && node && this.sfu.grant.node_id === node.node_id) {
+      this.sfu.refresh(node);
+      this.scheduleRefresh(node);
+      return;
+    }
+    if (this.sfu) this.closeSfu();
+    if (media.mode === 'p2p' && !keepP2p) await this.startP2p(media);
+    if (node) await this.startSfu(node);
+  }
+
+  async startP2p(media) {
+    const link = new P2PLink({
+      peer: media.peer,
+      initiator: media.initiator,
+      iceServers: this.iceServers,
+      send: (payload) => this.signaling.send({ type: 'signal', to: media.peer, payload }),
+    });
+    link.addEventListener('track', (ev) => this.grid.attach(media.peer, /** @type {CustomEvent} */ (ev).detail.stream, false));
+    link.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
+    this.link = link;
+    await link.start(this.media.stream);
+  }
+
+  async startSfu(node) {
+    const sfu = new SfuLink({ grant: node, iceServers: this.iceServers });
+    this.sfu = sfu;
+    sfu.addEventListener('track', (ev) => {
+      const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
+      this.grid.attach(participant, stream, false);
+    });
+    sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
+    sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
+    this.scheduleRefresh(node);
+    const tracks = await sfu.start(this.media.stream);
+    if (this.sfu !== sfu || !sfu.sessionId) return;
+    this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
+    for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);
+  }
+
+  scheduleRefresh(node) {
+    clearTimeout(this.refreshTimer);
+    const wait = Math.max(5000, (node.expires_at - Date.now()) * 0.8);
+    this.refreshTimer = setTimeout(() => this.signaling.send({ type: 'refresh_node_grant' }), wait);
+  }
+
+  closeSfu() {
+    clearTimeout(this.refreshTimer);
+    if (!this.sfu) return;
+    for (const id of this.people.keys()) if (id !== this.me) this.grid.detach(id);
+    this.sfu.close();
+    this.sfu = null;
+  }
+
+  /** Every RTCPeerConnection of this page, by what it connects to (for tests and diagnostics). */
+  peerConnections() {
+    const out = [];
+    if (this.link) out.push([this.link.peer, this.link.pc]);
+    if (this.sfu) out.push(['sfu', this.sfu.pc]);
+    return out;
+  }
+
+  renderPeople() {
+    const list = $('people');
+    const to = /** @type {HTMLSelectElement} */ ($('chat-to'));
+    const chosen = to.value;
+    list.replaceChildren();
+    to.replaceChildren(new Option('Everyone', ''));
+    for (const p of this.people.values()) {
+      const li = document.createElement('li');
+      li.dataset.participant = p.id;
+      const name = document.createElement('span');
+      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}`;
+      li.append(name);
+      if (this.moderator && p.id !== this.me) {
+        for (const [label, msg] of [['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]]) {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.textContent = label;
+          b.setAttribute('aria-label', `${label} ${displayName(p)}`);
+          b.addEventListener('click', () => this.signaling.send(msg));
+          li.append(b);
+        }
+      }
+      list.append(li);
+      if (p.id !== this.me) to.append(new Option(displayName(p), p.id));
+    }
+    to.value = [...to.options].some((o) => o.value === chosen) ? chosen : '';
+  }
+
+  sendState() {
+    this.signaling.send({ type: 'media_state', ...this.media.state(this.e2ee) });
+  }
+
+  setMic(on) {
+    this.media.setAudio(on);
+    $('toggle-mic').setAttribute('aria-pressed', String(on));
+    this.sendState();
+  }
+
+  setCam(on) {
+    this.media.setVideo(on);
+    $('toggle-cam').setAttribute('aria-pressed', String(on));
+    this.sendState();
+  }
+
+  togglePanel(id, button) {
+    const panel = $(id);
+    panel.hidden = !panel.hidden;
+    $(button).setAttribute('aria-pressed', String(!panel.hidden));
+    if (!panel.hidden && id === 'chat-panel') $('chat-input').focus();
+  }
+
+  bindControls() {
+    $('toggle-mic').addEventListener('click', () => this.setMic(!this.media.audioEnabled));
+    $('toggle-cam').addEventListener('click', () => this.setCam(!this.media.videoEnabled));
+    $('toggle-chat').addEventListener('click', () => this.togglePanel('chat-panel', 'toggle-chat'));
+    $('toggle-people').addEventListener('click', () => this.togglePanel('people-panel', 'toggle-people'));
+    $('toggle-screen').addEventListener('click', async () => {
+      if (this.media.screenTrack) {
+        this.media.stopScreen();
+        await this.link?.replaceVideo(this.media.videoTrack);
+        await this.sfu?.replaceVideo(this.media.videoTrack);
+      } else {
+        const track = await this.media.startScreen();
+        if (!track) return;
+        track.addEventListener('ended', async () => {
+          this.media.stopScreen();
+          await this.link?.replaceVideo(this.media.videoTrack);
+          await this.sfu?.replaceVideo(this.media.videoTrack);
+          $('toggle-screen').setAttribute('aria-pressed', 'false');
+          this.sendState();
+        });
+        await this.link?.replaceVideo(track);
+        await this.sfu?.replaceVideo(track);
+      }
+      $('toggle-screen').setAttribute('aria-pressed', String(!!this.media.screenTrack));
+      this.sendState();
+    });
+    $('leave').addEventListener('click', () => {
+      this.signaling.leave();
+      this.link?.close();
+      this.closeSfu();
+      /** @type {HTMLAnchorElement} */ ($('rejoin')).href = location.pathname + location.search;
+      show('ended');
+      for (const t of this.media.stream.getTracks()) t.stop();
+    });
+    $('chat-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const input = /** @type {HTMLInputElement} */ ($('chat-input'));
+      const text = input.value.trim();
+      if (!text) return;
+      const to = /** @type {HTMLSelectElement} */ ($('chat-to')).value;
+      this.signaling.send(to ? { type: 'chat', text, to } : { type: 'chat', text });
+      input.value = '';
+    });
+    $('mute-all').addEventListener('click', () => this.signaling.send({ type: 'mute_all', kind: 'audio' }));
+    $('lock-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const pw = /** @type {HTMLInputElement} */ ($('lock-password'));
+      if (pw.value) this.signaling.send({ type: 'set_password', password: pw.value });
+      pw.value = '';
+    });
+    $('unlock').addEventListener('click', () => this.signaling.send({ type: 'set_password', password: null }));
+    $('stats-button').addEventListener('click', () => this.signaling.send({ type: 'speaker_stats' }));
+    document.addEventListener('keydown', (ev) => {
+      const target = /** @type {HTMLElement} */ (ev.target);
+      if (ev.ctrlKey || ev.metaKey || ev.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;
+      if ($('meeting').hidden) return;
+      const key = ev.key.toLowerCase();
+      if (key === 'm') this.setMic(!this.media.audioEnabled);
+      else if (key === 'v') this.setCam(!this.media.videoEnabled);
+      else if (key === 'c') { ev.preventDefault(); this.togglePanel('chat-panel', 'toggle-chat'); }
+    });
+  }
+}

@@ -1,0 +1,71 @@
+// Local media: camera and microphone, device choice, screen sharing.
+
+export class LocalMedia {
+  constructor() {
+    /** @type {MediaStream} */
+    this.stream = new MediaStream();
+    this.audioEnabled = true;
+    this.videoEnabled = true;
+    /** @type {MediaStreamTrack | null} */
+    this.screenTrack = null;
+  }
+
+  async open(cameraId, micId) {
+    const constraints = {
+      audio: micId ? { deviceId: { exact: micId } } : true,
+      video: cameraId ? { deviceId: { exact: cameraId }, width: 1280, height: 720 } : { width: 1280, height: 720 },
+    };
+    for (const t of this.stream.getTracks()) t.stop();
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia(constraints);
+    } catch (err) {
+      // Without a camera (or permission), still join with whatever works.
+      try {
+        this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      } catch {
+        this.stream = new MediaStream();
+      }
+    }
+    this.apply();
+    return this.stream;
+  }
+
+  async devices() {
+    const all = await navigator.mediaDevices.enumerateDevices();
+    return {
+      cameras: all.filter((d) => d.kind === 'videoinput'),
+      mics: all.filter((d) => d.kind === 'audioinput'),
+    };
+  }
+
+  get audioTrack() { return this.stream.getAudioTracks()[0] || null; }
+  get videoTrack() { return this.stream.getVideoTracks()[0] || null; }
+
+  apply() {
+    if (this.audioTrack) this.audioTrack.enabled = this.audioEnabled;
+    if (this.videoTrack) this.videoTrack.enabled = this.videoEnabled;
+  }
+
+  setAudio(on) { this.audioEnabled = on; this.apply(); }
+  setVideo(on) { this.videoEnabled = on; this.apply(); }
+
+  /** Start sharing the screen; resolves to the track, or null if the user cancelled. */
+  async startScreen() {
+    try {
+      const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
+      this.screenTrack = s.getVideoTracks()[0];
+      return this.screenTrack;
+    } catch {
+      return null;
+    }
+  }
+
+  stopScreen() {
+    this.screenTrack?.stop();
+    this.screenTrack = null;
+  }
+
+  state(e2ee) {
+    return { audio: this.audioEnabled && !!this.audioTrack, video: this.videoEnabled && !!this.videoTrack, screen: !!this.screenTrack, e2ee };
+  }
+}

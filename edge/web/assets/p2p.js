@@ -1,0 +1,66 @@
+// One direct RTCPeerConnection to the other participant, signaled through the edge.
+
+export class P2PLink extends EventTarget {
+  /**
+   * @param {{peer: string, initiator: boolean, iceServers: RTCIceServer[], send: (payload: object) => void}} opts
+   */
+  constructor({ peer, initiator, iceServers, send }) {
+    super();
+    this.peer = peer;
+    this.initiator = initiator;
+    this.send = send;
+    this.pc = new RTCPeerConnection({ iceServers });
+    /** @type {RTCRtpSender[]} */
+    this.senders = [];
+    /** @type {RTCIceCandidateInit[]} candidates that arrived before the remote description */
+    this.pendingCandidates = [];
+    this.pc.onicecandidate = (ev) => { if (ev.candidate) this.send({ candidate: ev.candidate.toJSON() }); };
+    this.pc.ontrack = (ev) => {
+      const stream = ev.streams[0] || new MediaStream([ev.track]);
+      this.dispatchEvent(new CustomEvent('track', { detail: { stream, track: ev.track } }));
+    };
+    this.pc.onconnectionstatechange = () => {
+      this.dispatchEvent(new CustomEvent('state', { detail: this.pc.connectionState }));
+    };
+  }
+
+  /** Add local tracks; the initiator then offers. */
+  async start(stream, transform) {
+    for (const track of stream.getTracks()) {
+      const sender = this.pc.addTrack(track, stream);
+      transform?.(sender);
+      this.senders.push(sender);
+    }
+    if (this.initiator) await this.offer();
+  }
+
+  async offer() {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    this.send({ sdp: this.pc.localDescription.toJSON() });
+  }
+
+  /** A payload from the peer: an SDP or an ICE candidate. */
+  async receive(payload) {
+    if (payload.sdp) {
+      await this.pc.setRemoteDescription(payload.sdp);
+      for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+      if (payload.sdp.type === 'offer') {
+        await this.pc.setLocalDescription(await this.pc.createAnswer());
+        this.send({ sdp: this.pc.localDescription.toJSON() });
+      }
+    } else if (payload.candidate) {
+      if (this.pc.remoteDescription) await this.pc.addIceCandidate(payload.candidate).catch(() => {});
+      else this.pendingCandidates.push(payload.candidate);
+    }
+  }
+
+  /** Replace the outgoing video (camera <-> screen) without renegotiating. */
+  async replaceVideo(track) {
+    const sender = this.senders.find((s) => s.track?.kind === 'video' || (s.track === null && track));
+    if (sender) await sender.replaceTrack(track);
+  }
+
+  close() {
+    this.pc.close();
+  }
+}

@@ -1,0 +1,130 @@
+// One RTCPeerConnection to the room's media node: push our microphone and camera (simulcast),
+// pull every other participant's tracks. API: docs/media-node-api.md.
+
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
+
+export class SfuLink extends EventTarget {
+  /** @param {{grant: {node_id: string, url: string, token: string}, iceServers: RTCIceServer[]}} opts */
+  constructor({ grant, iceServers }) {
+    super();
+    this.grant = grant;
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    this.sessionId = null;
+    /** @type {Map<string, {participant: string, mids: string[]}>} pulled tracks by publisher session */
+    this.pulled = new Map();
+    /** @type {Map<string, string>} publisher session id -> participant id */
+    this.owners = new Map();
+    /** @type {Map<string, MediaStream>} one stream per publisher session */
+    this.streams = new Map();
+    this.queue = Promise.resolve();
+    this.closed = false;
+    this.pc.ontrack = (ev) => {
+      // The node names pulled streams by the publisher's session id.
+      const session = ev.streams[0]?.id || '';
+      const participant = this.owners.get(session);
+      let stream = this.streams.get(session);
+      if (!stream) { stream = new MediaStream(); this.streams.set(session, stream); }
+      stream.addTrack(ev.track);
+      if (participant) this.dispatchEvent(new CustomEvent('track', { detail: { participant, stream } }));
+    };
+    this.pc.onconnectionstatechange = () => this.dispatchEvent(new CustomEvent('state', { detail: this.pc.connectionState }));
+  }
+
+  /** Serialize negotiations: one offer/answer at a time on one connection. */
+  enqueue(fn) {
+    this.queue = this.queue.then(() => (this.closed ? undefined : fn())).catch((err) => {
+      this.dispatchEvent(new CustomEvent('error', { detail: err }));
+    });
+    return this.queue;
+  }
+
+  async api(method, path, body) {
+    const res = await fetch(`${this.grant.url.replace(/\/$/, '')}/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.grant.token}`, 'content-type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const json = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(`media node ${path}: ${res.status} ${json.errorCode || ''} ${json.errorDescription || ''}`);
+    return json;
+  }
+
+  /** Open the session and push our tracks; resolves to the track list to announce to the room. */
+  start(stream, transform) {
+    return this.enqueue(async () => {
+      const audio = stream.getAudioTracks()[0];
+      const video = stream.getVideoTracks()[0];
+      /** @type {{t: RTCRtpTransceiver, name: string, kind: string, source: string}[]} */
+      const pushed = [];
+      if (audio) pushed.push({ t: this.pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] }), name: 'audio', kind: 'audio', source: 'microphone' });
+      if (video) pushed.push({ t: this.pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST }), name: 'video', kind: 'video', source: 'camera' });
+      for (const p of pushed) transform?.(p.t.sender, p.kind);
+      const session = await this.api('POST', '/sessions/new');
+      this.sessionId = session.sessionId;
+      if (!pushed.length) return [];
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
+        sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp },
+        tracks: pushed.map((p) => ({ location: 'local', mid: p.t.mid, trackName: p.name })),
+      });
+      await this.pc.setRemoteDescription(res.sessionDescription);
+      this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
+      return pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source }));
+    });
+  }
+
+  /** Pull the tracks a participant announced. */
+  pull(participant, sessionId, tracks) {
+    if (!tracks.length || this.pulled.has(sessionId)) return;
+    this.owners.set(sessionId, participant);
+    this.pulled.set(sessionId, { participant, mids: [] });
+    return this.enqueue(async () => {
+      const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
+        tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'h' } } : {}) })),
+      });
+      const entry = this.pulled.get(sessionId);
+      if (entry) entry.mids = (res.tracks || []).filter((t) => !t.error).map((t) => t.mid);
+      if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+    });
+  }
+
+  async answerNodeOffer(offer) {
+    await this.pc.setRemoteDescription(offer);
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.api('PUT', `/sessions/${this.sessionId}/renegotiate`, { sessionDescription: { type: 'answer', sdp: this.pc.localDescription.sdp } });
+  }
+
+  /** Stop pulling a participant who left. */
+  drop(participant) {
+    for (const [session, entry] of this.pulled) {
+      if (entry.participant !== participant) continue;
+      this.pulled.delete(session);
+      this.streams.delete(session);
+      if (entry.mids.length) {
+        this.enqueue(async () => {
+          const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: entry.mids.map((mid) => ({ mid })), force: false });
+          if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+        });
+      }
+    }
+  }
+
+  /** A fresh grant for the same node: later calls use the new token. */
+  refresh(grant) {
+    this.grant = grant;
+  }
+
+  async replaceVideo(track) {
+    await this.videoSender?.replaceTrack(track);
+  }
+
+  close() {
+    this.closed = true;
+    if (this.sessionId) this.api('DELETE', `/sessions/${this.sessionId}`).catch(() => {});
+    this.pc.close();
+  }
+}

@@ -1,0 +1,406 @@
+//! The HTTP control API (modeled on Cloudflare Realtime SFU). See `docs/media-node-api.md`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use edgemeet_protocol::node::{
+    CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
+    RenegotiateRequest, SessionStateResponse, TrackLocation, TrackResult, TrackState, TrackStatus,
+    TracksRequest, TracksResponse, UpdateTracksRequest,
+};
+use serde::de::DeserializeOwned;
+
+use crate::auth::EDGE_SUBJECT;
+use crate::error::ApiError;
+use crate::node::Shared;
+use crate::session::Session;
+use crate::tracks;
+
+/// Largest request body: an SDP of many m-lines plus JSON overhead.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Sessions one participant may hold in a room (a push and a pull session, reconnects).
+const MAX_SESSIONS_PER_PARTICIPANT: usize = 4;
+/// Sessions one room may hold on this node.
+const MAX_SESSIONS_PER_ROOM: usize = 256;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/sessions/new", post(new_session))
+        .route(
+            "/v1/sessions/{sid}",
+            get(session_state).delete(close_session),
+        )
+        .route("/v1/sessions/{sid}/tracks/new", post(tracks_new))
+        .route("/v1/sessions/{sid}/renegotiate", put(renegotiate))
+        .route("/v1/sessions/{sid}/tracks/close", put(tracks_close))
+        .route("/v1/sessions/{sid}/tracks/update", put(tracks_update))
+        .route("/v1/participants/{pid}/close", post(close_participant))
+        .route("/v1/rooms/{meeting}/close", post(close_room))
+        .route("/v1/drain", post(drain))
+        .route(
+            "/v1/{*rest}",
+            delete(not_found)
+                .get(not_found)
+                .post(not_found)
+                .put(not_found),
+        )
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(cors))
+        .with_state(shared)
+}
+
+/// Browsers call the node directly from the meeting page's origin.
+async fn cors(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut resp = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    resp
+}
+
+/// A body whose failures (too large, unreadable) are JSON errors with a reason.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+                _ => ApiError::BadRequest(format!("unreadable body: {}", r.body_text())),
+            })
+    }
+}
+
+/// A JSON body whose every failure (size, syntax, types) is a JSON error with a reason.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("bad JSON: {e}")))
+}
+
+fn claims(shared: &Shared, headers: &HeaderMap) -> Result<NodeTokenClaims, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    shared.verifier.verify(auth)
+}
+
+/// The session named in the path, if the token's room and participant may use it.
+fn owned_session(
+    shared: &Shared,
+    headers: &HeaderMap,
+    sid: &str,
+) -> Result<(NodeTokenClaims, Arc<Session>), ApiError> {
+    let c = claims(shared, headers)?;
+    let s = shared
+        .session(sid)
+        .ok_or(ApiError::NotFound("unknown session"))?;
+    if s.room != c.room {
+        return Err(ApiError::Forbidden("session belongs to another room"));
+    }
+    if s.participant != c.sub && c.sub != EDGE_SUBJECT {
+        return Err(ApiError::Forbidden(
+            "session belongs to another participant",
+        ));
+    }
+    if c.sub != EDGE_SUBJECT {
+        s.touch();
+    }
+    Ok((c, s))
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "draining": shared.draining.load(Relaxed),
+    }))
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(&shared.gauges()),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint")
+}
+
+async fn new_session(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<NewSessionResponse>, ApiError> {
+    let c = claims(&shared, &headers)?;
+    if c.sub == EDGE_SUBJECT {
+        return Err(ApiError::Forbidden("an edge token cannot open a session"));
+    }
+    let req: NewSessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        NewSessionRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    if let Some(offer) = &req.session_description {
+        // Refuse garbage before a connection (and a port) exists for it.
+        crate::sdp::parse(&offer.sdp).map_err(ApiError::bad_sdp)?;
+    }
+    // One token must not be able to exhaust the node's ports.
+    let here = shared.sessions_where(|s| s.room == c.room);
+    if here.iter().filter(|s| s.participant == c.sub).count() >= MAX_SESSIONS_PER_PARTICIPANT {
+        return Err(ApiError::TooMany("too many sessions for this participant"));
+    }
+    if here.len() >= MAX_SESSIONS_PER_ROOM {
+        return Err(ApiError::TooMany("too many sessions in this room"));
+    }
+    if shared.draining.load(Relaxed) && !shared.room_is_here(&c.room) {
+        return Err(ApiError::Unavailable("node is draining: no new rooms"));
+    }
+    let id = tracks::random_id();
+    let session = Session::create(&shared, id.clone(), c.room, c.sub, c.route).await?;
+    session.touch();
+    shared.insert_session(session.clone());
+    shared.metrics.sessions_created.fetch_add(1, Relaxed);
+    let mut answer = None;
+    if let Some(offer) = &req.session_description {
+        let _g = session.signaling.lock().await;
+        match session.answer(offer).await {
+            Ok(a) => answer = Some(a),
+            Err(e) => {
+                drop(_g);
+                shared.close_session(&id, "bad offer").await;
+                return Err(e);
+            }
+        }
+    }
+    tracing::info!(session = %id, "session created");
+    Ok(Json(NewSessionResponse {
+        session_id: id,
+        session_description: answer,
+    }))
+}
+
+async fn session_state(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Result<Json<SessionStateResponse>, ApiError> {
+    let (_, s) = owned_session(&shared, &headers, &sid)?;
+    let mut tracks: Vec<TrackState> = s
+        .publications()
+        .into_iter()
+        .map(|p| TrackState {
+            location: TrackLocation::Local,
+            mid: Some(p.mid.clone()),
+            track_name: p.track_name.clone(),
+            session_id: None,
+            status: if p.closed.load(Relaxed) {
+                TrackStatus::Inactive
+            } else {
+                TrackStatus::Active
+            },
+        })
+        .collect();
+    tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
+    tracks.extend(s.subscriptions().into_iter().map(|x| TrackState {
+        location: TrackLocation::Remote,
+        mid: x.mid.lock().unwrap().clone(),
+        track_name: x.publication.track_name.clone(),
+        session_id: Some(x.publication.session_id.clone()),
+        status: x.status(),
+    }));
+    Ok(Json(SessionStateResponse {
+        session_id: s.id.clone(),
+        connection_state: s.connection_state().to_string(),
+        tracks,
+    }))
+}
+
+async fn tracks_new(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    JsonBody(req): JsonBody<TracksRequest>,
+) -> Result<Json<TracksResponse>, ApiError> {
+    let (_, s) = owned_session(&shared, &headers, &sid)?;
+    tracks::add(&shared, &s, req).await.map(Json)
+}
+
+async fn renegotiate(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    JsonBody(req): JsonBody<RenegotiateRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (_, s) = owned_session(&shared, &headers, &sid)?;
+    let _g = s.signaling.lock().await;
+    s.apply_answer(&req.session_description).await?;
+    s.activate_pending(&shared).await;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn tracks_close(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    JsonBody(req): JsonBody<CloseTracksRequest>,
+) -> Result<Json<TracksResponse>, ApiError> {
+    let (_, s) = owned_session(&shared, &headers, &sid)?;
+    tracks::close(&shared, &s, req).await.map(Json)
+}
+
+async fn tracks_update(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    JsonBody(req): JsonBody<UpdateTracksRequest>,
+) -> Result<Json<TracksResponse>, ApiError> {
+    let (_, s) = owned_session(&shared, &headers, &sid)?;
+    let mut out = Vec::new();
+    for t in req.tracks {
+        let mut r = TrackResult {
+            mid: Some(t.mid.clone()),
+            track_name: None,
+            session_id: None,
+            error: None,
+        };
+        match s.subscription_by_mid(&t.mid) {
+            Some(sub) if sub.publication.rids.contains(&t.simulcast.preferred_rid) => {
+                r.track_name = Some(sub.publication.track_name.clone());
+                *sub.preferred_rid.lock().unwrap() = Some(t.simulcast.preferred_rid.clone());
+                let target = sub.publication.ssrc_of_rid(&t.simulcast.preferred_rid);
+                sub.publication.request_keyframe(&shared, target).await;
+            }
+            Some(_) => {
+                r.error = Some(
+                    ApiError::BadRequest("the publisher sends no such simulcast layer".into())
+                        .body(),
+                )
+            }
+            None => r.error = Some(ApiError::NotFound("no pulled track with this mid").body()),
+        }
+        out.push(r);
+    }
+    Ok(Json(TracksResponse {
+        requires_immediate_renegotiation: false,
+        session_description: None,
+        tracks: out,
+    }))
+}
+
+async fn close_session(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Result<Json<ClosedResponse>, ApiError> {
+    let (_, s) = owned_session(&shared, &headers, &sid)?;
+    let n = shared.close_session(&s.id, "closed by client").await as u32;
+    Ok(Json(ClosedResponse { closed_sessions: n }))
+}
+
+fn edge_claims(shared: &Shared, headers: &HeaderMap) -> Result<NodeTokenClaims, ApiError> {
+    let c = claims(shared, headers)?;
+    if c.sub != EDGE_SUBJECT {
+        return Err(ApiError::Forbidden("only the edge may do this"));
+    }
+    Ok(c)
+}
+
+async fn close_participant(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(pid): Path<String>,
+) -> Result<Json<ClosedResponse>, ApiError> {
+    let c = edge_claims(&shared, &headers)?;
+    let mut n = 0;
+    for s in shared.sessions_where(|s| s.room == c.room && s.participant == pid) {
+        n += shared.close_session(&s.id, "participant left").await as u32;
+    }
+    Ok(Json(ClosedResponse { closed_sessions: n }))
+}
+
+async fn close_room(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(meeting): Path<String>,
+) -> Result<Json<ClosedResponse>, ApiError> {
+    let c = edge_claims(&shared, &headers)?;
+    if c.room != meeting {
+        return Err(ApiError::Forbidden("token is for another room"));
+    }
+    let mut n = 0;
+    for s in shared.sessions_where(|s| s.room == meeting) {
+        n += shared.close_session(&s.id, "room closed").await as u32;
+    }
+    Ok(Json(ClosedResponse { closed_sessions: n }))
+}
+
+#[derive(serde::Deserialize)]
+struct DrainRequest {
+    draining: bool,
+}
+
+/// Operator switch, authenticated with the node secret itself (as the node's reports are).
+async fn drain(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<DrainRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), shared.cfg.secret.as_bytes()) {
+        return Err(ApiError::Unauthorized("drain needs the node secret"));
+    }
+    shared.draining.store(req.draining, Relaxed);
+    tracing::info!(draining = req.draining, "drain mode changed");
+    Ok(Json(serde_json::json!({ "draining": req.draining })))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

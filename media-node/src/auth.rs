@@ -1,0 +1,121 @@
+//! Verifies the edge's HS256 tokens. The token itself never reaches a log line.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use edgemeet_protocol::node::{NODE_TOKEN_ISSUER, NodeTokenClaims};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+
+use crate::error::ApiError;
+
+/// Seconds of clock skew tolerated on `exp` and `iat`.
+const LEEWAY_SECS: u64 = 5;
+/// The `sub` of calls the edge makes for itself.
+pub const EDGE_SUBJECT: &str = "edge";
+
+pub struct TokenVerifier {
+    key: DecodingKey,
+    node_id: String,
+}
+
+impl TokenVerifier {
+    pub fn new(secret: &str, node_id: &str) -> Self {
+        Self {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            node_id: node_id.to_owned(),
+        }
+    }
+
+    /// Checks signature, issuer, audience and lifetime; returns the claims.
+    pub fn verify(&self, authorization: Option<&str>) -> Result<NodeTokenClaims, ApiError> {
+        let header = authorization.ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or(ApiError::Unauthorized(
+                "authorization is not a bearer token",
+            ))?
+            .trim();
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_issuer(&[NODE_TOKEN_ISSUER]);
+        v.set_audience(&[self.node_id.as_str()]);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // exp is checked below against our own clock with a small, explicit leeway.
+        v.validate_exp = false;
+        let data = decode::<NodeTokenClaims>(token, &self.key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            ApiError::Unauthorized(match e.kind() {
+                K::InvalidSignature => "bad token signature",
+                K::InvalidAudience => "token is for another node",
+                K::InvalidIssuer => "token not issued by the edge",
+                K::InvalidAlgorithm => "token algorithm not allowed",
+                _ => "malformed token",
+            })
+        })?;
+        let c = data.claims;
+        let now = now_secs();
+        if c.exp + LEEWAY_SECS < now {
+            return Err(ApiError::Unauthorized("token expired"));
+        }
+        if c.iat > now + LEEWAY_SECS {
+            return Err(ApiError::Unauthorized("token issued in the future"));
+        }
+        if c.room.is_empty() || c.sub.is_empty() {
+            return Err(ApiError::Unauthorized("token lacks room or subject"));
+        }
+        Ok(c)
+    }
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Signs a token as the edge does; for tests, benchmarks and embedding hosts.
+pub fn sign_token(secret: &str, claims: &NodeTokenClaims) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(aud: &str, exp_delta: i64) -> NodeTokenClaims {
+        let now = now_secs();
+        NodeTokenClaims {
+            iss: NODE_TOKEN_ISSUER.into(),
+            aud: aud.into(),
+            room: "m1".into(),
+            sub: "p1".into(),
+            route: "r".into(),
+            iat: now,
+            exp: (now as i64 + exp_delta) as u64,
+        }
+    }
+
+    #[test]
+    fn accepts_good_refuses_bad() {
+        let s = "0123456789abcdef0123";
+        let v = TokenVerifier::new(s, "n1");
+        let good = format!("Bearer {}", sign_token(s, &claims("n1", 60)));
+        assert_eq!(v.verify(Some(&good)).unwrap().room, "m1");
+        let wrong_aud = format!("Bearer {}", sign_token(s, &claims("n2", 60)));
+        assert!(v.verify(Some(&wrong_aud)).is_err());
+        let expired = format!("Bearer {}", sign_token(s, &claims("n1", -60)));
+        assert!(v.verify(Some(&expired)).is_err());
+        let forged = format!(
+            "Bearer {}",
+            sign_token("another-secret-xx", &claims("n1", 60))
+        );
+        assert!(v.verify(Some(&forged)).is_err());
+        assert!(v.verify(None).is_err());
+        assert!(v.verify(Some("Basic abc")).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! Node configuration: a TOML file, then `EDGEMEET_NODE_*` environment variables on top.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything a media node needs to run. Every field has a default fit for a laptop
+/// (loopback only, no edge to report to).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Node id: the `aud` of the edge's tokens and the id in heartbeats.
+    pub id: String,
+    /// Region name reported to the edge (e.g. `eu-west`).
+    pub region: String,
+    /// HTTP control API address.
+    pub listen: SocketAddr,
+    /// Base URL of the control API as browsers reach it (reported in heartbeats).
+    /// Defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Local IP the media (ICE/UDP) sockets bind to.
+    pub media_ip: IpAddr,
+    /// UDP port range for media, inclusive; each session takes one port. `0..=0` = ephemeral.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// Public IP announced in ICE candidates instead of `media_ip` (NAT 1:1 on cloud VMs).
+    pub public_ip: Option<IpAddr>,
+    /// Edge base URL for heartbeats and events; none = don't report.
+    pub edge_url: Option<String>,
+    /// Shared secret: verifies the edge's HS256 tokens and authenticates reports to the edge.
+    pub secret: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    /// Seconds without any packet from a session (and no API call by its owner) before it is reaped.
+    pub idle_timeout_secs: u64,
+    /// Start in drain mode: no new rooms.
+    pub draining: bool,
+    /// Seconds between heartbeats.
+    pub heartbeat_secs: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: "node-local".into(),
+            region: "local".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7880)),
+            public_url: None,
+            media_ip: IpAddr::from([127, 0, 0, 1]),
+            udp_port_min: 0,
+            udp_port_max: 0,
+            public_ip: None,
+            edge_url: None,
+            secret: String::new(),
+            lat: None,
+            lon: None,
+            idle_timeout_secs: 30,
+            draining: false,
+            heartbeat_secs: 5,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("bad config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("bad value for {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads the TOML file (if any), then applies environment variables, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => Self::from_toml_file(p)?,
+            None => Self::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<string>".into(),
+            source: Box::new(e),
+        })
+    }
+
+    /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,PUBLIC_IP,EDGE_URL,
+    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,DRAINING}`. `UDP_PORTS` is `N` or `MIN-MAX`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                var: var.into(),
+                reason: e.to_string(),
+            })
+        }
+        let var = |name: &str| get(&format!("EDGEMEET_NODE_{name}")).filter(|v| !v.is_empty());
+        if let Some(v) = var("ID") {
+            self.id = v;
+        }
+        if let Some(v) = var("REGION") {
+            self.region = v;
+        }
+        if let Some(v) = var("LISTEN") {
+            self.listen = parse("EDGEMEET_NODE_LISTEN", &v)?;
+        }
+        if let Some(v) = var("PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = var("MEDIA_IP") {
+            self.media_ip = parse("EDGEMEET_NODE_MEDIA_IP", &v)?;
+        }
+        if let Some(v) = var("UDP_PORTS") {
+            let name = "EDGEMEET_NODE_UDP_PORTS";
+            let (lo, hi) = match v.split_once('-') {
+                Some((a, b)) => (parse(name, a)?, parse(name, b)?),
+                None => {
+                    let p = parse(name, &v)?;
+                    (p, p)
+                }
+            };
+            self.udp_port_min = lo;
+            self.udp_port_max = hi;
+        }
+        if let Some(v) = var("PUBLIC_IP") {
+            self.public_ip = Some(parse("EDGEMEET_NODE_PUBLIC_IP", &v)?);
+        }
+        if let Some(v) = var("EDGE_URL") {
+            self.edge_url = Some(v);
+        }
+        if let Some(v) = var("SECRET") {
+            self.secret = v;
+        }
+        if let Some(v) = var("LAT") {
+            self.lat = Some(parse("EDGEMEET_NODE_LAT", &v)?);
+        }
+        if let Some(v) = var("LON") {
+            self.lon = Some(parse("EDGEMEET_NODE_LON", &v)?);
+        }
+        if let Some(v) = var("IDLE_TIMEOUT_SECS") {
+            self.idle_timeout_secs = parse("EDGEMEET_NODE_IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = var("DRAINING") {
+            self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.id.is_empty() {
+            return bad("id must not be empty");
+        }
+        if self.secret.len() < 16 {
+            return bad("secret must be at least 16 bytes (set EDGEMEET_NODE_SECRET)");
+        }
+        if self.udp_port_min > self.udp_port_max {
+            return bad("udp_port_min is above udp_port_max");
+        }
+        if (self.udp_port_min == 0) != (self.udp_port_max == 0) {
+            return bad("a UDP port range needs both ends non-zero (or both 0 for ephemeral)");
+        }
+        if self.media_ip.is_unspecified() {
+            return bad("media_ip must be a concrete local address, not 0.0.0.0/::");
+        }
+        if let Some(url) = &self.edge_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("edge_url must start with http:// or https://");
+        }
+        if self.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v))
+            || self.lon.is_some_and(|v| !(-180.0..=180.0).contains(&v))
+        {
+            return bad("lat/lon out of range");
+        }
+        if self.heartbeat_secs == 0 || self.idle_timeout_secs == 0 {
+            return bad("heartbeat_secs and idle_timeout_secs must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_then_env() {
+        let mut c = NodeConfig::from_toml_str(
+            "id = \"n1\"\nregion = \"eu\"\nsecret = \"0123456789abcdef\"\nudp_port_min = 40000\nudp_port_max = 40100\n",
+        )
+        .unwrap();
+        c.apply_env(|k| match k {
+            "EDGEMEET_NODE_REGION" => Some("us".into()),
+            "EDGEMEET_NODE_UDP_PORTS" => Some("50000-50010".into()),
+            _ => None,
+        })
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.id.as_str(), c.region.as_str()), ("n1", "us"));
+        assert_eq!((c.udp_port_min, c.udp_port_max), (50000, 50010));
+    }
+
+    #[test]
+    fn bad_configs_are_explained() {
+        assert!(NodeConfig::from_toml_str("bogus = 1").is_err());
+        let err = NodeConfig::default().validate().unwrap_err().to_string();
+        assert!(err.contains("secret"), "{err}");
+        let mut c = NodeConfig::default();
+        let e = c
+            .apply_env(|k| (k == "EDGEMEET_NODE_LISTEN").then(|| "nope".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("EDGEMEET_NODE_LISTEN"));
+    }
+}
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../node.example.toml");
+        let mut c = super::NodeConfig::from_toml_str(text).unwrap();
+        c.secret = "0123456789abcdef".into();
+        c.validate().unwrap();
+        assert_eq!(c.udp_port_max, 49999);
+    }
+}

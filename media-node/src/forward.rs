@@ -1,0 +1,408 @@
+//! Forwarding: a pushed track (`Publication`) fans its RTP out to every pull (`Subscription`),
+//! and keyframe requests flow back from subscribers to the publisher, rate limited.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU16};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edgemeet_protocol::node::TrackStatus;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::node::Shared;
+use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
+use crate::session::Session;
+
+/// At most one keyframe request per publisher layer in this interval.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A track pushed by one session.
+pub struct Publication {
+    pub session_id: String,
+    pub participant: String,
+    pub room: String,
+    pub route: String,
+    pub track_name: String,
+    pub mid: String,
+    pub is_video: bool,
+    /// Codec negotiated with the publisher (its payload type is `payload_type`).
+    pub codec: RTCRtpCodec,
+    pub payload_type: u8,
+    pub audio_level_id: Option<u8>,
+    /// Simulcast rids the publisher offered, in its order.
+    pub rids: Vec<String>,
+    subscribers: Mutex<Arc<Vec<Arc<Subscription>>>>,
+    remote: Mutex<Option<Arc<dyn TrackRemote>>>,
+    layers: Mutex<HashMap<String, u32>>,
+    last_pli: Mutex<HashMap<u32, Instant>>,
+    pub closed: AtomicBool,
+}
+
+impl Publication {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        session: &Session,
+        track_name: String,
+        mid: String,
+        is_video: bool,
+        codec: RTCRtpCodec,
+        payload_type: u8,
+        audio_level_id: Option<u8>,
+        rids: Vec<String>,
+    ) -> Self {
+        Self {
+            session_id: session.id.clone(),
+            participant: session.participant.clone(),
+            room: session.room.clone(),
+            route: session.route.clone(),
+            track_name,
+            mid,
+            is_video,
+            codec,
+            payload_type,
+            audio_level_id,
+            rids,
+            subscribers: Mutex::new(Arc::new(Vec::new())),
+            remote: Mutex::new(None),
+            layers: Mutex::new(HashMap::new()),
+            last_pli: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn subscribers(&self) -> Arc<Vec<Arc<Subscription>>> {
+        self.subscribers.lock().unwrap().clone()
+    }
+
+    pub fn add_subscriber(&self, sub: Arc<Subscription>) {
+        let mut g = self.subscribers.lock().unwrap();
+        let mut v: Vec<_> = g.as_ref().clone();
+        v.push(sub);
+        *g = Arc::new(v);
+    }
+
+    pub fn remove_subscriber(&self, sub: &Arc<Subscription>) {
+        let mut g = self.subscribers.lock().unwrap();
+        let v: Vec<_> = g.iter().filter(|s| !Arc::ptr_eq(s, sub)).cloned().collect();
+        *g = Arc::new(v);
+    }
+
+    /// Detaches every subscriber (publisher gone); returns them.
+    pub fn take_subscribers(&self) -> Vec<Arc<Subscription>> {
+        let mut g = self.subscribers.lock().unwrap();
+        let v = g.as_ref().clone();
+        *g = Arc::new(Vec::new());
+        v
+    }
+
+    pub fn ssrc_of_rid(&self, rid: &str) -> Option<u32> {
+        self.layers.lock().unwrap().get(rid).copied()
+    }
+
+    /// Asks the publisher for a keyframe on `ssrc` (or on every layer it sends), rate limited.
+    pub async fn request_keyframe(&self, shared: &Shared, ssrc: Option<u32>) {
+        if !self.is_video {
+            return;
+        }
+        let Some(remote) = self.remote.lock().unwrap().clone() else {
+            return;
+        };
+        let targets: Vec<u32> = match ssrc {
+            Some(s) => vec![s],
+            None => {
+                let l: Vec<u32> = self.layers.lock().unwrap().values().copied().collect();
+                if l.is_empty() {
+                    remote.ssrcs().await
+                } else {
+                    l
+                }
+            }
+        };
+        let now = Instant::now();
+        for media_ssrc in targets {
+            {
+                let mut last = self.last_pli.lock().unwrap();
+                if last
+                    .get(&media_ssrc)
+                    .is_some_and(|t| now.duration_since(*t) < PLI_INTERVAL)
+                {
+                    continue;
+                }
+                last.insert(media_ssrc, now);
+            }
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if remote.write_rtcp(vec![Box::new(pli)]).await.is_ok() {
+                shared.metrics.pli_out.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// One pull of a publication into another session of the room.
+pub struct Subscription {
+    pub session_id: String,
+    pub publication: Arc<Publication>,
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub out_ssrc: u32,
+    pub sender: Mutex<Option<Arc<dyn RtpSender>>>,
+    pub mid: Mutex<Option<String>>,
+    pub status: Mutex<TrackStatus>,
+    /// Payload type negotiated with the subscriber; `u16::MAX` until known.
+    pub out_pt: AtomicU16,
+    pub preferred_rid: Mutex<Option<String>>,
+    rewriter: Mutex<Rewriter>,
+}
+
+impl Subscription {
+    pub fn new(
+        session_id: String,
+        publication: Arc<Publication>,
+        track: Arc<TrackLocalStaticRTP>,
+        out_ssrc: u32,
+        preferred_rid: Option<String>,
+    ) -> Self {
+        Self {
+            session_id,
+            publication,
+            track,
+            out_ssrc,
+            sender: Mutex::new(None),
+            mid: Mutex::new(None),
+            status: Mutex::new(TrackStatus::Pending),
+            out_pt: AtomicU16::new(u16::MAX),
+            preferred_rid: Mutex::new(preferred_rid),
+            rewriter: Mutex::new(Rewriter::default()),
+        }
+    }
+
+    pub fn status(&self) -> TrackStatus {
+        *self.status.lock().unwrap()
+    }
+
+    pub fn set_status(&self, s: TrackStatus) {
+        *self.status.lock().unwrap() = s;
+    }
+
+    /// The publisher layer this subscriber should get, when simulcast.
+    fn wanted_layer(&self, packet_ssrc: u32) -> Option<u32> {
+        let p = &self.publication;
+        if p.rids.is_empty() {
+            return None;
+        }
+        let pref = self.preferred_rid.lock().unwrap().clone();
+        let wanted = pref.as_deref().and_then(|r| p.ssrc_of_rid(r));
+        // Preferred layer not (yet) sent: stay on the current one, or take what comes.
+        Some(
+            wanted
+                .or_else(|| self.rewriter.lock().unwrap().current())
+                .unwrap_or(packet_ssrc),
+        )
+    }
+
+    /// The packet to send to this subscriber, if any; `Err(ssrc)` = drop and request a keyframe.
+    fn prepare(&self, pkt: &rtp::Packet) -> Result<Option<rtp::Packet>, u32> {
+        if self.status() != TrackStatus::Active {
+            return Ok(None);
+        }
+        let out_pt = self.out_pt.load(Relaxed);
+        if out_pt > 127 || pkt.header.payload_type != self.publication.payload_type {
+            return Ok(None);
+        }
+        let wanted = self.wanted_layer(pkt.header.ssrc);
+        let mime = &self.publication.codec.mime_type;
+        let d = self.rewriter.lock().unwrap().decide(
+            pkt.header.ssrc,
+            pkt.header.sequence_number,
+            pkt.header.timestamp,
+            wanted,
+            || is_keyframe_start(mime, &pkt.payload),
+            self.publication.is_video,
+        );
+        match d {
+            Decision::Forward { seq, ts } => {
+                let mut out = pkt.clone();
+                out.header.ssrc = self.out_ssrc;
+                out.header.payload_type = out_pt as u8;
+                out.header.sequence_number = seq;
+                out.header.timestamp = ts;
+                // Extension ids are per connection: the subscriber leg negotiated its own.
+                out.header.extension = false;
+                out.header.extension_profile = 0;
+                out.header.extensions.clear();
+                out.header.extensions_padding = 0;
+                Ok(Some(out))
+            }
+            Decision::Drop => Ok(None),
+            Decision::DropNeedKeyframe => Err(pkt.header.ssrc),
+        }
+    }
+
+    /// The publisher layer a keyframe request of this subscriber is about.
+    pub fn keyframe_target(&self) -> Option<u32> {
+        if self.publication.rids.is_empty() {
+            return None;
+        }
+        let pref = self.preferred_rid.lock().unwrap().clone();
+        pref.as_deref()
+            .and_then(|r| self.publication.ssrc_of_rid(r))
+            .or_else(|| self.rewriter.lock().unwrap().current())
+    }
+}
+
+/// Reads one pushed track and fans it out until it ends.
+pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<dyn TrackRemote>) {
+    let mid = session.mid_of_remote_track(&track).await;
+    let Some(publication) = mid.as_deref().and_then(|m| session.publication(m)) else {
+        tracing::debug!(session = %session.id, "track without a pushed mid; ignored");
+        drain(track).await;
+        return;
+    };
+    *publication.remote.lock().unwrap() = Some(track.clone());
+    let metrics = shared.metrics.clone();
+    let mut last_seq: HashMap<u32, u16> = HashMap::new();
+    while let Some(evt) = track.poll().await {
+        match evt {
+            TrackRemoteEvent::OnOpen(init) => {
+                if let Some(rid) = init.rid.as_ref() {
+                    publication
+                        .layers
+                        .lock()
+                        .unwrap()
+                        .insert(rid.to_string(), init.ssrc);
+                }
+                // New layer or new stream: whoever waits on it needs a keyframe.
+                publication.request_keyframe(&shared, Some(init.ssrc)).await;
+            }
+            TrackRemoteEvent::OnRtpPacket(pkt) => {
+                let t0 = Instant::now();
+                session.touch();
+                metrics.packets_in.fetch_add(1, Relaxed);
+                metrics
+                    .bytes_in
+                    .fetch_add(pkt.payload.len() as u64, Relaxed);
+                let seq = pkt.header.sequence_number;
+                if let Some(prev) = last_seq.insert(pkt.header.ssrc, seq) {
+                    let gap = seq.wrapping_sub(prev);
+                    if gap > 1 && gap < 0x8000 {
+                        metrics.ingress_lost.fetch_add(u64::from(gap - 1), Relaxed);
+                    }
+                }
+                if let Some(id) = publication.audio_level_id
+                    && let Some(ext) = pkt.header.get_extension(id)
+                    && let Some(b) = ext.first()
+                {
+                    shared.speakers.lock().unwrap().observe(
+                        &publication.room,
+                        &publication.route,
+                        &publication.participant,
+                        b & 0x7f,
+                        t0,
+                    );
+                }
+                let subs = publication.subscribers();
+                let mut need_keyframe = None;
+                for sub in subs.iter() {
+                    match sub.prepare(&pkt) {
+                        Ok(Some(out)) => {
+                            let len = out.payload.len() as u64;
+                            if try_now(sub.track.write_rtp(out)).is_some_and(|r| r.is_ok()) {
+                                metrics.packets_out.fetch_add(1, Relaxed);
+                                metrics.bytes_out.fetch_add(len, Relaxed);
+                            } else {
+                                metrics.packets_dropped.fetch_add(1, Relaxed);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(ssrc) => need_keyframe = Some(ssrc),
+                    }
+                }
+                if let Some(ssrc) = need_keyframe {
+                    publication.request_keyframe(&shared, Some(ssrc)).await;
+                }
+                if !subs.is_empty() {
+                    metrics.observe_latency_us(t0.elapsed().as_micros() as u64);
+                }
+            }
+            TrackRemoteEvent::OnRtcpPacket(_) => session.touch(),
+            TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => break,
+            _ => {}
+        }
+        if publication.closed.load(Relaxed) {
+            break;
+        }
+    }
+    tracing::debug!(session = %session.id, mid = %publication.mid, "ingest ended");
+}
+
+/// Runs `fut` only if it completes without waiting: a subscriber whose connection cannot take
+/// a packet right now (its queue is full) loses that packet instead of stalling the publisher's
+/// other subscribers.
+fn try_now<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+async fn drain(track: Arc<dyn TrackRemote>) {
+    while let Some(evt) = track.poll().await {
+        if matches!(evt, TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) {
+            break;
+        }
+    }
+}
+
+/// Reads RTCP about one pulled track (from the subscriber) until the track is unbound.
+pub async fn run_feedback(shared: Arc<Shared>, session: Arc<Session>, sub: Arc<Subscription>) {
+    // The track binds when the sender is negotiated; until then poll() returns None at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match sub.track.poll().await {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                session.touch();
+                for p in &packets {
+                    let any = p.as_any();
+                    let media_ssrc = if let Some(pli) = any.downcast_ref::<PictureLossIndication>()
+                    {
+                        Some(pli.media_ssrc)
+                    } else {
+                        any.downcast_ref::<FullIntraRequest>()
+                            .map(|fir| fir.media_ssrc)
+                    };
+                    let Some(media_ssrc) = media_ssrc else {
+                        continue;
+                    };
+                    // A compound packet is attributed by its first SSRC: route by the PLI's own.
+                    let target = session
+                        .subscription_by_ssrc(media_ssrc)
+                        .unwrap_or(sub.clone());
+                    let layer = target.keyframe_target();
+                    target.publication.request_keyframe(&shared, layer).await;
+                }
+            }
+            Some(_) => {}
+            None => {
+                if sub.status() == TrackStatus::Inactive
+                    || session.is_closed()
+                    || Instant::now() > deadline && sub.status() != TrackStatus::Pending
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! # edgemeet media node
+//!
+//! A selective forwarding unit on webrtc-rs. Each participant opens a *session* (one peer
+//! connection) with an offer; pushes its tracks (`tracks/new`, location `local`) and pulls other
+//! sessions' tracks of the same room by session id + track name (`location: remote`; the node
+//! returns an offer that the client answers with `renegotiate`). The HTTP API is described in
+//! `docs/media-node-api.md`; every call carries an HS256 token the edge signs
+//! ([`edgemeet_protocol::node::NodeTokenClaims`]).
+//!
+//! ## Embedding
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), edgemeet_media_node::StartError> {
+//! use edgemeet_media_node::{MediaNode, NodeConfig};
+//! let mut cfg = NodeConfig::default();
+//! cfg.secret = "a shared secret of 16+ bytes".into();
+//! // Either serve on cfg.listen ...
+//! let node = MediaNode::start(cfg.clone()).await?;
+//! println!("node at {:?}", node.local_addr());
+//! node.shutdown().await;
+//! // ... or take the Router and serve or nest it in the host's own axum server.
+//! let (router, handle) = MediaNode::build(cfg)?;
+//! # drop(router); handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! `MediaNode::build` returns a `Router` whose paths are absolute (`/v1/...`, `/healthz`,
+//! `/metrics`): serve it as is or `nest` it under a prefix and set `public_url` accordingly.
+//! Both variants need a running tokio runtime (they spawn the reaper, the dominant-speaker
+//! ticker and the edge reporter).
+//!
+//! ## Endpoints (details in `docs/media-node-api.md`)
+//!
+//! | call | who |
+//! |---|---|
+//! | `POST /v1/sessions/new` | participant |
+//! | `GET`/`DELETE /v1/sessions/{id}` | participant (own session) or edge |
+//! | `POST /v1/sessions/{id}/tracks/new` (push with offer / pull -> node offer) | participant |
+//! | `PUT /v1/sessions/{id}/renegotiate` (answer to the node's offer) | participant |
+//! | `PUT /v1/sessions/{id}/tracks/close`, `PUT .../tracks/update` (simulcast layer) | participant |
+//! | `POST /v1/participants/{participant}/close` (on leave) | edge |
+//! | `POST /v1/rooms/{meeting}/close` (on room end) | edge |
+//! | `POST /v1/drain` (node secret) , `GET /healthz`, `GET /metrics` | operator |
+//!
+//! Media stays in memory: nothing is written to disk. Logs carry session ids, never tokens,
+//! names or participant ids.
+
+mod api;
+mod auth;
+mod config;
+mod error;
+mod forward;
+mod interceptor;
+mod metrics;
+mod node;
+mod reporter;
+mod rewrite;
+mod sdp;
+mod session;
+mod speaker;
+mod tracks;
+
+/// Test and benchmark participant (webrtc-rs). Not part of the node.
+#[doc(hidden)]
+pub mod testkit;
+
+pub use api::MAX_BODY_BYTES;
+pub use auth::{EDGE_SUBJECT, sign_token};
+pub use config::{ConfigError, NodeConfig};
+pub use error::StartError;
+pub use node::{MediaNode, MediaNodeHandle};

@@ -1,0 +1,162 @@
+//! Counters for `/metrics` (Prometheus text) and heartbeats. Nothing here names a room or person.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds (µs) of the forwarding-latency histogram buckets.
+const LATENCY_BUCKETS_US: [u64; 10] = [25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub packets_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub packets_dropped: AtomicU64,
+    pub nack_in: AtomicU64,
+    pub pli_in: AtomicU64,
+    pub pli_out: AtomicU64,
+    /// Sequence-number gaps seen on ingress (packets lost between publisher and node).
+    pub ingress_lost: AtomicU64,
+    pub sessions_created: AtomicU64,
+    pub sessions_reaped: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    latency_sum_us: AtomicU64,
+    latency_count: AtomicU64,
+}
+
+/// Point-in-time gauges supplied by the node when rendering.
+pub struct Gauges {
+    pub sessions: u64,
+    pub tracks_published: u64,
+    pub tracks_subscribed: u64,
+    pub rooms: u64,
+    pub draining: bool,
+}
+
+impl Metrics {
+    pub fn observe_latency_us(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency_buckets[i].fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(us, Relaxed);
+        self.latency_count.fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut s = String::with_capacity(4096);
+        let mut line = |name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        line(
+            "edgemeet_node_sessions",
+            "gauge",
+            "Open sessions.",
+            g.sessions,
+        );
+        line(
+            "edgemeet_node_rooms",
+            "gauge",
+            "Rooms with a session.",
+            g.rooms,
+        );
+        line(
+            "edgemeet_node_tracks_published",
+            "gauge",
+            "Pushed tracks.",
+            g.tracks_published,
+        );
+        line(
+            "edgemeet_node_tracks_subscribed",
+            "gauge",
+            "Pulled tracks.",
+            g.tracks_subscribed,
+        );
+        line(
+            "edgemeet_node_draining",
+            "gauge",
+            "1 while the node takes no new rooms.",
+            g.draining as u64,
+        );
+        for (name, help, c) in [
+            (
+                "edgemeet_node_rtp_packets_in_total",
+                "RTP packets received.",
+                &self.packets_in,
+            ),
+            (
+                "edgemeet_node_rtp_bytes_in_total",
+                "RTP payload bytes received.",
+                &self.bytes_in,
+            ),
+            (
+                "edgemeet_node_rtp_packets_out_total",
+                "RTP packets forwarded.",
+                &self.packets_out,
+            ),
+            (
+                "edgemeet_node_rtp_bytes_out_total",
+                "RTP payload bytes forwarded.",
+                &self.bytes_out,
+            ),
+            (
+                "edgemeet_node_rtp_packets_dropped_total",
+                "Packets not forwarded (layer not selected, subscriber not ready, write error).",
+                &self.packets_dropped,
+            ),
+            (
+                "edgemeet_node_nack_in_total",
+                "NACKs received from subscribers.",
+                &self.nack_in,
+            ),
+            (
+                "edgemeet_node_pli_in_total",
+                "PLI/FIR received from subscribers.",
+                &self.pli_in,
+            ),
+            (
+                "edgemeet_node_pli_out_total",
+                "PLI sent to publishers.",
+                &self.pli_out,
+            ),
+            (
+                "edgemeet_node_rtp_ingress_lost_total",
+                "Sequence gaps on packets from publishers.",
+                &self.ingress_lost,
+            ),
+            (
+                "edgemeet_node_sessions_created_total",
+                "Sessions created.",
+                &self.sessions_created,
+            ),
+            (
+                "edgemeet_node_sessions_reaped_total",
+                "Sessions closed for failure or silence.",
+                &self.sessions_reaped,
+            ),
+        ] {
+            line(name, "counter", help, c.load(Relaxed));
+        }
+        let name = "edgemeet_node_forward_latency_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time from a packet leaving the publisher's connection to being queued on every subscriber.\n# TYPE {name} histogram"
+        );
+        let mut cum = 0;
+        for (i, b) in LATENCY_BUCKETS_US.iter().enumerate() {
+            cum += self.latency_buckets[i].load(Relaxed);
+            let _ = writeln!(s, "{name}_bucket{{le=\"{}\"}} {cum}", *b as f64 / 1e6);
+        }
+        cum += self.latency_buckets[LATENCY_BUCKETS_US.len()].load(Relaxed);
+        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(
+            s,
+            "{name}_sum {}\n{name}_count {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6,
+            self.latency_count.load(Relaxed)
+        );
+        s
+    }
+}

@@ -1,0 +1,403 @@
+//! A session: one peer connection of one participant, tagged with its room. Holds the tracks it
+//! pushes (publications) and pulls (subscriptions), and does its SDP offer/answer work.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use edgemeet_protocol::node::{SdpType, SessionDescription, TrackStatus};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use tokio::sync::watch;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+
+use crate::error::ApiError;
+use crate::forward::{Publication, Subscription};
+use crate::interceptor::{RtcpToApp, SLOT};
+use crate::node::Shared;
+use crate::sdp::AUDIO_LEVEL_URI;
+
+/// How long an answer or offer waits for ICE gathering (host candidates only: quick).
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Session {
+    pub id: String,
+    pub room: String,
+    pub participant: String,
+    pub route: String,
+    pub pc: Arc<dyn PeerConnection>,
+    pub port: u16,
+    /// Serializes offer/answer work on this connection.
+    pub signaling: tokio::sync::Mutex<()>,
+    /// Pushed tracks by mid.
+    published: Mutex<HashMap<String, Arc<Publication>>>,
+    /// Pulled tracks, in order of creation.
+    subscriptions: Mutex<Vec<Arc<Subscription>>>,
+    last_activity_ms: AtomicU64,
+    epoch: Instant,
+    closed: AtomicBool,
+    state: Mutex<RTCPeerConnectionState>,
+    gathered: watch::Receiver<bool>,
+    /// (bound IP, public IP) when candidates are announced under a NAT 1:1 address.
+    announce: Option<(std::net::IpAddr, std::net::IpAddr)>,
+}
+
+struct Handler {
+    shared: Weak<Shared>,
+    session: OnceLock<Weak<Session>>,
+    gathered: watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let Some(session) = self.session.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        *session.state.lock().unwrap() = state;
+        tracing::debug!(session = %session.id, %state, "connection state");
+        if state == RTCPeerConnectionState::Failed
+            && let Some(shared) = self.shared.upgrade()
+        {
+            // Closing awaits the connection's driver: never from inside its own callback.
+            tokio::spawn(async move {
+                shared.metrics.sessions_reaped.fetch_add(1, Relaxed);
+                shared.close_session(&session.id, "ice failed").await;
+            });
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let (Some(session), Some(shared)) = (
+            self.session.get().and_then(Weak::upgrade),
+            self.shared.upgrade(),
+        ) else {
+            return;
+        };
+        tokio::spawn(crate::forward::run_ingest(shared, session, track));
+    }
+}
+
+impl Session {
+    /// Builds the session's peer connection on a port of the configured range.
+    pub async fn create(
+        shared: &Arc<Shared>,
+        id: String,
+        room: String,
+        participant: String,
+        route: String,
+    ) -> Result<Arc<Session>, ApiError> {
+        let (gtx, grx) = watch::channel(false);
+        let handler = Arc::new(Handler {
+            shared: Arc::downgrade(shared),
+            session: OnceLock::new(),
+            gathered: gtx,
+        });
+        // A few candidate ports: one may be taken by another process.
+        let ports = shared.reserve_ports(4);
+        let mut last_err = String::from("no free UDP port in the configured range");
+        let mut built = None;
+        for port in ports {
+            if built.is_some() {
+                shared.release_port(port);
+                continue;
+            }
+            match build_pc(shared, handler.clone(), port).await {
+                Ok(pc) => built = Some((pc, port)),
+                Err(e) => {
+                    shared.release_port(port);
+                    last_err = e;
+                }
+            }
+        }
+        let Some((pc, port)) = built else {
+            tracing::warn!(error = %last_err, "cannot build a peer connection");
+            return Err(ApiError::Unavailable("no media port available"));
+        };
+        let session = Arc::new(Session {
+            id,
+            room,
+            participant,
+            route,
+            pc,
+            port,
+            signaling: tokio::sync::Mutex::new(()),
+            published: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(Vec::new()),
+            last_activity_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            closed: AtomicBool::new(false),
+            state: Mutex::new(RTCPeerConnectionState::New),
+            gathered: grx,
+            announce: shared.cfg.public_ip.map(|p| (shared.cfg.media_ip, p)),
+        });
+        let _ = handler.session.set(Arc::downgrade(&session));
+        Ok(session)
+    }
+
+    pub fn touch(&self) {
+        self.last_activity_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_activity_ms.load(Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
+
+    pub fn mark_closed(&self) -> bool {
+        !self.closed.swap(true, Relaxed)
+    }
+
+    pub fn connection_state(&self) -> RTCPeerConnectionState {
+        *self.state.lock().unwrap()
+    }
+
+    pub fn publication(&self, mid: &str) -> Option<Arc<Publication>> {
+        self.published.lock().unwrap().get(mid).cloned()
+    }
+
+    pub fn publication_by_name(&self, name: &str) -> Option<Arc<Publication>> {
+        self.published
+            .lock()
+            .unwrap()
+            .values()
+            .find(|p| p.track_name == name && !p.closed.load(Relaxed))
+            .cloned()
+    }
+
+    pub fn publications(&self) -> Vec<Arc<Publication>> {
+        self.published.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn add_publication(&self, p: Arc<Publication>) {
+        self.published.lock().unwrap().insert(p.mid.clone(), p);
+    }
+
+    pub fn remove_publication(&self, mid: &str) -> Option<Arc<Publication>> {
+        self.published.lock().unwrap().remove(mid)
+    }
+
+    pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
+        self.subscriptions.lock().unwrap().clone()
+    }
+
+    pub fn add_subscription(&self, s: Arc<Subscription>) {
+        self.subscriptions.lock().unwrap().push(s);
+    }
+
+    pub fn remove_subscription(&self, s: &Arc<Subscription>) {
+        self.subscriptions
+            .lock()
+            .unwrap()
+            .retain(|x| !Arc::ptr_eq(x, s));
+    }
+
+    pub fn subscription_by_mid(&self, mid: &str) -> Option<Arc<Subscription>> {
+        self.subscriptions
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.mid.lock().unwrap().as_deref() == Some(mid))
+            .cloned()
+    }
+
+    pub fn subscription_by_ssrc(&self, ssrc: u32) -> Option<Arc<Subscription>> {
+        self.subscriptions
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.out_ssrc == ssrc)
+            .cloned()
+    }
+
+    /// Answers a client offer; returns the answer with the node's candidates.
+    pub async fn answer(&self, offer: &SessionDescription) -> Result<SessionDescription, ApiError> {
+        if offer.sdp_type != SdpType::Offer {
+            return Err(ApiError::BadRequest(
+                "expected a session description of type offer".into(),
+            ));
+        }
+        let desc = RTCSessionDescription::offer(offer.sdp.clone()).map_err(ApiError::bad_sdp)?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(ApiError::bad_sdp)?;
+        let answer = self.pc.create_answer(None).await.map_err(media)?;
+        self.pc.set_local_description(answer).await.map_err(media)?;
+        self.local_description(SdpType::Answer).await
+    }
+
+    /// Creates and applies a node offer (after adding or removing pulled tracks).
+    pub async fn offer(&self) -> Result<SessionDescription, ApiError> {
+        let offer = self.pc.create_offer(None).await.map_err(media)?;
+        self.pc.set_local_description(offer).await.map_err(media)?;
+        self.local_description(SdpType::Offer).await
+    }
+
+    /// Applies the client's answer to the node's last offer.
+    pub async fn apply_answer(&self, answer: &SessionDescription) -> Result<(), ApiError> {
+        if answer.sdp_type != SdpType::Answer {
+            return Err(ApiError::BadRequest(
+                "renegotiate takes the answer to the node's offer".into(),
+            ));
+        }
+        if self.pc.pending_local_description().await.is_none() {
+            return Err(ApiError::Conflict("no node offer is waiting for an answer"));
+        }
+        let desc = RTCSessionDescription::answer(answer.sdp.clone()).map_err(ApiError::bad_sdp)?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(ApiError::bad_sdp)
+    }
+
+    pub async fn has_pending_offer(&self) -> bool {
+        self.pc.pending_local_description().await.is_some()
+    }
+
+    async fn local_description(&self, t: SdpType) -> Result<SessionDescription, ApiError> {
+        let mut rx = self.gathered.clone();
+        let _ = tokio::time::timeout(GATHER_TIMEOUT, rx.wait_for(|g| *g)).await;
+        let d = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| ApiError::Media("no local description".into()))?;
+        let sdp = match self.announce {
+            Some((local, public)) => crate::sdp::announce_ip(&d.sdp, local, public),
+            None => d.sdp,
+        };
+        Ok(SessionDescription { sdp_type: t, sdp })
+    }
+
+    /// The mid of the transceiver that received `track`.
+    pub async fn mid_of_remote_track(&self, track: &Arc<dyn TrackRemote>) -> Option<String> {
+        for t in self.pc.get_transceivers().await {
+            if let Ok(Some(r)) = t.receiver().await
+                && same(r.track(), track)
+            {
+                return t.mid().await.ok().flatten();
+            }
+        }
+        None
+    }
+
+    /// Fills in the mid of each pulled track once the offer assigned them.
+    pub async fn assign_subscription_mids(&self) {
+        let subs = self.subscriptions();
+        for t in self.pc.get_transceivers().await {
+            let Ok(Some(sender)) = t.sender().await else {
+                continue;
+            };
+            let Some(sub) = subs.iter().find(|s| {
+                s.sender
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .is_some_and(|x| Arc::ptr_eq(x, &sender))
+            }) else {
+                continue;
+            };
+            if let Ok(Some(mid)) = t.mid().await {
+                *sub.mid.lock().unwrap() = Some(mid);
+            }
+        }
+    }
+
+    /// After an answer: learn each pending pull's payload type and start forwarding to it.
+    pub async fn activate_pending(&self, shared: &Shared) {
+        for sub in self.subscriptions() {
+            if sub.status() != TrackStatus::Pending {
+                continue;
+            }
+            let sender = sub.sender.lock().unwrap().clone();
+            let Some(sender) = sender else { continue };
+            let Ok(params) = sender.get_parameters().await else {
+                continue;
+            };
+            let want = &sub.publication.codec;
+            let pt = params.rtp_parameters.codecs.iter().find(|c| {
+                c.rtp_codec.mime_type.eq_ignore_ascii_case(&want.mime_type)
+                    && c.rtp_codec.clock_rate == want.clock_rate
+            });
+            match pt {
+                Some(c) => {
+                    sub.out_pt.store(u16::from(c.payload_type), Relaxed);
+                    sub.set_status(TrackStatus::Active);
+                    sub.publication.add_subscriber(sub.clone());
+                    let target = sub.keyframe_target();
+                    sub.publication.request_keyframe(shared, target).await;
+                }
+                None => {
+                    tracing::info!(session = %self.id, "subscriber refused the publisher's codec");
+                    sub.set_status(TrackStatus::Inactive);
+                }
+            }
+        }
+    }
+}
+
+fn same<A: ?Sized, B: ?Sized>(a: &Arc<A>, b: &Arc<B>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
+fn media(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Media(e.to_string())
+}
+
+async fn build_pc(
+    shared: &Arc<Shared>,
+    handler: Arc<Handler>,
+    port: u16,
+) -> Result<Arc<dyn PeerConnection>, String> {
+    let cfg = &shared.cfg;
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().map_err(|e| e.to_string())?;
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+    let registry =
+        register_default_interceptors(Registry::new(), &mut media).map_err(|e| e.to_string())?;
+    let registry = registry.with(Slot::from(SLOT), RtcpToApp::new(shared.metrics.clone()));
+    // mDNS would open a multicast socket (fails in a loopback-only namespace) and an SFU
+    // has no use for it.
+    let mut se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    if cfg.media_ip.is_loopback() {
+        se = se.with_include_loopback_candidate(true);
+    }
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(se.build())
+        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+        .with_udp_addrs(vec![std::net::SocketAddr::new(cfg.media_ip, port)])
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(pc))
+}

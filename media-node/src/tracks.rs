@@ -1,0 +1,350 @@
+//! Pushing, pulling and closing tracks of a session (the `tracks/new` and `tracks/close` work).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use edgemeet_protocol::node::{
+    CloseTracksRequest, TrackLocation, TrackObject, TrackResult, TrackStatus, TracksRequest,
+    TracksResponse,
+};
+use rand::RngCore;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+use crate::error::ApiError;
+use crate::forward::{Publication, Subscription};
+use crate::node::Shared;
+use crate::sdp;
+use crate::session::Session;
+
+/// Most tracks one request may add, and one session may hold.
+const MAX_TRACKS_PER_REQUEST: usize = 32;
+const MAX_TRACKS_PER_SESSION: usize = 128;
+
+/// 128 random bits, hex: session ids are unguessable.
+pub fn random_id() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+}
+
+fn result(t: &TrackObject) -> TrackResult {
+    TrackResult {
+        mid: t.mid.clone(),
+        track_name: Some(t.track_name.clone()),
+        session_id: t.session_id.clone(),
+        error: None,
+    }
+}
+
+pub async fn add(
+    shared: &Arc<Shared>,
+    s: &Arc<Session>,
+    req: TracksRequest,
+) -> Result<TracksResponse, ApiError> {
+    if req.tracks.is_empty() || req.tracks.len() > MAX_TRACKS_PER_REQUEST {
+        return Err(ApiError::BadRequest(format!(
+            "a request adds 1 to {MAX_TRACKS_PER_REQUEST} tracks"
+        )));
+    }
+    for t in &req.tracks {
+        if !valid_name(&t.track_name, 31) {
+            return Err(ApiError::BadRequest(
+                "trackName must be 1-31 characters of A-Z a-z 0-9 _ . -".into(),
+            ));
+        }
+    }
+    let local = req
+        .tracks
+        .iter()
+        .filter(|t| t.location == TrackLocation::Local)
+        .count();
+    if local > 0 && local < req.tracks.len() {
+        return Err(ApiError::BadRequest(
+            "push (local) and pull (remote) tracks go in separate requests".into(),
+        ));
+    }
+    let count = s.publications().len() + s.subscriptions().len();
+    if count + req.tracks.len() > MAX_TRACKS_PER_SESSION {
+        return Err(ApiError::BadRequest(
+            "too many tracks in this session".into(),
+        ));
+    }
+    let _g = s.signaling.lock().await;
+    if s.has_pending_offer().await {
+        return Err(ApiError::Conflict(
+            "the node's last offer awaits an answer (renegotiate) first",
+        ));
+    }
+    if local > 0 {
+        push(s, req).await
+    } else {
+        if req.session_description.is_some() {
+            return Err(ApiError::BadRequest(
+                "pulling takes no session description: the node makes the offer".into(),
+            ));
+        }
+        pull(shared, s, req.tracks).await
+    }
+}
+
+async fn push(s: &Arc<Session>, req: TracksRequest) -> Result<TracksResponse, ApiError> {
+    let offer = req
+        .session_description
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("pushing tracks needs the client's offer".into()))?;
+    let offered = sdp::parse(&offer.sdp).map_err(ApiError::bad_sdp)?;
+    for t in &req.tracks {
+        let mid = t
+            .mid
+            .as_deref()
+            .ok_or_else(|| ApiError::BadRequest("a local track needs its mid".into()))?;
+        if !valid_name(mid, 16) {
+            return Err(ApiError::BadRequest("invalid mid".into()));
+        }
+        let sec = sdp::find_mid(&offered, mid)
+            .ok_or_else(|| ApiError::BadRequest(format!("mid {mid} is not in the offer")))?;
+        if !matches!(sec.direction.as_str(), "sendonly" | "sendrecv") || sec.port_zero {
+            return Err(ApiError::BadRequest(format!("mid {mid} does not send")));
+        }
+        if s.publication(mid).is_some() || s.publication_by_name(&t.track_name).is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "mid {mid} or track name already pushed"
+            )));
+        }
+    }
+    let answer = s.answer(offer).await?;
+    let answered = sdp::parse(&answer.sdp).map_err(ApiError::Media)?;
+    let mut out = Vec::new();
+    for t in &req.tracks {
+        let mid = t.mid.clone().unwrap_or_default();
+        let mut r = result(t);
+        r.session_id = Some(s.id.clone());
+        let codec = sdp::find_mid(&answered, &mid)
+            .filter(|sec| !sec.port_zero && sec.direction != "inactive")
+            .and_then(|sec| sec.primary_codec().map(|c| (sec, c)));
+        match codec {
+            Some((sec, (pt, mime, clock_rate, channels, fmtp))) => {
+                let is_video = sec.kind == "video";
+                let codec = RTCRtpCodec {
+                    mime_type: mime,
+                    clock_rate,
+                    channels,
+                    sdp_fmtp_line: fmtp,
+                    rtcp_feedback: vec![],
+                };
+                let rids = sdp::find_mid(&offered, &mid)
+                    .map(|o| o.rids.clone())
+                    .unwrap_or_default();
+                let level = if is_video {
+                    None
+                } else {
+                    sec.extmap.get(sdp::AUDIO_LEVEL_URI).copied()
+                };
+                s.add_publication(Arc::new(Publication::new(
+                    s,
+                    t.track_name.clone(),
+                    mid,
+                    is_video,
+                    codec,
+                    pt,
+                    level,
+                    rids,
+                )));
+            }
+            None => {
+                r.error = Some(ApiError::BadRequest("no common codec for this track".into()).body())
+            }
+        }
+        out.push(r);
+    }
+    Ok(TracksResponse {
+        requires_immediate_renegotiation: false,
+        session_description: Some(answer),
+        tracks: out,
+    })
+}
+
+async fn pull(
+    shared: &Arc<Shared>,
+    s: &Arc<Session>,
+    tracks: Vec<TrackObject>,
+) -> Result<TracksResponse, ApiError> {
+    // Check every track's room first: a request naming another room's session creates nothing.
+    let mut sources = Vec::new();
+    for t in &tracks {
+        let sid = t
+            .session_id
+            .as_deref()
+            .ok_or_else(|| ApiError::BadRequest("a remote track needs its sessionId".into()))?;
+        let src = shared.session(sid);
+        if let Some(src) = &src
+            && src.room != s.room
+        {
+            return Err(ApiError::Forbidden("track belongs to another room"));
+        }
+        sources.push(src);
+    }
+    let mut out = Vec::new();
+    let mut added = Vec::new();
+    for (t, src) in tracks.iter().zip(sources) {
+        let mut r = result(t);
+        let publication = src.and_then(|src| src.publication_by_name(&t.track_name));
+        let Some(publication) = publication else {
+            r.error = Some(ApiError::NotFound("no such track in that session").body());
+            out.push(r);
+            continue;
+        };
+        let ssrc = rand::random::<u32>();
+        let kind = if publication.is_video {
+            RtpCodecKind::Video
+        } else {
+            RtpCodecKind::Audio
+        };
+        // msid: the stream is the publishing session, so a client groups a person's tracks.
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            publication.session_id.clone(),
+            format!(
+                "{}-{}",
+                &publication.session_id[..8],
+                publication.track_name
+            ),
+            publication.track_name.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: publication.codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        // Send-only: a pull never carries media from the client, and removing the track later
+        // turns the m-line inactive (not recvonly).
+        let transceiver =
+            s.pc.add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .map_err(|e| ApiError::Media(e.to_string()))?;
+        let sender = transceiver
+            .sender()
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApiError::Media("transceiver without sender".into()))?;
+        let preferred = t.simulcast.as_ref().map(|p| p.preferred_rid.clone());
+        let sub = Arc::new(Subscription::new(
+            s.id.clone(),
+            publication,
+            track,
+            ssrc,
+            preferred,
+        ));
+        *sub.sender.lock().unwrap() = Some(sender);
+        s.add_subscription(sub.clone());
+        tokio::spawn(crate::forward::run_feedback(
+            shared.clone(),
+            s.clone(),
+            sub.clone(),
+        ));
+        added.push((out.len(), sub));
+        out.push(r);
+    }
+    if added.is_empty() {
+        return Ok(TracksResponse {
+            requires_immediate_renegotiation: false,
+            session_description: None,
+            tracks: out,
+        });
+    }
+    let offer = s.offer().await?;
+    s.assign_subscription_mids().await;
+    for (i, sub) in added {
+        out[i].mid = sub.mid.lock().unwrap().clone();
+    }
+    Ok(TracksResponse {
+        requires_immediate_renegotiation: true,
+        session_description: Some(offer),
+        tracks: out,
+    })
+}
+
+pub async fn close(
+    shared: &Arc<Shared>,
+    s: &Arc<Session>,
+    req: CloseTracksRequest,
+) -> Result<TracksResponse, ApiError> {
+    if req.tracks.is_empty() || req.tracks.len() > MAX_TRACKS_PER_SESSION {
+        return Err(ApiError::BadRequest("name 1 or more tracks by mid".into()));
+    }
+    let _g = s.signaling.lock().await;
+    if s.has_pending_offer().await {
+        return Err(ApiError::Conflict(
+            "the node's last offer awaits an answer (renegotiate) first",
+        ));
+    }
+    let mut out = Vec::new();
+    let mut changed = false;
+    for t in &req.tracks {
+        let mut r = TrackResult {
+            mid: Some(t.mid.clone()),
+            track_name: None,
+            session_id: None,
+            error: None,
+        };
+        if let Some(p) = s.remove_publication(&t.mid) {
+            r.track_name = Some(p.track_name.clone());
+            p.closed.store(true, Relaxed);
+            for sub in p.take_subscribers() {
+                shared.end_subscription(&sub, TrackStatus::Inactive).await;
+            }
+            for tr in s.pc.get_transceivers().await {
+                if tr.mid().await.ok().flatten().as_deref() == Some(t.mid.as_str()) {
+                    let _ = tr.set_direction(RTCRtpTransceiverDirection::Inactive).await;
+                }
+            }
+            changed = true;
+        } else if let Some(sub) = s.subscription_by_mid(&t.mid) {
+            r.track_name = Some(sub.publication.track_name.clone());
+            r.session_id = Some(sub.publication.session_id.clone());
+            shared.end_subscription(&sub, TrackStatus::Inactive).await;
+            s.remove_subscription(&sub);
+            changed = true;
+        } else {
+            r.error = Some(ApiError::NotFound("no track with this mid").body());
+        }
+        out.push(r);
+    }
+    if !changed || req.force {
+        return Ok(TracksResponse {
+            requires_immediate_renegotiation: false,
+            session_description: None,
+            tracks: out,
+        });
+    }
+    let offer = s.offer().await?;
+    Ok(TracksResponse {
+        requires_immediate_renegotiation: true,
+        session_description: Some(offer),
+        tracks: out,
+    })
+}

@@ -1,0 +1,93 @@
+//! Shared setup of the integration tests: a node in-process on 127.0.0.1, token helpers.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use edgemeet_media_node::testkit::{ClientOptions, TestClient, token};
+use edgemeet_media_node::{MediaNode, MediaNodeHandle, NodeConfig};
+
+pub const SECRET: &str = "integration-test-secret-0123456789";
+pub const NODE_ID: &str = "node-test";
+
+pub struct Node {
+    pub handle: MediaNodeHandle,
+    pub base: String,
+}
+
+pub fn config() -> NodeConfig {
+    NodeConfig {
+        id: NODE_ID.into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        secret: SECRET.into(),
+        ..NodeConfig::default()
+    }
+}
+
+pub async fn start_with(cfg: NodeConfig) -> Node {
+    let handle = MediaNode::start(cfg).await.expect("node starts");
+    let base = format!("http://{}", handle.local_addr().unwrap());
+    Node { handle, base }
+}
+
+pub async fn start() -> Node {
+    start_with(config()).await
+}
+
+pub fn tok(room: &str, sub: &str) -> String {
+    token(SECRET, NODE_ID, room, sub, 60)
+}
+
+pub async fn client(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
+    TestClient::connect(
+        &node.base,
+        &tok(room, participant),
+        tag,
+        ClientOptions {
+            keep_packets: true,
+            audio_level: 127,
+            on_packet: None,
+        },
+    )
+    .await
+    .expect("client connects")
+}
+
+/// Polls `f` every 50 ms until it holds or `within` passes.
+pub async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+/// A raw HTTP call: (status, JSON body or Null).
+pub async fn http(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (u16, serde_json::Value) {
+    edgemeet_media_node::testkit::init_crypto();
+    let c = reqwest::Client::new();
+    let mut rq = c
+        .request(method, url)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        rq = rq.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rq = rq.body(b);
+    }
+    let r = rq.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -1,0 +1,387 @@
+//! Real WebRTC through the node: webrtc-rs clients on 127.0.0.1 push and pull audio and video.
+
+mod common;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use common::*;
+use edgemeet_media_node::testkit::{Received, TestClient, check_payload, remote_track_id};
+use reqwest::Method;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Asserts that `pkts` carry intact payloads from `tag`, in order, with no gap once started.
+fn assert_intact_in_order(pkts: &[Received], video: bool, tag: u8, what: &str) {
+    assert!(!pkts.is_empty(), "{what}: nothing received");
+    let mut prev: Option<(u32, u16)> = None;
+    for p in pkts {
+        let info = check_payload(video, &p.payload)
+            .unwrap_or_else(|| panic!("{what}: corrupt payload (seq {})", p.seq));
+        assert_eq!(info.tag, tag, "{what}: payload of another sender");
+        if let Some((c, s)) = prev {
+            assert!(
+                info.counter > c,
+                "{what}: out of order ({c} then {})",
+                info.counter
+            );
+            assert_eq!(p.seq, s.wrapping_add(1), "{what}: sequence gap after {s}");
+            assert_eq!(info.counter, c + 1, "{what}: lost packets after {c}");
+        } else if video {
+            assert!(
+                info.keyframe,
+                "{what}: first video packet must start a keyframe"
+            );
+        }
+        prev = Some((info.counter, p.seq));
+    }
+}
+
+async fn publishing_client(node: &Node, room: &str, who: &str, tag: u8) -> TestClient {
+    let mut c = client(node, room, who, tag).await;
+    c.publish(true, true, false).await.expect("publish");
+    c
+}
+
+fn pulls_of(others: &[&TestClient]) -> Vec<(String, String)> {
+    others
+        .iter()
+        .flat_map(|o| {
+            [
+                (o.session_id.clone(), "audio".to_string()),
+                (o.session_id.clone(), "video".to_string()),
+            ]
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_participants_receive_each_others_audio_and_video_intact_and_in_order() {
+    let node = start().await;
+    let a = publishing_client(&node, "meet1", "pa", 1).await;
+    let b = publishing_client(&node, "meet1", "pb", 2).await;
+    let c = publishing_client(&node, "meet1", "pc", 3).await;
+    let stops: Vec<_> = [&a, &b, &c]
+        .iter()
+        .map(|x| x.start_sending(30, 2, 1000))
+        .collect();
+    a.pull(&pulls_of(&[&b, &c]), None).await.expect("a pulls");
+    b.pull(&pulls_of(&[&a, &c]), None).await.expect("b pulls");
+    c.pull(&pulls_of(&[&a, &b]), None).await.expect("c pulls");
+    for x in [&a, &b, &c] {
+        x.wait_connected(WAIT).await.expect("connected");
+    }
+    let all = [&a, &b, &c];
+    let enough = eventually(WAIT, || {
+        all.iter().all(|rx| {
+            all.iter().filter(|tx| tx.tag != rx.tag).all(|tx| {
+                rx.packets(&remote_track_id(&tx.session_id, "audio")).len() >= 50
+                    && rx.packets(&remote_track_id(&tx.session_id, "video")).len() >= 60
+            })
+        })
+    })
+    .await;
+    for s in &stops {
+        s.store(true, Relaxed);
+    }
+    assert!(
+        enough,
+        "every participant receives both others' audio and video"
+    );
+    for rx in all {
+        for tx in all.iter().filter(|tx| tx.tag != rx.tag) {
+            for (name, video) in [("audio", false), ("video", true)] {
+                let pkts = rx.packets(&remote_track_id(&tx.session_id, name));
+                let what = format!("{} <- {} {name}", rx.tag, tx.tag);
+                assert_intact_in_order(&pkts, video, tx.tag, &what);
+            }
+        }
+        // Nobody receives their own tracks back.
+        assert!(
+            rx.packets(&remote_track_id(&rx.session_id, "video"))
+                .is_empty()
+        );
+    }
+    let metrics = node.handle.metrics_text();
+    assert!(metrics.contains("edgemeet_node_sessions 3"), "{metrics}");
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pli_from_a_subscriber_reaches_the_publisher() {
+    let node = start().await;
+    let a = publishing_client(&node, "meet2", "pa", 1).await;
+    let b = client(&node, "meet2", "pb", 2).await;
+    let stop = a.start_sending(30, 1, 800);
+    b.pull(&pulls_of(&[&a]), None).await.expect("pull");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(
+        eventually(WAIT, || b.packets(&vid).len() > 20).await,
+        "video flows"
+    );
+    // Past the node's PLI rate limit for the keyframe it asked for at subscribe time.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = a.plis.load(Relaxed);
+    b.send_pli(&vid).await.expect("send pli");
+    let got = eventually(Duration::from_secs(5), || a.plis.load(Relaxed) > before).await;
+    stop.store(true, Relaxed);
+    assert!(got, "publisher got the subscriber's PLI");
+    let m = node.handle.metrics_text();
+    assert!(!m.contains("edgemeet_node_pli_in_total 0\n"), "{m}");
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_is_answered_from_the_retransmission_buffer() {
+    let node = start().await;
+    let a = publishing_client(&node, "meet5", "pa", 1).await;
+    let b = client(&node, "meet5", "pb", 2).await;
+    let stop = a.start_sending(30, 1, 800);
+    b.pull(&[(a.session_id.clone(), "video".into())], None)
+        .await
+        .expect("pull");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
+    // Ask again for a packet already delivered: the node resends it from its buffer.
+    let seq = b.packets(&vid)[5].seq;
+    b.send_nack(&vid, seq).await.expect("send nack");
+    let resent = eventually(Duration::from_secs(5), || {
+        b.packets(&vid).iter().filter(|p| p.seq == seq).count() >= 2
+    })
+    .await;
+    stop.store(true, Relaxed);
+    let m = node.handle.metrics_text();
+    assert!(!m.contains("edgemeet_node_nack_in_total 0\n"), "{m}");
+    assert!(resent, "packet {seq} retransmitted");
+    node.handle.shutdown().await;
+}
+
+fn inactive_mids(sdp: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: (Option<String>, bool, bool) = (None, false, false);
+    let flush = |cur: &(Option<String>, bool, bool), out: &mut Vec<String>| {
+        if let (Some(m), inactive, zero) = cur
+            && (*inactive || *zero)
+        {
+            out.push(m.clone());
+        }
+    };
+    for l in sdp.lines() {
+        if l.starts_with("m=") {
+            flush(&cur, &mut out);
+            cur = (None, false, l.split(' ').nth(1) == Some("0"));
+        } else if let Some(m) = l.strip_prefix("a=mid:") {
+            cur.0 = Some(m.trim().to_string());
+        } else if l.trim() == "a=inactive" {
+            cur.1 = true;
+        }
+    }
+    flush(&cur, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_closes_its_tracks_at_the_others() {
+    let node = start().await;
+    let a = publishing_client(&node, "meet3", "pa", 1).await;
+    let b = publishing_client(&node, "meet3", "pb", 2).await;
+    let c = client(&node, "meet3", "pc", 3).await;
+    let stops = [a.start_sending(30, 1, 600), b.start_sending(30, 1, 600)];
+    let mids = c.pull(&pulls_of(&[&a, &b]), None).await.expect("pull");
+    assert_eq!(mids.len(), 4);
+    let (av, bv) = (
+        remote_track_id(&a.session_id, "video"),
+        remote_track_id(&b.session_id, "video"),
+    );
+    assert!(
+        eventually(WAIT, || c.packets(&av).len() > 10
+            && c.packets(&bv).len() > 10)
+        .await
+    );
+
+    // The edge closes participant pa (it left the room).
+    let edge = tok("meet3", "edge");
+    let (st, body) = http(
+        Method::POST,
+        &format!("{}/v1/participants/pa/close", node.base),
+        Some(&edge),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, body["closedSessions"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
+
+    // At c: a's two tracks are inactive, b's still active and flowing.
+    let (st, state) = http(
+        Method::GET,
+        &format!("{}/v1/sessions/{}", node.base, c.session_id),
+        Some(&c.token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let tracks = state["tracks"].as_array().unwrap();
+    let status_of = |sid: &str| -> Vec<String> {
+        tracks
+            .iter()
+            .filter(|t| t["sessionId"] == sid)
+            .map(|t| t["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        status_of(&a.session_id),
+        ["inactive", "inactive"],
+        "{state}"
+    );
+    assert_eq!(status_of(&b.session_id), ["active", "active"], "{state}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (na, nb) = (c.packets(&av).len(), c.packets(&bv).len());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        c.packets(&av).len(),
+        na,
+        "nothing more from the one who left"
+    );
+    assert!(c.packets(&bv).len() > nb, "the others keep flowing");
+
+    // c closes the dead tracks: the node's offer marks their m-lines inactive.
+    let a_mids: Vec<String> = tracks
+        .iter()
+        .filter(|t| t["sessionId"] == a.session_id.as_str())
+        .map(|t| t["mid"].as_str().unwrap().to_string())
+        .collect();
+    let body = serde_json::json!({"tracks": a_mids.iter().map(|m| serde_json::json!({"mid": m})).collect::<Vec<_>>()});
+    let (st, resp) = http(
+        Method::PUT,
+        &format!("{}/v1/sessions/{}/tracks/close", node.base, c.session_id),
+        Some(&c.token),
+        Some(serde_json::to_vec(&body).unwrap()),
+    )
+    .await;
+    assert_eq!(st, 200, "{resp}");
+    assert_eq!(resp["requiresImmediateRenegotiation"], true);
+    let sdp = resp["sessionDescription"]["sdp"].as_str().unwrap();
+    let inactive = inactive_mids(sdp);
+    for m in &a_mids {
+        assert!(inactive.contains(m), "mid {m} inactive in {sdp}");
+    }
+    let offer = serde_json::from_value(resp["sessionDescription"].clone()).unwrap();
+    c.answer_node_offer(offer)
+        .await
+        .expect("answer the close offer");
+    for s in &stops {
+        s.store(true, Relaxed);
+    }
+
+    // Room end: the edge closes the whole meeting.
+    let (st, body) = http(
+        Method::POST,
+        &format!("{}/v1/rooms/meet3/close", node.base),
+        Some(&edge),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, body["closedSessions"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+    let (st, _) = http(
+        Method::GET,
+        &format!("{}/v1/sessions/{}", node.base, b.session_id),
+        Some(&b.token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    assert!(
+        node.handle
+            .metrics_text()
+            .contains("edgemeet_node_sessions 0")
+    );
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_layer_switch_keeps_frames_decodable() {
+    let node = start().await;
+    let mut a = client(&node, "meet4", "pa", 1).await;
+    a.publish(false, true, true)
+        .await
+        .expect("publish simulcast");
+    let b = client(&node, "meet4", "pb", 2).await;
+    let stop = a.start_sending(30, 2, 700);
+    let mids = b
+        .pull(&[(a.session_id.clone(), "video".into())], Some("q"))
+        .await
+        .expect("pull q");
+    let vid = remote_track_id(&a.session_id, "video");
+    let layer_of = |r: &Received| check_payload(true, &r.payload).map(|i| i.layer);
+    assert!(
+        eventually(WAIT, || b.packets(&vid).len() > 30).await,
+        "low layer flows"
+    );
+    assert!(
+        b.packets(&vid).iter().all(|p| layer_of(p) == Some(0)),
+        "only layer q"
+    );
+
+    let body =
+        serde_json::json!({"tracks": [{"mid": mids[0], "simulcast": {"preferredRid": "f"}}]});
+    let (st, resp) = http(
+        Method::PUT,
+        &format!("{}/v1/sessions/{}/tracks/update", node.base, b.session_id),
+        Some(&b.token),
+        Some(serde_json::to_vec(&body).unwrap()),
+    )
+    .await;
+    assert_eq!(st, 200, "{resp}");
+    assert!(resp["tracks"][0]["error"].is_null(), "{resp}");
+    assert!(
+        eventually(WAIT, || b
+            .packets(&vid)
+            .iter()
+            .filter(|p| layer_of(p) == Some(2))
+            .count()
+            > 30)
+        .await,
+        "high layer flows after the switch"
+    );
+    stop.store(true, Relaxed);
+    let pkts = b.packets(&vid);
+    // One contiguous stream: no sequence gap; the first packet of the new layer is a keyframe;
+    // timestamps keep moving forward; payloads intact.
+    let mut prev: Option<&Received> = None;
+    let mut switched = false;
+    for p in &pkts {
+        let info = check_payload(true, &p.payload).expect("intact payload");
+        if let Some(q) = prev {
+            assert_eq!(
+                p.seq,
+                q.seq.wrapping_add(1),
+                "sequence gap at a switch: {:?} then {:?} {info:?}",
+                (q.ssrc, q.seq, q.ts, check_payload(true, &q.payload)),
+                (p.ssrc, p.seq, p.ts)
+            );
+            assert!(p.ts.wrapping_sub(q.ts) < 0x8000_0000, "timestamp went back");
+            let q_layer = layer_of(q).unwrap();
+            if q_layer != info.layer {
+                assert!(!switched, "switched back and forth");
+                assert_eq!((q_layer, info.layer), (0, 2));
+                assert!(info.keyframe, "switch happens on a keyframe");
+                switched = true;
+            }
+        }
+        prev = Some(p);
+    }
+    assert!(switched);
+    assert_eq!(
+        pkts.iter().filter(|p| p.ssrc != pkts[0].ssrc).count(),
+        0,
+        "one SSRC to the subscriber"
+    );
+    node.handle.shutdown().await;
+}

@@ -1,0 +1,105 @@
+// Shared helpers for the browser tests: start the native edge, launch headless Debian Chromium with a
+// fake camera and microphone, open meeting pages, read WebRTC stats.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const artifacts = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'browser-artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+/** Start `edgemeet` with the fixture config (plus extra env) and resolve to its base URL. */
+export async function startEdge(env = {}) {
+  const bin = join(process.env.EDGEMEET_BIN_DIR || join(root, 'target', 'debug'), 'edgemeet');
+  const child = spawn(bin, ['--config', join(root, 'tests/fixtures/edge.toml')], {
+    env: { ...process.env, EDGEMEET_WEB_DIR: join(root, 'edge/web'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = [];
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`edgemeet did not start:\n${logs.join('\n')}`)), 20000);
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        logs.push(line);
+        const m = line.match(/listening on (http:\/\/\S+?)\/?\s/);
+        if (m) { clearTimeout(timer); resolve(m[1]); }
+      });
+    }
+    child.on('exit', (code) => reject(new Error(`edgemeet exited with ${code}:\n${logs.join('\n')}`)));
+  });
+  return { url, logs, stop: () => child.kill('SIGTERM') };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-quic', '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+}
+
+/** A new page (own context) in the meeting `room`, joined with `name`. */
+export async function joinPage(browser, base, room, { name = '', query = '', password = '' } = {}) {
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`[page ${name}]`, err));
+  await page.goto(`${base}/${room}${query}`);
+  await page.waitForSelector('#prejoin:not([hidden])');
+  if (name) await page.fill('#display-name', name);
+  if (password) {
+    await page.evaluate(() => { document.getElementById('password-box').hidden = false; });
+    await page.fill('#room-password', password);
+  }
+  await page.click('#join');
+  return page;
+}
+
+/** Frames decoded per remote participant, from the page's peer connections. */
+export async function framesDecoded(page) {
+  return page.evaluate(async () => {
+    const m = /** @type {any} */ (window).edgemeet;
+    const out = {};
+    for (const [peer, pc] of m.peerConnections()) {
+      const stats = await pc.getStats();
+      for (const s of stats.values()) {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') out[`${peer}:${s.trackIdentifier || s.ssrc}`] = s.framesDecoded || 0;
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') out[`${peer}:audio:${s.ssrc}`] = -(s.packetsReceived || 0);
+      }
+    }
+    return out;
+  });
+}
+
+/** Wait until `count` remote videos each decode more frames than before; returns the figures. */
+export async function waitForVideo(page, count, timeoutMs = 20000) {
+  const start = Date.now();
+  let first = null;
+  let last = {};
+  while (Date.now() - start < timeoutMs) {
+    last = await framesDecoded(page);
+    const videos = Object.entries(last).filter(([, v]) => v > 0);
+    if (!first && videos.length >= count) first = Object.fromEntries(videos);
+    if (first) {
+      const rising = Object.entries(first).filter(([k, v]) => (last[k] || 0) > v);
+      if (rising.length >= count) return last;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`expected ${count} remote videos decoding, got ${JSON.stringify(last)}`);
+}
+
+export function uniqueRoom(prefix) {
+  return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export function tempDir() {
+  return mkdtempSync(join(tmpdir(), 'edgemeet-'));
+}

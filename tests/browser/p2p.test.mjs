@@ -1,0 +1,40 @@
+// Two pages in one room talk directly: each decodes the other's video and receives audio.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startEdge, launchBrowser, joinPage, waitForVideo, framesDecoded, uniqueRoom, artifacts } from './lib.mjs';
+
+let edge;
+let browser;
+before(async () => { edge = await startEdge(); browser = await launchBrowser(); });
+after(async () => { await browser?.close(); edge?.stop(); });
+
+test('landing page offers a random name and warns about a guessable one', async () => {
+  const page = await browser.newPage();
+  await page.goto(edge.url + '/');
+  await page.waitForFunction(() => document.getElementById('room-name').value.split('-').length === 5);
+  await page.waitForTimeout(400);
+  assert.equal(await page.isHidden('#name-warning'), true, 'a generated name needs no warning');
+  await page.fill('#room-name', 'standup');
+  await page.waitForSelector('#name-warning:not([hidden])');
+  assert.match(await page.textContent('#name-warning'), /guess/i);
+  await page.screenshot({ path: join(artifacts, 'landing.png') });
+  await page.close();
+});
+
+test('two participants: P2P video and audio both ways', async () => {
+  const room = uniqueRoom('p2p');
+  const a = await joinPage(browser, edge.url, room, { name: 'Ada' });
+  const b = await joinPage(browser, edge.url, room, { name: 'Bob' });
+  for (const page of [a, b]) {
+    await page.waitForSelector('#meeting:not([hidden])');
+    assert.equal(await page.textContent('#mode-badge'), 'Direct');
+    await waitForVideo(page, 1);
+    const stats = await framesDecoded(page);
+    assert.ok(Object.entries(stats).some(([k, v]) => k.includes(':audio:') && v < 0), `audio packets arrive: ${JSON.stringify(stats)}`);
+  }
+  assert.match(await a.textContent('#grid'), /Bob/);
+  await a.screenshot({ path: join(artifacts, 'p2p-meeting.png') });
+  await a.context().close();
+  await b.context().close();
+});

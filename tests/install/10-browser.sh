@@ -1,0 +1,16 @@
+# Browser tests: Debian's Chromium and playwright-core (pinned in tests/browser/package-lock.json),
+# installed once and cached under $EDGEMEET_CACHE.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (Debian)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+browser_npm="$EDGEMEET_CACHE/npm-browser"
+if ! cmp -s tests/browser/package-lock.json "$browser_npm/package-lock.json" \
+   || [ ! -f "$browser_npm/node_modules/playwright-core/package.json" ]; then
+  echo "installing playwright-core into $browser_npm"
+  mkdir -p "$browser_npm"
+  cp tests/browser/package.json tests/browser/package-lock.json "$browser_npm/"
+  (cd "$browser_npm" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+ln -sfn "$browser_npm/node_modules" tests/browser/node_modules

@@ -1,0 +1,169 @@
+//! Real WebRTC through the edge and its media node: three webrtc-rs clients join a room over the
+//! edge's WebSocket, get node grants, push audio and video, pull each other's tracks as the edge
+//! announces them, hear who speaks loudest, and see a leaver's tracks end.
+
+use std::time::{Duration, Instant};
+
+use edgemeet_media_node::testkit::{ClientOptions, TestClient, remote_track_id};
+use edgemeet_tests::{Client, Edge, unique_room};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(25);
+
+struct Participant {
+    ws: Client,
+    rtc: TestClient,
+}
+
+/// Wait for this socket's node grant (the room reaches three), then open a node session and push.
+async fn publish(mut ws: Client, base: &str, tag: u8, audio_level: u8) -> Participant {
+    let grant = loop {
+        let msg = ws.wait_for("media_mode").await;
+        if msg["media"]["mode"] == "sfu" && msg["media"]["node"].is_object() {
+            break msg["media"]["node"].clone();
+        }
+    };
+    let url = format!("{base}{}", grant["url"].as_str().unwrap());
+    let token = grant["token"].as_str().unwrap();
+    let opts = ClientOptions {
+        keep_packets: true,
+        audio_level,
+        on_packet: None,
+    };
+    let mut rtc = TestClient::connect(&url, token, tag, opts)
+        .await
+        .expect("node session through the grant");
+    rtc.publish(true, true, false)
+        .await
+        .expect("push audio and video");
+    let tracks = json!([{"name": "audio", "kind": "audio", "source": "microphone"}, {"name": "video", "kind": "video"}]);
+    ws.send(json!({"type": "tracks", "session_id": rtc.session_id, "tracks": tracks}))
+        .await;
+    Participant { ws, rtc }
+}
+
+async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_webrtc_clients_meet_through_the_edge_and_its_node() {
+    edgemeet_media_node::testkit::init_crypto();
+    let edge = Edge::native(&[]);
+    let room = unique_room("rtc");
+    let mut sockets = Vec::new();
+    for name in ["A", "B", "C"] {
+        let mut ws = Client::room(&edge, &room).await;
+        ws.join(json!({"profile": {"name": name}})).await;
+        sockets.push(ws);
+    }
+    let mut ids = Vec::new();
+    let mut people = Vec::new();
+    // A speaks (loudest audio level), B and C are silent.
+    for (i, ws) in sockets.into_iter().enumerate() {
+        ids.push(ws.id().to_string());
+        people.push(publish(ws, &edge.base, i as u8 + 1, if i == 0 { 0 } else { 127 }).await);
+    }
+
+    // Each pulls the others' tracks as the edge announces them.
+    let mut sessions = std::collections::HashMap::new();
+    for p in &people {
+        sessions.insert(p.ws.id().to_string(), p.rtc.session_id.clone());
+    }
+    for p in people.iter_mut() {
+        let mut pulled = 0;
+        while pulled < 2 {
+            let msg: Value = p.ws.wait_for("tracks").await;
+            assert_eq!(
+                msg["session_id"].as_str(),
+                sessions
+                    .get(msg["participant"].as_str().unwrap())
+                    .map(String::as_str)
+            );
+            let sid = msg["session_id"].as_str().unwrap().to_string();
+            let pulls = vec![
+                (sid.clone(), "audio".to_string()),
+                (sid, "video".to_string()),
+            ];
+            p.rtc
+                .pull(&pulls, None)
+                .await
+                .expect("pull the announced tracks");
+            pulled += 1;
+        }
+    }
+    let stops: Vec<_> = people
+        .iter()
+        .map(|p| p.rtc.start_sending(30, 2, 1000))
+        .collect();
+    for p in &people {
+        p.rtc
+            .wait_connected(WAIT)
+            .await
+            .expect("connected to the node");
+    }
+    let all_flowing = eventually(WAIT, || {
+        people.iter().all(|rx| {
+            people
+                .iter()
+                .filter(|tx| tx.rtc.tag != rx.rtc.tag)
+                .all(|tx| {
+                    rx.rtc
+                        .packets(&remote_track_id(&tx.rtc.session_id, "audio"))
+                        .len()
+                        >= 30
+                        && rx
+                            .rtc
+                            .packets(&remote_track_id(&tx.rtc.session_id, "video"))
+                            .len()
+                            >= 30
+                })
+        })
+    })
+    .await;
+    assert!(
+        all_flowing,
+        "every participant receives the two others' audio and video"
+    );
+
+    // The node's audio levels reach the edge: A is the dominant speaker, and has speaking time.
+    let speaker = people[1].ws.wait_for("dominant_speaker").await;
+    assert_eq!(speaker["id"].as_str(), Some(ids[0].as_str()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    people[1].ws.send(json!({"type": "speaker_stats"})).await;
+    let stats = people[1].ws.wait_for("speaker_stats").await;
+    let a_ms = stats["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == ids[0].as_str())
+        .unwrap()["speaking_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(a_ms > 0, "{stats}");
+
+    // C leaves: the edge closes C's node session, so its tracks stop reaching A.
+    let c = people.pop().unwrap();
+    c.ws.close().await;
+    let left = people[0].ws.wait_for("participant_left").await;
+    assert_eq!(left["id"].as_str(), Some(ids[2].as_str()));
+    let c_video = remote_track_id(&c.rtc.session_id, "video");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = people[0].rtc.packets(&c_video).len();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        people[0].rtc.packets(&c_video).len(),
+        before,
+        "nothing from the leaver after the edge closed it"
+    );
+    for s in stops {
+        s.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}

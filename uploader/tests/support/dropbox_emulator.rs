@@ -1,0 +1,688 @@
+//! A strict local stand-in for Dropbox HTTP API v2, for tests and the benchmark.
+//!
+//! Speaks the subset the uploader uses, with Dropbox's rules and error shapes: bearer tokens
+//! (`invalid_access_token`, `expired_access_token` as 401), a header-safe `Dropbox-API-Arg`
+//! (raw non-ASCII refused), `application/octet-stream` uploads, upload sessions with offsets
+//! (`incorrect_offset` + `correct_offset`, `closed`, `not_found`), concurrent sessions (4 MiB
+//! multiples), `files/upload` up to 150 MiB, commits with `add` + `autorename`, 409 bodies with
+//! `error_summary` and `error`, 429 with `Retry-After` and `retry_after`, and the OAuth
+//! refresh-token grant. Committed files keep only their size and SHA-256, so gigabytes fit.
+//!
+//! Fault knobs: [`Emulator::inject`] (429 / 5xx / token expiry on the next content calls),
+//! [`Emulator::expire_tokens_after`], [`Emulator::set_append_delay`].
+#![allow(dead_code)]
+// Handlers return ready responses as errors; boxing them would only add noise here.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1024 * 1024;
+const MAX_REQUEST: u64 = 150 * MIB;
+const CONCURRENT_ALIGN: u64 = 4 * MIB;
+
+/// A fault served instead of the next content call (start / append / finish / upload).
+#[derive(Debug, Clone)]
+pub enum Fault {
+    RateLimit { retry_after: u64 },
+    ServerError(u16),
+    ExpireToken,
+}
+
+/// Counters the tests assert on.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub starts: u64,
+    pub appends: u64,
+    pub finishes: u64,
+    pub refreshes: u64,
+    pub rate_limited: u64,
+    pub server_errors: u64,
+    pub expired_rejections: u64,
+    pub incorrect_offsets: u64,
+    pub bad_requests: u64,
+    pub bytes_received: u64,
+}
+
+/// A committed file.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub path_display: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+struct Session {
+    len: u64,
+    hasher: Sha256,
+    closed: bool,
+    concurrent: bool,
+    pieces: BTreeMap<u64, Vec<u8>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// access token -> expired?
+    access: HashMap<String, bool>,
+    /// refresh token -> app key
+    refresh: HashMap<String, String>,
+    sessions: HashMap<String, Session>,
+    files: BTreeMap<String, StoredFile>,
+    faults: VecDeque<Fault>,
+    expire_after: Option<u32>,
+    append_delay: Duration,
+    next_id: u64,
+    stats: Stats,
+}
+
+/// A running emulator on 127.0.0.1.
+pub struct Emulator {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Emulator {
+    pub async fn start() -> Emulator {
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = state.clone();
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Body| {
+                let st = st.clone();
+                async move { handle(st, method, uri, headers, body).await }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind emulator");
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Emulator { addr, state, task }
+    }
+
+    /// Base URL for both `api_url` and `content_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add_account(&self, access_token: &str, refresh_token: &str, app_key: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.access.insert(access_token.into(), false);
+        s.refresh.insert(refresh_token.into(), app_key.into());
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// After `n` more content calls, every access token expires.
+    pub fn expire_tokens_after(&self, n: u32) {
+        self.state.lock().unwrap().expire_after = Some(n);
+    }
+
+    /// Each append is acknowledged this late (its data is already taken in).
+    pub fn set_append_delay(&self, d: Duration) {
+        self.state.lock().unwrap().append_delay = d;
+    }
+
+    pub fn put_file(&self, path: &str, content: &[u8]) {
+        let mut s = self.state.lock().unwrap();
+        s.files.insert(
+            path.to_lowercase(),
+            StoredFile {
+                path_display: path.into(),
+                size: content.len() as u64,
+                sha256: hex::encode(Sha256::digest(content)),
+            },
+        );
+    }
+
+    pub fn files(&self) -> Vec<StoredFile> {
+        self.state.lock().unwrap().files.values().cloned().collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.lock().unwrap().stats.clone()
+    }
+
+    /// Largest byte count held by any open session.
+    pub fn max_session_len(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap()
+            .sessions
+            .values()
+            .map(|s| s.len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn open_sessions(&self) -> usize {
+        self.state.lock().unwrap().sessions.len()
+    }
+
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+fn json_resp(status: StatusCode, v: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn text(status: StatusCode, msg: String) -> Response {
+    (status, [("content-type", "text/plain; charset=utf-8")], msg).into_response()
+}
+
+/// A 409 endpoint error: `error_summary` is the tag path plus Dropbox's trailing `/...`.
+fn err409(summary: &str, error: Value) -> Response {
+    json_resp(
+        StatusCode::CONFLICT,
+        json!({"error_summary": format!("{summary}/..."), "error": error}),
+    )
+}
+
+fn file_meta(f: &StoredFile, id: u64) -> Value {
+    let name = f.path_display.rsplit('/').next().unwrap_or("").to_owned();
+    json!({
+        ".tag": "file", "name": name, "path_lower": f.path_display.to_lowercase(),
+        "path_display": f.path_display, "id": format!("id:emu{id}"), "size": f.size,
+        "rev": format!("{id:016x}"), "is_downloadable": true,
+        "client_modified": "2026-01-01T00:00:00Z", "server_modified": "2026-01-01T00:00:00Z"
+    })
+}
+
+fn valid_path(p: &str) -> bool {
+    p.starts_with('/') && p.len() > 1 && !p.ends_with('/') && !p.contains("//") && p.len() < 4096
+}
+
+/// Dropbox's autorename shape: `a.webm` -> `a (1).webm`.
+fn renamed(path: &str, n: u32) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    format!("{dir}/{stem} ({n}){ext}")
+}
+
+fn form_decode(s: &str) -> HashMap<String, String> {
+    fn dec(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    let h = u8::from_str_radix(
+                        std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"),
+                        16,
+                    )
+                    .unwrap_or(b'?');
+                    out.push(h);
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (dec(k), dec(v)))
+        .collect()
+}
+
+async fn handle(
+    st: Arc<Mutex<State>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path().to_owned();
+    if method == Method::GET && path == "/_emulator/files" {
+        // Inspection for a test or benchmark running the emulator in another process.
+        let files: Vec<Value> = st
+            .lock()
+            .unwrap()
+            .files
+            .values()
+            .map(|f| json!({"path_display": f.path_display, "size": f.size, "sha256": f.sha256}))
+            .collect();
+        return json_resp(StatusCode::OK, Value::Array(files));
+    }
+    if method != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "POST only".into());
+    }
+    match path.as_str() {
+        "/oauth2/token" => oauth(st, body).await,
+        "/2/files/get_metadata" => rpc_get_metadata(st, &headers, body).await,
+        "/2/files/upload_session/start"
+        | "/2/files/upload_session/append_v2"
+        | "/2/files/upload_session/finish"
+        | "/2/files/upload" => content(st, &path, &headers, body).await,
+        _ => text(
+            StatusCode::NOT_FOUND,
+            format!("Unknown API function: {path:?}"),
+        ),
+    }
+}
+
+async fn oauth(st: Arc<Mutex<State>>, body: Body) -> Response {
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let form = form_decode(&String::from_utf8_lossy(&bytes));
+    let mut s = st.lock().unwrap();
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
+        return json_resp(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "unsupported_grant_type"}),
+        );
+    }
+    let Some(app_key) = form
+        .get("refresh_token")
+        .and_then(|r| s.refresh.get(r))
+        .cloned()
+    else {
+        return json_resp(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}),
+        );
+    };
+    if form.get("client_id") != Some(&app_key) {
+        return json_resp(StatusCode::BAD_REQUEST, json!({"error": "invalid_client"}));
+    }
+    s.next_id += 1;
+    let token = format!("sl.emu-refreshed-{}", s.next_id);
+    s.access.insert(token.clone(), false);
+    s.stats.refreshes += 1;
+    json_resp(
+        StatusCode::OK,
+        json!({"access_token": token, "token_type": "bearer", "expires_in": 14400}),
+    )
+}
+
+/// Bearer check shared by all calls; `Err` is the response to send.
+fn check_auth(s: &mut State, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        s.stats.bad_requests += 1;
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Error in call to API function: missing or malformed Authorization header".into(),
+        ));
+    };
+    match s.access.get(token) {
+        None => Err(json_resp(
+            StatusCode::UNAUTHORIZED,
+            json!({"error_summary": "invalid_access_token/...", "error": {".tag": "invalid_access_token"}}),
+        )),
+        Some(true) => {
+            s.stats.expired_rejections += 1;
+            Err(json_resp(
+                StatusCode::UNAUTHORIZED,
+                json!({"error_summary": "expired_access_token/...", "error": {".tag": "expired_access_token"}}),
+            ))
+        }
+        Some(false) => Ok(()),
+    }
+}
+
+async fn rpc_get_metadata(st: Arc<Mutex<State>>, headers: &HeaderMap, body: Body) -> Response {
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut s = st.lock().unwrap();
+    if let Err(r) = check_auth(&mut s, headers) {
+        return r;
+    }
+    if !headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+    {
+        s.stats.bad_requests += 1;
+        return text(StatusCode::BAD_REQUEST, "Error in call to API function \"files/get_metadata\": Bad HTTP \"Content-Type\" header".into());
+    }
+    let Ok(arg) = serde_json::from_slice::<Value>(&bytes) else {
+        s.stats.bad_requests += 1;
+        return text(StatusCode::BAD_REQUEST, "Error in call to API function \"files/get_metadata\": request body: could not decode input as JSON".into());
+    };
+    let path = arg.get("path").and_then(Value::as_str).unwrap_or("");
+    match s.files.get(&path.to_lowercase()) {
+        Some(f) => json_resp(StatusCode::OK, file_meta(f, 0)),
+        None => err409(
+            "path/not_found",
+            json!({".tag": "path", "path": {".tag": "not_found"}}),
+        ),
+    }
+}
+
+async fn content(st: Arc<Mutex<State>>, path: &str, headers: &HeaderMap, body: Body) -> Response {
+    let fname = path.trim_start_matches("/2/");
+    let bad = |st: &Arc<Mutex<State>>, msg: String| {
+        st.lock().unwrap().stats.bad_requests += 1;
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("Error in call to API function \"{fname}\": {msg}"),
+        )
+    };
+    // Header-safe argument: ASCII only (non-ASCII must be escaped as \uXXXX).
+    let Some(raw_arg) = headers.get("dropbox-api-arg") else {
+        return bad(
+            &st,
+            "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\".".into(),
+        );
+    };
+    if !raw_arg.as_bytes().iter().all(|b| (0x20..0x7f).contains(b)) {
+        return bad(
+            &st,
+            "HTTP header \"Dropbox-API-Arg\": non-ASCII characters must be escaped (\\uXXXX)"
+                .into(),
+        );
+    }
+    let Ok(arg) = serde_json::from_slice::<Value>(raw_arg.as_bytes()) else {
+        return bad(
+            &st,
+            "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON".into(),
+        );
+    };
+    if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/octet-stream")
+    {
+        return bad(
+            &st,
+            "Bad HTTP \"Content-Type\" header. Expecting \"application/octet-stream\".".into(),
+        );
+    }
+    if headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_REQUEST)
+    {
+        return err409("payload_too_large", json!({".tag": "payload_too_large"}));
+    }
+    // Read the body first (at most one request, <= 150 MiB), so faults still get a clean response.
+    let mut hasher = Sha256::new();
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut data: Vec<u8> = Vec::with_capacity(declared.min(MAX_REQUEST) as usize);
+    let mut len: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return text(StatusCode::BAD_REQUEST, "body read failed".into());
+        };
+        len += chunk.len() as u64;
+        if len > MAX_REQUEST {
+            return err409("payload_too_large", json!({".tag": "payload_too_large"}));
+        }
+        hasher.update(&chunk);
+        data.extend_from_slice(&chunk);
+    }
+    let delay;
+    let resp = {
+        let mut s = st.lock().unwrap();
+        s.stats.bytes_received += len;
+        if let Some(n) = s.expire_after.as_mut() {
+            if *n == 0 {
+                s.expire_after = None;
+                s.access.values_mut().for_each(|e| *e = true);
+            } else {
+                *n -= 1;
+            }
+        }
+        if let Err(r) = check_auth(&mut s, headers) {
+            return r;
+        }
+        match s.faults.pop_front() {
+            Some(Fault::RateLimit { retry_after }) => {
+                s.stats.rate_limited += 1;
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("content-type", "application/json".to_owned()), ("retry-after", retry_after.to_string())],
+                    json!({"error_summary": "too_many_requests/...", "error": {"reason": {".tag": "too_many_requests"}, "retry_after": retry_after}}).to_string(),
+                )
+                    .into_response();
+            }
+            Some(Fault::ServerError(code)) => {
+                s.stats.server_errors += 1;
+                return text(
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "Internal Server Error".into(),
+                );
+            }
+            Some(Fault::ExpireToken) => {
+                s.access.values_mut().for_each(|e| *e = true);
+                s.stats.expired_rejections += 1;
+                return json_resp(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error_summary": "expired_access_token/...", "error": {".tag": "expired_access_token"}}),
+                );
+            }
+            None => {}
+        }
+        delay = if fname.ends_with("append_v2") {
+            s.append_delay
+        } else {
+            Duration::ZERO
+        };
+        match fname {
+            "files/upload_session/start" => start(&mut s, &arg, len, hasher, data),
+            "files/upload_session/append_v2" => append(&mut s, &arg, len, hasher, data),
+            "files/upload_session/finish" => finish(&mut s, &arg, len, hasher, data),
+            _ => upload(&mut s, &arg, len, hasher),
+        }
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    resp
+}
+
+fn start(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) -> Response {
+    s.stats.starts += 1;
+    let concurrent =
+        arg.pointer("/session_type/.tag").and_then(Value::as_str) == Some("concurrent");
+    if concurrent && len > 0 {
+        return err409(
+            "concurrent_session_data_not_allowed",
+            json!({".tag": "concurrent_session_data_not_allowed"}),
+        );
+    }
+    s.next_id += 1;
+    let id = format!("emu-session-{}", s.next_id);
+    let closed = arg.get("close").and_then(Value::as_bool).unwrap_or(false);
+    let mut pieces = BTreeMap::new();
+    if concurrent && !data.is_empty() {
+        pieces.insert(0, data);
+    }
+    s.sessions.insert(
+        id.clone(),
+        Session {
+            len,
+            hasher,
+            closed,
+            concurrent,
+            pieces,
+        },
+    );
+    json_resp(StatusCode::OK, json!({"session_id": id}))
+}
+
+/// Session lookup and offset rules shared by append and finish. `Err` holds the lookup error.
+fn lookup(s: &mut State, arg: &Value, len: u64, for_finish: bool) -> Result<String, Value> {
+    let id = arg
+        .pointer("/cursor/session_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let offset = arg.pointer("/cursor/offset").and_then(Value::as_u64);
+    let Some(sess) = s.sessions.get(&id) else {
+        return Err(json!({".tag": "not_found"}));
+    };
+    let Some(offset) = offset else {
+        return Err(json!({".tag": "other"}));
+    };
+    if sess.closed && !(for_finish && len == 0) {
+        return Err(json!({".tag": "closed"}));
+    }
+    if sess.concurrent {
+        if !offset.is_multiple_of(CONCURRENT_ALIGN) {
+            return Err(json!({".tag": "concurrent_session_invalid_offset"}));
+        }
+        let closing = arg.get("close").and_then(Value::as_bool).unwrap_or(false) || for_finish;
+        if !len.is_multiple_of(CONCURRENT_ALIGN) && !closing {
+            return Err(json!({".tag": "concurrent_session_invalid_data_size"}));
+        }
+        if for_finish && !sess.closed {
+            return Err(json!({".tag": "not_closed"}));
+        }
+    } else if offset != sess.len {
+        let correct = sess.len;
+        s.stats.incorrect_offsets += 1;
+        return Err(json!({".tag": "incorrect_offset", "correct_offset": correct}));
+    }
+    Ok(id)
+}
+
+fn append(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) -> Response {
+    s.stats.appends += 1;
+    let id = match lookup(s, arg, len, false) {
+        Ok(id) => id,
+        Err(e) => {
+            let tag = e[".tag"].as_str().unwrap_or("other").to_owned();
+            return err409(&tag, e);
+        }
+    };
+    let sess = s.sessions.get_mut(&id).unwrap();
+    if sess.concurrent {
+        let off = arg
+            .pointer("/cursor/offset")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        sess.pieces.insert(off, data);
+        sess.len = sess.len.max(off + len);
+    } else {
+        let _ = hasher;
+        sess.hasher.update(&data);
+        sess.len += len;
+    }
+    if arg.get("close").and_then(Value::as_bool).unwrap_or(false) {
+        sess.closed = true;
+    }
+    json_resp(StatusCode::OK, Value::Null)
+}
+
+fn commit(s: &mut State, commit: &Value, size: u64, sha256: String) -> Response {
+    let path = commit.get("path").and_then(Value::as_str).unwrap_or("");
+    if !valid_path(path) {
+        return err409(
+            "path/malformed_path",
+            json!({".tag": "path", "path": {".tag": "malformed_path"}}),
+        );
+    }
+    let mode = commit
+        .pointer("/mode/.tag")
+        .or_else(|| commit.get("mode"))
+        .and_then(Value::as_str)
+        .unwrap_or("add");
+    let autorename = commit
+        .get("autorename")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut final_path = path.to_owned();
+    if mode != "overwrite" && s.files.contains_key(&final_path.to_lowercase()) {
+        if !autorename {
+            return err409(
+                "path/conflict/file",
+                json!({".tag": "path", "path": {".tag": "conflict", "conflict": {".tag": "file"}}}),
+            );
+        }
+        let mut n = 1;
+        while s.files.contains_key(&renamed(path, n).to_lowercase()) {
+            n += 1;
+        }
+        final_path = renamed(path, n);
+    }
+    let f = StoredFile {
+        path_display: final_path.clone(),
+        size,
+        sha256,
+    };
+    s.files.insert(final_path.to_lowercase(), f.clone());
+    s.next_id += 1;
+    json_resp(StatusCode::OK, file_meta(&f, s.next_id))
+}
+
+fn finish(s: &mut State, arg: &Value, len: u64, _hasher: Sha256, _data: Vec<u8>) -> Response {
+    s.stats.finishes += 1;
+    let id = match lookup(s, arg, len, true) {
+        Ok(id) => id,
+        Err(e) => {
+            let tag = e[".tag"].as_str().unwrap_or("other").to_owned();
+            return err409(
+                &format!("lookup_failed/{tag}"),
+                json!({".tag": "lookup_failed", "lookup_failed": e}),
+            );
+        }
+    };
+    if len > 0 {
+        // Keep the emulator simple: the uploader never sends data with finish.
+        return err409(
+            "lookup_failed/other",
+            json!({".tag": "lookup_failed", "lookup_failed": {".tag": "other"}}),
+        );
+    }
+    let sess = s.sessions.remove(&id).unwrap();
+    let (size, sha) = if sess.concurrent {
+        let mut h = Sha256::new();
+        let mut expect = 0;
+        for (off, piece) in &sess.pieces {
+            if *off != expect {
+                return err409(
+                    "lookup_failed/incorrect_offset",
+                    json!({".tag": "lookup_failed", "lookup_failed": {".tag": "incorrect_offset", "correct_offset": expect}}),
+                );
+            }
+            h.update(piece);
+            expect += piece.len() as u64;
+        }
+        (expect, hex::encode(h.finalize()))
+    } else {
+        (sess.len, hex::encode(sess.hasher.finalize()))
+    };
+    let c = arg.get("commit").cloned().unwrap_or(Value::Null);
+    commit(s, &c, size, sha)
+}
+
+fn upload(s: &mut State, arg: &Value, len: u64, hasher: Sha256) -> Response {
+    commit(s, arg, len, hex::encode(hasher.finalize()))
+}
