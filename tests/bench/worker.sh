@@ -18,7 +18,7 @@ stop() {
   sleep 0.3
   rm -rf "$state"
 }
-trap stop EXIT
+trap stop EXIT INT TERM
 
 cat >"$state/bench.toml" <<'TOML'
 listen = "127.0.0.1:0"

@@ -19,7 +19,7 @@ stop() {
   fi
   rm -rf "$state"
 }
-trap stop EXIT
+trap stop EXIT INT TERM
 
 started=$(date +%s%N)
 url="$(edge/worker/dev.sh tests/fixtures/edge.toml "$port" "$state" "$log" --probes)"
