@@ -3,6 +3,7 @@ import { Signaling } from './signaling.js';
 import { LocalMedia } from './media.js';
 import { P2PLink } from './p2p.js';
 import { SfuLink } from './sfu.js';
+import { E2ee, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat } from './ui.js';
 
 const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -60,7 +61,15 @@ async function prejoin(tenant, room) {
     remember.checked = true;
   }
   const e2eeToggle = /** @type {HTMLInputElement} */ ($('e2ee-toggle'));
-  e2eeToggle.addEventListener('change', () => { $('e2ee-passphrase').hidden = !e2eeToggle.checked; });
+  const passphrase = /** @type {HTMLInputElement} */ ($('e2ee-passphrase'));
+  e2eeToggle.addEventListener('change', () => {
+    passphrase.hidden = !e2eeToggle.checked;
+    if (e2eeToggle.checked) passphrase.focus();
+  });
+  if (!e2eeSupported()) {
+    e2eeToggle.disabled = true;
+    e2eeToggle.parentElement.title = 'This browser cannot encrypt media frames';
+  }
 
   preview.srcObject = await media.open();
   const fillDevices = async () => {
@@ -76,7 +85,30 @@ async function prejoin(tenant, room) {
   $('camera-select').addEventListener('change', reopen);
   $('mic-select').addEventListener('change', reopen);
 
-  const start = () => {
+  /** @type {Meeting | null} one per page: a password retry reuses it */
+  let meeting = null;
+  /** @type {E2ee | null} */
+  let e2ee = null;
+  let e2eeSecret = '';
+  const prejoinError = (text) => {
+    const el = $('prejoin-error');
+    el.textContent = text;
+    el.hidden = !text;
+  };
+  const start = async () => {
+    const clickedAt = performance.now();
+    prejoinError('');
+    const secret = e2eeToggle.checked ? passphrase.value : '';
+    if (e2eeToggle.checked && !secret) return prejoinError('Enter the passphrase everyone in the meeting uses.');
+    if (!meeting && secret) {
+      // The scope is the room as the edge normalizes it, so every participant derives the same key.
+      e2ee = await E2ee.fromPassphrase(secret, `${tenant || ''}/${room.trim().toLowerCase()}`);
+      e2eeSecret = secret;
+    } else if (meeting && secret !== e2eeSecret) {
+      // After a refused join (password), E2EE stays as it was when the meeting object was built.
+      e2eeToggle.checked = !!e2eeSecret;
+      passphrase.value = e2eeSecret;
+    }
     const profile = { name: fields[0].value.trim(), email: fields[1].value.trim(), avatar: fields[2].value.trim() };
     if (remember.checked) localStorage.setItem('edgemeet.profile', JSON.stringify(profile));
     else localStorage.removeItem('edgemeet.profile');
@@ -85,17 +117,23 @@ async function prejoin(tenant, room) {
     if (token) join.token = token;
     const password = /** @type {HTMLInputElement} */ ($('room-password')).value;
     if (password) join.password = password;
-    new Meeting(tenant, room, media, join).start();
+    if (meeting) return meeting.retry(join, clickedAt);
+    meeting = new Meeting(tenant, room, media, join, e2ee);
+    meeting.timings.join = clickedAt;
+    meeting.start();
   };
-  $('prejoin-form').addEventListener('submit', (ev) => { ev.preventDefault(); start(); });
+  $('prejoin-form').addEventListener('submit', (ev) => { ev.preventDefault(); start().catch((e) => prejoinError(String(e.message || e))); });
   if (params.has('autojoin')) start();
 }
 
 // ---- The meeting -----------------------------------------------------------------------------
 
 class Meeting {
-  constructor(tenant, room, media, join) {
+  /** @param {E2ee | null} e2ee */
+  constructor(tenant, room, media, join, e2ee) {
     this.room = room;
+    /** performance.now() at join, and ms from it to the first remote video frame (diagnostics, tests) */
+    this.timings = { join: performance.now(), firstRemoteFrame: /** @type {number | null} */ (null) };
     this.media = media;
     this.join = join;
     this.signaling = new Signaling(`/api/rooms/${tenant ? `${encodeURIComponent(tenant)}/` : ''}${encodeURIComponent(room)}`);
@@ -113,8 +151,15 @@ class Meeting {
     this.remoteTracks = new Map();
     this.refreshTimer = 0;
     this.mode = 'none';
-    this.e2ee = false;
+    this.e2ee = e2ee;
     window.edgemeet = this; // for tests and debugging in the console
+  }
+
+  /** Join again after the edge refused (e.g. a password was needed). */
+  retry(join, clickedAt) {
+    this.join = join;
+    this.timings = { join: clickedAt, firstRemoteFrame: null };
+    this.signaling.connect(join);
   }
 
   start() {
@@ -177,6 +222,7 @@ class Meeting {
     this.iceServers = msg.ice_servers;
     $('meeting-name').textContent = this.room;
     $('lock-badge').hidden = !msg.locked;
+    $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
     this.people = new Map(msg.participants.map((p) => [p.id, p]));
@@ -242,23 +288,24 @@ class Meeting {
 
   async startP2p(media) {
     const link = new P2PLink({
+      e2ee: this.e2ee,
       peer: media.peer,
       initiator: media.initiator,
       iceServers: this.iceServers,
       send: (payload) => this.signaling.send({ type: 'signal', to: media.peer, payload }),
     });
-    link.addEventListener('track', (ev) => this.grid.attach(media.peer, /** @type {CustomEvent} */ (ev).detail.stream, false));
+    link.addEventListener('track', (ev) => this.attachRemote(media.peer, /** @type {CustomEvent} */ (ev).detail.stream));
     link.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     this.link = link;
     await link.start(this.media.stream);
   }
 
   async startSfu(node) {
-    const sfu = new SfuLink({ grant: node, iceServers: this.iceServers });
+    const sfu = new SfuLink({ grant: node, iceServers: this.iceServers, e2ee: this.e2ee });
     this.sfu = sfu;
     sfu.addEventListener('track', (ev) => {
       const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
-      this.grid.attach(participant, stream, false);
+      this.attachRemote(participant, stream);
     });
     sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
@@ -267,6 +314,16 @@ class Meeting {
     if (this.sfu !== sfu || !sfu.sessionId) return;
     this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
     for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);
+  }
+
+  /** Show a remote stream; the first frame painted after joining is timed. */
+  attachRemote(id, stream) {
+    const video = this.grid.attach(id, stream, false);
+    if (this.timings.firstRemoteFrame !== null || !video.requestVideoFrameCallback) return;
+    const t = this.timings;
+    video.requestVideoFrameCallback(() => {
+      if (t === this.timings && t.firstRemoteFrame === null) t.firstRemoteFrame = Math.round(performance.now() - t.join);
+    });
   }
 
   scheduleRefresh(node) {
@@ -301,7 +358,7 @@ class Meeting {
       const li = document.createElement('li');
       li.dataset.participant = p.id;
       const name = document.createElement('span');
-      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}`;
+      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · end-to-end encrypted' : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
         for (const [label, msg] of [['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]]) {
@@ -320,7 +377,7 @@ class Meeting {
   }
 
   sendState() {
-    this.signaling.send({ type: 'media_state', ...this.media.state(this.e2ee) });
+    this.signaling.send({ type: 'media_state', ...this.media.state(!!this.e2ee) });
   }
 
   setMic(on) {

@@ -1,5 +1,6 @@
 // One RTCPeerConnection to the room's media node: push our microphone and camera (simulcast),
 // pull every other participant's tracks. API: docs/media-node-api.md.
+import { preferVp8 } from './e2ee.js';
 
 const SIMULCAST = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -8,11 +9,12 @@ const SIMULCAST = [
 ];
 
 export class SfuLink extends EventTarget {
-  /** @param {{grant: {node_id: string, url: string, token: string}, iceServers: RTCIceServer[]}} opts */
-  constructor({ grant, iceServers }) {
+  /** @param {{grant: {node_id: string, url: string, token: string}, iceServers: RTCIceServer[], e2ee?: import('./e2ee.js').E2ee | null}} opts */
+  constructor({ grant, iceServers, e2ee = null }) {
     super();
     this.grant = grant;
-    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    this.e2ee = e2ee;
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', ...e2ee?.pcConfig() });
     this.sessionId = null;
     /** @type {Map<string, {participant: string, mids: string[]}>} pulled tracks by publisher session */
     this.pulled = new Map();
@@ -23,6 +25,8 @@ export class SfuLink extends EventTarget {
     this.queue = Promise.resolve();
     this.closed = false;
     this.pc.ontrack = (ev) => {
+      // Attach before the first frame arrives (the node's offer precedes the media).
+      this.e2ee?.receiver(ev.receiver, ev.track.kind);
       // The node names pulled streams by the publisher's session id.
       const session = ev.streams[0]?.id || '';
       const participant = this.owners.get(session);
@@ -54,7 +58,7 @@ export class SfuLink extends EventTarget {
   }
 
   /** Open the session and push our tracks; resolves to the track list to announce to the room. */
-  start(stream, transform) {
+  start(stream) {
     return this.enqueue(async () => {
       const audio = stream.getAudioTracks()[0];
       const video = stream.getVideoTracks()[0];
@@ -62,7 +66,12 @@ export class SfuLink extends EventTarget {
       const pushed = [];
       if (audio) pushed.push({ t: this.pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] }), name: 'audio', kind: 'audio', source: 'microphone' });
       if (video) pushed.push({ t: this.pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST }), name: 'video', kind: 'video', source: 'camera' });
-      for (const p of pushed) transform?.(p.t.sender, p.kind);
+      if (this.e2ee) {
+        for (const p of pushed) {
+          this.e2ee.sender(p.t.sender, p.kind);
+          if (p.kind === 'video') preferVp8(p.t);
+        }
+      }
       const session = await this.api('POST', '/sessions/new');
       this.sessionId = session.sessionId;
       if (!pushed.length) return [];

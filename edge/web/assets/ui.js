@@ -68,6 +68,7 @@ export class Grid {
     if (video.srcObject !== stream) video.srcObject = stream;
     video.muted = !!muted;
     video.play().catch(() => {});
+    return video;
   }
 
   detach(id) {

@@ -1,0 +1,80 @@
+// End-to-end encryption: pages with the same passphrase decode each other, directly and through the
+// media node (which forwards what it cannot read); a page with another passphrase receives the
+// packets but decodes nothing.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, waitForVideo, videoInbound, uniqueRoom } from './lib.mjs';
+
+let edge;
+let browser;
+before(async () => { edge = await startEdge(); browser = await launchBrowser(); });
+after(async () => { await browser?.close(); edge?.stop(); });
+
+const PASS = 'correct horse battery staple';
+const closeAll = (pages) => Promise.all(pages.map((p) => p.context().close()));
+const counts = (page) => page.evaluate(() => /** @type {any} */ (window).edgemeet.e2ee?.counts);
+
+/** The other side's video arrives (packets rising) yet not one frame is decoded. */
+async function undecodable(page, peers = 1) {
+  const before = await videoInbound(page);
+  await page.waitForTimeout(2500);
+  const now = await videoInbound(page);
+  const silent = now.filter((s) => s.packets > 0 && s.frames === 0
+    && s.packets > (before.find((b) => b.peer === s.peer && b.frames === 0)?.packets ?? 0));
+  assert.ok(silent.length >= peers, `packets arrive but nothing decodes: ${JSON.stringify({ before, now })}`);
+  return now;
+}
+
+test('E2EE via the media node: the same passphrase decodes everywhere', async () => {
+  const room = uniqueRoom('e2ee-sfu');
+  const pages = [];
+  for (const name of ['Ada', 'Bob', 'Cy']) pages.push(await joinPage(browser, edge.url, room, { name, e2ee: PASS }));
+  for (const page of pages) await waitMode(page, 'Via server');
+  for (const page of pages) await waitForVideo(page, 2, 30000);
+  for (const page of pages) {
+    assert.equal(await page.isVisible('#e2ee-badge'), true);
+    const c = await counts(page);
+    assert.ok(c.encrypted > 0 && c.decrypted > 0, `frames are sealed and opened: ${JSON.stringify(c)}`);
+  }
+  // Everyone sees who encrypts: a lock on each tile.
+  await pages[0].waitForFunction(() => [...document.querySelectorAll('#grid .label')].filter((l) => l.textContent.includes('🔒')).length === 3);
+  await closeAll(pages);
+});
+
+test('E2EE via the media node: another passphrase receives but cannot decode', async () => {
+  const room = uniqueRoom('e2ee-sfu-wrong');
+  const ada = await joinPage(browser, edge.url, room, { name: 'Ada', e2ee: PASS });
+  const bob = await joinPage(browser, edge.url, room, { name: 'Bob', e2ee: PASS });
+  const eve = await joinPage(browser, edge.url, room, { name: 'Eve', e2ee: 'not the passphrase' });
+  for (const page of [ada, bob, eve]) await waitMode(page, 'Via server');
+  await waitForVideo(ada, 1, 30000);
+  await waitForVideo(bob, 1, 30000);
+  const seen = await undecodable(eve, 2);
+  assert.ok(seen.every((s) => s.frames === 0), `Eve decodes nothing: ${JSON.stringify(seen)}`);
+  const atAda = await undecodable(ada, 1);
+  assert.equal(atAda.filter((s) => s.frames > 0).length, 1, `Ada decodes Bob only: ${JSON.stringify(atAda)}`);
+  const c = await counts(eve);
+  assert.ok(c.failed > 0 && c.decrypted === 0, `Eve's frames all fail to open: ${JSON.stringify(c)}`);
+  await closeAll([ada, bob, eve]);
+});
+
+test('E2EE peer to peer: same passphrase decodes, another does not', async () => {
+  const room = uniqueRoom('e2ee-p2p');
+  const a = await joinPage(browser, edge.url, room, { name: 'Ada', e2ee: PASS });
+  await inMeeting(a);
+  const b = await joinPage(browser, edge.url, room, { name: 'Bob', e2ee: PASS });
+  for (const page of [a, b]) {
+    await waitMode(page, 'Direct');
+    await waitForVideo(page, 1);
+    const c = await counts(page);
+    assert.ok(c.encrypted > 0 && c.decrypted > 0, `P2P frames are sealed and opened: ${JSON.stringify(c)}`);
+  }
+  await b.context().close();
+
+  // Bob's seat goes to someone with the wrong passphrase: packets flow, nothing decodes, both ways.
+  const eve = await joinPage(browser, edge.url, room, { name: 'Eve', e2ee: 'guessing' });
+  for (const page of [a, eve]) await waitMode(page, 'Direct');
+  await undecodable(eve);
+  await undecodable(a);
+  await closeAll([a, eve]);
+});
