@@ -35,6 +35,8 @@ export class P2PLink extends EventTarget {
       if (this.e2ee) {
         this.e2ee.sender(sender, track.kind);
         const t = this.pc.getTransceivers().find((x) => x.sender === sender);
+        // The peer's media arrives on this same (sendrecv) transceiver: transform it from the start.
+        if (t) this.e2ee.receiver(t.receiver, track.kind);
         if (t && track.kind === 'video') preferVp8(t);
       }
       this.senders.push(sender);
