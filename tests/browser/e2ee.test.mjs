@@ -78,3 +78,19 @@ test('E2EE peer to peer: same passphrase decodes, another does not', async () =>
   await undecodable(a);
   await closeAll([a, eve]);
 });
+
+test('E2EE and plain pages in one room: each says why the other stays dark', async () => {
+  const room = uniqueRoom('e2ee-mixed');
+  const ada = await joinPage(browser, edge.url, room, { name: 'Ada', e2ee: PASS });
+  await inMeeting(ada);
+  const bob = await joinPage(browser, edge.url, room, { name: 'Bob' });
+  await inMeeting(bob);
+  const tile = (page, name) => page.waitForFunction((n) => {
+    const t = [...document.querySelectorAll('#grid .tile')].find((x) => x.querySelector('.label').textContent.startsWith(n));
+    return t?.classList.contains('undecodable') && t.querySelector('video').muted && t.querySelector('.label').textContent;
+  }, name).then((h) => h.jsonValue());
+  assert.match(await tile(bob, 'Ada'), /🔒.*join with the passphrase/);
+  assert.match(await tile(ada, 'Bob'), /not encrypted/);
+  assert.equal(await bob.isVisible('#e2ee-badge'), false);
+  await closeAll([ada, bob]);
+});

@@ -27,6 +27,7 @@ async function timeJoin(before) {
   pages.push(last);
   const handle = await last.waitForFunction(() => /** @type {any} */ (window).edgemeet?.timings.firstRemoteFrame, null, { timeout: 20000, polling: 50 });
   const ms = /** @type {number} */ (await handle.jsonValue());
+  if (process.env.EDGEMEET_MEASURE_VERBOSE) console.log(before, await last.evaluate(() => JSON.stringify(/** @type {any} */ (window).edgemeet.timings.marks)));
   await Promise.all(pages.map((p) => p.context().close()));
   return ms;
 }

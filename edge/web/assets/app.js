@@ -133,7 +133,7 @@ class Meeting {
   constructor(tenant, room, media, join, e2ee) {
     this.room = room;
     /** performance.now() at join, and ms from it to the first remote video frame (diagnostics, tests) */
-    this.timings = { join: performance.now(), firstRemoteFrame: /** @type {number | null} */ (null) };
+    this.timings = { join: performance.now(), firstRemoteFrame: /** @type {number | null} */ (null), marks: {} };
     this.media = media;
     this.join = join;
     this.signaling = new Signaling(`/api/rooms/${tenant ? `${encodeURIComponent(tenant)}/` : ''}${encodeURIComponent(room)}`);
@@ -158,7 +158,7 @@ class Meeting {
   /** Join again after the edge refused (e.g. a password was needed). */
   retry(join, clickedAt) {
     this.join = join;
-    this.timings = { join: clickedAt, firstRemoteFrame: null };
+    this.timings = { join: clickedAt, firstRemoteFrame: null, marks: {} };
     this.signaling.connect(join);
   }
 
@@ -171,13 +171,14 @@ class Meeting {
   }
 
   async onMessage(msg) {
+    this.mark(`msg:${msg.type}`);
     switch (msg.type) {
       case 'welcome': return this.onWelcome(msg);
       case 'waiting': show('waiting'); return;
       case 'error': return this.onError(msg);
       case 'participant_joined': case 'participant_updated':
         this.people.set(msg.participant.id, msg.participant);
-        this.grid.update(msg.participant, msg.participant.id === this.me);
+        this.grid.update(msg.participant, msg.participant.id === this.me, !!this.e2ee);
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
         return this.renderPeople();
       case 'participant_left':
@@ -227,7 +228,7 @@ class Meeting {
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
     this.people = new Map(msg.participants.map((p) => [p.id, p]));
     this.remoteTracks = new Map(msg.tracks.map((t) => [t.participant, { session_id: t.session_id, tracks: t.tracks }]));
-    for (const p of msg.participants) this.grid.update(p, p.id === this.me);
+    for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
     this.grid.attach(this.me, this.media.stream, true);
     this.renderPeople();
     this.sendState();
@@ -295,6 +296,7 @@ class Meeting {
       send: (payload) => this.signaling.send({ type: 'signal', to: media.peer, payload }),
     });
     link.addEventListener('track', (ev) => this.attachRemote(media.peer, /** @type {CustomEvent} */ (ev).detail.stream));
+    link.addEventListener('state', (ev) => this.mark(`p2p:${/** @type {CustomEvent} */ (ev).detail}`));
     link.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     this.link = link;
     await link.start(this.media.stream);
@@ -310,14 +312,22 @@ class Meeting {
     sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
     this.scheduleRefresh(node);
+    sfu.addEventListener('state', (ev) => this.mark(`sfu:${/** @type {CustomEvent} */ (ev).detail}`));
     const tracks = await sfu.start(this.media.stream);
+    this.mark('sfu:pushed');
     if (this.sfu !== sfu || !sfu.sessionId) return;
     this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
     for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);
   }
 
+  /** Note when a step of joining first happened (ms after the click), to see where join time goes. */
+  mark(step) {
+    this.timings.marks[step] ??= Math.round(performance.now() - this.timings.join);
+  }
+
   /** Show a remote stream; the first frame painted after joining is timed. */
   attachRemote(id, stream) {
+    this.mark('remote-track');
     const video = this.grid.attach(id, stream, false);
     if (this.timings.firstRemoteFrame !== null || !video.requestVideoFrameCallback) return;
     const t = this.timings;

@@ -72,10 +72,10 @@ export class SfuLink extends EventTarget {
           if (p.kind === 'video') preferVp8(p.t);
         }
       }
-      const session = await this.api('POST', '/sessions/new');
+      // Open the session while the browser builds its offer: both take a while, neither needs the other.
+      const [session] = await Promise.all([this.api('POST', '/sessions/new'), pushed.length ? this.pc.setLocalDescription() : null]);
       this.sessionId = session.sessionId;
       if (!pushed.length) return [];
-      await this.pc.setLocalDescription(await this.pc.createOffer());
       const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
         sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp },
         tracks: pushed.map((p) => ({ location: 'local', mid: p.t.mid, trackName: p.name })),
