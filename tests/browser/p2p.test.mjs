@@ -30,7 +30,8 @@ test('two participants: P2P video and audio both ways', async () => {
   const b = await joinPage(browser, edge.url, room, { name: 'Bob' });
   for (const page of [a, b]) {
     await page.waitForSelector('#meeting:not([hidden])');
-    assert.equal(await page.textContent('#mode-badge'), 'Direct');
+    // The first page learns of the second a moment later.
+    await page.waitForFunction(() => document.getElementById('mode-badge').textContent === 'Direct');
     await waitForVideo(page, 1);
     const stats = await framesDecoded(page);
     assert.ok(Object.entries(stats).some(([k, v]) => k.includes(':audio:') && v < 0), `audio packets arrive: ${JSON.stringify(stats)}`);

@@ -86,17 +86,30 @@ export class SfuLink extends EventTarget {
     });
   }
 
-  /** Pull the tracks a participant announced. */
-  pull(participant, sessionId, tracks) {
+  /** Pull the tracks a participant announced; a refused pull is retried a few times. */
+  pull(participant, sessionId, tracks, attempt = 0) {
     if (!tracks.length || this.pulled.has(sessionId)) return;
     this.owners.set(sessionId, participant);
-    this.pulled.set(sessionId, { participant, mids: [] });
+    const entry = { participant, mids: /** @type {string[]} */ ([]) };
+    this.pulled.set(sessionId, entry);
     return this.enqueue(async () => {
-      const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
-        tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'h' } } : {}) })),
-      });
-      const entry = this.pulled.get(sessionId);
-      if (entry) entry.mids = (res.tracks || []).filter((t) => !t.error).map((t) => t.mid);
+      let res;
+      try {
+        res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
+          tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'h' } } : {}) })),
+        });
+      } catch (err) {
+        res = null;
+        this.dispatchEvent(new CustomEvent('error', { detail: err }));
+      }
+      const ok = (res?.tracks || []).filter((t) => !t.error);
+      if (!ok.length && this.pulled.get(sessionId) === entry) {
+        // E.g. the publisher's push is not through yet on a busy node: try again shortly.
+        this.pulled.delete(sessionId);
+        if (attempt < 3) setTimeout(() => { if (!this.closed) this.pull(participant, sessionId, tracks, attempt + 1); }, 500 * (attempt + 1));
+      }
+      if (!res) return;
+      entry.mids = ok.map((t) => t.mid);
       if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
     });
   }
