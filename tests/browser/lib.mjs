@@ -63,6 +63,8 @@ export async function joinPage(browser, base, room, { name = '', query = '', pas
     await page.check('#e2ee-toggle');
     await page.fill('#e2ee-passphrase', e2ee);
   }
+  // Like a person, click once the preview shows the camera (joining would wait for it anyway).
+  await page.waitForFunction(() => /** @type {HTMLVideoElement} */ (document.getElementById('preview')).srcObject);
   await page.click('#join');
   return page;
 }

@@ -71,14 +71,18 @@ async function prejoin(tenant, room) {
     e2eeToggle.parentElement.title = 'This browser cannot encrypt media frames';
   }
 
-  preview.srcObject = await media.open();
   const fillDevices = async () => {
     const { cameras, mics } = await media.devices();
     for (const [select, list] of [[$('camera-select'), cameras], [$('mic-select'), mics]]) {
       select.replaceChildren(...list.map((d, i) => new Option(d.label || `Device ${i + 1}`, d.deviceId)));
     }
   };
-  await fillDevices();
+  // No await before the form's handler is bound: a quick "Join" must not submit the bare form
+  // (a reload); joining waits for the camera instead.
+  const ready = (async () => {
+    preview.srcObject = await media.open();
+    await fillDevices();
+  })();
   const reopen = async () => {
     preview.srcObject = await media.open(/** @type {HTMLSelectElement} */ ($('camera-select')).value, /** @type {HTMLSelectElement} */ ($('mic-select')).value);
   };
@@ -98,6 +102,7 @@ async function prejoin(tenant, room) {
   const start = async () => {
     const clickedAt = performance.now();
     prejoinError('');
+    await ready;
     const secret = e2eeToggle.checked ? passphrase.value : '';
     if (e2eeToggle.checked && !secret) return prejoinError('Enter the passphrase everyone in the meeting uses.');
     if (!meeting && secret) {
@@ -122,7 +127,13 @@ async function prejoin(tenant, room) {
     meeting.timings.join = clickedAt;
     meeting.start();
   };
-  $('prejoin-form').addEventListener('submit', (ev) => { ev.preventDefault(); start().catch((e) => prejoinError(String(e.message || e))); });
+  let starting = false; // a double click must not build two meetings
+  $('prejoin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (starting) return;
+    starting = true;
+    start().catch((e) => prejoinError(String(e.message || e))).finally(() => { starting = false; });
+  });
   if (params.has('autojoin')) start();
 }
 
