@@ -3,7 +3,8 @@
 // packets but decodes nothing.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, waitForVideo, videoInbound, uniqueRoom } from './lib.mjs';
+import { join } from 'node:path';
+import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, waitForVideo, videoInbound, uniqueRoom, artifacts } from './lib.mjs';
 
 let edge;
 let browser;
@@ -37,7 +38,9 @@ test('E2EE via the media node: the same passphrase decodes everywhere', async ()
     assert.ok(c.encrypted > 0 && c.decrypted > 0, `frames are sealed and opened: ${JSON.stringify(c)}`);
   }
   // Everyone sees who encrypts: a lock on each tile.
-  await pages[0].waitForFunction(() => [...document.querySelectorAll('#grid .label')].filter((l) => l.textContent.includes('🔒')).length === 3);
+  await pages[0].waitForFunction(() => [...document.querySelectorAll('#grid .label')].filter((l) => l.textContent.includes('E2EE')).length === 3);
+  await pages[0].click('#toggle-people');
+  await pages[0].screenshot({ path: join(artifacts, 'e2ee-meeting.png') });
   await closeAll(pages);
 });
 
@@ -96,7 +99,7 @@ test('E2EE and plain pages in one room: each says why the other stays dark', asy
     const t = [...document.querySelectorAll('#grid .tile')].find((x) => x.querySelector('.label').textContent.startsWith(n));
     return t?.classList.contains('undecodable') && t.querySelector('video').muted && t.querySelector('.label').textContent;
   }, name).then((h) => h.jsonValue());
-  assert.match(await tile(bob, 'Ada'), /🔒.*join with the passphrase/);
+  assert.match(await tile(bob, 'Ada'), /E2EE.*join with the passphrase/);
   assert.match(await tile(ada, 'Bob'), /not encrypted/);
   assert.equal(await bob.isVisible('#e2ee-badge'), false);
   await closeAll([ada, bob]);

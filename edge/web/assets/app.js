@@ -379,7 +379,7 @@ class Meeting {
       const li = document.createElement('li');
       li.dataset.participant = p.id;
       const name = document.createElement('span');
-      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · end-to-end encrypted' : ''}`;
+      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
         for (const [label, msg] of [['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]]) {

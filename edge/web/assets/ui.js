@@ -52,7 +52,8 @@ export class Grid {
     const theirs = !!p.media?.e2ee;
     const mismatch = !isMe && p.media && theirs !== myE2ee
       ? (theirs ? ' (encrypted: join with the passphrase to see them)' : ' (not encrypted: hidden while you use E2EE)') : '';
-    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' 🔇' : ''}${theirs ? ' 🔒' : ''}${mismatch}`;
+    // Words, not emoji: systems without an emoji font show empty boxes.
+    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${mismatch}`;
     tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}${theirs ? ', end-to-end encrypted' : ''}`);
     // A decoder fed ciphertext paints and plays noise: hide and mute instead.
     tile.classList.toggle('undecodable', !!mismatch);
