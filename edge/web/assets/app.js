@@ -3,7 +3,7 @@ import { Signaling } from './signaling.js';
 import { LocalMedia } from './media.js';
 import { P2PLink } from './p2p.js';
 import { SfuLink } from './sfu.js';
-import { E2ee, e2eeSupported } from './e2ee.js';
+import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat } from './ui.js';
 
 const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -66,6 +66,19 @@ async function prejoin(tenant, room) {
     passphrase.hidden = !e2eeToggle.checked;
     if (e2eeToggle.checked) passphrase.focus();
   });
+  // Derive the key while the user is still on this page, so joining does not wait for PBKDF2.
+  const scope = `${tenant || ''}/${room.trim().toLowerCase()}`; // as the edge normalizes the room
+  /** @type {{secret: string, key: Promise<CryptoKey>} | null} */
+  let derived = null;
+  let deriveTimer = 0;
+  const keyFor = (secret) => {
+    if (derived?.secret !== secret) derived = { secret, key: deriveKey(secret, scope) };
+    return derived.key;
+  };
+  passphrase.addEventListener('input', () => {
+    clearTimeout(deriveTimer);
+    deriveTimer = setTimeout(() => { if (passphrase.value) keyFor(passphrase.value).catch(() => {}); }, 300);
+  });
   if (!e2eeSupported()) {
     e2eeToggle.disabled = true;
     e2eeToggle.parentElement.title = 'This browser cannot encrypt media frames';
@@ -106,8 +119,7 @@ async function prejoin(tenant, room) {
     const secret = e2eeToggle.checked ? passphrase.value : '';
     if (e2eeToggle.checked && !secret) return prejoinError('Enter the passphrase everyone in the meeting uses.');
     if (!meeting && secret) {
-      // The scope is the room as the edge normalizes it, so every participant derives the same key.
-      e2ee = await E2ee.fromPassphrase(secret, `${tenant || ''}/${room.trim().toLowerCase()}`);
+      e2ee = new E2ee(await keyFor(secret));
       e2eeSecret = secret;
     } else if (meeting && secret !== e2eeSecret) {
       // After a refused join (password), E2EE stays as it was when the meeting object was built.

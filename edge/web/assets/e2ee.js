@@ -31,19 +31,6 @@ export class E2ee extends EventTarget {
     this.attached = new WeakSet();
   }
 
-  /**
-   * Derive the AES-GCM key; the passphrase stays in this thread and the key is not extractable.
-   * @param {string} passphrase @param {string} scope tenant and room, as the edge normalizes them
-   */
-  static async fromPassphrase(passphrase, scope) {
-    const enc = new TextEncoder();
-    const base = await crypto.subtle.importKey('raw', enc.encode(passphrase), 'PBKDF2', false, ['deriveKey']);
-    const key = await crypto.subtle.deriveKey(
-      { name: 'PBKDF2', hash: 'SHA-256', salt: enc.encode(SALT_PREFIX + scope), iterations: PBKDF2_ITERATIONS },
-      base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-    return new E2ee(key);
-  }
-
   /** Extra RTCPeerConnection options this mode needs. */
   pcConfig() {
     return this.scriptTransform ? {} : { encodedInsertableStreams: true };
@@ -86,4 +73,17 @@ export function preferVp8(transceiver) {
   const vp8 = caps.codecs.filter((c) => /\/vp8$/i.test(c.mimeType));
   const rest = caps.codecs.filter((c) => /\/(rtx|red|ulpfec)$/i.test(c.mimeType));
   try { transceiver.setCodecPreferences([...vp8, ...rest]); } catch { /* keep the defaults */ }
+}
+
+/**
+ * The meeting key: PBKDF2 -> AES-GCM-256, not extractable; the passphrase stays in this thread.
+ * Slow on purpose (~100 ms), so guessing passphrases is slow too.
+ * @param {string} passphrase @param {string} scope tenant and room, as the edge normalizes them
+ */
+export async function deriveKey(passphrase, scope) {
+  const enc = new TextEncoder();
+  const base = await crypto.subtle.importKey('raw', enc.encode(passphrase), 'PBKDF2', false, ['deriveKey']);
+  return crypto.subtle.deriveKey(
+    { name: 'PBKDF2', hash: 'SHA-256', salt: enc.encode(SALT_PREFIX + scope), iterations: PBKDF2_ITERATIONS },
+    base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
 }

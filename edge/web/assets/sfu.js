@@ -2,6 +2,9 @@
 // pull every other participant's tracks. API: docs/media-node-api.md.
 import { preferVp8 } from './e2ee.js';
 
+/** When a pulled video moves from the first (lowest) layer to the one we watch. */
+const UPGRADE_AFTER_MS = 1500;
+
 const SIMULCAST = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
@@ -96,7 +99,9 @@ export class SfuLink extends EventTarget {
       let res;
       try {
         res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
-          tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'h' } } : {}) })),
+          // Start on the lowest layer: the publisher always sends it, while the upper ones may be
+          // paused (bandwidth, CPU) and the node waits for the preferred layer if it has seen it once.
+          tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'q' } } : {}) })),
         });
       } catch (err) {
         res = null;
@@ -111,7 +116,17 @@ export class SfuLink extends EventTarget {
       if (!res) return;
       entry.mids = ok.map((t) => t.mid);
       if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+      const videoMids = ok.filter((t) => tracks.find((x) => x.name === t.trackName)?.kind === 'video').map((t) => t.mid);
+      if (videoMids.length) setTimeout(() => this.upgrade(sessionId, entry, videoMids), UPGRADE_AFTER_MS);
     });
+  }
+
+  /** Move pulled video up to the middle layer; the node keeps the low one flowing until it switches. */
+  upgrade(sessionId, entry, mids) {
+    if (this.closed || this.pulled.get(sessionId) !== entry) return;
+    this.enqueue(() => this.api('PUT', `/sessions/${this.sessionId}/tracks/update`, {
+      tracks: mids.map((mid) => ({ mid, simulcast: { preferredRid: 'h' } })),
+    }));
   }
 
   async answerNodeOffer(offer) {
