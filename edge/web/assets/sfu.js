@@ -26,6 +26,9 @@ export class SfuLink extends EventTarget {
     /** @type {Map<string, MediaStream>} one stream per publisher session */
     this.streams = new Map();
     this.queue = Promise.resolve();
+    /** @type {Map<string, {rid: string, since: number, packets: number, stalls: number}>} pulled video layer by mid */
+    this.layers = new Map();
+    this.layerTimer = 0;
     this.closed = false;
     this.pc.ontrack = (ev) => {
       // Attach before the first frame arrives (the node's offer precedes the media).
@@ -116,17 +119,45 @@ export class SfuLink extends EventTarget {
       if (!res) return;
       entry.mids = ok.map((t) => t.mid);
       if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
-      const videoMids = ok.filter((t) => tracks.find((x) => x.name === t.trackName)?.kind === 'video').map((t) => t.mid);
-      if (videoMids.length) setTimeout(() => this.upgrade(sessionId, entry, videoMids), UPGRADE_AFTER_MS);
+      for (const t of ok) {
+        if (tracks.find((x) => x.name === t.trackName)?.kind === 'video') this.layers.set(t.mid, { rid: 'q', since: Date.now(), packets: 0, stalls: 0 });
+      }
+      this.watchLayers();
     });
   }
 
-  /** Move pulled video up to the middle layer; the node keeps the low one flowing until it switches. */
-  upgrade(sessionId, entry, mids) {
-    if (this.closed || this.pulled.get(sessionId) !== entry) return;
-    this.enqueue(() => this.api('PUT', `/sessions/${this.sessionId}/tracks/update`, {
-      tracks: mids.map((mid) => ({ mid, simulcast: { preferredRid: 'h' } })),
-    }));
+  /**
+   * Pick each pulled video's simulcast layer: up to 'h' once 'q' flows, to the other layer when the
+   * stream stalls. A publisher pauses its upper layers when short of CPU or bandwidth, and the node
+   * keeps waiting for a paused layer rather than falling back.
+   */
+  watchLayers() {
+    if (this.layerTimer) return;
+    this.layerTimer = setInterval(async () => {
+      if (this.closed) return clearInterval(this.layerTimer);
+      const changes = [];
+      for (const t of this.pc.getTransceivers()) {
+        const layer = t.mid !== null && this.layers.get(t.mid);
+        if (!layer) continue;
+        let packets = 0;
+        for (const st of (await t.receiver.getStats()).values()) if (st.type === 'inbound-rtp') packets = st.packetsReceived || 0;
+        const flowing = packets > layer.packets;
+        layer.packets = packets;
+        const age = Date.now() - layer.since;
+        if (layer.rid === 'q' && flowing && age > UPGRADE_AFTER_MS * (1 + layer.stalls)) changes.push([t.mid, 'h']);
+        // A stalled stream: try the other layer (a switch also makes the node ask for a keyframe).
+        else if (!flowing && packets > 0 && age > 1500) changes.push([t.mid, layer.rid === 'h' ? 'q' : 'h']);
+      }
+      for (const [mid, rid] of changes) {
+        const layer = this.layers.get(mid);
+        if (rid === 'q') layer.stalls = Math.min(layer.stalls + 1, 10); // wait longer before each upgrade
+        Object.assign(layer, { rid, since: Date.now() });
+      }
+      if (!changes.length) return;
+      this.enqueue(() => this.api('PUT', `/sessions/${this.sessionId}/tracks/update`, {
+        tracks: changes.map(([mid, rid]) => ({ mid, simulcast: { preferredRid: rid } })),
+      }));
+    }, 500);
   }
 
   async answerNodeOffer(offer) {
@@ -141,6 +172,7 @@ export class SfuLink extends EventTarget {
       if (entry.participant !== participant) continue;
       this.pulled.delete(session);
       this.streams.delete(session);
+      for (const mid of entry.mids) this.layers.delete(mid);
       if (entry.mids.length) {
         this.enqueue(async () => {
           const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: entry.mids.map((mid) => ({ mid })), force: false });
@@ -161,6 +193,7 @@ export class SfuLink extends EventTarget {
 
   close() {
     this.closed = true;
+    clearInterval(this.layerTimer);
     if (this.sessionId) this.api('DELETE', `/sessions/${this.sessionId}`).catch(() => {});
     this.pc.close();
   }
