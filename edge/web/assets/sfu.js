@@ -26,7 +26,7 @@ export class SfuLink extends EventTarget {
     /** @type {Map<string, MediaStream>} one stream per publisher session */
     this.streams = new Map();
     this.queue = Promise.resolve();
-    /** @type {Map<string, {rid: string, since: number, packets: number, stalls: number}>} pulled video layer by mid */
+    /** @type {Map<string, {rid: string, since: number, packets: number, frames: number, slow: number, stalls: number}>} pulled video layer by mid */
     this.layers = new Map();
     this.layerTimer = 0;
     this.closed = false;
@@ -120,7 +120,7 @@ export class SfuLink extends EventTarget {
       entry.mids = ok.map((t) => t.mid);
       if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
       for (const t of ok) {
-        if (tracks.find((x) => x.name === t.trackName)?.kind === 'video') this.layers.set(t.mid, { rid: 'q', since: Date.now(), packets: 0, stalls: 0 });
+        if (tracks.find((x) => x.name === t.trackName)?.kind === 'video') this.layers.set(t.mid, { rid: 'q', since: Date.now(), packets: 0, frames: 0, slow: 0, stalls: 0 });
       }
       this.watchLayers();
     });
@@ -140,18 +140,24 @@ export class SfuLink extends EventTarget {
         const layer = t.mid !== null && this.layers.get(t.mid);
         if (!layer) continue;
         let packets = 0;
-        for (const st of (await t.receiver.getStats()).values()) if (st.type === 'inbound-rtp') packets = st.packetsReceived || 0;
+        let frames = 0;
+        for (const st of (await t.receiver.getStats()).values()) {
+          if (st.type === 'inbound-rtp') { packets = st.packetsReceived || 0; frames = st.framesDecoded || 0; }
+        }
         const flowing = packets > layer.packets;
-        layer.packets = packets;
+        // Under 4 frames per second: the publisher starves this layer (CPU-limited encoders do that).
+        layer.slow = frames - layer.frames < 2 ? layer.slow + 1 : 0;
+        Object.assign(layer, { packets, frames });
         const age = Date.now() - layer.since;
         if (layer.rid === 'q' && flowing && age > UPGRADE_AFTER_MS * (1 + layer.stalls)) changes.push([t.mid, 'h']);
         // A stalled stream: try the other layer (a switch also makes the node ask for a keyframe).
         else if (!flowing && packets > 0 && age > 1500) changes.push([t.mid, layer.rid === 'h' ? 'q' : 'h']);
+        else if (layer.rid === 'h' && layer.slow >= 3 && age > 3000) changes.push([t.mid, 'q']);
       }
       for (const [mid, rid] of changes) {
         const layer = this.layers.get(mid);
         if (rid === 'q') layer.stalls = Math.min(layer.stalls + 1, 10); // wait longer before each upgrade
-        Object.assign(layer, { rid, since: Date.now() });
+        Object.assign(layer, { rid, since: Date.now(), slow: 0 });
       }
       if (!changes.length) return;
       this.enqueue(() => this.api('PUT', `/sessions/${this.sessionId}/tracks/update`, {
