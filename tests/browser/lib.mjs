@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -47,8 +48,8 @@ export async function launchBrowser() {
 }
 
 /** A new page (own context) in the meeting `room`, joined with `name`. */
-export async function joinPage(browser, base, room, { name = '', query = '', password = '' } = {}) {
-  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 800 } });
+export async function joinPage(browser, base, room, { name = '', query = '', password = '', e2ee = '', viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport });
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[page ${name}]`, err));
   await page.goto(`${base}/${room}${query}`);
@@ -58,8 +59,46 @@ export async function joinPage(browser, base, room, { name = '', query = '', pas
     await page.evaluate(() => { document.getElementById('password-box').hidden = false; });
     await page.fill('#room-password', password);
   }
+  if (e2ee) {
+    await page.check('#e2ee-toggle');
+    await page.fill('#e2ee-passphrase', e2ee);
+  }
+  // Like a person, click once the preview shows the camera (joining would wait for it anyway).
+  await page.waitForFunction(() => /** @type {HTMLVideoElement} */ (document.getElementById('preview')).srcObject);
   await page.click('#join');
   return page;
+}
+
+/** Wait until the page shows the meeting. */
+export async function inMeeting(page, timeout = 15000) {
+  await page.waitForSelector('#meeting:not([hidden])', { timeout });
+}
+
+/** Wait until the page's mode badge reads `text` ('Direct', 'Via server', 'Alone'). */
+export async function waitMode(page, text, timeout = 20000) {
+  await page.waitForFunction((t) => document.getElementById('mode-badge').textContent === t, text, { timeout });
+}
+
+/** Incoming video per RTP stream: packets received and frames decoded. */
+export async function videoInbound(page) {
+  return page.evaluate(async () => {
+    const m = /** @type {any} */ (window).edgemeet;
+    const out = [];
+    for (const [peer, pc] of m.peerConnections()) {
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') out.push({ peer, packets: s.packetsReceived || 0, frames: s.framesDecoded || 0 });
+      }
+    }
+    return out;
+  });
+}
+
+/** An HS256 invite token in Jitsi's format. */
+export function mintToken(secret, claims) {
+  const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ aud: 'edgemeet', nbf: now - 10, exp: now + 3600, ...claims })}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
 
 /** Frames decoded per remote participant, from the page's peer connections. */

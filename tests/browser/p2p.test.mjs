@@ -19,6 +19,8 @@ test('landing page offers a random name and warns about a guessable one', async 
   await page.waitForSelector('#name-warning:not([hidden])');
   assert.match(await page.textContent('#name-warning'), /guess/i);
   await page.screenshot({ path: join(artifacts, 'landing.png') });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(artifacts, 'landing-phone.png') });
   await page.close();
 });
 
@@ -28,13 +30,20 @@ test('two participants: P2P video and audio both ways', async () => {
   const b = await joinPage(browser, edge.url, room, { name: 'Bob' });
   for (const page of [a, b]) {
     await page.waitForSelector('#meeting:not([hidden])');
-    assert.equal(await page.textContent('#mode-badge'), 'Direct');
+    // The first page learns of the second a moment later.
+    await page.waitForFunction(() => document.getElementById('mode-badge').textContent === 'Direct');
     await waitForVideo(page, 1);
     const stats = await framesDecoded(page);
     assert.ok(Object.entries(stats).some(([k, v]) => k.includes(':audio:') && v < 0), `audio packets arrive: ${JSON.stringify(stats)}`);
   }
   assert.match(await a.textContent('#grid'), /Bob/);
   await a.screenshot({ path: join(artifacts, 'p2p-meeting.png') });
+  // A narrow phone screen: tiles stack, the toolbar stays reachable, panels cover the grid.
+  await b.setViewportSize({ width: 390, height: 844 });
+  await b.waitForTimeout(300);
+  await b.screenshot({ path: join(artifacts, 'p2p-meeting-phone.png') });
+  await b.click('#toggle-chat');
+  await b.screenshot({ path: join(artifacts, 'p2p-chat-phone.png') });
   await a.context().close();
   await b.context().close();
 });

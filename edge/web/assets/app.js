@@ -3,6 +3,7 @@ import { Signaling } from './signaling.js';
 import { LocalMedia } from './media.js';
 import { P2PLink } from './p2p.js';
 import { SfuLink } from './sfu.js';
+import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat } from './ui.js';
 
 const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -60,23 +61,71 @@ async function prejoin(tenant, room) {
     remember.checked = true;
   }
   const e2eeToggle = /** @type {HTMLInputElement} */ ($('e2ee-toggle'));
-  e2eeToggle.addEventListener('change', () => { $('e2ee-passphrase').hidden = !e2eeToggle.checked; });
+  const passphrase = /** @type {HTMLInputElement} */ ($('e2ee-passphrase'));
+  e2eeToggle.addEventListener('change', () => {
+    passphrase.hidden = !e2eeToggle.checked;
+    if (e2eeToggle.checked) passphrase.focus();
+  });
+  // Derive the key while the user is still on this page, so joining does not wait for PBKDF2.
+  const scope = `${tenant || ''}/${room.trim().toLowerCase()}`; // as the edge normalizes the room
+  /** @type {{secret: string, key: Promise<CryptoKey>} | null} */
+  let derived = null;
+  let deriveTimer = 0;
+  const keyFor = (secret) => {
+    if (derived?.secret !== secret) derived = { secret, key: deriveKey(secret, scope) };
+    return derived.key;
+  };
+  passphrase.addEventListener('input', () => {
+    clearTimeout(deriveTimer);
+    deriveTimer = setTimeout(() => { if (passphrase.value) keyFor(passphrase.value).catch(() => {}); }, 300);
+  });
+  if (!e2eeSupported()) {
+    e2eeToggle.disabled = true;
+    e2eeToggle.parentElement.title = 'This browser cannot encrypt media frames';
+  }
 
-  preview.srcObject = await media.open();
   const fillDevices = async () => {
     const { cameras, mics } = await media.devices();
     for (const [select, list] of [[$('camera-select'), cameras], [$('mic-select'), mics]]) {
       select.replaceChildren(...list.map((d, i) => new Option(d.label || `Device ${i + 1}`, d.deviceId)));
     }
   };
-  await fillDevices();
+  // No await before the form's handler is bound: a quick "Join" must not submit the bare form
+  // (a reload); joining waits for the camera instead.
+  const ready = (async () => {
+    preview.srcObject = await media.open();
+    await fillDevices();
+  })();
   const reopen = async () => {
     preview.srcObject = await media.open(/** @type {HTMLSelectElement} */ ($('camera-select')).value, /** @type {HTMLSelectElement} */ ($('mic-select')).value);
   };
   $('camera-select').addEventListener('change', reopen);
   $('mic-select').addEventListener('change', reopen);
 
-  const start = () => {
+  /** @type {Meeting | null} one per page: a password retry reuses it */
+  let meeting = null;
+  /** @type {E2ee | null} */
+  let e2ee = null;
+  let e2eeSecret = '';
+  const prejoinError = (text) => {
+    const el = $('prejoin-error');
+    el.textContent = text;
+    el.hidden = !text;
+  };
+  const start = async () => {
+    const clickedAt = performance.now();
+    prejoinError('');
+    await ready;
+    const secret = e2eeToggle.checked ? passphrase.value : '';
+    if (e2eeToggle.checked && !secret) return prejoinError('Enter the passphrase everyone in the meeting uses.');
+    if (!meeting && secret) {
+      e2ee = new E2ee(await keyFor(secret));
+      e2eeSecret = secret;
+    } else if (meeting && secret !== e2eeSecret) {
+      // After a refused join (password), E2EE stays as it was when the meeting object was built.
+      e2eeToggle.checked = !!e2eeSecret;
+      passphrase.value = e2eeSecret;
+    }
     const profile = { name: fields[0].value.trim(), email: fields[1].value.trim(), avatar: fields[2].value.trim() };
     if (remember.checked) localStorage.setItem('edgemeet.profile', JSON.stringify(profile));
     else localStorage.removeItem('edgemeet.profile');
@@ -85,17 +134,29 @@ async function prejoin(tenant, room) {
     if (token) join.token = token;
     const password = /** @type {HTMLInputElement} */ ($('room-password')).value;
     if (password) join.password = password;
-    new Meeting(tenant, room, media, join).start();
+    if (meeting) return meeting.retry(join, clickedAt);
+    meeting = new Meeting(tenant, room, media, join, e2ee);
+    meeting.timings.join = clickedAt;
+    meeting.start();
   };
-  $('prejoin-form').addEventListener('submit', (ev) => { ev.preventDefault(); start(); });
+  let starting = false; // a double click must not build two meetings
+  $('prejoin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (starting) return;
+    starting = true;
+    start().catch((e) => prejoinError(String(e.message || e))).finally(() => { starting = false; });
+  });
   if (params.has('autojoin')) start();
 }
 
 // ---- The meeting -----------------------------------------------------------------------------
 
 class Meeting {
-  constructor(tenant, room, media, join) {
+  /** @param {E2ee | null} e2ee */
+  constructor(tenant, room, media, join, e2ee) {
     this.room = room;
+    /** performance.now() at join, and ms from it to the first remote video frame (diagnostics, tests) */
+    this.timings = { join: performance.now(), firstRemoteFrame: /** @type {number | null} */ (null), marks: {} };
     this.media = media;
     this.join = join;
     this.signaling = new Signaling(`/api/rooms/${tenant ? `${encodeURIComponent(tenant)}/` : ''}${encodeURIComponent(room)}`);
@@ -113,8 +174,15 @@ class Meeting {
     this.remoteTracks = new Map();
     this.refreshTimer = 0;
     this.mode = 'none';
-    this.e2ee = false;
+    this.e2ee = e2ee;
     window.edgemeet = this; // for tests and debugging in the console
+  }
+
+  /** Join again after the edge refused (e.g. a password was needed). */
+  retry(join, clickedAt) {
+    this.join = join;
+    this.timings = { join: clickedAt, firstRemoteFrame: null, marks: {} };
+    this.signaling.connect(join);
   }
 
   start() {
@@ -126,13 +194,14 @@ class Meeting {
   }
 
   async onMessage(msg) {
+    this.mark(`msg:${msg.type}`);
     switch (msg.type) {
       case 'welcome': return this.onWelcome(msg);
       case 'waiting': show('waiting'); return;
       case 'error': return this.onError(msg);
       case 'participant_joined': case 'participant_updated':
         this.people.set(msg.participant.id, msg.participant);
-        this.grid.update(msg.participant, msg.participant.id === this.me);
+        this.grid.update(msg.participant, msg.participant.id === this.me, !!this.e2ee);
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
         return this.renderPeople();
       case 'participant_left':
@@ -177,11 +246,12 @@ class Meeting {
     this.iceServers = msg.ice_servers;
     $('meeting-name').textContent = this.room;
     $('lock-badge').hidden = !msg.locked;
+    $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
     this.people = new Map(msg.participants.map((p) => [p.id, p]));
     this.remoteTracks = new Map(msg.tracks.map((t) => [t.participant, { session_id: t.session_id, tracks: t.tracks }]));
-    for (const p of msg.participants) this.grid.update(p, p.id === this.me);
+    for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
     this.grid.attach(this.me, this.media.stream, true);
     this.renderPeople();
     this.sendState();
@@ -242,31 +312,51 @@ class Meeting {
 
   async startP2p(media) {
     const link = new P2PLink({
+      e2ee: this.e2ee,
       peer: media.peer,
       initiator: media.initiator,
       iceServers: this.iceServers,
       send: (payload) => this.signaling.send({ type: 'signal', to: media.peer, payload }),
     });
-    link.addEventListener('track', (ev) => this.grid.attach(media.peer, /** @type {CustomEvent} */ (ev).detail.stream, false));
+    link.addEventListener('track', (ev) => this.attachRemote(media.peer, /** @type {CustomEvent} */ (ev).detail.stream));
+    link.addEventListener('state', (ev) => this.mark(`p2p:${/** @type {CustomEvent} */ (ev).detail}`));
     link.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     this.link = link;
     await link.start(this.media.stream);
   }
 
   async startSfu(node) {
-    const sfu = new SfuLink({ grant: node, iceServers: this.iceServers });
+    const sfu = new SfuLink({ grant: node, iceServers: this.iceServers, e2ee: this.e2ee });
     this.sfu = sfu;
     sfu.addEventListener('track', (ev) => {
       const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
-      this.grid.attach(participant, stream, false);
+      this.attachRemote(participant, stream);
     });
     sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
     this.scheduleRefresh(node);
+    sfu.addEventListener('state', (ev) => this.mark(`sfu:${/** @type {CustomEvent} */ (ev).detail}`));
     const tracks = await sfu.start(this.media.stream);
+    this.mark('sfu:pushed');
     if (this.sfu !== sfu || !sfu.sessionId) return;
     this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
     for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);
+  }
+
+  /** Note when a step of joining first happened (ms after the click), to see where join time goes. */
+  mark(step) {
+    this.timings.marks[step] ??= Math.round(performance.now() - this.timings.join);
+  }
+
+  /** Show a remote stream; the first frame painted after joining is timed. */
+  attachRemote(id, stream) {
+    this.mark('remote-track');
+    const video = this.grid.attach(id, stream, false);
+    if (this.timings.firstRemoteFrame !== null || !video.requestVideoFrameCallback) return;
+    const t = this.timings;
+    video.requestVideoFrameCallback(() => {
+      if (t === this.timings && t.firstRemoteFrame === null) t.firstRemoteFrame = Math.round(performance.now() - t.join);
+    });
   }
 
   scheduleRefresh(node) {
@@ -301,7 +391,7 @@ class Meeting {
       const li = document.createElement('li');
       li.dataset.participant = p.id;
       const name = document.createElement('span');
-      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}`;
+      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
         for (const [label, msg] of [['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]]) {
@@ -320,7 +410,7 @@ class Meeting {
   }
 
   sendState() {
-    this.signaling.send({ type: 'media_state', ...this.media.state(this.e2ee) });
+    this.signaling.send({ type: 'media_state', ...this.media.state(!!this.e2ee) });
   }
 
   setMic(on) {

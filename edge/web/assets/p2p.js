@@ -1,21 +1,25 @@
 // One direct RTCPeerConnection to the other participant, signaled through the edge.
+import { preferVp8 } from './e2ee.js';
 
 export class P2PLink extends EventTarget {
   /**
-   * @param {{peer: string, initiator: boolean, iceServers: RTCIceServer[], send: (payload: object) => void}} opts
+   * @param {{peer: string, initiator: boolean, iceServers: RTCIceServer[], send: (payload: object) => void, e2ee?: import('./e2ee.js').E2ee | null}} opts
    */
-  constructor({ peer, initiator, iceServers, send }) {
+  constructor({ peer, initiator, iceServers, send, e2ee = null }) {
     super();
     this.peer = peer;
     this.initiator = initiator;
     this.send = send;
-    this.pc = new RTCPeerConnection({ iceServers });
+    this.e2ee = e2ee;
+    this.pc = new RTCPeerConnection({ iceServers, ...e2ee?.pcConfig() });
     /** @type {RTCRtpSender[]} */
     this.senders = [];
     /** @type {RTCIceCandidateInit[]} candidates that arrived before the remote description */
     this.pendingCandidates = [];
     this.pc.onicecandidate = (ev) => { if (ev.candidate) this.send({ candidate: ev.candidate.toJSON() }); };
     this.pc.ontrack = (ev) => {
+      // Attach before the first frame arrives: the transform must see every frame.
+      this.e2ee?.receiver(ev.receiver, ev.track.kind);
       const stream = ev.streams[0] || new MediaStream([ev.track]);
       this.dispatchEvent(new CustomEvent('track', { detail: { stream, track: ev.track } }));
     };
@@ -25,10 +29,16 @@ export class P2PLink extends EventTarget {
   }
 
   /** Add local tracks; the initiator then offers. */
-  async start(stream, transform) {
+  async start(stream) {
     for (const track of stream.getTracks()) {
       const sender = this.pc.addTrack(track, stream);
-      transform?.(sender);
+      if (this.e2ee) {
+        this.e2ee.sender(sender, track.kind);
+        const t = this.pc.getTransceivers().find((x) => x.sender === sender);
+        // The peer's media arrives on this same (sendrecv) transceiver: transform it from the start.
+        if (t) this.e2ee.receiver(t.receiver, track.kind);
+        if (t && track.kind === 'video') preferVp8(t);
+      }
       this.senders.push(sender);
     }
     if (this.initiator) await this.offer();

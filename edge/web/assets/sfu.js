@@ -1,5 +1,9 @@
 // One RTCPeerConnection to the room's media node: push our microphone and camera (simulcast),
 // pull every other participant's tracks. API: docs/media-node-api.md.
+import { preferVp8 } from './e2ee.js';
+
+/** When a pulled video moves from the first (lowest) layer to the one we watch. */
+const UPGRADE_AFTER_MS = 1500;
 
 const SIMULCAST = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -8,11 +12,12 @@ const SIMULCAST = [
 ];
 
 export class SfuLink extends EventTarget {
-  /** @param {{grant: {node_id: string, url: string, token: string}, iceServers: RTCIceServer[]}} opts */
-  constructor({ grant, iceServers }) {
+  /** @param {{grant: {node_id: string, url: string, token: string}, iceServers: RTCIceServer[], e2ee?: import('./e2ee.js').E2ee | null}} opts */
+  constructor({ grant, iceServers, e2ee = null }) {
     super();
     this.grant = grant;
-    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    this.e2ee = e2ee;
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', ...e2ee?.pcConfig() });
     this.sessionId = null;
     /** @type {Map<string, {participant: string, mids: string[]}>} pulled tracks by publisher session */
     this.pulled = new Map();
@@ -21,8 +26,13 @@ export class SfuLink extends EventTarget {
     /** @type {Map<string, MediaStream>} one stream per publisher session */
     this.streams = new Map();
     this.queue = Promise.resolve();
+    /** @type {Map<string, {rid: string, since: number, packets: number, frames: number, slow: number, stalls: number}>} pulled video layer by mid */
+    this.layers = new Map();
+    this.layerTimer = 0;
     this.closed = false;
     this.pc.ontrack = (ev) => {
+      // Attach before the first frame arrives (the node's offer precedes the media).
+      this.e2ee?.receiver(ev.receiver, ev.track.kind);
       // The node names pulled streams by the publisher's session id.
       const session = ev.streams[0]?.id || '';
       const participant = this.owners.get(session);
@@ -54,7 +64,7 @@ export class SfuLink extends EventTarget {
   }
 
   /** Open the session and push our tracks; resolves to the track list to announce to the room. */
-  start(stream, transform) {
+  start(stream) {
     return this.enqueue(async () => {
       const audio = stream.getAudioTracks()[0];
       const video = stream.getVideoTracks()[0];
@@ -62,11 +72,16 @@ export class SfuLink extends EventTarget {
       const pushed = [];
       if (audio) pushed.push({ t: this.pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] }), name: 'audio', kind: 'audio', source: 'microphone' });
       if (video) pushed.push({ t: this.pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST }), name: 'video', kind: 'video', source: 'camera' });
-      for (const p of pushed) transform?.(p.t.sender, p.kind);
-      const session = await this.api('POST', '/sessions/new');
+      if (this.e2ee) {
+        for (const p of pushed) {
+          this.e2ee.sender(p.t.sender, p.kind);
+          if (p.kind === 'video') preferVp8(p.t);
+        }
+      }
+      // Open the session while the browser builds its offer: both take a while, neither needs the other.
+      const [session] = await Promise.all([this.api('POST', '/sessions/new'), pushed.length ? this.pc.setLocalDescription() : null]);
       this.sessionId = session.sessionId;
       if (!pushed.length) return [];
-      await this.pc.setLocalDescription(await this.pc.createOffer());
       const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
         sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp },
         tracks: pushed.map((p) => ({ location: 'local', mid: p.t.mid, trackName: p.name })),
@@ -77,19 +92,78 @@ export class SfuLink extends EventTarget {
     });
   }
 
-  /** Pull the tracks a participant announced. */
-  pull(participant, sessionId, tracks) {
+  /** Pull the tracks a participant announced; a refused pull is retried a few times. */
+  pull(participant, sessionId, tracks, attempt = 0) {
     if (!tracks.length || this.pulled.has(sessionId)) return;
     this.owners.set(sessionId, participant);
-    this.pulled.set(sessionId, { participant, mids: [] });
+    const entry = { participant, mids: /** @type {string[]} */ ([]) };
+    this.pulled.set(sessionId, entry);
     return this.enqueue(async () => {
-      const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
-        tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'h' } } : {}) })),
-      });
-      const entry = this.pulled.get(sessionId);
-      if (entry) entry.mids = (res.tracks || []).filter((t) => !t.error).map((t) => t.mid);
+      let res;
+      try {
+        res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
+          // Start on the lowest layer: the publisher always sends it, while the upper ones may be
+          // paused (bandwidth, CPU) and the node waits for the preferred layer if it has seen it once.
+          tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'q' } } : {}) })),
+        });
+      } catch (err) {
+        res = null;
+        this.dispatchEvent(new CustomEvent('error', { detail: err }));
+      }
+      const ok = (res?.tracks || []).filter((t) => !t.error);
+      if (!ok.length && this.pulled.get(sessionId) === entry) {
+        // E.g. the publisher's push is not through yet on a busy node: try again shortly.
+        this.pulled.delete(sessionId);
+        if (attempt < 3) setTimeout(() => { if (!this.closed) this.pull(participant, sessionId, tracks, attempt + 1); }, 500 * (attempt + 1));
+      }
+      if (!res) return;
+      entry.mids = ok.map((t) => t.mid);
       if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+      for (const t of ok) {
+        if (tracks.find((x) => x.name === t.trackName)?.kind === 'video') this.layers.set(t.mid, { rid: 'q', since: Date.now(), packets: 0, frames: 0, slow: 0, stalls: 0 });
+      }
+      this.watchLayers();
     });
+  }
+
+  /**
+   * Pick each pulled video's simulcast layer: up to 'h' once 'q' flows, to the other layer when the
+   * stream stalls. A publisher pauses its upper layers when short of CPU or bandwidth, and the node
+   * keeps waiting for a paused layer rather than falling back.
+   */
+  watchLayers() {
+    if (this.layerTimer) return;
+    this.layerTimer = setInterval(async () => {
+      if (this.closed) return clearInterval(this.layerTimer);
+      const changes = [];
+      for (const t of this.pc.getTransceivers()) {
+        const layer = t.mid !== null && this.layers.get(t.mid);
+        if (!layer) continue;
+        let packets = 0;
+        let frames = 0;
+        for (const st of (await t.receiver.getStats()).values()) {
+          if (st.type === 'inbound-rtp') { packets = st.packetsReceived || 0; frames = st.framesDecoded || 0; }
+        }
+        const flowing = packets > layer.packets;
+        // Under 4 frames per second: the publisher starves this layer (CPU-limited encoders do that).
+        layer.slow = frames - layer.frames < 2 ? layer.slow + 1 : 0;
+        Object.assign(layer, { packets, frames });
+        const age = Date.now() - layer.since;
+        if (layer.rid === 'q' && flowing && age > UPGRADE_AFTER_MS * (1 + layer.stalls)) changes.push([t.mid, 'h']);
+        // A stalled stream: try the other layer (a switch also makes the node ask for a keyframe).
+        else if (!flowing && packets > 0 && age > 1500) changes.push([t.mid, layer.rid === 'h' ? 'q' : 'h']);
+        else if (layer.rid === 'h' && layer.slow >= 3 && age > 3000) changes.push([t.mid, 'q']);
+      }
+      for (const [mid, rid] of changes) {
+        const layer = this.layers.get(mid);
+        if (rid === 'q') layer.stalls = Math.min(layer.stalls + 1, 10); // wait longer before each upgrade
+        Object.assign(layer, { rid, since: Date.now(), slow: 0 });
+      }
+      if (!changes.length) return;
+      this.enqueue(() => this.api('PUT', `/sessions/${this.sessionId}/tracks/update`, {
+        tracks: changes.map(([mid, rid]) => ({ mid, simulcast: { preferredRid: rid } })),
+      }));
+    }, 500);
   }
 
   async answerNodeOffer(offer) {
@@ -104,6 +178,7 @@ export class SfuLink extends EventTarget {
       if (entry.participant !== participant) continue;
       this.pulled.delete(session);
       this.streams.delete(session);
+      for (const mid of entry.mids) this.layers.delete(mid);
       if (entry.mids.length) {
         this.enqueue(async () => {
           const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: entry.mids.map((mid) => ({ mid })), force: false });
@@ -124,6 +199,7 @@ export class SfuLink extends EventTarget {
 
   close() {
     this.closed = true;
+    clearInterval(this.layerTimer);
     if (this.sessionId) this.api('DELETE', `/sessions/${this.sessionId}`).catch(() => {});
     this.pc.close();
   }

@@ -44,11 +44,20 @@ export class Grid {
     return tile;
   }
 
-  update(p, isMe) {
+  /** @param {any} p @param {boolean} isMe @param {boolean} [myE2ee] whether this page encrypts */
+  update(p, isMe, myE2ee = false) {
     const tile = this.tile(p.id);
     const label = /** @type {HTMLElement} */ (tile.querySelector('.label'));
-    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' 🔇' : ''}${p.media?.e2ee ? ' 🔒' : ''}`;
-    tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}`);
+    // Media only flows between pages on the same side of E2EE: say why a tile stays dark.
+    const theirs = !!p.media?.e2ee;
+    const mismatch = !isMe && p.media && theirs !== myE2ee
+      ? (theirs ? ' (encrypted: join with the passphrase to see them)' : ' (not encrypted: hidden while you use E2EE)') : '';
+    // Words, not emoji: systems without an emoji font show empty boxes.
+    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${mismatch}`;
+    tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}${theirs ? ', end-to-end encrypted' : ''}`);
+    // A decoder fed ciphertext paints and plays noise: hide and mute instead.
+    tile.classList.toggle('undecodable', !!mismatch);
+    if (!isMe) /** @type {HTMLVideoElement} */ (tile.querySelector('video')).muted = !!mismatch;
     let img = tile.querySelector('img.avatar');
     const wantAvatar = p.avatar && p.media && !p.media.video && !p.media.screen;
     if (wantAvatar && !img) {
@@ -66,8 +75,9 @@ export class Grid {
   attach(id, stream, muted) {
     const video = /** @type {HTMLVideoElement} */ (this.tile(id).querySelector('video'));
     if (video.srcObject !== stream) video.srcObject = stream;
-    video.muted = !!muted;
+    video.muted = !!muted || this.tile(id).classList.contains('undecodable');
     video.play().catch(() => {});
+    return video;
   }
 
   detach(id) {

@@ -1,0 +1,48 @@
+// Measure: time from clicking "Join" to the first remote video frame painted, on loopback, for the
+// participant whose join completes a P2P pair and one who joins a room of two (everyone moves to the
+// media node). The page times it itself (Meeting.timings, requestVideoFrameCallback). Prints a table;
+// fails only far above the 500 ms target, since shared CI machines are noisy.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEdge, launchBrowser, joinPage, inMeeting, uniqueRoom } from './lib.mjs';
+
+let edge;
+let browser;
+before(async () => { edge = await startEdge(); browser = await launchBrowser(); });
+after(async () => { await browser?.close(); edge?.stop(); });
+
+const RUNS = 3;
+
+/** Join `before` pages, then one more; resolve to the last one's join -> first remote frame in ms. */
+async function timeJoin(before) {
+  const room = uniqueRoom('measure');
+  const pages = [];
+  for (let i = 0; i < before; i++) {
+    pages.push(await joinPage(browser, edge.url, room, { name: `P${i}` }));
+    await inMeeting(pages[i]);
+  }
+  // Let the earlier pages settle (P2P up) so only the newcomer's path is timed.
+  if (before > 1) await pages[0].waitForFunction(() => document.getElementById('mode-badge').textContent === 'Direct');
+  const last = await joinPage(browser, edge.url, room, { name: 'Last' });
+  pages.push(last);
+  const handle = await last.waitForFunction(() => /** @type {any} */ (window).edgemeet?.timings.firstRemoteFrame, null, { timeout: 20000, polling: 50 });
+  const ms = /** @type {number} */ (await handle.jsonValue());
+  if (process.env.EDGEMEET_MEASURE_VERBOSE) console.log(before, await last.evaluate(() => JSON.stringify(/** @type {any} */ (window).edgemeet.timings.marks)));
+  await Promise.all(pages.map((p) => p.context().close()));
+  return ms;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+test('join -> first remote frame, P2P and via the media node', async () => {
+  const rows = [];
+  for (const [mode, before] of [['P2P (2nd joins)', 1], ['SFU (3rd joins)', 2]]) {
+    const runs = [];
+    for (let i = 0; i < RUNS; i++) runs.push(await timeJoin(before));
+    rows.push({ mode, runs, median: median(runs) });
+  }
+  console.log('\njoin -> first remote frame (ms, loopback, target < 500)');
+  console.log('mode             | median | runs');
+  for (const r of rows) console.log(`${r.mode.padEnd(16)} | ${String(r.median).padStart(6)} | ${r.runs.join(', ')}`);
+  for (const r of rows) assert.ok(r.median < 3000, `${r.mode}: ${r.median} ms`);
+});
