@@ -222,6 +222,9 @@ class Meeting {
       case 'room_locked':
         $('lock-badge').hidden = !msg.locked;
         return toast(msg.locked ? 'The meeting is now locked' : 'The meeting is unlocked');
+      case 'recording':
+        $('rec-badge').hidden = !msg.active;
+        return toast(msg.active ? 'This meeting is being recorded' : 'Recording stopped');
       case 'media_mode': return this.onMediaMode(msg.media);
       case 'tracks':
         this.remoteTracks.set(msg.participant, { session_id: msg.session_id, tracks: msg.tracks });
@@ -246,6 +249,7 @@ class Meeting {
     this.iceServers = msg.ice_servers;
     $('meeting-name').textContent = this.room;
     $('lock-badge').hidden = !msg.locked;
+    $('rec-badge').hidden = !msg.recording;
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
