@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::recording::config::RecordingConfig;
+
 /// Everything a media node needs to run. Every field has a default fit for a laptop
 /// (loopback only, no edge to report to).
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +41,8 @@ pub struct NodeConfig {
     pub draining: bool,
     /// Seconds between heartbeats.
     pub heartbeat_secs: u64,
+    /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
+    pub recording: Option<RecordingConfig>,
 }
 
 impl Default for NodeConfig {
@@ -59,6 +63,7 @@ impl Default for NodeConfig {
             idle_timeout_secs: 30,
             draining: false,
             heartbeat_secs: 5,
+            recording: None,
         }
     }
 }
@@ -176,6 +181,37 @@ impl NodeConfig {
         if let Some(v) = var("DRAINING") {
             self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;
         }
+        self.apply_recording_env(&var)
+    }
+
+    /// `EDGEMEET_NODE_RECORDING_{KEY,S3_ENDPOINT,S3_REGION,S3_BUCKET,S3_ACCESS_KEY_ID,
+    /// S3_SECRET_ACCESS_KEY,S3_PREFIX}`; the endpoint alone enables recording without a file.
+    fn apply_recording_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if self.recording.is_none()
+            && let Some(ep) = var("RECORDING_S3_ENDPOINT")
+        {
+            self.recording = Some(RecordingConfig::new(
+                edgemeet_uploader::S3Config::new(ep, "", "", ""),
+                "",
+            ));
+        }
+        let Some(r) = self.recording.as_mut() else {
+            return Ok(());
+        };
+        let fields: [(&str, &mut String); 7] = [
+            ("RECORDING_KEY", &mut r.encryption_key),
+            ("RECORDING_S3_ENDPOINT", &mut r.s3.endpoint),
+            ("RECORDING_S3_REGION", &mut r.s3.region),
+            ("RECORDING_S3_BUCKET", &mut r.s3.bucket),
+            ("RECORDING_S3_ACCESS_KEY_ID", &mut r.s3.access_key_id),
+            ("RECORDING_S3_SECRET_ACCESS_KEY", &mut r.s3.secret_access_key),
+            ("RECORDING_S3_PREFIX", &mut r.s3.prefix),
+        ];
+        for (name, field) in fields {
+            if let Some(v) = var(name) {
+                *field = v;
+            }
+        }
         Ok(())
     }
 
@@ -208,6 +244,9 @@ impl NodeConfig {
         }
         if self.heartbeat_secs == 0 || self.idle_timeout_secs == 0 {
             return bad("heartbeat_secs and idle_timeout_secs must be positive");
+        }
+        if let Some(r) = &self.recording {
+            r.validate().map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }
