@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use edgemeet_protocol::node::{
     CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
     RenegotiateRequest, SessionStateResponse, StartRecordingRequest, StartRecordingResponse,
-    StopRecordingResponse, TrackLocation, TrackResult, TrackState, TrackStatus,
-    TracksRequest, TracksResponse, UpdateTracksRequest,
+    StopRecordingResponse, TrackLocation, TrackResult, TrackState, TrackStatus, TracksRequest,
+    TracksResponse, UpdateTracksRequest,
 };
 use serde::de::DeserializeOwned;
 

@@ -186,7 +186,10 @@ impl NodeConfig {
 
     /// `EDGEMEET_NODE_RECORDING_{KEY,S3_ENDPOINT,S3_REGION,S3_BUCKET,S3_ACCESS_KEY_ID,
     /// S3_SECRET_ACCESS_KEY,S3_PREFIX}`; the endpoint alone enables recording without a file.
-    fn apply_recording_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    fn apply_recording_env(
+        &mut self,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         if self.recording.is_none()
             && let Some(ep) = var("RECORDING_S3_ENDPOINT")
         {
@@ -204,7 +207,10 @@ impl NodeConfig {
             ("RECORDING_S3_REGION", &mut r.s3.region),
             ("RECORDING_S3_BUCKET", &mut r.s3.bucket),
             ("RECORDING_S3_ACCESS_KEY_ID", &mut r.s3.access_key_id),
-            ("RECORDING_S3_SECRET_ACCESS_KEY", &mut r.s3.secret_access_key),
+            (
+                "RECORDING_S3_SECRET_ACCESS_KEY",
+                &mut r.s3.secret_access_key,
+            ),
             ("RECORDING_S3_PREFIX", &mut r.s3.prefix),
         ];
         for (name, field) in fields {

@@ -317,7 +317,9 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                 if let Some(tap) = tap
                     && tap.offer(&publication, &pkt)
                 {
-                    publication.request_keyframe(&shared, Some(pkt.header.ssrc)).await;
+                    publication
+                        .request_keyframe(&shared, Some(pkt.header.ssrc))
+                        .await;
                 }
                 let subs = publication.subscribers();
                 let mut need_keyframe = None;

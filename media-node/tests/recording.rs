@@ -21,6 +21,7 @@ use edgemeet_uploader::{S3Config, Store, TokenKey};
 use reqwest::Method;
 use rtc::rtp;
 use tokio::io::AsyncWriteExt;
+use webrtc::media_stream::track_local::TrackLocal;
 
 const AK: &str = "recording-test-ak";
 const SK: &str = "recording-test-secret-key";
@@ -168,9 +169,21 @@ async fn ffmpeg(args: &[&str]) -> Vec<u8> {
 /// VP8 frames of a 3 s test pattern at 30 fps, a keyframe every 15 frames.
 async fn vp8_frames() -> Vec<Vec<u8>> {
     let ivf = ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration=3",
-        "-c:v", "libvpx", "-g", "15", "-b:v", "300k", "-deadline", "realtime",
-        "-f", "ivf", "pipe:1",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30:duration=3",
+        "-c:v",
+        "libvpx",
+        "-g",
+        "15",
+        "-b:v",
+        "300k",
+        "-deadline",
+        "realtime",
+        "-f",
+        "ivf",
+        "pipe:1",
     ])
     .await;
     assert_eq!(&ivf[..4], b"DKIF");
@@ -188,8 +201,19 @@ async fn vp8_frames() -> Vec<Vec<u8>> {
 /// Opus packets (20 ms) of a 3 s sine, out of an Ogg stream (RFC 7845 headers skipped).
 async fn opus_packets() -> Vec<Vec<u8>> {
     let ogg = ffmpeg(&[
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
-        "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-f", "ogg", "pipe:1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=3",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        "-frame_duration",
+        "20",
+        "-f",
+        "ogg",
+        "pipe:1",
     ])
     .await;
     let mut packets = Vec::new();
@@ -248,12 +272,8 @@ async fn send_media(
             .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase() == want)
             .unwrap()
             .payload_type;
-        let (track, ssrc, is_video, stop) = (
-            lt.track.clone(),
-            lt.layers[0].1,
-            lt.video,
-            stop.clone(),
-        );
+        let (track, ssrc, is_video, stop) =
+            (lt.track.clone(), lt.layers[0].1, lt.video, stop.clone());
         let (video, audio) = (video.clone(), audio.clone());
         tokio::spawn(async move {
             let (period, step) = if is_video {
@@ -349,9 +369,14 @@ async fn ffprobe(webm: &[u8]) -> Probe {
     let (ok, out, err) = run_with_stdin(
         "ffprobe",
         &[
-            "-v", "error", "-of", "json",
-            "-show_entries", "format=duration:stream=codec_name,width,height:packet=pts_time,duration_time",
-            "-i", "pipe:0",
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_entries",
+            "format=duration:stream=codec_name,width,height:packet=pts_time,duration_time",
+            "-i",
+            "pipe:0",
         ],
         webm,
     )
@@ -461,9 +486,21 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
     let url = edge_url(&node, meeting, "start");
     let (st, _) = http(Method::POST, &url, None, Some(start_body())).await;
     assert_eq!(st, 401);
-    let (st, _) = http(Method::POST, &url, Some(&tok(meeting, names[0])), Some(start_body())).await;
+    let (st, _) = http(
+        Method::POST,
+        &url,
+        Some(&tok(meeting, names[0])),
+        Some(start_body()),
+    )
+    .await;
     assert_eq!(st, 403);
-    let (st, _) = http(Method::POST, &url, Some(&tok("other", "edge")), Some(start_body())).await;
+    let (st, _) = http(
+        Method::POST,
+        &url,
+        Some(&tok("other", "edge")),
+        Some(start_body()),
+    )
+    .await;
     assert_eq!(st, 403);
     assert!(s3.objects().await.is_empty());
 
@@ -485,7 +522,13 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
 
     let rss = rss_kib();
     let t_stop = Instant::now();
-    let (st, stopped) = http(Method::POST, &edge_url(&node, meeting, "stop"), Some(&edge), None).await;
+    let (st, stopped) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&edge),
+        None,
+    )
+    .await;
     let recorded = t_stop.duration_since(t_start).as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     assert_eq!(st, 200, "{stopped}");
@@ -497,7 +540,13 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
         rss / 1024
     );
     // Stopped: a new recording may start.
-    let (st, _) = http(Method::POST, &edge_url(&node, meeting, "stop"), Some(&edge), None).await;
+    let (st, _) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&edge),
+        None,
+    )
+    .await;
     assert_eq!(st, 404);
 
     let objects = s3.objects().await;
@@ -515,7 +564,10 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
         assert!(!manifest_text.contains(p), "participant id in the manifest");
     }
     // The token is sealed to this recording and opens with the uploader's key.
-    let creds = TokenKey::from_base64(KEY_B64).unwrap().open(&manifest).unwrap();
+    let creds = TokenKey::from_base64(KEY_B64)
+        .unwrap()
+        .open(&manifest)
+        .unwrap();
     assert_eq!(creds.access_token, ACCESS);
     assert_eq!(creds.refresh_token.as_deref(), Some(REFRESH));
     assert_eq!(manifest.dropbox.as_ref().unwrap().app_key, "app-key-1");
@@ -530,7 +582,10 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
     }
     assert_eq!(objects.len(), 4, "3 files and the manifest");
     for f in &manifest.files {
-        let (_, body) = objects.iter().find(|(k, _)| *k == f.key).expect("file in S3");
+        let (_, body) = objects
+            .iter()
+            .find(|(k, _)| *k == f.key)
+            .expect("file in S3");
         assert_eq!(body.len() as u64, f.size);
         assert!(f.name.ends_with(".webm") && f.content_type == "video/webm");
         let p = ffprobe(body).await;
@@ -607,7 +662,13 @@ async fn closing_the_room_finalizes_its_recording() {
     assert!(p.duration > 1.0 && p.duration < 3.0, "{p:?}");
     decodes_cleanly(body).await;
     // The meeting no longer records.
-    let (st, _) = http(Method::POST, &edge_url(&node, meeting, "stop"), Some(&edge), None).await;
+    let (st, _) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&edge),
+        None,
+    )
+    .await;
     assert_eq!(st, 404);
     c.close().await;
     node.handle.shutdown().await;
@@ -617,13 +678,25 @@ async fn closing_the_room_finalizes_its_recording() {
 async fn recording_is_refused_when_not_configured_or_asked_wrongly() {
     let node = start().await;
     let url = edge_url(&node, "m1", "start");
-    let (st, body) = http(Method::POST, &url, Some(&tok("m1", "edge")), Some(start_body())).await;
+    let (st, body) = http(
+        Method::POST,
+        &url,
+        Some(&tok("m1", "edge")),
+        Some(start_body()),
+    )
+    .await;
     assert_eq!(st, 503, "{body}");
-    assert!(body["errorDescription"].as_str().unwrap().contains("not configured"));
+    assert!(
+        body["errorDescription"]
+            .as_str()
+            .unwrap()
+            .contains("not configured")
+    );
     node.handle.shutdown().await;
 
     let s3 = start_s3().await;
     let node = node_with_recording(&s3).await;
+    let url = edge_url(&node, "m1", "start");
     let edge = tok("m1", "edge");
     // Malformed bodies: 400, and the reason never echoes the token.
     let bad = br#"{"dropbox": {"accessToken": "sl.SECRET-ACCESS-TOKEN-do-not-leak", "bogus": 1}}"#;

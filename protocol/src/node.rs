@@ -282,7 +282,11 @@ pub struct StartRecordingRequest {
 pub struct RecordingDropbox {
     #[serde(alias = "access_token")]
     pub access_token: String,
-    #[serde(default, alias = "refresh_token", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "refresh_token",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub refresh_token: Option<String>,
     /// The Dropbox app key (OAuth client id): the uploader needs it to refresh.
     #[serde(alias = "app_key")]
@@ -294,7 +298,10 @@ impl std::fmt::Debug for RecordingDropbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordingDropbox")
             .field("access_token", &"<redacted>")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("app_key", &self.app_key)
             .finish()
     }

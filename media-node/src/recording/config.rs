@@ -58,11 +58,8 @@ impl RecordingConfig {
         if !(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://")) {
             return Err("recording.s3.endpoint must start with http:// or https://".into());
         }
-        if s3.bucket.is_empty() || s3.access_key_id.is_empty() || s3.secret_access_key.is_empty()
-        {
-            return Err(
-                "recording.s3 needs bucket, access_key_id and secret_access_key".into(),
-            );
+        if s3.bucket.is_empty() || s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
+            return Err("recording.s3 needs bucket, access_key_id and secret_access_key".into());
         }
         if !(5..=64).contains(&self.part_size_mib) {
             return Err("recording.part_size_mib must be 5 to 64".into());

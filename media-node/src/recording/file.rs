@@ -204,11 +204,7 @@ impl FileTask {
                     return None;
                 }
                 body.extend_from_slice(&rest);
-                let head = webm::head(
-                    st.tracks,
-                    Some(st.clusters.end_ms),
-                    Some(body.len() as u64),
-                );
+                let head = webm::head(st.tracks, Some(st.clusters.end_ms), Some(body.len() as u64));
                 let mut w = match self.writer.create_file(&self.name, "video/webm").await {
                     Ok(w) => w,
                     Err(e) => {

@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use edgemeet_protocol::job::{DropboxCredentials, RecordingFile, SealedDropboxToken};
-use edgemeet_protocol::node::{
-    RecordingDropbox, StartRecordingResponse, StopRecordingResponse,
-};
+use edgemeet_protocol::node::{RecordingDropbox, StartRecordingResponse, StopRecordingResponse};
 use edgemeet_uploader::writer::new_recording_id;
 use edgemeet_uploader::{RecordingWriter, Store, TokenKey};
 use tokio::sync::{mpsc, watch};
@@ -189,7 +187,13 @@ impl Recordings {
         }
     }
 
-    fn attach_to(&self, ready: &Ready, active: &Arc<Active>, shared: &Arc<Shared>, p: &Arc<Publication>) {
+    fn attach_to(
+        &self,
+        ready: &Ready,
+        active: &Arc<Active>,
+        shared: &Arc<Shared>,
+        p: &Arc<Publication>,
+    ) {
         let mime = p.codec.mime_type.to_ascii_lowercase();
         if !(mime == "video/vp8" || mime == "audio/opus") {
             tracing::info!(recording = %active.id, "track codec not recordable; skipped");
@@ -269,7 +273,9 @@ impl Recordings {
             .lock()
             .unwrap()
             .remove(meeting)
-            .ok_or(ApiError::NotFound("no recording in progress for this meeting"))?;
+            .ok_or(ApiError::NotFound(
+                "no recording in progress for this meeting",
+            ))?;
         let ended = SystemTime::now();
         for p in active.taps.lock().unwrap().drain(..) {
             if let Some(p) = p.upgrade() {
