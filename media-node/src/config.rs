@@ -290,6 +290,43 @@ mod tests {
     }
 
     #[test]
+    fn recording_section_and_env() {
+        let key = "ZWRnZW1lZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZyE=";
+        let mut c = NodeConfig::from_toml_str(&format!(
+            "secret = \"0123456789abcdef\"\n[recording]\nencryption_key = \"{key}\"\n\
+             [recording.s3]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"b\"\n\
+             access_key_id = \"ak\"\nsecret_access_key = \"very-secret\"\n"
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        let r = c.recording.as_ref().unwrap();
+        assert_eq!((r.part_size_mib, r.s3.prefix.as_str()), (8, "recordings/"));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains(key) && !dbg.contains("very-secret"), "{dbg}");
+        // Environment alone enables it; a bad key is refused with the field's name.
+        let mut c = NodeConfig {
+            secret: "0123456789abcdef".into(),
+            ..NodeConfig::default()
+        };
+        c.apply_env(|k| {
+            Some(
+                match k {
+                    "EDGEMEET_NODE_RECORDING_S3_ENDPOINT" => "http://127.0.0.1:9000",
+                    "EDGEMEET_NODE_RECORDING_S3_BUCKET" => "b",
+                    "EDGEMEET_NODE_RECORDING_S3_ACCESS_KEY_ID" => "ak",
+                    "EDGEMEET_NODE_RECORDING_S3_SECRET_ACCESS_KEY" => "sk",
+                    "EDGEMEET_NODE_RECORDING_KEY" => "AAAA",
+                    _ => return None,
+                }
+                .into(),
+            )
+        })
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("recording.encryption_key"), "{e}");
+    }
+
+    #[test]
     fn bad_configs_are_explained() {
         assert!(NodeConfig::from_toml_str("bogus = 1").is_err());
         let err = NodeConfig::default().validate().unwrap_err().to_string();
