@@ -168,19 +168,29 @@ async fn ffmpeg(args: &[&str]) -> Vec<u8> {
 
 /// VP8 frames of a 3 s test pattern at 30 fps, a keyframe every 15 frames.
 async fn vp8_frames() -> Vec<Vec<u8>> {
+    vp8_clip("testsrc=size=320x240:rate=30:duration=3", "300k").await
+}
+
+async fn vp8_clip(source: &str, bitrate: &str) -> Vec<Vec<u8>> {
     let ivf = ffmpeg(&[
         "-f",
         "lavfi",
         "-i",
-        "testsrc=size=320x240:rate=30:duration=3",
+        source,
         "-c:v",
         "libvpx",
         "-g",
         "15",
         "-b:v",
-        "300k",
+        bitrate,
+        "-minrate",
+        bitrate,
+        "-maxrate",
+        bitrate,
         "-deadline",
         "realtime",
+        "-cpu-used",
+        "8",
         "-f",
         "ivf",
         "pipe:1",

@@ -125,10 +125,11 @@ impl FileTask {
                 }
             }
             let ms = st.video_time.ms(frame.timestamp);
+            // A frame lasts until the next; a gap (loss, keyframe wait) is not a frame length.
             if let Some(prev) = st.last_video_ms
                 && ms > prev
             {
-                st.video_step_ms = (ms - prev) as f64;
+                st.video_step_ms = ((ms - prev) as f64).min(100.0);
             }
             st.last_video_ms = Some(ms);
             st.clusters.push(
