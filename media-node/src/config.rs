@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn recording_section_and_env() {
         let key = "ZWRnZW1lZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZyE=";
-        let mut c = NodeConfig::from_toml_str(&format!(
+        let c = NodeConfig::from_toml_str(&format!(
             "secret = \"0123456789abcdef\"\n[recording]\nencryption_key = \"{key}\"\n\
              [recording.s3]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"b\"\n\
              access_key_id = \"ak\"\nsecret_access_key = \"very-secret\"\n"
