@@ -230,6 +230,76 @@ mod tests {
         assert_eq!(opus_packet_ms(&[(1 << 3) | 1]), 40.0);
     }
 
+    /// ffprobe's view of a file: (codecs, format duration, end of the last packet).
+    fn probe(file: &[u8]) -> Option<(Vec<String>, Option<f64>, f64)> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-of", "json", "-i", "pipe:0"])
+            .args([
+                "-show_entries",
+                "format=duration:stream=codec_name:packet=pts_time",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?; // ffprobe missing: tests/install/25-recording.sh installs it
+        let data = file.to_vec();
+        let mut stdin = child.stdin.take()?;
+        let w = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().ok()?;
+        let _ = w.join();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let f = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
+        let codecs = v["streams"].as_array()?.iter();
+        let codecs = codecs.map(|s| s["codec_name"].as_str().unwrap_or("").into());
+        let last = v["packets"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| f(&p["pts_time"]));
+        Some((
+            codecs.collect(),
+            f(&v["format"]["duration"]),
+            last.fold(0.0, f64::max),
+        ))
+    }
+
+    /// Both forms of the file (whole, with Duration; streamed, unknown Segment size without
+    /// Duration) read in ffprobe with both tracks up to the last block.
+    #[test]
+    fn whole_and_streamed_files_read_in_ffprobe() {
+        // A VP8 keyframe header (320x240) and an Opus TOC byte (CELT 20 ms): enough to demux.
+        let key = [
+            0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0, 0, 0,
+        ];
+        let mut c = Clusters::default();
+        for i in 0..200i64 {
+            if i % 3 == 0 {
+                c.push(VIDEO_TRACK, i * 20, i % 30 == 0, 33.0, &key);
+            }
+            c.push(AUDIO_TRACK, i * 20, true, 20.0, &[0xfc, 1, 2, 3]);
+        }
+        let body = c.finish();
+        let tracks = TrackSet {
+            video: Some((320, 240)),
+            audio: true,
+        };
+        let mut whole = head(tracks, Some(c.end_ms), Some(body.len() as u64));
+        whole.extend_from_slice(&body);
+        let mut streamed = head(tracks, None, None);
+        streamed.extend_from_slice(&body);
+        let Some((codecs, duration, last)) = probe(&whole) else {
+            eprintln!("ffprobe not installed: skipped");
+            return;
+        };
+        assert_eq!(codecs, ["vp8", "opus"]);
+        assert_eq!(duration, Some(4.0));
+        assert!((last - 3.98).abs() < 0.001, "{last}");
+        let (codecs, duration, last) = probe(&streamed).unwrap();
+        assert_eq!(codecs, ["vp8", "opus"]);
+        assert_eq!(duration, None);
+        assert!((last - 3.98).abs() < 0.001, "{last}");
+    }
+
     #[test]
     fn clusters_cut_on_keyframes_and_time() {
         let mut c = Clusters::default();
