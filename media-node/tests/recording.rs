@@ -515,6 +515,7 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
     assert!(s3.objects().await.is_empty());
 
     let edge = tok(meeting, "edge");
+    let plis_before: Vec<u64> = clients.iter().map(|c| c.plis.load(Relaxed)).collect();
     let t_start = Instant::now();
     let (st, started) = http(Method::POST, &url, Some(&edge), Some(start_body())).await;
     assert_eq!(st, 200, "{started}");
@@ -523,6 +524,15 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
     let (st, body) = http(Method::POST, &url, Some(&edge), Some(start_body())).await;
     assert_eq!(st, 409, "{body}");
 
+    // Video starts at a keyframe: every publisher is asked for one.
+    assert!(
+        eventually(Duration::from_secs(2), || clients
+            .iter()
+            .zip(&plis_before)
+            .all(|(c, b)| c.plis.load(Relaxed) > *b))
+        .await,
+        "no keyframe request at recording start"
+    );
     let cpu0 = cpu_secs();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Media only in memory: nothing of the node's is open for writing on disk.
