@@ -12,8 +12,9 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use edgemeet_protocol::node::{
     CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
-    RenegotiateRequest, SessionStateResponse, TrackLocation, TrackResult, TrackState, TrackStatus,
-    TracksRequest, TracksResponse, UpdateTracksRequest,
+    RenegotiateRequest, SessionStateResponse, StartRecordingRequest, StartRecordingResponse,
+    StopRecordingResponse, TrackLocation, TrackResult, TrackState, TrackStatus, TracksRequest,
+    TracksResponse, UpdateTracksRequest,
 };
 use serde::de::DeserializeOwned;
 
@@ -45,6 +46,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/sessions/{sid}/tracks/update", put(tracks_update))
         .route("/v1/participants/{pid}/close", post(close_participant))
         .route("/v1/rooms/{meeting}/close", post(close_room))
+        .route("/v1/rooms/{meeting}/recording/start", post(start_recording))
+        .route("/v1/rooms/{meeting}/recording/stop", post(stop_recording))
         .route("/v1/drain", post(drain))
         .route(
             "/v1/{*rest}",
@@ -370,11 +373,64 @@ async fn close_room(
     if c.room != meeting {
         return Err(ApiError::Forbidden("token is for another room"));
     }
+    // The room ends: its recording is finalized (files, then manifest) before the media stops.
+    if shared.recordings.is_recording(&meeting)
+        && let Err(e) = shared.recordings.stop(&meeting).await
+    {
+        tracing::warn!(error = %e, "recording not finalized at room close");
+    }
     let mut n = 0;
     for s in shared.sessions_where(|s| s.room == meeting) {
         n += shared.close_session(&s.id, "room closed").await as u32;
     }
     Ok(Json(ClosedResponse { closed_sessions: n }))
+}
+
+/// The edge's token for this very meeting.
+fn edge_claims_for(
+    shared: &Shared,
+    headers: &HeaderMap,
+    meeting: &str,
+) -> Result<NodeTokenClaims, ApiError> {
+    let c = edge_claims(shared, headers)?;
+    if c.room != meeting {
+        return Err(ApiError::Forbidden("token is for another room"));
+    }
+    Ok(c)
+}
+
+async fn start_recording(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(meeting): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<StartRecordingResponse>, ApiError> {
+    edge_claims_for(&shared, &headers, &meeting)?;
+    let req: StartRecordingRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        StartRecordingRequest::default()
+    } else {
+        // Not `parse_json`: serde's message could quote the token.
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::BadRequest(
+                "bad JSON: expected {\"dropbox\": {\"accessToken\", \"refreshToken\"?, \"appKey\"}}"
+                    .into(),
+            )
+        })?
+    };
+    shared
+        .recordings
+        .start(&shared, &meeting, req.dropbox)
+        .await
+        .map(Json)
+}
+
+async fn stop_recording(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(meeting): Path<String>,
+) -> Result<Json<StopRecordingResponse>, ApiError> {
+    edge_claims_for(&shared, &headers, &meeting)?;
+    shared.recordings.stop(&meeting).await.map(Json)
 }
 
 #[derive(serde::Deserialize)]

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::recording::config::RecordingConfig;
+
 /// Everything a media node needs to run. Every field has a default fit for a laptop
 /// (loopback only, no edge to report to).
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +41,8 @@ pub struct NodeConfig {
     pub draining: bool,
     /// Seconds between heartbeats.
     pub heartbeat_secs: u64,
+    /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
+    pub recording: Option<RecordingConfig>,
 }
 
 impl Default for NodeConfig {
@@ -59,6 +63,7 @@ impl Default for NodeConfig {
             idle_timeout_secs: 30,
             draining: false,
             heartbeat_secs: 5,
+            recording: None,
         }
     }
 }
@@ -176,6 +181,43 @@ impl NodeConfig {
         if let Some(v) = var("DRAINING") {
             self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;
         }
+        self.apply_recording_env(&var)
+    }
+
+    /// `EDGEMEET_NODE_RECORDING_{KEY,S3_ENDPOINT,S3_REGION,S3_BUCKET,S3_ACCESS_KEY_ID,
+    /// S3_SECRET_ACCESS_KEY,S3_PREFIX}`; the endpoint alone enables recording without a file.
+    fn apply_recording_env(
+        &mut self,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if self.recording.is_none()
+            && let Some(ep) = var("RECORDING_S3_ENDPOINT")
+        {
+            self.recording = Some(RecordingConfig::new(
+                edgemeet_uploader::S3Config::new(ep, "", "", ""),
+                "",
+            ));
+        }
+        let Some(r) = self.recording.as_mut() else {
+            return Ok(());
+        };
+        let fields: [(&str, &mut String); 7] = [
+            ("RECORDING_KEY", &mut r.encryption_key),
+            ("RECORDING_S3_ENDPOINT", &mut r.s3.endpoint),
+            ("RECORDING_S3_REGION", &mut r.s3.region),
+            ("RECORDING_S3_BUCKET", &mut r.s3.bucket),
+            ("RECORDING_S3_ACCESS_KEY_ID", &mut r.s3.access_key_id),
+            (
+                "RECORDING_S3_SECRET_ACCESS_KEY",
+                &mut r.s3.secret_access_key,
+            ),
+            ("RECORDING_S3_PREFIX", &mut r.s3.prefix),
+        ];
+        for (name, field) in fields {
+            if let Some(v) = var(name) {
+                *field = v;
+            }
+        }
         Ok(())
     }
 
@@ -208,6 +250,9 @@ impl NodeConfig {
         }
         if self.heartbeat_secs == 0 || self.idle_timeout_secs == 0 {
             return bad("heartbeat_secs and idle_timeout_secs must be positive");
+        }
+        if let Some(r) = &self.recording {
+            r.validate().map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }
@@ -242,6 +287,43 @@ mod tests {
         c.validate().unwrap();
         assert_eq!((c.id.as_str(), c.region.as_str()), ("n1", "us"));
         assert_eq!((c.udp_port_min, c.udp_port_max), (50000, 50010));
+    }
+
+    #[test]
+    fn recording_section_and_env() {
+        let key = "ZWRnZW1lZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZyE=";
+        let c = NodeConfig::from_toml_str(&format!(
+            "secret = \"0123456789abcdef\"\n[recording]\nencryption_key = \"{key}\"\n\
+             [recording.s3]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"b\"\n\
+             access_key_id = \"ak\"\nsecret_access_key = \"very-secret\"\n"
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        let r = c.recording.as_ref().unwrap();
+        assert_eq!((r.part_size_mib, r.s3.prefix.as_str()), (8, "recordings/"));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains(key) && !dbg.contains("very-secret"), "{dbg}");
+        // Environment alone enables it; a bad key is refused with the field's name.
+        let mut c = NodeConfig {
+            secret: "0123456789abcdef".into(),
+            ..NodeConfig::default()
+        };
+        c.apply_env(|k| {
+            Some(
+                match k {
+                    "EDGEMEET_NODE_RECORDING_S3_ENDPOINT" => "http://127.0.0.1:9000",
+                    "EDGEMEET_NODE_RECORDING_S3_BUCKET" => "b",
+                    "EDGEMEET_NODE_RECORDING_S3_ACCESS_KEY_ID" => "ak",
+                    "EDGEMEET_NODE_RECORDING_S3_SECRET_ACCESS_KEY" => "sk",
+                    "EDGEMEET_NODE_RECORDING_KEY" => "AAAA",
+                    _ => return None,
+                }
+                .into(),
+            )
+        })
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("recording.encryption_key"), "{e}");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Publication {
     layers: Mutex<HashMap<String, u32>>,
     last_pli: Mutex<HashMap<u32, Instant>>,
     pub closed: AtomicBool,
+    /// Set while the meeting records this track.
+    pub tap: Mutex<Option<Arc<crate::recording::tap::Tap>>>,
 }
 
 impl Publication {
@@ -75,6 +77,7 @@ impl Publication {
             layers: Mutex::new(HashMap::new()),
             last_pli: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            tap: Mutex::new(None),
         }
     }
 
@@ -309,6 +312,14 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                         b & 0x7f,
                         t0,
                     );
+                }
+                let tap = publication.tap.lock().unwrap().clone();
+                if let Some(tap) = tap
+                    && tap.offer(&publication, &pkt)
+                {
+                    publication
+                        .request_keyframe(&shared, Some(pkt.header.ssrc))
+                        .await;
                 }
                 let subs = publication.subscribers();
                 let mut need_keyframe = None;

@@ -39,10 +39,12 @@
 //! | `PUT /v1/sessions/{id}/renegotiate` (answer to the node's offer) | participant |
 //! | `PUT /v1/sessions/{id}/tracks/close`, `PUT .../tracks/update` (simulcast layer) | participant |
 //! | `POST /v1/participants/{participant}/close` (on leave) | edge |
-//! | `POST /v1/rooms/{meeting}/close` (on room end) | edge |
+//! | `POST /v1/rooms/{meeting}/close` (on room end; finalizes its recording) | edge |
+//! | `POST /v1/rooms/{meeting}/recording/start`, `.../recording/stop` | edge |
 //! | `POST /v1/drain` (node secret) , `GET /healthz`, `GET /metrics` | operator |
 //!
-//! Media stays in memory: nothing is written to disk. Logs carry session ids, never tokens,
+//! Media stays in memory: nothing is written to disk. Recordings (`[recording]` in the config)
+//! go from memory straight to S3-compatible storage. Logs carry session ids, never tokens,
 //! names or participant ids.
 
 mod api;
@@ -53,6 +55,7 @@ mod forward;
 mod interceptor;
 mod metrics;
 mod node;
+mod recording;
 mod reporter;
 mod rewrite;
 mod sdp;
@@ -69,3 +72,4 @@ pub use auth::{EDGE_SUBJECT, sign_token};
 pub use config::{ConfigError, NodeConfig};
 pub use error::StartError;
 pub use node::{MediaNode, MediaNodeHandle};
+pub use recording::config::RecordingConfig;

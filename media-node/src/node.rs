@@ -17,6 +17,7 @@ use crate::config::NodeConfig;
 use crate::error::StartError;
 use crate::forward::Subscription;
 use crate::metrics::{Gauges, Metrics};
+use crate::recording::Recordings;
 use crate::session::Session;
 use crate::speaker::SpeakerTracker;
 
@@ -28,6 +29,7 @@ pub struct Shared {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub draining: AtomicBool,
     pub speakers: Mutex<SpeakerTracker>,
+    pub recordings: Recordings,
     pub events: mpsc::UnboundedSender<NodeEvent>,
     ports_in_use: Mutex<BTreeSet<u16>>,
     next_port: Mutex<u16>,
@@ -43,6 +45,7 @@ impl Shared {
             sessions: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(cfg.draining),
             speakers: Mutex::new(SpeakerTracker::default()),
+            recordings: Recordings::new(cfg.recording.as_ref()),
             events,
             ports_in_use: Mutex::new(BTreeSet::new()),
             next_port: Mutex::new(cfg.udp_port_min),
@@ -305,9 +308,11 @@ impl MediaNodeHandle {
         self.shared.metrics.render(&self.shared.gauges())
     }
 
-    /// Closes every session and stops serving and all background tasks.
+    /// Finalizes recordings, closes every session and stops serving and all background tasks.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // Recordings are finalized (files and manifest in storage) before the media stops.
+        self.shared.recordings.stop_all().await;
         for s in self.shared.sessions_where(|_| true) {
             self.shared.close_session(&s.id, "node shutdown").await;
         }

@@ -89,7 +89,7 @@ pub async fn add(
         ));
     }
     if local > 0 {
-        push(s, req).await
+        push(shared, s, req).await
     } else {
         if req.session_description.is_some() {
             return Err(ApiError::BadRequest(
@@ -100,7 +100,11 @@ pub async fn add(
     }
 }
 
-async fn push(s: &Arc<Session>, req: TracksRequest) -> Result<TracksResponse, ApiError> {
+async fn push(
+    shared: &Arc<Shared>,
+    s: &Arc<Session>,
+    req: TracksRequest,
+) -> Result<TracksResponse, ApiError> {
     let offer = req
         .session_description
         .as_ref()
@@ -153,7 +157,7 @@ async fn push(s: &Arc<Session>, req: TracksRequest) -> Result<TracksResponse, Ap
                 } else {
                     sec.extmap.get(sdp::AUDIO_LEVEL_URI).copied()
                 };
-                s.add_publication(Arc::new(Publication::new(
+                let p = Arc::new(Publication::new(
                     s,
                     t.track_name.clone(),
                     mid,
@@ -162,7 +166,10 @@ async fn push(s: &Arc<Session>, req: TracksRequest) -> Result<TracksResponse, Ap
                     pt,
                     level,
                     rids,
-                )));
+                ));
+                s.add_publication(p.clone());
+                // Pushed while the meeting records: it is recorded too.
+                shared.recordings.attach(shared, &p);
             }
             None => {
                 r.error = Some(ApiError::BadRequest("no common codec for this track".into()).body())

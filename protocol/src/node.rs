@@ -265,3 +265,62 @@ pub struct ApiError {
     pub error_code: String,
     pub error_description: String,
 }
+
+/// `POST /v1/rooms/{meeting}/recording/start` (edge token): the recorder's Dropbox grant. The
+/// node seals it at once into the recording's manifest; it is never logged or stored in clear.
+/// Without `dropbox` the manifest carries no token (local-folder destination, all-in-one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartRecordingRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropbox: Option<RecordingDropbox>,
+}
+
+/// The recorder's Dropbox OAuth grant (PKCE, `token_access_type=offline`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordingDropbox {
+    #[serde(alias = "access_token")]
+    pub access_token: String,
+    #[serde(
+        default,
+        alias = "refresh_token",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub refresh_token: Option<String>,
+    /// The Dropbox app key (OAuth client id): the uploader needs it to refresh.
+    #[serde(alias = "app_key")]
+    pub app_key: String,
+}
+
+impl std::fmt::Debug for RecordingDropbox {
+    // Tokens must never reach a log line, even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingDropbox")
+            .field("access_token", &"<redacted>")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("app_key", &self.app_key)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartRecordingResponse {
+    pub recording_id: String,
+    pub started_at_ms: u64,
+}
+
+/// `POST /v1/rooms/{meeting}/recording/stop`: answered once the files and the manifest are in
+/// storage (`files` = 0: no media arrived, nothing was stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopRecordingResponse {
+    pub recording_id: String,
+    pub started_at_ms: u64,
+    pub ended_at_ms: u64,
+    pub files: u32,
+}

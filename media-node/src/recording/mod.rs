@@ -1,0 +1,333 @@
+//! Recording: a meeting's pushed tracks, depacketized and muxed without transcoding into one
+//! WebM (VP8 + Opus) per participant, streamed to S3-compatible storage (multipart), then a
+//! manifest (with the recorder's Dropbox token sealed at once) for the uploader.
+//!
+//! Media stays in memory (queues, the current cluster, at most a part per file) and in S3.
+
+pub mod config;
+mod ebml;
+mod file;
+pub mod tap;
+mod timeline;
+mod vp8;
+mod webm;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use edgemeet_protocol::job::{DropboxCredentials, RecordingFile, SealedDropboxToken};
+use edgemeet_protocol::node::{RecordingDropbox, StartRecordingResponse, StopRecordingResponse};
+use edgemeet_uploader::writer::new_recording_id;
+use edgemeet_uploader::{RecordingWriter, Store, TokenKey};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use self::config::RecordingConfig;
+use self::file::FileTask;
+use self::tap::Tap;
+use crate::error::ApiError;
+use crate::forward::Publication;
+use crate::node::Shared;
+
+struct Ready {
+    store: Store,
+    key: TokenKey,
+    part_size: usize,
+    queue: usize,
+}
+
+/// The node's recordings: at most one per meeting.
+pub struct Recordings {
+    ready: Option<Ready>,
+    active: Mutex<HashMap<String, Arc<Active>>>,
+}
+
+/// One file being recorded: which kinds of track it has taken.
+struct FileSlot {
+    participant: String,
+    tx: mpsc::Sender<tap::TapPacket>,
+    video: bool,
+    audio: bool,
+    fixed: Arc<AtomicBool>,
+    need_keyframe: Arc<AtomicBool>,
+}
+
+struct Active {
+    id: String,
+    meeting: String,
+    started: SystemTime,
+    start: Instant,
+    sealed: Option<SealedDropboxToken>,
+    stop: watch::Sender<bool>,
+    slots: Mutex<Vec<FileSlot>>,
+    tasks: Mutex<Vec<JoinHandle<Option<RecordingFile>>>>,
+    taps: Mutex<Vec<Weak<Publication>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Meeting ids become part of the manifest: `[A-Za-z0-9_-]{1,64}`.
+fn valid_meeting(m: &str) -> bool {
+    !m.is_empty()
+        && m.len() <= 64
+        && m.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+}
+
+impl Recordings {
+    /// Recording is enabled when `cfg` is given (already validated).
+    pub fn new(cfg: Option<&RecordingConfig>) -> Self {
+        let ready = cfg.and_then(|c| {
+            edgemeet_uploader::install_crypto_provider();
+            let key = TokenKey::from_base64(&c.encryption_key).ok()?;
+            Some(Ready {
+                store: Store::new(&c.s3),
+                key,
+                part_size: c.part_size_mib * 1024 * 1024,
+                queue: c.queue_packets,
+            })
+        });
+        Self {
+            ready,
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_recording(&self, meeting: &str) -> bool {
+        self.active.lock().unwrap().contains_key(meeting)
+    }
+
+    /// Starts recording `meeting`: seals the token at once, taps every pushed track of it.
+    pub async fn start(
+        &self,
+        shared: &Arc<Shared>,
+        meeting: &str,
+        dropbox: Option<RecordingDropbox>,
+    ) -> Result<StartRecordingResponse, ApiError> {
+        let ready = self.ready.as_ref().ok_or(ApiError::Unavailable(
+            "recording is not configured on this node",
+        ))?;
+        if !valid_meeting(meeting) {
+            return Err(ApiError::BadRequest(
+                "meeting id must be 1-64 characters of A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        let id = new_recording_id();
+        let sealed = match dropbox {
+            Some(d) => {
+                if d.access_token.is_empty() || d.app_key.is_empty() {
+                    return Err(ApiError::BadRequest(
+                        "dropbox needs accessToken and appKey".into(),
+                    ));
+                }
+                let creds = DropboxCredentials {
+                    access_token: d.access_token,
+                    refresh_token: d.refresh_token.filter(|r| !r.is_empty()),
+                };
+                let sealed = ready
+                    .key
+                    .seal(&id, meeting, &d.app_key, &creds)
+                    .map_err(|e| ApiError::Media(format!("cannot seal the token: {e}")))?;
+                Some(sealed)
+            }
+            None => None,
+        };
+        let started = SystemTime::now();
+        let active = Arc::new(Active {
+            id: id.clone(),
+            meeting: meeting.to_owned(),
+            started,
+            start: Instant::now(),
+            sealed,
+            stop: watch::channel(false).0,
+            slots: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
+            taps: Mutex::new(Vec::new()),
+            dropped: Arc::new(AtomicU64::new(0)),
+        });
+        {
+            let mut map = self.active.lock().unwrap();
+            if map.contains_key(meeting) {
+                return Err(ApiError::Conflict("this meeting is already being recorded"));
+            }
+            map.insert(meeting.to_owned(), active.clone());
+        }
+        let mut pubs: Vec<Arc<Publication>> = shared
+            .sessions_where(|s| s.room == meeting)
+            .iter()
+            .flat_map(|s| s.publications())
+            .filter(|p| !p.closed.load(Relaxed))
+            .collect();
+        // Stable file order: by session, video first.
+        pubs.sort_by(|a, b| (&a.session_id, !a.is_video).cmp(&(&b.session_id, !b.is_video)));
+        for p in pubs {
+            self.attach_to(ready, &active, shared, &p);
+        }
+        tracing::info!(recording = %id, "recording started");
+        Ok(StartRecordingResponse {
+            recording_id: id,
+            started_at_ms: unix_ms(started),
+        })
+    }
+
+    /// A track pushed while its meeting records joins the recording.
+    pub fn attach(&self, shared: &Arc<Shared>, p: &Arc<Publication>) {
+        let Some(ready) = &self.ready else { return };
+        let active = self.active.lock().unwrap().get(&p.room).cloned();
+        if let Some(active) = active {
+            self.attach_to(ready, &active, shared, p);
+        }
+    }
+
+    fn attach_to(
+        &self,
+        ready: &Ready,
+        active: &Arc<Active>,
+        shared: &Arc<Shared>,
+        p: &Arc<Publication>,
+    ) {
+        let mime = p.codec.mime_type.to_ascii_lowercase();
+        if !(mime == "video/vp8" || mime == "audio/opus") {
+            tracing::info!(recording = %active.id, "track codec not recordable; skipped");
+            return;
+        }
+        let (tx, need_keyframe) = {
+            let mut slots = active.slots.lock().unwrap();
+            let free = slots.iter().position(|s| {
+                s.participant == p.participant
+                    && !s.fixed.load(Relaxed)
+                    && if p.is_video { !s.video } else { !s.audio }
+            });
+            let i = match free {
+                Some(i) => i,
+                None => {
+                    let n = slots.len() + 1;
+                    let name = format!("{}-p{n}.webm", &active.id[..8]);
+                    let (tx, rx) = mpsc::channel(ready.queue);
+                    let fixed = Arc::new(AtomicBool::new(false));
+                    let need_keyframe = Arc::new(AtomicBool::new(false));
+                    let writer = RecordingWriter::new(
+                        ready.store.clone(),
+                        active.id.clone(),
+                        active.meeting.clone(),
+                        active.started,
+                    )
+                    .with_part_size(ready.part_size);
+                    let task = FileTask {
+                        name,
+                        writer,
+                        start: active.start,
+                        part_size: ready.part_size,
+                        rx,
+                        stop: active.stop.subscribe(),
+                        fixed: fixed.clone(),
+                        need_keyframe: need_keyframe.clone(),
+                    };
+                    active.tasks.lock().unwrap().push(tokio::spawn(task.run()));
+                    slots.push(FileSlot {
+                        participant: p.participant.clone(),
+                        tx,
+                        video: false,
+                        audio: false,
+                        fixed,
+                        need_keyframe,
+                    });
+                    slots.len() - 1
+                }
+            };
+            let slot = &mut slots[i];
+            if p.is_video {
+                slot.video = true;
+            } else {
+                slot.audio = true;
+            }
+            (slot.tx.clone(), slot.need_keyframe.clone())
+        };
+        *p.tap.lock().unwrap() = Some(Arc::new(Tap::new(
+            active.id.clone(),
+            p.is_video,
+            tx,
+            need_keyframe,
+            active.dropped.clone(),
+        )));
+        active.taps.lock().unwrap().push(Arc::downgrade(p));
+        if p.is_video {
+            // Video starts at a keyframe: ask for one now rather than wait for the next.
+            let (p, shared) = (p.clone(), shared.clone());
+            tokio::spawn(async move { p.request_keyframe(&shared, None).await });
+        }
+    }
+
+    /// Stops and finalizes `meeting`'s recording: files completed, then the manifest.
+    pub async fn stop(&self, meeting: &str) -> Result<StopRecordingResponse, ApiError> {
+        let active = self
+            .active
+            .lock()
+            .unwrap()
+            .remove(meeting)
+            .ok_or(ApiError::NotFound(
+                "no recording in progress for this meeting",
+            ))?;
+        let ended = SystemTime::now();
+        for p in active.taps.lock().unwrap().drain(..) {
+            if let Some(p) = p.upgrade() {
+                let mut tap = p.tap.lock().unwrap();
+                if tap.as_ref().is_some_and(|t| t.recording_id == active.id) {
+                    *tap = None;
+                }
+            }
+        }
+        active.slots.lock().unwrap().clear();
+        active.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *active.tasks.lock().unwrap());
+        let mut files = Vec::new();
+        for t in tasks {
+            if let Ok(Some(f)) = t.await {
+                files.push(f);
+            }
+        }
+        let n = files.len() as u32;
+        let dropped = active.dropped.load(Relaxed);
+        if files.is_empty() {
+            tracing::info!(recording = %active.id, "recording stopped with no media; nothing stored");
+        } else {
+            let ready = self.ready.as_ref().expect("a recording implies a config");
+            let mut w = RecordingWriter::new(
+                ready.store.clone(),
+                active.id.clone(),
+                active.meeting.clone(),
+                active.started,
+            );
+            for f in files {
+                w.add_file(f);
+            }
+            w.finish(ended, active.sealed.clone()).await.map_err(|e| {
+                tracing::warn!(recording = %active.id, error = %e, "manifest not written");
+                ApiError::Media("recording could not be finalized in storage".into())
+            })?;
+            tracing::info!(recording = %active.id, files = n, dropped, "recording finalized");
+        }
+        Ok(StopRecordingResponse {
+            recording_id: active.id.clone(),
+            started_at_ms: unix_ms(active.started),
+            ended_at_ms: unix_ms(ended).max(unix_ms(active.started)),
+            files: n,
+        })
+    }
+
+    /// Finalizes every recording (node shutdown).
+    pub async fn stop_all(&self) {
+        let meetings: Vec<String> = self.active.lock().unwrap().keys().cloned().collect();
+        for m in meetings {
+            let _ = self.stop(&m).await;
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! Recording, end to end with real pieces: webrtc-rs publishers send real VP8 and Opus (clips
+//! encoded by Debian's ffmpeg at test time, packetized per RFC 7741 / RFC 7587) through the
+//! node; the node muxes WebM into a real S3-compatible server (s3s-fs, a separate process when
+//! tests/install/30-uploader.sh installed it) and leaves the manifest; ffprobe reads the files.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use edgemeet_media_node::RecordingConfig;
+use edgemeet_media_node::testkit::{ClientOptions, TestClient};
+use edgemeet_protocol::job::RecordingManifest;
+use edgemeet_uploader::{S3Config, Store, TokenKey};
+use reqwest::Method;
+use rtc::rtp;
+use tokio::io::AsyncWriteExt;
+use webrtc::media_stream::track_local::TrackLocal;
+
+const AK: &str = "recording-test-ak";
+const SK: &str = "recording-test-secret-key";
+const BUCKET: &str = "recordings";
+const KEY_B64: &str = "ZWRnZW1lZXQtdGVzdC1rZXktMzItYnl0ZXMtbG9uZyE=";
+const ACCESS: &str = "sl.SECRET-ACCESS-TOKEN-do-not-leak";
+const REFRESH: &str = "SECRET-REFRESH-TOKEN-do-not-leak";
+
+// ---------------------------------------------------------------------------------------------
+// A real S3-compatible server.
+
+struct S3 {
+    endpoint: String,
+    dir: PathBuf,
+    _child: Option<tokio::process::Child>,
+    _embedded: Option<edgemeet_uploader::EmbeddedS3>,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn s3s_fs_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("EDGEMEET_S3S_FS") {
+        return Some(PathBuf::from(p)).filter(|p| p.exists());
+    }
+    let cache = std::env::var_os("EDGEMEET_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgemeet")))?;
+    Some(cache.join("tools/bin/s3s-fs")).filter(|p| p.exists())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_s3() -> S3 {
+    edgemeet_uploader::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("edgemeet-rec-s3-{}", rand_hex()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s3 = match s3s_fs_binary() {
+        Some(bin) => {
+            let port = free_port();
+            let child = tokio::process::Command::new(bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", AK, "--secret-key", SK])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn s3s-fs");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                assert!(Instant::now() < deadline, "s3s-fs did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            S3 {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                dir,
+                _child: Some(child),
+                _embedded: None,
+            }
+        }
+        None => {
+            eprintln!("note: s3s-fs binary not installed; using the embedded s3s-fs server");
+            let e = edgemeet_uploader::start_embedded_s3(
+                dir.join("root"),
+                AK,
+                SK,
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+            S3 {
+                endpoint: e.endpoint(),
+                dir,
+                _child: None,
+                _embedded: Some(e),
+            }
+        }
+    };
+    s3.store().ensure_bucket().await.unwrap();
+    s3
+}
+
+impl S3 {
+    fn s3_config(&self) -> S3Config {
+        S3Config::new(&self.endpoint, BUCKET, AK, SK)
+    }
+
+    fn store(&self) -> Store {
+        Store::new(&self.s3_config())
+    }
+
+    async fn objects(&self) -> Vec<(String, Vec<u8>)> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for o in store.list().await.unwrap() {
+            let body = store.get_small(&o.key).await.unwrap().unwrap();
+            out.push((o.key, body));
+        }
+        out
+    }
+}
+
+fn rand_hex() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+async fn node_with_recording(s3: &S3) -> Node {
+    let mut cfg = config();
+    cfg.recording = Some(RecordingConfig::new(s3.s3_config(), KEY_B64));
+    start_with(cfg).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real VP8 and Opus, encoded by ffmpeg, split into frames.
+
+async fn ffmpeg(args: &[&str]) -> Vec<u8> {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("ffmpeg runs (tests/install/25-recording.sh installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// VP8 frames of a 3 s test pattern at 30 fps, a keyframe every 15 frames.
+async fn vp8_frames() -> Vec<Vec<u8>> {
+    vp8_clip("testsrc=size=320x240:rate=30:duration=3", "300k").await
+}
+
+async fn vp8_clip(source: &str, bitrate: &str) -> Vec<Vec<u8>> {
+    let ivf = ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        source,
+        "-c:v",
+        "libvpx",
+        "-g",
+        "15",
+        "-b:v",
+        bitrate,
+        "-minrate",
+        bitrate,
+        "-maxrate",
+        bitrate,
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-f",
+        "ivf",
+        "pipe:1",
+    ])
+    .await;
+    assert_eq!(&ivf[..4], b"DKIF");
+    let mut i = usize::from(u16::from_le_bytes([ivf[6], ivf[7]]));
+    let mut frames = Vec::new();
+    while i + 12 <= ivf.len() {
+        let n = u32::from_le_bytes(ivf[i..i + 4].try_into().unwrap()) as usize;
+        frames.push(ivf[i + 12..i + 12 + n].to_vec());
+        i += 12 + n;
+    }
+    assert!(frames.len() >= 80, "{} frames", frames.len());
+    frames
+}
+
+/// Opus packets (20 ms) of a 3 s sine, out of an Ogg stream (RFC 7845 headers skipped).
+async fn opus_packets() -> Vec<Vec<u8>> {
+    let ogg = ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=3",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        "-frame_duration",
+        "20",
+        "-f",
+        "ogg",
+        "pipe:1",
+    ])
+    .await;
+    let mut packets = Vec::new();
+    let mut cur = Vec::new();
+    let mut i = 0;
+    while i + 27 <= ogg.len() {
+        assert_eq!(&ogg[i..i + 4], b"OggS");
+        let nseg = usize::from(ogg[i + 26]);
+        let lacing = &ogg[i + 27..i + 27 + nseg];
+        let mut at = i + 27 + nseg;
+        for &l in lacing {
+            cur.extend_from_slice(&ogg[at..at + usize::from(l)]);
+            at += usize::from(l);
+            if l < 255 {
+                packets.push(std::mem::take(&mut cur));
+            }
+        }
+        i = at;
+    }
+    assert!(packets[0].starts_with(b"OpusHead") && packets[1].starts_with(b"OpusTags"));
+    packets.drain(..2);
+    assert!(packets.len() >= 140, "{} packets", packets.len());
+    packets
+}
+
+/// RFC 7741: a one-byte descriptor (S bit on the first packet), marker on the last.
+fn vp8_packets(frame: &[u8]) -> Vec<(Vec<u8>, bool)> {
+    let chunks: Vec<&[u8]> = frame.chunks(1100).collect();
+    let n = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut p = vec![if i == 0 { 0x10 } else { 0x00 }];
+            p.extend_from_slice(c);
+            (p, i + 1 == n)
+        })
+        .collect()
+}
+
+/// Sends the clips in a loop, in real time, on the client's pushed tracks until `stop`.
+async fn send_media(
+    client: &TestClient,
+    video: Arc<Vec<Vec<u8>>>,
+    audio: Arc<Vec<Vec<u8>>>,
+) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for lt in &client.tracks {
+        let sender = lt.sender.clone().unwrap();
+        let params = sender.get_parameters().await.unwrap();
+        let want = if lt.video { "video/vp8" } else { "audio/opus" };
+        let pt = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase() == want)
+            .unwrap()
+            .payload_type;
+        let (track, ssrc, is_video, stop) =
+            (lt.track.clone(), lt.layers[0].1, lt.video, stop.clone());
+        let (video, audio) = (video.clone(), audio.clone());
+        tokio::spawn(async move {
+            let (period, step) = if is_video {
+                (Duration::from_micros(33_333), 3000u32)
+            } else {
+                (Duration::from_millis(20), 960u32)
+            };
+            // Random starting points, as real senders have: exercises unwrapping near 2^32.
+            let mut ts: u32 = u32::MAX - rand::random::<u32>() % 200_000;
+            let mut seq: u16 = rand::random();
+            let t0 = tokio::time::Instant::now();
+            let mut n = 0u32;
+            while !stop.load(Relaxed) {
+                tokio::time::sleep_until(t0 + period * n).await;
+                let payloads = if is_video {
+                    vp8_packets(&video[n as usize % video.len()])
+                } else {
+                    vec![(audio[n as usize % audio.len()].clone(), true)]
+                };
+                for (payload, marker) in payloads {
+                    let header = rtp::header::Header {
+                        version: 2,
+                        marker,
+                        payload_type: pt,
+                        sequence_number: seq,
+                        timestamp: ts,
+                        ssrc,
+                        ..Default::default()
+                    };
+                    let pkt = rtp::packet::Packet {
+                        header,
+                        payload: Bytes::from(payload),
+                    };
+                    let _ = track.write_rtp(pkt).await;
+                    seq = seq.wrapping_add(1);
+                }
+                ts = ts.wrapping_add(step);
+                n += 1;
+            }
+        });
+    }
+    stop
+}
+
+async fn publisher(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
+    let mut c = TestClient::connect(
+        &node.base,
+        &tok(room, participant),
+        tag,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    c.publish(true, true, false).await.unwrap();
+    c.wait_connected(Duration::from_secs(10)).await.unwrap();
+    c
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the results.
+
+#[derive(Debug)]
+struct Probe {
+    codecs: Vec<String>,
+    duration: f64,
+    last_packet_end: f64,
+    size: (u64, u64),
+}
+
+async fn run_with_stdin(cmd: &str, args: &[&str], input: &[u8]) -> (bool, String, String) {
+    let mut child = tokio::process::Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let w = tokio::spawn(async move {
+        let _ = stdin.write_all(&data).await;
+    });
+    let out = child.wait_with_output().await.unwrap();
+    let _ = w.await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn ffprobe(webm: &[u8]) -> Probe {
+    let (ok, out, err) = run_with_stdin(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_entries",
+            "format=duration:stream=codec_name,width,height:packet=pts_time,duration_time",
+            "-i",
+            "pipe:0",
+        ],
+        webm,
+    )
+    .await;
+    assert!(ok, "ffprobe failed: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let codecs = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let video = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_name"] == "vp8")
+        .cloned()
+        .unwrap_or_default();
+    let f = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
+    let last_packet_end = v["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| Some(f(&p["pts_time"])? + f(&p["duration_time"]).unwrap_or(0.0)))
+        .fold(0.0, f64::max);
+    Probe {
+        codecs,
+        duration: f(&v["format"]["duration"]).unwrap_or(-1.0),
+        last_packet_end,
+        size: (
+            video["width"].as_u64().unwrap_or(0),
+            video["height"].as_u64().unwrap_or(0),
+        ),
+    }
+}
+
+/// Decodes every frame of both streams: errors (a broken frame, a bad header) fail.
+async fn decodes_cleanly(webm: &[u8]) {
+    let (ok, _, err) = run_with_stdin(
+        "ffmpeg",
+        &["-v", "error", "-nostdin", "-i", "pipe:0", "-f", "null", "-"],
+        webm,
+    )
+    .await;
+    assert!(ok && err.trim().is_empty(), "decoding failed: {err}");
+}
+
+/// Regular files this process holds open for writing, outside the S3 server's own folder.
+fn files_open_for_writing(except: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        if !target.is_absolute() || target.starts_with(except) || target.starts_with("/dev") {
+            continue;
+        }
+        let fdinfo = format!("/proc/self/fdinfo/{}", e.file_name().to_string_lossy());
+        let flags = std::fs::read_to_string(fdinfo)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("flags:"))
+                    .and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok())
+            })
+            .unwrap_or(0);
+        // O_WRONLY | O_RDWR
+        if flags & 0b11 != 0 && std::fs::metadata(&target).is_ok_and(|m| m.is_file()) {
+            out.push(target.display().to_string());
+        }
+    }
+    out
+}
+
+fn edge_url(node: &Node, meeting: &str, what: &str) -> String {
+    format!("{}/v1/rooms/{meeting}/recording/{what}", node.base)
+}
+
+fn start_body() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "dropbox": {"accessToken": ACCESS, "refreshToken": REFRESH, "appKey": "app-key-1"}
+    }))
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
+    let (video, audio) = tokio::join!(vp8_frames(), opus_packets());
+    let (video, audio) = (Arc::new(video), Arc::new(audio));
+    let s3 = start_s3().await;
+    let node = node_with_recording(&s3).await;
+    let meeting = "meeting-7Hq2";
+    let names = ["alice-liddell", "bob-builder", "carol-singer"];
+    let mut clients = Vec::new();
+    let mut stops = Vec::new();
+    for (i, p) in names.iter().enumerate() {
+        let c = publisher(&node, meeting, p, i as u8 + 1).await;
+        stops.push(send_media(&c, video.clone(), audio.clone()).await);
+        clients.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Refused: no token, a participant's token, another meeting's edge token.
+    let url = edge_url(&node, meeting, "start");
+    let (st, _) = http(Method::POST, &url, None, Some(start_body())).await;
+    assert_eq!(st, 401);
+    let (st, _) = http(
+        Method::POST,
+        &url,
+        Some(&tok(meeting, names[0])),
+        Some(start_body()),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = http(
+        Method::POST,
+        &url,
+        Some(&tok("other", "edge")),
+        Some(start_body()),
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert!(s3.objects().await.is_empty());
+
+    let edge = tok(meeting, "edge");
+    let plis_before: Vec<u64> = clients.iter().map(|c| c.plis.load(Relaxed)).collect();
+    let t_start = Instant::now();
+    let (st, started) = http(Method::POST, &url, Some(&edge), Some(start_body())).await;
+    assert_eq!(st, 200, "{started}");
+    let rec_id = started["recordingId"].as_str().unwrap().to_owned();
+    // One recording per meeting.
+    let (st, body) = http(Method::POST, &url, Some(&edge), Some(start_body())).await;
+    assert_eq!(st, 409, "{body}");
+
+    // Video starts at a keyframe: every publisher is asked for one.
+    assert!(
+        eventually(Duration::from_secs(2), || clients
+            .iter()
+            .zip(&plis_before)
+            .all(|(c, b)| c.plis.load(Relaxed) > *b))
+        .await,
+        "no keyframe request at recording start"
+    );
+    let cpu0 = cpu_secs();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Media only in memory: nothing of the node's is open for writing on disk.
+    let open = files_open_for_writing(&s3.dir);
+    assert!(open.is_empty(), "files open for writing: {open:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let rss = rss_kib();
+    let t_stop = Instant::now();
+    let (st, stopped) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&edge),
+        None,
+    )
+    .await;
+    let recorded = t_stop.duration_since(t_start).as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    assert_eq!(st, 200, "{stopped}");
+    assert_eq!(stopped["files"], 3, "{stopped}");
+    assert_eq!(stopped["recordingId"], rec_id.as_str());
+    eprintln!(
+        "recorded {recorded:.2} s of 3 publishers: process CPU {cpu:.2} s ({:.0}% of one core), RSS {} MiB",
+        cpu / recorded * 100.0,
+        rss / 1024
+    );
+    // Stopped: a new recording may start.
+    let (st, _) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&edge),
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    let objects = s3.objects().await;
+    let manifest_key = format!("recordings/{rec_id}/manifest.json");
+    let manifest = objects
+        .iter()
+        .find(|(k, _)| *k == manifest_key)
+        .map(|(_, b)| RecordingManifest::from_json(b).expect("valid manifest"))
+        .expect("manifest written");
+    assert_eq!(manifest.meeting_id, meeting);
+    assert_eq!(manifest.files.len(), 3);
+    assert!(manifest.ended_at_ms >= manifest.started_at_ms + 2_500);
+    let manifest_text = serde_json::to_string(&manifest).unwrap();
+    for p in names {
+        assert!(!manifest_text.contains(p), "participant id in the manifest");
+    }
+    // The token is sealed to this recording and opens with the uploader's key.
+    let creds = TokenKey::from_base64(KEY_B64)
+        .unwrap()
+        .open(&manifest)
+        .unwrap();
+    assert_eq!(creds.access_token, ACCESS);
+    assert_eq!(creds.refresh_token.as_deref(), Some(REFRESH));
+    assert_eq!(manifest.dropbox.as_ref().unwrap().app_key, "app-key-1");
+    // ...and is in clear nowhere in the bucket.
+    for (k, body) in &objects {
+        for secret in [ACCESS, REFRESH] {
+            assert!(
+                !body.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "token in clear in {k}"
+            );
+        }
+    }
+    assert_eq!(objects.len(), 4, "3 files and the manifest");
+    for f in &manifest.files {
+        let (_, body) = objects
+            .iter()
+            .find(|(k, _)| *k == f.key)
+            .expect("file in S3");
+        assert_eq!(body.len() as u64, f.size);
+        assert!(f.name.ends_with(".webm") && f.content_type == "video/webm");
+        let p = ffprobe(body).await;
+        eprintln!("{}: {p:?}", f.name);
+        let mut codecs = p.codecs.clone();
+        codecs.sort();
+        assert_eq!(codecs, ["opus", "vp8"], "{}", f.name);
+        assert_eq!(p.size, (320, 240));
+        assert!(
+            (p.duration - recorded).abs() <= 0.5,
+            "{}: duration {} vs recorded {recorded}",
+            f.name,
+            p.duration
+        );
+        assert!(
+            (p.last_packet_end - recorded).abs() <= 0.5,
+            "{}: last packet ends at {} vs recorded {recorded}",
+            f.name,
+            p.last_packet_end
+        );
+        decodes_cleanly(body).await;
+    }
+
+    for s in stops {
+        s.store(true, Relaxed);
+    }
+    for c in &clients {
+        c.close().await;
+    }
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_room_finalizes_its_recording() {
+    let (video, audio) = tokio::join!(vp8_frames(), opus_packets());
+    let s3 = start_s3().await;
+    let node = node_with_recording(&s3).await;
+    let meeting = "m-close";
+    let edge = tok(meeting, "edge");
+    // Recording starts before anyone pushes: later tracks join it.
+    let (st, started) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "start"),
+        Some(&edge),
+        Some(start_body()),
+    )
+    .await;
+    assert_eq!(st, 200, "{started}");
+    let c = publisher(&node, meeting, "dave", 1).await;
+    let stop = send_media(&c, Arc::new(video), Arc::new(audio)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (st, body) = http(
+        Method::POST,
+        &format!("{}/v1/rooms/{meeting}/close", node.base),
+        Some(&edge),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    stop.store(true, Relaxed);
+    let rec_id = started["recordingId"].as_str().unwrap();
+    let objects = s3.objects().await;
+    let (_, m) = objects
+        .iter()
+        .find(|(k, _)| k.ends_with(&format!("{rec_id}/manifest.json")))
+        .expect("manifest written at room close");
+    let m = RecordingManifest::from_json(m).unwrap();
+    assert_eq!(m.files.len(), 1);
+    let (_, body) = objects.iter().find(|(k, _)| *k == m.files[0].key).unwrap();
+    let p = ffprobe(body).await;
+    let mut codecs = p.codecs.clone();
+    codecs.sort();
+    assert_eq!(codecs, ["opus", "vp8"]);
+    assert!(p.duration > 1.0 && p.duration < 3.0, "{p:?}");
+    decodes_cleanly(body).await;
+    // The meeting no longer records.
+    let (st, _) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&edge),
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    c.close().await;
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_is_refused_when_not_configured_or_asked_wrongly() {
+    let node = start().await;
+    let url = edge_url(&node, "m1", "start");
+    let (st, body) = http(
+        Method::POST,
+        &url,
+        Some(&tok("m1", "edge")),
+        Some(start_body()),
+    )
+    .await;
+    assert_eq!(st, 503, "{body}");
+    assert!(
+        body["errorDescription"]
+            .as_str()
+            .unwrap()
+            .contains("not configured")
+    );
+    node.handle.shutdown().await;
+
+    let s3 = start_s3().await;
+    let node = node_with_recording(&s3).await;
+    let url = edge_url(&node, "m1", "start");
+    let edge = tok("m1", "edge");
+    // Malformed bodies: 400, and the reason never echoes the token.
+    let bad = br#"{"dropbox": {"accessToken": "sl.SECRET-ACCESS-TOKEN-do-not-leak", "bogus": 1}}"#;
+    let (st, body) = http(Method::POST, &url, Some(&edge), Some(bad.to_vec())).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(!body.to_string().contains("SECRET"), "{body}");
+    let (st, _) = http(Method::POST, &url, Some(&edge), Some(b"[1".to_vec())).await;
+    assert_eq!(st, 400);
+    // Stop without a recording: 404. A participant token: 403.
+    let stop = edge_url(&node, "m1", "stop");
+    let (st, _) = http(Method::POST, &stop, Some(&edge), None).await;
+    assert_eq!(st, 404);
+    let (st, _) = http(Method::POST, &stop, Some(&tok("m1", "p1")), None).await;
+    assert_eq!(st, 403);
+    // A recording with no media stores nothing.
+    let (st, _) = http(Method::POST, &url, Some(&edge), Some(start_body())).await;
+    assert_eq!(st, 200);
+    let (st, body) = http(Method::POST, &stop, Some(&edge), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(body["files"], 0);
+    assert!(s3.objects().await.is_empty());
+    node.handle.shutdown().await;
+}
+
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
