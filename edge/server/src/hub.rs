@@ -87,6 +87,10 @@ impl Hub {
         &self.config
     }
 
+    pub fn open_sockets(&self) -> u64 {
+        self.metrics.sockets.load(Ordering::Relaxed)
+    }
+
     pub fn active_rooms(&self) -> usize {
         self.rooms.lock().expect("rooms lock").len()
     }

@@ -154,6 +154,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("edgemeet listening on {scheme}://{addr}/ - open it in a browser to start a meeting");
     tracing::info!(%addr, tenants = config.edge.tenants.len(), tls = config.tls.is_some(), "edge ready");
 
+    let hub = state.hub.clone();
     let mut app = router(state);
     if let Some(node) = &embedded {
         app = app.nest(embedded::NODE_PREFIX, node.router.clone());
@@ -176,6 +177,12 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
                 .with_graceful_shutdown(stop)
                 .await?
         }
+    }
+    // Upgraded sockets are not part of the server's graceful shutdown: let them send their close
+    // frames (the shutdown signal reached every writer) before the runtime goes away.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while hub.open_sockets() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     if let Some(node) = embedded {
         node.handle.shutdown().await;
