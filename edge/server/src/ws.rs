@@ -148,6 +148,18 @@ async fn serve_socket(
         }
     }
     hub.detach(attachment);
+    // We closed first (flood, kick): read and drop what the peer still sends until it answers the
+    // close, so the kernel does not reset the connection while our close frame is unread.
+    if writer.is_finished() {
+        let drain = async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    }
     tracing::debug!(room = %route, "socket closed");
     let _ = writer.await;
 }
