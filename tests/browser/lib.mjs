@@ -52,7 +52,7 @@ export async function joinPage(browser, base, room, { name = '', query = '', pas
   const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport });
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[page ${name}]`, err));
-  await page.goto(`${base}/${room}${query}`);
+  await page.goto(`${base}/${room}${query}${query.includes('?') ? '&' : '?'}lowres`);
   await page.waitForSelector('#prejoin:not([hidden])');
   if (name) await page.fill('#display-name', name);
   if (password) {
