@@ -31,7 +31,14 @@ impl RawResponse {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "a JSON body ({e}); got {} {:?} {:?}",
+                self.status,
+                self.headers,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 }
 
@@ -45,8 +52,10 @@ pub async fn request(
     let mut stream = TcpStream::connect(host_port)
         .await
         .expect("connect to the edge");
+    // No `Connection: close`: wrangler dev forwards it to workerd and a later request on that pooled
+    // connection fails ("Your worker restarted mid-request"). The response is read by its framing.
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -56,11 +65,42 @@ pub async fn request(
     stream.write_all(req.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 16 * 1024];
+        while !complete(&raw) {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("response in time");
     parse(&raw)
+}
+
+/// Whether `raw` holds a whole response: head plus a body framed by Content-Length or chunking
+/// (a 101 or a response without either ends with its head).
+fn complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    let header = |name: &str| {
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.len() >= len
+    } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        body.ends_with(b"0\r\n\r\n")
+    } else {
+        true
+    }
 }
 
 pub async fn get(host_port: &str, path: &str) -> RawResponse {

@@ -156,6 +156,7 @@ export class SfuLink extends EventTarget {
       }
       for (const [mid, rid] of changes) {
         const layer = this.layers.get(mid);
+        if (!layer) continue; // the participant left while stats were read
         if (rid === 'q') layer.stalls = Math.min(layer.stalls + 1, 10); // wait longer before each upgrade
         Object.assign(layer, { rid, since: Date.now(), slow: 0 });
       }

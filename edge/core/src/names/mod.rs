@@ -81,7 +81,7 @@ pub fn check(name: &str) -> NameCheck {
     let score = u8::from(entropy.score());
     let strong = guesses_log10 >= STRONG_GUESSES_LOG10;
     let warning = (!strong).then(|| {
-        let why = entropy.feedback().and_then(|f| f.warning()).map(|w| format!(" {w}.")).unwrap_or_default();
+        let why = entropy.feedback().and_then(|f| f.warning()).map(|w| format!(" {}.", w.to_string().trim_end_matches('.'))).unwrap_or_default();
         format!("Others could guess this room name and walk in.{why} Use a generated name or a longer, unusual one.")
     });
     NameCheck {
@@ -141,6 +141,10 @@ mod tests {
         ] {
             let c = check(weak);
             assert!(!c.strong && c.warning.is_some(), "{weak}: {c:?}");
+            assert!(
+                !c.warning.unwrap().contains(".."),
+                "one full stop per sentence"
+            );
         }
         for strong in [
             "6f1c0a9e-3b7d-4f2a-9c8e-1d2b3c4d5e6f",
