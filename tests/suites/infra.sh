@@ -37,6 +37,7 @@ while IFS=$'\t' read -r data path file; do
   case "$path" in
     */edgemeet.toml) check=("$bin_dir/edgemeet" config check "$file") ;;
     */media-node.toml) check=("$bin_dir/edgemeet-media-node" --check "$file") ;;
+    */uploader.toml) check=("$bin_dir/edgemeet-uploader" check-config --config "$file") ;;
     *) continue ;;
   esac
   if out=$(EDGEMEET_NODE_SECRET=0123456789abcdef0123456789abcdef "${check[@]}" 2>&1); then
