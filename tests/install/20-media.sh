@@ -1,8 +1,8 @@
-# Media node tests: a Python venv with aiortc (an independent WebRTC stack) for the interop test.
-# Sourced by tests/run (bash, set -euo pipefail). Cached under $EDGEMEET_CACHE; exports
-# EDGEMEET_PYTHON, which media-node/tests/aiortc.rs requires.
+# A Python venv with aiortc (an independent WebRTC stack) for the media node's interop test, and
+# PyJWT for the token guide's example (tests/tests/token_guide.rs). Sourced by tests/run (bash,
+# set -euo pipefail). Cached under $EDGEMEET_CACHE; exports EDGEMEET_PYTHON, which both require.
 media_venv="$EDGEMEET_CACHE/media-venv"
-if ! "$media_venv/bin/python" -c 'import aiortc' >/dev/null 2>&1; then
+if ! "$media_venv/bin/python" -c 'import aiortc, jwt' >/dev/null 2>&1; then
   echo "installing aiortc into $media_venv"
   rm -rf "$media_venv"
   if ! python3 -m venv "$media_venv"; then
@@ -10,6 +10,6 @@ if ! "$media_venv/bin/python" -c 'import aiortc' >/dev/null 2>&1; then
     apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$media_venv"
   fi
-  "$media_venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: 'aiortc==1.*'
+  "$media_venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: 'aiortc==1.*' 'PyJWT[crypto]==2.*'
 fi
 export EDGEMEET_PYTHON="$media_venv/bin/python"
