@@ -35,7 +35,7 @@ export async function startEdge(env = {}) {
   return { url, logs, stop: () => child.kill('SIGTERM') };
 }
 
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -43,6 +43,7 @@ export async function launchBrowser() {
       '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-quic', '--autoplay-policy=no-user-gesture-required',
+      ...extraArgs,
     ],
   });
 }
