@@ -6,6 +6,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
@@ -28,7 +30,22 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(edge: &Edge, path: &str) -> Self {
-        let (ws, _) = tokio::time::timeout(WAIT, connect_async(edge.ws_url(path)))
+        Self::connect_with_headers(edge, path, &[]).await
+    }
+
+    /// Connect with extra handshake headers (for example a proxy's location headers).
+    pub async fn connect_with_headers(edge: &Edge, path: &str, headers: &[(&str, &str)]) -> Self {
+        let mut request = edge
+            .ws_url(path)
+            .into_client_request()
+            .expect("a WebSocket URL");
+        for (k, v) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(k.as_bytes()).expect("a header name"),
+                HeaderValue::from_str(v).expect("a header value"),
+            );
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, connect_async(request))
             .await
             .expect("WebSocket connect in time")
             .expect("WebSocket connect");
