@@ -71,19 +71,19 @@ impl Default for NodeConfig {
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("bad config file {path}: {source}")]
+    #[error("bad config file {path}")]
     Parse {
         path: String,
         source: Box<toml::de::Error>,
     },
     #[error("bad value for {var}: {reason}")]
     Env { var: String, reason: String },
-    #[error("invalid config: {0}")]
+    #[error("{0}")]
     Invalid(String),
 }
 
@@ -226,6 +226,7 @@ impl NodeConfig {
         if self.id.is_empty() {
             return bad("id must not be empty");
         }
+        edgemeet_protocol::node::check_region(&self.region).map_err(ConfigError::Invalid)?;
         if self.secret.len() < 16 {
             return bad("secret must be at least 16 bytes (set EDGEMEET_NODE_SECRET)");
         }
@@ -279,13 +280,13 @@ mod tests {
         )
         .unwrap();
         c.apply_env(|k| match k {
-            "EDGEMEET_NODE_REGION" => Some("us".into()),
+            "EDGEMEET_NODE_REGION" => Some("na-east".into()),
             "EDGEMEET_NODE_UDP_PORTS" => Some("50000-50010".into()),
             _ => None,
         })
         .unwrap();
         c.validate().unwrap();
-        assert_eq!((c.id.as_str(), c.region.as_str()), ("n1", "us"));
+        assert_eq!((c.id.as_str(), c.region.as_str()), ("n1", "na-east"));
         assert_eq!((c.udp_port_min, c.udp_port_max), (50000, 50010));
     }
 

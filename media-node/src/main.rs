@@ -5,8 +5,16 @@
 use anyhow::Context;
 use edgemeet_media_node::{MediaNode, NodeConfig};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() {
+    // Errors print as one clear line (with causes), never a backtrace.
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if let Err(err) = rt.block_on(run()) {
+        eprintln!("edgemeet-media-node: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

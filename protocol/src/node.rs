@@ -324,3 +324,46 @@ pub struct StopRecordingResponse {
     pub ended_at_ms: u64,
     pub files: u32,
 }
+
+/// Continent codes, as in Cloudflare's `CF-IPContinent` (lower case here).
+pub const CONTINENTS: [&str; 7] = ["af", "an", "as", "eu", "na", "oc", "sa"];
+
+/// A region name the edge can match callers to: `local` (one machine), a continent code, or a
+/// continent code, `-` and a name (`eu-west`, `na-east-2`). Anything else is refused at start,
+/// because no caller would ever be placed on it by region.
+pub fn check_region(region: &str) -> Result<(), String> {
+    let lower = region.to_ascii_lowercase();
+    let continent = lower.split('-').next().unwrap_or_default();
+    let rest_ok = lower
+        .split('-')
+        .skip(1)
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if lower == "local" || (CONTINENTS.contains(&continent) && rest_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "region `{region}` is unknown: use `local`, or a continent code ({}) optionally \
+             followed by `-name`, e.g. `eu-west`",
+            CONTINENTS.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::check_region;
+
+    #[test]
+    fn regions_start_with_a_continent() {
+        for ok in ["local", "eu", "eu-west", "NA-east-2", "oc-sydney"] {
+            assert!(check_region(ok).is_ok(), "{ok}");
+        }
+        for bad in ["mars", "", "us-east", "eu-", "eu west", "europe"] {
+            let err = check_region(bad).unwrap_err();
+            assert!(
+                err.contains("unknown") && err.contains("eu-west"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

@@ -46,6 +46,11 @@ fn config_check_accepts_the_fixture_and_names_bad_keys() {
             "rs256_public_keys.k1",
         ),
         ("[edge]\ndefault_tenant = \"nope\"", "default_tenant"),
+        ("region = \"mars\"", "region `mars` is unknown"),
+        (
+            "[media_node]\nregion = \"atlantis\"",
+            "region `atlantis` is unknown",
+        ),
         ("[edge.limits]\nroom_capacity = \"many\"", "room_capacity"),
     ] {
         let file = dir.join("bad.toml");

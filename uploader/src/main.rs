@@ -17,7 +17,15 @@ fn usage() -> &'static str {
      EDGEMEET_UPLOADER_CONFIG names the file when --config is not given."
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // Errors print as one clear line (with causes), never a backtrace.
+    if let Err(err) = cli() {
+        eprintln!("edgemeet-uploader: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn cli() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut command = "run".to_owned();
     let mut config_path: Option<PathBuf> =

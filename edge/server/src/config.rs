@@ -138,6 +138,18 @@ impl ServerConfig {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(region) = &self.region {
+            edgemeet_protocol::node::check_region(region).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if let (true, Some(node)) = (self.embed_media_node, &self.media_node) {
+            // Its secret is always edge.node_secret, filled in at start: check the rest now.
+            let mut node = node.clone();
+            node.secret = "x".repeat(32);
+            node.validate().map_err(|e| match e {
+                edgemeet_media_node::ConfigError::Invalid(m) => anyhow::anyhow!("media_node: {m}"),
+                other => anyhow::anyhow!("media_node: {other}"),
+            })?;
+        }
         self.edge
             .validate()
             .map_err(|e| anyhow::anyhow!("edge.{e}"))?;
