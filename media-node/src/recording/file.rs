@@ -28,7 +28,7 @@ enum Output {
     Memory(Vec<u8>),
     /// Past one part: `first` (the held clusters, part 1 without its head) waits for the end,
     /// later clusters go to the multipart upload as parts 2, 3, ... as they close.
-    Streaming { w: FileWriter, first: Vec<u8> },
+    Streaming { w: Box<FileWriter>, first: Vec<u8> },
     /// Storage failed: the file is dropped, packets are read and discarded.
     Failed,
 }
@@ -173,7 +173,10 @@ impl FileTask {
                 st.out = match self.writer.create_file(&self.name, "video/webm").await {
                     Ok(mut w) => {
                         w.hold_first_part();
-                        Output::Streaming { w, first }
+                        Output::Streaming {
+                            w: Box::new(w),
+                            first,
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(file = %self.name, error = %e, "recording file failed");
