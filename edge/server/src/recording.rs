@@ -284,9 +284,14 @@ impl Embedded {
     /// deliver what is queued, then stop it and the storage. What is left is delivered after
     /// the next start, or purged.
     pub async fn shutdown(self, grace: Duration) {
-        self.uploader.poke();
         let deadline = tokio::time::Instant::now() + grace;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let polls = self.uploader.metrics().polls;
+        self.uploader.poke();
+        // One full poll after the node finalized (its queue length is then current)...
+        while self.uploader.metrics().polls == polls && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // ...and what it found, delivered.
         while self.uploader.metrics().queue_length > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
