@@ -621,7 +621,11 @@ async fn a_recorded_meeting_lands_in_the_recorders_dropbox() {
         (Some("recording_failed"), Some("start_recording")),
         "{failed}"
     );
-    assert_eq!(seen, [json!(true), json!(false)], "the indicator went off again");
+    assert_eq!(
+        seen,
+        [json!(true), json!(false)],
+        "the indicator went off again"
+    );
     for ws in &mut m.sockets[1..] {
         while recording_msg(ws).await["active"] == true {}
     }

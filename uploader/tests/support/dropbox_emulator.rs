@@ -315,6 +315,19 @@ async fn handle(
         )
             .into_response();
     }
+    if method == Method::POST && path == "/_emulator/apps" {
+        // Registration for a test driving the emulator in another process (`add_app`).
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let (Some(key), Some(uris)) = (v["app_key"].as_str(), v["redirect_uris"].as_array()) else {
+            return text(StatusCode::BAD_REQUEST, "app_key, redirect_uris".into());
+        };
+        let uris = uris.iter().filter_map(|u| u.as_str().map(str::to_owned));
+        st.lock().unwrap().apps.insert(key.into(), uris.collect());
+        return json_resp(StatusCode::OK, json!({}));
+    }
     if method != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST only".into());
     }
