@@ -123,9 +123,12 @@ pub enum ClientMessage {
     },
     /// SFU: ask for a fresh media-node grant (the old token is about to expire).
     RefreshNodeGrant,
-    /// Moderator: record the meeting to the caller's Dropbox (connected in the browser first).
+    /// Moderator: record the meeting. `dropbox` is the caller's Dropbox grant (connected in the
+    /// browser first); it may be left out only where the server's destination is a local folder
+    /// (the all-in-one; `GET /api/config` says which).
     StartRecording {
-        dropbox: DropboxGrant,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropbox: Option<DropboxGrant>,
     },
     /// Moderator: stop the recording; it is uploaded, then deleted from our storage.
     StopRecording,
@@ -278,6 +281,26 @@ mod tests {
         ] {
             assert_eq!(parse_client(&msg.to_wire()).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn start_recording_with_or_without_a_dropbox_grant() {
+        let m = parse_client(r#"{"v":1,"type":"start_recording"}"#).unwrap();
+        assert_eq!(m, ClientMessage::StartRecording { dropbox: None });
+        let m = parse_client(
+            r#"{"v":1,"type":"start_recording","dropbox":{"access_token":"sl.a","refresh_token":"r","app_key":"k"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::StartRecording { dropbox: Some(g) } = &m else {
+            panic!("{m:?}")
+        };
+        assert_eq!((g.access_token.as_str(), g.app_key.as_str()), ("sl.a", "k"));
+        assert_eq!(parse_client(&m.to_wire()).unwrap(), m);
+        // Never in debug output.
+        assert!(!format!("{m:?}").contains("sl.a"));
+        assert!(
+            parse_client(r#"{"v":1,"type":"start_recording","dropbox":{"app_key":"k"}}"#).is_err()
+        );
     }
 
     #[test]

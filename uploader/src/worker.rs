@@ -62,6 +62,11 @@ impl UploaderHandle {
         self.poke.notify_one();
     }
 
+    /// Something that wakes the uploader like [`UploaderHandle::poke`], for another task to hold.
+    pub fn poker(&self) -> Arc<Notify> {
+        self.poke.clone()
+    }
+
     /// Stops after the current request; progress is in the bucket, so nothing is lost.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);

@@ -106,6 +106,7 @@ impl RecordingWriter {
             part_size: self.part_size,
             parts: Vec::new(),
             size: 0,
+            first_held: false,
         })
     }
 
@@ -177,9 +178,24 @@ pub struct FileWriter {
     part_size: usize,
     parts: Vec<CompletedPart>,
     size: u64,
+    /// Part 1 is kept back by the caller and given at [`FileWriter::finish_with_first_part`].
+    first_held: bool,
 }
 
 impl FileWriter {
+    /// Writes from part 2 on: the caller keeps the file's first part and hands it over at the
+    /// end ([`FileWriter::finish_with_first_part`]), when what it starts with is known (a media
+    /// file's header with its final duration and size). Call before the first `write`.
+    pub fn hold_first_part(&mut self) {
+        debug_assert!(self.parts.is_empty() && self.buf.is_empty());
+        self.first_held = true;
+    }
+
+    /// Bytes written so far (not counting a held first part).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Appends bytes; uploads a part whenever the buffer is full (and waits for it).
     pub async fn write(&mut self, mut data: &[u8]) -> Result<(), Error> {
         while !data.is_empty() {
@@ -196,8 +212,12 @@ impl FileWriter {
     }
 
     async fn flush_part(&mut self) -> Result<(), Error> {
-        let number = self.parts.len() as i32 + 1;
+        let number = self.parts.len() as i32 + 1 + i32::from(self.first_held);
         let body = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+        self.upload_part(number, body).await
+    }
+
+    async fn upload_part(&mut self, number: i32, body: Vec<u8>) -> Result<(), Error> {
         let resp = self
             .store
             .client()
@@ -221,9 +241,42 @@ impl FileWriter {
 
     /// Completes the upload; the file is then readable in the bucket.
     pub async fn finish(mut self) -> Result<RecordingFile, Error> {
+        if self.first_held {
+            return Err(Error::Storage(
+                "the first part was held: finish with finish_with_first_part".into(),
+            ));
+        }
         if !self.buf.is_empty() || self.parts.is_empty() {
             self.flush_part().await?;
         }
+        self.complete().await
+    }
+
+    /// Completes an upload started with [`FileWriter::hold_first_part`]: `first` becomes part 1
+    /// (the file's first bytes). Unless nothing else was written, it must be at least 5 MiB (S3's
+    /// minimum for every part but the last).
+    pub async fn finish_with_first_part(mut self, first: Vec<u8>) -> Result<RecordingFile, Error> {
+        if !self.first_held {
+            return Err(Error::Storage("no first part was held".into()));
+        }
+        let later = !self.buf.is_empty() || !self.parts.is_empty();
+        if later && first.len() < MIN_PART_SIZE {
+            return Err(Error::Storage(format!(
+                "the first part is {} bytes, under S3's 5 MiB minimum",
+                first.len()
+            )));
+        }
+        if !self.buf.is_empty() {
+            self.flush_part().await?;
+        }
+        self.size += first.len() as u64;
+        self.upload_part(1, first).await?;
+        // Parts must be listed in ascending order: part 1 was uploaded last.
+        self.parts.sort_by_key(|p| p.part_number());
+        self.complete().await
+    }
+
+    async fn complete(mut self) -> Result<RecordingFile, Error> {
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(std::mem::take(&mut self.parts)))
             .build();

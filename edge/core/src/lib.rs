@@ -16,4 +16,4 @@ pub mod turn;
 pub use address::{RoomAddress, keyed_hash, route};
 pub use config::{AuthMode, EdgeConfig, TenantConfig};
 pub use registry::{Location, NodeInfo, Registry};
-pub use room::{ClientInfo, ConnId, Effect, Env, Input, NodeScope, Room};
+pub use room::{ClientInfo, ConnId, Effect, Env, Input, NodeScope, RecordStart, Room};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use edgemeet_core::config::{AuthMode, Limits};
 use edgemeet_core::room::Mode;
 use edgemeet_core::{
-    ClientInfo, ConnId, EdgeConfig, Effect, Env, Input, NodeInfo, NodeScope, Room, TenantConfig,
-    route,
+    ClientInfo, ConnId, EdgeConfig, Effect, Env, Input, NodeInfo, NodeScope, RecordStart, Room,
+    TenantConfig, route,
 };
 use edgemeet_protocol::server::{LeaveReason, MediaMode, decode_server};
 use edgemeet_protocol::{ErrorCode, ServerMessage};
@@ -396,6 +396,30 @@ fn speaker_stats_follow_dominant_speaker_events() {
 }
 
 #[test]
+fn recording_without_a_grant_asks_the_node_to_record_for_a_local_folder() {
+    let mut h = Harness::new(None);
+    h.join(1, json!({}));
+    h.send(1, json!({"type": "start_recording"}));
+    assert!(
+        h.take(1)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Recording { active: true, .. }))
+    );
+    h.input(Input::NodeAssigned(Some(NodeInfo {
+        id: "n1".into(),
+        url: "http://127.0.0.1:9".into(),
+        region: "eu".into(),
+    })));
+    assert!(h.other.iter().any(|e| matches!(
+        e,
+        Effect::RecordOnNode {
+            start: Some(RecordStart { dropbox: None }),
+            ..
+        }
+    )));
+}
+
+#[test]
 fn recording_moves_two_to_the_node_and_is_refused_with_e2ee() {
     let mut h = Harness::new(None);
     h.join(1, json!({}));
@@ -442,7 +466,9 @@ fn recording_moves_two_to_the_node_and_is_refused_with_e2ee() {
     h.input(Input::NodeAssigned(Some(node)));
     let start = h.other.iter().find_map(|e| match e {
         Effect::RecordOnNode {
-            start: Some(g),
+            start: Some(RecordStart {
+                dropbox: Some(g), ..
+            }),
             token,
             ..
         } => Some((g.access_token.clone(), token.clone())),

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// Settings of the embedded media node (`docs/configuration.md`); its secret is always the
     /// edge's `node_secret` and, unless set, its API is served under `/node` on this origin.
     pub media_node: Option<edgemeet_media_node::NodeConfig>,
+    /// Recording (`docs/configuration.md`): with the embedded node, embedded storage and the
+    /// uploader run in this process; the destination is Dropbox or a local folder.
+    pub recording: crate::recording::RecordingSettings,
     pub edge: EdgeConfig,
 }
 
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             tls: None,
             embed_media_node: true,
             media_node: None,
+            recording: Default::default(),
             edge: EdgeConfig::default(),
         }
     }
@@ -123,6 +127,7 @@ impl ServerConfig {
         if let Some(v) = get("EDGEMEET_HASH_KEY") {
             self.edge.hash_key = v;
         }
+        self.recording.apply_env(&get)?;
         Ok(())
     }
 
@@ -153,6 +158,7 @@ impl ServerConfig {
         self.edge
             .validate()
             .map_err(|e| anyhow::anyhow!("edge.{e}"))?;
+        self.recording.validate()?;
         if let Some(tls) = &self.tls {
             crate::tls::load(&tls.cert, &tls.key)?;
         }
@@ -191,6 +197,65 @@ mod tests {
         c.fill_secrets();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("edge.tenants.acme.hs256_secret"), "{err}");
+    }
+
+    #[test]
+    fn recording_settings_defaults_env_and_checks() {
+        let c = ServerConfig::default();
+        assert!(c.recording.enabled && !c.recording.uses_dropbox());
+        assert_eq!(c.recording.local_folder, PathBuf::from("recordings"));
+        let v = c.recording.public_json(true);
+        assert_eq!(v["recording"]["destination"], "local");
+        let mut c = ServerConfig::parse(
+            "[recording]\nlocal_folder = \"/srv/rec\"\n[recording.dropbox]\napp_key = \"abc123\"",
+        )
+        .unwrap();
+        assert!(c.recording.uses_dropbox());
+        let v = c.recording.public_json(true);
+        assert_eq!(v["recording"]["dropbox"]["app_key"], "abc123");
+        assert_eq!(
+            v["recording"]["dropbox"]["token_url"],
+            "https://api.dropboxapi.com/oauth2/token"
+        );
+        c.apply_env(|k| match k {
+            "EDGEMEET_RECORDING_DESTINATION" => Some("local".into()),
+            "EDGEMEET_DROPBOX_API_URL" => Some("http://127.0.0.1:1".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(!c.recording.uses_dropbox());
+        assert_eq!(c.recording.dropbox.api_url, "http://127.0.0.1:1");
+        for (text, key) in [
+            (
+                "[recording]\ndestination = \"dropbox\"",
+                "recording.dropbox.app_key",
+            ),
+            (
+                "[recording]\nretention_secs = 90000",
+                "recording.retention_secs",
+            ),
+            (
+                "[recording]\nencryption_key = \"short\"",
+                "recording.encryption_key",
+            ),
+            (
+                "[recording.dropbox]\napp_key = \"k\"\ntoken_url = \"x\"",
+                "token_url",
+            ),
+        ] {
+            let err = match ServerConfig::parse(text) {
+                Ok(c) => c.recording.validate().unwrap_err().to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        assert!(
+            ServerConfig::parse("[recording]\nenabled = false")
+                .unwrap()
+                .recording
+                .public_json(true)["recording"]["available"]
+                == false
+        );
     }
 
     #[test]

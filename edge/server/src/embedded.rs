@@ -25,6 +25,7 @@ pub struct EmbeddedNode {
 pub async fn start(
     config: &ServerConfig,
     state: &AppState,
+    recording: Option<edgemeet_media_node::RecordingConfig>,
 ) -> anyhow::Result<Option<EmbeddedNode>> {
     if !config.embed_media_node {
         return Ok(None);
@@ -43,6 +44,9 @@ pub async fn start(
     node.public_url
         .get_or_insert_with(|| NODE_PREFIX.to_string());
     node.edge_url = Some(format!("http://{internal_addr}"));
+    if let Some(r) = recording {
+        node.recording = Some(r);
+    }
     if let (Some(region), true) = (&config.region, config.media_node.is_none()) {
         node.region = region.clone();
     }

@@ -39,6 +39,8 @@ pub struct Hub {
     /// This host's configured region, for node selection when a caller's location is unknown.
     region: Option<String>,
     pub metrics: Metrics,
+    /// Notified when a node finalized a recording (the all-in-one's uploader then polls at once).
+    pub recording_stopped: Arc<tokio::sync::Notify>,
 }
 
 /// Counters for `/metrics`: counts only, nothing about who.
@@ -80,6 +82,7 @@ impl Hub {
             node_calls,
             region,
             metrics: Metrics::default(),
+            recording_stopped: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -240,6 +243,8 @@ impl Hub {
                             tracing::info!(room = %route, node = %node.id, starting, ok, "recording call");
                             if starting && !ok {
                                 hub.room_input(&route, Input::RecordingFailed { meeting_id });
+                            } else if !starting && ok {
+                                hub.recording_stopped.notify_one();
                             }
                         });
                     }

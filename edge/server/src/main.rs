@@ -7,6 +7,7 @@ mod hub;
 mod location;
 mod nodes;
 mod pages;
+mod recording;
 mod tls;
 mod token_cli;
 mod ws;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub web: Arc<pages::Web>,
     pub shutdown: watch::Receiver<()>,
     pub trust_location_headers: bool,
+    /// `GET /api/config`: what the page needs to know (recording available, Dropbox app key).
+    pub public_config: Arc<serde_json::Value>,
 }
 
 fn main() {
@@ -128,13 +131,40 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         config.region.clone(),
     );
     let (shutdown_tx, shutdown) = watch::channel(());
+    // Recording in the all-in-one: storage and uploader here, unless the embedded node was given
+    // its own `[media_node.recording]` (then an uploader elsewhere serves that storage).
+    let own_node_recording = config
+        .media_node
+        .as_ref()
+        .is_some_and(|n| n.recording.is_some());
+    let (recording, node_recording) =
+        if config.embed_media_node && config.recording.enabled && !own_node_recording {
+            let (r, node) = recording::start(&config.recording).await?;
+            (Some(r), Some(node))
+        } else {
+            (None, None)
+        };
+    // Recording is offered when a node here can record, or the nodes are elsewhere (their
+    // operator configured them and their uploader).
+    let available = recording.is_some() || own_node_recording || !config.embed_media_node;
+    let public_config = Arc::new(config.recording.public_json(available));
     let state = AppState {
         hub,
         registry,
         web: Arc::new(web),
         shutdown,
         trust_location_headers: config.trust_location_headers,
+        public_config,
     };
+    let poke_task = recording.as_ref().map(|r| {
+        let (done, poke) = (state.hub.recording_stopped.clone(), r.poker());
+        tokio::spawn(async move {
+            loop {
+                done.notified().await;
+                poke.notify_one();
+            }
+        })
+    });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -145,7 +175,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
-    let embedded = embedded::start(&config, &state).await?;
+    let embedded = embedded::start(&config, &state, node_recording).await?;
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -185,7 +215,14 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     if let Some(node) = embedded {
+        // Finalizes running recordings (files, then manifests) first.
         node.handle.shutdown().await;
+    }
+    if let Some(task) = poke_task {
+        task.abort();
+    }
+    if let Some(r) = recording {
+        r.shutdown(std::time::Duration::from_secs(10)).await;
     }
     Ok(())
 }
@@ -196,6 +233,7 @@ fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(pages::asset))
         .route("/api/names/random", get(pages::random_name))
         .route("/api/names/check", post(pages::check_name))
+        .route("/api/config", get(recording::config))
         .route("/api/rooms/{room}", get(ws::room_default))
         .route("/api/rooms/{tenant}/{room}", get(ws::room_tenant))
         .route("/api/nodes/heartbeat", post(nodes::heartbeat))

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use edgemeet_core::{Input, NodeInfo, NodeScope};
-use edgemeet_protocol::client::DropboxGrant;
+use edgemeet_core::{Input, NodeInfo, NodeScope, RecordStart};
+
 use edgemeet_protocol::node::{Heartbeat, NodeEvent, NodeEvents};
 
 use crate::AppState;
@@ -154,13 +154,16 @@ impl NodeCaller {
         node: &NodeInfo,
         meeting_id: &str,
         token: &str,
-        start: Option<DropboxGrant>,
+        start: Option<RecordStart>,
     ) -> bool {
         let base = self.base(node);
         let (url, body) = match start {
-            Some(grant) => (
+            Some(start) => (
                 format!("{base}/v1/rooms/{meeting_id}/recording/start"),
-                Some(serde_json::json!({"dropbox": grant})),
+                Some(match start.dropbox {
+                    Some(grant) => serde_json::json!({"dropbox": grant}),
+                    None => serde_json::json!({}),
+                }),
             ),
             None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
         };

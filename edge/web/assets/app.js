@@ -5,11 +5,13 @@ import { P2PLink } from './p2p.js';
 import { SfuLink } from './sfu.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat } from './ui.js';
+import { recordingConfig, finishOAuthRedirect, connectDropbox } from './recording.js';
 
 const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
 const params = new URLSearchParams(location.search);
 
-if (path.length === 0) landing();
+if (finishOAuthRedirect()) { /* this window was Dropbox's redirect back: it closes */ }
+else if (path.length === 0) landing();
 else prejoin(path.length >= 2 ? path[0] : null, path[path.length - 1]);
 
 // ---- Landing: a random name, a live warning for guessable ones -------------------------------
@@ -175,6 +177,12 @@ class Meeting {
     this.refreshTimer = 0;
     this.mode = 'none';
     this.e2ee = e2ee;
+    this.recording = false;
+    /** @type {import('./recording.js').RecordingConfig} */
+    this.recordingConfig = { available: false };
+    /** @type {import('./recording.js').DropboxGrant | null} the recorder's grant, in memory only */
+    this.dropbox = null;
+    this.recordingConfigLoaded = recordingConfig().then((c) => { this.recordingConfig = c; this.renderRecord(); });
     window.edgemeet = this; // for tests and debugging in the console
   }
 
@@ -203,6 +211,7 @@ class Meeting {
         this.people.set(msg.participant.id, msg.participant);
         this.grid.update(msg.participant, msg.participant.id === this.me, !!this.e2ee);
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
+        this.renderRecord();
         return this.renderPeople();
       case 'participant_left':
         this.remoteTracks.delete(msg.id);
@@ -210,6 +219,7 @@ class Meeting {
         toast(`${displayName(this.people.get(msg.id))} ${msg.reason === 'kicked' ? 'was removed' : 'left'}`);
         this.people.delete(msg.id);
         this.grid.remove(msg.id);
+        this.renderRecord();
         return this.renderPeople();
       case 'chat':
         return addChat(msg.from === this.me ? 'You' : displayName(this.people.get(msg.from)), msg.text, !!msg.to, msg.at);
@@ -223,7 +233,9 @@ class Meeting {
         $('lock-badge').hidden = !msg.locked;
         return toast(msg.locked ? 'The meeting is now locked' : 'The meeting is unlocked');
       case 'recording':
+        this.recording = msg.active;
         $('rec-badge').hidden = !msg.active;
+        this.renderRecord();
         return toast(msg.active ? 'This meeting is being recorded' : 'Recording stopped');
       case 'media_mode': return this.onMediaMode(msg.media);
       case 'tracks':
@@ -250,6 +262,7 @@ class Meeting {
     $('meeting-name').textContent = this.room;
     $('lock-badge').hidden = !msg.locked;
     $('rec-badge').hidden = !msg.recording;
+    this.recording = msg.recording;
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
@@ -258,8 +271,55 @@ class Meeting {
     for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
     this.grid.attach(this.me, this.media.stream, true);
     this.renderPeople();
+    this.renderRecord();
     this.sendState();
     return this.onMediaMode(msg.media);
+  }
+
+  /** The Record button: moderators only, where the server records; disabled while E2EE is on. */
+  renderRecord() {
+    const button = /** @type {HTMLButtonElement} */ ($('record'));
+    const note = $('record-note');
+    const cfg = this.recordingConfig;
+    button.hidden = !(this.moderator && cfg.available && this.me);
+    button.textContent = this.recording ? 'Stop recording' : 'Record';
+    button.setAttribute('aria-pressed', String(this.recording));
+    const e2ee = !!this.e2ee || [...this.people.values()].some((p) => p.media?.e2ee);
+    let why = '';
+    if (!this.recording && e2ee) why = 'Recording is off while end-to-end encryption is on: encrypted media cannot be recorded.';
+    button.disabled = !!why || !!this.recordingBusy;
+    button.title = why || (this.recording ? 'Stop the recording' : cfg.destination === 'dropbox'
+      ? 'Record this meeting to your Dropbox' : 'Record this meeting');
+    note.textContent = why;
+    note.hidden = button.hidden || !why;
+  }
+
+  async toggleRecording() {
+    if (this.recording) {
+      this.signaling.send({ type: 'stop_recording' });
+      return;
+    }
+    const cfg = this.recordingConfig;
+    /** @type {any} */
+    const msg = { type: 'start_recording' };
+    if (cfg.destination === 'dropbox' && cfg.dropbox) {
+      if (!this.dropbox) {
+        this.recordingBusy = true;
+        this.renderRecord();
+        toast('Connecting your Dropbox...');
+        try {
+          this.dropbox = await connectDropbox(cfg.dropbox);
+        } catch (e) {
+          toast(e instanceof Error ? e.message : String(e));
+          return;
+        } finally {
+          this.recordingBusy = false;
+          this.renderRecord();
+        }
+      }
+      msg.dropbox = this.dropbox;
+    }
+    this.signaling.send(msg);
   }
 
   onError(msg) {
@@ -480,6 +540,7 @@ class Meeting {
       input.value = '';
     });
     $('mute-all').addEventListener('click', () => this.signaling.send({ type: 'mute_all', kind: 'audio' }));
+    $('record').addEventListener('click', () => this.toggleRecording().catch((e) => console.error(e)));
     $('lock-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const pw = /** @type {HTMLInputElement} */ ($('lock-password'));

@@ -797,9 +797,12 @@ impl Room {
                         let base = node.url.trim_end_matches('/');
                         let starting = start.is_some();
                         let (url, body) = match start {
-                            Some(grant) => (
+                            Some(start) => (
                                 format!("{base}/v1/rooms/{meeting_id}/recording/start"),
-                                Some(json!({ "dropbox": grant })),
+                                Some(match start.dropbox {
+                                    Some(grant) => json!({ "dropbox": grant }),
+                                    None => json!({}),
+                                }),
                             ),
                             None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
                         };

@@ -19,6 +19,10 @@ pub struct RecordingConfig {
     /// Packets queued per recorded file between forwarding and muxing; beyond, packets drop.
     #[serde(default = "default_queue")]
     pub queue_packets: usize,
+    /// Refuse a start without the recorder's Dropbox grant (400): set where the uploader's
+    /// destination is Dropbox, so a recording nobody could deliver is never made.
+    #[serde(default)]
+    pub require_dropbox: bool,
 }
 
 fn default_part_mib() -> usize {
@@ -36,6 +40,7 @@ impl std::fmt::Debug for RecordingConfig {
             .field("s3", &self.s3)
             .field("part_size_mib", &self.part_size_mib)
             .field("queue_packets", &self.queue_packets)
+            .field("require_dropbox", &self.require_dropbox)
             .finish()
     }
 }
@@ -48,6 +53,7 @@ impl RecordingConfig {
             s3,
             part_size_mib: default_part_mib(),
             queue_packets: default_queue(),
+            require_dropbox: false,
         }
     }
 

@@ -1,11 +1,13 @@
 //! One recorded WebM file (a participant's audio and video): depacketizes the tapped RTP,
 //! muxes it and streams it to S3.
 //!
-//! Duration: the file stays in memory while it fits in one upload part; stopped then, it is
-//! written whole with an exact Info Duration and Segment size. A file that outgrows one part
-//! is streamed from then on (Segment of unknown size, no Duration, clusters as they close):
-//! players and ffprobe then read the length from the last block's timestamp, not from Info.
-//! Nothing touches the node's disk either way.
+//! Duration: the head (EBML header, Segment size, Info with Duration, Tracks) is only known at
+//! the end, and it sits at the file's start. So the file's first upload part is kept in memory
+//! until the recording stops: a file that fits in one part is written whole at the end; a longer
+//! one streams its later clusters as parts 2, 3, ... while recording (multipart parts may be
+//! uploaded in any order), and at the end part 1 goes up as the exact head followed by the held
+//! clusters. Every file thus has its exact Info Duration and Segment size, whatever its length,
+//! for at most two parts of memory per file. Nothing touches the node's disk.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -24,8 +26,9 @@ use super::webm::{self, AUDIO_TRACK, Clusters, TrackSet, VIDEO_TRACK};
 enum Output {
     /// Every cluster so far (the head is made at the end).
     Memory(Vec<u8>),
-    /// Head written: clusters go to the multipart upload as they close.
-    Streaming(FileWriter),
+    /// Past one part: `first` (the held clusters, part 1 without its head) waits for the end,
+    /// later clusters go to the multipart upload as parts 2, 3, ... as they close.
+    Streaming { w: Box<FileWriter>, first: Vec<u8> },
     /// Storage failed: the file is dropped, packets are read and discarded.
     Failed,
 }
@@ -37,7 +40,8 @@ pub struct FileTask {
     pub part_size: usize,
     pub rx: mpsc::Receiver<TapPacket>,
     pub stop: watch::Receiver<bool>,
-    /// Set once the head is written: the file's track set can no longer change.
+    /// Set when the file's track set can no longer change (never, now that the head is written
+    /// at the end; kept for the slot logic).
     pub fixed: Arc<AtomicBool>,
     /// Ask the video publisher for a keyframe.
     pub need_keyframe: Arc<AtomicBool>,
@@ -161,33 +165,33 @@ impl FileTask {
         match &mut st.out {
             Output::Memory(buf) => {
                 buf.extend_from_slice(&ready);
-                if buf.len() + st.clusters.buffered() + 4096 < self.part_size {
+                if buf.len() < self.part_size {
                     return;
                 }
-                self.fixed.store(true, Relaxed);
-                let body = std::mem::take(buf);
-                let head = webm::head(st.tracks, None, None);
+                // Part 1 is full: hold it (its head is written at the end), stream the rest.
+                let first = std::mem::take(buf);
                 st.out = match self.writer.create_file(&self.name, "video/webm").await {
-                    Ok(mut w) => match write_all(&mut w, &[&head, &body]).await {
-                        Ok(()) => Output::Streaming(w),
-                        Err(e) => {
-                            tracing::warn!(file = %self.name, error = %e, "recording file failed");
-                            w.abort().await;
-                            Output::Failed
+                    Ok(mut w) => {
+                        w.hold_first_part();
+                        Output::Streaming {
+                            w: Box::new(w),
+                            first,
                         }
-                    },
+                    }
                     Err(e) => {
                         tracing::warn!(file = %self.name, error = %e, "recording file failed");
                         Output::Failed
                     }
                 };
             }
-            Output::Streaming(w) => {
+            Output::Streaming { w, .. } => {
                 if !ready.is_empty()
                     && let Err(e) = w.write(&ready).await
                 {
                     tracing::warn!(file = %self.name, error = %e, "recording file failed");
-                    if let Output::Streaming(w) = std::mem::replace(&mut st.out, Output::Failed) {
+                    if let Output::Streaming { w, .. } =
+                        std::mem::replace(&mut st.out, Output::Failed)
+                    {
                         w.abort().await;
                     }
                 }
@@ -220,13 +224,26 @@ impl FileTask {
                 }
                 (w, st.clusters.blocks)
             }
-            Output::Streaming(mut w) => {
+            Output::Streaming { mut w, first } => {
                 if let Err(e) = w.write(&rest).await {
                     tracing::warn!(file = %self.name, error = %e, "recording file failed");
                     w.abort().await;
                     return None;
                 }
-                (w, st.clusters.blocks)
+                let body_len = first.len() as u64 + w.size();
+                let mut part1 = webm::head(st.tracks, Some(st.clusters.end_ms), Some(body_len));
+                part1.extend_from_slice(&first);
+                drop(first);
+                return match w.finish_with_first_part(part1).await {
+                    Ok(f) => {
+                        tracing::info!(file = %f.name, size = f.size, blocks = st.clusters.blocks, losses = st.video.losses, "recording file written");
+                        Some(f)
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %self.name, error = %e, "recording file failed");
+                        None
+                    }
+                };
             }
         };
         match w.finish().await {
@@ -247,4 +264,155 @@ async fn write_all(w: &mut FileWriter, parts: &[&[u8]]) -> Result<(), edgemeet_u
         w.write(p).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use edgemeet_uploader::{S3Config, Store};
+    use rtc::rtp;
+    use std::time::SystemTime;
+
+    const AK: &str = "file-test-ak";
+    const SK: &str = "file-test-secret-key";
+
+    fn vp8_frame(key: bool, size: usize, n: u32) -> Vec<u8> {
+        // A VP8 keyframe header (320x240) or an interframe tag, then filler: enough to demux.
+        let mut f = if key {
+            vec![0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]
+        } else {
+            vec![0x51, 0x42, 0x00]
+        };
+        f.resize(size, (n % 251) as u8);
+        f
+    }
+
+    async fn ffprobe(data: &[u8]) -> Option<serde_json::Value> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new("ffprobe")
+            .args(["-v", "error", "-of", "json", "-i", "pipe:0"])
+            .args(["-show_entries", "format=duration:stream=codec_name"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        let data = data.to_vec();
+        let w = tokio::spawn(async move { stdin.write_all(&data).await });
+        let out = child.wait_with_output().await.ok()?;
+        let _ = w.await;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// A file spanning several upload parts (part 1 held, its head written last) carries its
+    /// exact Info Duration and Segment size: ffprobe reports the length from the header.
+    #[tokio::test]
+    async fn a_file_of_several_parts_has_its_exact_duration() {
+        edgemeet_uploader::install_crypto_provider();
+        let dir =
+            std::env::temp_dir().join(format!("edgemeet-file-test-{}", rand::random::<u64>()));
+        let s3 = edgemeet_uploader::start_embedded_s3(&dir, AK, SK, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut cfg = S3Config::new(s3.endpoint(), "recordings", AK, SK);
+        cfg.create_bucket = true;
+        let store = Store::new(&cfg);
+        store.ensure_bucket().await.unwrap();
+        let part_size = 5 * 1024 * 1024;
+        let start = Instant::now();
+        let writer =
+            RecordingWriter::new(store.clone(), "0123456789abcdef", "m1", SystemTime::now())
+                .with_part_size(part_size);
+        let (tx, rx) = mpsc::channel(64);
+        let (stop_tx, stop) = watch::channel(false);
+        let task = FileTask {
+            name: "multi.webm".into(),
+            writer,
+            start,
+            part_size,
+            rx,
+            stop,
+            fixed: Arc::new(AtomicBool::new(false)),
+            need_keyframe: Arc::new(AtomicBool::new(false)),
+        };
+        let handle = tokio::spawn(task.run());
+        // 12 s of 30 fps video at 60 kB a frame (about 21 MB: five parts) and 20 ms Opus.
+        let (mut seq, mut aseq) = (100u16, 7u16);
+        let (v0, a0) = (4_000_000_000u32, 123u32);
+        for n in 0..360u32 {
+            let frame = vp8_frame(n % 60 == 0, 60_000, n);
+            let chunks: Vec<&[u8]> = frame.chunks(1100).collect();
+            let last = chunks.len() - 1;
+            for (i, c) in chunks.into_iter().enumerate() {
+                let mut payload = vec![if i == 0 { 0x10 } else { 0x00 }];
+                payload.extend_from_slice(c);
+                let packet = rtp::Packet {
+                    header: rtp::header::Header {
+                        version: 2,
+                        marker: i == last,
+                        sequence_number: seq,
+                        timestamp: v0.wrapping_add(n * 3000),
+                        ..Default::default()
+                    },
+                    payload: Bytes::from(payload),
+                };
+                seq = seq.wrapping_add(1);
+                tx.send(TapPacket {
+                    video: true,
+                    arrival: start,
+                    packet,
+                })
+                .await
+                .unwrap();
+            }
+            // Audio: 20 ms packets, 1.67 per video frame.
+            while u32::from(aseq - 7) * 20 < (n + 1) * 1000 / 30 {
+                let packet = rtp::Packet {
+                    header: rtp::header::Header {
+                        version: 2,
+                        marker: true,
+                        sequence_number: aseq,
+                        timestamp: a0 + u32::from(aseq - 7) * 960,
+                        ..Default::default()
+                    },
+                    payload: Bytes::from_static(&[0xfc, 1, 2, 3]),
+                };
+                aseq += 1;
+                tx.send(TapPacket {
+                    video: false,
+                    arrival: start,
+                    packet,
+                })
+                .await
+                .unwrap();
+            }
+        }
+        stop_tx.send_replace(true);
+        let file = handle.await.unwrap().expect("the file is written");
+        assert!(file.size > 4 * part_size as u64, "{} bytes", file.size);
+        let body = store.get_small(&file.key).await.unwrap().unwrap();
+        assert_eq!(body.len() as u64, file.size);
+        s3.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let Some(v) = ffprobe(&body).await else {
+            eprintln!("ffprobe not installed: skipped (tests/install/25-recording.sh)");
+            return;
+        };
+        let codecs: Vec<&str> = v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["codec_name"].as_str())
+            .collect();
+        assert_eq!(codecs, ["vp8", "opus"]);
+        let duration: f64 = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+        // Last video frame at 11.967 s lasting 33 ms; last audio packet ends at 12.0 s.
+        assert!((duration - 12.0).abs() < 0.05, "duration {duration}");
+        eprintln!(
+            "{} bytes in {} parts: ffprobe duration {duration} s",
+            file.size,
+            file.size.div_ceil(part_size as u64)
+        );
+    }
 }

@@ -37,6 +37,7 @@ struct Ready {
     key: TokenKey,
     part_size: usize,
     queue: usize,
+    require_dropbox: bool,
 }
 
 /// The node's recordings: at most one per meeting.
@@ -93,6 +94,7 @@ impl Recordings {
                 key,
                 part_size: c.part_size_mib * 1024 * 1024,
                 queue: c.queue_packets,
+                require_dropbox: c.require_dropbox,
             })
         });
         Self {
@@ -118,6 +120,11 @@ impl Recordings {
         if !valid_meeting(meeting) {
             return Err(ApiError::BadRequest(
                 "meeting id must be 1-64 characters of A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        if dropbox.is_none() && ready.require_dropbox {
+            return Err(ApiError::BadRequest(
+                "this node records for Dropbox: the recorder's dropbox grant is required".into(),
             ));
         }
         let id = new_recording_id();

@@ -2,10 +2,10 @@
 //! queue. A full queue drops the packet (the forwarding path never waits for the recorder);
 //! the depacketizer then sees the gap and the video waits for the next keyframe.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rtc::rtp;
 use tokio::sync::mpsc;
@@ -19,6 +19,10 @@ pub struct TapPacket {
     pub packet: rtp::Packet,
 }
 
+/// Simulcast: how long a new tap waits for every offered layer to show before it settles on
+/// the highest one that does (a publisher may never send its top layer: low resolution, CPU).
+const LAYER_WAIT: Duration = Duration::from_millis(500);
+
 pub struct Tap {
     /// The recording this tap feeds (a later recording replaces it).
     pub recording_id: String,
@@ -27,6 +31,10 @@ pub struct Tap {
     /// Set by the file task when it needs a keyframe (start, loss).
     pub need_keyframe: Arc<AtomicBool>,
     pub dropped: Arc<AtomicU64>,
+    created: Instant,
+    /// Simulcast: the SSRC of the layer recorded, once chosen (never changes: layers differ in
+    /// size, sequence numbers and timestamps).
+    layer: Mutex<Option<u32>>,
 }
 
 impl Tap {
@@ -43,16 +51,30 @@ impl Tap {
             tx,
             need_keyframe,
             dropped,
+            created: Instant::now(),
+            layer: Mutex::new(None),
         }
     }
 
     /// Offers a packet of `publication`; true when the publisher should be asked for a keyframe.
     pub fn offer(&self, publication: &Publication, packet: &rtp::Packet) -> bool {
-        // Simulcast: record the last (highest) layer the publisher offered, once it is seen.
-        if let Some(rid) = publication.rids.last()
-            && publication.ssrc_of_rid(rid) != Some(packet.header.ssrc)
-        {
-            return false;
+        // Simulcast: record the highest layer the publisher sends (rids are offered low to
+        // high), chosen once all showed or after LAYER_WAIT.
+        if !publication.rids.is_empty() {
+            let mut layer = self.layer.lock().unwrap();
+            if layer.is_none() {
+                let known: Vec<u32> = publication
+                    .rids
+                    .iter()
+                    .filter_map(|r| publication.ssrc_of_rid(r))
+                    .collect();
+                if known.len() == publication.rids.len() || self.created.elapsed() >= LAYER_WAIT {
+                    *layer = known.last().copied();
+                }
+            }
+            if *layer != Some(packet.header.ssrc) {
+                return false;
+            }
         }
         let p = TapPacket {
             video: self.video,

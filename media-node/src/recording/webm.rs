@@ -206,11 +206,6 @@ impl Clusters {
         std::mem::take(&mut self.ready)
     }
 
-    /// Bytes held (finished clusters not yet taken plus the open one).
-    pub fn buffered(&self) -> usize {
-        self.ready.len() + self.current.len()
-    }
-
     /// Closes the open cluster and returns everything not yet taken.
     pub fn finish(&mut self) -> Vec<u8> {
         self.close();

@@ -5,8 +5,12 @@
 //! (raw non-ASCII refused), `application/octet-stream` uploads, upload sessions with offsets
 //! (`incorrect_offset` + `correct_offset`, `closed`, `not_found`), concurrent sessions (4 MiB
 //! multiples), `files/upload` up to 150 MiB, commits with `add` + `autorename`, 409 bodies with
-//! `error_summary` and `error`, 429 with `Retry-After` and `retry_after`, and the OAuth
-//! refresh-token grant. Committed files keep only their size and SHA-256, so gigabytes fit.
+//! `error_summary` and `error`, 429 with `Retry-After` and `retry_after`, and OAuth 2: the
+//! authorization-code flow with PKCE (`GET /oauth2/authorize` approves at once and redirects
+//! with a code to a registered redirect URI; `/oauth2/token` with `authorization_code` checks
+//! the code (single use, 10 minutes), client id, redirect URI and the PKCE verifier strictly)
+//! and the refresh-token grant. Committed files keep only their size and SHA-256, so gigabytes
+//! fit.
 //!
 //! Fault knobs: [`Emulator::inject`] (429 / 5xx / token expiry on the next content calls),
 //! [`Emulator::expire_tokens_after`], [`Emulator::set_append_delay`].
@@ -52,6 +56,9 @@ pub struct Stats {
     pub incorrect_offsets: u64,
     pub bad_requests: u64,
     pub bytes_received: u64,
+    pub authorizations: u64,
+    pub code_exchanges: u64,
+    pub oauth_errors: u64,
 }
 
 /// A committed file.
@@ -83,6 +90,20 @@ struct State {
     append_delay: Duration,
     next_id: u64,
     stats: Stats,
+    /// app key -> registered redirect URIs (the App Console's list)
+    apps: HashMap<String, Vec<String>>,
+    /// authorization code -> what it was issued for
+    codes: HashMap<String, Grant>,
+}
+
+/// An authorization code waiting for its exchange.
+struct Grant {
+    client_id: String,
+    redirect_uri: Option<String>,
+    challenge: String,
+    method: String,
+    offline: bool,
+    issued: std::time::Instant,
 }
 
 /// A running emulator on 127.0.0.1.
@@ -121,6 +142,14 @@ impl Emulator {
         let mut s = self.state.lock().unwrap();
         s.access.insert(access_token.into(), false);
         s.refresh.insert(refresh_token.into(), app_key.into());
+    }
+
+    /// Registers a Dropbox app (its key) and its redirect URIs, as the App Console does.
+    pub fn add_app(&self, app_key: &str, redirect_uris: &[&str]) {
+        self.state.lock().unwrap().apps.insert(
+            app_key.into(),
+            redirect_uris.iter().map(|u| u.to_string()).collect(),
+        );
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -271,11 +300,46 @@ async fn handle(
             .collect();
         return json_resp(StatusCode::OK, Value::Array(files));
     }
+    if method == Method::GET && path == "/oauth2/authorize" {
+        return authorize(st, uri.query().unwrap_or(""));
+    }
+    if method == Method::OPTIONS && path == "/oauth2/token" {
+        // CORS preflight: the browser exchanges the code itself (PKCE, no client secret).
+        return (
+            StatusCode::NO_CONTENT,
+            [
+                ("access-control-allow-origin", "*"),
+                ("access-control-allow-methods", "POST"),
+                ("access-control-allow-headers", "content-type"),
+            ],
+        )
+            .into_response();
+    }
+    if method == Method::POST && path == "/_emulator/apps" {
+        // Registration for a test driving the emulator in another process (`add_app`).
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let (Some(key), Some(uris)) = (v["app_key"].as_str(), v["redirect_uris"].as_array()) else {
+            return text(StatusCode::BAD_REQUEST, "app_key, redirect_uris".into());
+        };
+        let uris = uris.iter().filter_map(|u| u.as_str().map(str::to_owned));
+        st.lock().unwrap().apps.insert(key.into(), uris.collect());
+        return json_resp(StatusCode::OK, json!({}));
+    }
     if method != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST only".into());
     }
     match path.as_str() {
-        "/oauth2/token" => oauth(st, body).await,
+        "/oauth2/token" => {
+            let mut r = oauth(st, body).await;
+            r.headers_mut().insert(
+                "access-control-allow-origin",
+                axum::http::HeaderValue::from_static("*"),
+            );
+            r
+        }
         "/2/files/get_metadata" => rpc_get_metadata(st, &headers, body).await,
         "/2/files/upload_session/start"
         | "/2/files/upload_session/append_v2"
@@ -288,12 +352,185 @@ async fn handle(
     }
 }
 
+/// A PKCE code verifier or challenge: 43-128 characters of `[A-Za-z0-9-._~]` (RFC 7636).
+fn pkce_chars(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /oauth2/authorize`: the user "approves" at once. Problems with the client or the
+/// redirect URI get an error page (no redirect to an unverified URI), as Dropbox does; others
+/// redirect back with `error`.
+fn authorize(st: Arc<Mutex<State>>, query: &str) -> Response {
+    let q = form_decode(query);
+    let mut s = st.lock().unwrap();
+    let bad = |s: &mut State, msg: &str| {
+        s.stats.oauth_errors += 1;
+        text(StatusCode::BAD_REQUEST, format!("Error (400): {msg}"))
+    };
+    let Some(client_id) = q.get("client_id").cloned() else {
+        return bad(&mut s, "missing client_id");
+    };
+    let Some(uris) = s.apps.get(&client_id).cloned() else {
+        return bad(&mut s, "invalid client_id");
+    };
+    let redirect_uri = q.get("redirect_uri").cloned();
+    let Some(redirect) = redirect_uri.clone() else {
+        return bad(&mut s, "this flow needs a redirect_uri");
+    };
+    if !uris.contains(&redirect) {
+        return bad(
+            &mut s,
+            "invalid redirect_uri: it must match a registered URI exactly",
+        );
+    }
+    let back = |s: &mut State, params: String| {
+        let sep = if redirect.contains('?') { '&' } else { '?' };
+        let state = q
+            .get("state")
+            .map(|st| format!("&state={}", url_encode(st)))
+            .unwrap_or_default();
+        if params.starts_with("error") {
+            s.stats.oauth_errors += 1;
+        }
+        (
+            StatusCode::FOUND,
+            [("location", format!("{redirect}{sep}{params}{state}"))],
+        )
+            .into_response()
+    };
+    if q.get("response_type").map(String::as_str) != Some("code") {
+        return back(&mut s, "error=unsupported_response_type".into());
+    }
+    let method = q
+        .get("code_challenge_method")
+        .cloned()
+        .unwrap_or_else(|| "plain".into());
+    let challenge = q.get("code_challenge").cloned().unwrap_or_default();
+    if !(method == "S256" || method == "plain") || !pkce_chars(&challenge) {
+        return back(
+            &mut s,
+            "error=invalid_request&error_description=bad+code_challenge".into(),
+        );
+    }
+    let offline = match q.get("token_access_type").map(String::as_str) {
+        None | Some("online") | Some("legacy") => false,
+        Some("offline") => true,
+        Some(_) => {
+            return back(
+                &mut s,
+                "error=invalid_request&error_description=bad+token_access_type".into(),
+            );
+        }
+    };
+    s.next_id += 1;
+    let code = format!("emu-code-{}-{:016x}", s.next_id, rand_u64());
+    s.codes.insert(
+        code.clone(),
+        Grant {
+            client_id,
+            redirect_uri,
+            challenge,
+            method,
+            offline,
+            issued: std::time::Instant::now(),
+        },
+    );
+    s.stats.authorizations += 1;
+    back(&mut s, format!("code={}", url_encode(&code)))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::UNIX_EPOCH
+            .elapsed()
+            .unwrap_or_default()
+            .as_nanos() as u64,
+    );
+    h.finish()
+}
+
+fn oauth_error(s: &mut State, error: &str, description: &str) -> Response {
+    s.stats.oauth_errors += 1;
+    json_resp(
+        StatusCode::BAD_REQUEST,
+        json!({"error": error, "error_description": description}),
+    )
+}
+
+/// `grant_type=authorization_code`: the code once, by the app it was issued to, with the same
+/// redirect URI, and the verifier whose S256 hash (or plain value) is the challenge.
+fn exchange_code(s: &mut State, form: &HashMap<String, String>) -> Response {
+    use base64::Engine;
+    let Some(code) = form.get("code") else {
+        return oauth_error(s, "invalid_request", "No auth code provided");
+    };
+    // A code is single use: taken out whatever happens next.
+    let Some(grant) = s.codes.remove(code) else {
+        return oauth_error(s, "invalid_grant", "code doesn't exist or has expired");
+    };
+    if grant.issued.elapsed() > Duration::from_secs(600) {
+        return oauth_error(s, "invalid_grant", "code doesn't exist or has expired");
+    }
+    if form.get("client_id") != Some(&grant.client_id) {
+        return oauth_error(s, "invalid_client", "client_id does not match the code");
+    }
+    if form.contains_key("client_secret") {
+        return oauth_error(s, "invalid_request", "PKCE: no client_secret");
+    }
+    if form.get("redirect_uri") != grant.redirect_uri.as_ref() {
+        return oauth_error(s, "invalid_grant", "redirect_uri mismatch");
+    }
+    let Some(verifier) = form.get("code_verifier").filter(|v| pkce_chars(v)) else {
+        return oauth_error(s, "invalid_grant", "invalid code verifier");
+    };
+    let expected = if grant.method == "S256" {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier))
+    } else {
+        verifier.clone()
+    };
+    if expected != grant.challenge {
+        return oauth_error(s, "invalid_grant", "invalid code verifier");
+    }
+    s.next_id += 1;
+    let access = format!("sl.emu-access-{}-{:016x}", s.next_id, rand_u64());
+    s.access.insert(access.clone(), false);
+    s.stats.code_exchanges += 1;
+    let mut body = json!({
+        "access_token": access, "token_type": "bearer", "expires_in": 14400,
+        "scope": "files.content.write", "uid": "12345", "account_id": "dbid:emu-account"
+    });
+    if grant.offline {
+        let refresh = format!("emu-refresh-{}-{:016x}", s.next_id, rand_u64());
+        s.refresh.insert(refresh.clone(), grant.client_id.clone());
+        body["refresh_token"] = json!(refresh);
+    }
+    json_resp(StatusCode::OK, body)
+}
+
 async fn oauth(st: Arc<Mutex<State>>, body: Body) -> Response {
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
     let form = form_decode(&String::from_utf8_lossy(&bytes));
     let mut s = st.lock().unwrap();
+    if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+        return exchange_code(&mut s, &form);
+    }
     if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
         return json_resp(
             StatusCode::BAD_REQUEST,

@@ -122,10 +122,18 @@ pub enum Effect {
         node: NodeInfo,
         meeting_id: String,
         token: String,
-        start: Option<DropboxGrant>,
+        /// `Some`: start (with the grant, if the recorder gave one); `None`: stop.
+        start: Option<RecordStart>,
     },
     /// The room has no sockets left: the host drops it and any stored copy.
     Ended,
+}
+
+/// What a node is told when a recording starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordStart {
+    /// The recorder's Dropbox grant; none where the destination is a local folder.
+    pub dropbox: Option<DropboxGrant>,
 }
 
 /// Close codes sent to browsers.

@@ -6,7 +6,7 @@ use edgemeet_protocol::client::DropboxGrant;
 use edgemeet_protocol::{ErrorCode, ParticipantId, ProtocolError, ServerMessage};
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Env, Out, Room};
+use super::{Effect, Env, Out, RecordStart, Room};
 use crate::config::AuthMode;
 
 const MAX_TOKEN_CHARS: usize = 4096;
@@ -26,7 +26,7 @@ impl Room {
         env: &mut Env,
         out: &mut Out,
         id: &str,
-        grant: DropboxGrant,
+        grant: Option<DropboxGrant>,
     ) -> Result<(), ProtocolError> {
         let open = env
             .config
@@ -53,9 +53,10 @@ impl Room {
             ));
         }
         let bad = |s: &str| s.is_empty() || s.len() > MAX_TOKEN_CHARS;
-        if bad(&grant.access_token)
-            || bad(&grant.app_key)
-            || grant.refresh_token.as_deref().is_some_and(bad)
+        if let Some(grant) = &grant
+            && (bad(&grant.access_token)
+                || bad(&grant.app_key)
+                || grant.refresh_token.as_deref().is_some_and(bad))
         {
             return Err(ProtocolError::new(
                 ErrorCode::InvalidMessage,
@@ -64,7 +65,7 @@ impl Room {
         }
         meeting.recording = Some(Recording {
             by: id.to_string(),
-            pending: Some(grant),
+            pending: grant,
             started_on_node: false,
         });
         out.send_many(
@@ -106,7 +107,7 @@ impl Room {
             node,
             meeting_id,
             token,
-            start,
+            start: Some(RecordStart { dropbox: start }),
         });
     }
 

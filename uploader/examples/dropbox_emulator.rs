@@ -1,0 +1,14 @@
+//! The strict Dropbox API v2 emulator of `uploader/tests/support` as a process, for tests in other
+//! languages (the browser tests): prints `dropbox emulator listening on http://127.0.0.1:PORT`.
+//! Apps are registered with `POST /_emulator/apps {"app_key", "redirect_uris": [...]}`; committed
+//! files are listed by `GET /_emulator/files`.
+
+#[path = "../tests/support/dropbox_emulator.rs"]
+mod dropbox_emulator;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let emu = dropbox_emulator::Emulator::start().await;
+    println!("dropbox emulator listening on {}", emu.url());
+    std::future::pending::<()>().await;
+}
