@@ -66,6 +66,7 @@ mod tracks;
 /// Test and benchmark participant (webrtc-rs). Not part of the node.
 #[doc(hidden)]
 pub mod testkit;
+pub mod testmedia;
 
 pub use api::MAX_BODY_BYTES;
 pub use auth::{EDGE_SUBJECT, sign_token};
