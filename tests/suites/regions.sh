@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regions: the native edge and two media nodes (eu-west, us-east), each in its own network
+# Regions: the native edge and two media nodes (eu-west, na-east), each in its own network
 # namespace, and a client namespace; tests/tests/regions.rs runs in the client's namespace and
 # checks placement by the caller's location and drain.
 #
@@ -68,7 +68,7 @@ EOF
     >"$work/$2.log" 2>&1 &
 }
 node "$n1" eu-1 eu-west 53.3 -6.3 10.78.1.2
-node "$n2" us-1 us-east 39.0 -77.5 10.78.2.2
+node "$n2" us-1 na-east 39.0 -77.5 10.78.2.2
 
 # Both nodes registered (heartbeats crossed the namespaces).
 known=0
@@ -79,6 +79,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 echo "edge knows ${known:-0} media nodes"
+if [ "${known:-0}" != 2 ]; then
+  for f in edge.log eu-1.log us-1.log; do echo "--- $f"; tail -n 30 "$work/$f"; done
+  echo "FAIL: both media nodes should have registered with the edge"; exit 1
+fi
 
 test_bin="$(cargo test -p edgemeet-tests --test regions --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys

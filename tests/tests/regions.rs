@@ -1,4 +1,4 @@
-//! Regions: two media nodes in two network namespaces, one in `eu-west` and one in `us-east`. A room
+//! Regions: two media nodes in two network namespaces, one in `eu-west` and one in `na-east`. A room
 //! started by a caller in Europe lands on the European node, one from America on the American one;
 //! a drained node takes no new rooms while its rooms go on.
 //!
@@ -60,7 +60,7 @@ async fn rooms_go_to_the_callers_region_and_not_to_a_draining_node() {
     let (mut eu_clients, node) = start_room(&edge, &eu_room, EUROPE).await;
     assert_eq!(node, "eu-1", "a room from Europe is placed in eu-west");
     let (_us_clients, node) = start_room(&edge, &unique_room("virginia"), AMERICA).await;
-    assert_eq!(node, "us-1", "a room from America is placed in us-east");
+    assert_eq!(node, "us-1", "a room from America is placed in na-east");
 
     // Drain the European node; the edge learns it from the next heartbeat.
     let auth = format!("Bearer {secret}");
