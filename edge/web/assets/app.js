@@ -400,6 +400,7 @@ class Meeting {
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
     this.scheduleRefresh(node);
     sfu.addEventListener('state', (ev) => this.mark(`sfu:${/** @type {CustomEvent} */ (ev).detail}`));
+    sfu.addEventListener('ice', (ev) => this.mark(`sfu:ice-${/** @type {CustomEvent} */ (ev).detail}`));
     const tracks = await sfu.start(this.media.stream);
     this.mark('sfu:pushed');
     if (this.sfu !== sfu || !sfu.sessionId) return;

@@ -42,6 +42,8 @@ export class SfuLink extends EventTarget {
       if (participant) this.dispatchEvent(new CustomEvent('track', { detail: { participant, stream } }));
     };
     this.pc.onconnectionstatechange = () => this.dispatchEvent(new CustomEvent('state', { detail: this.pc.connectionState }));
+    // ICE and DTLS apart, for the join timings.
+    this.pc.oniceconnectionstatechange = () => this.dispatchEvent(new CustomEvent('ice', { detail: this.pc.iceConnectionState }));
   }
 
   /** Serialize negotiations: one offer/answer at a time on one connection. */
