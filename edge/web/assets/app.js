@@ -88,8 +88,8 @@ async function prejoin(tenant, room) {
 
   const fillDevices = async () => {
     const { cameras, mics } = await media.devices();
-    for (const [select, list] of [[$('camera-select'), cameras], [$('mic-select'), mics]]) {
-      select.replaceChildren(...list.map((d, i) => new Option(d.label || `Device ${i + 1}`, d.deviceId)));
+    for (const [id, list] of /** @type {[string, MediaDeviceInfo[]][]} */ ([['camera-select', cameras], ['mic-select', mics]])) {
+      $(id).replaceChildren(...list.map((d, i) => new Option(d.label || `Device ${i + 1}`, d.deviceId)));
     }
   };
   // No await before the form's handler is bound: a quick "Join" must not submit the bare form
@@ -183,7 +183,7 @@ class Meeting {
     /** @type {import('./recording.js').DropboxGrant | null} the recorder's grant, in memory only */
     this.dropbox = null;
     this.recordingConfigLoaded = recordingConfig().then((c) => { this.recordingConfig = c; this.renderRecord(); });
-    window.edgemeet = this; // for tests and debugging in the console
+    /** @type {any} */ (window).edgemeet = this; // for tests and debugging in the console
   }
 
   /** Join again after the edge refused (e.g. a password was needed). */
@@ -459,7 +459,7 @@ class Meeting {
       name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
-        for (const [label, msg] of [['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]]) {
+        for (const [label, msg] of /** @type {[string, object][]} */ ([['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]])) {
           const b = document.createElement('button');
           b.type = 'button';
           b.textContent = label;

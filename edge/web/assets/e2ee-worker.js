@@ -79,7 +79,7 @@ function pipe(readable, writable, { operation, kind }) {
 }
 
 // RTCRtpScriptTransform (standard): the transformer comes with its options.
-self.onrtctransform = (ev) => {
+/** @type {any} */ (self).onrtctransform = (/** @type {any} */ ev) => {
   const t = /** @type {any} */ (ev).transformer;
   pipe(t.readable, t.writable, t.options);
 };

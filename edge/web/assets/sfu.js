@@ -46,12 +46,19 @@ export class SfuLink extends EventTarget {
     this.pc.oniceconnectionstatechange = () => this.dispatchEvent(new CustomEvent('ice', { detail: this.pc.iceConnectionState }));
   }
 
-  /** Serialize negotiations: one offer/answer at a time on one connection. */
+  /**
+   * Serialize negotiations: one offer/answer at a time on one connection.
+   * @template T
+   * @param {() => Promise<T>} fn
+   * @returns {Promise<T | undefined>} its result (undefined when closed or failed)
+   */
   enqueue(fn) {
-    this.queue = this.queue.then(() => (this.closed ? undefined : fn())).catch((err) => {
+    const run = this.queue.then(() => (this.closed ? undefined : fn())).catch((err) => {
       this.dispatchEvent(new CustomEvent('error', { detail: err }));
+      return undefined;
     });
-    return this.queue;
+    this.queue = run;
+    return run;
   }
 
   async api(method, path, body) {

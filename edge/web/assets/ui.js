@@ -3,7 +3,7 @@
 export const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 export function show(screen) {
-  for (const el of document.querySelectorAll('.screen')) el.hidden = el.id !== screen;
+  for (const el of document.querySelectorAll('.screen')) /** @type {HTMLElement} */ (el).hidden = el.id !== screen;
 }
 
 let toastTimer = 0;
@@ -58,7 +58,7 @@ export class Grid {
     // A decoder fed ciphertext paints and plays noise: hide and mute instead.
     tile.classList.toggle('undecodable', !!mismatch);
     if (!isMe) /** @type {HTMLVideoElement} */ (tile.querySelector('video')).muted = !!mismatch;
-    let img = tile.querySelector('img.avatar');
+    let img = /** @type {HTMLImageElement | null} */ (tile.querySelector('img.avatar'));
     const wantAvatar = p.avatar && p.media && !p.media.video && !p.media.screen;
     if (wantAvatar && !img) {
       img = document.createElement('img');
