@@ -13,8 +13,9 @@ export WRANGLER_LOG_PATH="$state/logs" XDG_CONFIG_HOME="$state/xdg" NO_COLOR=1
 mkdir -p "$state"
 public="$(python3 "$here/tools/config-vars.py" "$config" public)"
 secrets="$(python3 "$here/tools/config-vars.py" "$config" secrets)"
+recording="$(python3 "$here/tools/config-vars.py" "$config" recording)"
 args=(dev --ip 127.0.0.1 --port "$port" --inspector-port 0 --persist-to "$state/wrangler-state"
-      --var "EDGEMEET_CONFIG:$public" --var "EDGEMEET_SECRETS:$secrets" --show-interactive-dev-session=false)
+      --var "EDGEMEET_CONFIG:$public" --var "EDGEMEET_SECRETS:$secrets" --var "EDGEMEET_RECORDING:$recording" --show-interactive-dev-session=false)
 [ "$probes" = --probes ] && args+=(--var EDGEMEET_TEST_PROBES:1)
 cd "$here"
 setsid "$wrangler" "${args[@]}" </dev/null >"$log" 2>&1 &

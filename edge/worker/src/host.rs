@@ -275,6 +275,10 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
             json_response(200, &json!({ "name": name }))
         }
         Route::NamesCheck => names_check(req).await,
+        Route::PageConfig => {
+            let var = env.var("EDGEMEET_RECORDING").ok().map(|v| v.to_string());
+            json_response(200, &logic::page_config(var.as_deref()))
+        }
         Route::Room { tenant, room } => join_room(req, env, tenant, room).await,
         Route::Heartbeat => heartbeat(req, env).await,
         Route::NodeEvents => node_events(req, env).await,

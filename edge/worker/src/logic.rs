@@ -26,6 +26,8 @@ pub enum Route {
     Heartbeat,
     NodeEvents,
     Health,
+    /// `GET /api/config`: what the page needs to offer recording.
+    PageConfig,
     /// 404 with the JSON error body.
     NotFound,
     /// A known path with another method: 405, empty body, `allow` header.
@@ -40,6 +42,44 @@ mod web {
 /// missing, so a build without the UI still answers the same way for every name).
 pub fn index_html() -> &'static [u8] {
     file("/index.html").unwrap_or(b"<!doctype html><title>edgemeet</title><p>edgemeet</p>\n")
+}
+
+/// The page's `GET /api/config` answer, the same shape as the native host's: recording is offered
+/// when `EDGEMEET_RECORDING` (a public var, JSON) names a Dropbox app. On Cloudflare the media nodes
+/// record to S3 and the uploader delivers to Dropbox; there is no local-folder destination.
+pub fn page_config(recording_var: Option<&str>) -> Value {
+    #[derive(Deserialize)]
+    struct Dropbox {
+        app_key: String,
+        #[serde(default = "default_authorize")]
+        authorize_url: String,
+        #[serde(default = "default_api")]
+        api_url: String,
+    }
+    fn default_authorize() -> String {
+        "https://www.dropbox.com/oauth2/authorize".into()
+    }
+    fn default_api() -> String {
+        "https://api.dropboxapi.com".into()
+    }
+    #[derive(Deserialize)]
+    struct Recording {
+        dropbox: Option<Dropbox>,
+    }
+    match recording_var.and_then(|v| serde_json::from_str::<Recording>(v).ok()) {
+        Some(Recording {
+            dropbox: Some(d), ..
+        }) if !d.app_key.is_empty() => serde_json::json!({"recording": {
+            "available": true,
+            "destination": "dropbox",
+            "dropbox": {
+                "app_key": d.app_key,
+                "authorize_url": d.authorize_url,
+                "token_url": format!("{}/oauth2/token", d.api_url.trim_end_matches('/')),
+            },
+        }}),
+        _ => serde_json::json!({"recording": {"available": false}}),
+    }
 }
 
 pub fn file(path: &str) -> Option<&'static [u8]> {
@@ -77,6 +117,7 @@ pub fn route(method: &str, path: &str) -> Route {
             ),
             ["nodes", "heartbeat"] => only("POST", method == "POST", Route::Heartbeat),
             ["nodes", "events"] => only("POST", method == "POST", Route::NodeEvents),
+            ["config"] => only("GET,HEAD", get, Route::PageConfig),
             _ => Route::NotFound,
         };
     }
@@ -214,6 +255,34 @@ pub fn query_token(query: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn page_config_offers_recording_only_with_a_dropbox_app() {
+        let off = json!({"recording": {"available": false}});
+        assert_eq!(page_config(None), off);
+        assert_eq!(page_config(Some("{}")), off);
+        assert_eq!(page_config(Some("not json")), off);
+        assert_eq!(page_config(Some(r#"{"dropbox":{"app_key":""}}"#)), off);
+        let on = page_config(Some(
+            r#"{"dropbox":{"app_key":"k1","api_url":"https://api.example/"}}"#,
+        ));
+        assert_eq!(on["recording"]["available"], true);
+        assert_eq!(on["recording"]["destination"], "dropbox");
+        assert_eq!(on["recording"]["dropbox"]["app_key"], "k1");
+        assert_eq!(
+            on["recording"]["dropbox"]["token_url"],
+            "https://api.example/oauth2/token"
+        );
+        assert_eq!(
+            on["recording"]["dropbox"]["authorize_url"],
+            "https://www.dropbox.com/oauth2/authorize"
+        );
+        assert_eq!(route("GET", "/api/config"), Route::PageConfig);
+        assert_eq!(
+            route("POST", "/api/config"),
+            Route::MethodNotAllowed("GET,HEAD")
+        );
+    }
 
     #[test]
     fn routes() {

@@ -209,4 +209,8 @@ test("pages: every room name gets the same bytes; unknown paths 404 as JSON", as
   assert.equal((await nf.json()).error.code, "not_found");
   const nope = await fetch(`${BASE}/api/rooms/x`);
   assert.equal(nope.status, 400, "a room URL without a WebSocket upgrade");
+  // No Dropbox app configured (the fixture has none): the page offers no recording.
+  const cfg = await fetch(`${BASE}/api/config`);
+  assert.equal(cfg.status, 200);
+  assert.deepEqual(await cfg.json(), { recording: { available: false } });
 });

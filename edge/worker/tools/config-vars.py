@@ -3,6 +3,8 @@
 
     config-vars.py tests/fixtures/edge.toml public   -> EDGEMEET_CONFIG  (JSON, a wrangler var)
     config-vars.py tests/fixtures/edge.toml secrets  -> EDGEMEET_SECRETS (JSON, `wrangler secret put`)
+    config-vars.py edge.toml recording                -> EDGEMEET_RECORDING (JSON, a wrangler var: the
+                                                         [recording.dropbox] app the page connects)
 
 Secrets are node_secret, hash_key and each tenant's hs256_secret; everything else is public. The Worker
 deep-merges the secrets over the public part, so both hosts run the very same EdgeConfig.
@@ -31,11 +33,23 @@ def split(edge):
     return public, secrets
 
 
+def recording(config):
+    """The public part of [recording.dropbox]: the app key and where the page sends the user."""
+    dropbox = config.get("recording", {}).get("dropbox", {})
+    if not dropbox.get("app_key"):
+        return {}
+    keep = ("app_key", "authorize_url", "api_url")
+    return {"dropbox": {k: v for k, v in dropbox.items() if k in keep}}
+
+
 def main():
     path, part = sys.argv[1], sys.argv[2]
     with open(path, "rb") as f:
-        edge = tomllib.load(f).get("edge", {})
-    public, secrets = split(edge)
+        config = tomllib.load(f)
+    if part == "recording":
+        print(json.dumps(recording(config), separators=(",", ":")))
+        return
+    public, secrets = split(config.get("edge", {}))
     print(json.dumps(public if part == "public" else secrets, separators=(",", ":")))
 
 
