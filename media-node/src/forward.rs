@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU16};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::layers::{LayerTracker, LayerView};
 use crate::node::Shared;
 use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
 use crate::session::Session;
@@ -106,6 +107,11 @@ impl Publication {
         v
     }
 
+    /// Position of `rid` in the publisher's rid order (its quality rank).
+    pub fn rank_of_rid(&self, rid: &str) -> Option<usize> {
+        self.rids.iter().position(|r| r == rid)
+    }
+
     pub fn ssrc_of_rid(&self, rid: &str) -> Option<u32> {
         self.layers.lock().unwrap().get(rid).copied()
     }
@@ -163,9 +169,13 @@ pub struct Subscription {
     pub status: Mutex<TrackStatus>,
     /// Payload type negotiated with the subscriber; `u16::MAX` until known.
     pub out_pt: AtomicU16,
-    pub preferred_rid: Mutex<Option<String>>,
+    /// Rank (in the publisher's rid order) of the layer this subscriber asked for; `NO_RANK`
+    /// when it did not say.
+    preferred: AtomicU8,
     rewriter: Mutex<Rewriter>,
 }
+
+const NO_RANK: u8 = u8::MAX;
 
 impl Subscription {
     pub fn new(
@@ -173,8 +183,11 @@ impl Subscription {
         publication: Arc<Publication>,
         track: Arc<TrackLocalStaticRTP>,
         out_ssrc: u32,
-        preferred_rid: Option<String>,
+        preferred_rid: Option<&str>,
     ) -> Self {
+        let preferred = preferred_rid
+            .and_then(|r| publication.rank_of_rid(r))
+            .map_or(NO_RANK, |r| r as u8);
         Self {
             session_id,
             publication,
@@ -184,7 +197,7 @@ impl Subscription {
             mid: Mutex::new(None),
             status: Mutex::new(TrackStatus::Pending),
             out_pt: AtomicU16::new(u16::MAX),
-            preferred_rid: Mutex::new(preferred_rid),
+            preferred: AtomicU8::new(preferred),
             rewriter: Mutex::new(Rewriter::default()),
         }
     }
@@ -197,24 +210,48 @@ impl Subscription {
         *self.status.lock().unwrap() = s;
     }
 
-    /// The publisher layer this subscriber should get, when simulcast.
-    fn wanted_layer(&self, packet_ssrc: u32) -> Option<u32> {
-        let p = &self.publication;
-        if p.rids.is_empty() {
+    /// Asks for another simulcast layer (`rid` must be one the publisher offered).
+    pub fn set_preferred_rid(&self, rid: &str) -> bool {
+        match self.publication.rank_of_rid(rid) {
+            Some(r) => {
+                self.preferred.store(r as u8, Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn preferred_rank(&self) -> Option<usize> {
+        let r = self.preferred.load(Relaxed);
+        (r != NO_RANK).then_some(r as usize)
+    }
+
+    /// The publisher layer this subscriber should get now (simulcast only): the preferred one
+    /// while it arrives, else the best one that does (see [`LayerView::pick`]). Without a
+    /// preference: the current layer while it flows, else the best one.
+    fn wanted_layer(
+        &self,
+        view: &LayerView,
+        current: Option<u32>,
+        packet_ssrc: u32,
+    ) -> Option<u32> {
+        if self.publication.rids.is_empty() {
             return None;
         }
-        let pref = self.preferred_rid.lock().unwrap().clone();
-        let wanted = pref.as_deref().and_then(|r| p.ssrc_of_rid(r));
-        // Preferred layer not (yet) sent: stay on the current one, or take what comes.
-        Some(
-            wanted
-                .or_else(|| self.rewriter.lock().unwrap().current())
-                .unwrap_or(packet_ssrc),
-        )
+        let pref = self
+            .preferred_rank()
+            .or_else(|| current.and_then(|c| view.rank_of(c)))
+            .unwrap_or(crate::layers::MAX_LAYERS - 1);
+        Some(view.pick(pref).or(current).unwrap_or(packet_ssrc))
     }
 
     /// The packet to send to this subscriber, if any; `Err(ssrc)` = drop and request a keyframe.
-    fn prepare(&self, pkt: &rtp::Packet) -> Result<Option<rtp::Packet>, u32> {
+    fn prepare(
+        &self,
+        pkt: &rtp::Packet,
+        view: &LayerView,
+        now_ms: u64,
+    ) -> Result<Option<rtp::Packet>, u32> {
         if self.status() != TrackStatus::Active {
             return Ok(None);
         }
@@ -222,16 +259,21 @@ impl Subscription {
         if out_pt > 127 || pkt.header.payload_type != self.publication.payload_type {
             return Ok(None);
         }
-        let wanted = self.wanted_layer(pkt.header.ssrc);
         let mime = &self.publication.codec.mime_type;
-        let d = self.rewriter.lock().unwrap().decide(
-            pkt.header.ssrc,
-            pkt.header.sequence_number,
-            pkt.header.timestamp,
-            wanted,
-            || is_keyframe_start(mime, &pkt.payload),
-            self.publication.is_video,
-        );
+        let d = {
+            let mut rw = self.rewriter.lock().unwrap();
+            let wanted = self.wanted_layer(view, rw.current(), pkt.header.ssrc);
+            rw.decide(
+                pkt.header.ssrc,
+                pkt.header.sequence_number,
+                pkt.header.timestamp,
+                wanted,
+                || is_keyframe_start(mime, &pkt.payload),
+                self.publication.is_video,
+                now_ms,
+                self.publication.codec.clock_rate,
+            )
+        };
         match d {
             Decision::Forward { seq, ts } => {
                 let mut out = pkt.clone();
@@ -251,15 +293,15 @@ impl Subscription {
         }
     }
 
-    /// The publisher layer a keyframe request of this subscriber is about.
+    /// The publisher layer a keyframe request of this subscriber is about: the one it gets.
     pub fn keyframe_target(&self) -> Option<u32> {
         if self.publication.rids.is_empty() {
             return None;
         }
-        let pref = self.preferred_rid.lock().unwrap().clone();
-        pref.as_deref()
-            .and_then(|r| self.publication.ssrc_of_rid(r))
-            .or_else(|| self.rewriter.lock().unwrap().current())
+        self.rewriter.lock().unwrap().current().or_else(|| {
+            let r = self.preferred_rank()?;
+            self.publication.ssrc_of_rid(self.publication.rids.get(r)?)
+        })
     }
 }
 
@@ -274,6 +316,8 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
     *publication.remote.lock().unwrap() = Some(track.clone());
     let metrics = shared.metrics.clone();
     let mut last_seq: HashMap<u32, u16> = HashMap::new();
+    let mut layers = LayerTracker::default();
+    let epoch = Instant::now();
     while let Some(evt) = track.poll().await {
         match evt {
             TrackRemoteEvent::OnOpen(init) => {
@@ -283,6 +327,9 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                         .lock()
                         .unwrap()
                         .insert(rid.to_string(), init.ssrc);
+                    if let Some(rank) = publication.rank_of_rid(rid) {
+                        layers.set_ssrc(rank, init.ssrc);
+                    }
                 }
                 // New layer or new stream: whoever waits on it needs a keyframe.
                 publication.request_keyframe(&shared, Some(init.ssrc)).await;
@@ -322,9 +369,11 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                         .await;
                 }
                 let subs = publication.subscribers();
+                let now_ms = t0.duration_since(epoch).as_millis() as u64;
+                let view = layers.on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
                 let mut need_keyframe = None;
                 for sub in subs.iter() {
-                    match sub.prepare(&pkt) {
+                    match sub.prepare(&pkt, &view, now_ms) {
                         Ok(Some(out)) => {
                             let len = out.payload.len() as u64;
                             if try_now(sub.track.write_rtp(out)).is_some_and(|r| r.is_ok()) {

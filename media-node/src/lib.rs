@@ -53,6 +53,7 @@ mod config;
 mod error;
 mod forward;
 mod interceptor;
+mod layers;
 mod metrics;
 mod node;
 mod recording;
