@@ -116,13 +116,15 @@ impl Publication {
         self.layers.lock().unwrap().get(rid).copied()
     }
 
-    /// Asks the publisher for a keyframe on `ssrc` (or on every layer it sends), rate limited.
-    pub async fn request_keyframe(&self, shared: &Shared, ssrc: Option<u32>) {
+    /// Asks the publisher for a keyframe on `ssrc` (or on every layer it sends), at most once
+    /// per `PLI_INTERVAL` and layer, whoever asks. False when nothing was sent (rate limit, no
+    /// video, publisher not connected yet).
+    pub async fn request_keyframe(&self, shared: &Shared, ssrc: Option<u32>) -> bool {
         if !self.is_video {
-            return;
+            return false;
         }
         let Some(remote) = self.remote.lock().unwrap().clone() else {
-            return;
+            return false;
         };
         let targets: Vec<u32> = match ssrc {
             Some(s) => vec![s],
@@ -136,6 +138,7 @@ impl Publication {
             }
         };
         let now = Instant::now();
+        let mut sent = false;
         for media_ssrc in targets {
             {
                 let mut last = self.last_pli.lock().unwrap();
@@ -153,8 +156,10 @@ impl Publication {
             };
             if remote.write_rtcp(vec![Box::new(pli)]).await.is_ok() {
                 shared.metrics.pli_out.fetch_add(1, Relaxed);
+                sent = true;
             }
         }
+        sent
     }
 }
 
@@ -450,7 +455,11 @@ pub async fn run_feedback(shared: Arc<Shared>, session: Arc<Session>, sub: Arc<S
                         .subscription_by_ssrc(media_ssrc)
                         .unwrap_or(sub.clone());
                     let layer = target.keyframe_target();
-                    target.publication.request_keyframe(&shared, layer).await;
+                    // A subscriber that cannot decode (E2EE with another passphrase) asks
+                    // without end: one request per layer and interval reaches the publisher.
+                    if !target.publication.request_keyframe(&shared, layer).await {
+                        shared.metrics.pli_suppressed.fetch_add(1, Relaxed);
+                    }
                 }
             }
             Some(_) => {}

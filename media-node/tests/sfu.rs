@@ -470,3 +470,57 @@ async fn a_paused_preferred_layer_falls_back_to_one_that_arrives_and_comes_back(
     node.handle.shutdown().await;
 }
 
+/// The value of a counter in the node's Prometheus text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pli_storm_from_a_subscriber_reaches_the_publisher_rate_limited() {
+    let node = start().await;
+    let a = publishing_client(&node, "meet7", "pa", 1).await;
+    let b = client(&node, "meet7", "pb", 2).await;
+    let stop = a.start_sending(30, 1, 800);
+    b.pull(&[(a.session_id.clone(), "video".into())], None)
+        .await
+        .expect("pull");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
+    // Past the rate limit of the keyframe the node asked for at subscribe time.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pli_in = |m: &str| counter(m, "edgemeet_node_pli_in_total");
+    let base_in = pli_in(&node.handle.metrics_text());
+    let before = a.plis.load(Relaxed);
+    let started = std::time::Instant::now();
+    // A subscriber that cannot decode (E2EE, another passphrase) asks again and again.
+    const STORM: u64 = 200;
+    for _ in 0..STORM {
+        b.send_pli(&vid).await.expect("send pli");
+    }
+    assert!(
+        eventually(WAIT, || pli_in(&node.handle.metrics_text())
+            >= base_in + STORM)
+        .await,
+        "the node got the storm"
+    );
+    // Let the relayed ones land before counting them.
+    assert!(eventually(Duration::from_secs(5), || a.plis.load(Relaxed) > before).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let relayed = a.plis.load(Relaxed) - before;
+    let storm_ms = started.elapsed().as_millis() as u64;
+    stop.store(true, Relaxed);
+    // At most one per 500 ms (plus the first), however many the subscriber sent.
+    assert!(
+        relayed <= 1 + storm_ms / 500 + 1,
+        "{relayed} PLIs relayed of {STORM} in {storm_ms} ms"
+    );
+    let m = node.handle.metrics_text();
+    assert!(
+        counter(&m, "edgemeet_node_pli_suppressed_total") >= STORM - relayed - 1,
+        "{m}"
+    );
+    node.handle.shutdown().await;
+}
