@@ -27,6 +27,8 @@ pub struct NodeConfig {
     /// UDP port range for media, inclusive; each session takes one port. `0..=0` = ephemeral.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
+    /// One UDP port shared by every session (ICE UDP mux); 0 = off (the range above applies).
+    pub udp_mux_port: u16,
     /// Public IP announced in ICE candidates instead of `media_ip` (NAT 1:1 on cloud VMs).
     pub public_ip: Option<IpAddr>,
     /// Edge base URL for heartbeats and events; none = don't report.
@@ -55,6 +57,7 @@ impl Default for NodeConfig {
             media_ip: IpAddr::from([127, 0, 0, 1]),
             udp_port_min: 0,
             udp_port_max: 0,
+            udp_mux_port: 0,
             public_ip: None,
             edge_url: None,
             secret: String::new(),
@@ -120,7 +123,7 @@ impl NodeConfig {
         })
     }
 
-    /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,PUBLIC_IP,EDGE_URL,
+    /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
     /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,DRAINING}`. `UDP_PORTS` is `N` or `MIN-MAX`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
@@ -159,6 +162,9 @@ impl NodeConfig {
             };
             self.udp_port_min = lo;
             self.udp_port_max = hi;
+        }
+        if let Some(v) = var("UDP_MUX_PORT") {
+            self.udp_mux_port = parse("EDGEMEET_NODE_UDP_MUX_PORT", &v)?;
         }
         if let Some(v) = var("PUBLIC_IP") {
             self.public_ip = Some(parse("EDGEMEET_NODE_PUBLIC_IP", &v)?);
@@ -235,6 +241,11 @@ impl NodeConfig {
         if (self.udp_port_min == 0) != (self.udp_port_max == 0) {
             return bad("a UDP port range needs both ends non-zero (or both 0 for ephemeral)");
         }
+        if self.udp_mux_port != 0 && self.udp_port_min != 0 {
+            return bad(
+                "udp_mux_port (one port for all) and udp_port_min/max (a range) exclude each other",
+            );
+        }
         if self.media_ip.is_unspecified() {
             return bad("media_ip must be a concrete local address, not 0.0.0.0/::");
         }
@@ -287,6 +298,23 @@ mod tests {
         c.validate().unwrap();
         assert_eq!((c.id.as_str(), c.region.as_str()), ("n1", "us"));
         assert_eq!((c.udp_port_min, c.udp_port_max), (50000, 50010));
+    }
+
+    #[test]
+    fn one_udp_port_or_a_range() {
+        let mut c = NodeConfig::from_toml_str(
+            "secret = \"0123456789abcdef\"\nudp_mux_port = 3478\npublic_ip = \"203.0.113.10\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.udp_mux_port, 3478);
+        c.apply_env(|k| (k == "EDGEMEET_NODE_UDP_MUX_PORT").then(|| "40000".into()))
+            .unwrap();
+        assert_eq!(c.udp_mux_port, 40000);
+        c.apply_env(|k| (k == "EDGEMEET_NODE_UDP_PORTS").then(|| "50000-50010".into()))
+            .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("udp_mux_port"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod sdp;
 mod session;
 mod speaker;
 mod tracks;
+mod udpmux;
 
 /// Test and benchmark participant (webrtc-rs). Not part of the node.
 #[doc(hidden)]
