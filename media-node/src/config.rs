@@ -43,6 +43,10 @@ pub struct NodeConfig {
     pub draining: bool,
     /// Seconds between heartbeats.
     pub heartbeat_secs: u64,
+    /// Threads of the standalone node's async runtime: 0 = one per core, 1 = a single-threaded
+    /// runtime (no cross-thread wake-ups: less CPU per packet, one core at most). Ignored when
+    /// the node is embedded (the host owns the runtime).
+    pub worker_threads: usize,
     /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
     pub recording: Option<RecordingConfig>,
 }
@@ -66,6 +70,7 @@ impl Default for NodeConfig {
             idle_timeout_secs: 30,
             draining: false,
             heartbeat_secs: 5,
+            worker_threads: 0,
             recording: None,
         }
     }
@@ -124,7 +129,7 @@ impl NodeConfig {
     }
 
     /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
-    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,DRAINING}`. `UDP_PORTS` is `N` or `MIN-MAX`.
+    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING}`. `UDP_PORTS` is `N` or `MIN-MAX`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
         where
@@ -183,6 +188,9 @@ impl NodeConfig {
         }
         if let Some(v) = var("IDLE_TIMEOUT_SECS") {
             self.idle_timeout_secs = parse("EDGEMEET_NODE_IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = var("WORKER_THREADS") {
+            self.worker_threads = parse("EDGEMEET_NODE_WORKER_THREADS", &v)?;
         }
         if let Some(v) = var("DRAINING") {
             self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -171,7 +171,8 @@ pub struct Subscription {
     pub out_ssrc: u32,
     pub sender: Mutex<Option<Arc<dyn RtpSender>>>,
     pub mid: Mutex<Option<String>>,
-    pub status: Mutex<TrackStatus>,
+    /// `TrackStatus` as `status_code` (read for every packet: no lock).
+    status: AtomicU8,
     /// Payload type negotiated with the subscriber; `u16::MAX` until known.
     pub out_pt: AtomicU16,
     /// Rank (in the publisher's rid order) of the layer this subscriber asked for; `NO_RANK`
@@ -181,6 +182,14 @@ pub struct Subscription {
 }
 
 const NO_RANK: u8 = u8::MAX;
+
+fn status_code(s: TrackStatus) -> u8 {
+    match s {
+        TrackStatus::Active => 0,
+        TrackStatus::Pending => 1,
+        TrackStatus::Inactive => 2,
+    }
+}
 
 impl Subscription {
     pub fn new(
@@ -200,7 +209,7 @@ impl Subscription {
             out_ssrc,
             sender: Mutex::new(None),
             mid: Mutex::new(None),
-            status: Mutex::new(TrackStatus::Pending),
+            status: AtomicU8::new(status_code(TrackStatus::Pending)),
             out_pt: AtomicU16::new(u16::MAX),
             preferred: AtomicU8::new(preferred),
             rewriter: Mutex::new(Rewriter::default()),
@@ -208,11 +217,15 @@ impl Subscription {
     }
 
     pub fn status(&self) -> TrackStatus {
-        *self.status.lock().unwrap()
+        match self.status.load(Relaxed) {
+            0 => TrackStatus::Active,
+            1 => TrackStatus::Pending,
+            _ => TrackStatus::Inactive,
+        }
     }
 
     pub fn set_status(&self, s: TrackStatus) {
-        *self.status.lock().unwrap() = s;
+        self.status.store(status_code(s), Relaxed);
     }
 
     /// Asks for another simulcast layer (`rid` must be one the publisher offered).
@@ -281,17 +294,24 @@ impl Subscription {
         };
         match d {
             Decision::Forward { seq, ts } => {
-                let mut out = pkt.clone();
-                out.header.ssrc = self.out_ssrc;
-                out.header.payload_type = out_pt as u8;
-                out.header.sequence_number = seq;
-                out.header.timestamp = ts;
-                // Extension ids are per connection: the subscriber leg negotiated its own.
-                out.header.extension = false;
-                out.header.extension_profile = 0;
-                out.header.extensions.clear();
-                out.header.extensions_padding = 0;
-                Ok(Some(out))
+                // A new header, not a clone: extension ids are per connection (the subscriber
+                // leg negotiated its own), so the publisher's extensions are left out, and not
+                // copying them saves an allocation per packet and subscriber.
+                let header = rtp::header::Header {
+                    version: 2,
+                    padding: pkt.header.padding,
+                    marker: pkt.header.marker,
+                    payload_type: out_pt as u8,
+                    sequence_number: seq,
+                    timestamp: ts,
+                    ssrc: self.out_ssrc,
+                    csrc: pkt.header.csrc.clone(),
+                    ..Default::default()
+                };
+                Ok(Some(rtp::Packet {
+                    header,
+                    payload: pkt.payload.clone(),
+                }))
             }
             Decision::Drop => Ok(None),
             Decision::DropNeedKeyframe => Err(pkt.header.ssrc),
@@ -377,21 +397,23 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                 let now_ms = t0.duration_since(epoch).as_millis() as u64;
                 let view = layers.on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
                 let mut need_keyframe = None;
+                let (mut sent, mut dropped) = (0u64, 0u64);
                 for sub in subs.iter() {
                     match sub.prepare(&pkt, &view, now_ms) {
                         Ok(Some(out)) => {
-                            let len = out.payload.len() as u64;
                             if try_now(sub.track.write_rtp(out)).is_some_and(|r| r.is_ok()) {
-                                metrics.packets_out.fetch_add(1, Relaxed);
-                                metrics.bytes_out.fetch_add(len, Relaxed);
+                                sent += 1;
                             } else {
-                                metrics.packets_dropped.fetch_add(1, Relaxed);
+                                dropped += 1;
                             }
                         }
                         Ok(None) => {}
                         Err(ssrc) => need_keyframe = Some(ssrc),
                     }
                 }
+                add(&metrics.packets_out, sent);
+                add(&metrics.bytes_out, sent * pkt.payload.len() as u64);
+                add(&metrics.packets_dropped, dropped);
                 if let Some(ssrc) = need_keyframe {
                     publication.request_keyframe(&shared, Some(ssrc)).await;
                 }
@@ -413,6 +435,12 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
 /// Runs `fut` only if it completes without waiting: a subscriber whose connection cannot take
 /// a packet right now (its queue is full) loses that packet instead of stalling the publisher's
 /// other subscribers.
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
 fn try_now<F: std::future::Future>(fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

@@ -5,8 +5,7 @@
 use anyhow::Context;
 use edgemeet_media_node::{MediaNode, NodeConfig};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -27,6 +26,23 @@ async fn main() -> anyhow::Result<()> {
         println!("media node configuration: ok");
         return Ok(());
     }
+    let rt = match cfg.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("starting the async runtime")?;
+    rt.block_on(run(cfg))
+}
+
+async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let node = MediaNode::start(cfg)
         .await
         .context("starting the media node")?;
