@@ -310,9 +310,8 @@ async fn tracks_update(
             error: None,
         };
         match s.subscription_by_mid(&t.mid) {
-            Some(sub) if sub.publication.rids.contains(&t.simulcast.preferred_rid) => {
+            Some(sub) if sub.set_preferred_rid(&t.simulcast.preferred_rid) => {
                 r.track_name = Some(sub.publication.track_name.clone());
-                *sub.preferred_rid.lock().unwrap() = Some(t.simulcast.preferred_rid.clone());
                 let target = sub.publication.ssrc_of_rid(&t.simulcast.preferred_rid);
                 sub.publication.request_keyframe(&shared, target).await;
             }

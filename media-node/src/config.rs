@@ -27,6 +27,8 @@ pub struct NodeConfig {
     /// UDP port range for media, inclusive; each session takes one port. `0..=0` = ephemeral.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
+    /// One UDP port shared by every session (ICE UDP mux); 0 = off (the range above applies).
+    pub udp_mux_port: u16,
     /// Public IP announced in ICE candidates instead of `media_ip` (NAT 1:1 on cloud VMs).
     pub public_ip: Option<IpAddr>,
     /// Edge base URL for heartbeats and events; none = don't report.
@@ -41,6 +43,10 @@ pub struct NodeConfig {
     pub draining: bool,
     /// Seconds between heartbeats.
     pub heartbeat_secs: u64,
+    /// Threads of the standalone node's async runtime: 0 = one per core, 1 = a single-threaded
+    /// runtime (no cross-thread wake-ups: less CPU per packet, one core at most). Ignored when
+    /// the node is embedded (the host owns the runtime).
+    pub worker_threads: usize,
     /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
     pub recording: Option<RecordingConfig>,
 }
@@ -55,6 +61,7 @@ impl Default for NodeConfig {
             media_ip: IpAddr::from([127, 0, 0, 1]),
             udp_port_min: 0,
             udp_port_max: 0,
+            udp_mux_port: 0,
             public_ip: None,
             edge_url: None,
             secret: String::new(),
@@ -63,6 +70,7 @@ impl Default for NodeConfig {
             idle_timeout_secs: 30,
             draining: false,
             heartbeat_secs: 5,
+            worker_threads: 0,
             recording: None,
         }
     }
@@ -120,8 +128,8 @@ impl NodeConfig {
         })
     }
 
-    /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,PUBLIC_IP,EDGE_URL,
-    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,DRAINING}`. `UDP_PORTS` is `N` or `MIN-MAX`.
+    /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
+    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING}`. `UDP_PORTS` is `N` or `MIN-MAX`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
         where
@@ -160,6 +168,9 @@ impl NodeConfig {
             self.udp_port_min = lo;
             self.udp_port_max = hi;
         }
+        if let Some(v) = var("UDP_MUX_PORT") {
+            self.udp_mux_port = parse("EDGEMEET_NODE_UDP_MUX_PORT", &v)?;
+        }
         if let Some(v) = var("PUBLIC_IP") {
             self.public_ip = Some(parse("EDGEMEET_NODE_PUBLIC_IP", &v)?);
         }
@@ -177,6 +188,9 @@ impl NodeConfig {
         }
         if let Some(v) = var("IDLE_TIMEOUT_SECS") {
             self.idle_timeout_secs = parse("EDGEMEET_NODE_IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = var("WORKER_THREADS") {
+            self.worker_threads = parse("EDGEMEET_NODE_WORKER_THREADS", &v)?;
         }
         if let Some(v) = var("DRAINING") {
             self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;
@@ -236,6 +250,11 @@ impl NodeConfig {
         if (self.udp_port_min == 0) != (self.udp_port_max == 0) {
             return bad("a UDP port range needs both ends non-zero (or both 0 for ephemeral)");
         }
+        if self.udp_mux_port != 0 && self.udp_port_min != 0 {
+            return bad(
+                "udp_mux_port (one port for all) and udp_port_min/max (a range) exclude each other",
+            );
+        }
         if self.media_ip.is_unspecified() {
             return bad("media_ip must be a concrete local address, not 0.0.0.0/::");
         }
@@ -288,6 +307,23 @@ mod tests {
         c.validate().unwrap();
         assert_eq!((c.id.as_str(), c.region.as_str()), ("n1", "na-east"));
         assert_eq!((c.udp_port_min, c.udp_port_max), (50000, 50010));
+    }
+
+    #[test]
+    fn one_udp_port_or_a_range() {
+        let mut c = NodeConfig::from_toml_str(
+            "secret = \"0123456789abcdef\"\nudp_mux_port = 3478\npublic_ip = \"203.0.113.10\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.udp_mux_port, 3478);
+        c.apply_env(|k| (k == "EDGEMEET_NODE_UDP_MUX_PORT").then(|| "40000".into()))
+            .unwrap();
+        assert_eq!(c.udp_mux_port, 40000);
+        c.apply_env(|k| (k == "EDGEMEET_NODE_UDP_PORTS").then(|| "50000-50010".into()))
+            .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("udp_mux_port"), "{err}");
     }
 
     #[test]

@@ -77,6 +77,11 @@ impl IntoResponse for ApiError {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot bind the media UDP port {addr}: {source}")]
+    MediaBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot bind the control API on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,

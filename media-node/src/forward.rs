@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU16};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::layers::{LayerTracker, LayerView};
 use crate::node::Shared;
 use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
 use crate::session::Session;
@@ -106,17 +107,24 @@ impl Publication {
         v
     }
 
+    /// Position of `rid` in the publisher's rid order (its quality rank).
+    pub fn rank_of_rid(&self, rid: &str) -> Option<usize> {
+        self.rids.iter().position(|r| r == rid)
+    }
+
     pub fn ssrc_of_rid(&self, rid: &str) -> Option<u32> {
         self.layers.lock().unwrap().get(rid).copied()
     }
 
-    /// Asks the publisher for a keyframe on `ssrc` (or on every layer it sends), rate limited.
-    pub async fn request_keyframe(&self, shared: &Shared, ssrc: Option<u32>) {
+    /// Asks the publisher for a keyframe on `ssrc` (or on every layer it sends), at most once
+    /// per `PLI_INTERVAL` and layer, whoever asks. False when nothing was sent (rate limit, no
+    /// video, publisher not connected yet).
+    pub async fn request_keyframe(&self, shared: &Shared, ssrc: Option<u32>) -> bool {
         if !self.is_video {
-            return;
+            return false;
         }
         let Some(remote) = self.remote.lock().unwrap().clone() else {
-            return;
+            return false;
         };
         let targets: Vec<u32> = match ssrc {
             Some(s) => vec![s],
@@ -130,6 +138,7 @@ impl Publication {
             }
         };
         let now = Instant::now();
+        let mut sent = false;
         for media_ssrc in targets {
             {
                 let mut last = self.last_pli.lock().unwrap();
@@ -147,8 +156,10 @@ impl Publication {
             };
             if remote.write_rtcp(vec![Box::new(pli)]).await.is_ok() {
                 shared.metrics.pli_out.fetch_add(1, Relaxed);
+                sent = true;
             }
         }
+        sent
     }
 }
 
@@ -160,11 +171,24 @@ pub struct Subscription {
     pub out_ssrc: u32,
     pub sender: Mutex<Option<Arc<dyn RtpSender>>>,
     pub mid: Mutex<Option<String>>,
-    pub status: Mutex<TrackStatus>,
+    /// `TrackStatus` as `status_code` (read for every packet: no lock).
+    status: AtomicU8,
     /// Payload type negotiated with the subscriber; `u16::MAX` until known.
     pub out_pt: AtomicU16,
-    pub preferred_rid: Mutex<Option<String>>,
+    /// Rank (in the publisher's rid order) of the layer this subscriber asked for; `NO_RANK`
+    /// when it did not say.
+    preferred: AtomicU8,
     rewriter: Mutex<Rewriter>,
+}
+
+const NO_RANK: u8 = u8::MAX;
+
+fn status_code(s: TrackStatus) -> u8 {
+    match s {
+        TrackStatus::Active => 0,
+        TrackStatus::Pending => 1,
+        TrackStatus::Inactive => 2,
+    }
 }
 
 impl Subscription {
@@ -173,8 +197,11 @@ impl Subscription {
         publication: Arc<Publication>,
         track: Arc<TrackLocalStaticRTP>,
         out_ssrc: u32,
-        preferred_rid: Option<String>,
+        preferred_rid: Option<&str>,
     ) -> Self {
+        let preferred = preferred_rid
+            .and_then(|r| publication.rank_of_rid(r))
+            .map_or(NO_RANK, |r| r as u8);
         Self {
             session_id,
             publication,
@@ -182,39 +209,67 @@ impl Subscription {
             out_ssrc,
             sender: Mutex::new(None),
             mid: Mutex::new(None),
-            status: Mutex::new(TrackStatus::Pending),
+            status: AtomicU8::new(status_code(TrackStatus::Pending)),
             out_pt: AtomicU16::new(u16::MAX),
-            preferred_rid: Mutex::new(preferred_rid),
+            preferred: AtomicU8::new(preferred),
             rewriter: Mutex::new(Rewriter::default()),
         }
     }
 
     pub fn status(&self) -> TrackStatus {
-        *self.status.lock().unwrap()
+        match self.status.load(Relaxed) {
+            0 => TrackStatus::Active,
+            1 => TrackStatus::Pending,
+            _ => TrackStatus::Inactive,
+        }
     }
 
     pub fn set_status(&self, s: TrackStatus) {
-        *self.status.lock().unwrap() = s;
+        self.status.store(status_code(s), Relaxed);
     }
 
-    /// The publisher layer this subscriber should get, when simulcast.
-    fn wanted_layer(&self, packet_ssrc: u32) -> Option<u32> {
-        let p = &self.publication;
-        if p.rids.is_empty() {
+    /// Asks for another simulcast layer (`rid` must be one the publisher offered).
+    pub fn set_preferred_rid(&self, rid: &str) -> bool {
+        match self.publication.rank_of_rid(rid) {
+            Some(r) => {
+                self.preferred.store(r as u8, Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn preferred_rank(&self) -> Option<usize> {
+        let r = self.preferred.load(Relaxed);
+        (r != NO_RANK).then_some(r as usize)
+    }
+
+    /// The publisher layer this subscriber should get now (simulcast only): the preferred one
+    /// while it arrives, else the best one that does (see [`LayerView::pick`]). Without a
+    /// preference: the current layer while it flows, else the best one.
+    fn wanted_layer(
+        &self,
+        view: &LayerView,
+        current: Option<u32>,
+        packet_ssrc: u32,
+    ) -> Option<u32> {
+        if self.publication.rids.is_empty() {
             return None;
         }
-        let pref = self.preferred_rid.lock().unwrap().clone();
-        let wanted = pref.as_deref().and_then(|r| p.ssrc_of_rid(r));
-        // Preferred layer not (yet) sent: stay on the current one, or take what comes.
-        Some(
-            wanted
-                .or_else(|| self.rewriter.lock().unwrap().current())
-                .unwrap_or(packet_ssrc),
-        )
+        let pref = self
+            .preferred_rank()
+            .or_else(|| current.and_then(|c| view.rank_of(c)))
+            .unwrap_or(crate::layers::MAX_LAYERS - 1);
+        Some(view.pick(pref).or(current).unwrap_or(packet_ssrc))
     }
 
     /// The packet to send to this subscriber, if any; `Err(ssrc)` = drop and request a keyframe.
-    fn prepare(&self, pkt: &rtp::Packet) -> Result<Option<rtp::Packet>, u32> {
+    fn prepare(
+        &self,
+        pkt: &rtp::Packet,
+        view: &LayerView,
+        now_ms: u64,
+    ) -> Result<Option<rtp::Packet>, u32> {
         if self.status() != TrackStatus::Active {
             return Ok(None);
         }
@@ -222,44 +277,56 @@ impl Subscription {
         if out_pt > 127 || pkt.header.payload_type != self.publication.payload_type {
             return Ok(None);
         }
-        let wanted = self.wanted_layer(pkt.header.ssrc);
         let mime = &self.publication.codec.mime_type;
-        let d = self.rewriter.lock().unwrap().decide(
-            pkt.header.ssrc,
-            pkt.header.sequence_number,
-            pkt.header.timestamp,
-            wanted,
-            || is_keyframe_start(mime, &pkt.payload),
-            self.publication.is_video,
-        );
+        let d = {
+            let mut rw = self.rewriter.lock().unwrap();
+            let wanted = self.wanted_layer(view, rw.current(), pkt.header.ssrc);
+            rw.decide(
+                pkt.header.ssrc,
+                pkt.header.sequence_number,
+                pkt.header.timestamp,
+                wanted,
+                || is_keyframe_start(mime, &pkt.payload),
+                self.publication.is_video,
+                now_ms,
+                self.publication.codec.clock_rate,
+            )
+        };
         match d {
             Decision::Forward { seq, ts } => {
-                let mut out = pkt.clone();
-                out.header.ssrc = self.out_ssrc;
-                out.header.payload_type = out_pt as u8;
-                out.header.sequence_number = seq;
-                out.header.timestamp = ts;
-                // Extension ids are per connection: the subscriber leg negotiated its own.
-                out.header.extension = false;
-                out.header.extension_profile = 0;
-                out.header.extensions.clear();
-                out.header.extensions_padding = 0;
-                Ok(Some(out))
+                // A new header, not a clone: extension ids are per connection (the subscriber
+                // leg negotiated its own), so the publisher's extensions are left out, and not
+                // copying them saves an allocation per packet and subscriber.
+                let header = rtp::header::Header {
+                    version: 2,
+                    padding: pkt.header.padding,
+                    marker: pkt.header.marker,
+                    payload_type: out_pt as u8,
+                    sequence_number: seq,
+                    timestamp: ts,
+                    ssrc: self.out_ssrc,
+                    csrc: pkt.header.csrc.clone(),
+                    ..Default::default()
+                };
+                Ok(Some(rtp::Packet {
+                    header,
+                    payload: pkt.payload.clone(),
+                }))
             }
             Decision::Drop => Ok(None),
             Decision::DropNeedKeyframe => Err(pkt.header.ssrc),
         }
     }
 
-    /// The publisher layer a keyframe request of this subscriber is about.
+    /// The publisher layer a keyframe request of this subscriber is about: the one it gets.
     pub fn keyframe_target(&self) -> Option<u32> {
         if self.publication.rids.is_empty() {
             return None;
         }
-        let pref = self.preferred_rid.lock().unwrap().clone();
-        pref.as_deref()
-            .and_then(|r| self.publication.ssrc_of_rid(r))
-            .or_else(|| self.rewriter.lock().unwrap().current())
+        self.rewriter.lock().unwrap().current().or_else(|| {
+            let r = self.preferred_rank()?;
+            self.publication.ssrc_of_rid(self.publication.rids.get(r)?)
+        })
     }
 }
 
@@ -274,6 +341,8 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
     *publication.remote.lock().unwrap() = Some(track.clone());
     let metrics = shared.metrics.clone();
     let mut last_seq: HashMap<u32, u16> = HashMap::new();
+    let mut layers = LayerTracker::default();
+    let epoch = Instant::now();
     while let Some(evt) = track.poll().await {
         match evt {
             TrackRemoteEvent::OnOpen(init) => {
@@ -283,6 +352,9 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                         .lock()
                         .unwrap()
                         .insert(rid.to_string(), init.ssrc);
+                    if let Some(rank) = publication.rank_of_rid(rid) {
+                        layers.set_ssrc(rank, init.ssrc);
+                    }
                 }
                 // New layer or new stream: whoever waits on it needs a keyframe.
                 publication.request_keyframe(&shared, Some(init.ssrc)).await;
@@ -322,22 +394,26 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                         .await;
                 }
                 let subs = publication.subscribers();
+                let now_ms = t0.duration_since(epoch).as_millis() as u64;
+                let view = layers.on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
                 let mut need_keyframe = None;
+                let (mut sent, mut dropped) = (0u64, 0u64);
                 for sub in subs.iter() {
-                    match sub.prepare(&pkt) {
+                    match sub.prepare(&pkt, &view, now_ms) {
                         Ok(Some(out)) => {
-                            let len = out.payload.len() as u64;
                             if try_now(sub.track.write_rtp(out)).is_some_and(|r| r.is_ok()) {
-                                metrics.packets_out.fetch_add(1, Relaxed);
-                                metrics.bytes_out.fetch_add(len, Relaxed);
+                                sent += 1;
                             } else {
-                                metrics.packets_dropped.fetch_add(1, Relaxed);
+                                dropped += 1;
                             }
                         }
                         Ok(None) => {}
                         Err(ssrc) => need_keyframe = Some(ssrc),
                     }
                 }
+                add(&metrics.packets_out, sent);
+                add(&metrics.bytes_out, sent * pkt.payload.len() as u64);
+                add(&metrics.packets_dropped, dropped);
                 if let Some(ssrc) = need_keyframe {
                     publication.request_keyframe(&shared, Some(ssrc)).await;
                 }
@@ -359,6 +435,12 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
 /// Runs `fut` only if it completes without waiting: a subscriber whose connection cannot take
 /// a packet right now (its queue is full) loses that packet instead of stalling the publisher's
 /// other subscribers.
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
 fn try_now<F: std::future::Future>(fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -401,7 +483,11 @@ pub async fn run_feedback(shared: Arc<Shared>, session: Arc<Session>, sub: Arc<S
                         .subscription_by_ssrc(media_ssrc)
                         .unwrap_or(sub.clone());
                     let layer = target.keyframe_target();
-                    target.publication.request_keyframe(&shared, layer).await;
+                    // A subscriber that cannot decode (E2EE with another passphrase) asks
+                    // without end: one request per layer and interval reaches the publisher.
+                    if !target.publication.request_keyframe(&shared, layer).await {
+                        shared.metrics.pli_suppressed.fetch_add(1, Relaxed);
+                    }
                 }
             }
             Some(_) => {}

@@ -53,6 +53,7 @@ mod config;
 mod error;
 mod forward;
 mod interceptor;
+mod layers;
 mod metrics;
 mod node;
 mod recording;
@@ -62,6 +63,7 @@ mod sdp;
 mod session;
 mod speaker;
 mod tracks;
+mod udpmux;
 
 /// Test and benchmark participant (webrtc-rs). Not part of the node.
 #[doc(hidden)]

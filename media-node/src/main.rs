@@ -7,14 +7,13 @@ use edgemeet_media_node::{MediaNode, NodeConfig};
 
 fn main() {
     // Errors print as one clear line (with causes), never a backtrace.
-    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    if let Err(err) = rt.block_on(run()) {
+    if let Err(err) = start() {
         eprintln!("edgemeet-media-node: error: {err:#}");
         std::process::exit(1);
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+fn start() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -35,6 +34,23 @@ async fn run() -> anyhow::Result<()> {
         println!("media node configuration: ok");
         return Ok(());
     }
+    let rt = match cfg.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("starting the async runtime")?;
+    rt.block_on(run(cfg))
+}
+
+async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let node = MediaNode::start(cfg)
         .await
         .context("starting the media node")?;

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub nack_in: AtomicU64,
     pub pli_in: AtomicU64,
     pub pli_out: AtomicU64,
+    /// Keyframe requests of subscribers not relayed (rate limit per publisher layer).
+    pub pli_suppressed: AtomicU64,
     /// Sequence-number gaps seen on ingress (packets lost between publisher and node).
     pub ingress_lost: AtomicU64,
     pub sessions_created: AtomicU64,
@@ -120,6 +122,11 @@ impl Metrics {
                 "edgemeet_node_pli_out_total",
                 "PLI sent to publishers.",
                 &self.pli_out,
+            ),
+            (
+                "edgemeet_node_pli_suppressed_total",
+                "PLI/FIR from subscribers not relayed to the publisher (rate limit).",
+                &self.pli_suppressed,
             ),
             (
                 "edgemeet_node_rtp_ingress_lost_total",

@@ -33,13 +33,20 @@ pub struct Shared {
     pub events: mpsc::UnboundedSender<NodeEvent>,
     ports_in_use: Mutex<BTreeSet<u16>>,
     next_port: Mutex<u16>,
+    /// The one shared media socket, when `udp_mux_port` is set.
+    pub mux: Option<Arc<crate::udpmux::UdpMux>>,
     /// Last CPU sample: (wall instant, process CPU seconds) and the derived load.
     cpu: Mutex<(Instant, f64, f32)>,
 }
 
 impl Shared {
-    fn new(cfg: NodeConfig, events: mpsc::UnboundedSender<NodeEvent>) -> Self {
+    fn new(
+        cfg: NodeConfig,
+        events: mpsc::UnboundedSender<NodeEvent>,
+        mux: Option<Arc<crate::udpmux::UdpMux>>,
+    ) -> Self {
         Self {
+            mux,
             verifier: TokenVerifier::new(&cfg.secret, &cfg.id),
             metrics: Arc::new(Metrics::default()),
             sessions: Mutex::new(HashMap::new()),
@@ -153,6 +160,9 @@ impl Shared {
         }
         let _ = tokio::time::timeout(Duration::from_secs(3), session.pc.close()).await;
         self.release_port(session.port);
+        if let (Some(mux), Some(inbox)) = (&self.mux, &session.mux_inbox) {
+            mux.unregister(inbox);
+        }
         tracing::info!(session = %session.id, reason, "session closed");
         true
     }
@@ -262,8 +272,18 @@ impl MediaNode {
     /// `config.listen` is not bound. Must run inside a tokio runtime.
     pub fn build(config: NodeConfig) -> Result<(Router, MediaNodeHandle), StartError> {
         config.validate()?;
+        let mux = match config.udp_mux_port {
+            0 => None,
+            port => {
+                let addr = SocketAddr::new(config.media_ip, port);
+                let mux = crate::udpmux::UdpMux::bind(addr)
+                    .map_err(|source| StartError::MediaBind { addr, source })?;
+                tracing::info!(%addr, "media on one UDP port");
+                Some(mux)
+            }
+        };
         let (etx, erx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(config, etx));
+        let shared = Arc::new(Shared::new(config, etx, mux));
         let (stop, _) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(reaper(shared.clone(), stop.subscribe())),

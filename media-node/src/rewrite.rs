@@ -82,14 +82,19 @@ pub struct Rewriter {
     ts_offset: u32,
     last_seq: u16,
     last_ts: u32,
+    /// When the last packet went out (ms, the caller's monotonic clock).
+    last_ms: u64,
     started: bool,
 }
 
-/// Timestamp step inserted at a layer switch (one frame at 30 fps, 90 kHz clock).
+/// Smallest timestamp step inserted at a layer switch (one frame at 30 fps, 90 kHz clock).
 const SWITCH_TS_STEP: u32 = 3000;
 
 impl Rewriter {
-    /// `wanted` is the layer the subscriber should get now (None: any, i.e. not simulcast).
+    /// `wanted` is the layer the subscriber should get now (None: any, i.e. not simulcast);
+    /// `now_ms` a monotonic clock, `clock_rate` the codec's RTP clock (for the timestamp
+    /// step across a switch: the time that passed, at least one frame).
+    #[allow(clippy::too_many_arguments)]
     pub fn decide(
         &mut self,
         ssrc: u32,
@@ -98,11 +103,13 @@ impl Rewriter {
         wanted: Option<u32>,
         keyframe: impl FnOnce() -> bool,
         is_video: bool,
+        now_ms: u64,
+        clock_rate: u32,
     ) -> Decision {
         let wanted = wanted.unwrap_or(ssrc);
         if Some(ssrc) == self.current {
             // Also while a switch waits for the wanted layer's keyframe.
-            return self.forward(seq, ts);
+            return self.forward(seq, ts, now_ms);
         }
         if ssrc != wanted {
             return Decision::Drop;
@@ -113,20 +120,27 @@ impl Rewriter {
             return Decision::DropNeedKeyframe;
         }
         if self.started {
+            // A switch after a pause (the old layer stopped) spans the pause in time too.
+            let gap = now_ms.saturating_sub(self.last_ms).min(60_000);
+            let step = (gap * u64::from(clock_rate) / 1000) as u32;
             self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
-            self.ts_offset = self.last_ts.wrapping_add(SWITCH_TS_STEP).wrapping_sub(ts);
+            self.ts_offset = self
+                .last_ts
+                .wrapping_add(step.max(SWITCH_TS_STEP))
+                .wrapping_sub(ts);
         }
         self.current = Some(ssrc);
-        self.forward(seq, ts)
+        self.forward(seq, ts, now_ms)
     }
 
-    fn forward(&mut self, seq: u16, ts: u32) -> Decision {
+    fn forward(&mut self, seq: u16, ts: u32, now_ms: u64) -> Decision {
         let seq = seq.wrapping_add(self.seq_offset);
         let ts = ts.wrapping_add(self.ts_offset);
         // Only advance on newer packets: a retransmitted or reordered one keeps its place.
         if !self.started || seq.wrapping_sub(self.last_seq) < 0x8000 {
             self.last_seq = seq;
             self.last_ts = ts;
+            self.last_ms = now_ms;
         }
         self.started = true;
         Decision::Forward { seq, ts }
@@ -160,38 +174,38 @@ mod tests {
         let mut r = Rewriter::default();
         let (lo, hi) = (1u32, 2u32);
         assert_eq!(
-            r.decide(lo, 100, 1000, Some(lo), || true, true),
+            r.decide(lo, 100, 1000, Some(lo), || true, true, 0, 90000),
             Decision::Forward { seq: 100, ts: 1000 }
         );
         assert_eq!(
-            r.decide(lo, 101, 4000, Some(lo), || false, true),
+            r.decide(lo, 101, 4000, Some(lo), || false, true, 0, 90000),
             Decision::Forward { seq: 101, ts: 4000 }
         );
         // Want hi now: its non-key packets are dropped while lo keeps flowing.
         assert_eq!(
-            r.decide(hi, 5000, 9, Some(hi), || false, true),
+            r.decide(hi, 5000, 9, Some(hi), || false, true, 0, 90000),
             Decision::DropNeedKeyframe
         );
         assert_eq!(
-            r.decide(lo, 102, 7000, Some(hi), || false, true),
+            r.decide(lo, 102, 7000, Some(hi), || false, true, 0, 90000),
             Decision::Forward { seq: 102, ts: 7000 }
         );
         assert_eq!(
-            r.decide(hi, 5001, 90, Some(hi), || true, true),
+            r.decide(hi, 5001, 90, Some(hi), || true, true, 0, 90000),
             Decision::Forward {
                 seq: 103,
                 ts: 10000
             }
         );
         assert_eq!(
-            r.decide(hi, 5002, 3090, Some(hi), || false, true),
+            r.decide(hi, 5002, 3090, Some(hi), || false, true, 0, 90000),
             Decision::Forward {
                 seq: 104,
                 ts: 13000
             }
         );
         assert_eq!(
-            r.decide(lo, 103, 10000, Some(hi), || true, true),
+            r.decide(lo, 103, 10000, Some(hi), || true, true, 0, 90000),
             Decision::Drop
         );
     }
@@ -200,15 +214,29 @@ mod tests {
     fn switch_from_a_high_sequence_number() {
         let mut r = Rewriter::default();
         assert_eq!(
-            r.decide(1, 60000, 5, Some(1), || true, true),
+            r.decide(1, 60000, 5, Some(1), || true, true, 0, 90000),
             Decision::Forward { seq: 60000, ts: 5 }
         );
         assert_eq!(
-            r.decide(2, 7, 100, Some(2), || true, true),
+            r.decide(2, 7, 100, Some(2), || true, true, 0, 90000),
             Decision::Forward {
                 seq: 60001,
                 ts: 3005
             }
+        );
+    }
+
+    #[test]
+    fn a_switch_after_a_pause_spans_the_pause_in_time() {
+        let mut r = Rewriter::default();
+        assert_eq!(
+            r.decide(1, 10, 0, Some(1), || true, true, 1000, 90000),
+            Decision::Forward { seq: 10, ts: 0 }
+        );
+        // Layer 1 stopped; layer 2's keyframe arrives 800 ms later.
+        assert_eq!(
+            r.decide(2, 500, 77, Some(2), || true, true, 1800, 90000),
+            Decision::Forward { seq: 11, ts: 72000 }
         );
     }
 }

@@ -123,16 +123,26 @@ pub fn find_mid<'a>(sections: &'a [MediaSection], mid: &str) -> Option<&'a Media
     sections.iter().find(|s| s.mid.as_deref() == Some(mid))
 }
 
-/// Rewrites host candidates on `local` to announce `public` instead (NAT 1:1). webrtc-rs 0.21
-/// stores its own NAT 1:1 setting but never applies it, so the node does it on the SDP.
-pub fn announce_ip(sdp: &str, local: std::net::IpAddr, public: std::net::IpAddr) -> String {
+/// Rewrites host candidates on `local` to announce `public` instead (NAT 1:1), and their port
+/// to `port` when given (the shared port of the UDP mux). webrtc-rs 0.21 stores its own NAT 1:1
+/// setting but never applies it, so the node does it on the SDP.
+pub fn announce_addr(
+    sdp: &str,
+    local: std::net::IpAddr,
+    public: std::net::IpAddr,
+    port: Option<u16>,
+) -> String {
     let (local, public) = (local.to_string(), public.to_string());
+    let port = port.map(|p| p.to_string());
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.split_inclusive('\n') {
         if line.starts_with("a=candidate:") {
             let mut f: Vec<&str> = line.split(' ').collect();
-            if f.get(4) == Some(&local.as_str()) {
+            if f.get(4) == Some(&local.as_str()) && f.len() > 5 {
                 f[4] = &public;
+                if let Some(p) = &port {
+                    f[5] = p;
+                }
                 out.push_str(&f.join(" "));
                 continue;
             }
@@ -167,14 +177,16 @@ a=rid:q send\r\na=rid:f send\r\n";
     #[test]
     fn announces_the_public_ip() {
         let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\na=mid:0\r\n";
-        let out = announce_ip(
-            sdp,
-            "10.0.0.5".parse().unwrap(),
-            "203.0.113.9".parse().unwrap(),
-        );
+        let (local, public) = ("10.0.0.5".parse().unwrap(), "203.0.113.9".parse().unwrap());
+        let out = announce_addr(sdp, local, public, None);
         assert_eq!(
             out,
             "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.9 40000 typ host\r\na=mid:0\r\n"
+        );
+        let out = announce_addr(sdp, local, public, Some(3478));
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.9 3478 typ host\r\na=mid:0\r\n"
         );
     }
 }

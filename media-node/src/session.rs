@@ -46,8 +46,11 @@ pub struct Session {
     closed: AtomicBool,
     state: Mutex<RTCPeerConnectionState>,
     gathered: watch::Receiver<bool>,
-    /// (bound IP, public IP) when candidates are announced under a NAT 1:1 address.
-    announce: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    /// (bound IP, announced IP, announced port) when candidates are rewritten: a NAT 1:1
+    /// public address, or the shared port of the UDP mux.
+    announce: Option<(std::net::IpAddr, std::net::IpAddr, Option<u16>)>,
+    /// This session's route in the UDP mux.
+    pub mux_inbox: Option<Arc<crate::udpmux::Inbox>>,
 }
 
 struct Handler {
@@ -107,6 +110,12 @@ impl Session {
             session: OnceLock::new(),
             gathered: gtx,
         });
+        // UDP mux: the node picks the session's ICE username, by which the mux routes to it.
+        let mux = shared.mux.as_ref().map(|m| {
+            let ufrag = crate::tracks::random_id()[..16].to_owned();
+            let inbox = m.register(&ufrag);
+            (m.clone(), inbox, ufrag, crate::tracks::random_id())
+        });
         // A few candidate ports: one may be taken by another process.
         let ports = shared.reserve_ports(4);
         let mut last_err = String::from("no free UDP port in the configured range");
@@ -116,7 +125,7 @@ impl Session {
                 shared.release_port(port);
                 continue;
             }
-            match build_pc(shared, handler.clone(), port).await {
+            match build_pc(shared, handler.clone(), port, mux.as_ref()).await {
                 Ok(pc) => built = Some((pc, port)),
                 Err(e) => {
                     shared.release_port(port);
@@ -125,6 +134,9 @@ impl Session {
             }
         }
         let Some((pc, port)) = built else {
+            if let Some((m, inbox, ..)) = &mux {
+                m.unregister(inbox);
+            }
             tracing::warn!(error = %last_err, "cannot build a peer connection");
             return Err(ApiError::Unavailable("no media port available"));
         };
@@ -143,7 +155,15 @@ impl Session {
             closed: AtomicBool::new(false),
             state: Mutex::new(RTCPeerConnectionState::New),
             gathered: grx,
-            announce: shared.cfg.public_ip.map(|p| (shared.cfg.media_ip, p)),
+            announce: match &mux {
+                Some((m, ..)) => Some((
+                    shared.cfg.media_ip,
+                    shared.cfg.public_ip.unwrap_or(shared.cfg.media_ip),
+                    Some(m.local_addr().port()),
+                )),
+                None => shared.cfg.public_ip.map(|p| (shared.cfg.media_ip, p, None)),
+            },
+            mux_inbox: mux.map(|(_, inbox, ..)| inbox),
         });
         let _ = handler.session.set(Arc::downgrade(&session));
         Ok(session)
@@ -283,7 +303,7 @@ impl Session {
             .await
             .ok_or_else(|| ApiError::Media("no local description".into()))?;
         let sdp = match self.announce {
-            Some((local, public)) => crate::sdp::announce_ip(&d.sdp, local, public),
+            Some((local, ip, port)) => crate::sdp::announce_addr(&d.sdp, local, ip, port),
             None => d.sdp,
         };
         Ok(SessionDescription { sdp_type: t, sdp })
@@ -364,10 +384,18 @@ fn media(e: impl std::fmt::Display) -> ApiError {
     ApiError::Media(e.to_string())
 }
 
+type MuxParts = (
+    Arc<crate::udpmux::UdpMux>,
+    Arc<crate::udpmux::Inbox>,
+    String,
+    String,
+);
+
 async fn build_pc(
     shared: &Arc<Shared>,
     handler: Arc<Handler>,
     port: u16,
+    mux: Option<&MuxParts>,
 ) -> Result<Arc<dyn PeerConnection>, String> {
     let cfg = &shared.cfg;
     let mut media = MediaEngine::default();
@@ -390,7 +418,13 @@ async fn build_pc(
     if cfg.media_ip.is_loopback() {
         se = se.with_include_loopback_candidate(true);
     }
-    let pc = PeerConnectionBuilder::new()
+    let mut builder = PeerConnectionBuilder::new();
+    if let Some((m, inbox, ufrag, pwd)) = mux {
+        se = se.with_ice_credentials(ufrag.clone(), pwd.clone());
+        let rt = crate::udpmux::MuxRuntime::new(m.clone(), inbox.clone());
+        builder = builder.with_runtime(Arc::new(rt));
+    }
+    let pc = builder
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .with_setting_engine(se.build())

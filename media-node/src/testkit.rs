@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -247,6 +247,8 @@ pub struct LocalTrack {
     /// Negotiated id of the audio-level extension (audio only).
     level_ext: Option<u8>,
     force_keyframe: Arc<AtomicBool>,
+    /// Bit per layer index: not sent while set (a browser pausing a simulcast layer).
+    paused: Arc<AtomicU8>,
 }
 
 /// Options for a client.
@@ -509,6 +511,7 @@ impl TestClient {
                 sim_ext: None,
                 level_ext: None,
                 force_keyframe: force,
+                paused: Arc::new(AtomicU8::new(0)),
             });
         }
         let offer = self.pc.create_offer(None).await?;
@@ -637,6 +640,7 @@ impl TestClient {
                 lt.force_keyframe.clone(),
             );
             let (level_ext, level) = (lt.level_ext, self.audio_level);
+            let paused = lt.paused.clone();
             tokio::spawn(async move {
                 let period = if video {
                     Duration::from_secs_f64(1.0 / f64::from(fps.max(1)))
@@ -652,6 +656,9 @@ impl TestClient {
                     tick.tick().await;
                     let key = video && (frame.is_multiple_of(60) || force.swap(false, Relaxed));
                     for (li, (rid, ssrc)) in layers.iter().enumerate() {
+                        if paused.load(Relaxed) & (1 << li) != 0 {
+                            continue;
+                        }
                         let n = if video { video_pkts.max(1) } else { 1 };
                         for k in 0..n {
                             let ts = frame.wrapping_mul(if video { 3000 } else { 960 });
@@ -696,6 +703,21 @@ impl TestClient {
             });
         }
         stop
+    }
+
+    /// Stops (or resumes) sending simulcast layer `rid` of every video track, as a browser
+    /// does under CPU or bandwidth limits. A resumed layer starts with a keyframe.
+    pub fn set_layer_paused(&self, rid: &str, paused: bool) {
+        for lt in self.tracks.iter().filter(|t| t.video) {
+            if let Some(i) = lt.layers.iter().position(|(r, _)| r == rid) {
+                if paused {
+                    lt.paused.fetch_or(1 << i, Relaxed);
+                } else {
+                    lt.force_keyframe.store(true, Relaxed);
+                    lt.paused.fetch_and(!(1 << i), Relaxed);
+                }
+            }
+        }
     }
 
     /// Pulls tracks `(session id, track name)`; answers the node's offer. Returns the mids.

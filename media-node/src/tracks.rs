@@ -258,7 +258,7 @@ async fn pull(
             .ok()
             .flatten()
             .ok_or_else(|| ApiError::Media("transceiver without sender".into()))?;
-        let preferred = t.simulcast.as_ref().map(|p| p.preferred_rid.clone());
+        let preferred = t.simulcast.as_ref().map(|p| p.preferred_rid.as_str());
         let sub = Arc::new(Subscription::new(
             s.id.clone(),
             publication,

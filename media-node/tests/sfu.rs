@@ -385,3 +385,142 @@ async fn simulcast_layer_switch_keeps_frames_decodable() {
     );
     node.handle.shutdown().await;
 }
+
+/// Checks a pulled simulcast stream: intact payloads, one contiguous sequence, timestamps
+/// forward, every change of layer on a keyframe. Returns the layers in the order they came.
+fn assert_decodable_layers(pkts: &[Received]) -> Vec<u8> {
+    let mut order = Vec::new();
+    let mut prev: Option<(&Received, u8)> = None;
+    for p in pkts {
+        let info = check_payload(true, &p.payload).expect("intact payload");
+        match prev {
+            None => assert!(info.keyframe, "the stream starts on a keyframe"),
+            Some((q, q_layer)) => {
+                assert_eq!(p.seq, q.seq.wrapping_add(1), "sequence gap after {}", q.seq);
+                assert!(p.ts.wrapping_sub(q.ts) < 0x8000_0000, "timestamp went back");
+                if q_layer != info.layer {
+                    assert!(
+                        info.keyframe,
+                        "switch {q_layer} -> {} on a keyframe",
+                        info.layer
+                    );
+                }
+            }
+        }
+        if order.last() != Some(&info.layer) {
+            order.push(info.layer);
+        }
+        prev = Some((p, info.layer));
+    }
+    order
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_preferred_layer_falls_back_to_one_that_arrives_and_comes_back() {
+    let node = start().await;
+    let mut a = client(&node, "meet6", "pa", 1).await;
+    a.publish(false, true, true)
+        .await
+        .expect("publish simulcast");
+    let b = client(&node, "meet6", "pb", 2).await;
+    let stop = a.start_sending(30, 2, 700);
+    b.pull(&[(a.session_id.clone(), "video".into())], Some("h"))
+        .await
+        .expect("pull h");
+    let vid = remote_track_id(&a.session_id, "video");
+    let layer_count = |layer: u8, from: usize| {
+        b.packets(&vid)[from.min(b.packets(&vid).len())..]
+            .iter()
+            .filter(|p| check_payload(true, &p.payload).map(|i| i.layer) == Some(layer))
+            .count()
+    };
+    assert!(
+        eventually(WAIT, || layer_count(1, 0) > 30).await,
+        "the preferred layer h flows"
+    );
+
+    // The publisher stops sending h (as Chromium does when short of CPU or bandwidth).
+    a.set_layer_paused("h", true);
+    let paused_at = b.packets(&vid).len();
+    assert!(
+        eventually(WAIT, || layer_count(0, paused_at) > 60).await,
+        "the puller keeps getting video: the best layer below h, q"
+    );
+    assert_eq!(layer_count(2, paused_at), 0, "not the layer above");
+
+    // h comes back: the puller goes back up to it.
+    a.set_layer_paused("h", false);
+    let resumed_at = b.packets(&vid).len();
+    assert!(
+        eventually(WAIT, || layer_count(1, resumed_at) > 30).await,
+        "back on h once it arrives again"
+    );
+    stop.store(true, Relaxed);
+    let pkts = b.packets(&vid);
+    let frames = pkts.iter().filter(|p| p.marker).count();
+    assert!(frames > 60, "{frames} complete frames");
+    let order = assert_decodable_layers(&pkts);
+    // (q may come first for a moment, until h's first packets are seen.)
+    let order = order.strip_prefix(&[0][..]).unwrap_or(&order);
+    assert_eq!(order, [1, 0, 1], "h, then q while h was paused, then h");
+    assert!(
+        pkts.iter().all(|p| p.ssrc == pkts[0].ssrc),
+        "one SSRC to the subscriber"
+    );
+    node.handle.shutdown().await;
+}
+
+/// The value of a counter in the node's Prometheus text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pli_storm_from_a_subscriber_reaches_the_publisher_rate_limited() {
+    let node = start().await;
+    let a = publishing_client(&node, "meet7", "pa", 1).await;
+    let b = client(&node, "meet7", "pb", 2).await;
+    let stop = a.start_sending(30, 1, 800);
+    b.pull(&[(a.session_id.clone(), "video".into())], None)
+        .await
+        .expect("pull");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
+    // Past the rate limit of the keyframe the node asked for at subscribe time.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pli_in = |m: &str| counter(m, "edgemeet_node_pli_in_total");
+    let base_in = pli_in(&node.handle.metrics_text());
+    let before = a.plis.load(Relaxed);
+    let started = std::time::Instant::now();
+    // A subscriber that cannot decode (E2EE, another passphrase) asks again and again.
+    const STORM: u64 = 200;
+    for _ in 0..STORM {
+        b.send_pli(&vid).await.expect("send pli");
+    }
+    assert!(
+        eventually(WAIT, || pli_in(&node.handle.metrics_text())
+            >= base_in + STORM)
+        .await,
+        "the node got the storm"
+    );
+    // Let the relayed ones land before counting them.
+    assert!(eventually(Duration::from_secs(5), || a.plis.load(Relaxed) > before).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let relayed = a.plis.load(Relaxed) - before;
+    let storm_ms = started.elapsed().as_millis() as u64;
+    stop.store(true, Relaxed);
+    // At most one per 500 ms (plus the first), however many the subscriber sent.
+    assert!(
+        relayed <= 1 + storm_ms / 500 + 1,
+        "{relayed} PLIs relayed of {STORM} in {storm_ms} ms"
+    );
+    let m = node.handle.metrics_text();
+    assert!(
+        counter(&m, "edgemeet_node_pli_suppressed_total") >= STORM - relayed - 1,
+        "{m}"
+    );
+    node.handle.shutdown().await;
+}

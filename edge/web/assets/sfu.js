@@ -2,8 +2,12 @@
 // pull every other participant's tracks. API: docs/media-node-api.md.
 import { preferVp8 } from './e2ee.js';
 
-/** When a pulled video moves from the first (lowest) layer to the one we watch. */
-const UPGRADE_AFTER_MS = 1500;
+/**
+ * Layer asked for when pulling video. The node forwards it while it arrives and falls back by
+ * itself to the best layer that does (a publisher short of CPU or bandwidth pauses or thins its
+ * upper layers), going back up when it resumes: no watching needed here.
+ */
+const PULL_RID = 'h';
 
 const SIMULCAST = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -26,9 +30,6 @@ export class SfuLink extends EventTarget {
     /** @type {Map<string, MediaStream>} one stream per publisher session */
     this.streams = new Map();
     this.queue = Promise.resolve();
-    /** @type {Map<string, {rid: string, since: number, packets: number, frames: number, slow: number, stalls: number}>} pulled video layer by mid */
-    this.layers = new Map();
-    this.layerTimer = 0;
     this.closed = false;
     this.pc.ontrack = (ev) => {
       // Attach before the first frame arrives (the node's offer precedes the media).
@@ -111,9 +112,7 @@ export class SfuLink extends EventTarget {
       let res;
       try {
         res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
-          // Start on the lowest layer: the publisher always sends it, while the upper ones may be
-          // paused (bandwidth, CPU) and the node waits for the preferred layer if it has seen it once.
-          tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: 'q' } } : {}) })),
+          tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) })),
         });
       } catch (err) {
         res = null;
@@ -128,52 +127,7 @@ export class SfuLink extends EventTarget {
       if (!res) return;
       entry.mids = ok.map((t) => t.mid);
       if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
-      for (const t of ok) {
-        if (tracks.find((x) => x.name === t.trackName)?.kind === 'video') this.layers.set(t.mid, { rid: 'q', since: Date.now(), packets: 0, frames: 0, slow: 0, stalls: 0 });
-      }
-      this.watchLayers();
     });
-  }
-
-  /**
-   * Pick each pulled video's simulcast layer: up to 'h' once 'q' flows, to the other layer when the
-   * stream stalls. A publisher pauses its upper layers when short of CPU or bandwidth, and the node
-   * keeps waiting for a paused layer rather than falling back.
-   */
-  watchLayers() {
-    if (this.layerTimer) return;
-    this.layerTimer = setInterval(async () => {
-      if (this.closed) return clearInterval(this.layerTimer);
-      const changes = [];
-      for (const t of this.pc.getTransceivers()) {
-        const layer = t.mid !== null && this.layers.get(t.mid);
-        if (!layer) continue;
-        let packets = 0;
-        let frames = 0;
-        for (const st of (await t.receiver.getStats()).values()) {
-          if (st.type === 'inbound-rtp') { packets = st.packetsReceived || 0; frames = st.framesDecoded || 0; }
-        }
-        const flowing = packets > layer.packets;
-        // Under 4 frames per second: the publisher starves this layer (CPU-limited encoders do that).
-        layer.slow = frames - layer.frames < 2 ? layer.slow + 1 : 0;
-        Object.assign(layer, { packets, frames });
-        const age = Date.now() - layer.since;
-        if (layer.rid === 'q' && flowing && age > UPGRADE_AFTER_MS * (1 + layer.stalls)) changes.push([t.mid, 'h']);
-        // A stalled stream: try the other layer (a switch also makes the node ask for a keyframe).
-        else if (!flowing && packets > 0 && age > 1500) changes.push([t.mid, layer.rid === 'h' ? 'q' : 'h']);
-        else if (layer.rid === 'h' && layer.slow >= 3 && age > 3000) changes.push([t.mid, 'q']);
-      }
-      for (const [mid, rid] of changes) {
-        const layer = this.layers.get(mid);
-        if (!layer) continue; // the participant left while stats were read
-        if (rid === 'q') layer.stalls = Math.min(layer.stalls + 1, 10); // wait longer before each upgrade
-        Object.assign(layer, { rid, since: Date.now(), slow: 0 });
-      }
-      if (!changes.length) return;
-      this.enqueue(() => this.api('PUT', `/sessions/${this.sessionId}/tracks/update`, {
-        tracks: changes.map(([mid, rid]) => ({ mid, simulcast: { preferredRid: rid } })),
-      }));
-    }, 500);
   }
 
   async answerNodeOffer(offer) {
@@ -188,7 +142,6 @@ export class SfuLink extends EventTarget {
       if (entry.participant !== participant) continue;
       this.pulled.delete(session);
       this.streams.delete(session);
-      for (const mid of entry.mids) this.layers.delete(mid);
       if (entry.mids.length) {
         this.enqueue(async () => {
           const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: entry.mids.map((mid) => ({ mid })), force: false });
@@ -209,7 +162,6 @@ export class SfuLink extends EventTarget {
 
   close() {
     this.closed = true;
-    clearInterval(this.layerTimer);
     if (this.sessionId) this.api('DELETE', `/sessions/${this.sessionId}`).catch(() => {});
     this.pc.close();
   }
