@@ -11,7 +11,7 @@ let browser;
 before(async () => { edge = await startEdge(); browser = await launchBrowser(); });
 after(async () => { await browser?.close(); edge?.stop(); });
 
-const RUNS = 3;
+const RUNS = Number(process.env.EDGEMEET_MEASURE_RUNS) || 3;
 
 /** Join `before` pages, then one more; resolve to the last one's join -> first remote frame in ms. */
 async function timeJoin(before) {
