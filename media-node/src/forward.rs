@@ -24,6 +24,12 @@ use crate::session::Session;
 
 /// At most one keyframe request per publisher layer in this interval.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// For a subscription younger than `YOUNG`, the interval is this short: a participant who just
+/// pulled a video waits for its first keyframe, which another subscriber's request of a moment
+/// ago may have brought before this one could receive it. A storm from one subscriber still
+/// reaches the publisher at most once per `PLI_INTERVAL` after its first seconds.
+const YOUNG_PLI_INTERVAL: Duration = Duration::from_millis(100);
+const YOUNG: Duration = Duration::from_secs(3);
 
 /// A track pushed by one session.
 pub struct Publication {
@@ -120,6 +126,31 @@ impl Publication {
     /// per `PLI_INTERVAL` and layer, whoever asks. False when nothing was sent (rate limit, no
     /// video, publisher not connected yet).
     pub async fn request_keyframe(&self, shared: &Shared, ssrc: Option<u32>) -> bool {
+        self.request_keyframe_within(shared, ssrc, PLI_INTERVAL)
+            .await
+    }
+
+    /// As [`request_keyframe`](Self::request_keyframe) for `sub`: quicker while it is young.
+    pub async fn request_keyframe_for(
+        &self,
+        shared: &Shared,
+        sub: &Subscription,
+        ssrc: Option<u32>,
+    ) -> bool {
+        let interval = if sub.created.elapsed() < YOUNG {
+            YOUNG_PLI_INTERVAL
+        } else {
+            PLI_INTERVAL
+        };
+        self.request_keyframe_within(shared, ssrc, interval).await
+    }
+
+    async fn request_keyframe_within(
+        &self,
+        shared: &Shared,
+        ssrc: Option<u32>,
+        interval: Duration,
+    ) -> bool {
         if !self.is_video {
             return false;
         }
@@ -144,7 +175,7 @@ impl Publication {
                 let mut last = self.last_pli.lock().unwrap();
                 if last
                     .get(&media_ssrc)
-                    .is_some_and(|t| now.duration_since(*t) < PLI_INTERVAL)
+                    .is_some_and(|t| now.duration_since(*t) < interval)
                 {
                     continue;
                 }
@@ -179,6 +210,8 @@ pub struct Subscription {
     /// when it did not say.
     preferred: AtomicU8,
     rewriter: Mutex<Rewriter>,
+    /// When the pull was made: keyframe requests are quicker in its first seconds.
+    created: Instant,
 }
 
 const NO_RANK: u8 = u8::MAX;
@@ -213,6 +246,7 @@ impl Subscription {
             out_pt: AtomicU16::new(u16::MAX),
             preferred: AtomicU8::new(preferred),
             rewriter: Mutex::new(Rewriter::default()),
+            created: Instant::now(),
         }
     }
 
@@ -408,14 +442,16 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                             }
                         }
                         Ok(None) => {}
-                        Err(ssrc) => need_keyframe = Some(ssrc),
+                        Err(ssrc) => need_keyframe = Some((ssrc, sub.clone())),
                     }
                 }
                 add(&metrics.packets_out, sent);
                 add(&metrics.bytes_out, sent * pkt.payload.len() as u64);
                 add(&metrics.packets_dropped, dropped);
-                if let Some(ssrc) = need_keyframe {
-                    publication.request_keyframe(&shared, Some(ssrc)).await;
+                if let Some((ssrc, sub)) = need_keyframe {
+                    publication
+                        .request_keyframe_for(&shared, &sub, Some(ssrc))
+                        .await;
                 }
                 if !subs.is_empty() {
                     metrics.observe_latency_us(t0.elapsed().as_micros() as u64);
@@ -485,7 +521,11 @@ pub async fn run_feedback(shared: Arc<Shared>, session: Arc<Session>, sub: Arc<S
                     let layer = target.keyframe_target();
                     // A subscriber that cannot decode (E2EE with another passphrase) asks
                     // without end: one request per layer and interval reaches the publisher.
-                    if !target.publication.request_keyframe(&shared, layer).await {
+                    if !target
+                        .publication
+                        .request_keyframe_for(&shared, &target, layer)
+                        .await
+                    {
                         shared.metrics.pli_suppressed.fetch_add(1, Relaxed);
                     }
                 }

@@ -256,6 +256,10 @@ impl MediaNode {
         handle.addr = Some(addr);
         let mut stop = handle.stop.subscribe();
         handle.tasks.push(tokio::spawn(async move {
+            // No Nagle: answers go out at once instead of waiting for the client's delayed ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });

@@ -112,6 +112,12 @@ impl Rewriter {
             return self.forward(seq, ts, now_ms);
         }
         if ssrc != wanted {
+            // Nothing forwarded yet: start on whichever layer brings a keyframe first (a new
+            // subscriber sees video sooner); the wanted layer takes over at its own keyframe.
+            if self.current.is_none() && is_video && keyframe() {
+                self.current = Some(ssrc);
+                return self.forward(seq, ts, now_ms);
+            }
             return Decision::Drop;
         }
         // A packet of the wanted layer that is not yet the current one: switch on a keyframe.

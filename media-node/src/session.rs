@@ -365,7 +365,9 @@ impl Session {
                     sub.set_status(TrackStatus::Active);
                     sub.publication.add_subscriber(sub.clone());
                     let target = sub.keyframe_target();
-                    sub.publication.request_keyframe(shared, target).await;
+                    sub.publication
+                        .request_keyframe_for(shared, &sub, target)
+                        .await;
                 }
                 None => {
                     tracing::info!(session = %self.id, "subscriber refused the publisher's codec");

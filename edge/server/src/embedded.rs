@@ -62,6 +62,9 @@ pub async fn start(
         .with_state(state.clone())
         .merge(router.clone());
     tokio::spawn(async move {
+        let internal = axum::serve::ListenerExt::tap_io(internal, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         if let Err(err) = axum::serve(internal, internal_routes).await {
             tracing::error!(error = %err, "embedded node loopback listener stopped");
         }

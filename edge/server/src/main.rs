@@ -203,7 +203,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
                 .await?
         }
         None => {
-            axum::serve(listener, app)
+            axum::serve(tls::NoDelayListener(listener), app)
                 .with_graceful_shutdown(stop)
                 .await?
         }

@@ -61,6 +61,8 @@ impl TlsListener {
                 let Ok((stream, peer)) = tcp.accept().await else {
                     continue;
                 };
+                // Small frames go out at once (no Nagle wait for a delayed ACK).
+                let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     if let Ok(Ok(tls)) =
@@ -107,6 +109,33 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     for PeerAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+/// The plain listener, with `TCP_NODELAY` on each connection: a welcome and the media_mode right
+/// after it would otherwise wait ~40 ms for the client's delayed ACK.
+pub struct NoDelayListener(pub TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = stream.set_nodelay(true);
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, NoDelayListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, NoDelayListener>) -> Self {
         Self(*stream.remote_addr())
     }
 }
