@@ -10,8 +10,8 @@ node tests/browser/node_modules/typescript/bin/tsc -p tests/browser/tsconfig.web
 echo "types ok"
 run() { unshare -n sh -c 'ip link set lo up && node --test --test-concurrency=1 --test-reporter=spec tests/browser/'; }
 if ! run; then
-  # Known flake on a loaded machine: the media node keeps waiting for a simulcast layer a publisher
-  # paused instead of falling back (issue 4), which can freeze one pulled video. Said, then retried once.
+  # Three Chromiums encoding video starve two cores; a failure is said (above), then retried once.
+  # (The flake this was added for, the node waiting for a paused simulcast layer, is fixed.)
   echo "browser suite failed; retrying once (see the failure above)"
   run
 fi
