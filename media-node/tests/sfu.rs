@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -41,6 +43,22 @@ async fn publishing_client(node: &Node, room: &str, who: &str, tag: u8) -> TestC
     let mut c = client(node, room, who, tag).await;
     c.publish(true, true, false).await.expect("publish");
     c
+}
+
+/// A publisher sending video at 30 fps and a subscriber that pulled it and receives it.
+async fn pulling_pair(
+    node: &Node,
+    room: &str,
+) -> (TestClient, TestClient, Arc<AtomicBool>, String) {
+    let a = publishing_client(node, room, "pa", 1).await;
+    let b = client(node, room, "pb", 2).await;
+    let stop = a.start_sending(30, 1, 800);
+    b.pull(&[(a.session_id.clone(), "video".into())], None)
+        .await
+        .expect("pull");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
+    (a, b, stop, vid)
 }
 
 fn pulls_of(others: &[&TestClient]) -> Vec<(String, String)> {
@@ -134,14 +152,7 @@ async fn pli_from_a_subscriber_reaches_the_publisher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nack_is_answered_from_the_retransmission_buffer() {
     let node = start().await;
-    let a = publishing_client(&node, "meet5", "pa", 1).await;
-    let b = client(&node, "meet5", "pb", 2).await;
-    let stop = a.start_sending(30, 1, 800);
-    b.pull(&[(a.session_id.clone(), "video".into())], None)
-        .await
-        .expect("pull");
-    let vid = remote_track_id(&a.session_id, "video");
-    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
+    let (_a, b, stop, vid) = pulling_pair(&node, "meet5").await;
     // Ask again for a packet already delivered: the node resends it from its buffer.
     let seq = b.packets(&vid)[5].seq;
     b.send_nack(&vid, seq).await.expect("send nack");
@@ -481,16 +492,9 @@ fn counter(metrics: &str, name: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pli_storm_from_a_subscriber_reaches_the_publisher_rate_limited() {
     let node = start().await;
-    let a = publishing_client(&node, "meet7", "pa", 1).await;
-    let b = client(&node, "meet7", "pb", 2).await;
-    let stop = a.start_sending(30, 1, 800);
-    b.pull(&[(a.session_id.clone(), "video".into())], None)
-        .await
-        .expect("pull");
-    let vid = remote_track_id(&a.session_id, "video");
-    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
-    // Past the rate limit of the keyframe the node asked for at subscribe time.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (a, b, stop, vid) = pulling_pair(&node, "meet7").await;
+    // Past a new pull's quicker keyframe requests (its first 3 s) and the rate limit.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     let pli_in = |m: &str| counter(m, "edgemeet_node_pli_in_total");
     let base_in = pli_in(&node.handle.metrics_text());
     let before = a.plis.load(Relaxed);
