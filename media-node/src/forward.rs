@@ -212,6 +212,9 @@ pub struct Subscription {
     rewriter: Mutex<Rewriter>,
     /// When the pull was made: keyframe requests are quicker in its first seconds.
     created: Instant,
+    /// The subscriber's session is connected. Until then nothing is forwarded, so its first
+    /// keyframe is not spent before it could arrive.
+    transport_up: Arc<AtomicBool>,
 }
 
 const NO_RANK: u8 = u8::MAX;
@@ -231,6 +234,7 @@ impl Subscription {
         track: Arc<TrackLocalStaticRTP>,
         out_ssrc: u32,
         preferred_rid: Option<&str>,
+        transport_up: Arc<AtomicBool>,
     ) -> Self {
         let preferred = preferred_rid
             .and_then(|r| publication.rank_of_rid(r))
@@ -247,6 +251,7 @@ impl Subscription {
             preferred: AtomicU8::new(preferred),
             rewriter: Mutex::new(Rewriter::default()),
             created: Instant::now(),
+            transport_up,
         }
     }
 
@@ -304,7 +309,7 @@ impl Subscription {
         view: &LayerView,
         now_ms: u64,
     ) -> Result<Option<rtp::Packet>, u32> {
-        if self.status() != TrackStatus::Active {
+        if self.status() != TrackStatus::Active || !self.transport_up.load(Relaxed) {
             return Ok(None);
         }
         let out_pt = self.out_pt.load(Relaxed);

@@ -45,6 +45,8 @@ pub struct Session {
     epoch: Instant,
     closed: AtomicBool,
     state: Mutex<RTCPeerConnectionState>,
+    /// ICE and DTLS are up: media sent now arrives (read per packet by this session's pulls).
+    pub transport_up: Arc<AtomicBool>,
     gathered: watch::Receiver<bool>,
     /// (bound IP, announced IP, announced port) when candidates are rewritten: a NAT 1:1
     /// public address, or the shared port of the UDP mux.
@@ -72,6 +74,9 @@ impl PeerConnectionEventHandler for Handler {
             return;
         };
         *session.state.lock().unwrap() = state;
+        session
+            .transport_up
+            .store(state == RTCPeerConnectionState::Connected, Relaxed);
         tracing::debug!(session = %session.id, %state, "connection state");
         if state == RTCPeerConnectionState::Failed
             && let Some(shared) = self.shared.upgrade()
@@ -154,6 +159,7 @@ impl Session {
             epoch: Instant::now(),
             closed: AtomicBool::new(false),
             state: Mutex::new(RTCPeerConnectionState::New),
+            transport_up: Arc::new(AtomicBool::new(false)),
             gathered: grx,
             announce: match &mux {
                 Some((m, ..)) => Some((

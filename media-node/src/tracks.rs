@@ -265,6 +265,7 @@ async fn pull(
             track,
             ssrc,
             preferred,
+            s.transport_up.clone(),
         ));
         *sub.sender.lock().unwrap() = Some(sender);
         s.add_subscription(sub.clone());

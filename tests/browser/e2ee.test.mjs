@@ -14,6 +14,14 @@ after(async () => { await browser?.close(); edge?.stop(); });
 const PASS = 'correct horse battery staple';
 const closeAll = (pages) => Promise.all(pages.map((p) => p.context().close()));
 const counts = (page) => page.evaluate(() => /** @type {any} */ (window).edgemeet.e2ee?.counts);
+/** The worker reports its counters every 500 ms: wait for frames both sealed and opened. */
+async function sealedAndOpened(page) {
+  await page.waitForFunction(() => {
+    const c = /** @type {any} */ (window).edgemeet.e2ee?.counts;
+    return c && c.encrypted > 0 && c.decrypted > 0;
+  }, null, { timeout: 5000, polling: 100 }).catch(() => {});
+  return counts(page);
+}
 
 /** The other side's video arrives (packets rising) yet not one frame is decoded. */
 async function undecodable(page, peers = 1) {
@@ -34,7 +42,7 @@ test('E2EE via the media node: the same passphrase decodes everywhere', async ()
   for (const page of pages) await waitForVideo(page, 2, 30000);
   for (const page of pages) {
     assert.equal(await page.isVisible('#e2ee-badge'), true);
-    const c = await counts(page);
+    const c = await sealedAndOpened(page);
     assert.ok(c.encrypted > 0 && c.decrypted > 0, `frames are sealed and opened: ${JSON.stringify(c)}`);
   }
   // Everyone sees who encrypts: a lock on each tile.
@@ -76,7 +84,7 @@ test('E2EE peer to peer: same passphrase decodes, another does not', async () =>
   for (const page of [a, b]) {
     await waitMode(page, 'Direct');
     await waitForVideo(page, 1);
-    const c = await counts(page);
+    const c = await sealedAndOpened(page);
     assert.ok(c.encrypted > 0 && c.decrypted > 0, `P2P frames are sealed and opened: ${JSON.stringify(c)}`);
   }
   await b.context().close();
