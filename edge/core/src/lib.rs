@@ -12,6 +12,7 @@ pub mod registry;
 pub mod room;
 pub mod speaker;
 pub mod turn;
+pub mod web;
 
 pub use address::{RoomAddress, keyed_hash, route};
 pub use config::{AuthMode, EdgeConfig, TenantConfig};

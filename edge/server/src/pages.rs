@@ -60,15 +60,7 @@ pub async fn asset(State(app): State<AppState>, Path(path): Path<String>) -> Res
     let Ok(bytes) = tokio::fs::read(&full).await else {
         return not_found();
     };
-    let mime = match full.extension().and_then(|e| e.to_str()) {
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        Some("html") => "text/html; charset=utf-8",
-        _ => "application/octet-stream",
-    };
+    let mime = edgemeet_core::web::content_type(&path);
     (
         [
             (header::CONTENT_TYPE, mime),

@@ -268,7 +268,9 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
             "text/html; charset=utf-8",
             "no-cache",
         ),
-        Route::Asset(p, body) => bytes_response(&method, body, logic::content_type(p), "no-cache"),
+        Route::Asset(p, body) => {
+            bytes_response(&method, body, core::web::content_type(p), "no-cache")
+        }
         Route::Health => with_common_headers(Response::ok("ok")?, "text/plain; charset=utf-8"),
         Route::NamesRandom => {
             let name = core::names::generate(&mut JsRng);
@@ -396,20 +398,32 @@ async fn join_room(
         .await
 }
 
-async fn heartbeat(mut req: Request, env: Env) -> Result<Response> {
-    let config = config(&env)?;
+/// A media node's call: the node secret, then a JSON body of at most 64 KiB. `Err` is the refusal
+/// to send back.
+async fn node_call<T: serde::de::DeserializeOwned>(
+    req: &mut Request,
+    env: &Env,
+) -> Result<std::result::Result<T, Response>> {
+    let config = config(env)?;
     if !logic::bearer_ok(
         req.headers().get("authorization")?.as_deref(),
         config.node_secret.as_deref(),
     ) {
-        return json_error(401, "unauthorized", "a node secret is required");
+        return json_error(401, "unauthorized", "a node secret is required").map(Err);
     }
-    let Some(text) = read_body(&mut req).await? else {
-        return json_error(413, "too_large", "at most 64 KiB");
+    let Some(text) = read_body(req).await? else {
+        return json_error(413, "too_large", "at most 64 KiB").map(Err);
     };
-    let hb: Heartbeat = match serde_json::from_str(&text) {
+    match serde_json::from_str(&text) {
+        Ok(body) => Ok(Ok(body)),
+        Err(e) => json_error(400, "invalid_message", &e.to_string()).map(Err),
+    }
+}
+
+async fn heartbeat(mut req: Request, env: Env) -> Result<Response> {
+    let hb: Heartbeat = match node_call(&mut req, &env).await? {
         Ok(h) => h,
-        Err(e) => return json_error(400, "invalid_message", &e.to_string()),
+        Err(refusal) => return Ok(refusal),
     };
     let resp = do_post(
         &registry_stub(&env)?,
@@ -424,19 +438,9 @@ async fn heartbeat(mut req: Request, env: Env) -> Result<Response> {
 }
 
 async fn node_events(mut req: Request, env: Env) -> Result<Response> {
-    let config = config(&env)?;
-    if !logic::bearer_ok(
-        req.headers().get("authorization")?.as_deref(),
-        config.node_secret.as_deref(),
-    ) {
-        return json_error(401, "unauthorized", "a node secret is required");
-    }
-    let Some(text) = read_body(&mut req).await? else {
-        return json_error(413, "too_large", "at most 64 KiB");
-    };
-    let batch: NodeEvents = match serde_json::from_str(&text) {
+    let batch: NodeEvents = match node_call(&mut req, &env).await? {
         Ok(b) => b,
-        Err(e) => return json_error(400, "invalid_message", &e.to_string()),
+        Err(refusal) => return Ok(refusal),
     };
     let ns = env.durable_object(ROOM_BINDING)?;
     for event in batch.events {

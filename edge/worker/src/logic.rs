@@ -145,19 +145,6 @@ pub fn route(method: &str, path: &str) -> Route {
     }
 }
 
-/// Content types of assets, as the native server sends them.
-pub fn content_type(path: &str) -> &'static str {
-    match path.rsplit_once('.').map(|(_, e)| e) {
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        Some("html") => "text/html; charset=utf-8",
-        _ => "application/octet-stream",
-    }
-}
-
 /// Percent-decode a path segment; `None` when it is not valid UTF-8 once decoded.
 pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
