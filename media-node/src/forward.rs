@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use edgemeet_protocol::node::TrackStatus;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -17,6 +18,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::egress::{Egress, StreamState};
 use crate::layers::{LayerTracker, LayerView};
 use crate::node::Shared;
 use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
@@ -215,6 +217,9 @@ pub struct Subscription {
     /// The subscriber's session is connected. Until then nothing is forwarded, so its first
     /// keyframe is not spent before it could arrive.
     transport_up: Arc<AtomicBool>,
+    /// The node's own send path to the subscriber's session, and this stream's part of it.
+    egress: Arc<Egress>,
+    stream: Mutex<StreamState>,
 }
 
 const NO_RANK: u8 = u8::MAX;
@@ -235,7 +240,9 @@ impl Subscription {
         out_ssrc: u32,
         preferred_rid: Option<&str>,
         transport_up: Arc<AtomicBool>,
+        egress: Arc<Egress>,
     ) -> Self {
+        let clock_rate = publication.codec.clock_rate;
         let preferred = preferred_rid
             .and_then(|r| publication.rank_of_rid(r))
             .map_or(NO_RANK, |r| r as u8);
@@ -252,7 +259,35 @@ impl Subscription {
             rewriter: Mutex::new(Rewriter::default()),
             created: Instant::now(),
             transport_up,
+            egress,
+            stream: Mutex::new(StreamState::new(clock_rate)),
         }
+    }
+
+    /// Sends a prepared packet: through the node's send path once the subscriber's session has
+    /// one, else through webrtc-rs. False when it could not leave now (dropped).
+    fn send(&self, out: rtp::Packet) -> bool {
+        if self.egress.is_active() {
+            self.egress.send_rtp(&self.stream, &out).is_ok()
+        } else {
+            try_now(self.track.write_rtp(out)).is_some_and(|r| r.is_ok())
+        }
+    }
+
+    /// The RTX stream negotiated with the subscriber (retransmissions go there).
+    pub fn set_rtx(&self, ssrc: u32, payload_type: u8) {
+        self.stream.lock().unwrap().set_rtx(ssrc, payload_type);
+    }
+
+    /// Answers a NACK from the kept packets; how many were sent again. With webrtc-rs's path
+    /// its own responder answers (this returns 0).
+    pub fn resend(&self, seqs: impl IntoIterator<Item = u16>) -> u64 {
+        if !self.egress.is_active() {
+            return 0;
+        }
+        seqs.into_iter()
+            .filter(|s| self.egress.resend(&self.stream, *s))
+            .count() as u64
     }
 
     pub fn status(&self) -> TrackStatus {
@@ -440,7 +475,7 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                 for sub in subs.iter() {
                     match sub.prepare(&pkt, &view, now_ms) {
                         Ok(Some(out)) => {
-                            if try_now(sub.track.write_rtp(out)).is_some_and(|r| r.is_ok()) {
+                            if sub.send(out) {
                                 sent += 1;
                             } else {
                                 dropped += 1;
@@ -509,6 +544,14 @@ pub async fn run_feedback(shared: Arc<Shared>, session: Arc<Session>, sub: Arc<S
                 session.touch();
                 for p in &packets {
                     let any = p.as_any();
+                    if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                        let target = session
+                            .subscription_by_ssrc(nack.media_ssrc)
+                            .unwrap_or(sub.clone());
+                        let seqs = nack.nacks.iter().flat_map(|n| n.packet_list());
+                        add(&shared.metrics.retransmitted, target.resend(seqs));
+                        continue;
+                    }
                     let media_ssrc = if let Some(pli) = any.downcast_ref::<PictureLossIndication>()
                     {
                         Some(pli.media_ssrc)

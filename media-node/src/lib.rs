@@ -50,6 +50,7 @@
 mod api;
 mod auth;
 mod config;
+mod egress;
 mod error;
 mod forward;
 mod interceptor;

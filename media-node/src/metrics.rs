@@ -14,6 +14,8 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     pub packets_dropped: AtomicU64,
     pub nack_in: AtomicU64,
+    /// Packets sent again from the retransmission buffer (answers to NACKs).
+    pub retransmitted: AtomicU64,
     pub pli_in: AtomicU64,
     pub pli_out: AtomicU64,
     /// Keyframe requests of subscribers not relayed (rate limit per publisher layer).
@@ -30,6 +32,8 @@ pub struct Metrics {
 /// Point-in-time gauges supplied by the node when rendering.
 pub struct Gauges {
     pub sessions: u64,
+    /// Sessions whose forwarded media leaves through the node's own send path.
+    pub sessions_direct_send: u64,
     pub tracks_published: u64,
     pub tracks_subscribed: u64,
     pub rooms: u64,
@@ -57,6 +61,12 @@ impl Metrics {
             "gauge",
             "Open sessions.",
             g.sessions,
+        );
+        line(
+            "edgemeet_node_sessions_direct_send",
+            "gauge",
+            "Sessions whose forwarded media the node encrypts and sends itself (else webrtc-rs does).",
+            g.sessions_direct_send,
         );
         line(
             "edgemeet_node_rooms",
@@ -112,6 +122,11 @@ impl Metrics {
                 "edgemeet_node_nack_in_total",
                 "NACKs received from subscribers.",
                 &self.nack_in,
+            ),
+            (
+                "edgemeet_node_rtp_packets_retransmitted_total",
+                "Packets sent again for NACKs from subscribers.",
+                &self.retransmitted,
             ),
             (
                 "edgemeet_node_pli_in_total",

@@ -185,6 +185,7 @@ impl Shared {
             .sum();
         Gauges {
             sessions: sessions.len() as u64,
+            sessions_direct_send: sessions.values().filter(|s| s.egress.is_active()).count() as u64,
             tracks_published: published,
             tracks_subscribed: subscribed,
             rooms: rooms.len() as u64,
@@ -276,6 +277,7 @@ impl MediaNode {
     /// `config.listen` is not bound. Must run inside a tokio runtime.
     pub fn build(config: NodeConfig) -> Result<(Router, MediaNodeHandle), StartError> {
         config.validate()?;
+        crate::egress::install();
         let mux = match config.udp_mux_port {
             0 => None,
             port => {

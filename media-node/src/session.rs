@@ -53,6 +53,8 @@ pub struct Session {
     announce: Option<(std::net::IpAddr, std::net::IpAddr, Option<u16>)>,
     /// This session's route in the UDP mux.
     pub mux_inbox: Option<Arc<crate::udpmux::Inbox>>,
+    /// The node's own send path to this session (forwarded media).
+    pub egress: Arc<crate::egress::Egress>,
 }
 
 struct Handler {
@@ -74,6 +76,13 @@ impl PeerConnectionEventHandler for Handler {
             return;
         };
         *session.state.lock().unwrap() = state;
+        // Before media may flow: a pull must not start on webrtc-rs's path and then switch.
+        if state == RTCPeerConnectionState::Connected {
+            let sdp = session.pc.local_description().await.map(|d| d.sdp);
+            if !session.egress.activate(sdp.as_deref().unwrap_or_default()) {
+                tracing::debug!(session = %session.id, "no SRTP keys: forwarding through webrtc-rs");
+            }
+        }
         session
             .transport_up
             .store(state == RTCPeerConnectionState::Connected, Relaxed);
@@ -131,14 +140,14 @@ impl Session {
                 continue;
             }
             match build_pc(shared, handler.clone(), port, mux.as_ref()).await {
-                Ok(pc) => built = Some((pc, port)),
+                Ok(parts) => built = Some((parts, port)),
                 Err(e) => {
                     shared.release_port(port);
                     last_err = e;
                 }
             }
         }
-        let Some((pc, port)) = built else {
+        let Some(((pc, egress), port)) = built else {
             if let Some((m, inbox, ..)) = &mux {
                 m.unregister(inbox);
             }
@@ -170,6 +179,7 @@ impl Session {
                 None => shared.cfg.public_ip.map(|p| (shared.cfg.media_ip, p, None)),
             },
             mux_inbox: mux.map(|(_, inbox, ..)| inbox),
+            egress,
         });
         let _ = handler.session.set(Arc::downgrade(&session));
         Ok(session)
@@ -367,6 +377,22 @@ impl Session {
             });
             match pt {
                 Some(c) => {
+                    // RTX where negotiated: its stream and payload type answer NACKs.
+                    let apt = format!("apt={}", c.payload_type);
+                    let rtx_pt = params.rtp_parameters.codecs.iter().find(|r| {
+                        r.rtp_codec.mime_type.eq_ignore_ascii_case("video/rtx")
+                            && r.rtp_codec
+                                .sdp_fmtp_line
+                                .split(';')
+                                .any(|f| f.trim() == apt)
+                    });
+                    let rtx_ssrc = params
+                        .encodings
+                        .first()
+                        .and_then(|e| e.rtp_coding_parameters.rtx.as_ref());
+                    if let (Some(pt), Some(rtx)) = (rtx_pt, rtx_ssrc) {
+                        sub.set_rtx(rtx.ssrc, pt.payload_type);
+                    }
                     sub.out_pt.store(u16::from(c.payload_type), Relaxed);
                     sub.set_status(TrackStatus::Active);
                     sub.publication.add_subscriber(sub.clone());
@@ -404,7 +430,7 @@ async fn build_pc(
     handler: Arc<Handler>,
     port: u16,
     mux: Option<&MuxParts>,
-) -> Result<Arc<dyn PeerConnection>, String> {
+) -> Result<(Arc<dyn PeerConnection>, Arc<crate::egress::Egress>), String> {
     let cfg = &shared.cfg;
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(|e| e.to_string())?;
@@ -426,13 +452,17 @@ async fn build_pc(
     if cfg.media_ip.is_loopback() {
         se = se.with_include_loopback_candidate(true);
     }
-    let mut builder = PeerConnectionBuilder::new();
-    if let Some((m, inbox, ufrag, pwd)) = mux {
-        se = se.with_ice_credentials(ufrag.clone(), pwd.clone());
-        let rt = crate::udpmux::MuxRuntime::new(m.clone(), inbox.clone());
-        builder = builder.with_runtime(Arc::new(rt));
-    }
-    let pc = builder
+    let base: Arc<dyn webrtc::runtime::Runtime> = match mux {
+        Some((m, inbox, ufrag, pwd)) => {
+            se = se.with_ice_credentials(ufrag.clone(), pwd.clone());
+            Arc::new(crate::udpmux::MuxRuntime::new(m.clone(), inbox.clone()))
+        }
+        None => Arc::new(webrtc::runtime::TokioRuntime),
+    };
+    let egress = Arc::new(crate::egress::Egress::default());
+    let rt = crate::egress::EgressRuntime::new(base, egress.clone());
+    let pc = PeerConnectionBuilder::new()
+        .with_runtime(Arc::new(rt))
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .with_setting_engine(se.build())
@@ -441,5 +471,5 @@ async fn build_pc(
         .build()
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Arc::new(pc))
+    Ok((Arc::new(pc), egress))
 }

@@ -266,6 +266,7 @@ async fn pull(
             ssrc,
             preferred,
             s.transport_up.clone(),
+            s.egress.clone(),
         ));
         *sub.sender.lock().unwrap() = Some(sender);
         s.add_subscription(sub.clone());

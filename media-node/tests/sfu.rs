@@ -122,6 +122,11 @@ async fn three_participants_receive_each_others_audio_and_video_intact_and_in_or
     }
     let metrics = node.handle.metrics_text();
     assert!(metrics.contains("edgemeet_node_sessions 3"), "{metrics}");
+    // Forwarded media left through the node's own send path, not webrtc-rs's.
+    assert!(
+        metrics.contains("edgemeet_node_sessions_direct_send 3"),
+        "{metrics}"
+    );
     node.handle.shutdown().await;
 }
 
@@ -163,7 +168,11 @@ async fn a_nack_is_answered_from_the_retransmission_buffer() {
     stop.store(true, Relaxed);
     let m = node.handle.metrics_text();
     assert!(!m.contains("edgemeet_node_nack_in_total 0\n"), "{m}");
-    assert!(resent, "packet {seq} retransmitted");
+    assert!(resent, "packet {seq} retransmitted; {m}");
+    assert!(
+        counter(&m, "edgemeet_node_rtp_packets_retransmitted_total") >= 1,
+        "{m}"
+    );
     node.handle.shutdown().await;
 }
 
