@@ -47,6 +47,10 @@ pub struct NodeConfig {
     /// runtime (no cross-thread wake-ups: less CPU per packet, one core at most). Ignored when
     /// the node is embedded (the host owns the runtime).
     pub worker_threads: usize,
+    /// Forwarded media is encrypted and sent by the node itself (true), or written through
+    /// webrtc-rs's per-connection pipeline (false: several times the CPU per packet; kept for
+    /// comparison and as a fallback).
+    pub direct_send: bool,
     /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
     pub recording: Option<RecordingConfig>,
 }
@@ -71,6 +75,7 @@ impl Default for NodeConfig {
             draining: false,
             heartbeat_secs: 5,
             worker_threads: 0,
+            direct_send: true,
             recording: None,
         }
     }
@@ -129,7 +134,7 @@ impl NodeConfig {
     }
 
     /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
-    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING}`. `UDP_PORTS` is `N` or `MIN-MAX`.
+    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,DIRECT_SEND}`. `UDP_PORTS` is `N` or `MIN-MAX`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
         where
@@ -194,6 +199,9 @@ impl NodeConfig {
         }
         if let Some(v) = var("DRAINING") {
             self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;
+        }
+        if let Some(v) = var("DIRECT_SEND") {
+            self.direct_send = parse("EDGEMEET_NODE_DIRECT_SEND", &v)?;
         }
         self.apply_recording_env(&var)
     }

@@ -23,7 +23,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
@@ -41,6 +41,18 @@ use webrtc::runtime::{
 const RETRANSMIT_SLOTS: usize = 512;
 /// A sender report per forwarded stream this often.
 const SR_INTERVAL: Duration = Duration::from_secs(1);
+/// Socket buffers asked for on a connection's socket (the kernel caps them at
+/// `net.core.wmem_max` / `rmem_max`): on loopback a datagram counts against its sender until the
+/// receiver reads it, and a full send buffer drops forwarded packets.
+pub const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Asks for `bytes` of send and receive buffer on `socket`; what the kernel grants is enough.
+pub fn grow_buffers(socket: &std::net::UdpSocket, bytes: usize) {
+    let s = socket2::SockRef::from(socket);
+    let _ = s.set_send_buffer_size(bytes);
+    let _ = s.set_recv_buffer_size(bytes);
+}
+
 /// Keys not claimed by a session within this time are forgotten (handshakes of other
 /// connections in the process, such as test clients', are reported too).
 const KEYS_TTL: Duration = Duration::from_secs(30);
@@ -78,6 +90,9 @@ fn sdp_fingerprints(sdp: &str) -> impl Iterator<Item = String> + '_ {
 /// A connection's socket, as the node's send path sees it.
 pub struct TapSocket {
     inner: Arc<dyn AsyncUdpSocket>,
+    /// The OS socket datagrams leave by: the node's sends use it directly, not through tokio,
+    /// whose cooperative budget would refuse a task's sends after its first 128 in one poll.
+    raw: Arc<std::net::UdpSocket>,
     local: SocketAddr,
     /// Where the connection last sent DTLS: the peer its handshake ran with.
     dtls_peer: Mutex<Option<SocketAddr>>,
@@ -249,19 +264,11 @@ impl Path {
         let Some(destination) = *self.socket.media_peer.lock().unwrap() else {
             return Err(NotSent);
         };
-        let t = Transmit {
-            destination,
-            ecn: None,
-            contents: datagram,
-            segment_size: None,
-            src_ip: None,
-        };
-        // Never wait: a subscriber whose socket buffer is full loses this packet, the others
-        // and the publisher's ingest go on.
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.socket.inner.poll_send(&mut cx, &t) {
-            Poll::Ready(Ok(_)) => Ok(()),
-            _ => Err(NotSent),
+        // Never wait (the socket is non-blocking): a subscriber whose socket buffer is full
+        // loses this packet, the others and the publisher's ingest go on.
+        match self.socket.raw.send_to(datagram, destination) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(NotSent),
         }
     }
 }
@@ -372,11 +379,22 @@ fn ntp_now() -> u64 {
 pub struct EgressRuntime {
     base: Arc<dyn Runtime>,
     egress: Arc<Egress>,
+    /// The socket sends really leave by when `base` gives connections a virtual one (the UDP
+    /// mux); else each connection's own.
+    shared: Option<Arc<std::net::UdpSocket>>,
 }
 
 impl EgressRuntime {
-    pub fn new(base: Arc<dyn Runtime>, egress: Arc<Egress>) -> Self {
-        Self { base, egress }
+    pub fn new(
+        base: Arc<dyn Runtime>,
+        egress: Arc<Egress>,
+        shared: Option<Arc<std::net::UdpSocket>>,
+    ) -> Self {
+        Self {
+            base,
+            egress,
+            shared,
+        }
     }
 }
 
@@ -400,10 +418,19 @@ impl Runtime for EgressRuntime {
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let raw = match &self.shared {
+            Some(s) => s.clone(),
+            None => {
+                grow_buffers(&socket, SOCKET_BUFFER);
+                socket.set_nonblocking(true)?;
+                Arc::new(socket.try_clone()?)
+            }
+        };
         let inner = self.base.wrap_udp_socket(socket)?;
         let tap = Arc::new(TapSocket {
             local: inner.local_addr()?,
             inner,
+            raw,
             dtls_peer: Mutex::new(None),
             media_peer: Mutex::new(None),
         });

@@ -77,7 +77,8 @@ impl PeerConnectionEventHandler for Handler {
         };
         *session.state.lock().unwrap() = state;
         // Before media may flow: a pull must not start on webrtc-rs's path and then switch.
-        if state == RTCPeerConnectionState::Connected {
+        let direct = self.shared.upgrade().is_some_and(|s| s.cfg.direct_send);
+        if state == RTCPeerConnectionState::Connected && direct {
             let sdp = session.pc.local_description().await.map(|d| d.sdp);
             if !session.egress.activate(sdp.as_deref().unwrap_or_default()) {
                 tracing::debug!(session = %session.id, "no SRTP keys: forwarding through webrtc-rs");
@@ -452,15 +453,16 @@ async fn build_pc(
     if cfg.media_ip.is_loopback() {
         se = se.with_include_loopback_candidate(true);
     }
-    let base: Arc<dyn webrtc::runtime::Runtime> = match mux {
+    let (base, shared_socket): (Arc<dyn webrtc::runtime::Runtime>, _) = match mux {
         Some((m, inbox, ufrag, pwd)) => {
             se = se.with_ice_credentials(ufrag.clone(), pwd.clone());
-            Arc::new(crate::udpmux::MuxRuntime::new(m.clone(), inbox.clone()))
+            let rt = crate::udpmux::MuxRuntime::new(m.clone(), inbox.clone());
+            (Arc::new(rt), Some(m.raw_socket()))
         }
-        None => Arc::new(webrtc::runtime::TokioRuntime),
+        None => (Arc::new(webrtc::runtime::TokioRuntime), None),
     };
     let egress = Arc::new(crate::egress::Egress::default());
-    let rt = crate::egress::EgressRuntime::new(base, egress.clone());
+    let rt = crate::egress::EgressRuntime::new(base, egress.clone(), shared_socket);
     let pc = PeerConnectionBuilder::new()
         .with_runtime(Arc::new(rt))
         .with_media_engine(media)

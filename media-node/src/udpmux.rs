@@ -30,6 +30,8 @@ const ADDRS_PER_INBOX: usize = 16;
 /// The shared socket and the routes to each connection.
 pub struct UdpMux {
     socket: tokio::net::UdpSocket,
+    /// The same socket, for the node's own non-blocking sends ([`crate::egress`]).
+    raw: Arc<std::net::UdpSocket>,
     addr: SocketAddr,
     routes: Mutex<Routes>,
 }
@@ -58,15 +60,24 @@ impl UdpMux {
     pub fn bind(addr: SocketAddr) -> io::Result<Arc<Self>> {
         let std = std::net::UdpSocket::bind(addr)?;
         std.set_nonblocking(true)?;
+        // Every session's media shares this socket.
+        crate::egress::grow_buffers(&std, 4 * crate::egress::SOCKET_BUFFER);
+        let raw = Arc::new(std.try_clone()?);
         let socket = tokio::net::UdpSocket::from_std(std)?;
         let addr = socket.local_addr()?;
         let mux = Arc::new(Self {
             socket,
+            raw,
             addr,
             routes: Mutex::new(Routes::default()),
         });
         tokio::spawn(receive_loop(Arc::downgrade(&mux)));
         Ok(mux)
+    }
+
+    /// The shared socket, for sends outside tokio.
+    pub fn raw_socket(&self) -> Arc<std::net::UdpSocket> {
+        self.raw.clone()
     }
 
     /// The shared address (the port every candidate announces).

@@ -94,6 +94,26 @@ export async function videoInbound(page) {
   });
 }
 
+/**
+ * Incoming streams on the connection to the media node that have the sender's reports
+ * (`remote-outbound-rtp`: what audio/video sync needs), and those that do not, by kind.
+ */
+export async function senderReportsViaNode(page) {
+  return page.evaluate(async () => {
+    const m = /** @type {any} */ (window).edgemeet;
+    const out = { reported: /** @type {string[]} */ ([]), missing: /** @type {string[]} */ ([]) };
+    for (const [peer, pc] of m.peerConnections()) {
+      if (!String(peer).startsWith('sfu')) continue;
+      const stats = await pc.getStats();
+      const reported = new Set([...stats.values()].filter((s) => s.type === 'remote-outbound-rtp').map((s) => s.ssrc));
+      for (const s of stats.values()) {
+        if (s.type === 'inbound-rtp' && (s.packetsReceived || 0) > 0) (reported.has(s.ssrc) ? out.reported : out.missing).push(s.kind);
+      }
+    }
+    return out;
+  });
+}
+
 /** An HS256 invite token in Jitsi's format. */
 export function mintToken(secret, claims) {
   const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');

@@ -3,7 +3,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startEdge, launchBrowser, joinPage, waitForVideo, uniqueRoom, artifacts } from './lib.mjs';
+import { startEdge, launchBrowser, joinPage, waitForVideo, uniqueRoom, artifacts, senderReportsViaNode } from './lib.mjs';
 
 let edge;
 let browser;
@@ -22,6 +22,17 @@ test('three participants go through the media node, then back to P2P', async () 
     assert.ok(Object.keys(stats).some((k) => k.startsWith('sfu:')), `decoding via the node: ${JSON.stringify(stats)}`);
   }
   await pages[0].screenshot({ path: join(artifacts, 'sfu-meeting.png') });
+  // The node's sender reports reach each page for every stream it forwards (lip sync needs them;
+  // the node sends them itself, one per stream and second).
+  for (const page of pages) {
+    let r = await senderReportsViaNode(page);
+    for (let i = 0; i < 30 && (r.missing.length || r.reported.length < 4); i++) {
+      await new Promise((done) => setTimeout(done, 200));
+      r = await senderReportsViaNode(page);
+    }
+    assert.deepEqual(r.missing, [], `streams without sender reports: ${JSON.stringify(r)}`);
+    assert.ok(r.reported.filter((k) => k === 'video').length >= 2 && r.reported.filter((k) => k === 'audio').length >= 2, JSON.stringify(r));
+  }
 
   await pages[2].click('#leave');
   for (const page of pages.slice(0, 2)) {
