@@ -231,7 +231,10 @@ impl Egress {
             let sr = st.due_report(pkt);
             st.keep(pkt);
             let mut srtp = path.srtp.lock().unwrap();
-            let wire = srtp.encrypt_rtp(&plain).map_err(|_| NotSent)?;
+            // The header was just built: no need to parse it back out of `plain`.
+            let wire = srtp
+                .encrypt_rtp_with_header(&plain, &pkt.header)
+                .map_err(|_| NotSent)?;
             let sr = sr.and_then(|sr| srtp.encrypt_rtcp(&sr.marshal().ok()?).ok());
             (wire, sr)
         };
@@ -254,7 +257,11 @@ impl Egress {
         let Ok(plain) = pkt.marshal() else {
             return false;
         };
-        let wire = path.srtp.lock().unwrap().encrypt_rtp(&plain);
+        let wire = path
+            .srtp
+            .lock()
+            .unwrap()
+            .encrypt_rtp_with_header(&plain, &pkt.header);
         wire.is_ok_and(|w| path.send(&w).is_ok())
     }
 }

@@ -155,6 +155,25 @@ async fn pli_from_a_subscriber_reaches_the_publisher() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_direct_send_off_webrtc_rs_forwards_and_answers_nacks() {
+    let mut cfg = config();
+    cfg.direct_send = false;
+    let node = start_with(cfg).await;
+    let (_a, b, stop, vid) = pulling_pair(&node, "meet6").await;
+    let seq = b.packets(&vid)[5].seq;
+    b.send_nack(&vid, seq).await.expect("send nack");
+    let resent = eventually(Duration::from_secs(5), || {
+        b.packets(&vid).iter().filter(|p| p.seq == seq).count() >= 2
+    })
+    .await;
+    stop.store(true, Relaxed);
+    let m = node.handle.metrics_text();
+    assert!(resent, "packet {seq} retransmitted; {m}");
+    assert!(m.contains("edgemeet_node_sessions_direct_send 0\n"), "{m}");
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nack_is_answered_from_the_retransmission_buffer() {
     let node = start().await;
     let (_a, b, stop, vid) = pulling_pair(&node, "meet5").await;

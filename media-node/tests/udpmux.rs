@@ -101,6 +101,9 @@ async fn three_sessions_share_one_udp_port() {
     }
     // ...and the node holds one UDP socket on its media address.
     assert_eq!(udp_sockets_on([127, 0, 0, 2]), 1, "one media socket");
+    // Forwarded media left through the node's own sends on that socket.
+    let m = node.handle.metrics_text();
+    assert!(m.contains("edgemeet_node_sessions_direct_send 3\n"), "{m}");
     for c in &clients {
         c.close().await;
     }
