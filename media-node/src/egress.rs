@@ -34,8 +34,10 @@ use rtc::shared::marshal::Marshal;
 use rtc::srtp::context::Context as SrtpContext;
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
-    Transmit,
+    TokioRuntime, Transmit,
 };
+
+use crate::udpmux::{Inbox, UdpMux};
 
 /// Forwarded packets kept per stream for retransmission (about 1 s of 720p video).
 const RETRANSMIT_SLOTS: usize = 512;
@@ -381,26 +383,20 @@ fn ntp_now() -> u64 {
     (secs << 32) | frac
 }
 
-/// A connection's runtime: `base` for everything, its UDP sockets wrapped in [`TapSocket`]s
-/// that `egress` sends through.
+/// A connection's runtime: tokio for everything; its UDP socket (its own, or its view of the
+/// UDP mux) wrapped in a [`TapSocket`] that `egress` sends through.
 pub struct EgressRuntime {
-    base: Arc<dyn Runtime>,
+    base: TokioRuntime,
     egress: Arc<Egress>,
-    /// The socket sends really leave by when `base` gives connections a virtual one (the UDP
-    /// mux); else each connection's own.
-    shared: Option<Arc<std::net::UdpSocket>>,
+    mux: Option<(Arc<UdpMux>, Arc<Inbox>)>,
 }
 
 impl EgressRuntime {
-    pub fn new(
-        base: Arc<dyn Runtime>,
-        egress: Arc<Egress>,
-        shared: Option<Arc<std::net::UdpSocket>>,
-    ) -> Self {
+    pub fn new(egress: Arc<Egress>, mux: Option<(Arc<UdpMux>, Arc<Inbox>)>) -> Self {
         Self {
-            base,
+            base: TokioRuntime,
             egress,
-            shared,
+            mux,
         }
     }
 }
@@ -408,7 +404,7 @@ impl EgressRuntime {
 impl fmt::Debug for EgressRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EgressRuntime")
-            .field("base", &self.base)
+            .field("mux", &self.mux.as_ref().map(|(m, _)| m.local_addr()))
             .finish()
     }
 }
@@ -425,15 +421,18 @@ impl Runtime for EgressRuntime {
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        let raw = match &self.shared {
-            Some(s) => s.clone(),
+        let (inner, raw) = match &self.mux {
+            Some((mux, inbox)) => (
+                crate::udpmux::connection_socket(mux, inbox, socket)?,
+                mux.raw_socket(),
+            ),
             None => {
                 grow_buffers(&socket, SOCKET_BUFFER);
                 socket.set_nonblocking(true)?;
-                Arc::new(socket.try_clone()?)
+                let raw = Arc::new(socket.try_clone()?);
+                (self.base.wrap_udp_socket(socket)?, raw)
             }
         };
-        let inner = self.base.wrap_udp_socket(socket)?;
         let tap = Arc::new(TapSocket {
             local: inner.local_addr()?,
             inner,

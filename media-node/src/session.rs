@@ -453,16 +453,12 @@ async fn build_pc(
     if cfg.media_ip.is_loopback() {
         se = se.with_include_loopback_candidate(true);
     }
-    let (base, shared_socket): (Arc<dyn webrtc::runtime::Runtime>, _) = match mux {
-        Some((m, inbox, ufrag, pwd)) => {
-            se = se.with_ice_credentials(ufrag.clone(), pwd.clone());
-            let rt = crate::udpmux::MuxRuntime::new(m.clone(), inbox.clone());
-            (Arc::new(rt), Some(m.raw_socket()))
-        }
-        None => (Arc::new(webrtc::runtime::TokioRuntime), None),
-    };
+    if let Some((_, _, ufrag, pwd)) = mux {
+        se = se.with_ice_credentials(ufrag.clone(), pwd.clone());
+    }
+    let mux = mux.map(|(m, inbox, ..)| (m.clone(), inbox.clone()));
     let egress = Arc::new(crate::egress::Egress::default());
-    let rt = crate::egress::EgressRuntime::new(base, egress.clone(), shared_socket);
+    let rt = crate::egress::EgressRuntime::new(egress.clone(), mux);
     let pc = PeerConnectionBuilder::new()
         .with_runtime(Arc::new(rt))
         .with_media_engine(media)

@@ -1,26 +1,20 @@
 //! One UDP port for every session (ICE UDP mux).
 //!
-//! webrtc-rs 0.21 binds one socket per peer connection. With `udp_mux_port` set, each connection
-//! is built with its own [`MuxRuntime`], which hands the connection a virtual socket instead of
-//! the one it bound: sends leave through the node's one shared socket, and one receive loop gives
+//! webrtc-rs 0.21 binds one socket per peer connection. With `udp_mux_port` set, each connection's
+//! runtime ([`crate::egress::EgressRuntime`]) hands it a virtual socket instead of the one it
+//! bound ([`connection_socket`]): sends leave through the node's one shared socket, and one receive loop gives
 //! each datagram to its connection, by the sender's address once known, else by the ICE username
 //! of a STUN request (`<node ufrag>:<peer ufrag>`, the node's ufrag chosen per session). A
 //! connection announces the shared port in its candidates ([`crate::sdp::announce_addr`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
-use webrtc::runtime::{
-    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
-    TokioRuntime, Transmit,
-};
+use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
 
 /// Datagrams queued for one connection before the newest are dropped.
 const INBOX_PACKETS: usize = 2048;
@@ -259,77 +253,19 @@ impl AsyncUdpSocket for MuxSocket {
     }
 }
 
-/// Tokio for everything, except that the connection's UDP socket is its view of the mux.
-pub struct MuxRuntime {
-    mux: Arc<UdpMux>,
-    inbox: Arc<Inbox>,
-}
-
-impl MuxRuntime {
-    pub fn new(mux: Arc<UdpMux>, inbox: Arc<Inbox>) -> Self {
-        Self { mux, inbox }
-    }
-}
-
-impl fmt::Debug for MuxRuntime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MuxRuntime")
-            .field("shared", &self.mux.addr)
-            .finish()
-    }
-}
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-impl Runtime for MuxRuntime {
-    fn spawn(&self, future: BoxFuture<'static, ()>) -> Box<dyn JoinHandle> {
-        TokioRuntime.spawn(future)
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        // The bound socket only named an address; it is closed here, the mux carries the I/O.
-        let local = socket.local_addr()?;
-        Ok(Arc::new(MuxSocket {
-            mux: self.mux.clone(),
-            inbox: self.inbox.clone(),
-            local,
-            known: Mutex::new(Vec::new()),
-        }))
-    }
-
-    fn wrap_tcp_listener(
-        &self,
-        listener: std::net::TcpListener,
-    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
-        TokioRuntime.wrap_tcp_listener(listener)
-    }
-
-    fn connect_tcp<'a>(
-        &'a self,
-        remote_addr: SocketAddr,
-    ) -> BoxFuture<'a, io::Result<Arc<dyn AsyncTcpStream>>> {
-        Box::pin(async move { TokioRuntime.connect_tcp(remote_addr).await })
-    }
-
-    fn resolve_host<'a>(&'a self, host: &'a str) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
-        Box::pin(async move { TokioRuntime.resolve_host(host).await })
-    }
-
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        TokioRuntime.sleep(duration)
-    }
-
-    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
-        TokioRuntime.interval(period)
-    }
-
-    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-        TokioRuntime.block_on(future)
-    }
-
-    fn yield_now(&self) -> BoxFuture<'static, ()> {
-        TokioRuntime.yield_now()
-    }
+/// A connection's view of the mux, in place of the socket it bound: the bound socket only named
+/// an address; it is closed here, the mux carries the I/O.
+pub fn connection_socket(
+    mux: &Arc<UdpMux>,
+    inbox: &Arc<Inbox>,
+    bound: std::net::UdpSocket,
+) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+    Ok(Arc::new(MuxSocket {
+        mux: mux.clone(),
+        inbox: inbox.clone(),
+        local: bound.local_addr()?,
+        known: Mutex::new(Vec::new()),
+    }))
 }
 
 #[cfg(test)]

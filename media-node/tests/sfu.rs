@@ -154,12 +154,10 @@ async fn pli_from_a_subscriber_reaches_the_publisher() {
     node.handle.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_direct_send_off_webrtc_rs_forwards_and_answers_nacks() {
-    let mut cfg = config();
-    cfg.direct_send = false;
-    let node = start_with(cfg).await;
-    let (_a, b, stop, vid) = pulling_pair(&node, "meet6").await;
+/// A puller asks again for a packet it already has: true when it arrives a second time, with
+/// the node's metrics after.
+async fn nack_is_answered(node: &Node, room: &str) -> (bool, String) {
+    let (_a, b, stop, vid) = pulling_pair(node, room).await;
     let seq = b.packets(&vid)[5].seq;
     b.send_nack(&vid, seq).await.expect("send nack");
     let resent = eventually(Duration::from_secs(5), || {
@@ -167,8 +165,16 @@ async fn with_direct_send_off_webrtc_rs_forwards_and_answers_nacks() {
     })
     .await;
     stop.store(true, Relaxed);
-    let m = node.handle.metrics_text();
-    assert!(resent, "packet {seq} retransmitted; {m}");
+    (resent, node.handle.metrics_text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_direct_send_off_webrtc_rs_forwards_and_answers_nacks() {
+    let mut cfg = config();
+    cfg.direct_send = false;
+    let node = start_with(cfg).await;
+    let (resent, m) = nack_is_answered(&node, "meet6").await;
+    assert!(resent, "packet retransmitted; {m}");
     assert!(m.contains("edgemeet_node_sessions_direct_send 0\n"), "{m}");
     node.handle.shutdown().await;
 }
@@ -176,18 +182,9 @@ async fn with_direct_send_off_webrtc_rs_forwards_and_answers_nacks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nack_is_answered_from_the_retransmission_buffer() {
     let node = start().await;
-    let (_a, b, stop, vid) = pulling_pair(&node, "meet5").await;
-    // Ask again for a packet already delivered: the node resends it from its buffer.
-    let seq = b.packets(&vid)[5].seq;
-    b.send_nack(&vid, seq).await.expect("send nack");
-    let resent = eventually(Duration::from_secs(5), || {
-        b.packets(&vid).iter().filter(|p| p.seq == seq).count() >= 2
-    })
-    .await;
-    stop.store(true, Relaxed);
-    let m = node.handle.metrics_text();
+    let (resent, m) = nack_is_answered(&node, "meet5").await;
     assert!(!m.contains("edgemeet_node_nack_in_total 0\n"), "{m}");
-    assert!(resent, "packet {seq} retransmitted; {m}");
+    assert!(resent, "packet retransmitted; {m}");
     assert!(
         counter(&m, "edgemeet_node_rtp_packets_retransmitted_total") >= 1,
         "{m}"
