@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use edgemeet_protocol::node::{SdpType, SessionDescription, TrackStatus};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -422,7 +423,13 @@ async fn build_pc(
     let registry = registry.with(Slot::from(SLOT), RtcpToApp::new(shared.metrics.clone()));
     // mDNS would open a multicast socket (fails in a loopback-only namespace) and an SFU
     // has no use for it.
-    let mut se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    // DTLS server (`a=setup:passive` in answers): the client's ClientHello is answered as it
+    // arrives. As DTLS client, webrtc-rs 0.21 queues its ClientHello when ICE selects a pair
+    // but sends it only on the connection's next timer (tens to ~170 ms later, measured on
+    // loopback); browsers start DTLS the moment ICE connects.
+    let mut se = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_answering_dtls_role(RTCDtlsRole::Server);
     if cfg.media_ip.is_loopback() {
         se = se.with_include_loopback_candidate(true);
     }
