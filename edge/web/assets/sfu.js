@@ -15,34 +15,6 @@ const SIMULCAST = [
   { rid: 'f', maxBitrate: 1_500_000 },
 ];
 
-/**
- * How long the offer may wait for a candidate. The node takes no trickled candidates: it checks
- * the ones the offer lists as soon as it answers, and a pair it has checked first takes the
- * browser's nomination at once (webrtc-rs leaves a nomination on a pair it has not checked yet
- * unanswered until the browser retries it, ~50-100 ms later). The first UDP candidate comes
- * tens of ms after setLocalDescription; full gathering (TCP, STUN, TURN) takes longer, and the
- * node reaches the browser without those (peer-reflexive).
- */
-const CANDIDATE_WAIT_MS = 100;
-
-/** Resolves once `pc` has a UDP candidate (or gathered all), or after `ms`. */
-function firstCandidate(pc, ms) {
-  const ready = () => pc.iceGatheringState === 'complete' || /^a=candidate:\S+ \d+ udp /im.test(pc.localDescription?.sdp || '');
-  if (ready()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      pc.removeEventListener('icecandidate', check);
-      pc.removeEventListener('icegatheringstatechange', check);
-      resolve(undefined);
-    };
-    const check = () => { if (ready()) done(); };
-    const timer = setTimeout(done, ms);
-    pc.addEventListener('icecandidate', check);
-    pc.addEventListener('icegatheringstatechange', check);
-  });
-}
-
 export class SfuLink extends EventTarget {
   /**
    * A link is built (and its offer made, see `prepare`) before the room has a node; `start`
@@ -55,7 +27,10 @@ export class SfuLink extends EventTarget {
     this.grant = null;
     this.e2ee = e2ee;
     this.mark = mark;
-    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', ...e2ee?.pcConfig() });
+    // A candidate pool: gathering starts with the connection (built before the room has a node),
+    // so the offer may list candidates already. The node takes no trickle: it checks what the offer
+    // lists as soon as it answers, and otherwise waits for the browser's checks.
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1, ...e2ee?.pcConfig() });
     this.sessionId = null;
     /** @type {Promise<{name: string, kind: string, source: string, mid: string | null}[]> | null} */
     this.prepared = null;
@@ -135,7 +110,6 @@ export class SfuLink extends EventTarget {
       this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
       if (pushed.length) {
         await this.pc.setLocalDescription();
-        await firstCandidate(this.pc, CANDIDATE_WAIT_MS);
         this.mark('sfu:offer');
       }
       return pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source, mid: p.t.mid }));
@@ -231,7 +205,7 @@ export class SfuLink extends EventTarget {
 
   async answerNodeOffer(offer) {
     await this.pc.setRemoteDescription(offer);
-    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.pc.setLocalDescription();
     await this.api('PUT', `/sessions/${this.sessionId}/renegotiate`, { sessionDescription: { type: 'answer', sdp: this.pc.localDescription.sdp } });
   }
 
