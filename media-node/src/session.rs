@@ -371,9 +371,10 @@ impl Session {
                     sub.out_pt.store(u16::from(c.payload_type), Relaxed);
                     sub.set_status(TrackStatus::Active);
                     sub.publication.add_subscriber(sub.clone());
-                    let target = sub.keyframe_target();
+                    // Every layer: the pull starts on whichever brings a keyframe first (the
+                    // lowest is the quickest to encode), and its wanted one follows.
                     sub.publication
-                        .request_keyframe_for(shared, &sub, target)
+                        .request_keyframe_for(shared, &sub, None)
                         .await;
                 }
                 None => {
