@@ -181,7 +181,7 @@ async fn new_session(
     if c.sub == EDGE_SUBJECT {
         return Err(ApiError::Forbidden("an edge token cannot open a session"));
     }
-    let req: NewSessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    let mut req: NewSessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         NewSessionRequest::default()
     } else {
         parse_json(&body)?
@@ -190,6 +190,26 @@ async fn new_session(
         // Refuse garbage before a connection (and a port) exists for it.
         crate::sdp::parse(&offer.sdp).map_err(ApiError::bad_sdp)?;
     }
+    // Session and push in one call: the offer pushes these tracks, as `tracks/new` would.
+    let push = match req.tracks.take() {
+        None => None,
+        Some(tracks) => {
+            let Some(offer) = req.session_description.take() else {
+                return Err(ApiError::BadRequest(
+                    "pushing tracks needs the client's offer".into(),
+                ));
+            };
+            if tracks.iter().any(|t| t.location != TrackLocation::Local) {
+                return Err(ApiError::BadRequest(
+                    "a new session pushes (local tracks); it pulls with tracks/new".into(),
+                ));
+            }
+            Some(TracksRequest {
+                session_description: Some(offer),
+                tracks,
+            })
+        }
+    };
     // One token must not be able to exhaust the node's ports.
     let here = shared.sessions_where(|s| s.room == c.room);
     if here.iter().filter(|s| s.participant == c.sub).count() >= MAX_SESSIONS_PER_PARTICIPANT {
@@ -207,7 +227,16 @@ async fn new_session(
     shared.insert_session(session.clone());
     shared.metrics.sessions_created.fetch_add(1, Relaxed);
     let mut answer = None;
-    if let Some(offer) = &req.session_description {
+    let mut pushed = None;
+    if let Some(push) = push {
+        match tracks::add(&shared, &session, push).await {
+            Ok(r) => (answer, pushed) = (r.session_description, Some(r.tracks)),
+            Err(e) => {
+                shared.close_session(&id, "push refused").await;
+                return Err(e);
+            }
+        }
+    } else if let Some(offer) = &req.session_description {
         let _g = session.signaling.lock().await;
         match session.answer(offer).await {
             Ok(a) => answer = Some(a),
@@ -222,6 +251,7 @@ async fn new_session(
     Ok(Json(NewSessionResponse {
         session_id: id,
         session_description: answer,
+        tracks: pushed,
     }))
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use edgemeet_protocol::node::{SdpType, SessionDescription, TrackStatus};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -397,9 +398,10 @@ impl Session {
                     sub.out_pt.store(u16::from(c.payload_type), Relaxed);
                     sub.set_status(TrackStatus::Active);
                     sub.publication.add_subscriber(sub.clone());
-                    let target = sub.keyframe_target();
+                    // Every layer: the pull starts on whichever brings a keyframe first (the
+                    // lowest is the quickest to encode), and its wanted one follows.
                     sub.publication
-                        .request_keyframe_for(shared, &sub, target)
+                        .request_keyframe_for(shared, &sub, None)
                         .await;
                 }
                 None => {
@@ -449,7 +451,13 @@ async fn build_pc(
     let registry = registry.with(Slot::from(SLOT), RtcpToApp::new(shared.metrics.clone()));
     // mDNS would open a multicast socket (fails in a loopback-only namespace) and an SFU
     // has no use for it.
-    let mut se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    // DTLS server (`a=setup:passive` in answers): the client's ClientHello is answered as it
+    // arrives. As DTLS client, webrtc-rs 0.21 queues its ClientHello when ICE selects a pair
+    // but sends it only on the connection's next timer (tens to ~170 ms later, measured on
+    // loopback); browsers start DTLS the moment ICE connects.
+    let mut se = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_answering_dtls_role(RTCDtlsRole::Server);
     if cfg.media_ip.is_loopback() {
         se = se.with_include_loopback_candidate(true);
     }

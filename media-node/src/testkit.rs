@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edgemeet_protocol::node::{
-    NODE_TOKEN_ISSUER, NewSessionResponse, NodeTokenClaims, SdpType, SessionDescription,
-    SimulcastPreference, TrackLocation, TrackObject, TracksRequest, TracksResponse,
+    NODE_TOKEN_ISSUER, NewSessionRequest, NewSessionResponse, NodeTokenClaims, SdpType,
+    SessionDescription, SimulcastPreference, TrackLocation, TrackObject, TracksRequest,
+    TracksResponse,
 };
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -541,6 +542,7 @@ impl TestClient {
                     sdp: peer.local_sdp().await?,
                 }
             }
+            None if self.session_id.is_empty() => self.open_with_push(sdp).await?,
             None => self.push_offer(sdp).await?,
         };
         self.pc
@@ -576,24 +578,52 @@ impl TestClient {
         Ok(())
     }
 
+    /// The tracks not pushed yet, as a push names them.
+    fn unpushed(&self) -> Vec<TrackObject> {
+        self.tracks
+            .iter()
+            .filter(|t| t.pt == 0)
+            .map(|t| TrackObject {
+                location: TrackLocation::Local,
+                mid: t.mid.clone(),
+                track_name: t.name.clone(),
+                session_id: None,
+                simulcast: None,
+            })
+            .collect()
+    }
+
+    /// A client built without a session ([`build`](Self::build)) opens it and pushes in one call.
+    async fn open_with_push(&mut self, sdp: String) -> Result<SessionDescription, Error> {
+        let req = NewSessionRequest {
+            session_description: Some(SessionDescription {
+                sdp_type: SdpType::Offer,
+                sdp,
+            }),
+            tracks: Some(self.unpushed()),
+        };
+        let resp: NewSessionResponse = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/sessions/new",
+                Some(&serde_json::to_value(&req)?),
+            )
+            .await?;
+        let tracks = resp.tracks.ok_or("no track results")?;
+        if let Some(e) = tracks.iter().find_map(|t| t.error.clone()) {
+            return Err(format!("push refused: {}", e.error_description).into());
+        }
+        self.session_id = resp.session_id;
+        resp.session_description.ok_or_else(|| "no answer".into())
+    }
+
     async fn push_offer(&self, sdp: String) -> Result<SessionDescription, Error> {
         let req = TracksRequest {
             session_description: Some(SessionDescription {
                 sdp_type: SdpType::Offer,
                 sdp,
             }),
-            tracks: self
-                .tracks
-                .iter()
-                .filter(|t| t.pt == 0)
-                .map(|t| TrackObject {
-                    location: TrackLocation::Local,
-                    mid: t.mid.clone(),
-                    track_name: t.name.clone(),
-                    session_id: None,
-                    simulcast: None,
-                })
-                .collect(),
+            tracks: self.unpushed(),
         };
         let path = format!("/v1/sessions/{}/tracks/new", self.session_id);
         let resp: TracksResponse = self

@@ -192,6 +192,27 @@ async fn malformed_requests_get_4xx_with_a_reason_and_the_node_carries_on() {
     )
     .await;
     assert_eq!(st, 200);
+    // Session and push in one call: a refused push opens no session.
+    let local = serde_json::json!([{"location": "local", "mid": "5", "trackName": "a"}]);
+    let sdp = serde_json::json!({"type": "offer", "sdp": "v=0\r\n"});
+    for (body, what) in [
+        (serde_json::json!({"tracks": local}), "push without offer"),
+        (
+            serde_json::json!({"sessionDescription": sdp, "tracks": [{"location": "remote", "trackName": "v", "sessionId": "x"}]}),
+            "pull in sessions/new",
+        ),
+        (
+            serde_json::json!({"sessionDescription": sdp, "tracks": local}),
+            "mid not in offer",
+        ),
+        (
+            serde_json::json!({"sessionDescription": sdp, "tracks": []}),
+            "no tracks",
+        ),
+    ] {
+        let (st, b) = http(Method::POST, &new, Some(&t), Some(body.to_string().into())).await;
+        assert_reason(st, &b, 400, what);
+    }
     let huge = vec![b' '; 2 * 1024 * 1024];
     let (st, b) = http(Method::POST, &new, Some(&t), Some(huge)).await;
     assert_reason(st, &b, 413, "huge body");

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::{Received, TestClient, check_payload, remote_track_id};
+use edgemeet_media_node::testkit::{
+    ClientOptions, Received, TestClient, check_payload, remote_track_id,
+};
 use reqwest::Method;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -59,6 +61,38 @@ async fn pulling_pair(
     let vid = remote_track_id(&a.session_id, "video");
     assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
     (a, b, stop, vid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_opened_with_its_push_in_one_call_is_pulled_like_any_other() {
+    let node = start().await;
+    let opts = ClientOptions {
+        keep_packets: true,
+        audio_level: 127,
+        on_packet: None,
+    };
+    // Built without a session: `publish` opens it and pushes with one `sessions/new`.
+    let mut a = TestClient::build(&node.base, &tok("m-one", "pa"), 1, opts)
+        .await
+        .unwrap();
+    a.publish(true, true, false)
+        .await
+        .expect("session and push");
+    assert!(!a.session_id.is_empty());
+    let stop = a.start_sending(30, 1, 800);
+    let b = client(&node, "m-one", "pb", 2).await;
+    b.pull(&pulls_of(&[&a]), None).await.expect("pull");
+    let vid = remote_track_id(&a.session_id, "video");
+    let aud = remote_track_id(&a.session_id, "audio");
+    assert!(
+        eventually(WAIT, || b.packets(&vid).len() > 20
+            && b.packets(&aud).len() > 20)
+        .await
+    );
+    assert_intact_in_order(&b.packets(&vid), true, 1, "video");
+    assert_intact_in_order(&b.packets(&aud), false, 1, "audio");
+    stop.store(true, Relaxed);
+    node.handle.shutdown().await;
 }
 
 fn pulls_of(others: &[&TestClient]) -> Vec<(String, String)> {

@@ -97,12 +97,16 @@ pub enum SdpType {
 }
 
 /// `POST /v1/sessions/new`: open a session (one peer connection) for the token's participant.
-/// With an offer, the node answers it at once (its tracks can be pushed with `tracks/new`).
+/// With an offer, the node answers it at once; with `tracks` too (all `local`), that offer also
+/// pushes them, as `tracks/new` would: session and push in one round trip.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewSessionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_description: Option<SessionDescription>,
+    /// Tracks the offer pushes (by mid). Needs `session_description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<Vec<TrackObject>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +115,9 @@ pub struct NewSessionResponse {
     pub session_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_description: Option<SessionDescription>,
+    /// Per pushed track, as in [`TracksResponse`]; present when the request pushed tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<Vec<TrackResult>>,
 }
 
 /// Where a track of a `tracks/new` request is: `local` = pushed by this session (found by `mid`

@@ -255,25 +255,28 @@ class Meeting {
   }
 
   onWelcome(msg) {
-    show('meeting');
     this.me = msg.you;
     this.moderator = msg.moderator;
     this.iceServers = msg.ice_servers;
+    this.recording = msg.recording;
+    this.people = new Map(msg.participants.map((p) => [p.id, p]));
+    this.remoteTracks = new Map(msg.tracks.map((t) => [t.participant, { session_id: t.session_id, tracks: t.tracks }]));
+    // Media first: the browser sets up connections in the background while this renders the
+    // meeting (remote tiles attach later, when tracks arrive).
+    const media = this.onMediaMode(msg.media);
+    show('meeting');
     $('meeting-name').textContent = this.room;
     $('lock-badge').hidden = !msg.locked;
     $('rec-badge').hidden = !msg.recording;
-    this.recording = msg.recording;
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
-    this.people = new Map(msg.participants.map((p) => [p.id, p]));
-    this.remoteTracks = new Map(msg.tracks.map((t) => [t.participant, { session_id: t.session_id, tracks: t.tracks }]));
     for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
     this.grid.attach(this.me, this.media.stream, true);
     this.renderPeople();
     this.renderRecord();
     this.sendState();
-    return this.onMediaMode(msg.media);
+    return media;
   }
 
   /** The Record button: moderators only, where the server records; disabled while E2EE is on. */
@@ -364,14 +367,20 @@ class Meeting {
       this.link = null;
     }
     const node = media.mode === 'sfu' ? media.node : null;
-    if (this.sfu && node && this.sfu.grant.node_id === node.node_id) {
+    if (this.sfu?.grant && node && this.sfu.grant.node_id === node.node_id) {
       this.sfu.refresh(node);
       this.scheduleRefresh(node);
       return;
     }
-    if (this.sfu) this.closeSfu();
+    // Keep a link that is built but not yet on a node while the room stays on the media node.
+    if (this.sfu && (this.sfu.grant || media.mode !== 'sfu')) this.closeSfu();
     if (media.mode === 'p2p' && !keepP2p) await this.startP2p(media);
-    if (node) await this.startSfu(node);
+    if (media.mode === 'sfu') {
+      // The room moves to a node the edge is still assigning (it follows in another media_mode):
+      // build the connection and its offer meanwhile.
+      this.sfu ??= this.buildSfu();
+      if (node) await this.startSfu(this.sfu, node);
+    }
   }
 
   async startP2p(media) {
@@ -389,21 +398,27 @@ class Meeting {
     await link.start(this.media.stream);
   }
 
-  async startSfu(node) {
-    const sfu = new SfuLink({ grant: node, iceServers: this.iceServers, e2ee: this.e2ee });
-    this.sfu = sfu;
+  /** A link to the media node, its offer in the making; `startSfu` opens it on a node. */
+  buildSfu() {
+    const sfu = new SfuLink({ iceServers: this.iceServers, e2ee: this.e2ee, mark: (step) => this.mark(step) });
     sfu.addEventListener('track', (ev) => {
       const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
       this.attachRemote(participant, stream);
     });
     sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
-    this.scheduleRefresh(node);
     sfu.addEventListener('state', (ev) => this.mark(`sfu:${/** @type {CustomEvent} */ (ev).detail}`));
     sfu.addEventListener('ice', (ev) => this.mark(`sfu:ice-${/** @type {CustomEvent} */ (ev).detail}`));
-    const tracks = await sfu.start(this.media.stream);
-    this.mark('sfu:pushed');
+    sfu.prepare(this.media.stream);
+    return sfu;
+  }
+
+  /** @param {SfuLink} sfu @param {{node_id: string, url: string, token: string, expires_at: number}} node */
+  async startSfu(sfu, node) {
+    this.scheduleRefresh(node);
+    const tracks = await sfu.start(node, this.media.stream);
     if (this.sfu !== sfu || !sfu.sessionId) return;
+    this.mark('sfu:pushed');
     this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
     for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);
   }

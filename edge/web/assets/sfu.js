@@ -16,15 +16,29 @@ const SIMULCAST = [
 ];
 
 export class SfuLink extends EventTarget {
-  /** @param {{grant: {node_id: string, url: string, token: string}, iceServers: RTCIceServer[], e2ee?: import('./e2ee.js').E2ee | null}} opts */
-  constructor({ grant, iceServers, e2ee = null }) {
+  /**
+   * A link is built (and its offer made, see `prepare`) before the room has a node; `start`
+   * opens it on the node the edge names.
+   * @param {{iceServers: RTCIceServer[], e2ee?: import('./e2ee.js').E2ee | null, mark?: (step: string) => void}} opts
+   */
+  constructor({ iceServers, e2ee = null, mark = () => {} }) {
     super();
-    this.grant = grant;
+    /** @type {{node_id: string, url: string, token: string} | null} set by `start` */
+    this.grant = null;
     this.e2ee = e2ee;
-    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', ...e2ee?.pcConfig() });
+    this.mark = mark;
+    // A candidate pool: gathering starts with the connection (built before the room has a node),
+    // so the offer may list candidates already. The node takes no trickle: it checks what the offer
+    // lists as soon as it answers, and otherwise waits for the browser's checks.
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1, ...e2ee?.pcConfig() });
     this.sessionId = null;
+    /** @type {Promise<{name: string, kind: string, source: string, mid: string | null}[]> | null} */
+    this.prepared = null;
     /** @type {Map<string, {participant: string, mids: string[]}>} pulled tracks by publisher session */
     this.pulled = new Map();
+    /** @type {Map<string, {participant: string, tracks: any[], attempt: number}>} pulls not yet asked for, by publisher session */
+    this.wanted = new Map();
+    this.flushQueued = false;
     /** @type {Map<string, string>} publisher session id -> participant id */
     this.owners = new Map();
     /** @type {Map<string, MediaStream>} one stream per publisher session */
@@ -63,6 +77,7 @@ export class SfuLink extends EventTarget {
   }
 
   async api(method, path, body) {
+    if (!this.grant) throw new Error('media node: not started');
     const res = await fetch(`${this.grant.url.replace(/\/$/, '')}/v1${path}`, {
       method,
       headers: { authorization: `Bearer ${this.grant.token}`, 'content-type': 'application/json' },
@@ -73,9 +88,13 @@ export class SfuLink extends EventTarget {
     return json;
   }
 
-  /** Open the session and push our tracks; resolves to the track list to announce to the room. */
-  start(stream) {
-    return this.enqueue(async () => {
+  /**
+   * Add our microphone and camera (simulcast) and make the offer that pushes them, with its ICE
+   * candidates. Needs no node: runs while the edge is still assigning one. Once per link.
+   * @param {MediaStream} stream
+   */
+  prepare(stream) {
+    this.prepared ??= (async () => {
       const audio = stream.getAudioTracks()[0];
       const video = stream.getVideoTracks()[0];
       /** @type {{t: RTCRtpTransceiver, name: string, kind: string, source: string}[]} */
@@ -88,51 +107,105 @@ export class SfuLink extends EventTarget {
           if (p.kind === 'video') preferVp8(p.t);
         }
       }
-      // Open the session while the browser builds its offer: both take a while, neither needs the other.
-      const [session] = await Promise.all([this.api('POST', '/sessions/new'), pushed.length ? this.pc.setLocalDescription() : null]);
-      this.sessionId = session.sessionId;
-      if (!pushed.length) return [];
-      const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
-        sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp },
-        tracks: pushed.map((p) => ({ location: 'local', mid: p.t.mid, trackName: p.name })),
-      });
-      await this.pc.setRemoteDescription(res.sessionDescription);
       this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
-      return pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source }));
-    });
+      if (pushed.length) {
+        await this.pc.setLocalDescription();
+        this.mark('sfu:offer');
+      }
+      return pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source, mid: p.t.mid }));
+    })();
+    // Failures surface in `start`; a link closed before it started has nothing to report.
+    this.prepared.catch(() => {});
+    return this.prepared;
   }
 
-  /** Pull the tracks a participant announced; a refused pull is retried a few times. */
+  /**
+   * Open the session on the node and push our tracks, in one call. Resolves to the track list to
+   * announce to the room as soon as the node answered (others may pull at once); applying the
+   * answer, and every pull after it, follow in the queue.
+   * @param {{node_id: string, url: string, token: string}} grant
+   * @param {MediaStream} stream
+   */
+  start(grant, stream) {
+    this.grant = grant;
+    const prepared = this.prepare(stream);
+    /** @type {RTCSessionDescriptionInit | null} */
+    let answer = null;
+    const announced = this.enqueue(async () => {
+      const pushed = await prepared;
+      if (this.closed) return undefined;
+      if (!pushed.length) {
+        this.sessionId = (await this.api('POST', '/sessions/new')).sessionId;
+        return [];
+      }
+      const offer = { type: 'offer', sdp: this.pc.localDescription.sdp };
+      const tracks = pushed.map((p) => ({ location: 'local', mid: p.mid, trackName: p.name }));
+      const res = await this.api('POST', '/sessions/new', { sessionDescription: offer, tracks });
+      this.sessionId = res.sessionId;
+      answer = res.sessionDescription;
+      if (!res.tracks) {
+        // A node older than the push in `sessions/new` answered the transport only: push with a
+        // second offer, as `tracks/new`.
+        await this.pc.setRemoteDescription(answer);
+        await this.pc.setLocalDescription();
+        const again = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks });
+        answer = again.sessionDescription;
+      }
+      return pushed.map(({ name, kind, source }) => ({ name, kind, source }));
+    });
+    this.enqueue(async () => {
+      if (answer) await this.pc.setRemoteDescription(answer);
+    });
+    return announced;
+  }
+
+  /**
+   * Pull the tracks a participant announced. Pulls asked for while a negotiation runs go to the
+   * node together, in one request and one renegotiation; a refused pull is retried a few times.
+   */
   pull(participant, sessionId, tracks, attempt = 0) {
     if (!tracks.length || this.pulled.has(sessionId)) return;
     this.owners.set(sessionId, participant);
-    const entry = { participant, mids: /** @type {string[]} */ ([]) };
-    this.pulled.set(sessionId, entry);
-    return this.enqueue(async () => {
+    this.pulled.set(sessionId, { participant, mids: [] });
+    this.wanted.set(sessionId, { participant, tracks, attempt });
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    this.enqueue(async () => {
+      this.flushQueued = false;
+      const batch = [...this.wanted].filter(([session]) => this.pulled.has(session));
+      this.wanted.clear();
+      if (!batch.length) return;
       let res;
       try {
         res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
-          tracks: tracks.map((t) => ({ location: 'remote', sessionId, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) })),
+          tracks: batch.flatMap(([session, w]) => w.tracks.map((t) => ({ location: 'remote', sessionId: session, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) }))),
         });
       } catch (err) {
         res = null;
         this.dispatchEvent(new CustomEvent('error', { detail: err }));
       }
-      const ok = (res?.tracks || []).filter((t) => !t.error);
-      if (!ok.length && this.pulled.get(sessionId) === entry) {
-        // E.g. the publisher's push is not through yet on a busy node: try again shortly.
-        this.pulled.delete(sessionId);
-        if (attempt < 3) setTimeout(() => { if (!this.closed) this.pull(participant, sessionId, tracks, attempt + 1); }, 500 * (attempt + 1));
+      for (const [session, w] of batch) {
+        const ok = (res?.tracks || []).filter((t) => t.sessionId === session && !t.error);
+        const entry = this.pulled.get(session);
+        if (!entry) {
+          // Left while the request was on its way: stop pulling what the node added.
+          if (ok.length) this.closeMids(ok.map((t) => t.mid));
+          continue;
+        }
+        entry.mids = ok.map((t) => t.mid);
+        if (!ok.length) {
+          // E.g. the publisher's push is not through yet on a busy node: try again shortly.
+          this.pulled.delete(session);
+          if (w.attempt < 3) setTimeout(() => { if (!this.closed) this.pull(w.participant, session, w.tracks, w.attempt + 1); }, 500 * (w.attempt + 1));
+        }
       }
-      if (!res) return;
-      entry.mids = ok.map((t) => t.mid);
-      if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+      if (res?.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
     });
   }
 
   async answerNodeOffer(offer) {
     await this.pc.setRemoteDescription(offer);
-    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.pc.setLocalDescription();
     await this.api('PUT', `/sessions/${this.sessionId}/renegotiate`, { sessionDescription: { type: 'answer', sdp: this.pc.localDescription.sdp } });
   }
 
@@ -142,13 +215,16 @@ export class SfuLink extends EventTarget {
       if (entry.participant !== participant) continue;
       this.pulled.delete(session);
       this.streams.delete(session);
-      if (entry.mids.length) {
-        this.enqueue(async () => {
-          const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: entry.mids.map((mid) => ({ mid })), force: false });
-          if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
-        });
-      }
+      if (entry.mids.length) this.closeMids(entry.mids);
     }
+  }
+
+  /** @param {string[]} mids pulled tracks to stop */
+  closeMids(mids) {
+    this.enqueue(async () => {
+      const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: mids.map((mid) => ({ mid })), force: false });
+      if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+    });
   }
 
   /** A fresh grant for the same node: later calls use the new token. */
