@@ -468,7 +468,13 @@ async fn a_recorded_meeting_lands_in_the_recorders_dropbox() {
         (f.len() >= 3).then_some(f)
     })
     .await
-    .unwrap_or_else(|| panic!("3 files in Dropbox: {:?}", emu.files()));
+    .unwrap_or_else(|| {
+        panic!(
+            "3 files in Dropbox: {:?}\nedge logs:\n{}",
+            emu.files(),
+            edge.logs()
+        )
+    });
     leave(m).await;
     assert_eq!(files.len(), 3, "{files:?}");
     for f in &files {
