@@ -22,6 +22,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -96,8 +97,8 @@ pub struct TapSocket {
     /// whose cooperative budget would refuse a task's sends after its first 128 in one poll.
     raw: Arc<std::net::UdpSocket>,
     local: SocketAddr,
-    /// Where the connection last sent DTLS: the peer its handshake ran with.
-    dtls_peer: Mutex<Option<SocketAddr>>,
+    /// The connection has sent DTLS on this socket: its handshake ran here.
+    sent_dtls: AtomicBool,
     /// Where the connection last sent DTLS, RTP or RTCP: the selected candidate pair.
     media_peer: Mutex<Option<SocketAddr>>,
 }
@@ -117,18 +118,11 @@ impl AsyncUdpSocket for TapSocket {
 
     fn poll_send(&self, cx: &mut Context<'_>, t: &Transmit<'_>) -> Poll<io::Result<usize>> {
         // RFC 7983: 20-63 DTLS, 128-191 RTP/RTCP; STUN (0-3) goes to every candidate.
-        match t.contents.first() {
-            Some(20..=63) => {
-                *self.dtls_peer.lock().unwrap() = Some(t.destination);
-                *self.media_peer.lock().unwrap() = Some(t.destination);
+        if let Some(b @ (20..=63 | 128..=191)) = t.contents.first() {
+            if *b <= 63 {
+                self.sent_dtls.store(true, Relaxed);
             }
-            Some(128..=191) => {
-                let mut p = self.media_peer.lock().unwrap();
-                if *p != Some(t.destination) {
-                    *p = Some(t.destination);
-                }
-            }
-            _ => {}
+            *self.media_peer.lock().unwrap() = Some(t.destination);
         }
         self.inner.poll_send(cx, t)
     }
@@ -191,7 +185,7 @@ impl Egress {
             .lock()
             .unwrap()
             .iter()
-            .find(|s| s.dtls_peer.lock().unwrap().is_some())
+            .find(|s| s.sent_dtls.load(Relaxed))
             .cloned()
         else {
             return false;
@@ -437,7 +431,7 @@ impl Runtime for EgressRuntime {
             local: inner.local_addr()?,
             inner,
             raw,
-            dtls_peer: Mutex::new(None),
+            sent_dtls: AtomicBool::new(false),
             media_peer: Mutex::new(None),
         });
         self.egress.sockets.lock().unwrap().push(tap.clone());

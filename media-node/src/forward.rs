@@ -542,12 +542,16 @@ pub async fn run_feedback(shared: Arc<Shared>, session: Arc<Session>, sub: Arc<S
         match sub.track.poll().await {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                 session.touch();
+                // A compound packet is attributed by its first SSRC: route each by its own.
+                let target_of = |ssrc| {
+                    session
+                        .subscription_by_ssrc(ssrc)
+                        .unwrap_or_else(|| sub.clone())
+                };
                 for p in &packets {
                     let any = p.as_any();
                     if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                        let target = session
-                            .subscription_by_ssrc(nack.media_ssrc)
-                            .unwrap_or(sub.clone());
+                        let target = target_of(nack.media_ssrc);
                         let seqs = nack.nacks.iter().flat_map(|n| n.packet_list());
                         add(&shared.metrics.retransmitted, target.resend(seqs));
                         continue;
@@ -562,10 +566,7 @@ pub async fn run_feedback(shared: Arc<Shared>, session: Arc<Session>, sub: Arc<S
                     let Some(media_ssrc) = media_ssrc else {
                         continue;
                     };
-                    // A compound packet is attributed by its first SSRC: route by the PLI's own.
-                    let target = session
-                        .subscription_by_ssrc(media_ssrc)
-                        .unwrap_or(sub.clone());
+                    let target = target_of(media_ssrc);
                     let layer = target.keyframe_target();
                     // A subscriber that cannot decode (E2EE with another passphrase) asks
                     // without end: one request per layer and interval reaches the publisher.
