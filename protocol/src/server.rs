@@ -37,10 +37,13 @@ pub struct IceServer {
 pub enum MediaMode {
     /// Alone in the room: nothing to connect to.
     None,
-    /// Exactly two: one direct connection. The `initiator` sends the first offer.
+    /// Exactly two: one direct connection. The `initiator` sends the first offer. `standby` is the
+    /// room's media node, to connect to without sending media, so that a third join is quick.
     P2p {
         peer: ParticipantId,
         initiator: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        standby: Option<NodeGrant>,
     },
     /// Three or more: everyone connects to the room's media node. `node` is absent while none is available.
     Sfu {
@@ -220,6 +223,7 @@ mod tests {
             media: MediaMode::P2p {
                 peer: "p1".into(),
                 initiator: true,
+                standby: None,
             },
         };
         let text = encode_server(&msg);

@@ -26,6 +26,8 @@ pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Our participant id once joined.
     pub id: Option<String>,
+    /// The media mode the welcome gave, until `node_grant` takes it.
+    welcome_media: Option<Value>,
 }
 
 impl Client {
@@ -49,7 +51,11 @@ impl Client {
             .await
             .expect("WebSocket connect in time")
             .expect("WebSocket connect");
-        Self { ws, id: None }
+        Self {
+            ws,
+            id: None,
+            welcome_media: None,
+        }
     }
 
     pub async fn room(edge: &Edge, room: &str) -> Self {
@@ -149,9 +155,41 @@ impl Client {
         }
     }
 
-    /// The next message must be an error with `code`.
+    /// The node grant of a room on its media node: from the welcome (a room whose pair had a
+    /// standby node already), else from the `media_mode` that moves the room there.
+    pub async fn node_grant(&mut self) -> Value {
+        if let Some(m) = self.welcome_media.take()
+            && m["mode"] == "sfu"
+            && m["node"].is_object()
+        {
+            return m["node"].clone();
+        }
+        loop {
+            let msg = self.wait_for("media_mode").await;
+            if msg["media"]["mode"] == "sfu" && msg["media"]["node"].is_object() {
+                return msg["media"]["node"].clone();
+            }
+        }
+    }
+
+    /// Skip messages until a `media_mode` of `mode` arrives (a pair's standby node comes in a
+    /// `p2p` update whenever the edge has chosen it).
+    pub async fn wait_for_mode(&mut self, mode: &str) -> Value {
+        loop {
+            let msg = self.wait_for("media_mode").await;
+            if msg["media"]["mode"] == mode {
+                return msg;
+            }
+        }
+    }
+
+    /// The next message must be an error with `code` (a `media_mode` in between is skipped: the
+    /// standby node of a pair arrives whenever the edge has chosen it).
     pub async fn expect_error(&mut self, code: &str) -> Value {
-        let msg = self.recv().await;
+        let mut msg = self.recv().await;
+        while msg["type"] == "media_mode" {
+            msg = self.recv().await;
+        }
         assert_eq!(
             (msg["type"].as_str(), msg["code"].as_str()),
             (Some("error"), Some(code)),
@@ -164,10 +202,17 @@ impl Client {
         msg
     }
 
-    /// Nothing arrives for `ms` milliseconds.
+    /// Nothing arrives for `ms` milliseconds but `media_mode` updates (a pair's standby node
+    /// arrives whenever the edge has chosen it).
     pub async fn expect_silence(&mut self, ms: u64) {
-        if let Some(event) = self.next_event_within(Duration::from_millis(ms)).await {
-            panic!("expected nothing, got {event:?}");
+        let until = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event_within(left).await {
+                None => return,
+                Some(Event::Message(m)) if m["type"] == "media_mode" => {}
+                Some(event) => panic!("expected nothing, got {event:?}"),
+            }
         }
     }
 
@@ -197,6 +242,7 @@ impl Client {
         let answer = self.recv().await;
         if answer["type"] == "welcome" {
             self.id = answer["you"].as_str().map(str::to_string);
+            self.welcome_media = Some(answer["media"].clone());
         }
         answer
     }

@@ -271,15 +271,40 @@ async fn two_talk_p2p_through_the_edge_and_three_move_to_the_media_node() {
     assert_eq!(a.join(json!({})).await["media"]["mode"], "none");
     let mut b = Client::room(&edge, &room).await;
     let wb = b.join(json!({})).await;
+    let without_standby = |mut m: serde_json::Value| {
+        m.as_object_mut().map(|o| o.remove("standby"));
+        m
+    };
     assert_eq!(
-        wb["media"],
+        without_standby(wb["media"].clone()),
         json!({"mode": "p2p", "peer": a.id(), "initiator": true})
     );
     let ma = a.wait_for("media_mode").await;
     assert_eq!(
-        ma["media"],
+        without_standby(ma["media"].clone()),
         json!({"mode": "p2p", "peer": b.id(), "initiator": false})
     );
+    if edge.is_local_native() {
+        // The pair gets the room's node (the fixture's embedded one) as a standby, each with its
+        // own grant.
+        let (aid, bid) = (a.id().to_string(), b.id().to_string());
+        let wb = json!({"media": wb["media"].clone()});
+        for (who, peer, first) in [(&mut a, bid, ma.clone()), (&mut b, aid, wb)] {
+            let mut m = first;
+            while m["media"]["standby"].is_null() {
+                m = who.wait_for("media_mode").await;
+            }
+            assert_eq!(m["media"]["mode"], "p2p");
+            assert_eq!(m["media"]["peer"], peer.as_str());
+            assert_eq!(m["media"]["standby"]["node_id"], "node-local");
+            assert_eq!(
+                m["media"]["standby"]["token"]
+                    .as_str()
+                    .map(|t| t.split('.').count()),
+                Some(3)
+            );
+        }
+    }
 
     let offer = json!({"sdp": {"type": "offer", "sdp": "v=0\r\n"}});
     let aid = a.id().to_string();
@@ -294,8 +319,8 @@ async fn two_talk_p2p_through_the_edge_and_three_move_to_the_media_node() {
     let mut c = Client::room(&edge, &room).await;
     let wc = c.join(json!({})).await;
     assert_eq!(wc["media"]["mode"], "sfu");
-    assert_eq!(a.wait_for("media_mode").await["media"]["mode"], "sfu");
-    assert_eq!(b.wait_for("media_mode").await["media"]["mode"], "sfu");
+    a.wait_for_mode("sfu").await;
+    b.wait_for_mode("sfu").await;
     // P2P signals stop once the room is on the media node.
     b.send(json!({"type": "signal", "to": aid, "payload": offer}))
         .await;

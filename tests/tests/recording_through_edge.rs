@@ -63,12 +63,7 @@ async fn meeting(edge: &Edge) -> Meeting {
     let stop_media = Arc::new(AtomicBool::new(false));
     let mut rtc = Vec::new();
     for (i, ws) in sockets.iter_mut().enumerate() {
-        let grant = loop {
-            let msg = ws.wait_for("media_mode").await;
-            if msg["media"]["mode"] == "sfu" && msg["media"]["node"].is_object() {
-                break msg["media"]["node"].clone();
-            }
-        };
+        let grant = ws.node_grant().await;
         let url = format!("{}{}", edge.base, grant["url"].as_str().unwrap());
         let mut c = TestClient::connect(
             &url,

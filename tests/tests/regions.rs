@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use edgemeet_tests::client::Client;
 use edgemeet_tests::edge::Edge;
 use edgemeet_tests::{http, unique_room};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// What Cloudflare (or any proxy the edge trusts) says about a caller in Dublin or in Virginia.
 const EUROPE: &[(&str, &str)] = &[
@@ -39,14 +39,10 @@ async fn start_room(edge: &Edge, room: &str, from: &[(&str, &str)]) -> (Vec<Clie
     (clients, node)
 }
 
-/// The media node of the next `media_mode` message that names one.
+/// The media node the room moved to (in the welcome, or the next `media_mode` that names one).
 async fn sfu_node(c: &mut Client) -> String {
-    loop {
-        let m: Value = c.wait_for("media_mode").await;
-        if let Some(id) = m["media"]["node"]["node_id"].as_str() {
-            return id.to_string();
-        }
-    }
+    let grant = c.node_grant().await;
+    grant["node_id"].as_str().expect("a node id").to_string()
 }
 
 #[tokio::test]

@@ -17,12 +17,7 @@ struct Participant {
 
 /// Wait for this socket's node grant (the room reaches three), then open a node session and push.
 async fn publish(mut ws: Client, base: &str, tag: u8, audio_level: u8) -> Participant {
-    let grant = loop {
-        let msg = ws.wait_for("media_mode").await;
-        if msg["media"]["mode"] == "sfu" && msg["media"]["node"].is_object() {
-            break msg["media"]["node"].clone();
-        }
-    };
+    let grant = ws.node_grant().await;
     let url = format!("{base}{}", grant["url"].as_str().unwrap());
     let token = grant["token"].as_str().unwrap();
     let opts = ClientOptions {

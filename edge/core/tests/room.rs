@@ -180,12 +180,20 @@ fn the_same_seed_and_clock_give_the_same_ids() {
 fn two_go_p2p_three_go_sfu_and_back_after_the_delay() {
     let mut h = Harness::new(None);
     h.join(1, json!({}));
+    assert!(
+        !h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. })),
+        "alone: no node"
+    );
     let second = h.join(2, json!({}));
     let ServerMessage::Welcome {
-        media: MediaMode::P2p {
-            initiator: true,
-            peer,
-        },
+        media:
+            MediaMode::P2p {
+                initiator: true,
+                peer,
+                standby: None,
+            },
         ..
     } = second
     else {
@@ -201,15 +209,7 @@ fn two_go_p2p_three_go_sfu_and_back_after_the_delay() {
             }
         }
     )));
-
-    // Signals pass only between the two peers.
-    h.send(
-        2,
-        json!({"type": "signal", "to": peer, "payload": {"sdp": "v=0"}}),
-    );
-    assert!(matches!(&h.take(1)[..], [ServerMessage::Signal { .. }]));
-
-    h.join(3, json!({}));
+    // A pair asks for the room's node at once, as a standby for a third join.
     assert!(
         h.other
             .iter()
@@ -221,7 +221,49 @@ fn two_go_p2p_three_go_sfu_and_back_after_the_delay() {
         region: "eu".into(),
     };
     h.input(Input::NodeAssigned(Some(node)));
-    for conn in [1, 2, 3] {
+    for conn in [1, 2] {
+        let got = h.take(conn);
+        let standby = got.iter().find_map(|m| match m {
+            ServerMessage::MediaMode {
+                media: MediaMode::P2p {
+                    standby: Some(g), ..
+                },
+            } => Some(g.clone()),
+            _ => None,
+        });
+        assert!(
+            standby.is_some_and(|g| g.node_id == "n1" && g.token.split('.').count() == 3),
+            "conn {conn}: {got:?}"
+        );
+    }
+    assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+
+    // Signals pass only between the two peers.
+    h.send(
+        2,
+        json!({"type": "signal", "to": peer, "payload": {"sdp": "v=0"}}),
+    );
+    assert!(matches!(&h.take(1)[..], [ServerMessage::Signal { .. }]));
+
+    // The third join finds the node there: everyone gets its grant at once.
+    h.other.clear();
+    let third = h.join(3, json!({}));
+    assert!(
+        matches!(
+            &third,
+            ServerMessage::Welcome {
+                media: MediaMode::Sfu { node: Some(_) },
+                ..
+            }
+        ),
+        "{third:?}"
+    );
+    assert!(
+        !h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. }))
+    );
+    for conn in [1, 2] {
         let got = h.take(conn);
         let grant = got.iter().find_map(|m| match m {
             ServerMessage::MediaMode {
@@ -254,9 +296,28 @@ fn two_go_p2p_three_go_sfu_and_back_after_the_delay() {
             ..
         }
     )));
+    h.other.clear();
     h.now += 5_000;
     h.input(Input::Alarm);
     assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+    // Back in P2P the node stays as the pair's standby...
+    assert!(
+        !h.other
+            .iter()
+            .any(|e| matches!(e, Effect::CloseOnNode { .. }))
+    );
+    assert!(h.take(1).iter().any(|m| matches!(
+        m,
+        ServerMessage::MediaMode {
+            media: MediaMode::P2p {
+                standby: Some(_),
+                ..
+            }
+        }
+    )));
+    // ...until one is left alone: then the meeting's sessions on it are closed.
+    h.input(Input::Closed { conn: 2 });
+    assert!(matches!(h.room.mode(), Some(Mode::None)));
     assert!(h.other.iter().any(|e| matches!(
         e,
         Effect::CloseOnNode {
@@ -425,6 +486,12 @@ fn recording_moves_two_to_the_node_and_is_refused_with_e2ee() {
     h.join(1, json!({}));
     h.join(2, json!({}));
     assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+    // The pair asked for its standby node; the answer comes after the recording starts.
+    assert!(
+        h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. }))
+    );
     let grant = json!({"access_token": "sl.secret-access", "refresh_token": "secret-refresh", "app_key": "appkey"});
 
     // E2EE on: refused.
@@ -447,11 +514,6 @@ fn recording_moves_two_to_the_node_and_is_refused_with_e2ee() {
         h.room.mode(),
         Some(&Mode::Sfu),
         "recording needs the node, even for two"
-    );
-    assert!(
-        h.other
-            .iter()
-            .any(|e| matches!(e, Effect::RequestNode { .. }))
     );
     assert!(
         h.take(2)

@@ -92,7 +92,7 @@ impl Room {
             ClientMessage::SetPassword { password } => self.set_password(out, id, password),
             ClientMessage::Signal { to, payload } => self.relay_signal(out, id, &to, payload),
             ClientMessage::Tracks { session_id, tracks } => {
-                self.in_sfu()?;
+                self.on_node()?;
                 let too_long = |s: &str| s.is_empty() || s.chars().count() > MAX_ID_CHARS;
                 if too_long(&session_id)
                     || tracks.len() > MAX_TRACKS
@@ -103,7 +103,7 @@ impl Room {
                         "session id and track names are 1-128 characters, 16 tracks at most",
                     ));
                 }
-                let meeting = self.meeting.as_mut().expect("in sfu");
+                let meeting = self.meeting.as_mut().expect("on a node");
                 let member = meeting.members.get_mut(id).expect("joined");
                 member.tracks = Some((session_id, tracks));
                 let announce = Self::tracks_of(id, member).expect("just set");

@@ -1,5 +1,9 @@
 //! Media mode: P2P for exactly two, the room's media node for three or more, back to P2P a while
 //! after the room returns to two. Also the node grants (tokens) and the P2P signal relay.
+//!
+//! A pair in P2P already has the room's node as a standby: each browser holds a connection to it
+//! with its tracks pushed but not sending, so a third join only turns senders on instead of
+//! connecting everyone from scratch. No media reaches the node while the room is P2P.
 
 use edgemeet_protocol::node::{NODE_TOKEN_ISSUER, NodeTokenClaims};
 use edgemeet_protocol::server::{MediaMode, NodeGrant, ParticipantTracks};
@@ -72,9 +76,10 @@ impl Room {
         if target == media.mode {
             return false;
         }
-        let leaving_sfu = media.mode == Mode::Sfu;
+        // The node (and everyone's standby session on it) stays while two or more are here.
+        let leaving_node = target == Mode::None;
         media.mode = target;
-        if leaving_sfu {
+        if leaving_node {
             let node = media.node.take();
             media.node_requested = false;
             for m in meeting.members.values_mut() {
@@ -86,7 +91,7 @@ impl Room {
             }
         }
         let meeting = self.meeting.as_mut().expect("checked above");
-        if meeting.media.mode == Mode::Sfu
+        if meeting.media.mode != Mode::None
             && meeting.media.node.is_none()
             && !meeting.media.node_requested
         {
@@ -158,6 +163,11 @@ impl Room {
                 MediaMode::P2p {
                     peer,
                     initiator: initiator == id,
+                    standby: meeting
+                        .media
+                        .node
+                        .as_ref()
+                        .and_then(|n| self.grant(env, n, id)),
                 }
             }
             Mode::Sfu => MediaMode::Sfu {
@@ -246,10 +256,15 @@ impl Room {
             return;
         };
         meeting.media.node_requested = false;
-        if meeting.media.mode != Mode::Sfu {
-            return;
-        }
+        let in_sfu = match meeting.media.mode {
+            Mode::None => return,
+            Mode::P2p { .. } => false,
+            Mode::Sfu => true,
+        };
         match node {
+            // A pair in P2P without a standby node is fine: the node is asked for again when
+            // the room moves to it.
+            None if !in_sfu => {}
             Some(node) => {
                 meeting.media.node = Some(node);
                 self.announce_media(env, out, None);
@@ -306,7 +321,7 @@ impl Room {
         id: &str,
     ) -> Result<(), ProtocolError> {
         let meeting = self.meeting.as_ref().ok_or_else(not_sfu)?;
-        if meeting.media.mode != Mode::Sfu {
+        if meeting.media.mode == Mode::None {
             return Err(not_sfu());
         }
         if meeting.media.node.is_none() {
@@ -323,9 +338,10 @@ impl Room {
         Ok(())
     }
 
-    pub(super) fn in_sfu(&self) -> Result<(), ProtocolError> {
-        match self.mode() {
-            Some(Mode::Sfu) => Ok(()),
+    /// The room has a node for this participant: its media goes there, or a standby waits there.
+    pub(super) fn on_node(&self) -> Result<(), ProtocolError> {
+        match self.meeting.as_ref() {
+            Some(m) if m.media.mode != Mode::None && m.media.node.is_some() => Ok(()),
             _ => Err(not_sfu()),
         }
     }
