@@ -199,11 +199,6 @@ async fn new_session(
                     "pushing tracks needs the client's offer".into(),
                 ));
             };
-            if tracks.iter().any(|t| t.location != TrackLocation::Local) {
-                return Err(ApiError::BadRequest(
-                    "a new session pushes (local tracks); it pulls with tracks/new".into(),
-                ));
-            }
             Some(TracksRequest {
                 session_description: Some(offer),
                 tracks,
@@ -229,7 +224,7 @@ async fn new_session(
     let mut answer = None;
     let mut pushed = None;
     if let Some(push) = push {
-        match tracks::add(&shared, &session, push).await {
+        match tracks::open(&shared, &session, push).await {
             Ok(r) => (answer, pushed) = (r.session_description, Some(r.tracks)),
             Err(e) => {
                 shared.close_session(&id, "push refused").await;

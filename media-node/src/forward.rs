@@ -430,8 +430,10 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                         layers.set_ssrc(rank, init.ssrc);
                     }
                 }
-                // New layer or new stream: whoever waits on it needs a keyframe.
-                publication.request_keyframe(&shared, Some(init.ssrc)).await;
+                // No keyframe request here: an encoder's new stream starts with one, and a request
+                // now would spend the publisher's allowance (Chromium honours one request per
+                // 300 ms per stream), so the request of a newcomer's pull a moment later would be
+                // ignored. A subscriber that gets no keyframe asks on the packet path below.
             }
             TrackRemoteEvent::OnRtpPacket(pkt) => {
                 let t0 = Instant::now();

@@ -85,9 +85,16 @@ impl PeerConnectionEventHandler for Handler {
                 tracing::debug!(session = %session.id, "no SRTP keys: forwarding through webrtc-rs");
             }
         }
-        session
+        let was_up = session
             .transport_up
-            .store(state == RTCPeerConnectionState::Connected, Relaxed);
+            .swap(state == RTCPeerConnectionState::Connected, Relaxed);
+        if state == RTCPeerConnectionState::Connected
+            && !was_up
+            && let Some(shared) = self.shared.upgrade()
+        {
+            let session = session.clone();
+            tokio::spawn(async move { session.keyframes_for_pulls(&shared).await });
+        }
         tracing::debug!(session = %session.id, %state, "connection state");
         if state == RTCPeerConnectionState::Failed
             && let Some(shared) = self.shared.upgrade()
@@ -274,11 +281,27 @@ impl Session {
                 "expected a session description of type offer".into(),
             ));
         }
+        self.set_remote_offer(offer).await?;
+        self.finish_answer().await
+    }
+
+    /// The first half of [`answer`](Self::answer): what is added between the halves (pulls on
+    /// the m-lines the client receives on) goes into the answer.
+    pub async fn set_remote_offer(&self, offer: &SessionDescription) -> Result<(), ApiError> {
+        if offer.sdp_type != SdpType::Offer {
+            return Err(ApiError::BadRequest(
+                "expected a session description of type offer".into(),
+            ));
+        }
         let desc = RTCSessionDescription::offer(offer.sdp.clone()).map_err(ApiError::bad_sdp)?;
         self.pc
             .set_remote_description(desc)
             .await
-            .map_err(ApiError::bad_sdp)?;
+            .map_err(ApiError::bad_sdp)
+    }
+
+    /// The second half of [`answer`](Self::answer).
+    pub async fn finish_answer(&self) -> Result<SessionDescription, ApiError> {
         let answer = self.pc.create_answer(None).await.map_err(media)?;
         self.pc.set_local_description(answer).await.map_err(media)?;
         self.local_description(SdpType::Answer).await
@@ -361,6 +384,18 @@ impl Session {
         }
     }
 
+    /// The transport just came up: every pull already negotiated (in the session's first offer)
+    /// asks for its keyframe now.
+    pub async fn keyframes_for_pulls(&self, shared: &Shared) {
+        for sub in self.subscriptions() {
+            if sub.status() == TrackStatus::Active {
+                sub.publication
+                    .request_keyframe_for(shared, &sub, None)
+                    .await;
+            }
+        }
+    }
+
     /// After an answer: learn each pending pull's payload type and start forwarding to it.
     pub async fn activate_pending(&self, shared: &Shared) {
         for sub in self.subscriptions() {
@@ -399,10 +434,14 @@ impl Session {
                     sub.set_status(TrackStatus::Active);
                     sub.publication.add_subscriber(sub.clone());
                     // Every layer: the pull starts on whichever brings a keyframe first (the
-                    // lowest is the quickest to encode), and its wanted one follows.
-                    sub.publication
-                        .request_keyframe_for(shared, &sub, None)
-                        .await;
+                    // lowest is the quickest to encode), and its wanted one follows. Not before
+                    // the transport is up: that keyframe would be lost, and the publisher ignores
+                    // another request for a while (see `keyframes_for_pulls`).
+                    if self.transport_up.load(Relaxed) {
+                        sub.publication
+                            .request_keyframe_for(shared, &sub, None)
+                            .await;
+                    }
                 }
                 None => {
                     tracing::info!(session = %self.id, "subscriber refused the publisher's codec");

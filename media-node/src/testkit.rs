@@ -23,6 +23,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
     RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::watch;
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -275,6 +276,11 @@ pub struct TestClient {
     pub plis: Arc<AtomicU64>,
     /// RTP packets received.
     pub received_count: Arc<AtomicU64>,
+    /// Tracks `(session id, name)` to pull in the offer that opens the session (a client built
+    /// with [`build`](Self::build), then [`publish`](Self::publish)).
+    pub pull_on_open: Vec<(String, String)>,
+    /// `(mid, session id, name)` of those pulls, once offered.
+    offered_pulls: Vec<(String, String, String)>,
     http: reqwest::Client,
     inbox: Arc<Mutex<Inbox>>,
     gathered: watch::Receiver<bool>,
@@ -360,6 +366,8 @@ impl TestClient {
             tracks: Vec::new(),
             plis: Arc::new(AtomicU64::new(0)),
             received_count: count,
+            pull_on_open: Vec::new(),
+            offered_pulls: Vec::new(),
             http,
             inbox,
             gathered: grx,
@@ -515,9 +523,30 @@ impl TestClient {
                 paused: Arc::new(AtomicU8::new(0)),
             });
         }
+        let mut receiving = Vec::new();
+        if peer.is_none() && self.session_id.is_empty() {
+            for (sid, name) in self.pull_on_open.clone() {
+                let kind = if name == "video" {
+                    RtpCodecKind::Video
+                } else {
+                    RtpCodecKind::Audio
+                };
+                let init = RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                };
+                let t = self.pc.add_transceiver_from_kind(kind, Some(init)).await?;
+                receiving.push((t, sid, name));
+            }
+        }
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer).await?;
         let sdp = self.local_sdp().await?;
+        for (t, sid, name) in receiving {
+            let mid = t.mid().await?.ok_or("no mid")?;
+            self.offered_pulls.push((mid, sid, name));
+        }
         // mids are assigned by now: find each track's.
         for t in self.pc.get_transceivers().await {
             let Ok(Some(sender)) = t.sender().await else {
@@ -600,7 +629,22 @@ impl TestClient {
                 sdp_type: SdpType::Offer,
                 sdp,
             }),
-            tracks: Some(self.unpushed()),
+            tracks: Some(
+                self.unpushed()
+                    .into_iter()
+                    .chain(
+                        self.offered_pulls
+                            .iter()
+                            .map(|(mid, sid, name)| TrackObject {
+                                location: TrackLocation::Remote,
+                                mid: Some(mid.clone()),
+                                track_name: name.clone(),
+                                session_id: Some(sid.clone()),
+                                simulcast: None,
+                            }),
+                    )
+                    .collect(),
+            ),
         };
         let resp: NewSessionResponse = self
             .call(

@@ -89,7 +89,7 @@ pub async fn add(
         ));
     }
     if local > 0 {
-        push(shared, s, req).await
+        push(shared, s, req, false).await
     } else {
         if req.session_description.is_some() {
             return Err(ApiError::BadRequest(
@@ -100,17 +100,101 @@ pub async fn add(
     }
 }
 
+/// A new session's first call: push the offer's sending m-lines and, where the client names them,
+/// pull other sessions' tracks on the m-lines it offered to receive on (no node offer, no
+/// renegotiation: a participant joining a room pulls everyone in its first round trip).
+pub async fn open(
+    shared: &Arc<Shared>,
+    s: &Arc<Session>,
+    req: TracksRequest,
+) -> Result<TracksResponse, ApiError> {
+    if req.tracks.is_empty() || req.tracks.len() > MAX_TRACKS_PER_REQUEST {
+        return Err(ApiError::BadRequest(format!(
+            "a request adds 1 to {MAX_TRACKS_PER_REQUEST} tracks"
+        )));
+    }
+    if req.tracks.iter().any(|t| !valid_name(&t.track_name, 31)) {
+        return Err(ApiError::BadRequest(
+            "trackName must be 1-31 characters of A-Z a-z 0-9 _ . -".into(),
+        ));
+    }
+    let _g = s.signaling.lock().await;
+    push(shared, s, req, true).await
+}
+
+/// The publications a new session's offer pulls: the remote tracks must name, in order, exactly
+/// the m-lines the offer receives on (so that the node's tracks land on them in order). `Ok(None)`
+/// when a publication is gone or of the other kind: then nothing is pulled and each remote track
+/// gets an error (the client pulls them again with `tracks/new`).
+fn offered_pulls(
+    shared: &Arc<Shared>,
+    s: &Arc<Session>,
+    offered: &[sdp::MediaSection],
+    remote: &[&TrackObject],
+) -> Result<Option<Vec<Arc<Publication>>>, ApiError> {
+    let receiving: Vec<&sdp::MediaSection> = offered
+        .iter()
+        .filter(|m| m.direction == "recvonly" && !m.port_zero)
+        .collect();
+    let named: Vec<Option<&str>> = remote.iter().map(|t| t.mid.as_deref()).collect();
+    let offered_mids: Vec<Option<&str>> = receiving.iter().map(|m| m.mid.as_deref()).collect();
+    if named != offered_mids {
+        return Err(ApiError::BadRequest(
+            "remote tracks in an offer name its recvonly m-lines (mid), all of them, in order"
+                .into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for (t, section) in remote.iter().zip(&receiving) {
+        let sid = t
+            .session_id
+            .as_deref()
+            .ok_or_else(|| ApiError::BadRequest("a remote track needs its sessionId".into()))?;
+        let Some(src) = shared.session(sid) else {
+            return Ok(None);
+        };
+        if src.room != s.room {
+            return Err(ApiError::Forbidden("track belongs to another room"));
+        }
+        match src.publication_by_name(&t.track_name) {
+            Some(p) if p.is_video == (section.kind == "video") => out.push(p),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
 async fn push(
     shared: &Arc<Shared>,
     s: &Arc<Session>,
     req: TracksRequest,
+    first: bool,
 ) -> Result<TracksResponse, ApiError> {
     let offer = req
         .session_description
         .as_ref()
         .ok_or_else(|| ApiError::BadRequest("pushing tracks needs the client's offer".into()))?;
     let offered = sdp::parse(&offer.sdp).map_err(ApiError::bad_sdp)?;
-    for t in &req.tracks {
+    let remote: Vec<&TrackObject> = req
+        .tracks
+        .iter()
+        .filter(|t| t.location == TrackLocation::Remote)
+        .collect();
+    if !remote.is_empty() && !first {
+        return Err(ApiError::BadRequest(
+            "push (local) and pull (remote) tracks go in separate requests".into(),
+        ));
+    }
+    let pulls = if remote.is_empty() {
+        None
+    } else {
+        offered_pulls(shared, s, &offered, &remote)?
+    };
+    for t in req
+        .tracks
+        .iter()
+        .filter(|t| t.location == TrackLocation::Local)
+    {
         let mid = t
             .mid
             .as_deref()
@@ -129,10 +213,38 @@ async fn push(
             )));
         }
     }
-    let answer = s.answer(offer).await?;
+    s.set_remote_offer(offer).await?;
+    // Pulls first: the node's tracks take the receiving m-lines in order (see `offered_pulls`).
+    let mut pulled = Vec::new();
+    for (t, publication) in remote.iter().zip(pulls.into_iter().flatten()) {
+        let sub = subscribe(shared, s, publication, t, None).await?;
+        pulled.push(sub);
+    }
+    let answer = s.finish_answer().await?;
     let answered = sdp::parse(&answer.sdp).map_err(ApiError::Media)?;
+    if !pulled.is_empty() {
+        s.assign_subscription_mids().await;
+        for (t, sub) in remote.iter().zip(&pulled) {
+            if *sub.mid.lock().unwrap() != t.mid {
+                return Err(ApiError::Media(
+                    "a pulled track did not land on its m-line".into(),
+                ));
+            }
+        }
+        // The answer is ours: the pulls are negotiated and start once the transport is up.
+        s.activate_pending(shared).await;
+    }
+    let mut pulled = pulled.into_iter();
     let mut out = Vec::new();
     for t in &req.tracks {
+        if t.location == TrackLocation::Remote {
+            let mut r = result(t);
+            if pulled.next().is_none() {
+                r.error = Some(ApiError::NotFound("not pulled: pull it with tracks/new").body());
+            }
+            out.push(r);
+            continue;
+        }
         let mid = t.mid.clone().unwrap_or_default();
         let mut r = result(t);
         r.session_id = Some(s.id.clone());
@@ -207,74 +319,22 @@ async fn pull(
     let mut out = Vec::new();
     let mut added = Vec::new();
     for (t, src) in tracks.iter().zip(sources) {
-        let mut r = result(t);
+        let r = result(t);
         let publication = src.and_then(|src| src.publication_by_name(&t.track_name));
         let Some(publication) = publication else {
+            let mut r = r;
             r.error = Some(ApiError::NotFound("no such track in that session").body());
             out.push(r);
             continue;
         };
-        let ssrc = rand::random::<u32>();
-        let kind = if publication.is_video {
-            RtpCodecKind::Video
-        } else {
-            RtpCodecKind::Audio
-        };
-        // msid: the stream is the publishing session, so a client groups a person's tracks.
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            publication.session_id.clone(),
-            format!(
-                "{}-{}",
-                &publication.session_id[..8],
-                publication.track_name
-            ),
-            publication.track_name.clone(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: publication.codec.clone(),
-                ..Default::default()
-            }],
-        )));
         // Send-only: a pull never carries media from the client, and removing the track later
         // turns the m-line inactive (not recvonly).
-        let transceiver =
-            s.pc.add_transceiver_from_track(
-                track.clone() as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![],
-                    send_encodings: vec![],
-                }),
-            )
-            .await
-            .map_err(|e| ApiError::Media(e.to_string()))?;
-        let sender = transceiver
-            .sender()
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| ApiError::Media("transceiver without sender".into()))?;
-        let preferred = t.simulcast.as_ref().map(|p| p.preferred_rid.as_str());
-        let sub = Arc::new(Subscription::new(
-            s.id.clone(),
-            publication,
-            track,
-            ssrc,
-            preferred,
-            s.transport_up.clone(),
-            s.egress.clone(),
-        ));
-        *sub.sender.lock().unwrap() = Some(sender);
-        s.add_subscription(sub.clone());
-        tokio::spawn(crate::forward::run_feedback(
-            shared.clone(),
-            s.clone(),
-            sub.clone(),
-        ));
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let sub = subscribe(shared, s, publication, t, Some(init)).await?;
         added.push((out.len(), sub));
         out.push(r);
     }
@@ -295,6 +355,78 @@ async fn pull(
         session_description: Some(offer),
         tracks: out,
     })
+}
+
+/// A pull of `publication` into session `s`: on a new transceiver (`init`, the node offers it) or
+/// on the next m-line the client offered to receive on (`None`, the node answers).
+async fn subscribe(
+    shared: &Arc<Shared>,
+    s: &Arc<Session>,
+    publication: Arc<Publication>,
+    t: &TrackObject,
+    init: Option<RTCRtpTransceiverInit>,
+) -> Result<Arc<Subscription>, ApiError> {
+    let ssrc = rand::random::<u32>();
+    let kind = if publication.is_video {
+        RtpCodecKind::Video
+    } else {
+        RtpCodecKind::Audio
+    };
+    // msid: the stream is the publishing session, so a client groups a person's tracks.
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        publication.session_id.clone(),
+        format!(
+            "{}-{}",
+            &publication.session_id[..8],
+            publication.track_name
+        ),
+        publication.track_name.clone(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: publication.codec.clone(),
+            ..Default::default()
+        }],
+    )));
+    let media = |e: rtc::shared::error::Error| ApiError::Media(e.to_string());
+    let sender = match init {
+        Some(init) => {
+            s.pc.add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(init))
+                .await
+                .map_err(media)?
+                .sender()
+                .await
+                .ok()
+                .flatten()
+                .ok_or_else(|| ApiError::Media("transceiver without sender".into()))?
+        }
+        None => {
+            s.pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(media)?
+        }
+    };
+    let preferred = t.simulcast.as_ref().map(|p| p.preferred_rid.as_str());
+    let sub = Arc::new(Subscription::new(
+        s.id.clone(),
+        publication,
+        track,
+        ssrc,
+        preferred,
+        s.transport_up.clone(),
+        s.egress.clone(),
+    ));
+    *sub.sender.lock().unwrap() = Some(sender);
+    s.add_subscription(sub.clone());
+    tokio::spawn(crate::forward::run_feedback(
+        shared.clone(),
+        s.clone(),
+        sub.clone(),
+    ));
+    Ok(sub)
 }
 
 pub async fn close(

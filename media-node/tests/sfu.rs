@@ -12,6 +12,8 @@ use edgemeet_media_node::testkit::{
     ClientOptions, Received, TestClient, check_payload, remote_track_id,
 };
 use reqwest::Method;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -92,6 +94,112 @@ async fn a_session_opened_with_its_push_in_one_call_is_pulled_like_any_other() {
     assert_intact_in_order(&b.packets(&vid), true, 1, "video");
     assert_intact_in_order(&b.packets(&aud), false, 1, "audio");
     stop.store(true, Relaxed);
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_pulls_everyone_in_the_offer_that_opens_its_session() {
+    let node = start().await;
+    let a = publishing_client(&node, "m-offer", "pa", 1).await;
+    let b = publishing_client(&node, "m-offer", "pb", 2).await;
+    let stops = [a.start_sending(30, 1, 800), b.start_sending(30, 1, 800)];
+    let opts = ClientOptions {
+        keep_packets: true,
+        audio_level: 127,
+        on_packet: None,
+    };
+    // One `sessions/new`: the offer pushes c's tracks and receives a's and b's on its recvonly
+    // m-lines; the node answers with its tracks on them, no node offer, no renegotiation.
+    let mut c = TestClient::build(&node.base, &tok("m-offer", "pc"), 3, opts)
+        .await
+        .unwrap();
+    c.pull_on_open = pulls_of(&[&a, &b]);
+    c.publish(true, true, false)
+        .await
+        .expect("session, push and pulls in one call");
+    let state: serde_json::Value = c
+        .call(Method::GET, &format!("/v1/sessions/{}", c.session_id), None)
+        .await
+        .unwrap();
+    let remote: Vec<&serde_json::Value> = state["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["location"] == "remote")
+        .collect();
+    assert_eq!(remote.len(), 4, "{state}");
+    assert!(remote.iter().all(|t| t["status"] == "active"), "{state}");
+    for (p, tag) in [(&a, 1), (&b, 2)] {
+        let vid = remote_track_id(&p.session_id, "video");
+        let aud = remote_track_id(&p.session_id, "audio");
+        assert!(
+            eventually(WAIT, || c.packets(&vid).len() > 20
+                && c.packets(&aud).len() > 20)
+            .await,
+            "c receives {tag}'s tracks"
+        );
+        // Starts on a keyframe (asked for once the transport is up) and stays intact.
+        assert_intact_in_order(&c.packets(&vid), true, tag, "video");
+        assert_intact_in_order(&c.packets(&aud), false, tag, "audio");
+    }
+    // The others pull c as usual.
+    let stop_c = c.start_sending(30, 1, 800);
+    a.pull(&pulls_of(&[&c]), None).await.expect("pull c");
+    let vid = remote_track_id(&c.session_id, "video");
+    assert!(eventually(WAIT, || a.packets(&vid).len() > 20).await);
+    for s in stops.iter().chain([&stop_c]) {
+        s.store(true, Relaxed);
+    }
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_in_an_opening_offer_are_checked() {
+    let node = start().await;
+    let a = publishing_client(&node, "m-check", "pa", 1).await;
+    // Remote tracks that are not the offer's receiving m-lines: refused with the reason.
+    let c = TestClient::build(
+        &node.base,
+        &tok("m-check", "pc"),
+        3,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Recvonly,
+        streams: vec![],
+        send_encodings: vec![],
+    };
+    c.pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init))
+        .await
+        .unwrap();
+    let offer = c.pc.create_offer(None).await.unwrap();
+    c.pc.set_local_description(offer.clone()).await.unwrap();
+    let body = serde_json::json!({
+        "sessionDescription": {"type": "offer", "sdp": offer.sdp},
+        "tracks": [{"location": "remote", "mid": "7", "trackName": "video", "sessionId": a.session_id}],
+    });
+    let err = c
+        .call::<serde_json::Value>(Method::POST, "/v1/sessions/new", Some(&body))
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("400") && err.to_string().contains("recvonly m-lines"),
+        "{err}"
+    );
+    // A track that does not exist: the m-line stays unused and the result says why.
+    let mut d = TestClient::build(
+        &node.base,
+        &tok("m-check", "pd"),
+        4,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    d.pull_on_open = vec![(a.session_id.clone(), "nope".into())];
+    let err = d.publish(true, false, false).await.expect_err("not pulled");
+    assert!(err.to_string().contains("not pulled"), "{err}");
     node.handle.shutdown().await;
 }
 

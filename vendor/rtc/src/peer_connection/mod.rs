@@ -2099,9 +2099,13 @@ impl RTCPeerConnection {
         let (track, send_encodings, codec_preferences) =
             self.normalize_sender_track(track, send_encodings)?;
         for (id, transceiver) in self.rtp_transceivers.iter_mut().enumerate() {
+            // edgemeet patch: a transceiver that only receives (the remote sends on it) is not
+            // reused, so that tracks added while answering land, in order, on the m-lines the
+            // remote offered to receive on (a media node's pulls in a client's first offer).
             if !transceiver.stopped()
                 && transceiver.kind() == track.kind()
                 && transceiver.sender().is_none()
+                && transceiver.direction() != RTCRtpTransceiverDirection::Recvonly
             {
                 let mut sender =
                     RTCRtpSenderInternal::new(track.kind(), track, vec![], send_encodings);
