@@ -138,20 +138,20 @@ export async function framesDecoded(page) {
   });
 }
 
-/** Wait until `count` remote videos each decode more frames than before; returns the figures. */
+/**
+ * Wait until `count` remote videos each decode more frames than when the wait began (a video that
+ * appears meanwhile counts from 0; a stale one, e.g. a standby link's after a return to P2P, does
+ * not rise); returns the figures.
+ */
 export async function waitForVideo(page, count, timeoutMs = 20000) {
   const start = Date.now();
-  let first = null;
-  let last = {};
+  const first = await framesDecoded(page);
+  let last = first;
   while (Date.now() - start < timeoutMs) {
-    last = await framesDecoded(page);
-    const videos = Object.entries(last).filter(([, v]) => v > 0);
-    if (!first && videos.length >= count) first = Object.fromEntries(videos);
-    if (first) {
-      const rising = Object.entries(first).filter(([k, v]) => (last[k] || 0) > v);
-      if (rising.length >= count) return last;
-    }
     await new Promise((r) => setTimeout(r, 200));
+    last = await framesDecoded(page);
+    const rising = Object.entries(last).filter(([k, v]) => v > 0 && v > (first[k] || 0));
+    if (rising.length >= count) return last;
   }
   throw new Error(`expected ${count} remote videos decoding, got ${JSON.stringify(last)}`);
 }

@@ -22,7 +22,15 @@ async function timeJoin(before) {
     await inMeeting(pages[i]);
   }
   // Let the earlier pages settle (P2P up) so only the newcomer's path is timed.
-  if (before > 1) await pages[0].waitForFunction(() => document.getElementById('mode-badge').textContent === 'Direct');
+  // A call of two has been going for a while: direct, and each page's standby link to the node
+  // connected with the other's tracks pulled.
+  if (before > 1) {
+    for (const page of pages) {
+      await page.waitForFunction(() => document.getElementById('mode-badge').textContent === 'Direct');
+      await page.waitForFunction(() => /** @type {any} */ (window).edgemeet?.sfu?.pc.connectionState === 'connected'
+        && /** @type {any} */ (window).edgemeet.sfu.pulledStreams().length === 1, null, { timeout: 20000 });
+    }
+  }
   const last = await joinPage(browser, edge.url, room, { name: 'Last' });
   pages.push(last);
   const handle = await last.waitForFunction(() => /** @type {any} */ (window).edgemeet?.timings.firstRemoteFrame, null, { timeout: 20000, polling: 50 });

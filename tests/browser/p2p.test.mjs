@@ -36,6 +36,24 @@ test('two participants: P2P video and audio both ways', async () => {
     const stats = await framesDecoded(page);
     assert.ok(Object.entries(stats).some(([k, v]) => k.includes(':audio:') && v < 0), `audio packets arrive: ${JSON.stringify(stats)}`);
   }
+  // Each page also holds a standby link to the room's media node, so that a third join is quick:
+  // connected, both pages' tracks pushed and pulled, yet no media goes to or from the node.
+  for (const page of [a, b]) {
+    await page.waitForFunction(() => /** @type {any} */ (window).edgemeet?.sfu?.pc.connectionState === 'connected'
+      && /** @type {any} */ (window).edgemeet.sfu.pulledStreams().length === 1, null, { timeout: 20000 });
+  }
+  await a.waitForTimeout(1500);
+  for (const page of [a, b]) {
+    const packets = await page.evaluate(async () => {
+      const out = [];
+      for (const s of (await /** @type {any} */ (window).edgemeet.sfu.pc.getStats()).values()) {
+        if (s.type === 'outbound-rtp' || s.type === 'inbound-rtp') out.push(`${s.type} ${s.kind} ${s.rid || ''}: ${(s.packetsSent || 0) + (s.packetsReceived || 0)}`);
+      }
+      return out;
+    });
+    assert.ok(packets.length >= 2, `standby streams: ${packets}`);
+    assert.ok(packets.every((p) => p.endsWith(': 0')), `no media via the node while P2P: ${packets}`);
+  }
   assert.match(await a.textContent('#grid'), /Bob/);
   await a.screenshot({ path: join(artifacts, 'p2p-meeting.png') });
   // A narrow phone screen: tiles stack, the toolbar stays reachable, panels cover the grid.

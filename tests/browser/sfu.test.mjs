@@ -20,6 +20,8 @@ test('three participants go through the media node, then back to P2P', async () 
   for (const page of pages) {
     const stats = await waitForVideo(page, 2, 30000);
     assert.ok(Object.keys(stats).some((k) => k.startsWith('sfu:')), `decoding via the node: ${JSON.stringify(stats)}`);
+    // Only the node's link is left: the direct one closed when the room moved to the node.
+    assert.deepEqual(await page.evaluate(() => /** @type {any} */ (window).edgemeet.peerConnections().map(([peer]) => peer)), ['sfu']);
   }
   await pages[0].screenshot({ path: join(artifacts, 'sfu-meeting.png') });
   // The node's sender reports reach each page for every stream it forwards (lip sync needs them;

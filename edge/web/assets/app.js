@@ -98,8 +98,20 @@ async function prejoin(tenant, room) {
     preview.srcObject = await media.open();
     await fillDevices();
   })();
+  // The media-node connection is built here, with its offer, while the user looks at the preview:
+  // the first RTCPeerConnection of a page costs 50-200 ms, which the join would otherwise wait for
+  // in a room of three or more. It sends nothing and talks to no one until the meeting uses it.
+  /** @type {SfuLink | null} */
+  let warm = null;
+  const warmUp = () => {
+    warm?.close();
+    warm = new SfuLink({ iceServers: [] });
+    warm.prepare(media.stream);
+  };
+  ready.then(warmUp, () => {});
   const reopen = async () => {
     preview.srcObject = await media.open(/** @type {HTMLSelectElement} */ ($('camera-select')).value, /** @type {HTMLSelectElement} */ ($('mic-select')).value);
+    if (warm) warmUp();
   };
   $('camera-select').addEventListener('change', reopen);
   $('mic-select').addEventListener('change', reopen);
@@ -137,7 +149,8 @@ async function prejoin(tenant, room) {
     const password = /** @type {HTMLInputElement} */ ($('room-password')).value;
     if (password) join.password = password;
     if (meeting) return meeting.retry(join, clickedAt);
-    meeting = new Meeting(tenant, room, media, join, e2ee);
+    meeting = new Meeting(tenant, room, media, join, e2ee, warm);
+    warm = null;
     meeting.timings.join = clickedAt;
     meeting.start();
   };
@@ -153,9 +166,15 @@ async function prejoin(tenant, room) {
 
 // ---- The meeting -----------------------------------------------------------------------------
 
+/** How long after the direct call connects a pair opens its standby link to the room's node. */
+const STANDBY_DELAY_MS = 1000;
+
 class Meeting {
-  /** @param {E2ee | null} e2ee */
-  constructor(tenant, room, media, join, e2ee) {
+  /**
+   * @param {E2ee | null} e2ee
+   * @param {SfuLink | null} warm a media-node link the pre-join page built and prepared
+   */
+  constructor(tenant, room, media, join, e2ee, warm = null) {
     this.room = room;
     /** performance.now() at join, and ms from it to the first remote video frame (diagnostics, tests) */
     this.timings = { join: performance.now(), firstRemoteFrame: /** @type {number | null} */ (null), marks: {} };
@@ -172,10 +191,13 @@ class Meeting {
     this.link = null;
     /** @type {SfuLink | null} */
     this.sfu = null;
+    this.warm = warm;
     /** @type {Map<string, {session_id: string, tracks: any[]}>} what others publish on the node */
     this.remoteTracks = new Map();
     this.refreshTimer = 0;
     this.mode = 'none';
+    /** counts media_mode changes: a slow step gives up when a newer one came meanwhile */
+    this.mediaSeq = 0;
     this.e2ee = e2ee;
     this.recording = false;
     /** @type {import('./recording.js').RecordingConfig} */
@@ -344,6 +366,8 @@ class Meeting {
   onClosed({ code, final }) {
     this.closeSfu();
     if (!final) return;
+    this.warm?.close();
+    this.warm = null;
     this.link?.close();
     this.link = null;
     if (code === 4001) {
@@ -359,6 +383,7 @@ class Meeting {
 
   async onMediaMode(media) {
     this.mode = media.mode;
+    const seq = ++this.mediaSeq;
     $('mode-badge').textContent = media.mode === 'p2p' ? 'Direct' : media.mode === 'sfu' ? 'Via server' : 'Alone';
     const keepP2p = media.mode === 'p2p' && this.link?.peer === media.peer;
     if (!keepP2p && this.link) {
@@ -366,21 +391,35 @@ class Meeting {
       this.link.close();
       this.link = null;
     }
-    const node = media.mode === 'sfu' ? media.node : null;
+    // In P2P the room's node is a standby: connected, tracks pushed and pulled, nothing sent, so
+    // that a third join only turns senders on.
+    const node = media.mode === 'sfu' ? media.node : media.mode === 'p2p' ? media.standby ?? null : null;
+    const sending = media.mode === 'sfu';
     if (this.sfu?.grant && node && this.sfu.grant.node_id === node.node_id) {
       this.sfu.refresh(node);
       this.scheduleRefresh(node);
-      return;
+    } else if (this.sfu && (this.sfu.grant || (media.mode !== 'sfu' && !node))) {
+      // Keep a link that is built but not yet on a node while the room still wants one.
+      this.closeSfu();
     }
-    // Keep a link that is built but not yet on a node while the room stays on the media node.
-    if (this.sfu && (this.sfu.grant || media.mode !== 'sfu')) this.closeSfu();
     if (media.mode === 'p2p' && !keepP2p) await this.startP2p(media);
-    if (media.mode === 'sfu') {
-      // The room moves to a node the edge is still assigning (it follows in another media_mode):
-      // build the connection and its offer meanwhile.
-      this.sfu ??= this.buildSfu();
-      if (node) await this.startSfu(this.sfu, node);
+    if (!sending && !node) return;
+    if (!sending && !this.sfu) {
+      // The standby waits until the direct call is up and its first frames are shown (it would
+      // compete with them for the main thread and the CPU).
+      await this.link?.connected(3000);
+      await new Promise((resolve) => setTimeout(resolve, STANDBY_DELAY_MS));
+      if (seq !== this.mediaSeq) return;
     }
+    // The room moves to a node the edge may still be assigning (it follows in another
+    // media_mode): build the connection and its offer meanwhile.
+    this.sfu ??= this.buildSfu(sending);
+    const sfu = this.sfu;
+    const applied = sfu.setSending(sending);
+    // On the node, the remote tiles switch from the P2P streams to those pulled from it.
+    if (sending) for (const [participant, stream] of sfu.pulledStreams()) this.attachRemote(participant, stream);
+    if (node && !sfu.grant) await this.startSfu(sfu, node);
+    await applied;
   }
 
   async startP2p(media) {
@@ -399,11 +438,23 @@ class Meeting {
   }
 
   /** A link to the media node, its offer in the making; `startSfu` opens it on a node. */
-  buildSfu() {
-    const sfu = new SfuLink({ iceServers: this.iceServers, e2ee: this.e2ee, mark: (step) => this.mark(step) });
+  /** @param {boolean} sending false: a standby link next to a P2P call */
+  buildSfu(sending) {
+    const mark = (step) => this.mark(step);
+    // The link the pre-join page built (the first connection of a page is the slow one), if it can
+    // take on this meeting's ICE servers and E2EE.
+    let sfu = this.warm;
+    this.warm = null;
+    if (sfu && !sfu.adopt({ iceServers: this.iceServers, e2ee: this.e2ee, mark })) {
+      sfu.close();
+      sfu = null;
+    }
+    sfu ??= new SfuLink({ iceServers: this.iceServers, e2ee: this.e2ee, mark, sending });
+    sfu.setSending(sending);
     sfu.addEventListener('track', (ev) => {
       const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
-      this.attachRemote(participant, stream);
+      // A standby's pulls stay off screen until the room moves to the node.
+      if (this.mode === 'sfu') this.attachRemote(participant, stream);
     });
     sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
@@ -416,7 +467,7 @@ class Meeting {
   /** @param {SfuLink} sfu @param {{node_id: string, url: string, token: string, expires_at: number}} node */
   async startSfu(sfu, node) {
     this.scheduleRefresh(node);
-    const tracks = await sfu.start(node, this.media.stream);
+    const tracks = await sfu.start(node, this.media.stream, [...this.remoteTracks]);
     if (this.sfu !== sfu || !sfu.sessionId) return;
     this.mark('sfu:pushed');
     this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });

@@ -28,6 +28,21 @@ export class P2PLink extends EventTarget {
     };
   }
 
+  /**
+   * Resolves once the connection is up, or after `ms` (whichever is first).
+   * @param {number} ms
+   * @returns {Promise<void>}
+   */
+  connected(ms) {
+    if (this.pc.connectionState === 'connected') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); this.pc.removeEventListener('connectionstatechange', check); resolve(); };
+      const check = () => { if (this.pc.connectionState === 'connected' || this.pc.connectionState === 'closed') done(); };
+      const timer = setTimeout(done, ms);
+      this.pc.addEventListener('connectionstatechange', check);
+    });
+  }
+
   /** Add local tracks; the initiator then offers. */
   async start(stream) {
     for (const track of stream.getTracks()) {

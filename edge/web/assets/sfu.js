@@ -1,5 +1,10 @@
 // One RTCPeerConnection to the room's media node: push our microphone and camera (simulcast),
 // pull every other participant's tracks. API: docs/media-node-api.md.
+//
+// While the room is P2P the link is a standby: connected, tracks pushed and pulled, but its
+// senders hold no track, so no media reaches the node. A third join gives them their tracks.
+// (Not the encodings' `active` flags: Chromium resets those to their initial values on every
+// renegotiation, and a standby's initial values would be "off".)
 import { preferVp8 } from './e2ee.js';
 
 /**
@@ -19,10 +24,16 @@ export class SfuLink extends EventTarget {
   /**
    * A link is built (and its offer made, see `prepare`) before the room has a node; `start`
    * opens it on the node the edge names.
-   * @param {{iceServers: RTCIceServer[], e2ee?: import('./e2ee.js').E2ee | null, mark?: (step: string) => void}} opts
+   * @param {{iceServers: RTCIceServer[], e2ee?: import('./e2ee.js').E2ee | null, mark?: (step: string) => void, sending?: boolean}} opts
    */
-  constructor({ iceServers, e2ee = null, mark = () => {} }) {
+  constructor({ iceServers, e2ee = null, mark = () => {}, sending = true }) {
     super();
+    /** whether our senders carry their tracks (false: a standby next to a P2P call) */
+    this.sending = sending;
+    /** @type {Map<RTCRtpSender, MediaStreamTrack>} each sender's track, attached while sending */
+    this.senders = new Map();
+    /** @type {Promise<void>} the last change of `sending` applied */
+    this.sendingApplied = Promise.resolve();
     /** @type {{node_id: string, url: string, token: string} | null} set by `start` */
     this.grant = null;
     this.e2ee = e2ee;
@@ -97,15 +108,22 @@ export class SfuLink extends EventTarget {
     this.prepared ??= (async () => {
       const audio = stream.getAudioTracks()[0];
       const video = stream.getVideoTracks()[0];
-      /** @type {{t: RTCRtpTransceiver, name: string, kind: string, source: string}[]} */
+      /** @type {{t: RTCRtpTransceiver, name: string, kind: string, source: string, track: MediaStreamTrack}[]} */
       const pushed = [];
-      if (audio) pushed.push({ t: this.pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] }), name: 'audio', kind: 'audio', source: 'microphone' });
-      if (video) pushed.push({ t: this.pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST }), name: 'video', kind: 'video', source: 'camera' });
+      if (audio) pushed.push({ t: this.pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] }), name: 'audio', kind: 'audio', source: 'microphone', track: audio });
+      if (video) pushed.push({ t: this.pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST }), name: 'video', kind: 'video', source: 'camera', track: video });
+      this.mark('sfu:transceivers');
+      // The encrypting transform first: Chromium ignores one put on a sender after its first
+      // offer, or while it has no track, and the media would leave in clear.
       if (this.e2ee) {
         for (const p of pushed) {
           this.e2ee.sender(p.t.sender, p.kind);
           if (p.kind === 'video') preferVp8(p.t);
         }
+      }
+      for (const p of pushed) {
+        this.senders.set(p.t.sender, p.track);
+        if (!this.sending) await p.t.sender.replaceTrack(null);
       }
       this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
       if (pushed.length) {
@@ -120,13 +138,39 @@ export class SfuLink extends EventTarget {
   }
 
   /**
-   * Open the session on the node and push our tracks, in one call. Resolves to the track list to
-   * announce to the room as soon as the node answered (others may pull at once); applying the
-   * answer, and every pull after it, follow in the queue.
+   * A link built and prepared on the pre-join page, before the meeting's ICE servers were known,
+   * takes them on (a new offer gathered with them: a relay may be needed). False when it cannot:
+   * started or closed already, or E2EE is on (Chromium ignores a frame transform put on a sender
+   * after its first offer, and its media would leave unencrypted).
+   * @param {{iceServers: RTCIceServer[], e2ee: import('./e2ee.js').E2ee | null, mark: (step: string) => void}} opts
+   */
+  adopt({ iceServers, e2ee, mark }) {
+    if (this.closed || this.grant || e2ee) return false;
+    this.mark = mark;
+    const prepared = this.prepared;
+    if (!prepared || !iceServers.length) return true;
+    this.prepared = (async () => {
+      const pushed = await prepared;
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+      await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart: true }));
+      this.mark('sfu:offer');
+      return pushed;
+    })();
+    this.prepared.catch(() => {});
+    return true;
+  }
+
+  /**
+   * Open the session on the node, push our tracks and pull those others announced, in one call:
+   * the offer has a receive-only m-line for each track to pull, and the node answers with its
+   * tracks on them (no node offer, no second round trip). Resolves to the track list to announce
+   * to the room as soon as the node answered (others may pull at once); applying the answer, and
+   * every later pull, follow in the queue.
    * @param {{node_id: string, url: string, token: string}} grant
    * @param {MediaStream} stream
+   * @param {[string, {session_id: string, tracks: {name: string, kind: string}[]}][]} others tracks announced so far, by participant
    */
-  start(grant, stream) {
+  start(grant, stream, others = []) {
     this.grant = grant;
     const prepared = this.prepare(stream);
     /** @type {RTCSessionDescriptionInit | null} */
@@ -134,21 +178,52 @@ export class SfuLink extends EventTarget {
     const announced = this.enqueue(async () => {
       const pushed = await prepared;
       if (this.closed) return undefined;
-      if (!pushed.length) {
+      /** @type {{participant: string, session: string, name: string, kind: string, t: RTCRtpTransceiver}[]} */
+      const inOffer = [];
+      for (const [participant, t] of others) {
+        if (this.pulled.has(t.session_id) || !t.tracks.length) continue;
+        this.owners.set(t.session_id, participant);
+        this.pulled.set(t.session_id, { participant, mids: [] });
+        for (const tr of t.tracks) {
+          const transceiver = this.pc.addTransceiver(tr.kind, { direction: 'recvonly' });
+          // The decrypting transform goes on before the receiver is negotiated.
+          this.e2ee?.receiver(transceiver.receiver, tr.kind);
+          inOffer.push({ participant, session: t.session_id, name: tr.name, kind: tr.kind, t: transceiver });
+        }
+      }
+      if (!pushed.length && !inOffer.length) {
         this.sessionId = (await this.api('POST', '/sessions/new')).sessionId;
         return [];
       }
-      const offer = { type: 'offer', sdp: this.pc.localDescription.sdp };
-      const tracks = pushed.map((p) => ({ location: 'local', mid: p.mid, trackName: p.name }));
-      const res = await this.api('POST', '/sessions/new', { sessionDescription: offer, tracks });
+      if (inOffer.length || !this.pc.localDescription) await this.pc.setLocalDescription();
+      const local = pushed.map((p) => ({ location: 'local', mid: p.mid, trackName: p.name }));
+      const remote = inOffer.map((p) => ({ location: 'remote', mid: p.t.mid, trackName: p.name, sessionId: p.session, ...(p.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) }));
+      let res;
+      try {
+        res = await this.api('POST', '/sessions/new', { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks: [...local, ...remote] });
+      } catch (err) {
+        if (!inOffer.length || !local.length) throw err;
+        // A node without pulls in the opening offer: those m-lines off, pull afterwards.
+        for (const p of inOffer) { p.t.direction = 'inactive'; this.pulled.delete(p.session); }
+        inOffer.length = 0;
+        await this.pc.setLocalDescription();
+        res = await this.api('POST', '/sessions/new', { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks: local });
+      }
       this.sessionId = res.sessionId;
       answer = res.sessionDescription;
-      if (!res.tracks) {
+      for (const p of inOffer) {
+        const r = (res.tracks || []).find((x) => x.mid === p.t.mid);
+        const entry = this.pulled.get(p.session);
+        // Refused (the publisher just left or republished): pulled again with `pull`.
+        if (!r || r.error) this.pulled.delete(p.session);
+        else entry?.mids.push(p.t.mid);
+      }
+      if (!res.tracks && local.length) {
         // A node older than the push in `sessions/new` answered the transport only: push with a
         // second offer, as `tracks/new`.
         await this.pc.setRemoteDescription(answer);
         await this.pc.setLocalDescription();
-        const again = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks });
+        const again = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks: local });
         answer = again.sessionDescription;
       }
       return pushed.map(({ name, kind, source }) => ({ name, kind, source }));
@@ -176,6 +251,7 @@ export class SfuLink extends EventTarget {
       this.wanted.clear();
       if (!batch.length) return;
       let res;
+      this.mark('sfu:pull-asked');
       try {
         res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
           tracks: batch.flatMap(([session, w]) => w.tracks.map((t) => ({ location: 'remote', sessionId: session, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) }))),
@@ -200,12 +276,43 @@ export class SfuLink extends EventTarget {
         }
       }
       if (res?.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+      this.mark('sfu:pull-answered');
     });
   }
 
+  /**
+   * Turn our media to the node on (the room moved to it) or off (back to P2P: the link stays as a
+   * standby). Changes no SDP: the senders' tracks only.
+   * @param {boolean} on
+   */
+  setSending(on) {
+    if (this.sending === on) return this.sendingApplied;
+    this.sending = on;
+    this.sendingApplied = (async () => {
+      await this.prepared;
+      if (this.sending !== on) return;
+      await Promise.all([...this.senders].map(([sender, track]) => sender.replaceTrack(on ? track : null)));
+      if (on) this.mark('sfu:sending');
+    })().catch((err) => { this.dispatchEvent(new CustomEvent('error', { detail: err })); });
+    return this.sendingApplied;
+  }
+
+  /** @returns {[string, MediaStream][]} pulled streams by participant */
+  pulledStreams() {
+    /** @type {[string, MediaStream][]} */
+    const out = [];
+    for (const [session, stream] of this.streams) {
+      const participant = this.owners.get(session);
+      if (participant && this.pulled.has(session) && stream.getTracks().length) out.push([participant, stream]);
+    }
+    return out;
+  }
+
   async answerNodeOffer(offer) {
+    this.mark('sfu:node-offer');
     await this.pc.setRemoteDescription(offer);
     await this.pc.setLocalDescription();
+    this.mark('sfu:node-answer');
     await this.api('PUT', `/sessions/${this.sessionId}/renegotiate`, { sessionDescription: { type: 'answer', sdp: this.pc.localDescription.sdp } });
   }
 
@@ -233,7 +340,9 @@ export class SfuLink extends EventTarget {
   }
 
   async replaceVideo(track) {
-    await this.videoSender?.replaceTrack(track);
+    if (!this.videoSender) return;
+    this.senders.set(this.videoSender, track);
+    if (this.sending) await this.videoSender.replaceTrack(track);
   }
 
   close() {
