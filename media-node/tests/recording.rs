@@ -34,7 +34,7 @@ const REFRESH: &str = "SECRET-REFRESH-TOKEN-do-not-leak";
 struct S3 {
     endpoint: String,
     dir: PathBuf,
-    _child: Option<tokio::process::Child>,
+    _child: Option<edgemeet_uploader::s3s_fs_process::S3sFsProcess>,
     _embedded: Option<edgemeet_uploader::EmbeddedS3>,
 }
 
@@ -54,42 +54,19 @@ fn s3s_fs_binary() -> Option<PathBuf> {
     Some(cache.join("tools/bin/s3s-fs")).filter(|p| p.exists())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start_s3() -> S3 {
     edgemeet_uploader::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("edgemeet-rec-s3-{}", rand_hex()));
     std::fs::create_dir_all(&dir).unwrap();
     let s3 = match s3s_fs_binary() {
         Some(bin) => {
-            let port = free_port();
-            let child = tokio::process::Command::new(bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", AK, "--secret-key", SK])
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("spawn s3s-fs");
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            let p = edgemeet_uploader::s3s_fs_process::S3sFsProcess::start(&bin, &dir, AK, SK)
                 .await
-                .is_err()
-            {
-                assert!(Instant::now() < deadline, "s3s-fs did not start");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+                .expect("start s3s-fs");
             S3 {
-                endpoint: format!("http://127.0.0.1:{port}"),
+                endpoint: p.endpoint.clone(),
                 dir,
-                _child: Some(child),
+                _child: Some(p),
                 _embedded: None,
             }
         }

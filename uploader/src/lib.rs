@@ -25,6 +25,7 @@ pub mod error;
 pub mod local;
 pub mod metrics;
 mod purge;
+pub mod s3s_fs_process;
 pub mod store;
 mod upload;
 pub mod worker;

@@ -22,7 +22,7 @@ pub const MIB: usize = 1024 * 1024;
 pub struct S3 {
     pub endpoint: String,
     pub kind: &'static str,
-    child: Option<tokio::process::Child>,
+    child: Option<edgemeet_uploader::s3s_fs_process::S3sFsProcess>,
     embedded: Option<edgemeet_uploader::EmbeddedS3>,
     _dir: tempfile::TempDir,
 }
@@ -52,36 +52,18 @@ impl S3 {
         let dir = tempfile::tempdir().unwrap();
         let s3 = match s3s_fs_binary() {
             Some(bin) => {
-                let port = free_port();
-                let child = tokio::process::Command::new(bin)
-                    .args([
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        &port.to_string(),
-                        "--access-key",
-                        AK,
-                        "--secret-key",
-                        SK,
-                    ])
-                    .arg(dir.path())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .expect("spawn s3s-fs");
-                let deadline = Instant::now() + Duration::from_secs(15);
-                while tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_err()
-                {
-                    assert!(Instant::now() < deadline, "s3s-fs did not start");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                let p = edgemeet_uploader::s3s_fs_process::S3sFsProcess::start(
+                    &bin,
+                    dir.path(),
+                    AK,
+                    SK,
+                )
+                .await
+                .expect("start s3s-fs");
                 S3 {
-                    endpoint: format!("http://127.0.0.1:{port}"),
+                    endpoint: p.endpoint.clone(),
                     kind: "s3s-fs process",
-                    child: Some(child),
+                    child: Some(p),
                     embedded: None,
                     _dir: dir,
                 }
