@@ -214,15 +214,21 @@ pub struct Subscription {
     rewriter: Mutex<Rewriter>,
     /// When the pull was made: keyframe requests are quicker in its first seconds.
     created: Instant,
-    /// The subscriber's session is connected. Until then nothing is forwarded, so its first
-    /// keyframe is not spent before it could arrive.
+    /// The subscriber's session is connected. Until it first is, what would be forwarded is held
+    /// (from a keyframe on) and sent when it connects; after that, nothing is forwarded while it
+    /// is down.
     transport_up: Arc<AtomicBool>,
+    held: Mutex<Vec<rtp::Packet>>,
+    /// The held packets went out: the transport came up once.
+    released: AtomicBool,
     /// The node's own send path to the subscriber's session, and this stream's part of it.
     egress: Arc<Egress>,
     stream: Mutex<StreamState>,
 }
 
 const NO_RANK: u8 = u8::MAX;
+/// Most packets held for a subscriber whose transport is not up yet (about a second of video).
+const HOLD_MAX: usize = 256;
 
 fn status_code(s: TrackStatus) -> u8 {
     match s {
@@ -259,9 +265,37 @@ impl Subscription {
             rewriter: Mutex::new(Rewriter::default()),
             created: Instant::now(),
             transport_up,
+            held: Mutex::new(Vec::new()),
+            released: AtomicBool::new(false),
             egress,
             stream: Mutex::new(StreamState::new(clock_rate)),
         }
+    }
+
+    /// Once the subscriber's transport is up, sends what was held for it (before the packet at
+    /// hand). A pull negotiated in the session's first offer gets its keyframe before the DTLS
+    /// handshake is done; this keeps it instead of asking again (Chromium would ignore a second
+    /// request within 300 ms).
+    fn release_held(&self) {
+        if self.released.load(Relaxed) || !self.transport_up.load(Relaxed) {
+            return;
+        }
+        self.released.store(true, Relaxed);
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        for p in held {
+            self.send(p);
+        }
+    }
+
+    fn hold(&self, p: rtp::Packet) {
+        let mut held = self.held.lock().unwrap();
+        if held.len() >= HOLD_MAX {
+            // Connecting takes too long: start again at the next keyframe.
+            held.clear();
+            *self.rewriter.lock().unwrap() = Rewriter::default();
+            return;
+        }
+        held.push(p);
     }
 
     /// Sends a prepared packet: through the node's send path once the subscriber's session has
@@ -344,7 +378,8 @@ impl Subscription {
         view: &LayerView,
         now_ms: u64,
     ) -> Result<Option<rtp::Packet>, u32> {
-        if self.status() != TrackStatus::Active || !self.transport_up.load(Relaxed) {
+        let up = self.transport_up.load(Relaxed);
+        if self.status() != TrackStatus::Active || (!up && self.released.load(Relaxed)) {
             return Ok(None);
         }
         let out_pt = self.out_pt.load(Relaxed);
@@ -382,10 +417,15 @@ impl Subscription {
                     csrc: pkt.header.csrc.clone(),
                     ..Default::default()
                 };
-                Ok(Some(rtp::Packet {
+                let out = rtp::Packet {
                     header,
                     payload: pkt.payload.clone(),
-                }))
+                };
+                if !up {
+                    self.hold(out);
+                    return Ok(None);
+                }
+                Ok(Some(out))
             }
             Decision::Drop => Ok(None),
             Decision::DropNeedKeyframe => Err(pkt.header.ssrc),
@@ -475,6 +515,7 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                 let mut need_keyframe = None;
                 let (mut sent, mut dropped) = (0u64, 0u64);
                 for sub in subs.iter() {
+                    sub.release_held();
                     match sub.prepare(&pkt, &view, now_ms) {
                         Ok(Some(out)) => {
                             if sub.send(out) {

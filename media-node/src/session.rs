@@ -85,16 +85,9 @@ impl PeerConnectionEventHandler for Handler {
                 tracing::debug!(session = %session.id, "no SRTP keys: forwarding through webrtc-rs");
             }
         }
-        let was_up = session
+        session
             .transport_up
-            .swap(state == RTCPeerConnectionState::Connected, Relaxed);
-        if state == RTCPeerConnectionState::Connected
-            && !was_up
-            && let Some(shared) = self.shared.upgrade()
-        {
-            let session = session.clone();
-            tokio::spawn(async move { session.keyframes_for_pulls(&shared).await });
-        }
+            .store(state == RTCPeerConnectionState::Connected, Relaxed);
         tracing::debug!(session = %session.id, %state, "connection state");
         if state == RTCPeerConnectionState::Failed
             && let Some(shared) = self.shared.upgrade()
@@ -384,18 +377,6 @@ impl Session {
         }
     }
 
-    /// The transport just came up: every pull already negotiated (in the session's first offer)
-    /// asks for its keyframe now.
-    pub async fn keyframes_for_pulls(&self, shared: &Shared) {
-        for sub in self.subscriptions() {
-            if sub.status() == TrackStatus::Active {
-                sub.publication
-                    .request_keyframe_for(shared, &sub, None)
-                    .await;
-            }
-        }
-    }
-
     /// After an answer: learn each pending pull's payload type and start forwarding to it.
     pub async fn activate_pending(&self, shared: &Shared) {
         for sub in self.subscriptions() {
@@ -434,14 +415,12 @@ impl Session {
                     sub.set_status(TrackStatus::Active);
                     sub.publication.add_subscriber(sub.clone());
                     // Every layer: the pull starts on whichever brings a keyframe first (the
-                    // lowest is the quickest to encode), and its wanted one follows. Not before
-                    // the transport is up: that keyframe would be lost, and the publisher ignores
-                    // another request for a while (see `keyframes_for_pulls`).
-                    if self.transport_up.load(Relaxed) {
-                        sub.publication
-                            .request_keyframe_for(shared, &sub, None)
-                            .await;
-                    }
+                    // lowest is the quickest to encode), and its wanted one follows. Before the
+                    // transport is up (a pull in the session's first offer) the keyframe is held
+                    // until it is.
+                    sub.publication
+                        .request_keyframe_for(shared, &sub, None)
+                        .await;
                 }
                 None => {
                     tracing::info!(session = %self.id, "subscriber refused the publisher's codec");

@@ -122,30 +122,41 @@ pub async fn open(
     push(shared, s, req, true).await
 }
 
-/// The publications a new session's offer pulls: the remote tracks must name, in order, exactly
-/// the m-lines the offer receives on (so that the node's tracks land on them in order). `Ok(None)`
-/// when a publication is gone or of the other kind: then nothing is pulled and each remote track
-/// gets an error (the client pulls them again with `tracks/new`).
+/// The publications a new session's offer pulls. Each remote track names (`mid`) the first
+/// receive-only m-line of its kind in the offer not taken by an earlier one, which is where the
+/// node's track lands (`add_track` takes them in that order); m-lines left over are answered
+/// inactive. `Ok(None)` when a publication is gone or of the other kind: then nothing is pulled
+/// and each remote track gets an error (the client pulls them again with `tracks/new`).
 fn offered_pulls(
     shared: &Arc<Shared>,
     s: &Arc<Session>,
     offered: &[sdp::MediaSection],
     remote: &[&TrackObject],
 ) -> Result<Option<Vec<Arc<Publication>>>, ApiError> {
-    let receiving: Vec<&sdp::MediaSection> = offered
+    let mut free: Vec<&sdp::MediaSection> = offered
         .iter()
         .filter(|m| m.direction == "recvonly" && !m.port_zero)
         .collect();
-    let named: Vec<Option<&str>> = remote.iter().map(|t| t.mid.as_deref()).collect();
-    let offered_mids: Vec<Option<&str>> = receiving.iter().map(|m| m.mid.as_deref()).collect();
-    if named != offered_mids {
-        return Err(ApiError::BadRequest(
-            "remote tracks in an offer name its recvonly m-lines (mid), all of them, in order"
-                .into(),
-        ));
+    let mut kinds = Vec::new();
+    for t in remote {
+        let Some(i) = t
+            .mid
+            .as_deref()
+            .and_then(|mid| free.iter().position(|m| m.mid.as_deref() == Some(mid)))
+        else {
+            return Err(ApiError::BadRequest(
+                "a remote track in an offer names one of its recvonly m-lines (mid)".into(),
+            ));
+        };
+        if free[..i].iter().any(|m| m.kind == free[i].kind) {
+            return Err(ApiError::BadRequest(
+                "remote tracks in an offer take its recvonly m-lines of their kind in order".into(),
+            ));
+        }
+        kinds.push(free.remove(i).kind.clone());
     }
     let mut out = Vec::new();
-    for (t, section) in remote.iter().zip(&receiving) {
+    for (t, kind) in remote.iter().zip(&kinds) {
         let sid = t
             .session_id
             .as_deref()
@@ -157,7 +168,7 @@ fn offered_pulls(
             return Err(ApiError::Forbidden("track belongs to another room"));
         }
         match src.publication_by_name(&t.track_name) {
-            Some(p) if p.is_video == (section.kind == "video") => out.push(p),
+            Some(p) if p.is_video == (kind == "video") => out.push(p),
             _ => return Ok(None),
         }
     }

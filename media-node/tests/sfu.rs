@@ -138,7 +138,7 @@ async fn a_newcomer_pulls_everyone_in_the_offer_that_opens_its_session() {
             .await,
             "c receives {tag}'s tracks"
         );
-        // Starts on a keyframe (asked for once the transport is up) and stays intact.
+        // Starts on a keyframe (held until the transport is up) and stays intact.
         assert_intact_in_order(&c.packets(&vid), true, tag, "video");
         assert_intact_in_order(&c.packets(&aud), false, tag, "audio");
     }
@@ -188,6 +188,36 @@ async fn pulls_in_an_opening_offer_are_checked() {
         err.to_string().contains("400") && err.to_string().contains("recvonly m-lines"),
         "{err}"
     );
+    // Two video m-lines offered, the second named first: out of order, refused.
+    let c = TestClient::build(
+        &node.base,
+        &tok("m-check", "pc2"),
+        5,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        c.pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init))
+            .await
+            .unwrap();
+    }
+    let offer = c.pc.create_offer(None).await.unwrap();
+    c.pc.set_local_description(offer.clone()).await.unwrap();
+    let body = serde_json::json!({
+        "sessionDescription": {"type": "offer", "sdp": offer.sdp},
+        "tracks": [{"location": "remote", "mid": "1", "trackName": "video", "sessionId": a.session_id}],
+    });
+    let err = c
+        .call::<serde_json::Value>(Method::POST, "/v1/sessions/new", Some(&body))
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("in order"), "{err}");
     // A track that does not exist: the m-line stays unused and the result says why.
     let mut d = TestClient::build(
         &node.base,
