@@ -564,9 +564,15 @@ impl ControlledSelector for Agent {
                     // edgemeet patch: the request itself is answered (RFC 8445 7.3: a valid
                     // request gets a success response); upstream left it unanswered, and a
                     // browser that nominates on its first check (Chromium) retried 50-165 ms
-                    // later. The nomination is remembered for when the triggered check succeeds.
+                    // later. The pair is selected at once, as an ICE-lite server would: the
+                    // peer's check just came through it, and the peer starts DTLS as soon as
+                    // its check succeeds (waiting for our own check made the node drop that
+                    // first ClientHello, resent 50+ ms later).
                     self.candidate_pairs[pair_index].nominated_by_peer = true;
                     self.send_binding_success(now, m, local_index, remote_index);
+                    if self.get_selected_pair().is_none() {
+                        self.set_selected_pair(Some(now), Some(pair_index));
+                    }
                     self.ping_candidate(now, local_index, remote_index);
                 }
             } else {
