@@ -14,6 +14,13 @@ import { preferVp8 } from './e2ee.js';
  */
 const PULL_RID = 'h';
 
+/**
+ * Receive-only m-lines the first offer carries, for pulls in the call that opens the session: a
+ * microphone and a camera each of this many participants (a third joining a pair pulls two). More
+ * are added, at the cost of another offer, when more are in the room.
+ */
+const OFFERED_PULLS = 2;
+
 const SIMULCAST = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
@@ -52,6 +59,10 @@ export class SfuLink extends EventTarget {
     this.flushQueued = false;
     /** @type {Map<string, string>} publisher session id -> participant id */
     this.owners = new Map();
+    /** @type {RTCRtpTransceiver[]} receive-only m-lines of the first offer not yet used by a pull */
+    this.freeReceivers = [];
+    /** a receive-only m-line was added after the first offer: make it again before sending it */
+    this.offerStale = false;
     /** @type {Map<string, MediaStream>} one stream per publisher session */
     this.streams = new Map();
     this.queue = Promise.resolve();
@@ -125,11 +136,10 @@ export class SfuLink extends EventTarget {
         this.senders.set(p.t.sender, p.track);
         if (!this.sending) await p.t.sender.replaceTrack(null);
       }
+      for (let i = 0; i < OFFERED_PULLS; i++) for (const kind of ['audio', 'video']) this.addReceiver(kind);
       this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
-      if (pushed.length) {
-        await this.pc.setLocalDescription();
-        this.mark('sfu:offer');
-      }
+      await this.pc.setLocalDescription();
+      this.mark('sfu:offer');
       return pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source, mid: p.t.mid }));
     })();
     // Failures surface in `start`; a link closed before it started has nothing to report.
@@ -185,32 +195,36 @@ export class SfuLink extends EventTarget {
         this.owners.set(t.session_id, participant);
         this.pulled.set(t.session_id, { participant, mids: [] });
         for (const tr of t.tracks) {
-          const transceiver = this.pc.addTransceiver(tr.kind, { direction: 'recvonly' });
-          // The decrypting transform goes on before the receiver is negotiated.
-          this.e2ee?.receiver(transceiver.receiver, tr.kind);
+          // The first free receive-only m-line of the kind (the node's track lands there), or a
+          // new one (then the offer is made again).
+          const i = this.freeReceivers.findIndex((x) => x.receiver.track.kind === tr.kind);
+          const transceiver = i >= 0 ? this.freeReceivers.splice(i, 1)[0] : this.addReceiver(tr.kind, true);
           inOffer.push({ participant, session: t.session_id, name: tr.name, kind: tr.kind, t: transceiver });
         }
       }
-      if (!pushed.length && !inOffer.length) {
-        this.sessionId = (await this.api('POST', '/sessions/new')).sessionId;
-        return [];
+      if (this.offerStale) {
+        await this.pc.setLocalDescription();
+        this.offerStale = false;
       }
-      if (inOffer.length || !this.pc.localDescription) await this.pc.setLocalDescription();
       const local = pushed.map((p) => ({ location: 'local', mid: p.mid, trackName: p.name }));
       const remote = inOffer.map((p) => ({ location: 'remote', mid: p.t.mid, trackName: p.name, sessionId: p.session, ...(p.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) }));
       let res;
+      const tracks = [...local, ...remote];
       try {
-        res = await this.api('POST', '/sessions/new', { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks: [...local, ...remote] });
+        // No tracks either way (no camera or microphone, nobody else yet): the transport only.
+        res = await this.api('POST', '/sessions/new', { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, ...(tracks.length ? { tracks } : {}) });
       } catch (err) {
         if (!inOffer.length || !local.length) throw err;
-        // A node without pulls in the opening offer: those m-lines off, pull afterwards.
-        for (const p of inOffer) { p.t.direction = 'inactive'; this.pulled.delete(p.session); }
+        // A node without pulls in the opening offer: its receive-only m-lines off, pull afterwards.
+        for (const t of [...inOffer.map((p) => p.t), ...this.freeReceivers]) t.direction = 'inactive';
+        for (const p of inOffer) this.pulled.delete(p.session);
         inOffer.length = 0;
         await this.pc.setLocalDescription();
         res = await this.api('POST', '/sessions/new', { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks: local });
       }
       this.sessionId = res.sessionId;
       answer = res.sessionDescription;
+      this.mark('sfu:answered');
       for (const p of inOffer) {
         const r = (res.tracks || []).find((x) => x.mid === p.t.mid);
         const entry = this.pulled.get(p.session);
@@ -230,6 +244,7 @@ export class SfuLink extends EventTarget {
     });
     this.enqueue(async () => {
       if (answer) await this.pc.setRemoteDescription(answer);
+      this.mark('sfu:answer-set');
     });
     return announced;
   }
@@ -295,6 +310,20 @@ export class SfuLink extends EventTarget {
       if (on) this.mark('sfu:sending');
     })().catch((err) => { this.dispatchEvent(new CustomEvent('error', { detail: err })); });
     return this.sendingApplied;
+  }
+
+  /**
+   * A receive-only m-line for a pull in the opening offer. `late`: added after the first offer,
+   * which must then be made again.
+   * @param {string} kind
+   */
+  addReceiver(kind, late = false) {
+    const t = this.pc.addTransceiver(kind, { direction: 'recvonly' });
+    // The decrypting transform goes on before the receiver is negotiated.
+    this.e2ee?.receiver(t.receiver, kind);
+    if (late) this.offerStale = true;
+    else this.freeReceivers.push(t);
+    return t;
   }
 
   /** @returns {[string, MediaStream][]} pulled streams by participant */
