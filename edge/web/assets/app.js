@@ -417,7 +417,10 @@ class Meeting {
     const sfu = this.sfu;
     const applied = sfu.setSending(sending);
     // On the node, the remote tiles switch from the P2P streams to those pulled from it.
-    if (sending) for (const [participant, stream] of sfu.pulledStreams()) this.attachRemote(participant, stream);
+    if (sending) {
+      for (const [participant, stream] of sfu.pulledStreams()) this.attachRemote(participant, stream);
+      if (sfu.grant) $('quality').textContent = sfu.pc.connectionState;
+    }
     if (node && !sfu.grant) await this.startSfu(sfu, node);
     await applied;
   }
@@ -437,8 +440,10 @@ class Meeting {
     await link.start(this.media.stream);
   }
 
-  /** A link to the media node, its offer in the making; `startSfu` opens it on a node. */
-  /** @param {boolean} sending false: a standby link next to a P2P call */
+  /**
+   * A link to the media node, its offer in the making; `startSfu` opens it on a node.
+   * @param {boolean} sending false: a standby link next to a P2P call
+   */
   buildSfu(sending) {
     const mark = (step) => this.mark(step);
     // The link the pre-join page built (the first connection of a page is the slow one), if it can
@@ -456,7 +461,8 @@ class Meeting {
       // A standby's pulls stay off screen until the room moves to the node.
       if (this.mode === 'sfu') this.attachRemote(participant, stream);
     });
-    sfu.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
+    // The connection indicator follows the link media goes through (not a standby's).
+    sfu.addEventListener('state', (ev) => { if (this.mode === 'sfu') $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
     sfu.addEventListener('state', (ev) => this.mark(`sfu:${/** @type {CustomEvent} */ (ev).detail}`));
     sfu.addEventListener('ice', (ev) => this.mark(`sfu:ice-${/** @type {CustomEvent} */ (ev).detail}`));
