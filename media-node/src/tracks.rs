@@ -54,18 +54,7 @@ pub async fn add(
     s: &Arc<Session>,
     req: TracksRequest,
 ) -> Result<TracksResponse, ApiError> {
-    if req.tracks.is_empty() || req.tracks.len() > MAX_TRACKS_PER_REQUEST {
-        return Err(ApiError::BadRequest(format!(
-            "a request adds 1 to {MAX_TRACKS_PER_REQUEST} tracks"
-        )));
-    }
-    for t in &req.tracks {
-        if !valid_name(&t.track_name, 31) {
-            return Err(ApiError::BadRequest(
-                "trackName must be 1-31 characters of A-Z a-z 0-9 _ . -".into(),
-            ));
-        }
-    }
+    check_tracks(&req.tracks)?;
     let local = req
         .tracks
         .iter()
@@ -108,18 +97,24 @@ pub async fn open(
     s: &Arc<Session>,
     req: TracksRequest,
 ) -> Result<TracksResponse, ApiError> {
-    if req.tracks.is_empty() || req.tracks.len() > MAX_TRACKS_PER_REQUEST {
+    check_tracks(&req.tracks)?;
+    let _g = s.signaling.lock().await;
+    push(shared, s, req, true).await
+}
+
+/// How many tracks one request may name, and their names.
+fn check_tracks(tracks: &[TrackObject]) -> Result<(), ApiError> {
+    if tracks.is_empty() || tracks.len() > MAX_TRACKS_PER_REQUEST {
         return Err(ApiError::BadRequest(format!(
             "a request adds 1 to {MAX_TRACKS_PER_REQUEST} tracks"
         )));
     }
-    if req.tracks.iter().any(|t| !valid_name(&t.track_name, 31)) {
+    if tracks.iter().any(|t| !valid_name(&t.track_name, 31)) {
         return Err(ApiError::BadRequest(
             "trackName must be 1-31 characters of A-Z a-z 0-9 _ . -".into(),
         ));
     }
-    let _g = s.signaling.lock().await;
-    push(shared, s, req, true).await
+    Ok(())
 }
 
 /// The publications a new session's offer pulls. Each remote track names (`mid`) the first
