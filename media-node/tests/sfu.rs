@@ -158,66 +158,14 @@ async fn pulls_in_an_opening_offer_are_checked() {
     let node = start().await;
     let a = publishing_client(&node, "m-check", "pa", 1).await;
     // Remote tracks that are not the offer's receiving m-lines: refused with the reason.
-    let c = TestClient::build(
-        &node.base,
-        &tok("m-check", "pc"),
-        3,
-        ClientOptions::default(),
-    )
-    .await
-    .unwrap();
-    let init = RTCRtpTransceiverInit {
-        direction: RTCRtpTransceiverDirection::Recvonly,
-        streams: vec![],
-        send_encodings: vec![],
-    };
-    c.pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init))
-        .await
-        .unwrap();
-    let offer = c.pc.create_offer(None).await.unwrap();
-    c.pc.set_local_description(offer.clone()).await.unwrap();
-    let body = serde_json::json!({
-        "sessionDescription": {"type": "offer", "sdp": offer.sdp},
-        "tracks": [{"location": "remote", "mid": "7", "trackName": "video", "sessionId": a.session_id}],
-    });
-    let err = c
-        .call::<serde_json::Value>(Method::POST, "/v1/sessions/new", Some(&body))
-        .await
-        .expect_err("refused");
+    let err = open_pulling_video(&node, "pc", 1, "7", &a.session_id).await;
     assert!(
-        err.to_string().contains("400") && err.to_string().contains("recvonly m-lines"),
+        err.contains("400") && err.contains("recvonly m-lines"),
         "{err}"
     );
     // Two video m-lines offered, the second named first: out of order, refused.
-    let c = TestClient::build(
-        &node.base,
-        &tok("m-check", "pc2"),
-        5,
-        ClientOptions::default(),
-    )
-    .await
-    .unwrap();
-    for _ in 0..2 {
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            streams: vec![],
-            send_encodings: vec![],
-        };
-        c.pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init))
-            .await
-            .unwrap();
-    }
-    let offer = c.pc.create_offer(None).await.unwrap();
-    c.pc.set_local_description(offer.clone()).await.unwrap();
-    let body = serde_json::json!({
-        "sessionDescription": {"type": "offer", "sdp": offer.sdp},
-        "tracks": [{"location": "remote", "mid": "1", "trackName": "video", "sessionId": a.session_id}],
-    });
-    let err = c
-        .call::<serde_json::Value>(Method::POST, "/v1/sessions/new", Some(&body))
-        .await
-        .expect_err("refused");
-    assert!(err.to_string().contains("in order"), "{err}");
+    let err = open_pulling_video(&node, "pc2", 2, "1", &a.session_id).await;
+    assert!(err.contains("in order"), "{err}");
     // A track that does not exist: the m-line stays unused and the result says why.
     let mut d = TestClient::build(
         &node.base,
@@ -231,6 +179,45 @@ async fn pulls_in_an_opening_offer_are_checked() {
     let err = d.publish(true, false, false).await.expect_err("not pulled");
     assert!(err.to_string().contains("not pulled"), "{err}");
     node.handle.shutdown().await;
+}
+
+/// Opens a session in room "m-check" whose offer receives `m_lines` videos and names `mid` for a
+/// pull of `publisher`'s video; returns the refusal.
+async fn open_pulling_video(
+    node: &Node,
+    who: &str,
+    m_lines: usize,
+    mid: &str,
+    publisher: &str,
+) -> String {
+    let c = TestClient::build(
+        &node.base,
+        &tok("m-check", who),
+        5,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..m_lines {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        c.pc.add_transceiver_from_kind(RtpCodecKind::Video, Some(init))
+            .await
+            .unwrap();
+    }
+    let offer = c.pc.create_offer(None).await.unwrap();
+    c.pc.set_local_description(offer.clone()).await.unwrap();
+    let body = serde_json::json!({
+        "sessionDescription": {"type": "offer", "sdp": offer.sdp},
+        "tracks": [{"location": "remote", "mid": mid, "trackName": "video", "sessionId": publisher}],
+    });
+    c.call::<serde_json::Value>(Method::POST, "/v1/sessions/new", Some(&body))
+        .await
+        .expect_err("refused")
+        .to_string()
 }
 
 fn pulls_of(others: &[&TestClient]) -> Vec<(String, String)> {
