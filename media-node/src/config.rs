@@ -37,7 +37,8 @@ pub struct NodeConfig {
     pub secret: String,
     pub lat: Option<f64>,
     pub lon: Option<f64>,
-    /// Seconds without any packet from a session (and no API call by its owner) before it is reaped.
+    /// Seconds without any packet from a session (and no API call by its owner) before it is
+    /// reaped, unless it is connected (ICE consent keeps a session that sends no media alive).
     pub idle_timeout_secs: u64,
     /// Start in drain mode: no new rooms.
     pub draining: bool,

@@ -348,7 +348,9 @@ impl MediaNodeHandle {
     }
 }
 
-/// Closes sessions that went silent (no packet, no RTCP, no API call) for the idle timeout.
+/// Closes sessions that went silent (no packet, no RTCP, no API call) for the idle timeout and
+/// are not connected. A connected session is alive by ICE consent (the browser's checks every few
+/// seconds), even when it sends no media: a P2P pair's standby session does not.
 async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let timeout = shared.cfg.idle_timeout();
     let period = (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
@@ -357,7 +359,12 @@ async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(period) => {}
             _ = crate::node::stopped(&mut stop) => return,
         }
-        for s in shared.sessions_where(|s| s.idle_for() > timeout) {
+        let silent = |s: &Session| {
+            s.idle_for() > timeout
+                && s.connection_state()
+                    != webrtc::peer_connection::RTCPeerConnectionState::Connected
+        };
+        for s in shared.sessions_where(silent) {
             if shared.close_session(&s.id, "idle").await {
                 shared.metrics.sessions_reaped.fetch_add(1, Relaxed);
             }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::{remote_track_id, token};
+use edgemeet_media_node::testkit::{ClientOptions, TestClient, remote_track_id, token};
 use reqwest::Method;
 
 fn url(node: &Node, path: &str) -> String {
@@ -303,6 +303,36 @@ async fn malformed_requests_get_4xx_with_a_reason_and_the_node_carries_on() {
     stop.store(true, Relaxed);
     let (st, h) = http(Method::GET, &url(&node, "/healthz"), None, None).await;
     assert_eq!((st, h["status"].as_str()), (200, Some("ok")));
+    node.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_session_that_sends_no_media_is_kept() {
+    let mut cfg = config();
+    cfg.idle_timeout_secs = 1;
+    let node = start_with(cfg).await;
+    // Connected, tracks pushed, nothing sent: a P2P pair's standby session.
+    let mut c = TestClient::build(
+        &node.base,
+        &tok("m-standby", "p1"),
+        1,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    c.publish(true, true, false).await.expect("push");
+    c.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("connected");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let path = url(&node, &format!("/v1/sessions/{}", c.session_id));
+    let (st, state) = http(Method::GET, &path, Some(&c.token), None).await;
+    assert_eq!(st, 200, "kept past the idle timeout: {state}");
+    assert!(
+        node.handle
+            .metrics_text()
+            .contains("edgemeet_node_sessions_reaped_total 0")
+    );
     node.handle.shutdown().await;
 }
 
