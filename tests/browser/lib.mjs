@@ -2,7 +2,7 @@
 // fake camera and microphone, open meeting pages, read WebRTC stats.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +13,19 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const artifacts = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'browser-artifacts');
 mkdirSync(artifacts, { recursive: true });
 
-/** Start `edgemeet` with the fixture config (plus extra env) and resolve to its base URL. */
-export async function startEdge(env = {}) {
+/**
+ * Start `edgemeet` with the fixture config (plus extra env, and `toml` appended to the config) and
+ * resolve to its base URL.
+ */
+export async function startEdge(env = {}, toml = '') {
   const bin = join(process.env.EDGEMEET_BIN_DIR || join(root, 'target', 'debug'), 'edgemeet');
-  const child = spawn(bin, ['--config', join(root, 'tests/fixtures/edge.toml')], {
+  let config = join(root, 'tests/fixtures/edge.toml');
+  if (toml) {
+    const copy = join(mkdtempSync(join(tmpdir(), 'edgemeet-')), 'edge.toml');
+    writeFileSync(copy, `${readFileSync(config, 'utf8')}\n${toml}\n`);
+    config = copy;
+  }
+  const child = spawn(bin, ['--config', config], {
     env: { ...process.env, EDGEMEET_WEB_DIR: join(root, 'edge/web'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

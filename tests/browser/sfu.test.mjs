@@ -43,3 +43,23 @@ test('three participants go through the media node, then back to P2P', async () 
   }
   for (const page of pages) await page.context().close();
 });
+
+test('a call of two that outlasts the node\'s idle timeout still moves to the node at once', async () => {
+  // The pair's standby sessions send no media: the node keeps them while they are connected.
+  const quick = await startEdge({}, '[media_node]\nidle_timeout_secs = 2');
+  try {
+    const room = uniqueRoom('long-p2p');
+    const pages = [];
+    for (const name of ['Ada', 'Bob']) pages.push(await joinPage(browser, quick.url, room, { name }));
+    for (const page of pages) {
+      await page.waitForFunction(() => /** @type {any} */ (window).edgemeet?.sfu?.pc.connectionState === 'connected', null, { timeout: 20000 });
+    }
+    await pages[0].waitForTimeout(6000);
+    assert.ok(!quick.logs.some((l) => /session closed.*idle/.test(l)), 'no standby session reaped');
+    pages.push(await joinPage(browser, quick.url, room, { name: 'Cy' }));
+    for (const page of pages) await waitForVideo(page, 2, 30000);
+    await Promise.all(pages.map((p) => p.context().close()));
+  } finally {
+    quick.stop();
+  }
+});

@@ -198,6 +198,8 @@ class Meeting {
     this.mode = 'none';
     /** counts media_mode changes: a slow step gives up when a newer one came meanwhile */
     this.mediaSeq = 0;
+    /** the last media_mode (what a failed node connection is rebuilt for) */
+    this.lastMedia = null;
     this.e2ee = e2ee;
     this.recording = false;
     /** @type {import('./recording.js').RecordingConfig} */
@@ -383,6 +385,7 @@ class Meeting {
 
   async onMediaMode(media) {
     this.mode = media.mode;
+    this.lastMedia = media;
     const seq = ++this.mediaSeq;
     $('mode-badge').textContent = media.mode === 'p2p' ? 'Direct' : media.mode === 'sfu' ? 'Via server' : 'Alone';
     const keepP2p = media.mode === 'p2p' && this.link?.peer === media.peer;
@@ -465,6 +468,13 @@ class Meeting {
     sfu.addEventListener('state', (ev) => { if (this.mode === 'sfu') $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
     sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
     sfu.addEventListener('state', (ev) => this.mark(`sfu:${/** @type {CustomEvent} */ (ev).detail}`));
+    sfu.addEventListener('state', (ev) => {
+      // The node lost this connection (it restarted, or the network changed for good): open a
+      // new one for the current mode (a new session; the others pull its tracks again).
+      if (/** @type {CustomEvent} */ (ev).detail !== 'failed' || this.sfu !== sfu || !this.lastMedia) return;
+      this.closeSfu();
+      this.onMediaMode(this.lastMedia).catch((e) => console.error(e));
+    });
     sfu.addEventListener('ice', (ev) => this.mark(`sfu:ice-${/** @type {CustomEvent} */ (ev).detail}`));
     sfu.prepare(this.media.stream);
     return sfu;
