@@ -118,6 +118,9 @@ pub struct EdgeConfig {
     pub limits: Limits,
     /// After a room returns to two participants, wait this long before going back to P2P.
     pub p2p_return_delay_ms: u64,
+    /// A P2P pair holds a connection to the room's media node (no media on it), so that a third
+    /// join is quick. Off: no node session until the room reaches three.
+    pub p2p_standby: bool,
     /// Shared HS256 secret for media-node tokens and node -> edge calls.
     #[serde(skip_serializing)]
     pub node_secret: Option<String>,
@@ -141,6 +144,7 @@ impl Default for EdgeConfig {
             tenants,
             limits: Limits::default(),
             p2p_return_delay_ms: 5_000,
+            p2p_standby: true,
             node_secret: None,
             node_token_ttl_ms: 10 * 60_000,
             ice_servers: Vec::new(),

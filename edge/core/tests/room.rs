@@ -328,6 +328,52 @@ fn two_go_p2p_three_go_sfu_and_back_after_the_delay() {
 }
 
 #[test]
+fn without_standby_a_pair_uses_no_node_until_a_third_joins() {
+    let mut h = Harness::new(None);
+    h.config.p2p_standby = false;
+    h.join(1, json!({}));
+    h.join(2, json!({}));
+    assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+    assert!(
+        !h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. })),
+        "no node for a pair"
+    );
+    h.join(3, json!({}));
+    assert!(
+        h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. }))
+    );
+    let node = NodeInfo {
+        id: "n1".into(),
+        url: "http://127.0.0.1:9".into(),
+        region: "eu".into(),
+    };
+    h.input(Input::NodeAssigned(Some(node)));
+    h.input(Input::Closed { conn: 3 });
+    h.now += 5_000;
+    h.other.clear();
+    h.input(Input::Alarm);
+    // Back in P2P the node is let go, and the pair hears of no standby.
+    assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+    assert!(h.other.iter().any(|e| matches!(
+        e,
+        Effect::CloseOnNode {
+            scope: NodeScope::Meeting,
+            ..
+        }
+    )));
+    assert!(h.take(1).iter().any(|m| matches!(
+        m,
+        ServerMessage::MediaMode {
+            media: MediaMode::P2p { standby: None, .. }
+        }
+    )));
+}
+
+#[test]
 fn a_third_join_cancels_the_return_to_p2p() {
     let mut h = Harness::new(None);
     (1..=3).for_each(|c| {

@@ -76,8 +76,13 @@ impl Room {
         if target == media.mode {
             return false;
         }
-        // The node (and everyone's standby session on it) stays while two or more are here.
-        let leaving_node = target == Mode::None;
+        // The node (and everyone's standby session on it) stays while two or more are here,
+        // unless standbys are off.
+        let leaving_node = match target {
+            Mode::None => true,
+            Mode::P2p { .. } => !env.config.p2p_standby,
+            Mode::Sfu => false,
+        };
         media.mode = target;
         if leaving_node {
             let node = media.node.take();
@@ -91,10 +96,12 @@ impl Room {
             }
         }
         let meeting = self.meeting.as_mut().expect("checked above");
-        if meeting.media.mode != Mode::None
-            && meeting.media.node.is_none()
-            && !meeting.media.node_requested
-        {
+        let wants_node = match meeting.media.mode {
+            Mode::None => false,
+            Mode::P2p { .. } => env.config.p2p_standby,
+            Mode::Sfu => true,
+        };
+        if wants_node && meeting.media.node.is_none() && !meeting.media.node_requested {
             meeting.media.node_requested = true;
             let location = meeting
                 .order
@@ -258,6 +265,7 @@ impl Room {
         meeting.media.node_requested = false;
         let in_sfu = match meeting.media.mode {
             Mode::None => return,
+            Mode::P2p { .. } if !env.config.p2p_standby => return,
             Mode::P2p { .. } => false,
             Mode::Sfu => true,
         };
