@@ -12,13 +12,15 @@ before(async () => { edge = await startEdge(); browser = await launchBrowser(); 
 after(async () => { await browser?.close(); edge?.stop(); });
 
 const RUNS = Number(process.env.EDGEMEET_MEASURE_RUNS) || 3;
+/** `EDGEMEET_MEASURE_E2EE=passphrase`: every page joins with end-to-end encryption. */
+const E2EE = process.env.EDGEMEET_MEASURE_E2EE || '';
 
 /** Join `before` pages, then one more; resolve to the last one's join -> first remote frame in ms. */
 async function timeJoin(before) {
   const room = uniqueRoom('measure');
   const pages = [];
   for (let i = 0; i < before; i++) {
-    pages.push(await joinPage(browser, edge.url, room, { name: `P${i}` }));
+    pages.push(await joinPage(browser, edge.url, room, { name: `P${i}`, e2ee: E2EE }));
     await inMeeting(pages[i]);
   }
   // Let the earlier pages settle (P2P up) so only the newcomer's path is timed.
@@ -31,7 +33,7 @@ async function timeJoin(before) {
         && /** @type {any} */ (window).edgemeet.sfu.pulledStreams().length === 1, null, { timeout: 20000 });
     }
   }
-  const last = await joinPage(browser, edge.url, room, { name: 'Last' });
+  const last = await joinPage(browser, edge.url, room, { name: 'Last', e2ee: E2EE });
   pages.push(last);
   const handle = await last.waitForFunction(() => /** @type {any} */ (window).edgemeet?.timings.firstRemoteFrame, null, { timeout: 20000, polling: 50 });
   const ms = /** @type {number} */ (await handle.jsonValue());
@@ -54,7 +56,7 @@ test('join -> first remote frame, P2P and via the media node', async () => {
       .sort((a, b) => a[1] - b[1]);
     rows.push({ mode, runs, median: median(runs), steps });
   }
-  console.log('\njoin -> first remote frame (ms, loopback, target < 500)');
+  console.log(`\njoin -> first remote frame (ms, loopback, target < 500${E2EE ? ', E2EE' : ''})`);
   console.log('mode             | median | runs');
   for (const r of rows) console.log(`${r.mode.padEnd(16)} | ${String(r.median).padStart(6)} | ${r.runs.join(', ')}`);
   for (const r of rows) console.log(`${r.mode} steps (median ms): ${r.steps.map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}`);

@@ -101,14 +101,18 @@ async function prejoin(tenant, room) {
   // The media-node connection is built here, with its offer, while the user looks at the preview:
   // the first RTCPeerConnection of a page costs 50-200 ms, which the join would otherwise wait for
   // in a room of three or more. It sends nothing and talks to no one until the meeting uses it.
+  // With E2EE ticked it gets its frame transforms now (Chromium ignores them once an offer was
+  // made), from a worker that drops every frame until the passphrase's key arrives at the click.
   /** @type {SfuLink | null} */
   let warm = null;
   const warmUp = () => {
+    warm?.e2ee?.close();
     warm?.close();
-    warm = new SfuLink({ iceServers: [] });
+    warm = new SfuLink({ iceServers: [], e2ee: e2eeToggle.checked ? new E2ee() : null });
     warm.prepare(media.stream);
   };
   ready.then(warmUp, () => {});
+  e2eeToggle.addEventListener('change', () => { if (warm) warmUp(); });
   const reopen = async () => {
     preview.srcObject = await media.open(/** @type {HTMLSelectElement} */ ($('camera-select')).value, /** @type {HTMLSelectElement} */ ($('mic-select')).value);
     if (warm) warmUp();
@@ -133,7 +137,8 @@ async function prejoin(tenant, room) {
     const secret = e2eeToggle.checked ? passphrase.value : '';
     if (e2eeToggle.checked && !secret) return prejoinError('Enter the passphrase everyone in the meeting uses.');
     if (!meeting && secret) {
-      e2ee = new E2ee(await keyFor(secret));
+      e2ee = warm?.e2ee ?? new E2ee();
+      e2ee.setKey(await keyFor(secret));
       e2eeSecret = secret;
     } else if (meeting && secret !== e2eeSecret) {
       // After a refused join (password), E2EE stays as it was when the meeting object was built.

@@ -12,13 +12,16 @@ export function e2eeSupported() {
 }
 
 export class E2ee extends EventTarget {
-  /** @param {CryptoKey} key */
-  constructor(key) {
+  /**
+   * @param {CryptoKey | null} key the meeting key; without one (a connection prepared before the
+   * passphrase is final) the worker drops every frame until `setKey`.
+   */
+  constructor(key = null) {
     super();
     // Prefer the standard transform; Chromium's older encoded streams need a flag on the connection.
     this.scriptTransform = 'RTCRtpScriptTransform' in window;
     this.worker = new Worker('/assets/e2ee-worker.js', { name: 'e2ee' });
-    this.worker.postMessage({ type: 'key', key });
+    if (key) this.setKey(key);
     /** frames sealed / opened / dropped, as the worker reports them */
     this.counts = { encrypted: 0, decrypted: 0, failed: 0 };
     this.worker.onmessage = ({ data }) => {
@@ -29,6 +32,11 @@ export class E2ee extends EventTarget {
     };
     /** @type {WeakSet<RTCRtpSender | RTCRtpReceiver>} transforms attach once per sender/receiver */
     this.attached = new WeakSet();
+  }
+
+  /** @param {CryptoKey} key */
+  setKey(key) {
+    this.worker.postMessage({ type: 'key', key });
   }
 
   /** Extra RTCPeerConnection options this mode needs. */

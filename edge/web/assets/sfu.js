@@ -150,12 +150,12 @@ export class SfuLink extends EventTarget {
   /**
    * A link built and prepared on the pre-join page, before the meeting's ICE servers were known,
    * takes them on (a new offer gathered with them: a relay may be needed). False when it cannot:
-   * started or closed already, or E2EE is on (Chromium ignores a frame transform put on a sender
-   * after its first offer, and its media would leave unencrypted).
+   * started or closed already, or built for another E2EE (Chromium ignores a frame transform put
+   * on a sender after its first offer, and its media would leave unencrypted).
    * @param {{iceServers: RTCIceServer[], e2ee: import('./e2ee.js').E2ee | null, mark: (step: string) => void}} opts
    */
   adopt({ iceServers, e2ee, mark }) {
-    if (this.closed || this.grant || e2ee) return false;
+    if (this.closed || this.grant || e2ee !== this.e2ee) return false;
     this.mark = mark;
     const prepared = this.prepared;
     if (!prepared || !iceServers.length) return true;
