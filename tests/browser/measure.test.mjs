@@ -32,6 +32,8 @@ async function timeJoin(before) {
       await page.waitForFunction(() => /** @type {any} */ (window).edgemeet?.sfu?.pc.connectionState === 'connected'
         && /** @type {any} */ (window).edgemeet.sfu.pulledStreams().length === 1, null, { timeout: 20000 });
     }
+    // ...for a moment: the standby's own negotiation is done.
+    await pages[0].waitForTimeout(1000);
   }
   const last = await joinPage(browser, edge.url, room, { name: 'Last', e2ee: E2EE });
   pages.push(last);
