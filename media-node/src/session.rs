@@ -269,11 +269,6 @@ impl Session {
 
     /// Answers a client offer; returns the answer with the node's candidates.
     pub async fn answer(&self, offer: &SessionDescription) -> Result<SessionDescription, ApiError> {
-        if offer.sdp_type != SdpType::Offer {
-            return Err(ApiError::BadRequest(
-                "expected a session description of type offer".into(),
-            ));
-        }
         self.set_remote_offer(offer).await?;
         self.finish_answer().await
     }
