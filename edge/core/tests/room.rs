@@ -59,6 +59,16 @@ impl Harness {
         }
     }
 
+    /// The shell's answer to `RequestNode`: node "n1".
+    fn assign_node(&mut self) {
+        let node = NodeInfo {
+            id: "n1".into(),
+            url: "http://127.0.0.1:9".into(),
+            region: "eu".into(),
+        };
+        self.input(Input::NodeAssigned(Some(node)));
+    }
+
     fn input(&mut self, input: Input) {
         let mut env = Env {
             config: &self.config,
@@ -215,12 +225,7 @@ fn two_go_p2p_three_go_sfu_and_back_after_the_delay() {
             .iter()
             .any(|e| matches!(e, Effect::RequestNode { .. }))
     );
-    let node = NodeInfo {
-        id: "n1".into(),
-        url: "http://127.0.0.1:9".into(),
-        region: "eu".into(),
-    };
-    h.input(Input::NodeAssigned(Some(node)));
+    h.assign_node();
     for conn in [1, 2] {
         let got = h.take(conn);
         let standby = got.iter().find_map(|m| match m {
@@ -346,12 +351,7 @@ fn without_standby_a_pair_uses_no_node_until_a_third_joins() {
             .iter()
             .any(|e| matches!(e, Effect::RequestNode { .. }))
     );
-    let node = NodeInfo {
-        id: "n1".into(),
-        url: "http://127.0.0.1:9".into(),
-        region: "eu".into(),
-    };
-    h.input(Input::NodeAssigned(Some(node)));
+    h.assign_node();
     h.input(Input::Closed { conn: 3 });
     h.now += 5_000;
     h.other.clear();
@@ -566,12 +566,7 @@ fn recording_moves_two_to_the_node_and_is_refused_with_e2ee() {
             .iter()
             .any(|m| matches!(m, ServerMessage::Recording { active: true, .. }))
     );
-    let node = NodeInfo {
-        id: "n1".into(),
-        url: "http://127.0.0.1:9".into(),
-        region: "eu".into(),
-    };
-    h.input(Input::NodeAssigned(Some(node)));
+    h.assign_node();
     let start = h.other.iter().find_map(|e| match e {
         Effect::RecordOnNode {
             start: Some(RecordStart {
