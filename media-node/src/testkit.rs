@@ -279,8 +279,6 @@ pub struct TestClient {
     /// Tracks `(session id, name)` to pull in the offer that opens the session (a client built
     /// with [`build`](Self::build), then [`publish`](Self::publish)).
     pub pull_on_open: Vec<(String, String)>,
-    /// `(mid, session id, name)` of those pulls, once offered.
-    offered_pulls: Vec<(String, String, String)>,
     http: reqwest::Client,
     inbox: Arc<Mutex<Inbox>>,
     gathered: watch::Receiver<bool>,
@@ -367,7 +365,6 @@ impl TestClient {
             plis: Arc::new(AtomicU64::new(0)),
             received_count: count,
             pull_on_open: Vec::new(),
-            offered_pulls: Vec::new(),
             http,
             inbox,
             gathered: grx,
@@ -543,9 +540,15 @@ impl TestClient {
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer).await?;
         let sdp = self.local_sdp().await?;
+        let mut pulls = Vec::new();
         for (t, sid, name) in receiving {
-            let mid = t.mid().await?.ok_or("no mid")?;
-            self.offered_pulls.push((mid, sid, name));
+            pulls.push(TrackObject {
+                location: TrackLocation::Remote,
+                mid: Some(t.mid().await?.ok_or("no mid")?),
+                track_name: name,
+                session_id: Some(sid),
+                simulcast: None,
+            });
         }
         // mids are assigned by now: find each track's.
         for t in self.pc.get_transceivers().await {
@@ -571,7 +574,7 @@ impl TestClient {
                     sdp: peer.local_sdp().await?,
                 }
             }
-            None if self.session_id.is_empty() => self.open_with_push(sdp).await?,
+            None if self.session_id.is_empty() => self.open_with_push(sdp, pulls).await?,
             None => self.push_offer(sdp).await?,
         };
         self.pc
@@ -622,29 +625,19 @@ impl TestClient {
             .collect()
     }
 
-    /// A client built without a session ([`build`](Self::build)) opens it and pushes in one call.
-    async fn open_with_push(&mut self, sdp: String) -> Result<SessionDescription, Error> {
+    /// A client built without a session ([`build`](Self::build)) opens it, pushes and makes
+    /// `pulls` (on the offer's receiving m-lines) in one call.
+    async fn open_with_push(
+        &mut self,
+        sdp: String,
+        pulls: Vec<TrackObject>,
+    ) -> Result<SessionDescription, Error> {
         let req = NewSessionRequest {
             session_description: Some(SessionDescription {
                 sdp_type: SdpType::Offer,
                 sdp,
             }),
-            tracks: Some(
-                self.unpushed()
-                    .into_iter()
-                    .chain(
-                        self.offered_pulls
-                            .iter()
-                            .map(|(mid, sid, name)| TrackObject {
-                                location: TrackLocation::Remote,
-                                mid: Some(mid.clone()),
-                                track_name: name.clone(),
-                                session_id: Some(sid.clone()),
-                                simulcast: None,
-                            }),
-                    )
-                    .collect(),
-            ),
+            tracks: Some(self.unpushed().into_iter().chain(pulls).collect()),
         };
         let resp: NewSessionResponse = self
             .call(

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::{ClientOptions, TestClient, remote_track_id, token};
+use edgemeet_media_node::testkit::{remote_track_id, token};
 use reqwest::Method;
 
 fn url(node: &Node, path: &str) -> String {
@@ -312,14 +312,7 @@ async fn a_connected_session_that_sends_no_media_is_kept() {
     cfg.idle_timeout_secs = 1;
     let node = start_with(cfg).await;
     // Connected, tracks pushed, nothing sent: a P2P pair's standby session.
-    let mut c = TestClient::build(
-        &node.base,
-        &tok("m-standby", "p1"),
-        1,
-        ClientOptions::default(),
-    )
-    .await
-    .unwrap();
+    let mut c = unopened(&node, "m-standby", "p1", 1).await;
     c.publish(true, true, false).await.expect("push");
     c.wait_connected(Duration::from_secs(10))
         .await

@@ -8,9 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::{
-    ClientOptions, Received, TestClient, check_payload, remote_track_id,
-};
+use edgemeet_media_node::testkit::{Received, TestClient, check_payload, remote_track_id};
 use reqwest::Method;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -68,15 +66,8 @@ async fn pulling_pair(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_opened_with_its_push_in_one_call_is_pulled_like_any_other() {
     let node = start().await;
-    let opts = ClientOptions {
-        keep_packets: true,
-        audio_level: 127,
-        on_packet: None,
-    };
     // Built without a session: `publish` opens it and pushes with one `sessions/new`.
-    let mut a = TestClient::build(&node.base, &tok("m-one", "pa"), 1, opts)
-        .await
-        .unwrap();
+    let mut a = unopened(&node, "m-one", "pa", 1).await;
     a.publish(true, true, false)
         .await
         .expect("session and push");
@@ -103,16 +94,9 @@ async fn a_newcomer_pulls_everyone_in_the_offer_that_opens_its_session() {
     let a = publishing_client(&node, "m-offer", "pa", 1).await;
     let b = publishing_client(&node, "m-offer", "pb", 2).await;
     let stops = [a.start_sending(30, 1, 800), b.start_sending(30, 1, 800)];
-    let opts = ClientOptions {
-        keep_packets: true,
-        audio_level: 127,
-        on_packet: None,
-    };
     // One `sessions/new`: the offer pushes c's tracks and receives a's and b's on its recvonly
     // m-lines; the node answers with its tracks on them, no node offer, no renegotiation.
-    let mut c = TestClient::build(&node.base, &tok("m-offer", "pc"), 3, opts)
-        .await
-        .unwrap();
+    let mut c = unopened(&node, "m-offer", "pc", 3).await;
     c.pull_on_open = pulls_of(&[&a, &b]);
     c.publish(true, true, false)
         .await
@@ -167,14 +151,7 @@ async fn pulls_in_an_opening_offer_are_checked() {
     let err = open_pulling_video(&node, "pc2", 2, "1", &a.session_id).await;
     assert!(err.contains("in order"), "{err}");
     // A track that does not exist: the m-line stays unused and the result says why.
-    let mut d = TestClient::build(
-        &node.base,
-        &tok("m-check", "pd"),
-        4,
-        ClientOptions::default(),
-    )
-    .await
-    .unwrap();
+    let mut d = unopened(&node, "m-check", "pd", 4).await;
     d.pull_on_open = vec![(a.session_id.clone(), "nope".into())];
     let err = d.publish(true, false, false).await.expect_err("not pulled");
     assert!(err.to_string().contains("not pulled"), "{err}");
@@ -190,14 +167,7 @@ async fn open_pulling_video(
     mid: &str,
     publisher: &str,
 ) -> String {
-    let c = TestClient::build(
-        &node.base,
-        &tok("m-check", who),
-        5,
-        ClientOptions::default(),
-    )
-    .await
-    .unwrap();
+    let c = unopened(node, "m-check", who, 5).await;
     for _ in 0..m_lines {
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Recvonly,

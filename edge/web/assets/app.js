@@ -201,9 +201,8 @@ class Meeting {
     this.remoteTracks = new Map();
     this.refreshTimer = 0;
     this.mode = 'none';
-    /** counts media_mode changes: a slow step gives up when a newer one came meanwhile */
-    this.mediaSeq = 0;
-    /** the last media_mode (what a failed node connection is rebuilt for) */
+    /** the last media_mode: a slow step gives up when a newer one came, a failed node
+     * connection is rebuilt for it */
     this.lastMedia = null;
     this.e2ee = e2ee;
     this.recording = false;
@@ -391,7 +390,6 @@ class Meeting {
   async onMediaMode(media) {
     this.mode = media.mode;
     this.lastMedia = media;
-    const seq = ++this.mediaSeq;
     $('mode-badge').textContent = media.mode === 'p2p' ? 'Direct' : media.mode === 'sfu' ? 'Via server' : 'Alone';
     const keepP2p = media.mode === 'p2p' && this.link?.peer === media.peer;
     if (!keepP2p && this.link) {
@@ -417,7 +415,7 @@ class Meeting {
       // compete with them for the main thread and the CPU).
       await this.link?.connected(3000);
       await new Promise((resolve) => setTimeout(resolve, STANDBY_DELAY_MS));
-      if (seq !== this.mediaSeq) return;
+      if (this.lastMedia !== media) return; // a newer media_mode came meanwhile
     }
     // The room moves to a node the edge may still be assigning (it follows in another
     // media_mode): build the connection and its offer meanwhile.
@@ -463,7 +461,6 @@ class Meeting {
       sfu = null;
     }
     sfu ??= new SfuLink({ iceServers: this.iceServers, e2ee: this.e2ee, mark, sending });
-    sfu.setSending(sending);
     sfu.addEventListener('track', (ev) => {
       const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
       // A standby's pulls stay off screen until the room moves to the node.

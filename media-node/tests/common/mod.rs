@@ -38,19 +38,26 @@ pub fn tok(room: &str, sub: &str) -> String {
     token(SECRET, NODE_ID, room, sub, 60)
 }
 
+/// A test client's options: keeps what it receives, sends silent audio.
+fn options() -> ClientOptions {
+    ClientOptions {
+        keep_packets: true,
+        audio_level: 127,
+        on_packet: None,
+    }
+}
+
 pub async fn client(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
-    TestClient::connect(
-        &node.base,
-        &tok(room, participant),
-        tag,
-        ClientOptions {
-            keep_packets: true,
-            audio_level: 127,
-            on_packet: None,
-        },
-    )
-    .await
-    .expect("client connects")
+    TestClient::connect(&node.base, &tok(room, participant), tag, options())
+        .await
+        .expect("client connects")
+}
+
+/// A client without a session yet: its `publish` opens one (with pulls, see `pull_on_open`).
+pub async fn unopened(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
+    TestClient::build(&node.base, &tok(room, participant), tag, options())
+        .await
+        .expect("client builds")
 }
 
 /// Polls `f` every 50 ms until it holds or `within` passes.
