@@ -279,6 +279,9 @@ pub struct TestClient {
     /// Tracks `(session id, name)` to pull in the offer that opens the session (a client built
     /// with [`build`](Self::build), then [`publish`](Self::publish)).
     pub pull_on_open: Vec<(String, String)>,
+    /// Simulcast: stamp the mid and rid extensions on only this many first packets of each layer
+    /// (Chromium stops once a receiver report acknowledges the layer); `None`: on every packet.
+    pub rid_packets: Option<usize>,
     http: reqwest::Client,
     inbox: Arc<Mutex<Inbox>>,
     gathered: watch::Receiver<bool>,
@@ -365,6 +368,7 @@ impl TestClient {
             plis: Arc::new(AtomicU64::new(0)),
             received_count: count,
             pull_on_open: Vec::new(),
+            rid_packets: None,
             http,
             inbox,
             gathered: grx,
@@ -708,6 +712,7 @@ impl TestClient {
             );
             let (level_ext, level) = (lt.level_ext, self.audio_level);
             let paused = lt.paused.clone();
+            let rid_packets = self.rid_packets.unwrap_or(usize::MAX);
             tokio::spawn(async move {
                 let period = if video {
                     Duration::from_secs_f64(1.0 / f64::from(fps.max(1)))
@@ -751,7 +756,9 @@ impl TestClient {
                             if let Some(id) = level_ext {
                                 let _ = header.set_extension(id, Bytes::from(vec![0x80 | level]));
                             }
-                            if let Some((mid_id, rid_id)) = sim_ext {
+                            if let Some((mid_id, rid_id)) = sim_ext
+                                && (counters[li] as usize) < rid_packets
+                            {
                                 let _ = header
                                     .set_extension(mid_id, Bytes::from(mid.clone().into_bytes()));
                                 let _ = header

@@ -682,3 +682,43 @@ async fn a_pli_storm_from_a_subscriber_reaches_the_publisher_rate_limited() {
     );
     node.handle.shutdown().await;
 }
+
+/// Chromium stamps a simulcast layer's mid and rid extensions only until a receiver report
+/// acknowledges the layer; after that the node knows the layer by its SSRC alone. A renegotiation
+/// of the publisher's session (it pulls a newcomer's tracks: the node offers, it answers) must
+/// keep that binding, or the publisher's video stops reaching everyone for the rest of the meeting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_publisher_whose_session_is_renegotiated_keeps_being_forwarded() {
+    let node = start().await;
+    let mut a = client(&node, "meet7", "pa", 1).await;
+    a.rid_packets = Some(20);
+    a.publish(false, true, true)
+        .await
+        .expect("publish simulcast");
+    let b = client(&node, "meet7", "pb", 2).await;
+    let stop = a.start_sending(30, 2, 700);
+    b.pull(&[(a.session_id.clone(), "video".into())], Some("h"))
+        .await
+        .expect("pull h");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(
+        eventually(WAIT, || b.packets(&vid).len() > 60).await,
+        "a's video reaches b"
+    );
+    // A newcomer publishes; a pulls it, which renegotiates a's session.
+    let c = publishing_client(&node, "meet7", "pc", 3).await;
+    let stop_c = c.start_sending(30, 1, 500);
+    a.pull(&[(c.session_id.clone(), "audio".into())], None)
+        .await
+        .expect("a pulls the newcomer");
+    let before = b.packets(&vid).len();
+    assert!(
+        eventually(WAIT, || b.packets(&vid).len() > before + 90).await,
+        "a's video keeps reaching b after a's session was renegotiated ({} then {})",
+        before,
+        b.packets(&vid).len()
+    );
+    stop.store(true, Relaxed);
+    stop_c.store(true, Relaxed);
+    node.handle.shutdown().await;
+}

@@ -853,6 +853,14 @@ impl RTCPeerConnection {
                     && transceiver.direction().has_recv()
             }) && let Some(receiver) = transceiver.receiver_mut()
             {
+                // edgemeet patch: a renegotiation keeps a receiver that already receives this
+                // track. Its simulcast layers were bound to their SSRCs by the mid/rid header
+                // extensions of their first packets, which Chromium stops sending once a receiver
+                // report acknowledges the layer; resetting the codings here (ssrc: None) left
+                // every layer unbindable, and the publisher's video was dropped for good.
+                if receiver_keeps_track(receiver, &incoming_track) {
+                    continue;
+                }
                 let mut receive_codings = vec![];
                 if !incoming_track.rids.is_empty() {
                     // for incoming_track with rids, defer adding track until received the first RTP
@@ -1590,5 +1598,26 @@ impl RTCPeerConnection {
         );
 
         Ok((track, send_encodings, codec_preferences))
+    }
+}
+
+/// edgemeet patch: whether `receiver` already receives `incoming` as negotiated before (same
+/// stream and track, same simulcast layers or same declared SSRC) and has bound at least one
+/// SSRC: a renegotiation leaves it as it is.
+fn receiver_keeps_track(
+    receiver: &crate::rtp_transceiver::rtp_receiver::internal::RTCRtpReceiverInternal,
+    incoming: &crate::peer_connection::sdp::TrackDetails,
+) -> bool {
+    let track = receiver.track();
+    if track.stream_id() != &incoming.stream_id || track.track_id() != &incoming.track_id {
+        return false;
+    }
+    let codings = receiver.get_coding_parameters();
+    if !incoming.rids.is_empty() {
+        codings.len() == incoming.rids.len()
+            && codings.iter().zip(&incoming.rids).all(|(c, r)| &c.rid == r)
+            && codings.iter().any(|c| c.ssrc.is_some())
+    } else {
+        incoming.ssrc.is_some() && codings.len() == 1 && codings[0].ssrc == incoming.ssrc
     }
 }
