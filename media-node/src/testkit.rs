@@ -866,31 +866,31 @@ impl TestClient {
     }
 
     /// Sends a PLI about a received track to the node.
-    pub async fn send_pli(&self, track_id: &str) -> Result<(), Error> {
+    pub async fn send_pli(&self, track_id: &str, as_chromium: bool) -> Result<(), Error> {
         let t = self.remote_track(track_id).ok_or("no such remote track")?;
         let ssrc = *t.ssrcs().await.first().ok_or("track has no ssrc")?;
-        t.write_rtcp(vec![Box::new(PictureLossIndication {
+        let pli = Box::new(PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc: ssrc,
-        })])
-        .await?;
+        });
+        t.write_rtcp(chromium_compound(pli, as_chromium)).await?;
         Ok(())
     }
 
     /// Sends a NACK for `seq` of a received track to the node.
-    pub async fn send_nack(&self, track_id: &str, seq: u16) -> Result<(), Error> {
+    pub async fn send_nack(&self, track_id: &str, seq: u16, as_chromium: bool) -> Result<(), Error> {
         use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
         let t = self.remote_track(track_id).ok_or("no such remote track")?;
         let ssrc = *t.ssrcs().await.first().ok_or("track has no ssrc")?;
-        t.write_rtcp(vec![Box::new(TransportLayerNack {
+        let nack = Box::new(TransportLayerNack {
             sender_ssrc: 0,
             media_ssrc: ssrc,
             nacks: vec![NackPair {
                 packet_id: seq,
                 lost_packets: 0,
             }],
-        })])
-        .await?;
+        });
+        t.write_rtcp(chromium_compound(nack, as_chromium)).await?;
         Ok(())
     }
 
@@ -900,6 +900,23 @@ impl TestClient {
 }
 
 /// The remote track id under which a subscriber sees `(publisher session, track name)`.
+/// Feedback as sent: alone, or `as_chromium` as Chromium sends feedback it needs at once, in a
+/// compound led by a receiver report without report blocks (sender SSRC 1, its receive-only
+/// default).
+fn chromium_compound(
+    feedback: Box<dyn rtc::rtcp::Packet>,
+    as_chromium: bool,
+) -> Vec<Box<dyn rtc::rtcp::Packet>> {
+    if !as_chromium {
+        return vec![feedback];
+    }
+    let rr = rtc::rtcp::receiver_report::ReceiverReport {
+        ssrc: 1,
+        ..Default::default()
+    };
+    vec![Box::new(rr), feedback]
+}
+
 pub fn remote_track_id(publisher_session: &str, name: &str) -> String {
     format!("{}-{}", &publisher_session[..8], name)
 }

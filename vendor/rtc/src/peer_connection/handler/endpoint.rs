@@ -207,27 +207,27 @@ impl<'a> EndpointHandler<'a> {
     ) -> Result<()> {
         debug!("handle_rtcp_message {}", transport_context.peer_addr);
 
-        let rtcp_ssrc = if let Some(rtcp_packet) = rtcp_packets.first() {
-            rtcp_packet.destination_ssrc().first().cloned()
-        } else {
-            None
-        };
+        // edgemeet patch: the compound goes to the track of the first SSRC in it that names one.
+        // Only the first packet's was looked at, and Chromium sends a NACK or PLI the moment it
+        // needs one in a compound led by a receiver report without report blocks (no SSRC): the
+        // feedback inside was dropped, and a lossy viewer's NACKs and keyframe requests never
+        // reached the node.
+        let track_id = rtcp_packets
+            .iter()
+            .flat_map(|p| p.destination_ssrc())
+            .find_map(|ssrc| self.find_track_id(ssrc, None));
 
-        if let Some(rtcp_ssrc) = rtcp_ssrc {
-            if let Some(track_id) = self.find_track_id(rtcp_ssrc, None) {
-                self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
-                    now,
-                    transport: transport_context,
-                    message: RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket {
-                        track_id,
-                        packet: Packet::Rtcp(rtcp_packets),
-                    })),
-                });
-            } else {
-                debug!("drop rtcp packet ssrc = {}", rtcp_ssrc);
-            }
+        if let Some(track_id) = track_id {
+            self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
+                now,
+                transport: transport_context,
+                message: RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket {
+                    track_id,
+                    packet: Packet::Rtcp(rtcp_packets),
+                })),
+            });
         } else {
-            debug!("drop rtcp packet due to empty ssrc");
+            debug!("drop rtcp packet: no ssrc of a known track");
         }
 
         Ok(())
