@@ -19,6 +19,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::egress::{Egress, StreamState};
+use crate::keyframes::{KeyframeRequests, Outcome};
 use crate::layers::{LayerTracker, LayerView};
 use crate::node::Shared;
 use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
@@ -51,7 +52,10 @@ pub struct Publication {
     subscribers: Mutex<Arc<Vec<Arc<Subscription>>>>,
     remote: Mutex<Option<Arc<dyn TrackRemote>>>,
     layers: Mutex<HashMap<String, u32>>,
-    last_pli: Mutex<HashMap<u32, Instant>>,
+    /// Keyframe requests to the publisher, one at a time as Chromium takes them.
+    keyframes: Mutex<KeyframeRequests>,
+    /// The clock `keyframes` counts in.
+    epoch: Instant,
     pub closed: AtomicBool,
     /// Set while the meeting records this track.
     pub tap: Mutex<Option<Arc<crate::recording::tap::Tap>>>,
@@ -84,7 +88,8 @@ impl Publication {
             subscribers: Mutex::new(Arc::new(Vec::new())),
             remote: Mutex::new(None),
             layers: Mutex::new(HashMap::new()),
-            last_pli: Mutex::new(HashMap::new()),
+            keyframes: Mutex::new(KeyframeRequests::default()),
+            epoch: Instant::now(),
             closed: AtomicBool::new(false),
             tap: Mutex::new(None),
         }
@@ -125,7 +130,8 @@ impl Publication {
     }
 
     /// Asks the publisher for a keyframe on `ssrc` (or on every layer it sends), at most once
-    /// per `PLI_INTERVAL` and layer, whoever asks. False when nothing was sent (rate limit, no
+    /// per `PLI_INTERVAL` and layer, whoever asks, and one layer at a time as the publisher takes
+    /// them (see [`KeyframeRequests`]). False when nothing was sent or queued (rate limit, no
     /// video, publisher not connected yet).
     pub async fn request_keyframe(&self, shared: &Shared, ssrc: Option<u32>) -> bool {
         self.request_keyframe_within(shared, ssrc, PLI_INTERVAL)
@@ -170,31 +176,53 @@ impl Publication {
                 }
             }
         };
-        let now = Instant::now();
-        let mut sent = false;
-        for media_ssrc in targets {
-            {
-                let mut last = self.last_pli.lock().unwrap();
-                if last
-                    .get(&media_ssrc)
-                    .is_some_and(|t| now.duration_since(*t) < interval)
-                {
-                    continue;
+        let now_ms = self.now_ms();
+        let interval_ms = interval.as_millis() as u64;
+        let (mut send, mut queued) = (Vec::new(), false);
+        {
+            let mut k = self.keyframes.lock().unwrap();
+            for media_ssrc in targets {
+                match k.request(media_ssrc, now_ms, interval_ms) {
+                    Outcome::Send => send.push(media_ssrc),
+                    Outcome::Queued => queued = true,
+                    Outcome::Suppressed => {}
                 }
-                last.insert(media_ssrc, now);
-            }
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc,
-            };
-            if remote.write_rtcp(vec![Box::new(pli)]).await.is_ok() {
-                shared.metrics.pli_out.fetch_add(1, Relaxed);
-                sent = true;
             }
         }
-        sent
+        let mut sent = false;
+        for media_ssrc in send {
+            sent |= send_pli(shared, remote.as_ref(), media_ssrc).await;
+        }
+        sent || queued
+    }
+
+    /// Sends a keyframe request that waited for the publisher's window, if one is due now.
+    async fn send_due_keyframe_request(&self, shared: &Shared) {
+        let due = self.keyframes.lock().unwrap().due(self.now_ms());
+        let remote = self.remote.lock().unwrap().clone();
+        if let (Some(media_ssrc), Some(remote)) = (due, remote) {
+            send_pli(shared, remote.as_ref(), media_ssrc).await;
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 }
+
+async fn send_pli(shared: &Shared, remote: &dyn TrackRemote, media_ssrc: u32) -> bool {
+    let pli = PictureLossIndication {
+        sender_ssrc: 0,
+        media_ssrc,
+    };
+    let ok = remote.write_rtcp(vec![Box::new(pli)]).await.is_ok();
+    if ok {
+        shared.metrics.pli_out.fetch_add(1, Relaxed);
+    }
+    ok
+}
+
+impl Publication {}
 
 /// One pull of a publication into another session of the room.
 pub struct Subscription {
@@ -461,11 +489,15 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
         match evt {
             TrackRemoteEvent::OnOpen(init) => {
                 if let Some(rid) = init.rid.as_ref() {
-                    publication
+                    let old = publication
                         .layers
                         .lock()
                         .unwrap()
                         .insert(rid.to_string(), init.ssrc);
+                    if let Some(old) = old.filter(|o| *o != init.ssrc) {
+                        // The layer was renumbered: requests for the old stream are moot.
+                        publication.keyframes.lock().unwrap().forget(old);
+                    }
                     if let Some(rank) = publication.rank_of_rid(rid) {
                         layers.set_ssrc(rank, init.ssrc);
                     }
@@ -536,6 +568,7 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                         .request_keyframe_for(&shared, &sub, Some(ssrc))
                         .await;
                 }
+                publication.send_due_keyframe_request(&shared).await;
                 if !subs.is_empty() {
                     metrics.observe_latency_us(t0.elapsed().as_micros() as u64);
                 }

@@ -54,6 +54,7 @@ mod egress;
 mod error;
 mod forward;
 mod interceptor;
+mod keyframes;
 mod layers;
 mod metrics;
 mod node;
