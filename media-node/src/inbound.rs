@@ -19,3 +19,12 @@ pub use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
 pub use crate::sdp::{MediaSection, find_mid, parse as parse_sdp};
 /// The STUN username routing of the shared UDP port (`udp_mux_port`).
 pub use crate::udpmux::stun_local_ufrag;
+
+/// The interceptor chain a node connection runs every inbound RTP and RTCP packet through
+/// (webrtc-rs's NACK, RTCP reports and TWCC, then the node's RTCP hand-off), built as for a
+/// session, with metrics of its own.
+pub fn connection_interceptors() -> Result<impl rtc::interceptor::Interceptor, String> {
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let (_, registry) = crate::session::media_and_interceptors(metrics)?;
+    Ok(registry.build())
+}
