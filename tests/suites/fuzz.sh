@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The fuzz targets in fuzz/ (cargo fuzz, libFuzzer): one per parser that takes outside bytes.
 #
-# Short (the normal `tests/run`): each target for EDGEMEET_FUZZ_RUNS executions (default 20 000)
-# from the seeds in fuzz/seeds, with a fixed seed, so the run is the same every time: every
-# target builds, runs, and no known input crashes.
+# Short (the normal `tests/run`): each target for EDGEMEET_FUZZ_RUNS executions (default 20 000,
+# at most 5 s) from the seeds in fuzz/seeds, with a fixed seed: every target builds and runs, and
+# no known input (the seeds hold past crashes) crashes.
 # Long (`tests/run --fuzz`, EDGEMEET_FUZZ_MODE=long): each target for EDGEMEET_FUZZ_RUNS
 # executions (default 10 000 000) or EDGEMEET_FUZZ_SECONDS (default 300), whichever ends first,
 # with a random seed and a corpus kept in $EDGEMEET_CACHE/fuzz-corpus across runs.
@@ -47,7 +47,7 @@ for t in $targets; do
     args+=(-runs="${EDGEMEET_FUZZ_RUNS:-10000000}" -max_total_time="${EDGEMEET_FUZZ_SECONDS:-300}")
   else
     corpus="$work/$t"
-    args+=(-runs="${EDGEMEET_FUZZ_RUNS:-20000}" -seed=1)
+    args+=(-runs="${EDGEMEET_FUZZ_RUNS:-20000}" -max_total_time=5 -seed=1)
   fi
   mkdir -p "$corpus"
   dirs=("$corpus")
