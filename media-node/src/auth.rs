@@ -53,7 +53,8 @@ impl TokenVerifier {
         })?;
         let c = data.claims;
         let now = now_secs();
-        if c.exp + LEEWAY_SECS < now {
+        // Saturating: `exp` near 2^64 must not wrap around (a panic in debug builds).
+        if c.exp.saturating_add(LEEWAY_SECS) < now {
             return Err(ApiError::Unauthorized("token expired"));
         }
         if c.iat > now + LEEWAY_SECS {
@@ -117,5 +118,18 @@ mod tests {
         assert!(v.verify(Some(&forged)).is_err());
         assert!(v.verify(None).is_err());
         assert!(v.verify(Some("Basic abc")).is_err());
+    }
+
+    /// Found with the `node_api` fuzz target (its seed `01-never-expires.bin`): `exp` near
+    /// `u64::MAX` overflowed `exp + LEEWAY_SECS`, a panic in debug builds (and in release a
+    /// wrap-around that called the token expired).
+    #[test]
+    fn an_exp_at_the_end_of_time_does_not_overflow() {
+        let s = "0123456789abcdef0123";
+        let v = TokenVerifier::new(s, "n1");
+        let mut c = claims("n1", 60);
+        c.exp = u64::MAX;
+        let token = format!("Bearer {}", sign_token(s, &c));
+        assert_eq!(v.verify(Some(&token)).unwrap().exp, u64::MAX);
     }
 }

@@ -431,24 +431,7 @@ impl Subscription {
         };
         match d {
             Decision::Forward { seq, ts } => {
-                // A new header, not a clone: extension ids are per connection (the subscriber
-                // leg negotiated its own), so the publisher's extensions are left out, and not
-                // copying them saves an allocation per packet and subscriber.
-                let header = rtp::header::Header {
-                    version: 2,
-                    padding: pkt.header.padding,
-                    marker: pkt.header.marker,
-                    payload_type: out_pt as u8,
-                    sequence_number: seq,
-                    timestamp: ts,
-                    ssrc: self.out_ssrc,
-                    csrc: pkt.header.csrc.clone(),
-                    ..Default::default()
-                };
-                let out = rtp::Packet {
-                    header,
-                    payload: pkt.payload.clone(),
-                };
+                let out = forwarded_packet(pkt, out_pt as u8, seq, ts, self.out_ssrc);
                 if !up {
                     self.hold(out);
                     return Ok(None);
@@ -469,6 +452,28 @@ impl Subscription {
             let r = self.preferred_rank()?;
             self.publication.ssrc_of_rid(self.publication.rids.get(r)?)
         })
+    }
+}
+
+/// The packet a subscriber gets for a publisher's `pkt`: its payload under the subscriber
+/// leg's payload type, sequence number, timestamp and SSRC. A new header, not a clone: extension
+/// ids are per connection (the subscriber leg negotiated its own), so the publisher's extensions
+/// are left out, and not copying them saves an allocation per packet and subscriber.
+pub fn forwarded_packet(pkt: &rtp::Packet, pt: u8, seq: u16, ts: u32, ssrc: u32) -> rtp::Packet {
+    let header = rtp::header::Header {
+        version: 2,
+        padding: pkt.header.padding,
+        marker: pkt.header.marker,
+        payload_type: pt,
+        sequence_number: seq,
+        timestamp: ts,
+        ssrc,
+        csrc: pkt.header.csrc.clone(),
+        ..Default::default()
+    };
+    rtp::Packet {
+        header,
+        payload: pkt.payload.clone(),
     }
 }
 

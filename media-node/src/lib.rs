@@ -53,6 +53,7 @@ mod config;
 mod egress;
 mod error;
 mod forward;
+pub mod inbound;
 mod interceptor;
 mod keyframes;
 mod layers;

@@ -441,13 +441,11 @@ type MuxParts = (
     String,
 );
 
-async fn build_pc(
-    shared: &Arc<Shared>,
-    handler: Arc<Handler>,
-    port: u16,
-    mux: Option<&MuxParts>,
-) -> Result<(Arc<dyn PeerConnection>, Arc<crate::egress::Egress>), String> {
-    let cfg = &shared.cfg;
+/// The codecs, header extensions and interceptors of every node connection: webrtc-rs's
+/// defaults (NACK, RTCP reports, TWCC), the audio level extension, and the node's RTCP hand-off.
+pub(crate) fn media_and_interceptors(
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<(MediaEngine, Registry), String> {
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(|e| e.to_string())?;
     media
@@ -461,7 +459,20 @@ async fn build_pc(
         .map_err(|e| e.to_string())?;
     let registry =
         register_default_interceptors(Registry::new(), &mut media).map_err(|e| e.to_string())?;
-    let registry = registry.with(Slot::from(SLOT), RtcpToApp::new(shared.metrics.clone()));
+    Ok((
+        media,
+        registry.with(Slot::from(SLOT), RtcpToApp::new(metrics)),
+    ))
+}
+
+async fn build_pc(
+    shared: &Arc<Shared>,
+    handler: Arc<Handler>,
+    port: u16,
+    mux: Option<&MuxParts>,
+) -> Result<(Arc<dyn PeerConnection>, Arc<crate::egress::Egress>), String> {
+    let cfg = &shared.cfg;
+    let (media, registry) = media_and_interceptors(shared.metrics.clone())?;
     // mDNS would open a multicast socket (fails in a loopback-only namespace) and an SFU
     // has no use for it.
     // DTLS server (`a=setup:passive` in answers): the client's ClientHello is answered as it

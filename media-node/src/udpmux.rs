@@ -167,7 +167,7 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 /// The recipient's part of the USERNAME of a STUN binding request (RFC 8445 7.2.2).
-fn stun_local_ufrag(p: &[u8]) -> Option<&str> {
+pub fn stun_local_ufrag(p: &[u8]) -> Option<&str> {
     if p.len() < 20 || p[0] & 0xc0 != 0 || p[4..8] != [0x21, 0x12, 0xa4, 0x42] {
         return None;
     }

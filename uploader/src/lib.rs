@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod dropbox;
 pub mod embedded_s3;
 pub mod error;
+pub mod job;
 pub mod local;
 pub mod metrics;
 mod purge;

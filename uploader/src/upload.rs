@@ -6,12 +6,13 @@
 
 use std::time::SystemTime;
 
-use edgemeet_protocol::job::{FileProgress, RecordingFile, RecordingManifest, UploadProgress};
+use edgemeet_protocol::job::{RecordingFile, RecordingManifest, UploadProgress};
 use tokio::sync::watch;
 
-use crate::clock::{Clock, utc_date};
+use crate::clock::Clock;
 use crate::dropbox::{Attempts, DropboxClient, DropboxError, Token};
 use crate::error::Error;
+use crate::job::dropbox_path;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -43,33 +44,6 @@ impl Ctx<'_> {
             .put_small(&self.progress_key, body, "application/json")
             .await
     }
-}
-
-/// Gives `progress` exactly one entry per manifest file, in manifest order, keeping recorded state.
-pub(crate) fn align_progress(manifest: &RecordingManifest, progress: &mut UploadProgress) {
-    let mut old = std::mem::take(&mut progress.files);
-    for f in &manifest.files {
-        let entry = match old.iter().position(|p| p.name == f.name) {
-            Some(i) => old.swap_remove(i),
-            None => FileProgress {
-                name: f.name.clone(),
-                session_id: None,
-                offset: 0,
-                finishing: false,
-                done_path: None,
-            },
-        };
-        progress.files.push(entry);
-    }
-}
-
-/// Destination path of a file: `{root}/{YYYY-MM-DD}/{name}`, dated by the recording's start.
-pub(crate) fn dropbox_path(
-    root: &str,
-    manifest: &RecordingManifest,
-    file: &RecordingFile,
-) -> String {
-    format!("{root}/{}/{}", utc_date(manifest.started_at_ms), file.name)
 }
 
 /// Uploads every file not yet done.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
 
-use edgemeet_protocol::job::{PROGRESS_FILE, RecordingManifest, UploadProgress};
+use edgemeet_protocol::job::{PROGRESS_FILE, RecordingManifest};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::purge::{Group, delete_group, expired, group};
 use crate::store::Store;
-use crate::upload::{Ctx, align_progress, upload_recording};
+use crate::upload::{Ctx, upload_recording};
 
 enum Dest {
     Dropbox {
@@ -249,17 +249,10 @@ impl Worker {
         manifest: &RecordingManifest,
         deadline: SystemTime,
     ) -> Result<(), Error> {
-        // A manifest may only point inside its own prefix: no deleting someone else's objects.
-        let own = format!("{}{id}/", self.store.prefix());
-        if manifest.recording_id != id || manifest.files.iter().any(|f| !f.key.starts_with(&own)) {
-            return Err(edgemeet_protocol::job::ManifestError::Field("files.key").into());
-        }
+        let own = crate::job::check_place(self.store.prefix(), id, manifest)?;
         let progress_key = format!("{own}{PROGRESS_FILE}");
-        let mut progress: UploadProgress = match self.store.get_small(&progress_key).await? {
-            Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            None => UploadProgress::default(),
-        };
-        align_progress(manifest, &mut progress);
+        let stored = self.store.get_small(&progress_key).await?;
+        let mut progress = crate::job::read_progress(manifest, stored.as_deref());
         let ctx = Ctx {
             store: &self.store,
             clock: self.clock.as_ref(),

@@ -100,7 +100,8 @@ pub fn verify_invite(
         })?
         .claims;
 
-    if claims.exp + LEEWAY_S <= now_s {
+    // Saturating: an issuer's "never expires" (`exp` near 2^64) must not wrap around.
+    if claims.exp.saturating_add(LEEWAY_S) <= now_s {
         return Err(refuse(ErrorCode::TokenExpired, "the token has expired"));
     }
     if claims.nbf.is_some_and(|nbf| nbf > now_s + LEEWAY_S) {
@@ -168,4 +169,44 @@ fn read_header(token: &str) -> Result<(String, Option<String>), ProtocolError> {
         .and_then(|k| k.as_str())
         .map(str::to_string);
     Ok((alg, kid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthMode;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    const SECRET: &str = "tenant-secret-0123456789abcdef0123";
+    const NOW_S: u64 = 1_700_000_000;
+
+    fn tenant() -> TenantConfig {
+        TenantConfig {
+            auth: AuthMode::Jwt,
+            issuers: vec!["app".into()],
+            hs256_secret: Some(SECRET.into()),
+            ..Default::default()
+        }
+    }
+
+    fn signed(exp: u64) -> String {
+        let claims =
+            json!({"iss": "app", "aud": "edgemeet", "sub": "acme", "room": "*", "exp": exp});
+        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        encode(&Header::default(), &claims, &key).unwrap()
+    }
+
+    /// Found with the `invite_token` fuzz target (its seed `1-never-expires.txt`): `exp` within
+    /// 30 s of `u64::MAX` (an issuer's "never expires") overflowed `exp + LEEWAY_S`: a panic in
+    /// debug builds, and in release a wrap-around that refused the token as expired.
+    #[test]
+    fn a_token_that_never_expires_is_accepted() {
+        for exp in [u64::MAX, u64::MAX - LEEWAY_S + 1] {
+            let id = verify_invite("acme", &tenant(), "weekly-sync", &signed(exp), NOW_S);
+            assert!(id.is_ok(), "exp {exp}: {id:?}");
+        }
+        let expired = verify_invite("acme", &tenant(), "weekly-sync", &signed(NOW_S - 60), NOW_S);
+        assert_eq!(expired.unwrap_err().code, ErrorCode::TokenExpired);
+    }
 }

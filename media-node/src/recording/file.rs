@@ -108,7 +108,7 @@ impl FileTask {
             ) {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
-                Err(()) => {
+                Err(vp8::NeedKeyframe) => {
                     self.need_keyframe.store(true, Relaxed);
                     return;
                 }

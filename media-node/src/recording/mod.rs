@@ -9,7 +9,7 @@ mod ebml;
 mod file;
 pub mod tap;
 mod timeline;
-mod vp8;
+pub(crate) mod vp8;
 mod webm;
 
 use std::collections::HashMap;

@@ -42,6 +42,10 @@ fn descriptor(p: &[u8]) -> Option<(usize, bool)> {
     (i <= p.len()).then_some((i, start))
 }
 
+/// A loss broke the stream: frames are dropped until a keyframe, which the caller should ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeedKeyframe;
+
 /// Largest frame accepted: bounds memory against a hostile or broken sender.
 const MAX_FRAME: usize = 4 * 1024 * 1024;
 
@@ -58,15 +62,14 @@ pub struct Depacketizer {
 }
 
 impl Depacketizer {
-    /// Feeds one packet; returns a frame when one completes. `Err(())` means a loss was seen
-    /// and a keyframe is needed.
+    /// Feeds one packet; returns a frame when one completes, or [`NeedKeyframe`] after a loss.
     pub fn push(
         &mut self,
         seq: u16,
         ts: u32,
         marker: bool,
         payload: &[u8],
-    ) -> Result<Option<Frame>, ()> {
+    ) -> Result<Option<Frame>, NeedKeyframe> {
         let mut lost = false;
         if let Some(prev) = self.last_seq {
             let d = seq.wrapping_sub(prev);
@@ -94,22 +97,26 @@ impl Depacketizer {
             self.assembling = true;
         } else if !self.assembling || ts != self.ts {
             self.assembling = false;
-            return if self.broken { Err(()) } else { Ok(None) };
+            return if self.broken {
+                Err(NeedKeyframe)
+            } else {
+                Ok(None)
+            };
         }
         if self.buf.len() + data.len() > MAX_FRAME {
             self.assembling = false;
             self.broken = true;
-            return Err(());
+            return Err(NeedKeyframe);
         }
         self.buf.extend_from_slice(data);
         if !marker {
-            return if lost { Err(()) } else { Ok(None) };
+            return if lost { Err(NeedKeyframe) } else { Ok(None) };
         }
         self.assembling = false;
         let data = std::mem::take(&mut self.buf);
         let keyframe = data.first().is_some_and(|b| b & 1 == 0);
         if self.broken && !keyframe {
-            return Err(());
+            return Err(NeedKeyframe);
         }
         self.broken = false;
         Ok(Some(Frame {

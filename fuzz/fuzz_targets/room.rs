@@ -1,0 +1,366 @@
+#![no_main]
+//! The edge core's room state machine driven by sockets that send anything: raw text frames, and
+//! well-formed messages with the fuzzer's fields (so joins, moderation, media and recording paths
+//! are reached), interleaved with closes, time passing, alarms and the shell's answers (node
+//! assigned, dominant speaker, recording failed). Every frame the room sends must decode as a
+//! server message, and the room must survive a hibernation round trip (the Worker stores it).
+
+use std::collections::BTreeSet;
+
+use arbitrary::Arbitrary;
+use base64::Engine;
+use edgemeet_core::config::{AuthMode, Limits};
+use edgemeet_core::{
+    ClientInfo, EdgeConfig, Effect, Env, Input, NodeInfo, Room, TenantConfig, route,
+};
+use edgemeet_protocol::client::{DropboxGrant, Join, MediaState, Profile, TrackInfo};
+use edgemeet_protocol::server::decode_server;
+use edgemeet_protocol::{ClientMessage, MediaKind, ServerMessage};
+use hmac::{Hmac, Mac};
+use libfuzzer_sys::fuzz_target;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const HOST_SECRET: &str = "host-tenant-secret-0123456789abcdef0123";
+const START_MS: u64 = 1_700_000_000_000;
+
+#[derive(Arbitrary, Debug)]
+struct Script<'a> {
+    /// The jwt-host tenant (tokens, waiting room) instead of the open default tenant.
+    host_tenant: bool,
+    ops: Vec<Op<'a>>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op<'a> {
+    Open { conn: u8, query_token: Option<Who> },
+    Frame { conn: u8, text: &'a str },
+    Send { conn: u8, msg: Msg<'a> },
+    Binary { conn: u8, len: u16 },
+    Close { conn: u8 },
+    Wait { ms: u16 },
+    Alarm,
+    NodeAssigned(bool),
+    DominantSpeaker { this_meeting: bool, who: u8 },
+    RecordingFailed { this_meeting: bool },
+}
+
+/// A token the tenant's issuer signed.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Who {
+    Moderator,
+    Guest,
+    Recorder,
+    Expired,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Msg<'a> {
+    Join {
+        token: Option<Who>,
+        password: Option<&'a str>,
+        profile: Prof<'a>,
+    },
+    Leave,
+    Chat {
+        text: &'a str,
+        to: Option<u8>,
+    },
+    UpdateProfile(Prof<'a>),
+    MediaState {
+        audio: bool,
+        video: bool,
+        screen: bool,
+        e2ee: bool,
+    },
+    Mute {
+        target: u8,
+        video: bool,
+    },
+    MuteAll {
+        video: bool,
+    },
+    Kick {
+        target: u8,
+    },
+    SetPassword(Option<&'a str>),
+    Signal {
+        to: u8,
+        payload: &'a str,
+    },
+    Tracks {
+        session_id: &'a str,
+        tracks: Vec<(&'a str, bool, &'a str)>,
+    },
+    RefreshNodeGrant,
+    StartRecording {
+        dropbox: Option<(&'a str, Option<&'a str>, &'a str)>,
+    },
+    StopRecording,
+    SpeakerStats,
+    Ping,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Prof<'a> {
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    avatar: Option<&'a str>,
+}
+
+impl Prof<'_> {
+    fn into_profile(self) -> Profile {
+        Profile {
+            name: self.name.map(str::to_string),
+            email: self.email.map(str::to_string),
+            avatar: self.avatar.map(str::to_string),
+        }
+    }
+}
+
+fn kind(video: bool) -> MediaKind {
+    if video {
+        MediaKind::Video
+    } else {
+        MediaKind::Audio
+    }
+}
+
+fn token(who: Who, now_ms: u64) -> String {
+    let now = now_ms / 1000;
+    let (moderator, features, exp) = match who {
+        Who::Moderator => (true, "{}", now + 3600),
+        Who::Guest => (false, "{}", now + 3600),
+        Who::Recorder => (true, r#"{"recording":true}"#, now + 3600),
+        Who::Expired => (true, "{}", now - 3600),
+    };
+    let claims = format!(
+        r#"{{"iss":"test","aud":"edgemeet","sub":"host","room":"*","exp":{exp},"context":{{"user":{{"name":"Ada","moderator":{moderator}}},"features":{features}}}}}"#
+    );
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(claims.as_bytes())
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOST_SECRET.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    format!("{input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+struct Harness {
+    room: Room,
+    config: EdgeConfig,
+    now: u64,
+    rng: ChaCha20Rng,
+    /// Participant ids the room has announced: targets for moderation, chat and signals.
+    ids: Vec<String>,
+    meeting: Option<String>,
+}
+
+impl Harness {
+    fn new(host_tenant: bool) -> Self {
+        let mut config = EdgeConfig {
+            hash_key: "0123456789abcdef".into(),
+            node_secret: Some("node-secret-0123456789abcdef0123456789".into()),
+            limits: Limits {
+                room_capacity: 6,
+                max_waiting: 3,
+                ..Limits::default()
+            },
+            ..Default::default()
+        };
+        config.tenants.insert(
+            "host".into(),
+            TenantConfig {
+                auth: AuthMode::JwtHost,
+                issuers: vec!["test".into()],
+                hs256_secret: Some(HOST_SECRET.into()),
+                ..Default::default()
+            },
+        );
+        config.validate().unwrap();
+        let tenant = host_tenant.then_some("host");
+        let address = route(&config, tenant, "Weekly-Sync").unwrap();
+        Self {
+            room: Room::new(address),
+            config,
+            now: START_MS,
+            rng: ChaCha20Rng::seed_from_u64(7),
+            ids: Vec::new(),
+            meeting: None,
+        }
+    }
+
+    fn id(&self, i: u8) -> String {
+        if self.ids.is_empty() {
+            format!("p{i}")
+        } else {
+            self.ids[usize::from(i) % self.ids.len()].clone()
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let mut env = Env {
+            config: &self.config,
+            now_ms: self.now,
+            rng: &mut self.rng,
+        };
+        for effect in self.room.handle(&mut env, input) {
+            let Effect::Send { text, .. } = effect else {
+                continue;
+            };
+            let msg = decode_server(&text).unwrap_or_else(|e| {
+                panic!("the room sent a frame it cannot read back: {text} ({e:?})")
+            });
+            match msg {
+                ServerMessage::Welcome {
+                    you,
+                    meeting_id,
+                    participants,
+                    ..
+                } => {
+                    self.ids.push(you);
+                    self.ids.extend(participants.into_iter().map(|p| p.id));
+                    self.meeting = Some(meeting_id);
+                }
+                ServerMessage::ParticipantJoined { participant } => self.ids.push(participant.id),
+                _ => {}
+            }
+        }
+        let unique: BTreeSet<String> = self.ids.drain(..).collect();
+        self.ids = unique.into_iter().take(16).collect();
+    }
+
+    fn message(&mut self, msg: Msg) -> ClientMessage {
+        match msg {
+            Msg::Join {
+                token: t,
+                password,
+                profile,
+            } => ClientMessage::Join(Join {
+                token: t.map(|w| token(w, self.now)),
+                password: password.map(str::to_string),
+                profile: profile.into_profile(),
+            }),
+            Msg::Leave => ClientMessage::Leave,
+            Msg::Chat { text, to } => ClientMessage::Chat {
+                text: text.to_string(),
+                to: to.map(|i| self.id(i)),
+            },
+            Msg::UpdateProfile(p) => ClientMessage::UpdateProfile {
+                profile: p.into_profile(),
+            },
+            Msg::MediaState {
+                audio,
+                video,
+                screen,
+                e2ee,
+            } => ClientMessage::MediaState(MediaState {
+                audio,
+                video,
+                screen,
+                e2ee,
+            }),
+            Msg::Mute { target, video } => ClientMessage::Mute {
+                target: self.id(target),
+                kind: kind(video),
+            },
+            Msg::MuteAll { video } => ClientMessage::MuteAll { kind: kind(video) },
+            Msg::Kick { target } => ClientMessage::Kick {
+                target: self.id(target),
+            },
+            Msg::SetPassword(p) => ClientMessage::SetPassword {
+                password: p.map(str::to_string),
+            },
+            Msg::Signal { to, payload } => ClientMessage::Signal {
+                to: self.id(to),
+                payload: serde_json::from_str(payload)
+                    .unwrap_or_else(|_| serde_json::Value::String(payload.to_string())),
+            },
+            Msg::Tracks { session_id, tracks } => ClientMessage::Tracks {
+                session_id: session_id.to_string(),
+                tracks: tracks
+                    .into_iter()
+                    .map(|(name, video, source)| TrackInfo {
+                        name: name.to_string(),
+                        kind: kind(video),
+                        source: source.to_string(),
+                    })
+                    .collect(),
+            },
+            Msg::RefreshNodeGrant => ClientMessage::RefreshNodeGrant,
+            Msg::StartRecording { dropbox } => ClientMessage::StartRecording {
+                dropbox: dropbox.map(|(access, refresh, app)| DropboxGrant {
+                    access_token: access.to_string(),
+                    refresh_token: refresh.map(str::to_string),
+                    app_key: app.to_string(),
+                }),
+            },
+            Msg::StopRecording => ClientMessage::StopRecording,
+            Msg::SpeakerStats => ClientMessage::SpeakerStats,
+            Msg::Ping => ClientMessage::Ping,
+        }
+    }
+}
+
+fuzz_target!(|script: Script| {
+    let mut h = Harness::new(script.host_tenant);
+    for op in script.ops.into_iter().take(64) {
+        let input = match op {
+            Op::Open { conn, query_token } => Input::Open {
+                conn: u64::from(conn % 8),
+                client: ClientInfo {
+                    addr_key: format!("addr{}", conn % 3),
+                    location: None,
+                    query_token: query_token.map(|w| token(w, h.now)),
+                },
+            },
+            Op::Frame { conn, text } => Input::Text {
+                conn: u64::from(conn % 8),
+                text: text.to_string(),
+            },
+            Op::Send { conn, msg } => Input::Text {
+                conn: u64::from(conn % 8),
+                text: h.message(msg).to_wire(),
+            },
+            Op::Binary { conn, len } => Input::Binary {
+                conn: u64::from(conn % 8),
+                len: usize::from(len),
+            },
+            Op::Close { conn } => Input::Closed {
+                conn: u64::from(conn % 8),
+            },
+            Op::Wait { ms } => {
+                h.now += u64::from(ms) * 8;
+                continue;
+            }
+            Op::Alarm => Input::Alarm,
+            Op::NodeAssigned(some) => Input::NodeAssigned(some.then(|| NodeInfo {
+                id: "n1".into(),
+                url: "http://127.0.0.1:9".into(),
+                region: "eu".into(),
+            })),
+            Op::DominantSpeaker { this_meeting, who } => Input::DominantSpeaker {
+                meeting_id: h
+                    .meeting
+                    .clone()
+                    .filter(|_| this_meeting)
+                    .unwrap_or_default(),
+                participant: h.id(who),
+            },
+            Op::RecordingFailed { this_meeting } => Input::RecordingFailed {
+                meeting_id: h
+                    .meeting
+                    .clone()
+                    .filter(|_| this_meeting)
+                    .unwrap_or_default(),
+            },
+        };
+        h.input(input);
+    }
+    // Hibernation: a stored room comes back as it was.
+    let stored = serde_json::to_string(&h.room).expect("a room serializes");
+    let back: Room = serde_json::from_str(&stored).expect("a stored room reads back");
+    assert_eq!(back, h.room);
+});
