@@ -156,6 +156,13 @@ impl RawWs {
         }
     }
 
+    /// Answer the server's close as a browser does (echo its code), then whether the server closes
+    /// the TCP connection within `wait`.
+    pub async fn answer_close_and_see_it_end(&mut self, code: u16, wait: Duration) -> bool {
+        self.send_close(code).await;
+        self.closed_by_server(wait).await
+    }
+
     /// Whether the server closes the TCP connection within `wait` (frames before it are skipped).
     pub async fn closed_by_server(&mut self, wait: Duration) -> bool {
         loop {
