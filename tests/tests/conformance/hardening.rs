@@ -153,9 +153,10 @@ async fn room_sockets_only_from_the_edges_own_pages() {
 
 /// A media node the room can be given where the host has none of its own (the Worker under
 /// workerd): a heartbeat with the node secret. Far away and busy, so a native edge's embedded
-/// node stays the better choice. It is never called: the edge only signs grants for it here.
+/// node stays the better choice. Nothing listens at its address: the edge's calls to it (closing
+/// sessions at a leave) fail at once, as for a node that went away, and the edge signs its grants.
 async fn a_node_for_rooms(edge: &Edge) {
-    let hb = json!({"id": "conformance-far-node", "region": "oc-sydney", "url": "https://far-node.invalid",
+    let hb = json!({"id": "conformance-far-node", "region": "oc-sydney", "url": "http://127.0.0.1:9",
         "lat": -33.87, "lon": 151.21, "load": {"sessions": 500, "tracks": 0, "bitrate_bps": 0, "cpu": 0.9}});
     let res = http::request(
         &edge.host_port(),
