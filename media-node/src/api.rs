@@ -28,8 +28,6 @@ use crate::tracks;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Sessions one participant may hold in a room (a push and a pull session, reconnects).
 const MAX_SESSIONS_PER_PARTICIPANT: usize = 4;
-/// Sessions one room may hold on this node.
-const MAX_SESSIONS_PER_ROOM: usize = 256;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -211,16 +209,24 @@ async fn new_session(
     if here.iter().filter(|s| s.participant == c.sub).count() >= MAX_SESSIONS_PER_PARTICIPANT {
         return Err(ApiError::TooMany("too many sessions for this participant"));
     }
-    if here.len() >= MAX_SESSIONS_PER_ROOM {
+    if here.len() >= shared.cfg.max_sessions_per_room {
         return Err(ApiError::TooMany("too many sessions in this room"));
     }
     if shared.draining.load(Relaxed) && !shared.room_is_here(&c.room) {
         return Err(ApiError::Unavailable("node is draining: no new rooms"));
     }
-    let id = tracks::random_id();
+    let id = crate::auth::new_session_id(&shared.cfg.secret, &c.room, &c.sub);
+    let (room, participant) = (c.room.clone(), c.sub.clone());
     let session = Session::create(&shared, id.clone(), c.room, c.sub, c.route).await?;
     session.touch();
     shared.insert_session(session.clone());
+    // Revoked while the connection was being built: the edge's close may have missed it.
+    if shared.verifier.is_revoked(&room, &participant) {
+        shared.close_session(&id, "grant revoked").await;
+        return Err(ApiError::Unauthorized(
+            "grant revoked: the participant left",
+        ));
+    }
     shared.metrics.sessions_created.fetch_add(1, Relaxed);
     let mut answer = None;
     let mut pushed = None;
@@ -382,6 +388,9 @@ async fn close_participant(
     Path(pid): Path<String>,
 ) -> Result<Json<ClosedResponse>, ApiError> {
     let c = edge_claims(&shared, &headers)?;
+    // First refuse the grant, then close what it opened: nothing new can slip in between.
+    shared.verifier.revoke(&c.room, &pid, c.exp);
+    shared.metrics.grants_revoked.fetch_add(1, Relaxed);
     let mut n = 0;
     for s in shared.sessions_where(|s| s.room == c.room && s.participant == pid) {
         n += shared.close_session(&s.id, "participant left").await as u32;

@@ -1,5 +1,8 @@
-//! Verifies the edge's HS256 tokens. The token itself never reaches a log line.
+//! Verifies the edge's HS256 tokens, and remembers the grants the edge revoked. The token itself
+//! never reaches a log line.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use edgemeet_protocol::node::{NODE_TOKEN_ISSUER, NodeTokenClaims};
@@ -12,9 +15,17 @@ const LEEWAY_SECS: u64 = 5;
 /// The `sub` of calls the edge makes for itself.
 pub const EDGE_SUBJECT: &str = "edge";
 
+/// A grant names one participant of one meeting (`sub`, `room`): that pair is the grant's id.
+/// The edge revokes it when the participant leaves or is kicked; every grant it issued to that
+/// participant then fails here until it would have expired anyway.
+type GrantId = (String, String);
+
 pub struct TokenVerifier {
     key: DecodingKey,
     node_id: String,
+    /// Revoked grants and when their last token expires (unix seconds): kept no longer. Part of
+    /// the node's shared state (`Shared::verifier`), not of the process.
+    revoked: Mutex<HashMap<GrantId, u64>>,
 }
 
 impl TokenVerifier {
@@ -22,10 +33,38 @@ impl TokenVerifier {
         Self {
             key: DecodingKey::from_secret(secret.as_bytes()),
             node_id: node_id.to_owned(),
+            revoked: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Checks signature, issuer, audience and lifetime; returns the claims.
+    /// From now on, refuse every grant of `participant` in `room` issued until now. `until` is
+    /// the expiry of the edge's own token for this call: the edge's grants live as long, so none
+    /// issued before outlives it.
+    pub fn revoke(&self, room: &str, participant: &str, until: u64) {
+        let now = now_secs();
+        let mut revoked = self.revoked.lock().unwrap();
+        revoked.retain(|_, exp| *exp + LEEWAY_SECS >= now);
+        let exp = revoked
+            .entry((room.to_owned(), participant.to_owned()))
+            .or_insert(0);
+        *exp = (*exp).max(until);
+    }
+
+    pub fn is_revoked(&self, room: &str, participant: &str) -> bool {
+        let key = (room.to_owned(), participant.to_owned());
+        self.revoked
+            .lock()
+            .unwrap()
+            .get(&key)
+            .is_some_and(|exp| *exp + LEEWAY_SECS >= now_secs())
+    }
+
+    /// Revoked grants remembered now (for `/metrics`).
+    pub fn revoked_count(&self) -> usize {
+        self.revoked.lock().unwrap().len()
+    }
+
+    /// Checks signature, issuer, audience, lifetime and revocation; returns the claims.
     pub fn verify(&self, authorization: Option<&str>) -> Result<NodeTokenClaims, ApiError> {
         let header = authorization.ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let token = header
@@ -63,8 +102,21 @@ impl TokenVerifier {
         if c.room.is_empty() || c.sub.is_empty() {
             return Err(ApiError::Unauthorized("token lacks room or subject"));
         }
+        if c.sub != EDGE_SUBJECT && self.is_revoked(&c.room, &c.sub) {
+            return Err(ApiError::Unauthorized(
+                "grant revoked: the participant left",
+            ));
+        }
         Ok(c)
     }
+}
+
+/// A new session id for `participant` of `room`: random, with a MAC the edge can check
+/// (`edgemeet_protocol::node::session_id`).
+pub fn new_session_id(secret: &str, room: &str, participant: &str) -> String {
+    let mut nonce = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    edgemeet_protocol::node::session_id(secret, room, participant, nonce)
 }
 
 pub fn now_secs() -> u64 {
@@ -131,5 +183,19 @@ mod tests {
         c.exp = u64::MAX;
         let token = format!("Bearer {}", sign_token(s, &c));
         assert_eq!(v.verify(Some(&token)).unwrap().exp, u64::MAX);
+    }
+
+    #[test]
+    fn a_revoked_grant_fails_for_its_participant_only() {
+        let s = "0123456789abcdef0123";
+        let v = TokenVerifier::new(s, "n1");
+        let good = format!("Bearer {}", sign_token(s, &claims("n1", 60)));
+        v.revoke("m9", "p9", now_secs() - 3600);
+        v.revoke("m1", "p2", now_secs() + 60);
+        assert!(v.verify(Some(&good)).is_ok(), "another participant");
+        v.revoke("m1", "p1", now_secs() + 60);
+        assert!(v.verify(Some(&good)).is_err());
+        // Forgotten once every grant it covered has expired.
+        assert_eq!(v.revoked_count(), 2);
     }
 }

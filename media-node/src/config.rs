@@ -42,6 +42,8 @@ pub struct NodeConfig {
     pub idle_timeout_secs: u64,
     /// Start in drain mode: no new rooms.
     pub draining: bool,
+    /// Sessions one room (meeting) may hold on this node.
+    pub max_sessions_per_room: usize,
     /// Seconds between heartbeats.
     pub heartbeat_secs: u64,
     /// Threads of the standalone node's async runtime: 0 = one per core, 1 = a single-threaded
@@ -74,6 +76,7 @@ impl Default for NodeConfig {
             lon: None,
             idle_timeout_secs: 30,
             draining: false,
+            max_sessions_per_room: 256,
             heartbeat_secs: 5,
             worker_threads: 0,
             direct_send: true,
@@ -135,7 +138,7 @@ impl NodeConfig {
     }
 
     /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
-    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,DIRECT_SEND}`. `UDP_PORTS` is `N` or `MIN-MAX`.
+    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,DIRECT_SEND,MAX_SESSIONS_PER_ROOM}`. `UDP_PORTS` is `N` or `MIN-MAX`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
         where
@@ -198,6 +201,9 @@ impl NodeConfig {
         if let Some(v) = var("WORKER_THREADS") {
             self.worker_threads = parse("EDGEMEET_NODE_WORKER_THREADS", &v)?;
         }
+        if let Some(v) = var("MAX_SESSIONS_PER_ROOM") {
+            self.max_sessions_per_room = parse("EDGEMEET_NODE_MAX_SESSIONS_PER_ROOM", &v)?;
+        }
         if let Some(v) = var("DRAINING") {
             self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;
         }
@@ -252,6 +258,9 @@ impl NodeConfig {
         edgemeet_protocol::node::check_region(&self.region).map_err(ConfigError::Invalid)?;
         if self.secret.len() < 16 {
             return bad("secret must be at least 16 bytes (set EDGEMEET_NODE_SECRET)");
+        }
+        if self.max_sessions_per_room == 0 {
+            return bad("max_sessions_per_room must be at least 1");
         }
         if self.udp_port_min > self.udp_port_max {
             return bad("udp_port_min is above udp_port_max");

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub ingress_lost: AtomicU64,
     pub sessions_created: AtomicU64,
     pub sessions_reaped: AtomicU64,
+    /// Participants' grants the edge revoked (leave, kick).
+    pub grants_revoked: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
     latency_count: AtomicU64,
@@ -38,6 +40,8 @@ pub struct Gauges {
     pub tracks_subscribed: u64,
     pub rooms: u64,
     pub draining: bool,
+    /// Revoked grants still remembered (until they expire).
+    pub grants_revoked_held: u64,
 }
 
 impl Metrics {
@@ -91,6 +95,12 @@ impl Metrics {
             "gauge",
             "1 while the node takes no new rooms.",
             g.draining as u64,
+        );
+        line(
+            "edgemeet_node_grants_revoked",
+            "gauge",
+            "Revoked participant grants held until they expire.",
+            g.grants_revoked_held,
         );
         for (name, help, c) in [
             (
@@ -157,6 +167,11 @@ impl Metrics {
                 "edgemeet_node_sessions_reaped_total",
                 "Sessions closed for failure or silence.",
                 &self.sessions_reaped,
+            ),
+            (
+                "edgemeet_node_grants_revoked_total",
+                "Participant grants revoked by the edge (leave, kick).",
+                &self.grants_revoked,
             ),
         ] {
             line(name, "counter", help, c.load(Relaxed));

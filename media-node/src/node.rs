@@ -190,6 +190,7 @@ impl Shared {
             tracks_subscribed: subscribed,
             rooms: rooms.len() as u64,
             draining: self.draining.load(Relaxed),
+            grants_revoked_held: self.verifier.revoked_count() as u64,
         }
     }
 

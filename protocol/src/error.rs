@@ -47,6 +47,8 @@ pub enum ErrorCode {
     ChatEmpty,
     NotInP2p,
     NotInSfu,
+    /// A `tracks` message named a media-node session that is not the sender's.
+    NotYourSession,
     NoMediaNode,
     // Recording.
     RecordingNotAllowed,

@@ -23,6 +23,40 @@ pub struct NodeTokenClaims {
 
 pub const NODE_TOKEN_ISSUER: &str = "edgemeet-edge";
 
+/// A media-node session id names its owner: 128 random bits, then a MAC (HMAC-SHA256 under the
+/// node secret, first 128 bits) of them with the meeting and participant, all hex. The node makes
+/// it; the edge, which holds the same secret, checks that a participant announcing a session on
+/// the room (`tracks`) speaks for its own.
+pub fn session_id(secret: &str, meeting: &str, participant: &str, nonce: [u8; 16]) -> String {
+    let nonce = hex::encode(nonce);
+    let mac = session_mac(secret, meeting, participant, &nonce);
+    format!("{nonce}{mac}")
+}
+
+/// Whether `id` is a session id the node made for `participant` of `meeting`.
+pub fn session_belongs_to(secret: &str, id: &str, meeting: &str, participant: &str) -> bool {
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    let (nonce, mac) = id.split_at(32);
+    let want = session_mac(secret, meeting, participant, nonce);
+    // Constant time: the MAC is what an attacker would try to forge.
+    want.len() == mac.len()
+        && want
+            .bytes()
+            .zip(mac.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b.to_ascii_lowercase()))
+            == 0
+}
+
+fn session_mac(secret: &str, meeting: &str, participant: &str, nonce: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(format!("session\0{meeting}\0{participant}\0{nonce}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
 /// What a media node reports about itself to the edge's registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -372,5 +406,29 @@ mod region_tests {
                 "{bad}: {err}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod session_id_tests {
+    use super::{session_belongs_to, session_id};
+
+    #[test]
+    fn a_session_id_names_its_meeting_and_participant() {
+        let id = session_id("secret-0123456789", "m1", "p1", [7; 16]);
+        assert_eq!(id.len(), 64);
+        assert!(session_belongs_to("secret-0123456789", &id, "m1", "p1"));
+        assert!(!session_belongs_to("secret-0123456789", &id, "m1", "p2"));
+        assert!(!session_belongs_to("secret-0123456789", &id, "m2", "p1"));
+        assert!(!session_belongs_to("another-secret-000", &id, "m1", "p1"));
+        let mut forged = id.clone();
+        forged.replace_range(..2, "00");
+        assert!(!session_belongs_to(
+            "secret-0123456789",
+            &forged,
+            "m1",
+            "p1"
+        ));
+        assert!(!session_belongs_to("secret-0123456789", "s1", "m1", "p1"));
     }
 }

@@ -159,6 +159,13 @@ pub enum ServerMessage {
     DominantSpeaker {
         id: ParticipantId,
     },
+    /// To moderators: someone is guessing the room's password. Figures over the last hour;
+    /// `limited` when the room's guessing budget is spent (newcomers may be kept waiting).
+    PasswordGuessing {
+        wrong_guesses: u32,
+        addresses: u32,
+        limited: bool,
+    },
     SpeakerStats {
         stats: Vec<SpeakerStat>,
     },

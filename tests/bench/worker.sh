@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: the Worker under local workerd (`wrangler dev`) next to the native server, same client,
 # same configuration, same run. Prints join latency (WS open -> roster) p50/p99 and broadcast fan-out
-# in a 50-participant room. Rate limits are raised for the run so the room, not the limiter, is measured.
+# in a 50-participant room. Rate limits (and the per-address socket caps: every bench client comes from
+# 127.0.0.1) are raised for the run so the room, not the limiter, is measured.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -22,12 +23,14 @@ trap stop EXIT INT TERM
 
 cat >"$state/bench.toml" <<'TOML'
 listen = "127.0.0.1:0"
+max_sockets_per_address = 100000
 [edge]
 default_tenant = "default"
 hash_key = "bench-hash-key-0123456789abcdef"
 node_secret = "bench-node-secret-0123456789abcdef0123"
 [edge.limits]
 room_capacity = 200
+room_sockets_per_address = 1000
 message_burst = 1000000
 messages_per_second = 1000000
 [edge.tenants.default]

@@ -41,6 +41,11 @@ impl Edge {
         }
     }
 
+    /// The process id of a native server started by the test.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether this is a native server started by the test (so its logs can be read).
     pub fn is_local_native(&self) -> bool {
         self.child.is_some()

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod edge;
 pub mod http;
+pub mod raw_ws;
 pub mod tokens;
 
 pub use client::Client;

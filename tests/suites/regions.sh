@@ -47,6 +47,9 @@ web_dir = "$root/edge/web"
 embed_media_node = false
 trust_location_headers = true
 
+[metrics]
+token = "$secret"
+
 [edge]
 node_secret = "$secret"
 EOF
@@ -73,7 +76,7 @@ node "$n2" us-1 na-east 39.0 -77.5 10.78.2.2
 # Both nodes registered (heartbeats crossed the namespaces).
 known=0
 for _ in $(seq 1 100); do
-  known=$(ip netns exec "$c" curl -fsS http://10.78.3.1:8080/metrics 2>/dev/null \
+  known=$(ip netns exec "$c" curl -fsS -H "Authorization: Bearer $secret" http://10.78.3.1:8080/metrics 2>/dev/null \
     | sed -n 's/^edgemeet_media_nodes_known \([0-9]*\).*/\1/p' || true)
   [ "${known:-0}" = 2 ] && break
   sleep 0.2

@@ -199,7 +199,8 @@ fn tokens_mint_and_verify_and_refusals_are_explained() {
 
 #[tokio::test]
 async fn health_and_metrics_endpoints_answer_without_personal_data() {
-    let edge = edgemeet_tests::Edge::native(&[]);
+    let token = "metrics-token-for-tests-0123456789";
+    let edge = edgemeet_tests::Edge::native(&[("EDGEMEET_METRICS_TOKEN", token)]);
     let hp = edge.host_port();
     for path in ["/healthz", "/readyz"] {
         let r = edgemeet_tests::http::get(&hp, path).await;
@@ -213,7 +214,9 @@ async fn health_and_metrics_endpoints_answer_without_personal_data() {
     let mut c = edgemeet_tests::Client::room(&edge, &room).await;
     c.join(serde_json::json!({"profile": {"name": "Metric Person"}}))
         .await;
-    let m = edgemeet_tests::http::get(&hp, "/metrics").await;
+    let auth = format!("Bearer {token}");
+    let m = edgemeet_tests::http::request(&hp, "GET", "/metrics", &[("Authorization", &auth)], b"")
+        .await;
     let body = String::from_utf8(m.body).unwrap();
     assert!(body.contains("edgemeet_rooms_active 1"), "{body}");
     assert!(body.contains("edgemeet_sockets 1"), "{body}");

@@ -2,6 +2,9 @@
 //! running host (the Worker under workerd), or leave it unset to start the native server.
 //! The host must be configured like `tests/fixtures/edge.toml`.
 
+#[path = "conformance/hardening.rs"]
+mod hardening;
+
 use std::time::Duration;
 
 use edgemeet_tests::tokens::{self, ACME_HS256};
@@ -254,6 +257,8 @@ async fn a_locked_room_asks_for_the_password_and_limits_guessing() {
         c.try_join(json!({"password": "correct horse"})).await["code"],
         "password_rate_limited"
     );
+    // The moderator hears of the guessing, and of nothing else.
+    assert_eq!(a.recv().await["type"], "password_guessing");
     a.expect_silence(200).await;
 
     a.send(json!({"type": "set_password", "password": null}))
@@ -373,6 +378,11 @@ async fn forged_and_wrong_tokens_are_refused_with_their_code() {
         (
             "nbf in the future",
             with(&|c| c["nbf"] = json!(now + 3600)),
+            "token_not_yet_valid",
+        ),
+        (
+            "issued in the future",
+            with(&|c| c["iat"] = json!(now + 3600)),
             "token_not_yet_valid",
         ),
         (
@@ -515,13 +525,47 @@ async fn bad_input_gets_an_error_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn invalid_room_names_and_tenants_are_reported_on_the_socket() {
+async fn invalid_room_names_are_reported_on_the_socket() {
     let edge = Edge::start();
     let mut c = Client::connect(&edge, "/api/rooms/.hidden").await;
     let msg = c.recv().await;
     assert_eq!(msg["code"], "invalid_room_name");
-    let mut t = Client::connect(&edge, "/api/rooms/no-such-tenant/room").await;
-    assert_eq!(t.recv().await["code"], "unknown_tenant");
+    let mut t = Client::connect(&edge, "/api/rooms/No%20Tenant/room").await;
+    assert_eq!(t.recv().await["code"], "invalid_room_name");
+}
+
+/// Nobody can list tenants by trying names: an unknown tenant is silent until `join`, and then
+/// answers exactly as a real jwt tenant answers a missing, malformed or forged token.
+#[tokio::test]
+async fn an_unknown_tenant_looks_like_a_bad_token() {
+    let edge = Edge::start();
+    let room = unique_room("tenants");
+    let answers = |tenant: &'static str| {
+        let (edge, room) = (&edge, room.clone());
+        async move {
+            let mut c = Client::tenant_room(edge, tenant, &room).await;
+            c.expect_silence(300).await;
+            let mut forged = tokens::claims(tenant, &room, true);
+            forged["iss"] = json!("acme-backend");
+            let forged = tokens::hs256(&forged, "a-key-nobody-configured-0123456789abcdef");
+            let mut codes = Vec::new();
+            for extra in [
+                json!({}),
+                json!({"token": "not.a.jwt"}),
+                json!({"token": forged}),
+            ] {
+                let answer = c.try_join(extra).await;
+                codes.push(answer["code"].as_str().unwrap_or("none").to_string());
+            }
+            codes
+        }
+    };
+    let unknown = answers("no-such-tenant").await;
+    assert_eq!(
+        unknown,
+        ["token_required", "token_invalid", "token_bad_signature"]
+    );
+    assert_eq!(answers("acme").await, unknown);
 }
 
 /// No response before joining tells an active room from an unused name.

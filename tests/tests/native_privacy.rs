@@ -1,12 +1,23 @@
-//! The native host's logs never hold names, emails, avatars, chat, passwords, tokens or plain room
-//! names, even at debug level.
+//! The native host's logs never hold names, emails, avatars, chat, passwords, tokens, node grants,
+//! secrets, access key ids or plain room names, even at trace level (the all-in-one: embedded node,
+//! storage and uploader included).
+
+use std::time::Duration;
 
 use edgemeet_tests::{Client, Edge, tokens, unique_room};
 use serde_json::json;
 
+/// From `tests/fixtures/edge.toml`.
+const FIXTURE_SECRETS: [&str; 4] = [
+    "conformance-node-secret-0123456789abcdef",
+    "conformance-hash-key-0123456789",
+    "acme-hs256-secret-for-tests-0123456789abcdef",
+    "host-hs256-secret-for-tests-0123456789abcdef",
+];
+
 #[tokio::test]
-async fn logs_hold_no_personal_data() {
-    let mut edge = Edge::native(&[]);
+async fn logs_hold_no_personal_data_or_secret_even_at_trace() {
+    let mut edge = Edge::native(&[("EDGEMEET_LOG", "trace")]);
     let room = unique_room("planted-room-name");
     let name = "Planted Name Zyx";
     let email = "planted.email@example.org";
@@ -27,6 +38,16 @@ async fn logs_hold_no_personal_data() {
         "password_wrong"
     );
     b.join(json!({"password": password})).await;
+    // The pair's standby grants on the embedded node.
+    let mut grants = Vec::new();
+    for c in [&mut a, &mut b] {
+        let m = c.wait_for_mode("p2p").await;
+        let mut m = m;
+        while m["media"]["standby"].is_null() {
+            m = c.wait_for_mode("p2p").await;
+        }
+        grants.push(m["media"]["standby"]["token"].as_str().unwrap().to_string());
+    }
 
     let token = tokens::acme_moderator(&room);
     let mut t = Client::tenant_room(&edge, "acme", &room).await;
@@ -40,15 +61,16 @@ async fn logs_hold_no_personal_data() {
     for c in [a, b, t, u] {
         c.close().await;
     }
+    // The embedded uploader has called its storage with signed S3 requests (it checks the
+    // bucket and its lifecycle rule before it says it is ready) and polled it since.
+    assert!(edge.wait_logs(|l| l.contains("recording ready"), Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let logs = edge.stop();
     assert!(logs.contains("edge ready"), "the server logged: {logs}");
-    assert!(
-        logs.contains("room created"),
-        "debug logs were captured: {logs}"
-    );
+    assert!(logs.contains(" TRACE "), "trace logs were captured: {logs}");
     let signature = token.rsplit('.').next().unwrap();
-    for secret in [
+    let mut planted: Vec<String> = [
         room.as_str(),
         name,
         email,
@@ -61,10 +83,32 @@ async fn logs_hold_no_personal_data() {
         &bad_token,
         "Token User",
         "user@example.org",
-    ] {
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    planted.extend(FIXTURE_SECRETS.iter().map(|s| s.to_string()));
+    for grant in &grants {
+        planted.push(grant.clone());
+        planted.push(grant.rsplit('.').next().unwrap().to_string());
+    }
+    for secret in &planted {
         assert!(
-            !logs.contains(secret),
-            "the logs contain `{secret}`:\n{logs}"
+            !logs.contains(secret.as_str()),
+            "the logs contain `{secret}`"
         );
+        // Frames logged as hex would hold them too.
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(!logs.contains(&hex), "the logs contain `{secret}` in hex");
+    }
+    // The embedded storage's credentials (generated per process): no access key id, no
+    // signature, in any form the AWS SDK or the storage would print them.
+    for marker in [
+        "Credential=",
+        "access_key_id",
+        "AWS4-HMAC-SHA256",
+        "Signature=",
+    ] {
+        assert!(!logs.contains(marker), "the logs contain `{marker}`");
     }
 }

@@ -162,3 +162,86 @@ async fn three_webrtc_clients_meet_through_the_edge_and_its_node() {
         s.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// A kicked participant that kept its node grant (a raw client, not the page) opens nothing on
+/// the node any more: no new session, no pull on its old one, within a second of the kick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_participant_keeps_no_way_to_the_media() {
+    edgemeet_media_node::testkit::init_crypto();
+    let edge = Edge::native(&[]);
+    let room = unique_room("kick");
+    let mut sockets = Vec::new();
+    for name in ["A", "B", "C"] {
+        let mut ws = Client::room(&edge, &room).await;
+        ws.join(json!({"profile": {"name": name}})).await;
+        sockets.push(ws);
+    }
+    let mut kicked_ws = sockets.pop().unwrap();
+    let kicked_id = kicked_ws.id().to_string();
+    let grant = kicked_ws.node_grant().await;
+    let node = format!("{}{}", edge.base, grant["url"].as_str().unwrap());
+    let token = grant["token"].as_str().unwrap().to_string();
+    let a = publish(sockets.remove(0), &edge.base, 1, 127).await;
+    let opts = ClientOptions {
+        keep_packets: true,
+        audio_level: 127,
+        on_packet: None,
+    };
+    let kept = TestClient::connect(&node, &token, 3, opts)
+        .await
+        .expect("a session with the grant");
+    kept.pull(&[(a.rtc.session_id.clone(), "video".into())], None)
+        .await
+        .expect("a pull before the kick");
+
+    let mut moderator = a.ws;
+    moderator
+        .send(json!({"type": "kick", "target": kicked_id}))
+        .await;
+    assert_eq!(kicked_ws.expect_closed().await.0, 4001);
+    let kicked_at = Instant::now();
+    let mut refused_within = None;
+    // The node hears of the kick from the edge in the background: give it up to a second.
+    for _ in 0..20 {
+        let (status, _) = node_post(&node, "/v1/sessions/new", &token, "{}").await;
+        if status == 401 {
+            refused_within = Some(kicked_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let within = refused_within.expect("the grant no longer opens sessions");
+    assert!(within < Duration::from_secs(1), "refused after {within:?}");
+    let pull = json!({"tracks": [{"location": "remote", "trackName": "video", "sessionId": a.rtc.session_id}]});
+    let path = format!("/v1/sessions/{}/tracks/new", kept.session_id);
+    let (status, body) = node_post(&node, &path, &token, &pull.to_string()).await;
+    assert_eq!(status, 401, "{body}");
+}
+
+/// POST to the embedded node (under the edge's origin, `/node/...`) with a bearer token.
+async fn node_post(base: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let host_port = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let prefix = base
+        .trim_start_matches("http://")
+        .split_once('/')
+        .map(|(_, p)| format!("/{p}"))
+        .unwrap_or_default();
+    let auth = format!("Bearer {token}");
+    let r = edgemeet_tests::http::request(
+        &host_port,
+        "POST",
+        &format!("{prefix}{path}"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    (r.status, String::from_utf8_lossy(&r.body).to_string())
+}

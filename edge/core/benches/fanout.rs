@@ -16,6 +16,7 @@ fn main() {
         ..Default::default()
     };
     config.limits.room_capacity = 1000;
+    config.limits.room_sockets_per_address = 10_000;
     config.limits.message_burst = u32::MAX / 2;
     config.limits.messages_per_second = u32::MAX / 2;
     let mut rng = ChaCha20Rng::seed_from_u64(1);

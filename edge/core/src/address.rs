@@ -46,17 +46,19 @@ pub fn is_valid_tenant(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// Resolve a room address from the URL's tenant (if any) and room segment.
+/// Resolve a room address from the URL's tenant (if any) and room segment. Only the names' form
+/// is checked here: whether the tenant exists is answered at `join`, the same way as a bad token
+/// (see `room::join`), so a socket tells an outsider nothing about which tenants exist.
 pub fn route(
     config: &EdgeConfig,
     tenant: Option<&str>,
     raw_room: &str,
 ) -> Result<RoomAddress, ProtocolError> {
     let tenant = tenant.unwrap_or(&config.default_tenant).to_lowercase();
-    if config.tenant(&tenant).is_none() {
+    if !is_valid_tenant(&tenant) {
         return Err(ProtocolError::new(
-            ErrorCode::UnknownTenant,
-            "no such tenant",
+            ErrorCode::InvalidRoomName,
+            "tenant names are 1-64 of a-z, 0-9, '-', '_'",
         ));
     }
     let room = normalize_room(raw_room)?;
@@ -66,6 +68,24 @@ pub fn route(
         room,
         route,
     })
+}
+
+/// The keyed hash that stands for a client's address in rate limits and caps: of the address for
+/// IPv4, of its /64 for IPv6 (one host usually holds a whole /64, so per-address limits counted
+/// per IPv6 address would be no limits). IPv4-mapped IPv6 counts as IPv4.
+pub fn client_key(hash_key: &str, ip: std::net::IpAddr) -> String {
+    use std::net::IpAddr;
+    let text = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    keyed_hash(hash_key, &format!("addr\0{text}"))
 }
 
 /// HMAC-SHA256 of `data` under `key`, hex, first 128 bits: unlinkable to the input without the key.
@@ -105,9 +125,20 @@ mod tests {
         assert_eq!(a.route, route(&cfg, None, "standup").unwrap().route);
         cfg.hash_key = "j".repeat(16);
         assert_ne!(a.route, route(&cfg, None, "standup").unwrap().route);
+        // Unknown tenants route like any other: the join answers for them.
+        assert_eq!(route(&cfg, Some("Nope"), "x").unwrap().tenant, "nope");
         assert_eq!(
-            route(&cfg, Some("nope"), "x").unwrap_err().code,
-            ErrorCode::UnknownTenant
+            route(&cfg, Some("no pe"), "x").unwrap_err().code,
+            ErrorCode::InvalidRoomName
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64() {
+        let k = |s: &str| client_key("key-0123456789abcdef", s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("::ffff:192.0.2.7"), k("192.0.2.7"));
+        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
     }
 }

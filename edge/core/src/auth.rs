@@ -25,6 +25,22 @@ fn refuse(code: ErrorCode, message: &str) -> ProtocolError {
     ProtocolError::new(code, message)
 }
 
+/// A stand-in for a tenant that does not exist: a jwt tenant whose HS256 key nobody has (derived
+/// from the edge's hash key) and no RS256 keys. A join to it is refused exactly as a join to a
+/// real jwt tenant with a bad token is (`token_required`, `token_bad_signature`, ...), so that
+/// nobody can list tenants by trying names.
+pub fn phantom_tenant(hash_key: &str, tenant_name: &str) -> TenantConfig {
+    TenantConfig {
+        auth: crate::config::AuthMode::Jwt,
+        issuers: Vec::new(),
+        hs256_secret: Some(crate::address::keyed_hash(
+            hash_key,
+            &format!("phantom-tenant\0{tenant_name}"),
+        )),
+        ..TenantConfig::default()
+    }
+}
+
 /// Verify `token` for `room` of tenant `tenant_name` at unix time `now_s`.
 pub fn verify_invite(
     tenant_name: &str,
@@ -108,6 +124,13 @@ pub fn verify_invite(
         return Err(refuse(
             ErrorCode::TokenNotYetValid,
             "the token is not valid yet (nbf)",
+        ));
+    }
+    // A token "issued" later than now was made by a clock or an issuer that cannot be trusted.
+    if claims.iat.is_some_and(|iat| iat > now_s + LEEWAY_S) {
+        return Err(refuse(
+            ErrorCode::TokenNotYetValid,
+            "the token is issued in the future (iat)",
         ));
     }
     if !tenant.issuers.contains(&claims.iss) {

@@ -79,18 +79,33 @@ impl Default for TenantConfig {
 pub struct Limits {
     /// Participants per room.
     pub room_capacity: usize,
-    /// Largest text frame accepted, in bytes.
+    /// Largest text frame the core answers, in bytes; larger ones get `too_large`.
     pub max_message_bytes: usize,
+    /// Largest frame a socket may send at all: above it the socket is closed with 1009.
+    pub max_frame_bytes: usize,
     /// Longest chat message, in characters.
     pub max_chat_chars: usize,
     /// Message-rate bucket per connection: burst size and refill per second.
     pub message_burst: u32,
     pub messages_per_second: u32,
-    /// Wrong password guesses allowed per connection and per client address in `password_window_ms`.
+    /// Wrong password guesses allowed per connection and per client address (IPv6: per /64) in
+    /// `password_window_ms`.
     pub password_attempts: u32,
     pub password_window_ms: u64,
-    /// Time to wait in jwt-host mode, unanswered sockets to hold, etc.
+    /// Wrong password guesses a room takes from all addresses together: a budget of
+    /// `password_room_burst` refilled at `password_room_guesses_per_hour`.
+    pub password_room_guesses_per_hour: u32,
+    pub password_room_burst: u32,
+    /// The last tokens of that budget serve only addresses that have not guessed wrong in this
+    /// meeting: someone else's guessing does not lock out a newcomer with the right password.
+    pub password_room_reserve: u32,
+    /// Guests held in a jwt-host waiting room.
     pub max_waiting: usize,
+    /// A socket that has not sent `join` this long after opening (or after its last refused
+    /// join) is closed.
+    pub join_timeout_ms: u64,
+    /// Open sockets one client address (IPv6: one /64) may hold in one room.
+    pub room_sockets_per_address: usize,
 }
 
 impl Default for Limits {
@@ -98,12 +113,18 @@ impl Default for Limits {
         Self {
             room_capacity: 100,
             max_message_bytes: 16 * 1024,
+            max_frame_bytes: 1 << 20,
             max_chat_chars: 4000,
             message_burst: 100,
             messages_per_second: 30,
             password_attempts: 5,
             password_window_ms: 60_000,
+            password_room_guesses_per_hour: 60,
+            password_room_burst: 50,
+            password_room_reserve: 10,
             max_waiting: 50,
+            join_timeout_ms: 10_000,
+            room_sockets_per_address: 64,
         }
     }
 }
@@ -133,6 +154,13 @@ pub struct EdgeConfig {
     /// Key for the keyed hashes that replace room names and client addresses in logs and routing.
     #[serde(skip_serializing)]
     pub hash_key: String,
+    /// Origins (`https://meet.example.org`) whose pages may open room sockets. Empty: only the
+    /// edge's own (the request's `Host`).
+    pub allowed_origins: Vec<String>,
+    /// Hosts whose avatar URLs are shown to others (`img.example.org`, or `*.example.org` for its
+    /// subdomains). Empty: no avatars (the page shows initials), so no participant's browser
+    /// fetches from a host another participant chose.
+    pub avatar_hosts: Vec<String>,
 }
 
 impl Default for EdgeConfig {
@@ -150,6 +178,8 @@ impl Default for EdgeConfig {
             ice_servers: Vec::new(),
             turn: None,
             hash_key: String::new(),
+            allowed_origins: Vec::new(),
+            avatar_hosts: Vec::new(),
         }
     }
 }
@@ -233,6 +263,43 @@ impl EdgeConfig {
         }
         if l.max_message_bytes < 1024 {
             return err("limits.max_message_bytes".into(), "must be at least 1024");
+        }
+        if l.max_frame_bytes < l.max_message_bytes {
+            return err(
+                "limits.max_frame_bytes".into(),
+                "must be at least limits.max_message_bytes",
+            );
+        }
+        if l.password_room_burst == 0
+            || l.password_room_guesses_per_hour == 0
+            || l.password_room_reserve >= l.password_room_burst
+        {
+            return err(
+                "limits.password_room_reserve".into(),
+                "the room's guessing budget needs a burst and rate above 0 and a reserve below the burst",
+            );
+        }
+        if l.join_timeout_ms < 1000 || l.room_sockets_per_address == 0 {
+            return err(
+                "limits.join_timeout_ms".into(),
+                "join_timeout_ms is at least 1000 and room_sockets_per_address at least 1",
+            );
+        }
+        for origin in &self.allowed_origins {
+            if crate::web::origin_authority(origin).is_none() {
+                return err(
+                    "allowed_origins".into(),
+                    &format!("`{origin}` is not an origin like https://meet.example.org"),
+                );
+            }
+        }
+        for host in &self.avatar_hosts {
+            if !crate::profile::is_host_pattern(host) {
+                return err(
+                    "avatar_hosts".into(),
+                    &format!("`{host}` is not a host name like img.example.org or *.example.org"),
+                );
+            }
         }
         if l.message_burst == 0 || l.messages_per_second == 0 {
             return err(

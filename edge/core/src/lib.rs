@@ -14,7 +14,7 @@ pub mod speaker;
 pub mod turn;
 pub mod web;
 
-pub use address::{RoomAddress, keyed_hash, route};
+pub use address::{RoomAddress, client_key, keyed_hash, route};
 pub use config::{AuthMode, EdgeConfig, TenantConfig};
 pub use registry::{Location, NodeInfo, Registry};
 pub use room::{ClientInfo, ConnId, Effect, Env, Input, NodeScope, RecordStart, Room};

@@ -73,6 +73,48 @@ fn check_avatar(url: &str) -> Result<String, ProtocolError> {
     Ok(url.to_string())
 }
 
+/// Whether `pattern` is a host name (`img.example.org`) or a wildcard for its subdomains
+/// (`*.example.org`), as `avatar_hosts` takes them.
+pub fn is_host_pattern(pattern: &str) -> bool {
+    let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// Keep the avatar only when its host is one the operator allows: every other participant's
+/// browser fetches it, and so tells that host its address.
+pub fn allow_avatar(mut profile: Profile, hosts: &[String]) -> Profile {
+    let allowed = profile.avatar.as_deref().is_some_and(|url| {
+        let host = avatar_host(url).to_ascii_lowercase();
+        hosts
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(parent) => host
+                    .strip_suffix(parent)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => host == *pattern,
+            })
+    });
+    if !allowed {
+        profile.avatar = None;
+    }
+    profile
+}
+
+/// The host of a validated avatar URL (`https://host[:port]/...`), without a port.
+fn avatar_host(url: &str) -> &str {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.split(':').next().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +137,32 @@ mod tests {
         .unwrap();
         assert_eq!(v.name.as_deref(), Some("Ada"));
         assert_eq!(validate(&p("", "", "")).unwrap(), Profile::default());
+    }
+
+    #[test]
+    fn avatars_only_from_allowed_hosts() {
+        let with = |url: &str| Profile {
+            avatar: Some(url.into()),
+            ..Default::default()
+        };
+        let hosts = vec!["img.example.org".to_string(), "*.cdn.example".to_string()];
+        let kept = |url: &str| allow_avatar(with(url), &hosts).avatar.is_some();
+        assert!(kept("https://img.example.org/a.png"));
+        assert!(kept("https://IMG.example.org:443/a.png"));
+        assert!(kept("https://eu.cdn.example/a.png"));
+        assert!(
+            !kept("https://cdn.example/a.png"),
+            "the wildcard is for subdomains"
+        );
+        assert!(!kept("https://evilcdn.example/a.png"));
+        assert!(!kept("https://img.example.org.evil.example/a.png"));
+        assert!(
+            allow_avatar(with("https://img.example.org/a"), &[])
+                .avatar
+                .is_none()
+        );
+        assert!(is_host_pattern("*.example.org") && is_host_pattern("img.example.org"));
+        assert!(!is_host_pattern("https://x") && !is_host_pattern("*") && !is_host_pattern("a..b"));
     }
 
     #[test]

@@ -41,7 +41,21 @@ pub struct ServerConfig {
     /// Recording (`docs/configuration.md`): with the embedded node, embedded storage and the
     /// uploader run in this process; the destination is Dropbox or a local folder.
     pub recording: crate::recording::RecordingSettings,
+    /// Open room sockets one client address (IPv6: one /64) may hold on this server.
+    pub max_sockets_per_address: usize,
+    /// Where `/metrics` is served: a listener of its own, and/or the main one behind a token.
+    pub metrics: MetricsSettings,
     pub edge: EdgeConfig,
+}
+
+/// `/metrics`: counts only, but still not for everyone. With neither key set it is not served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` (no token) on this address only, e.g. `127.0.0.1:9464` for a local scraper.
+    pub listen: Option<SocketAddr>,
+    /// Serve `/metrics` on the main listener to requests with `Authorization: Bearer <token>`.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +77,8 @@ impl Default for ServerConfig {
             embed_media_node: true,
             media_node: None,
             recording: Default::default(),
+            max_sockets_per_address: 256,
+            metrics: MetricsSettings::default(),
             edge: EdgeConfig::default(),
         }
     }
@@ -127,6 +143,19 @@ impl ServerConfig {
         if let Some(v) = get("EDGEMEET_HASH_KEY") {
             self.edge.hash_key = v;
         }
+        if let Some(v) = get("EDGEMEET_MAX_SOCKETS_PER_ADDRESS") {
+            self.max_sockets_per_address = v.parse().with_context(|| {
+                format!("EDGEMEET_MAX_SOCKETS_PER_ADDRESS: `{v}` is not a number")
+            })?;
+        }
+        if let Some(v) = get("EDGEMEET_METRICS_TOKEN") {
+            self.metrics.token = Some(v);
+        }
+        if let Some(v) = get("EDGEMEET_METRICS_LISTEN") {
+            self.metrics.listen = Some(v.parse().with_context(|| {
+                format!("EDGEMEET_METRICS_LISTEN: `{v}` is not an address like 127.0.0.1:9464")
+            })?);
+        }
         self.recording.apply_env(&get)?;
         Ok(())
     }
@@ -159,6 +188,12 @@ impl ServerConfig {
             .validate()
             .map_err(|e| anyhow::anyhow!("edge.{e}"))?;
         self.recording.validate()?;
+        if self.max_sockets_per_address == 0 {
+            bail!("max_sockets_per_address: must be at least 1");
+        }
+        if self.metrics.token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("metrics.token: must be at least 16 bytes");
+        }
         if let Some(tls) = &self.tls {
             crate::tls::load(&tls.cert, &tls.key)?;
         }

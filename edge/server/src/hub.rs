@@ -32,6 +32,9 @@ struct Entry {
 /// All rooms. Room entries are created on first attach and removed when the core says `Ended`.
 pub struct Hub {
     config: Arc<EdgeConfig>,
+    /// Open sockets per client address (keyed hash), for the server-wide cap.
+    by_address: Arc<Mutex<HashMap<String, usize>>>,
+    max_sockets_per_address: usize,
     rooms: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
     registry: Arc<Mutex<Registry>>,
     next_conn: AtomicU64,
@@ -72,10 +75,13 @@ impl Hub {
         registry: Arc<Mutex<Registry>>,
         node_calls: crate::nodes::NodeCaller,
         region: Option<String>,
+        max_sockets_per_address: usize,
     ) -> Arc<Self> {
         let rooms = Mutex::new(HashMap::new());
         Arc::new(Self {
             config,
+            by_address: Default::default(),
+            max_sockets_per_address,
             rooms,
             registry,
             next_conn: AtomicU64::new(1),
@@ -145,9 +151,27 @@ impl Hub {
         self.input(&a.entry, &a.route, Input::Binary { conn: a.conn, len });
     }
 
+    /// The socket is gone: its sender leaves the room (so its writer ends and nothing of it stays
+    /// in a room that goes on), then the core hears of it.
     pub fn detach(self: &Arc<Self>, a: Attachment) {
         self.metrics.sockets.fetch_sub(1, Ordering::Relaxed);
+        a.entry.lock().expect("room lock").sockets.remove(&a.conn);
         self.input(&a.entry, &a.route, Input::Closed { conn: a.conn });
+    }
+
+    /// A place for one more socket from `addr_key`, or none when that address holds the most the
+    /// server allows. The place is given back when the returned slot drops.
+    pub fn address_slot(&self, addr_key: &str) -> Option<AddressSlot> {
+        let mut counts = self.by_address.lock().expect("address lock");
+        let n = counts.entry(addr_key.to_string()).or_insert(0);
+        if *n >= self.max_sockets_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            counts: self.by_address.clone(),
+            key: addr_key.to_string(),
+        })
     }
 
     /// A node event for a room, found by its route; unknown routes are ignored.
@@ -275,6 +299,24 @@ impl Hub {
             region: Some(region),
             ..Default::default()
         })
+    }
+}
+
+/// One open socket of an address, counted until dropped.
+pub struct AddressSlot {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().expect("address lock");
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.key);
+            }
+        }
     }
 }
 

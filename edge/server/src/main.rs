@@ -70,6 +70,12 @@ pub struct AppState {
     pub trust_location_headers: bool,
     /// `GET /api/config`: what the page needs to know (recording available, Dropbox app key).
     pub public_config: Arc<serde_json::Value>,
+    /// The page's Content-Security-Policy (images only from allowed avatar hosts).
+    pub csp: axum::http::HeaderValue,
+    /// `/metrics` on the main listener: only with this bearer token.
+    pub metrics_token: Option<Arc<str>>,
+    /// The embedded media node's API, once started: `/metrics` appends the node's.
+    pub node_router: Arc<std::sync::OnceLock<Router>>,
 }
 
 fn main() {
@@ -109,7 +115,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEMEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // Whatever the level asked for, some crates' logs would carry secrets: the AWS SDK prints
+        // the embedded storage's access key id (its endpoint resolution at debug, its request
+        // signing at trace), the storage (s3s) logs each request with its Authorization header,
+        // and tungstenite traces every WebSocket message (names, chat, tokens).
+        .add_directive(quiet("aws_sigv4=off"))
+        .add_directive(quiet("aws_smithy_runtime=info"))
+        .add_directive(quiet("aws_smithy_runtime_api=info"))
+        .add_directive(quiet("aws_sdk_s3=info"))
+        .add_directive(quiet("aws_runtime=info"))
+        .add_directive(quiet("s3s=info"))
+        .add_directive(quiet("tungstenite=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
@@ -117,6 +134,10 @@ fn init_logs(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
+}
+
+fn quiet(directive: &str) -> tracing_subscriber::filter::Directive {
+    directive.parse().expect("a valid directive")
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
@@ -129,6 +150,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         registry.clone(),
         nodes::NodeCaller::new(),
         config.region.clone(),
+        config.max_sockets_per_address,
     );
     let (shutdown_tx, shutdown) = watch::channel(());
     // Recording in the all-in-one: storage and uploader here, unless the embedded node was given
@@ -155,6 +177,11 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         shutdown,
         trust_location_headers: config.trust_location_headers,
         public_config,
+        csp: edgemeet_core::web::content_security_policy(&config.edge)
+            .parse()
+            .context("edge.avatar_hosts: not usable in a Content-Security-Policy")?,
+        metrics_token: config.metrics.token.as_deref().map(Arc::from),
+        node_router: Default::default(),
     };
     let poke_task = recording.as_ref().map(|r| {
         let (done, poke) = (state.hub.recording_stopped.clone(), r.poker());
@@ -184,11 +211,29 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("edgemeet listening on {scheme}://{addr}/ - open it in a browser to start a meeting");
     tracing::info!(%addr, tenants = config.edge.tenants.len(), tls = config.tls.is_some(), "edge ready");
 
-    let hub = state.hub.clone();
-    let mut app = router(state);
-    if let Some(node) = &embedded {
-        app = app.nest(embedded::NODE_PREFIX, node.router.clone());
+    if let Some(listen) = config.metrics.listen {
+        let metrics_listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
+        let metrics_app = Router::new()
+            .route("/metrics", get(pages::metrics_open))
+            .with_state(state.clone());
+        tracing::info!(%listen, "metrics listener ready");
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(metrics_listener, metrics_app).await {
+                tracing::error!(error = %err, "metrics listener stopped");
+            }
+        });
     }
+    let hub = state.hub.clone();
+    let mut app = router(state.clone(), embedded.as_ref().map(|n| n.router.clone()));
+    if let Some(node) = &embedded {
+        let _ = state.node_router.set(node.router.clone());
+    }
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state,
+        pages::security_headers,
+    ));
     let app = app.into_make_service_with_connect_info::<tls::PeerAddr>();
     let stop = async move {
         shutdown_signal().await;
@@ -227,8 +272,8 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn router(state: AppState) -> Router {
-    Router::new()
+fn router(state: AppState, node: Option<Router>) -> Router {
+    let app = Router::new()
         .route("/", get(pages::index))
         .route("/assets/{*path}", get(pages::asset))
         .route("/api/names/random", get(pages::random_name))
@@ -245,8 +290,15 @@ fn router(state: AppState) -> Router {
         .route("/{room}", get(pages::room_page))
         .route("/{tenant}/{room}", get(pages::room_page))
         .fallback(pages::fallback)
-        .layer(axum::middleware::from_fn(pages::security_headers))
-        .with_state(state)
+        .with_state(state);
+    match node {
+        // The node's own /metrics is not for browsers: it is part of the edge's (protected) one.
+        Some(node) => app.nest(
+            embedded::NODE_PREFIX,
+            node.layer(axum::middleware::from_fn(pages::hide_node_metrics)),
+        ),
+        None => app,
+    }
 }
 
 async fn shutdown_signal() {

@@ -110,8 +110,9 @@ pub async fn check_name(body: Bytes) -> Response {
     }
 }
 
-/// Headers on every response: no referrer (room names are in URLs), a tight CSP, no sniffing.
-pub async fn security_headers(req: Request, next: Next) -> Response {
+/// Headers on every response (the embedded node's `/node/*` too): no referrer (room names are in
+/// URLs), a tight CSP, no sniffing.
+pub async fn security_headers(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
@@ -125,20 +126,54 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         "permissions-policy",
         "camera=(self), microphone=(self), display-capture=(self), interest-cohort=()",
     );
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' https: data: blob:; media-src 'self' blob:; style-src 'self'; script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'",
-    );
+    h.insert("content-security-policy", app.csp.clone());
     res
+}
+
+/// In front of the embedded node's router: its `/metrics` is served with the edge's own.
+pub async fn hide_node_metrics(req: Request, next: Next) -> Response {
+    if req.uri().path() == "/metrics" {
+        return not_found();
+    }
+    next.run(req).await
 }
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Prometheus text format: counts only.
-pub async fn metrics(State(app): State<AppState>) -> Response {
+/// `/metrics` on the main listener: only with the configured bearer token; without one
+/// configured it does not exist here (see `metrics.listen`).
+pub async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let Some(token) = app.metrics_token.as_deref() else {
+        return not_found();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let ok = given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0, |a, (x, y)| a | (x ^ y))
+                == 0
+    });
+    if !ok {
+        let mut res = api_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "metrics need the configured bearer token",
+        );
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return res;
+    }
+    metrics_open(State(app)).await
+}
+
+/// Prometheus text format: counts only. The embedded node's follow the edge's.
+pub async fn metrics_open(State(app): State<AppState>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
     let m = &app.hub.metrics;
     let nodes = app.registry.lock().expect("registry lock").len();
@@ -191,6 +226,16 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
+    }
+    if let Some(node) = app.node_router.get() {
+        use tower::ServiceExt;
+        let req = Request::get("/metrics").body(axum::body::Body::empty());
+        if let Ok(req) = req
+            && let Ok(res) = node.clone().oneshot(req).await
+            && let Ok(body) = axum::body::to_bytes(res.into_body(), 1 << 20).await
+        {
+            out.push_str(&String::from_utf8_lossy(&body));
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

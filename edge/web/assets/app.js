@@ -265,6 +265,9 @@ class Meeting {
         $('rec-badge').hidden = !msg.active;
         this.renderRecord();
         return toast(msg.active ? 'This meeting is being recorded' : 'Recording stopped');
+      case 'password_guessing':
+        // Sent to moderators only: someone is trying passwords on this meeting.
+        return toast(`Someone is guessing this meeting's password: ${msg.wrong_guesses} wrong tries from ${msg.addresses} address${msg.addresses === 1 ? '' : 'es'} in the last hour${msg.limited ? '; newcomers may have to wait' : ''}.`);
       case 'media_mode': return this.onMediaMode(msg.media);
       case 'tracks':
         this.remoteTracks.set(msg.participant, { session_id: msg.session_id, tracks: msg.tracks });

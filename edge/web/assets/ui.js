@@ -19,6 +19,11 @@ export function displayName(p) {
   return p?.name || `Guest ${String(p?.id || '').slice(0, 4)}`;
 }
 
+/** Up to two initials of a display name ("Ada Lovelace" -> "AL"). */
+export function initialsOf(name) {
+  return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join('');
+}
+
 /** A video tile per participant. */
 export class Grid {
   constructor() {
@@ -69,6 +74,18 @@ export class Grid {
     }
     if (img) {
       if (wantAvatar) /** @type {HTMLImageElement} */ (img).src = p.avatar; else img.remove();
+    }
+    // No picture (avatars are shown only from hosts the operator allows): initials instead.
+    let initials = /** @type {HTMLElement | null} */ (tile.querySelector('.initials'));
+    const wantInitials = !wantAvatar && p.media && !p.media.video && !p.media.screen;
+    if (wantInitials && !initials) {
+      initials = document.createElement('span');
+      initials.className = 'initials';
+      initials.setAttribute('aria-hidden', 'true');
+      tile.append(initials);
+    }
+    if (initials) {
+      if (wantInitials) initials.textContent = initialsOf(displayName(p)); else initials.remove();
     }
   }
 

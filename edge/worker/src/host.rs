@@ -125,7 +125,8 @@ fn probes_enabled(env: &Env) -> bool {
         .unwrap_or(false)
 }
 
-/// The headers the native server puts on every response (`edge/server/src/pages.rs`).
+/// The headers the native server puts on every response (`edge/server/src/pages.rs`); the
+/// Content-Security-Policy comes from the core (`core::web::content_security_policy`).
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("referrer-policy", "no-referrer"),
     ("x-content-type-options", "nosniff"),
@@ -133,10 +134,6 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     (
         "permissions-policy",
         "camera=(self), microphone=(self), display-capture=(self), interest-cohort=()",
-    ),
-    (
-        "content-security-policy",
-        "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' https: data: blob:; media-src 'self' blob:; style-src 'self'; script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'",
     ),
 ];
 
@@ -261,6 +258,10 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
         return test_probe(req, env).await;
     }
     let method = req.method();
+    let csp = match config(&env) {
+        Ok(c) => core::web::content_security_policy(&c),
+        Err(_) => core::web::content_security_policy(&EdgeConfig::default()),
+    };
     let mut resp = match logic::route(method.as_ref(), &path) {
         Route::Page => bytes_response(
             &method,
@@ -296,6 +297,7 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
         for (k, v) in SECURITY_HEADERS {
             h.set(k, v)?;
         }
+        h.set("content-security-policy", &csp)?;
     }
     Ok(resp)
 }
@@ -322,6 +324,8 @@ async fn names_check(mut req: Request) -> Result<Response> {
     }
 }
 
+/// The caller's address as the core counts it (IPv6 per /64), from Cloudflare's
+/// `CF-Connecting-IP`.
 fn address_key(config: &EdgeConfig, req: &Request) -> String {
     let ip = req
         .headers()
@@ -329,11 +333,15 @@ fn address_key(config: &EdgeConfig, req: &Request) -> String {
         .ok()
         .flatten()
         .unwrap_or_default();
-    core::keyed_hash(&config.hash_key, &format!("addr\0{ip}"))
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(ip) => core::client_key(&config.hash_key, ip),
+        Err(_) => core::keyed_hash(&config.hash_key, &format!("addr\0{ip}")),
+    }
 }
 
-/// A name or tenant that does not resolve: the socket is accepted (every name upgrades the same
-/// way), told why, and closed, as on the native host.
+/// A name that cannot be a room (its form; whether a tenant exists is answered at `join`): the
+/// socket is accepted (every name upgrades the same way), told why, and closed, as on the native
+/// host.
 fn refuse_socket(err: edgemeet_protocol::ProtocolError) -> Result<Response> {
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
@@ -362,6 +370,13 @@ async fn join_room(
         return with_common_headers(resp, "text/plain; charset=utf-8");
     }
     let config = config(&env)?;
+    // Pages of other sites may not open sockets here (the same answer for every room name).
+    let origin = req.headers().get("origin")?;
+    let host = req.headers().get("host")?;
+    if !core::web::origin_allowed(&config, origin.as_deref(), host.as_deref()) {
+        let resp = Response::ok("this origin may not open room sockets")?.with_status(403);
+        return with_common_headers(resp, "text/plain; charset=utf-8");
+    }
     let tenant = match tenant {
         None => Some(None),
         Some(t) => logic::percent_decode(&t).map(Some),

@@ -1,10 +1,12 @@
 //! What a joined participant can do: chat, profile and media state, moderation, media signalling,
 //! speaker stats.
 
+use edgemeet_protocol::node::session_belongs_to;
 use edgemeet_protocol::server::LeaveReason;
 use edgemeet_protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage};
 
-use super::join::password_hash;
+use super::join::with_token_fields;
+use super::password::password_hash;
 use super::{ConnId, Effect, Env, Out, Room, close};
 
 const MAX_TRACKS: usize = 16;
@@ -22,8 +24,13 @@ impl Room {
         match msg {
             ClientMessage::Chat { text, to } => self.chat(env, out, id, text, to),
             ClientMessage::UpdateProfile { profile } => {
-                let profile = crate::profile::validate(&profile)?;
-                self.update_member(out, id, |m| m.profile = profile);
+                let typed = crate::profile::validate(&profile)?;
+                let hosts = &env.config.avatar_hosts;
+                self.update_member(out, id, |m| {
+                    // A token's identity is the identity: its fields stay.
+                    let profile = with_token_fields(&m.token_profile, typed);
+                    m.profile = crate::profile::allow_avatar(profile, hosts);
+                });
                 Ok(())
             }
             ClientMessage::MediaState(state) => {
@@ -104,6 +111,15 @@ impl Room {
                     ));
                 }
                 let meeting = self.meeting.as_mut().expect("on a node");
+                // Only the sender's own session: its id carries a MAC of the meeting and the
+                // participant under the node secret (`edgemeet_protocol::node::session_id`).
+                let secret = env.config.node_secret.as_deref().unwrap_or_default();
+                if !session_belongs_to(secret, &session_id, &meeting.id, id) {
+                    return Err(ProtocolError::new(
+                        ErrorCode::NotYourSession,
+                        "that media-node session is not yours",
+                    ));
+                }
                 let member = meeting.members.get_mut(id).expect("joined");
                 member.tracks = Some((session_id, tracks));
                 let announce = Self::tracks_of(id, member).expect("just set");
@@ -182,6 +198,9 @@ impl Room {
         }
         let meeting = self.meeting.as_mut().expect("joined");
         meeting.password = password.map(|p| password_hash(&meeting.id, &p));
+        // Guesses at the old password told nothing about a new one: the room's budget is full
+        // again (who guessed is still remembered).
+        meeting.guessing.new_password();
         let msg = ServerMessage::RoomLocked {
             locked: meeting.password.is_some(),
             by: id.to_string(),

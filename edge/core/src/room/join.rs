@@ -5,10 +5,8 @@ use edgemeet_protocol::server::WaitReason;
 use edgemeet_protocol::{ErrorCode, ProtocolError, ServerMessage};
 
 use super::{ConnId, ConnState, Env, Meeting, Member, Out, Room};
-use crate::address::keyed_hash;
-use crate::auth::{Identity, verify_invite};
+use crate::auth::{Identity, phantom_tenant, verify_invite};
 use crate::config::AuthMode;
-use crate::ratelimit::FailureWindow;
 
 /// Who is joining, once auth has spoken.
 struct Admission {
@@ -18,6 +16,8 @@ struct Admission {
     /// Came with a valid token (in jwt-host mode, not a guest).
     token: bool,
     features: Vec<String>,
+    /// What the token says about the user: fixed for the participant's stay.
+    token_profile: Profile,
 }
 
 impl Room {
@@ -29,9 +29,16 @@ impl Room {
         join: Join,
     ) -> Result<(), ProtocolError> {
         let config = env.config;
-        let tenant = config
-            .tenant(&self.address.tenant)
-            .ok_or_else(|| ProtocolError::new(ErrorCode::UnknownTenant, "no such tenant"))?;
+        // An unknown tenant answers as a jwt tenant would to a bad token: nobody learns which
+        // tenants exist by trying names.
+        let phantom;
+        let tenant = match config.tenant(&self.address.tenant) {
+            Some(t) => t,
+            None => {
+                phantom = phantom_tenant(&config.hash_key, &self.address.tenant);
+                &phantom
+            }
+        };
         let profile = crate::profile::validate(&join.profile)?;
         let query_token = self
             .conns
@@ -58,12 +65,13 @@ impl Room {
             }
             (AuthMode::JwtHost, None) => None,
         };
-        let admission = admission(tenant.auth, identity, profile);
+        let mut admission = admission(tenant.auth, identity, profile);
+        admission.profile = crate::profile::allow_avatar(admission.profile, &config.avatar_hosts);
 
         if self.participant_count() >= config.limits.room_capacity {
             return Err(ProtocolError::new(ErrorCode::RoomFull, "the room is full"));
         }
-        self.check_password(env, conn, &admission, join.password.as_deref())?;
+        self.check_password(env, out, conn, admission.host, join.password.as_deref())?;
 
         let host_present = self
             .meeting
@@ -103,67 +111,13 @@ impl Room {
         Ok(())
     }
 
-    /// Locked rooms need the password, except for token-holding moderators. Wrong guesses are limited
-    /// per socket and per client address.
-    fn check_password(
-        &mut self,
-        env: &mut Env,
-        conn: ConnId,
-        who: &Admission,
-        given: Option<&str>,
-    ) -> Result<(), ProtocolError> {
-        let limits = &env.config.limits;
-        let Some(meeting) = self.meeting.as_mut() else {
-            return Ok(());
-        };
-        let Some(expected) = meeting.password.clone() else {
-            return Ok(());
-        };
-        if who.host {
-            return Ok(());
-        }
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return Ok(());
-        };
-        let by_address = meeting
-            .address_failures
-            .entry(c.client.addr_key.clone())
-            .or_insert_with(FailureWindow::default);
-        let (max, window, now) = (
-            limits.password_attempts,
-            limits.password_window_ms,
-            env.now_ms,
-        );
-        if c.password_failures.blocked(max, window, now) || by_address.blocked(max, window, now) {
-            return Err(ProtocolError::new(
-                ErrorCode::PasswordRateLimited,
-                "too many wrong passwords; wait a minute",
-            ));
-        }
-        let Some(given) = given else {
-            return Err(ProtocolError::new(
-                ErrorCode::PasswordRequired,
-                "this room is locked with a password",
-            ));
-        };
-        if !constant_time_eq(&password_hash(&meeting.id, given), &expected) {
-            c.password_failures.record(now);
-            by_address.record(now);
-            return Err(ProtocolError::new(
-                ErrorCode::PasswordWrong,
-                "wrong password",
-            ));
-        }
-        Ok(())
-    }
-
     fn admit(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, who: Admission) {
         let meeting = self.meeting.get_or_insert_with(|| Meeting {
             id: Self::random_hex(env, 16),
             order: Vec::new(),
             members: Default::default(),
             password: None,
-            address_failures: Default::default(),
+            guessing: Default::default(),
             speakers: Default::default(),
             media: Default::default(),
             recording: None,
@@ -184,6 +138,7 @@ impl Room {
                 features: who.features,
                 media: MediaState::default(),
                 tracks: None,
+                token_profile: who.token_profile,
             },
         );
         meeting.order.push(id.clone());
@@ -243,6 +198,7 @@ impl Room {
                     host: false,
                     token: false,
                     features,
+                    token_profile: Profile::default(),
                 },
             );
         }
@@ -297,21 +253,19 @@ fn admission(mode: AuthMode, identity: Option<Identity>, profile: Profile) -> Ad
             host: false,
             token: false,
             features: Vec::new(),
+            token_profile: Profile::default(),
         },
         (_, Some(id)) => {
-            // What the token says about the user wins over what the browser typed.
-            let candidate = Profile {
-                name: id.name.or(profile.name),
-                email: id.email.or(profile.email),
-                avatar: id.avatar.or(profile.avatar),
-            };
-            let profile = crate::profile::validate(&candidate).unwrap_or_default();
+            // What the token says about the user wins over what the browser typed, now and for
+            // the rest of the stay (`update_profile`).
+            let token_profile = token_fields(&id);
             Admission {
-                profile,
+                profile: with_token_fields(&token_profile, profile),
                 moderator: id.moderator,
                 host: id.moderator,
                 token: true,
                 features: id.features,
+                token_profile,
             }
         }
         (_, None) => Admission {
@@ -320,18 +274,39 @@ fn admission(mode: AuthMode, identity: Option<Identity>, profile: Profile) -> Ad
             host: false,
             token: false,
             features: Vec::new(),
+            token_profile: Profile::default(),
         },
     }
 }
 
-pub(super) fn password_hash(meeting_id: &str, password: &str) -> String {
-    keyed_hash(meeting_id, password)
+/// The token's profile fields that pass validation, each on its own (a bad avatar in a token
+/// does not cost the user the name it gives).
+fn token_fields(id: &Identity) -> Profile {
+    let valid = |p: Profile| crate::profile::validate(&p).unwrap_or_default();
+    Profile {
+        name: valid(Profile {
+            name: id.name.clone(),
+            ..Default::default()
+        })
+        .name,
+        email: valid(Profile {
+            email: id.email.clone(),
+            ..Default::default()
+        })
+        .email,
+        avatar: valid(Profile {
+            avatar: id.avatar.clone(),
+            ..Default::default()
+        })
+        .avatar,
+    }
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// `typed` with every field the token gives replaced by the token's.
+pub(super) fn with_token_fields(token: &Profile, typed: Profile) -> Profile {
+    Profile {
+        name: token.name.clone().or(typed.name),
+        email: token.email.clone().or(typed.email),
+        avatar: token.avatar.clone().or(typed.avatar),
+    }
 }

@@ -33,6 +33,16 @@ pub(super) struct MediaState {
     node_requested: bool,
     /// When the room, back to two, returns to P2P.
     return_at: Option<u64>,
+    /// Nodes this meeting used before its current one (a pair without standby lets its node
+    /// go): grants for them may still be alive, so a leave revokes there too.
+    #[serde(default)]
+    former_nodes: Vec<NodeInfo>,
+}
+
+impl MediaState {
+    pub(super) fn return_at(&self) -> Option<u64> {
+        self.return_at
+    }
 }
 
 pub(super) enum NodeScopeFor {
@@ -60,7 +70,6 @@ impl Room {
             (2, Mode::Sfu) if !returning => {
                 if media.return_at.is_none() {
                     media.return_at = Some(now + delay);
-                    out.0.push(Effect::SetAlarm { at_ms: now + delay });
                 }
                 Mode::Sfu
             }
@@ -70,8 +79,8 @@ impl Room {
                 initiator: meeting.order[1].clone(),
             },
         };
-        if (target != Mode::Sfu || n != 2 || want_sfu) && media.return_at.take().is_some() {
-            out.0.push(Effect::ClearAlarm);
+        if target != Mode::Sfu || n != 2 || want_sfu {
+            media.return_at = None;
         }
         if target == media.mode {
             return false;
@@ -91,6 +100,9 @@ impl Room {
                 m.tracks = None;
             }
             if let Some(node) = node {
+                if !meeting.media.former_nodes.iter().any(|n| n.id == node.id) {
+                    meeting.media.former_nodes.push(node.clone());
+                }
                 let id = meeting.id.clone();
                 self.push_close(env, out, node, id, NodeScope::Meeting);
             }
@@ -117,7 +129,7 @@ impl Room {
         true
     }
 
-    pub(super) fn on_alarm(&mut self, env: &mut Env, out: &mut Out) {
+    pub(super) fn on_media_alarm(&mut self, env: &mut Env, out: &mut Out) {
         let due = self
             .meeting
             .as_ref()
@@ -238,19 +250,32 @@ impl Room {
         }
     }
 
-    /// Tell the node to drop a participant's sessions, or the whole meeting's.
+    /// Tell the node to drop the whole meeting's sessions, or a participant's: then every node
+    /// the meeting used closes them and revokes the participant's grants (the node refuses them
+    /// until they expire).
     pub(super) fn close_on_node(&self, env: &Env, out: &mut Out, scope: NodeScopeFor) {
         let Some(meeting) = self.meeting.as_ref() else {
             return;
         };
-        let Some(node) = meeting.media.node.clone() else {
-            return;
-        };
-        let scope = match scope {
-            NodeScopeFor::Participant(id) => NodeScope::Participant(id),
-            NodeScopeFor::Meeting => NodeScope::Meeting,
-        };
-        self.push_close(env, out, node, meeting.id.clone(), scope);
+        match scope {
+            NodeScopeFor::Meeting => {
+                if let Some(node) = meeting.media.node.clone() {
+                    self.push_close(env, out, node, meeting.id.clone(), NodeScope::Meeting);
+                }
+            }
+            NodeScopeFor::Participant(id) => {
+                let current = meeting.media.node.iter();
+                let former = meeting
+                    .media
+                    .former_nodes
+                    .iter()
+                    .filter(|n| meeting.media.node.as_ref().is_none_or(|c| c.id != n.id));
+                for node in current.chain(former) {
+                    let scope = NodeScope::Participant(id.clone());
+                    self.push_close(env, out, node.clone(), meeting.id.clone(), scope);
+                }
+            }
+        }
     }
 
     pub(super) fn on_node_assigned(

@@ -7,6 +7,7 @@
 mod actions;
 mod join;
 mod media;
+mod password;
 mod recording;
 
 use std::collections::BTreeMap;
@@ -139,7 +140,13 @@ pub struct RecordStart {
 /// Close codes sent to browsers.
 pub mod close {
     pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL: u16 = 1002;
+    /// A text frame that is not UTF-8 (hosts see it before the core does).
+    pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
+    /// A frame above `limits.max_frame_bytes`.
+    pub const TOO_BIG: u16 = 1009;
     pub const KICKED: u16 = 4001;
 }
 
@@ -163,6 +170,9 @@ struct Conn {
     state: ConnState,
     bucket: TokenBucket,
     password_failures: FailureWindow,
+    /// Not joined yet: the socket is closed at this time unless a `join` comes first.
+    #[serde(default)]
+    join_by_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +185,9 @@ struct Member {
     features: Vec<String>,
     media: MediaState,
     tracks: Option<(String, Vec<TrackInfo>)>,
+    /// The profile fields the participant's token gives: `update_profile` cannot replace them.
+    #[serde(default)]
+    token_profile: Profile,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,7 +198,7 @@ struct Meeting {
     members: BTreeMap<ParticipantId, Member>,
     /// Keyed hash of the password under the meeting id: never kept in clear.
     password: Option<String>,
-    address_failures: BTreeMap<String, FailureWindow>,
+    guessing: password::PasswordGuard,
     speakers: SpeakerStats,
     media: media::MediaState,
     recording: Option<recording::Recording>,
@@ -197,6 +210,9 @@ pub struct Room {
     address: RoomAddress,
     conns: BTreeMap<ConnId, Conn>,
     meeting: Option<Meeting>,
+    /// The alarm the host holds for this room (`Effect::SetAlarm`), if any.
+    #[serde(default)]
+    alarm_at: Option<u64>,
 }
 
 /// Effects under construction, with encoding shared between recipients.
@@ -237,6 +253,7 @@ impl Room {
             address,
             conns: BTreeMap::new(),
             meeting: None,
+            alarm_at: None,
         }
     }
 
@@ -266,19 +283,7 @@ impl Room {
     pub fn handle(&mut self, env: &mut Env, input: Input) -> Vec<Effect> {
         let mut out = Out::default();
         match input {
-            Input::Open { conn, client } => {
-                let bucket = TokenBucket::full(env.config.limits.message_burst, env.now_ms);
-                let state = ConnState::Lobby;
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        client,
-                        state,
-                        bucket,
-                        password_failures: FailureWindow::default(),
-                    },
-                );
-            }
+            Input::Open { conn, client } => self.on_open(env, &mut out, conn, client),
             Input::Text { conn, text } => self.on_frame(env, &mut out, conn, Some(text), 0),
             Input::Binary { conn, len } => self.on_frame(env, &mut out, conn, None, len),
             Input::Closed { conn } => {
@@ -296,8 +301,74 @@ impl Room {
         }
         if self.conns.is_empty() {
             out.0.push(Effect::Ended);
+        } else {
+            self.schedule_alarm(&mut out);
         }
         out.0
+    }
+
+    /// A new socket: held to a deadline for its `join`, unless its address holds too many here.
+    fn on_open(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, client: ClientInfo) {
+        let limits = &env.config.limits;
+        let from_here = self
+            .conns
+            .values()
+            .filter(|c| c.client.addr_key == client.addr_key)
+            .count();
+        if from_here >= limits.room_sockets_per_address {
+            out.0.push(Effect::Close {
+                conn,
+                code: close::POLICY,
+                reason: "too many sockets from one address".into(),
+            });
+            return;
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                client,
+                state: ConnState::Lobby,
+                bucket: TokenBucket::full(limits.message_burst, env.now_ms),
+                password_failures: FailureWindow::default(),
+                join_by_ms: Some(env.now_ms + limits.join_timeout_ms),
+            },
+        );
+    }
+
+    /// The host holds one alarm per room: set it to the earliest deadline (a return to P2P, a
+    /// socket's join), or clear it.
+    fn schedule_alarm(&mut self, out: &mut Out) {
+        let lobby = self.conns.values().filter_map(|c| c.join_by_ms);
+        let media = self.meeting.as_ref().and_then(|m| m.media.return_at());
+        let next = lobby.chain(media).min();
+        if next == self.alarm_at {
+            return;
+        }
+        self.alarm_at = next;
+        out.0.push(match next {
+            Some(at_ms) => Effect::SetAlarm { at_ms },
+            None => Effect::ClearAlarm,
+        });
+    }
+
+    fn on_alarm(&mut self, env: &mut Env, out: &mut Out) {
+        // The host's alarm went off (or was lost): whatever is scheduled next is set again.
+        self.alarm_at = None;
+        let late: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.join_by_ms.is_some_and(|t| t <= env.now_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in late {
+            out.0.push(Effect::Close {
+                conn,
+                code: close::POLICY,
+                reason: "no join in time".into(),
+            });
+            self.remove_conn(env, out, conn, LeaveReason::Disconnected);
+        }
+        self.on_media_alarm(env, out);
     }
 
     fn on_frame(
@@ -309,6 +380,19 @@ impl Room {
         len: usize,
     ) {
         let limits = &env.config.limits;
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let size = text.as_ref().map_or(len, String::len);
+        if size > limits.max_frame_bytes {
+            out.0.push(Effect::Close {
+                conn,
+                code: close::TOO_BIG,
+                reason: "frame too large".into(),
+            });
+            self.remove_conn(env, out, conn, LeaveReason::Disconnected);
+            return;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -330,7 +414,6 @@ impl Room {
             return;
         }
         let Some(text) = text else {
-            let _ = len;
             out.error(
                 conn,
                 ProtocolError::new(ErrorCode::BinaryNotSupported, "send JSON text frames"),
@@ -367,7 +450,18 @@ impl Room {
                 out.send(conn, &ServerMessage::Pong);
                 Ok(())
             }
-            (ClientMessage::Join(join), Some(ConnState::Lobby)) => self.join(env, out, conn, join),
+            (ClientMessage::Join(join), Some(ConnState::Lobby)) => {
+                let result = self.join(env, out, conn, join);
+                // Joined or waiting: no deadline. Refused: another full wait for the next try
+                // (the page asks for a password meanwhile).
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.join_by_ms = match c.state {
+                        ConnState::Lobby => Some(env.now_ms + env.config.limits.join_timeout_ms),
+                        _ => None,
+                    };
+                }
+                result
+            }
             (ClientMessage::Join(_), _) => Err(ProtocolError::new(
                 ErrorCode::AlreadyJoined,
                 "already joined or waiting",
@@ -408,6 +502,10 @@ impl Room {
         }
         meeting.order.retain(|p| p != id);
         meeting.speakers.forget(id, env.now_ms);
+        // Leaving ends media for good: every node that holds this participant's grants closes
+        // its sessions and refuses those grants from now on.
+        self.close_on_node(env, out, media::NodeScopeFor::Participant(id.to_string()));
+        let meeting = self.meeting.as_mut().expect("checked above");
         if meeting.members.is_empty() {
             self.end_meeting(env, out);
             return;
@@ -420,7 +518,6 @@ impl Room {
                 reason,
             },
         );
-        self.close_on_node(env, out, media::NodeScopeFor::Participant(id.to_string()));
         self.update_media(env, out);
     }
 
@@ -428,7 +525,6 @@ impl Room {
     fn end_meeting(&mut self, env: &mut Env, out: &mut Out) {
         self.close_on_node(env, out, media::NodeScopeFor::Meeting);
         self.meeting = None;
-        out.0.push(Effect::ClearAlarm);
     }
 
     fn member_conns(&self) -> Vec<ConnId> {
