@@ -22,7 +22,8 @@ use crate::egress::{Egress, StreamState};
 use crate::keyframes::{KeyframeRequests, Outcome};
 use crate::layers::{LayerTracker, LayerView};
 use crate::node::Shared;
-use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
+use crate::red::RedEncoder;
+use crate::rewrite::{Decision, Rewriter, Vp8Munger, is_keyframe_start};
 use crate::session::Session;
 
 /// At most one keyframe request per publisher layer in this interval.
@@ -118,6 +119,11 @@ impl Publication {
         let v = g.as_ref().clone();
         *g = Arc::new(Vec::new());
         v
+    }
+
+    /// VP8, whose payload descriptor numbers pictures (see [`Vp8Munger`]).
+    fn is_vp8(&self) -> bool {
+        self.is_video && self.codec.mime_type.eq_ignore_ascii_case("video/VP8")
     }
 
     /// Position of `rid` in the publisher's rid order (its quality rank).
@@ -239,7 +245,8 @@ pub struct Subscription {
     /// Rank (in the publisher's rid order) of the layer this subscriber asked for; `NO_RANK`
     /// when it did not say.
     preferred: AtomicU8,
-    rewriter: Mutex<Rewriter>,
+    /// The stitched stream: sequence numbers and timestamps, and VP8 picture numbering.
+    rewriter: Mutex<(Rewriter, Vp8Munger)>,
     /// When the pull was made: keyframe requests are quicker in its first seconds.
     created: Instant,
     /// The subscriber's session is connected. Until it first is, what would be forwarded is held
@@ -252,6 +259,8 @@ pub struct Subscription {
     /// The node's own send path to the subscriber's session, and this stream's part of it.
     egress: Arc<Egress>,
     stream: Mutex<StreamState>,
+    /// Audio: RED's payload type and encoder where the subscriber took RED (red.rs).
+    red: Mutex<Option<(u8, RedEncoder)>>,
 }
 
 const NO_RANK: u8 = u8::MAX;
@@ -290,14 +299,20 @@ impl Subscription {
             status: AtomicU8::new(status_code(TrackStatus::Pending)),
             out_pt: AtomicU16::new(u16::MAX),
             preferred: AtomicU8::new(preferred),
-            rewriter: Mutex::new(Rewriter::default()),
+            rewriter: Mutex::new(Default::default()),
             created: Instant::now(),
             transport_up,
             held: Mutex::new(Vec::new()),
             released: AtomicBool::new(false),
             egress,
             stream: Mutex::new(StreamState::new(clock_rate)),
+            red: Mutex::new(None),
         }
+    }
+
+    /// Sends this audio stream as RED with payload type `payload_type` (the node's send path only).
+    pub fn set_red(&self, payload_type: u8) {
+        *self.red.lock().unwrap() = Some((payload_type, RedEncoder::default()));
     }
 
     /// Once the subscriber's transport is up, sends what was held for it (before the packet at
@@ -320,7 +335,7 @@ impl Subscription {
         if held.len() >= HOLD_MAX {
             // Connecting takes too long: start again at the next keyframe.
             held.clear();
-            *self.rewriter.lock().unwrap() = Rewriter::default();
+            *self.rewriter.lock().unwrap() = Default::default();
             return;
         }
         held.push(p);
@@ -328,8 +343,13 @@ impl Subscription {
 
     /// Sends a prepared packet: through the node's send path once the subscriber's session has
     /// one, else through webrtc-rs. False when it could not leave now (dropped).
-    fn send(&self, out: rtp::Packet) -> bool {
+    fn send(&self, mut out: rtp::Packet) -> bool {
         if self.egress.is_active() {
+            if let Some((red_pt, enc)) = self.red.lock().unwrap().as_mut() {
+                out.payload =
+                    enc.encode(out.header.timestamp, out.header.payload_type, &out.payload);
+                out.header.payload_type = *red_pt;
+            }
             self.egress.send_rtp(&self.stream, &out).is_ok()
         } else {
             try_now(self.track.write_rtp(out)).is_some_and(|r| r.is_ok())
@@ -415,10 +435,12 @@ impl Subscription {
             return Ok(None);
         }
         let mime = &self.publication.codec.mime_type;
-        let d = {
-            let mut rw = self.rewriter.lock().unwrap();
+        let (d, payload) = {
+            let mut stitch = self.rewriter.lock().unwrap();
+            let (rw, vp8) = &mut *stitch;
             let wanted = self.wanted_layer(view, rw.current(), pkt.header.ssrc);
-            rw.decide(
+            let before = rw.current();
+            let d = rw.decide(
                 pkt.header.ssrc,
                 pkt.header.sequence_number,
                 pkt.header.timestamp,
@@ -427,11 +449,25 @@ impl Subscription {
                 self.publication.is_video,
                 now_ms,
                 self.publication.codec.clock_rate,
-            )
+            );
+            // VP8: one picture numbering for the subscriber, whichever layer it comes from.
+            let payload = match d {
+                Decision::Forward { .. } if self.publication.is_vp8() => {
+                    if before.is_some() && rw.current() != before {
+                        vp8.switch_to(&pkt.payload);
+                    }
+                    vp8.rewrite(&pkt.payload).map(bytes::Bytes::from)
+                }
+                _ => None,
+            };
+            (d, payload)
         };
         match d {
             Decision::Forward { seq, ts } => {
-                let out = forwarded_packet(pkt, out_pt as u8, seq, ts, self.out_ssrc);
+                let mut out = forwarded_packet(pkt, out_pt as u8, seq, ts, self.out_ssrc);
+                if let Some(p) = payload {
+                    out.payload = p;
+                }
                 if !up {
                     self.hold(out);
                     return Ok(None);
@@ -448,7 +484,7 @@ impl Subscription {
         if self.publication.rids.is_empty() {
             return None;
         }
-        self.rewriter.lock().unwrap().current().or_else(|| {
+        self.rewriter.lock().unwrap().0.current().or_else(|| {
             let r = self.preferred_rank()?;
             self.publication.ssrc_of_rid(self.publication.rids.get(r)?)
         })

@@ -60,6 +60,7 @@ mod layers;
 mod metrics;
 mod node;
 mod recording;
+mod red;
 mod reporter;
 mod rewrite;
 mod sdp;

@@ -158,6 +158,115 @@ impl Rewriter {
     }
 }
 
+/// The VP8 payload descriptor's picture ID and TL0PICIDX of one subscriber's stream, made
+/// continuous across simulcast layer switches (RFC 7741 4.2). Each layer numbers its pictures on
+/// its own; after a switch the receiver's frame buffer saw the new layer's frames as older than the
+/// last one it decoded (or as a jump in the temporal structure) and dropped them until it gave up,
+/// a 0-3 s freeze depending on the layers' random offsets.
+#[derive(Debug, Default)]
+pub struct Vp8Munger {
+    pid_offset: u16,
+    tl0_offset: u8,
+    /// Last picture ID and TL0PICIDX sent (after rewriting).
+    last_pid: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+/// Where a VP8 payload descriptor keeps its picture ID and TL0PICIDX.
+struct Vp8Fields {
+    /// Byte index of the picture ID, and whether it has 15 bits (else 7).
+    pid: Option<(usize, bool)>,
+    tl0: Option<usize>,
+}
+
+fn vp8_fields(p: &[u8]) -> Option<Vp8Fields> {
+    let b0 = *p.first()?;
+    let mut f = Vp8Fields {
+        pid: None,
+        tl0: None,
+    };
+    if b0 & 0x80 == 0 {
+        return Some(f);
+    }
+    let x = *p.get(1)?;
+    let mut i = 2;
+    if x & 0x80 != 0 {
+        let long = *p.get(i)? & 0x80 != 0;
+        if long {
+            p.get(i + 1)?;
+        }
+        f.pid = Some((i, long));
+        i += if long { 2 } else { 1 };
+    }
+    if x & 0x40 != 0 {
+        p.get(i)?;
+        f.tl0 = Some(i);
+    }
+    Some(f)
+}
+
+fn read_pid(p: &[u8], (i, long): (usize, bool)) -> u16 {
+    if long {
+        u16::from_be_bytes([p[i], p[i + 1]]) & 0x7fff
+    } else {
+        u16::from(p[i] & 0x7f)
+    }
+}
+
+impl Vp8Munger {
+    /// The stream continues on another layer from `payload` (the new layer's keyframe): its
+    /// numbering is shifted to follow what was sent.
+    pub fn switch_to(&mut self, payload: &[u8]) {
+        let Some(f) = vp8_fields(payload) else { return };
+        if let (Some(at), Some(last)) = (f.pid, self.last_pid) {
+            self.pid_offset = last.wrapping_add(1).wrapping_sub(read_pid(payload, at));
+        }
+        if let (Some(at), Some(last)) = (f.tl0, self.last_tl0) {
+            self.tl0_offset = last.wrapping_add(1).wrapping_sub(payload[at]);
+        }
+    }
+
+    /// The payload to send: a copy with the numbering shifted, or `None` when it goes as it is.
+    pub fn rewrite(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        let f = vp8_fields(payload)?;
+        let mut out: Option<Vec<u8>> = None;
+        if let Some(at @ (i, long)) = f.pid {
+            let (mask, pid) = if long {
+                (0x7fff, read_pid(payload, at))
+            } else {
+                (0x7f, read_pid(payload, at))
+            };
+            let new = pid.wrapping_add(self.pid_offset) & mask;
+            if self
+                .last_pid
+                .is_none_or(|l| (new.wrapping_sub(l) & mask) < mask / 2)
+            {
+                self.last_pid = Some(new);
+            }
+            if new != pid {
+                let o = out.get_or_insert_with(|| payload.to_vec());
+                if long {
+                    let [hi, lo] = (new | 0x8000).to_be_bytes();
+                    o[i] = hi;
+                    o[i + 1] = lo;
+                } else {
+                    o[i] = new as u8;
+                }
+            }
+        }
+        if let Some(i) = f.tl0 {
+            let new = payload[i].wrapping_add(self.tl0_offset);
+            if self.last_tl0.is_none_or(|l| new.wrapping_sub(l) < 0x80) {
+                self.last_tl0 = Some(new);
+            }
+            if new != payload[i] {
+                out.get_or_insert_with(|| payload.to_vec())[i] = new;
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +339,46 @@ mod tests {
                 ts: 3005
             }
         );
+    }
+
+    /// A VP8 payload with a 15-bit picture ID and a TL0PICIDX.
+    fn vp8(pid: u16, tl0: u8, key: bool) -> Vec<u8> {
+        let [hi, lo] = (pid | 0x8000).to_be_bytes();
+        vec![0x90, 0xc0, hi, lo, tl0, if key { 0x00 } else { 0x01 }, 0xaa]
+    }
+
+    fn pid_tl0(p: &[u8]) -> (u16, u8) {
+        (u16::from_be_bytes([p[2], p[3]]) & 0x7fff, p[4])
+    }
+
+    #[test]
+    fn picture_ids_and_tl0picidx_continue_across_a_layer_switch() {
+        let mut m = Vp8Munger::default();
+        // Layer h: sent as it is.
+        assert_eq!(m.rewrite(&vp8(30000, 200, true)), None);
+        assert_eq!(m.rewrite(&vp8(30001, 201, false)), None);
+        // Layer q, numbered far behind: its keyframe follows on.
+        let key = vp8(12, 7, true);
+        m.switch_to(&key);
+        let out = m.rewrite(&key).expect("rewritten");
+        assert_eq!(pid_tl0(&out), (30002, 202));
+        assert_eq!(&out[5..], &key[5..], "the frame itself untouched");
+        let next = m.rewrite(&vp8(13, 8, false)).expect("rewritten");
+        assert_eq!(pid_tl0(&next), (30003, 203));
+        // Across the 15-bit wrap.
+        let mut m = Vp8Munger::default();
+        m.rewrite(&vp8(0x7fff, 255, true));
+        m.switch_to(&vp8(5, 5, true));
+        assert_eq!(pid_tl0(&m.rewrite(&vp8(5, 5, true)).unwrap()), (0, 0));
+    }
+
+    #[test]
+    fn a_descriptor_without_picture_id_passes_untouched() {
+        let mut m = Vp8Munger::default();
+        assert_eq!(m.rewrite(&[0x10, 0x00, 0x9d]), None);
+        m.switch_to(&[0x10, 0x00, 0x9d]);
+        assert_eq!(m.rewrite(&[0x10, 0x01]), None);
+        assert_eq!(m.rewrite(&[]), None);
     }
 
     #[test]

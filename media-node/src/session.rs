@@ -11,7 +11,9 @@ use edgemeet_protocol::node::{SdpType, SessionDescription, TrackStatus};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::transport::RTCDtlsRole;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
@@ -406,6 +408,17 @@ impl Session {
                     if let (Some(pt), Some(rtx)) = (rtx_pt, rtx_ssrc) {
                         sub.set_rtx(rtx.ssrc, pt.payload_type);
                     }
+                    // Audio redundancy where the subscriber took RED over this codec.
+                    let red = params.rtp_parameters.codecs.iter().find(|r| {
+                        crate::red::wraps(
+                            &r.rtp_codec.mime_type,
+                            &r.rtp_codec.sdp_fmtp_line,
+                            c.payload_type,
+                        )
+                    });
+                    if let Some(red) = red.filter(|_| !sub.publication.is_video) {
+                        sub.set_red(red.payload_type);
+                    }
                     sub.out_pt.store(u16::from(c.payload_type), Relaxed);
                     sub.set_status(TrackStatus::Active);
                     sub.publication.add_subscriber(sub.clone());
@@ -448,6 +461,22 @@ pub(crate) fn media_and_interceptors(
 ) -> Result<(MediaEngine, Registry), String> {
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(|e| e.to_string())?;
+    // RED (RFC 2198) over Opus: the node wraps audio for subscribers that take it (red.rs).
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: crate::red::MIME_TYPE.to_owned(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    sdp_fmtp_line: "111/111".to_owned(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 63,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(|e| e.to_string())?;
     media
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {

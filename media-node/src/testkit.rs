@@ -878,7 +878,12 @@ impl TestClient {
     }
 
     /// Sends a NACK for `seq` of a received track to the node.
-    pub async fn send_nack(&self, track_id: &str, seq: u16, as_chromium: bool) -> Result<(), Error> {
+    pub async fn send_nack(
+        &self,
+        track_id: &str,
+        seq: u16,
+        as_chromium: bool,
+    ) -> Result<(), Error> {
         use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
         let t = self.remote_track(track_id).ok_or("no such remote track")?;
         let ssrc = *t.ssrcs().await.first().ok_or("track has no ssrc")?;

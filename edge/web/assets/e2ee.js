@@ -84,6 +84,17 @@ export function preferVp8(transceiver) {
 }
 
 /**
+ * Audio without RED: Chromium hands a RED payload whole to the receiver's frame transform, which
+ * cannot decrypt it (the media node wraps audio in RED for subscribers that offer it).
+ * @param {RTCRtpTransceiver} transceiver
+ */
+export function withoutRed(transceiver) {
+  const caps = RTCRtpReceiver.getCapabilities?.('audio');
+  if (!caps || !transceiver.setCodecPreferences) return;
+  try { transceiver.setCodecPreferences(caps.codecs.filter((c) => !/\/red$/i.test(c.mimeType))); } catch { /* keep the defaults */ }
+}
+
+/**
  * The meeting key: PBKDF2 -> AES-GCM-256, not extractable; the passphrase stays in this thread.
  * Slow on purpose (~100 ms), so guessing passphrases is slow too.
  * @param {string} passphrase @param {string} scope tenant and room, as the edge normalizes them

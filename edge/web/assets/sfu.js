@@ -5,7 +5,7 @@
 // senders hold no track, so no media reaches the node. A third join gives them their tracks.
 // (Not the encodings' `active` flags: Chromium resets those to their initial values on every
 // renegotiation, and a standby's initial values would be "off".)
-import { preferVp8 } from './e2ee.js';
+import { preferVp8, withoutRed } from './e2ee.js';
 
 /**
  * Layer asked for when pulling video. The node forwards it while it arrives and falls back by
@@ -321,6 +321,7 @@ export class SfuLink extends EventTarget {
     const t = this.pc.addTransceiver(kind, { direction: 'recvonly' });
     // The decrypting transform goes on before the receiver is negotiated.
     this.e2ee?.receiver(t.receiver, kind);
+    if (this.e2ee && kind === 'audio') withoutRed(t);
     if (late) this.offerStale = true;
     else this.freeReceivers.push(t);
     return t;
@@ -340,6 +341,7 @@ export class SfuLink extends EventTarget {
   async answerNodeOffer(offer) {
     this.mark('sfu:node-offer');
     await this.pc.setRemoteDescription(offer);
+    if (this.e2ee) for (const t of this.pc.getTransceivers()) if (t.receiver.track.kind === 'audio' && t.direction !== 'stopped') withoutRed(t);
     await this.pc.setLocalDescription();
     this.mark('sfu:node-answer');
     await this.api('PUT', `/sessions/${this.sessionId}/renegotiate`, { sessionDescription: { type: 'answer', sdp: this.pc.localDescription.sdp } });
