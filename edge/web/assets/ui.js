@@ -24,11 +24,20 @@ export function initialsOf(name) {
   return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join('');
 }
 
+/** A remote tile whose video painted nothing for this long shows "Waiting for video". */
+const VIDEO_STALL_MS = 1500;
+
 /** A video tile per participant. */
 export class Grid {
   constructor() {
     /** @type {Map<string, HTMLElement>} */
     this.tiles = new Map();
+    /** @type {Map<string, number>} when each remote tile last painted a frame (performance.now()) */
+    this.lastFrame = new Map();
+    /** @type {Set<string>} remote participants whose camera is on: their tile expects frames */
+    this.expectVideo = new Set();
+    // One check for all tiles: a frozen or black frame is never shown as if it were live.
+    setInterval(() => this.checkVideo(), 500);
   }
 
   tile(id) {
@@ -42,7 +51,12 @@ export class Grid {
       video.playsInline = true;
       const label = document.createElement('span');
       label.className = 'label';
-      tile.append(video, label);
+      // Over the video, not instead of it: the element keeps painting (and reporting) frames.
+      const status = document.createElement('div');
+      status.className = 'status';
+      status.setAttribute('role', 'status');
+      status.hidden = true;
+      tile.append(video, status, label);
       $('grid').append(tile);
       this.tiles.set(id, tile);
     }
@@ -62,6 +76,7 @@ export class Grid {
     tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}${theirs ? ', end-to-end encrypted' : ''}`);
     // A decoder fed ciphertext paints and plays noise: hide and mute instead.
     tile.classList.toggle('undecodable', !!mismatch);
+    if (!isMe && p.media?.video && !mismatch) this.expectVideo.add(p.id); else this.expectVideo.delete(p.id);
     if (!isMe) /** @type {HTMLVideoElement} */ (tile.querySelector('video')).muted = !!mismatch;
     let img = /** @type {HTMLImageElement | null} */ (tile.querySelector('img.avatar'));
     const wantAvatar = p.avatar && p.media && !p.media.video && !p.media.screen;
@@ -91,10 +106,45 @@ export class Grid {
 
   attach(id, stream, muted) {
     const video = /** @type {HTMLVideoElement} */ (this.tile(id).querySelector('video'));
-    if (video.srcObject !== stream) video.srcObject = stream;
+    if (video.srcObject !== stream) {
+      video.srcObject = stream;
+      if (!muted) this.watchFrames(id, video);
+    }
     video.muted = !!muted || this.tile(id).classList.contains('undecodable');
     video.play().catch(() => {});
     return video;
+  }
+
+  /**
+   * Note each frame `video` paints for participant `id`, while it shows the same stream.
+   * @param {string} id
+   * @param {HTMLVideoElement} video
+   */
+  watchFrames(id, video) {
+    if (!video.requestVideoFrameCallback) return;
+    const stream = video.srcObject;
+    const onFrame = () => {
+      if (video.srcObject !== stream || !this.tiles.has(id)) return;
+      this.lastFrame.set(id, performance.now());
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+
+  /** Marks remote tiles whose camera is on but whose video paints nothing as waiting for it. */
+  checkVideo() {
+    // A hidden page paints nothing: no verdict until it is shown again.
+    if (document.hidden) return;
+    const now = performance.now();
+    for (const [id, tile] of this.tiles) {
+      const last = this.lastFrame.get(id);
+      const waiting = this.expectVideo.has(id) && (last === undefined || now - last > VIDEO_STALL_MS);
+      if (tile.classList.contains('waiting') === waiting) continue;
+      tile.classList.toggle('waiting', waiting);
+      const status = /** @type {HTMLElement} */ (tile.querySelector('.status'));
+      status.hidden = !waiting;
+      status.textContent = waiting ? 'Waiting for video…' : '';
+    }
   }
 
   detach(id) {
@@ -105,6 +155,8 @@ export class Grid {
   remove(id) {
     this.tiles.get(id)?.remove();
     this.tiles.delete(id);
+    this.lastFrame.delete(id);
+    this.expectVideo.delete(id);
   }
 
   speaking(id) {
