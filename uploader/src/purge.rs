@@ -104,8 +104,13 @@ pub(crate) async fn delete_group(
     keep: Keep,
 ) -> Result<u64, crate::Error> {
     let markers_dir = format!("{}{id}/{UPLOADS_DIR}", store.prefix());
+    // An abort that fails must not keep the rest from going: servers answer a finished upload
+    // differently (AWS `NoSuchUpload`, s3s-fs `AccessDenied`), and the lifecycle rule is a
+    // second guard for parts.
     for u in &g.uploads {
-        store.abort_upload(&u.key, &u.upload_id).await?;
+        if let Err(e) = store.abort_upload(&u.key, &u.upload_id).await {
+            tracing::warn!(recording = %id, error = %e, "multipart upload not aborted");
+        }
     }
     for o in g.objects.iter().filter(|o| o.key.starts_with(&markers_dir)) {
         let Some(body) = store.get_small(&o.key).await? else {
@@ -113,8 +118,12 @@ pub(crate) async fn delete_group(
         };
         match serde_json::from_slice::<UploadMarker>(&body) {
             Ok(m) if key_within(&m.key, store.prefix(), id, FILES_DIR).is_ok() => {
-                store.abort_upload(&m.key, &m.upload_id).await?;
-                tracing::info!(recording = %id, "abandoned multipart upload aborted");
+                match store.abort_upload(&m.key, &m.upload_id).await {
+                    Ok(()) => tracing::info!(recording = %id, "multipart upload aborted"),
+                    Err(e) => {
+                        tracing::info!(recording = %id, error = %e, "multipart upload not aborted (finished already?)")
+                    }
+                }
             }
             _ => tracing::warn!(recording = %id, "malformed upload marker; deleted"),
         }

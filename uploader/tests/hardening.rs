@@ -289,6 +289,32 @@ async fn an_abandoned_multipart_upload_is_aborted_and_purged_parts_included() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_upload_marker_does_not_block_the_cleanup() {
+    let (s3, emu) = setup().await;
+    let m = write_recording(
+        &s3.store(),
+        &[("cam.webm", &data(3000, 9))],
+        ACCESS,
+        REFRESH,
+    )
+    .await;
+    // A marker the writer could not delete, naming an upload that no longer exists.
+    let marker = serde_json::json!({"key": m.files[0].key, "upload_id": "6f1c1b8e-1d0a-4c55-9a37-000000000000"});
+    s3.store()
+        .put_small(
+            &format!("recordings/{}/uploads/cam.webm", m.recording_id),
+            marker.to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    let h = start(s3.config_with(&emu.url(), "")).await.unwrap();
+    delivered(&s3, 20).await;
+    h.shutdown().await;
+    assert_eq!(emu.files().len(), 1);
+}
+
 /// Every file under `dir` (folders themselves do not count).
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
