@@ -44,6 +44,7 @@ impl Error {
             Error::DeliveryMismatch(_) => (DeliveryProblem::DeliveryMismatch, true),
             Error::Crypto(_) | Error::Manifest(_) => (DeliveryProblem::InvalidManifest, false),
             Error::Io(_) => (DeliveryProblem::LocalFolder, true),
+            // Not outcomes of a delivery attempt (the worker handles them before asking).
             Error::Config(_) | Error::RetentionPassed | Error::Shutdown => {
                 (DeliveryProblem::DropboxRefused, true)
             }
