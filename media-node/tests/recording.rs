@@ -332,6 +332,21 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
     let (st, started) = http(Method::POST, &url, Some(&edge), Some(start_body())).await;
     assert_eq!(st, 200, "{started}");
     let rec_id = started["recordingId"].as_str().unwrap().to_owned();
+    // The recorder's status link: a token the recording id derives from, answering "recording".
+    let status_token = started["statusToken"].as_str().unwrap();
+    assert_eq!(
+        edgemeet_uploader::status::recording_id_for(status_token).as_deref(),
+        Some(rec_id.as_str())
+    );
+    let status_key = format!("recordings/{rec_id}/status.json");
+    let status = s3
+        .objects()
+        .await
+        .into_iter()
+        .find(|(k, _)| *k == status_key)
+        .map(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+        .expect("status written at start");
+    assert_eq!(status["state"], "recording");
     // One recording per meeting.
     let (st, body) = http(Method::POST, &url, Some(&edge), Some(start_body())).await;
     assert_eq!(st, 409, "{body}");
@@ -412,7 +427,7 @@ async fn a_three_person_meeting_is_recorded_to_playable_webm_in_s3() {
             );
         }
     }
-    assert_eq!(objects.len(), 4, "3 files and the manifest");
+    assert_eq!(objects.len(), 5, "3 files, the manifest and the status");
     for f in &manifest.files {
         let (_, body) = objects
             .iter()

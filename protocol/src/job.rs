@@ -6,7 +6,13 @@
 //! {prefix}{recording_id}/files/{name}      the media files (written first, multipart)
 //! {prefix}{recording_id}/manifest.json     this manifest (written last: its presence means "finished")
 //! {prefix}{recording_id}/progress.json     the uploader's resume state (written by the uploader only)
+//! {prefix}{recording_id}/status.json       delivery status (the node writes "recording", then the uploader)
+//! {prefix}{recording_id}/uploads/{name}    a multipart upload in progress (written by the recording writer)
 //! ```
+//!
+//! Keys are parsed, never prefix-matched as text: a key is `/`-separated segments, none empty,
+//! `.` or `..`, no leading `/`, no backslash or control characters, and a manifest's files must lie in
+//! `{prefix}{recording_id}/files/` ([`RecordingManifest::check_keys`]).
 //!
 //! The manifest holds no names, emails or room names. The recorder's Dropbox credentials travel
 //! sealed with AES-256-GCM under a key only the uploader (and whoever seals for it) knows; the
@@ -23,6 +29,13 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const PROGRESS_FILE: &str = "progress.json";
 /// Folder (inside a recording's prefix) holding the media files.
 pub const FILES_DIR: &str = "files/";
+/// Object name of the delivery status inside a recording's prefix.
+pub const STATUS_FILE: &str = "status.json";
+/// Folder (inside a recording's prefix) of markers naming multipart uploads in progress, so the
+/// uploader can abort abandoned ones on servers without `ListMultipartUploads` (s3s-fs).
+pub const UPLOADS_DIR: &str = "uploads/";
+/// The most bytes of an object key (S3's limit).
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// The most files one recording may have (a sanity bound against hostile manifests).
 pub const MAX_FILES: usize = 256;
@@ -120,6 +133,60 @@ pub enum ManifestError {
     Version(u32),
     #[error("invalid manifest field `{0}`")]
     Field(&'static str),
+    /// A file key that is malformed or lies outside the recording's own `files/` folder.
+    #[error("object key outside the recording's own folder or malformed")]
+    Key,
+}
+
+/// Splits an object key into its segments, refusing anything a file system or an S3 server
+/// could resolve to another place: empty, `.` or `..` segments, a leading or doubled `/`,
+/// backslashes and control characters.
+pub fn key_segments(key: &str) -> Result<Vec<&str>, ManifestError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(ManifestError::Key);
+    }
+    let segments: Vec<&str> = key.split('/').collect();
+    for s in &segments {
+        if s.is_empty() || *s == "." || *s == ".." || s.chars().any(|c| c == '\\' || c.is_control())
+        {
+            return Err(ManifestError::Key);
+        }
+    }
+    Ok(segments)
+}
+
+/// Checks a key prefix (`""` or clean segments ending in `/`), as [`key_segments`] does keys.
+pub fn check_prefix(prefix: &str) -> Result<(), ManifestError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    match prefix.strip_suffix('/') {
+        Some(inner) => key_segments(inner).map(|_| ()),
+        None => Err(ManifestError::Key),
+    }
+}
+
+/// The path of `key` inside `{prefix}{recording_id}/{folder}` (`folder` like [`FILES_DIR`]), or
+/// an error when the key is malformed or lies anywhere else.
+pub fn key_within<'k>(
+    key: &'k str,
+    prefix: &str,
+    recording_id: &str,
+    folder: &str,
+) -> Result<&'k str, ManifestError> {
+    check_prefix(prefix)?;
+    key_segments(key)?;
+    // Both are clean and the prefix ends in `/`: text and segment prefixes now agree.
+    let rest = key
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix(recording_id))
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| r.strip_prefix(folder))
+        .ok_or(ManifestError::Key)?;
+    if rest.is_empty() || !is_id(recording_id) {
+        return Err(ManifestError::Key);
+    }
+    Ok(rest)
 }
 
 fn is_id(s: &str) -> bool {
@@ -156,6 +223,15 @@ impl RecordingManifest {
         Ok(m)
     }
 
+    /// Checks that every file lies in this recording's own `{prefix}{recording_id}/files/`
+    /// (`prefix`: the bucket's recordings prefix, `""` or ending in `/`).
+    pub fn check_keys(&self, prefix: &str) -> Result<(), ManifestError> {
+        for f in &self.files {
+            key_within(&f.key, prefix, &self.recording_id, FILES_DIR)?;
+        }
+        Ok(())
+    }
+
     /// Serializes the manifest (pretty, it is small and sometimes read by operators).
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("manifest serializes")
@@ -180,9 +256,7 @@ impl RecordingManifest {
         }
         let mut names = std::collections::HashSet::new();
         for f in &self.files {
-            if f.key.is_empty() || f.key.len() > 1024 {
-                return Err(ManifestError::Field("files.key"));
-            }
+            key_segments(&f.key)?;
             if !is_file_name(&f.name) || !names.insert(f.name.as_str()) {
                 return Err(ManifestError::Field("files.name"));
             }
@@ -225,6 +299,154 @@ pub struct FileProgress {
     /// The file is at the destination, under this path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_path: Option<String>,
+    /// Where `finish` commits (chosen free before it is sent, never autorenamed by Dropbox), so a
+    /// lost answer is resolved by looking at exactly this path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_path: Option<String>,
+    /// SHA-256 (hex) of each 4 MiB block of the bytes acknowledged so far, in order: the parts
+    /// of Dropbox's `content_hash`, kept so a restarted upload need not read them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_hashes: Vec<String>,
+}
+
+impl FileProgress {
+    /// A file not started yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            session_id: None,
+            offset: 0,
+            finishing: false,
+            done_path: None,
+            commit_path: None,
+            block_hashes: Vec::new(),
+        }
+    }
+}
+
+/// The delivery status format version.
+pub const STATUS_VERSION: u32 = 1;
+
+/// Where a recording's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Still being recorded (written by the media node at start).
+    Recording,
+    /// Finished, waiting for its first delivery attempt.
+    Queued,
+    /// Being delivered now.
+    Uploading,
+    /// An attempt failed for a reason that may pass; the next one is at `next_attempt_at_ms`.
+    Retrying,
+    /// Every file is at the destination, checked (size and content hash).
+    Delivered,
+    /// Cannot be delivered without the recorder's action (`problem` says why); the files are
+    /// purged at `purge_at_ms` unless that action comes first (`dropbox_full` is retried).
+    Failed,
+}
+
+impl DeliveryState {
+    /// Whether nothing more will happen to the recording but the purge.
+    pub fn is_final(self) -> bool {
+        matches!(self, DeliveryState::Delivered | DeliveryState::Failed)
+    }
+}
+
+/// Why a delivery has not succeeded (no names, no paths, nothing secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryProblem {
+    /// Dropbox did not answer, or answered with server errors.
+    DropboxUnreachable,
+    /// The recorder's Dropbox grant was revoked (or has expired with no refresh token).
+    GrantRevoked,
+    /// The recorder's Dropbox has no room for the files.
+    DropboxFull,
+    /// Dropbox refused the request for another reason.
+    DropboxRefused,
+    /// What Dropbox holds differs from what was sent (size or content hash).
+    DeliveryMismatch,
+    /// The storage could not be read.
+    StorageUnreachable,
+    /// The storage holds something other than the manifest says (a missing or resized file).
+    StorageMismatch,
+    /// The manifest is malformed, names files outside its own folder, or its sealed token does
+    /// not open with this uploader's key.
+    InvalidManifest,
+    /// The local folder could not be written (all-in-one).
+    LocalFolder,
+}
+
+/// A recording's delivery status as kept in storage (`status.json`) by the uploader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingStatus {
+    /// Always [`STATUS_VERSION`].
+    pub v: u32,
+    pub state: DeliveryState,
+    /// When recording started (the retention counts from here), ms since the Unix epoch.
+    pub started_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<DeliveryProblem>,
+    /// Media files in the recording, and how many of them are delivered.
+    #[serde(default)]
+    pub files: u32,
+    #[serde(default)]
+    pub files_delivered: u32,
+    /// Delivery attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at_ms: Option<u64>,
+}
+
+impl RecordingStatus {
+    /// A fresh status in `state`.
+    pub fn new(state: DeliveryState, started_at_ms: u64) -> Self {
+        Self {
+            v: STATUS_VERSION,
+            state,
+            started_at_ms,
+            problem: None,
+            files: 0,
+            files_delivered: 0,
+            attempts: 0,
+            next_attempt_at_ms: None,
+            delivered_at_ms: None,
+        }
+    }
+
+    /// What the recorder's status link shows: the state, never names or ids.
+    pub fn view(&self, purge_at_ms: u64) -> DeliveryStatus {
+        DeliveryStatus {
+            state: self.state,
+            problem: self.problem,
+            files: self.files,
+            files_delivered: self.files_delivered,
+            next_attempt_at_ms: self.next_attempt_at_ms,
+            delivered_at_ms: self.delivered_at_ms,
+            purge_at_ms,
+        }
+    }
+}
+
+/// The JSON of the recorder's delivery-status link (`GET /v1/recording-status/{token}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryStatus {
+    pub state: DeliveryState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<DeliveryProblem>,
+    pub files: u32,
+    pub files_delivered: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at_ms: Option<u64>,
+    /// When the recording is deleted from our storage, delivered or not (ms since the epoch);
+    /// the link stops answering then.
+    pub purge_at_ms: u64,
 }
 
 #[cfg(test)]
@@ -269,6 +491,53 @@ mod tests {
             RecordingManifest::from_json(b"{\"v\":1}"),
             Err(ManifestError::Json(_))
         ));
+    }
+
+    #[test]
+    fn keys_are_parsed_not_prefix_matched() {
+        fn own(k: &str) -> Result<&str, ManifestError> {
+            key_within(k, "recordings/", "r1", FILES_DIR)
+        }
+        assert_eq!(own("recordings/r1/files/a.webm"), Ok("a.webm"));
+        for bad in [
+            "recordings/r1/files/../../other/files/x.webm",
+            "recordings/r1/../other/files/x.webm",
+            "recordings/r1/files/../../../other-bucket/x",
+            "recordings/r1/files/./a.webm",
+            "recordings/r1/files//a.webm",
+            "/recordings/r1/files/a.webm",
+            "recordings/r1/files/",
+            "recordings/r1/files",
+            "recordings/r10/files/a.webm",
+            "recordings/r1/progress.json",
+            "recordings/r1/files/a\\..\\b",
+            "other/r1/files/a.webm",
+        ] {
+            assert_eq!(own(bad), Err(ManifestError::Key), "{bad}");
+        }
+        assert_eq!(key_within("r1/files/a", "", "r1", FILES_DIR), Ok("a"));
+        assert!(check_prefix("a/../").is_err() && check_prefix("a").is_err());
+        // The manifest refuses a dot-dot key at parse time, and check_keys the foreign prefix.
+        let mut m = sample();
+        m.files[0].key = "recordings/r1/../victim/files/keep.webm".into();
+        assert_eq!(m.validate(), Err(ManifestError::Key));
+        let mut m = sample();
+        m.files[0].key = "recordings/victim/files/keep.webm".into();
+        assert!(m.validate().is_ok());
+        assert_eq!(m.check_keys("recordings/"), Err(ManifestError::Key));
+        assert!(sample().check_keys("recordings/").is_ok());
+    }
+
+    #[test]
+    fn status_round_trips_and_its_view_holds_no_ids() {
+        let mut st = RecordingStatus::new(DeliveryState::Failed, 5);
+        st.problem = Some(DeliveryProblem::GrantRevoked);
+        let json = serde_json::to_string(&st).unwrap();
+        assert!(json.contains("\"state\":\"failed\"") && json.contains("grant_revoked"));
+        assert_eq!(serde_json::from_str::<RecordingStatus>(&json).unwrap(), st);
+        let view = serde_json::to_value(st.view(86_400_005)).unwrap();
+        assert_eq!(view["purge_at_ms"], 86_400_005);
+        assert!(view.get("started_at_ms").is_none());
     }
 
     #[test]

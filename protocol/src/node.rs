@@ -348,11 +348,31 @@ impl std::fmt::Debug for RecordingDropbox {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartRecordingResponse {
     pub recording_id: String,
     pub started_at_ms: u64,
+    /// The recorder's delivery-status capability (32 hex digits, 128 random bits): the page
+    /// that started the recording may read `{status_url}{status_token}` (the uploader's
+    /// `GET /v1/recording-status/{token}`, see docs/uploader.md) until the recording is purged.
+    /// For the recorder only: never broadcast, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_token: Option<String>,
+}
+
+impl std::fmt::Debug for StartRecordingResponse {
+    // The status token is a capability: keep it out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartRecordingResponse")
+            .field("recording_id", &self.recording_id)
+            .field("started_at_ms", &self.started_at_ms)
+            .field(
+                "status_token",
+                &self.status_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// `POST /v1/rooms/{meeting}/recording/stop`: answered once the files and the manifest are in

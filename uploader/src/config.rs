@@ -172,6 +172,12 @@ fn default_poll() -> u64 {
 fn default_retention() -> u64 {
     24 * 3600
 }
+fn default_retry_initial() -> u64 {
+    10_000
+}
+fn default_retry_max() -> u64 {
+    900
+}
 fn default_listen() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
 }
@@ -194,6 +200,16 @@ struct FileConfig {
     retention_secs: u64,
     /// Address of `/metrics`, `/healthz`, `/readyz`; "off" disables it.
     listen: Option<String>,
+    /// First wait after a recording's failed delivery attempt, doubled per failure (ms).
+    #[serde(default = "default_retry_initial")]
+    retry_initial_ms: u64,
+    /// Longest wait between a recording's attempts (seconds); also the pace of retries while
+    /// the recorder's Dropbox is full.
+    #[serde(default = "default_retry_max")]
+    retry_max_secs: u64,
+    /// Address of the recorders' delivery-status links (`/v1/recording-status/{token}`); off by
+    /// default. Put it behind the public HTTPS proxy, never `listen`'s metrics.
+    status_listen: Option<String>,
 }
 
 /// The uploader's validated configuration.
@@ -209,6 +225,12 @@ pub struct Config {
     pub retention: Duration,
     /// Metrics and health server; `None` = not started.
     pub listen: Option<SocketAddr>,
+    /// First wait after a recording's failed attempt (each recording backs off on its own).
+    pub retry_initial: Duration,
+    /// Longest wait between one recording's attempts.
+    pub retry_max: Duration,
+    /// Status-link server; `None` = not started (embedders mount [`crate::status::router`]).
+    pub status_listen: Option<SocketAddr>,
 }
 
 const ENV_PREFIX: &str = "EDGEMEET_UPLOADER_";
@@ -228,6 +250,9 @@ impl Config {
             poll_interval: Duration::from_millis(default_poll()),
             retention: Duration::from_secs(default_retention()),
             listen: None,
+            retry_initial: Duration::from_millis(default_retry_initial()),
+            retry_max: Duration::from_secs(default_retry_max()),
+            status_listen: None,
         }
     }
 
@@ -331,10 +356,17 @@ impl Config {
         if let Some(v) = num("RETENTION_SECS")? {
             f.retention_secs = v;
         }
+        if let Some(v) = num("RETRY_INITIAL_MS")? {
+            f.retry_initial_ms = v;
+        }
+        if let Some(v) = num("RETRY_MAX_SECS")? {
+            f.retry_max_secs = v;
+        }
         let destination = var("DESTINATION").or(f.destination);
         let local_folder = var("LOCAL_FOLDER").map(PathBuf::from).or(f.local_folder);
         let key_text = var("ENCRYPTION_KEY").or(f.encryption_key);
         let listen_text = var("LISTEN").or(f.listen);
+        let status_listen_text = var("STATUS_LISTEN").or(f.status_listen);
 
         // Validation, with what to fix.
         if !(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://")) {
@@ -354,6 +386,12 @@ impl Config {
         }
         if !s3.prefix.is_empty() && !s3.prefix.ends_with('/') {
             s3.prefix.push('/');
+        }
+        if edgemeet_protocol::job::check_prefix(&s3.prefix).is_err() {
+            return Err(invalid(
+                "s3.prefix",
+                "must be key segments separated by '/' (no empty, '.' or '..' segment, no leading '/')",
+            ));
         }
         for (field, url) in [
             ("dropbox.api_url", &dropbox.api_url),
@@ -424,6 +462,24 @@ impl Config {
                 invalid("listen", format!("must be host:port or \"off\", not {t:?}"))
             })?),
         };
+        let status_listen = match status_listen_text.as_deref() {
+            None | Some("off") => None,
+            Some(t) => Some(t.parse().map_err(|_| {
+                invalid(
+                    "status_listen",
+                    format!("must be host:port or \"off\", not {t:?}"),
+                )
+            })?),
+        };
+        if f.retry_initial_ms < 10 {
+            return Err(invalid("retry_initial_ms", "must be at least 10"));
+        }
+        if f.retry_max_secs == 0 || f.retry_max_secs.saturating_mul(1000) < f.retry_initial_ms {
+            return Err(invalid(
+                "retry_max_secs",
+                "must be positive and at least retry_initial_ms",
+            ));
+        }
         Ok(Config {
             s3,
             dropbox,
@@ -432,6 +488,9 @@ impl Config {
             poll_interval: Duration::from_millis(f.poll_interval_ms),
             retention: Duration::from_secs(f.retention_secs),
             listen,
+            retry_initial: Duration::from_millis(f.retry_initial_ms),
+            retry_max: Duration::from_secs(f.retry_max_secs),
+            status_listen,
         })
     }
 }
@@ -485,6 +544,9 @@ mod tests {
         assert!(err(&base().replace("http://127.0.0.1:1", "127.0.0.1:1")).contains("s3.endpoint"));
         assert!(err(&format!("destination = \"local\"\n{}", base())).contains("local_folder"));
         assert!(err(&format!("retention_secs = 90000\n{}", base())).contains("retention_secs"));
+        assert!(err(&format!("{}prefix = \"a/../b/\"\n", base())).contains("s3.prefix"));
+        assert!(err(&format!("status_listen = \"x\"\n{}", base())).contains("status_listen"));
+        assert!(err(&format!("retry_max_secs = 0\n{}", base())).contains("retry_max_secs"));
         let no_key = base().replace(&format!("encryption_key = \"{KEY}\"\n"), "");
         assert!(err(&no_key).contains("encryption_key"));
         let e = Config::build(&base(), |k| {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use edgemeet_protocol::job::DropboxCredentials;
+use edgemeet_protocol::job::{DeliveryProblem, DropboxCredentials};
 use serde_json::{Value, json};
 
 use crate::config::DropboxConfig;
@@ -13,6 +13,9 @@ use crate::config::DropboxConfig;
 pub enum DropboxError {
     #[error("access token expired")]
     Expired,
+    /// 401 `invalid_access_token`: revoked, or not (or no longer) valid; a refresh may help.
+    #[error("access token invalid")]
+    InvalidToken,
     #[error("rate limited, retry after {0:?}")]
     RateLimited(Duration),
     #[error("server error HTTP {0}")]
@@ -44,6 +47,29 @@ pub enum DropboxError {
 }
 
 impl DropboxError {
+    /// What the recorder is told, and whether retrying can help at all (`false`: the grant is
+    /// gone, only the purge is left).
+    pub fn problem(&self) -> (DeliveryProblem, bool) {
+        match self {
+            // The OAuth server refuses the refresh token: revoked by the recorder, or the app.
+            DropboxError::Refresh(code) if code == "invalid_grant" || code == "invalid_client" => {
+                (DeliveryProblem::GrantRevoked, false)
+            }
+            DropboxError::NoRefreshToken => (DeliveryProblem::GrantRevoked, false),
+            DropboxError::Api { summary, .. }
+                if summary.starts_with("path/insufficient_space")
+                    || summary.starts_with("insufficient_space") =>
+            {
+                (DeliveryProblem::DropboxFull, true)
+            }
+            DropboxError::GaveUp { last, .. } => last.problem(),
+            DropboxError::RateLimited(_) | DropboxError::Server(_) | DropboxError::Transport(_) => {
+                (DeliveryProblem::DropboxUnreachable, true)
+            }
+            _ => (DeliveryProblem::DropboxRefused, true),
+        }
+    }
+
     /// For a 409, whether `error_summary` starts with `prefix` (Dropbox's advice: match prefixes).
     pub fn summary_starts_with(&self, prefix: &str) -> bool {
         matches!(self, DropboxError::Api { summary, .. } if summary.starts_with(prefix))
@@ -71,11 +97,40 @@ impl DropboxError {
     }
 }
 
-/// A committed file.
+/// A committed file (or, from `get_metadata`, whatever is at a path).
 #[derive(Debug, Clone)]
 pub struct FileMeta {
     pub path_display: String,
     pub size: u64,
+    /// Dropbox's `content_hash`; `None` for a folder.
+    pub content_hash: Option<String>,
+}
+
+impl FileMeta {
+    fn from_json(v: &Value, path: &str) -> Self {
+        let is_file = v
+            .get(".tag")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t == "file");
+        FileMeta {
+            path_display: v
+                .get("path_display")
+                .and_then(Value::as_str)
+                .unwrap_or(path)
+                .to_owned(),
+            size: v.get("size").and_then(Value::as_u64).unwrap_or(0),
+            content_hash: v
+                .get("content_hash")
+                .and_then(Value::as_str)
+                .filter(|_| is_file)
+                .map(str::to_owned),
+        }
+    }
+
+    /// Whether this is exactly the file `size` bytes long with `content_hash`.
+    pub fn holds(&self, size: u64, content_hash: &str) -> bool {
+        self.size == size && self.content_hash.as_deref() == Some(content_hash)
+    }
 }
 
 /// The credentials in use for one recording; refreshed in place.
@@ -177,6 +232,7 @@ impl DropboxClient {
         match status {
             200..=299 => Ok(body),
             401 if summary().starts_with("expired_access_token") => Err(DropboxError::Expired),
+            401 if summary().starts_with("invalid_access_token") => Err(DropboxError::InvalidToken),
             409 => Err(DropboxError::Api {
                 endpoint,
                 summary: summary(),
@@ -241,7 +297,8 @@ impl DropboxClient {
         self.send("upload_session/append_v2", req).await.map(|_| ())
     }
 
-    /// `files/upload_session/finish`: commits the session at `path` (mode add, autorename).
+    /// `files/upload_session/finish`: commits the session at exactly `path` (mode add, no
+    /// autorename: the caller picks a free name first, so a lost answer can be looked up there).
     pub async fn finish(
         &self,
         token: &Token,
@@ -251,20 +308,13 @@ impl DropboxClient {
     ) -> Result<FileMeta, DropboxError> {
         let arg = json!({
             "cursor": {"session_id": session_id, "offset": offset},
-            "commit": {"path": path, "mode": "add", "autorename": true, "mute": true, "strict_conflict": false}
+            "commit": {"path": path, "mode": "add", "autorename": false, "mute": true, "strict_conflict": false}
         });
         let req = self
             .content_req("files/upload_session/finish", token, &arg)
             .body(Vec::<u8>::new());
         let v = self.send("upload_session/finish", req).await?;
-        Ok(FileMeta {
-            path_display: v
-                .get("path_display")
-                .and_then(Value::as_str)
-                .unwrap_or(path)
-                .to_owned(),
-            size: v.get("size").and_then(Value::as_u64).unwrap_or(0),
-        })
+        Ok(FileMeta::from_json(&v, path))
     }
 
     /// `files/get_metadata`; `None` when nothing is at `path`.
@@ -279,14 +329,7 @@ impl DropboxClient {
             .bearer_auth(&token.creds.access_token)
             .json(&json!({"path": path}));
         match self.send("get_metadata", req).await {
-            Ok(v) => Ok(Some(FileMeta {
-                path_display: v
-                    .get("path_display")
-                    .and_then(Value::as_str)
-                    .unwrap_or(path)
-                    .to_owned(),
-                size: v.get("size").and_then(Value::as_u64).unwrap_or(0),
-            })),
+            Ok(v) => Ok(Some(FileMeta::from_json(&v, path))),
             Err(e) if e.summary_starts_with("path/not_found") => Ok(None),
             Err(e) => Err(e),
         }
@@ -336,12 +379,12 @@ impl DropboxClient {
         attempts: &mut Attempts,
     ) -> Result<(), DropboxError> {
         match err {
-            DropboxError::Expired => {
+            DropboxError::Expired | DropboxError::InvalidToken => {
                 attempts.refreshes += 1;
                 if attempts.refreshes > 3 {
                     return Err(DropboxError::GaveUp {
                         attempts: attempts.refreshes,
-                        last: Box::new(DropboxError::Expired),
+                        last: Box::new(err),
                     });
                 }
                 self.refresh(token).await

@@ -6,12 +6,59 @@ use std::path::PathBuf;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
+use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::path::S3Path;
 use s3s::service::S3ServiceBuilder;
+use s3s::{S3Request, S3Result, s3_error};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
+
+/// Signed requests only, and object keys as S3 means them: s3s-fs maps a key to a file path, so
+/// a `..` segment would reach another recording's files or another bucket's folder.
+struct CleanKeys;
+
+fn clean(key: &str) -> S3Result<()> {
+    edgemeet_protocol::job::key_segments(key)
+        .map(|_| ())
+        .map_err(|_| {
+            s3_error!(
+                InvalidArgument,
+                "object key has an empty, '.' or '..' segment"
+            )
+        })
+}
+
+fn clean_source(source: &CopySource) -> S3Result<()> {
+    match source {
+        CopySource::Bucket { key, .. } => clean(key),
+        _ => Err(s3_error!(NotImplemented)),
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for CleanKeys {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
+        }
+        match cx.s3_path() {
+            S3Path::Object { key, .. } => clean(key),
+            _ => Ok(()),
+        }
+    }
+
+    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        clean_source(&req.input.copy_source)
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        clean_source(&req.input.copy_source)
+    }
+}
 
 /// A running embedded S3 server.
 pub struct EmbeddedS3 {
@@ -53,6 +100,7 @@ pub async fn start_embedded_s3(
     let service = {
         let mut b = S3ServiceBuilder::new(fs);
         b.set_auth(SimpleAuth::from_single(access_key, secret_key));
+        b.set_access(CleanKeys);
         b.build()
     };
     let listener = tokio::net::TcpListener::bind(bind).await?;

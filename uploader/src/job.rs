@@ -4,24 +4,21 @@
 //! write access to the bucket may have left in any shape: each reader here refuses or repairs,
 //! never panics (the fuzz target `recording_manifest` calls them as the worker does).
 
-use edgemeet_protocol::job::{
-    FileProgress, ManifestError, RecordingFile, RecordingManifest, UploadProgress,
-};
+use edgemeet_protocol::job::{ManifestError, RecordingFile, RecordingManifest, UploadProgress};
 
-use crate::clock::utc_date;
-
-/// The manifest found under `{prefix}{id}/` may only name its own recording and point inside
-/// its own prefix: no uploading, then deleting, someone else's objects. Returns that prefix.
+/// The manifest found under `{prefix}{id}/` may only name its own recording, and its files only
+/// keys inside that recording's `files/` (parsed, not prefix-matched: no `..`, no absolute key,
+/// no other bucket): no uploading, then deleting, someone else's objects. Returns the prefix.
 pub fn check_place(
     prefix: &str,
     id: &str,
     manifest: &RecordingManifest,
 ) -> Result<String, ManifestError> {
-    let own = format!("{prefix}{id}/");
-    if manifest.recording_id != id || manifest.files.iter().any(|f| !f.key.starts_with(&own)) {
-        return Err(ManifestError::Field("files.key"));
+    if manifest.recording_id != id {
+        return Err(ManifestError::Field("recording_id"));
     }
-    Ok(own)
+    manifest.check_keys(prefix)?;
+    Ok(format!("{prefix}{id}/"))
 }
 
 /// The resume state for `manifest` from the stored `progress.json`, if any: unreadable state is
@@ -30,29 +27,11 @@ pub fn read_progress(manifest: &RecordingManifest, stored: Option<&[u8]>) -> Upl
     let mut progress: UploadProgress = stored
         .and_then(|b| serde_json::from_slice(b).ok())
         .unwrap_or_default();
-    align_progress(manifest, &mut progress);
+    crate::upload::align_progress(manifest, &mut progress);
     progress
-}
-
-/// Gives `progress` exactly one entry per manifest file, in manifest order, keeping recorded state.
-fn align_progress(manifest: &RecordingManifest, progress: &mut UploadProgress) {
-    let mut old = std::mem::take(&mut progress.files);
-    for f in &manifest.files {
-        let entry = match old.iter().position(|p| p.name == f.name) {
-            Some(i) => old.swap_remove(i),
-            None => FileProgress {
-                name: f.name.clone(),
-                session_id: None,
-                offset: 0,
-                finishing: false,
-                done_path: None,
-            },
-        };
-        progress.files.push(entry);
-    }
 }
 
 /// Destination path of a file: `{root}/{YYYY-MM-DD}/{name}`, dated by the recording's start.
 pub fn dropbox_path(root: &str, manifest: &RecordingManifest, file: &RecordingFile) -> String {
-    format!("{root}/{}/{}", utc_date(manifest.started_at_ms), file.name)
+    crate::upload::dropbox_path(root, manifest, file)
 }

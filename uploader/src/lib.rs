@@ -3,7 +3,8 @@
 //! (24 h) whether uploaded or not.
 //!
 //! S3 is the queue: a recording is "finished" when its `manifest.json` exists; the uploader keeps
-//! its resume state in `progress.json` beside it. See `docs/uploader.md`.
+//! its resume state in `progress.json` and the recorder's delivery status in `status.json`
+//! beside it. See `docs/uploader.md`.
 //!
 //! Embedding (the all-in-one server):
 //!
@@ -18,15 +19,18 @@
 
 pub mod clock;
 pub mod config;
+pub mod content_hash;
 pub mod crypto;
 pub mod dropbox;
 pub mod embedded_s3;
 pub mod error;
 pub mod job;
 pub mod local;
+pub mod logging;
 pub mod metrics;
 mod purge;
 pub mod s3s_fs_process;
+pub mod status;
 pub mod store;
 mod upload;
 pub mod worker;

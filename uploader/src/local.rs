@@ -27,7 +27,7 @@ pub fn free_name(dir: &Path, name: &str) -> PathBuf {
 
 /// Copies every file not yet done, streaming from storage to a temporary file, then renaming.
 pub(crate) async fn copy_recording(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     folder: &Path,
     manifest: &RecordingManifest,
     progress: &mut UploadProgress,
@@ -39,6 +39,7 @@ pub(crate) async fn copy_recording(
             continue;
         }
         ctx.check()?;
+        ctx.check_object(file).await?;
         let tmp = dir.join(format!(".{}.{}.part", manifest.recording_id, file.name));
         let mut out = tokio::fs::File::create(&tmp).await?;
         if file.size > 0 {

@@ -43,10 +43,9 @@ fn cli() -> anyhow::Result<()> {
             other => bail!("unknown argument {other:?}\n{}", usage()),
         }
     }
+    let directives = std::env::var("RUST_LOG").unwrap_or_default();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(edgemeet_uploader::logging::env_filter(&directives))
         .with_writer(std::io::stdout)
         .init();
 

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub(crate) files_uploaded: AtomicU64,
     pub(crate) recordings_uploaded: AtomicU64,
     pub(crate) recordings_purged: AtomicU64,
+    pub(crate) recordings_failed: AtomicU64,
     pub(crate) objects_purged: AtomicU64,
     pub(crate) queue_length: AtomicU64,
     pub(crate) errors: AtomicU64,
@@ -29,6 +30,7 @@ pub struct MetricsSnapshot {
     pub files_uploaded: u64,
     pub recordings_uploaded: u64,
     pub recordings_purged: u64,
+    pub recordings_failed: u64,
     pub objects_purged: u64,
     pub queue_length: u64,
     pub errors: u64,
@@ -43,6 +45,7 @@ impl Metrics {
             files_uploaded: self.files_uploaded.load(Relaxed),
             recordings_uploaded: self.recordings_uploaded.load(Relaxed),
             recordings_purged: self.recordings_purged.load(Relaxed),
+            recordings_failed: self.recordings_failed.load(Relaxed),
             objects_purged: self.objects_purged.load(Relaxed),
             queue_length: self.queue_length.load(Relaxed),
             errors: self.errors.load(Relaxed),
@@ -54,11 +57,11 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 8] = [
+        let rows: [(&str, &str, &str, u64); 9] = [
             (
                 "edgemeet_uploader_bytes_uploaded_total",
                 "counter",
-                "Bytes acknowledged by the destination.",
+                "Bytes sent to the destination, resent ones included.",
                 s.bytes_uploaded,
             ),
             (
@@ -80,6 +83,12 @@ impl Metrics {
                 s.recordings_purged,
             ),
             (
+                "edgemeet_uploader_recordings_failed_total",
+                "counter",
+                "Recordings that cannot be delivered (revoked grant, bad manifest, ...).",
+                s.recordings_failed,
+            ),
+            (
                 "edgemeet_uploader_objects_purged_total",
                 "counter",
                 "Objects deleted by the retention sweep.",
@@ -88,13 +97,13 @@ impl Metrics {
             (
                 "edgemeet_uploader_queue_length",
                 "gauge",
-                "Finished recordings waiting for upload.",
+                "Finished recordings being delivered or waiting to retry.",
                 s.queue_length,
             ),
             (
                 "edgemeet_uploader_errors_total",
                 "counter",
-                "Failed polls and failed recording attempts.",
+                "Failed polls and failed delivery attempts.",
                 s.errors,
             ),
             (

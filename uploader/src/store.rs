@@ -29,6 +29,14 @@ pub struct ObjectInfo {
     pub last_modified: SystemTime,
 }
 
+/// A multipart upload in progress, as listed.
+#[derive(Debug, Clone)]
+pub struct UploadInfo {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: SystemTime,
+}
+
 /// A bucket (and key prefix) on an S3-compatible server.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -160,6 +168,11 @@ impl Store {
 
     /// Every object under the prefix.
     pub async fn list(&self) -> Result<Vec<ObjectInfo>, Error> {
+        self.list_under(&self.prefix).await
+    }
+
+    /// Every object whose key starts with `prefix`.
+    pub async fn list_under(&self, prefix: &str) -> Result<Vec<ObjectInfo>, Error> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -167,7 +180,7 @@ impl Store {
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
-                .prefix(&self.prefix)
+                .prefix(prefix)
                 .set_continuation_token(token.take())
                 .send()
                 .await
@@ -190,6 +203,89 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Multipart uploads in progress under the prefix; `None` where the server does not
+    /// implement `ListMultipartUploads` (s3s-fs): the writer's markers cover those.
+    pub async fn list_uploads(&self) -> Result<Option<Vec<UploadInfo>>, Error> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let resp = match self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e)
+                    if e.code() == Some("NotImplemented")
+                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 501) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(s3_err("list multipart uploads", e)),
+            };
+            for u in resp.uploads() {
+                let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
+                    continue;
+                };
+                out.push(UploadInfo {
+                    key: key.to_owned(),
+                    upload_id: id.to_owned(),
+                    initiated: u
+                        .initiated()
+                        .and_then(|t| SystemTime::try_from(*t).ok())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+            match (resp.next_key_marker(), resp.next_upload_id_marker()) {
+                (Some(k), id) if resp.is_truncated() == Some(true) => {
+                    key_marker = Some(k.to_owned());
+                    id_marker = id.map(str::to_owned);
+                }
+                _ => break,
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Aborts a multipart upload, freeing its parts (one already gone is fine).
+    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), Error> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
+            Err(e) => Err(s3_err("abort multipart upload", e)),
+        }
+    }
+
+    /// The size of an object; `None` if it does not exist.
+    pub async fn size_of(&self, key: &str) -> Result<Option<u64>, Error> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(Some(r.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(e) => Err(s3_err("head", e)),
+        }
     }
 
     /// A small object in full (manifests, progress); `None` if it does not exist.

@@ -10,8 +10,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use edgemeet_protocol::job::{
     FILES_DIR, MANIFEST_FILE, MANIFEST_VERSION, RecordingFile, RecordingManifest,
-    SealedDropboxToken,
+    SealedDropboxToken, UPLOADS_DIR,
 };
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::clock::unix_ms;
@@ -27,6 +28,15 @@ fn storage(what: &str, e: impl std::error::Error + 'static) -> Error {
         "{what}: {}",
         aws_sdk_s3::error::DisplayErrorContext(e)
     ))
+}
+
+/// `{prefix}{recording_id}/uploads/{name}`: names a multipart upload in progress, so the
+/// uploader can abort it (and free its parts) if the writer dies before finishing: not every
+/// S3-compatible server lists multipart uploads (s3s-fs does not).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UploadMarker {
+    pub key: String,
+    pub upload_id: String,
 }
 
 /// A fresh random id (hex, 128 bits) for recordings.
@@ -96,7 +106,22 @@ impl RecordingWriter {
             .upload_id()
             .ok_or_else(|| Error::Storage("no upload id".into()))?
             .to_owned();
+        let marker_key = format!("{}{UPLOADS_DIR}{name}", self.prefix());
+        let marker = UploadMarker {
+            key: key.clone(),
+            upload_id: upload_id.clone(),
+        };
+        let body = serde_json::to_vec(&marker).expect("marker serializes");
+        if let Err(e) = self
+            .store
+            .put_small(&marker_key, body, "application/json")
+            .await
+        {
+            let _ = self.store.abort_upload(&key, &upload_id).await;
+            return Err(e);
+        }
         Ok(FileWriter {
+            marker_key,
             store: self.store.clone(),
             key,
             name: name.to_owned(),
@@ -170,6 +195,7 @@ impl RecordingWriter {
 /// One file being written: a multipart upload fed from a one-part buffer.
 pub struct FileWriter {
     store: Store,
+    marker_key: String,
     key: String,
     name: String,
     content_type: String,
@@ -290,6 +316,8 @@ impl FileWriter {
             .send()
             .await
             .map_err(|e| storage("complete multipart upload", e))?;
+        // Best effort: a marker left behind names a finished upload, which aborts as a no-op.
+        let _ = self.store.delete(&self.marker_key).await;
         Ok(RecordingFile {
             key: self.key,
             name: self.name,
@@ -300,14 +328,13 @@ impl FileWriter {
 
     /// Abandons the upload (the parts are freed by the server).
     pub async fn abort(self) {
-        let _ = self
+        if self
             .store
-            .client()
-            .abort_multipart_upload()
-            .bucket(self.store.bucket())
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .send()
-            .await;
+            .abort_upload(&self.key, &self.upload_id)
+            .await
+            .is_ok()
+        {
+            let _ = self.store.delete(&self.marker_key).await;
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use sha2::Digest;
 use support::dropbox_emulator::Emulator;
 
 const TOKEN: &str = "sl.emu-strict";
@@ -204,4 +205,149 @@ async fn auth_content_type_and_size_limits() {
         .unwrap();
     assert_eq!(v["expires_in"], 14400);
     assert!(v["access_token"].as_str().unwrap().starts_with("sl."));
+}
+
+/// Starts a session holding `data`, closed by its append.
+async fn session_with(e: &Emulator, data: &[u8]) -> String {
+    let (_, v, _) = content(e, "upload_session/start", b"{}", vec![]).await;
+    let sid = v["session_id"].as_str().unwrap().to_owned();
+    let arg = json!({"cursor": {"session_id": sid, "offset": 0}, "close": true}).to_string();
+    let (status, _, text) =
+        content(e, "upload_session/append_v2", arg.as_bytes(), data.to_vec()).await;
+    assert_eq!(status, 200, "{text}");
+    sid
+}
+
+fn finish_arg(sid: &str, offset: usize, path: &str) -> String {
+    json!({"cursor": {"session_id": sid, "offset": offset},
+           "commit": {"path": path, "mode": "add", "autorename": false}})
+    .to_string()
+}
+
+async fn metadata(e: &Emulator, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/2/files/get_metadata", e.url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"path": path}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_committed_session_answers_closed_and_metadata_has_the_content_hash() {
+    let e = emu().await;
+    // 9 MiB: three 4 MiB blocks, the last one partial.
+    let data: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let sid = session_with(&e, &data).await;
+    let arg = finish_arg(&sid, data.len(), "/r/a.bin");
+    let (status, v, _) = content(&e, "upload_session/finish", arg.as_bytes(), vec![]).await;
+    assert_eq!(status, 200);
+    // Dropbox's algorithm, written out here independently of the emulator's.
+    let mut concat = Vec::new();
+    for block in data.chunks(4 * 1024 * 1024) {
+        concat.extend_from_slice(&sha2::Sha256::digest(block));
+    }
+    let expected = hex::encode(sha2::Sha256::digest(&concat));
+    assert_eq!(v["content_hash"], expected.as_str());
+    // Finishing it again (its first answer was lost): Dropbox says the session is closed.
+    let (status, v, _) = content(&e, "upload_session/finish", arg.as_bytes(), vec![]).await;
+    assert_eq!(status, 409);
+    assert!(
+        v["error_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("lookup_failed/closed/"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["lookup_failed"][".tag"], "closed");
+    let arg = json!({"cursor": {"session_id": sid, "offset": data.len()}}).to_string();
+    let (_, v, _) = content(&e, "upload_session/append_v2", arg.as_bytes(), vec![1]).await;
+    assert!(v["error_summary"].as_str().unwrap().starts_with("closed/"));
+    // What is at the path tells the truth.
+    let (status, v) = metadata(&e, "/R/A.bin").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (v["size"].as_u64(), v["content_hash"].as_str()),
+        (Some(data.len() as u64), Some(expected.as_str()))
+    );
+    assert_eq!(metadata(&e, "/r/none.bin").await.0, 409);
+}
+
+#[tokio::test]
+async fn a_path_error_keeps_the_session_for_another_finish() {
+    let e = emu().await;
+    e.put_file("/r/taken.bin", b"someone else's");
+    let sid = session_with(&e, b"ours").await;
+    let (status, v, _) = content(
+        &e,
+        "upload_session/finish",
+        finish_arg(&sid, 4, "/r/taken.bin").as_bytes(),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(
+        v["error_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("path/conflict/file")
+    );
+    // Dropbox: "Data has already been appended to the upload session. Please retry".
+    e.set_quota(Some(10));
+    let (_, v, _) = content(
+        &e,
+        "upload_session/finish",
+        finish_arg(&sid, 4, "/r/free.bin").as_bytes(),
+        vec![],
+    )
+    .await;
+    assert!(
+        v["error_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("path/insufficient_space"),
+        "{v}"
+    );
+    e.set_quota(None);
+    let (status, v, _) = content(
+        &e,
+        "upload_session/finish",
+        finish_arg(&sid, 4, "/r/free.bin").as_bytes(),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["path_display"], "/r/free.bin");
+}
+
+#[tokio::test]
+async fn a_revoked_grant_refuses_its_tokens() {
+    let e = emu().await;
+    e.revoke("r");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/2/files/get_metadata", e.url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"path": "/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("invalid_access_token"));
+    let r = http
+        .post(format!("{}/oauth2/token", e.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "r"),
+            ("client_id", "app"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(e.stats().token_requests, 1);
 }

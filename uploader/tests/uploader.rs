@@ -6,6 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgemeet_protocol::job::DeliveryState;
 use edgemeet_uploader::{OffsetClock, start, start_with_clock};
 use support::dropbox_emulator::{Emulator, Fault};
 use support::*;
@@ -36,7 +37,10 @@ async fn upload_and_check(
     )
     .await;
     let h = start(s3.config_with(&emu.url(), extra_toml)).await.unwrap();
-    wait_until(30, "bucket empty", || async { s3.keys().await.is_empty() }).await;
+    wait_until(30, "delivered and deleted", || async {
+        s3.keys_but_status().await.is_empty()
+    })
+    .await;
     let files = emu.files();
     let date = date_of(&m);
     assert_eq!(files.len(), 2, "{files:?}");
@@ -53,6 +57,9 @@ async fn upload_and_check(
         .find(|f| f.path_display == format!("/edgemeet/{date}/cam-b.webm"))
         .expect("cam-b");
     assert_eq!(b.sha256, sha256_hex(&small));
+    let st = s3.status_of(&m.recording_id).await.expect("status kept");
+    assert_eq!(st.state, DeliveryState::Delivered);
+    assert_eq!((st.files, st.files_delivered), (2, 2));
     let snap = h.metrics();
     h.shutdown().await;
     snap
@@ -120,7 +127,10 @@ async fn conflicting_name_is_autorenamed() {
         b"someone else's file",
     );
     let h = start(s3.config_with(&emu.url(), "")).await.unwrap();
-    wait_until(20, "bucket empty", || async { s3.keys().await.is_empty() }).await;
+    wait_until(20, "delivered and deleted", || async {
+        s3.keys_but_status().await.is_empty()
+    })
+    .await;
     h.shutdown().await;
     let renamed = emu
         .files()
@@ -194,7 +204,10 @@ async fn local_folder_destination() {
     let h = start(s3.config_with("http://127.0.0.1:9", &extra))
         .await
         .unwrap();
-    wait_until(20, "bucket empty", || async { s3.keys().await.is_empty() }).await;
+    wait_until(20, "delivered and deleted", || async {
+        s3.keys_but_status().await.is_empty()
+    })
+    .await;
     h.shutdown().await;
     let dir = out.path().join(date_of(&m));
     assert_eq!(
@@ -220,7 +233,10 @@ async fn metrics_and_health_endpoints() {
     )
     .await;
     let h = start(s3.config_with(&emu.url(), "")).await.unwrap();
-    wait_until(20, "bucket empty", || async { s3.keys().await.is_empty() }).await;
+    wait_until(20, "delivered and deleted", || async {
+        s3.keys_but_status().await.is_empty()
+    })
+    .await;
     let addr = h.metrics_addr().unwrap();
     let get = |path: &'static str| async move {
         let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
@@ -345,7 +361,10 @@ async fn lost_finish_response_does_not_duplicate() {
         .unwrap();
 
     let h = start(s3.config_with(&emu.url(), "")).await.unwrap();
-    wait_until(20, "bucket empty", || async { s3.keys().await.is_empty() }).await;
+    wait_until(20, "delivered and deleted", || async {
+        s3.keys_but_status().await.is_empty()
+    })
+    .await;
     h.shutdown().await;
     let files = emu.files();
     assert_eq!(files.len(), 1, "no duplicate: {files:?}");
@@ -384,8 +403,9 @@ async fn embedded_s3_all_in_one_to_local_folder() {
         .unwrap();
     let m = w.finish(std::time::SystemTime::now(), None).await.unwrap();
     h.poke();
-    wait_until(20, "bucket empty", || async {
-        store.list().await.unwrap().is_empty()
+    wait_until(20, "delivered and deleted", || async {
+        let keys = store.list().await.unwrap();
+        keys.len() == 1 && keys[0].key.ends_with("/status.json")
     })
     .await;
     h.shutdown().await;

@@ -20,7 +20,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use edgemeet_protocol::job::{DropboxCredentials, RecordingFile, SealedDropboxToken};
 use edgemeet_protocol::node::{RecordingDropbox, StartRecordingResponse, StopRecordingResponse};
-use edgemeet_uploader::writer::new_recording_id;
 use edgemeet_uploader::{RecordingWriter, Store, TokenKey};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -127,7 +126,9 @@ impl Recordings {
                 "this node records for Dropbox: the recorder's dropbox grant is required".into(),
             ));
         }
-        let id = new_recording_id();
+        // The id derives from the recorder's status token (one way): the uploader finds the
+        // status from the token alone.
+        let (id, status_token) = edgemeet_uploader::status::new_recording_ids();
         let sealed = match dropbox {
             Some(d) => {
                 if d.access_token.is_empty() || d.app_key.is_empty() {
@@ -178,10 +179,17 @@ impl Recordings {
         for p in pubs {
             self.attach_to(ready, &active, shared, &p);
         }
+        // The status link answers "recording" from now on (until the uploader takes over).
+        if let Err(e) =
+            edgemeet_uploader::status::write_recording_started(&ready.store, &id, started).await
+        {
+            tracing::warn!(recording = %id, error = %e, "recording status not written; the link answers once it is delivered");
+        }
         tracing::info!(recording = %id, "recording started");
         Ok(StartRecordingResponse {
             recording_id: id,
             started_at_ms: unix_ms(started),
+            status_token: Some(status_token),
         })
     }
 
@@ -303,10 +311,19 @@ impl Recordings {
         }
         let n = files.len() as u32;
         let dropped = active.dropped.load(Relaxed);
+        let ready = self.ready.as_ref().expect("a recording implies a config");
         if files.is_empty() {
+            // Nothing to deliver: the status written at start goes too (its link then says
+            // "unknown", like any expired one).
+            let status = format!(
+                "{}{}/{}",
+                ready.store.prefix(),
+                active.id,
+                edgemeet_protocol::job::STATUS_FILE
+            );
+            let _ = ready.store.delete(&status).await;
             tracing::info!(recording = %active.id, "recording stopped with no media; nothing stored");
         } else {
-            let ready = self.ready.as_ref().expect("a recording implies a config");
             let mut w = RecordingWriter::new(
                 ready.store.clone(),
                 active.id.clone(),

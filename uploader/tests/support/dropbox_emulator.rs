@@ -9,11 +9,19 @@
 //! authorization-code flow with PKCE (`GET /oauth2/authorize` approves at once and redirects
 //! with a code to a registered redirect URI; `/oauth2/token` with `authorization_code` checks
 //! the code (single use, 10 minutes), client id, redirect URI and the PKCE verifier strictly)
-//! and the refresh-token grant. Committed files keep only their size and SHA-256, so gigabytes
-//! fit.
+//! and the refresh-token grant (a revoked grant answers `invalid_grant`, its access tokens
+//! `invalid_access_token`). Committed files keep only their size, SHA-256 and Dropbox's
+//! `content_hash` (SHA-256 of the SHA-256 of each 4 MiB block), so gigabytes fit; metadata
+//! carries `content_hash` as Dropbox's does. A committed session stays known: `finish` or
+//! `append_v2` on it answers `lookup_failed/closed` / `closed`, as Dropbox documents ("closed
+//! (i.e. committed)"). A commit that fails on its path (`conflict`, `insufficient_space` past
+//! the quota) keeps the session, which Dropbox lets the caller finish again.
 //!
 //! Fault knobs: [`Emulator::inject`] (429 / 5xx / token expiry on the next content calls),
-//! [`Emulator::expire_tokens_after`], [`Emulator::set_append_delay`].
+//! [`Emulator::expire_tokens_after`], [`Emulator::set_append_delay`],
+//! [`Emulator::lose_next_finish_answer`] (commits, then the connection breaks before the answer),
+//! [`Emulator::fail_next_append`] (the data is read, then a 5xx), [`Emulator::fail_account`]
+//! (one token's calls all fail), [`Emulator::corrupt_next_commit`] (stores other content).
 #![allow(dead_code)]
 // Handlers return ready responses as errors; boxing them would only add noise here.
 #![allow(clippy::result_large_err)]
@@ -34,6 +42,47 @@ use sha2::{Digest, Sha256};
 const MIB: u64 = 1024 * 1024;
 const MAX_REQUEST: u64 = 150 * MIB;
 const CONCURRENT_ALIGN: u64 = 4 * MIB;
+/// Dropbox's `content_hash` block.
+const HASH_BLOCK: usize = 4 * MIB as usize;
+
+/// Dropbox's `content_hash`, computed as the data arrives.
+#[derive(Clone, Default)]
+struct ContentHasher {
+    block: Sha256,
+    in_block: usize,
+    overall: Sha256,
+}
+
+impl ContentHasher {
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = (HASH_BLOCK - self.in_block).min(data.len());
+            self.block.update(&data[..n]);
+            self.in_block += n;
+            data = &data[n..];
+            if self.in_block == HASH_BLOCK {
+                let digest = std::mem::take(&mut self.block).finalize();
+                self.overall.update(digest);
+                self.in_block = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.in_block > 0 {
+            let digest = self.block.finalize();
+            self.overall.update(digest);
+        }
+        hex::encode(self.overall.finalize())
+    }
+}
+
+/// Dropbox's `content_hash` of bytes in memory.
+pub fn dropbox_content_hash(data: &[u8]) -> String {
+    let mut h = ContentHasher::default();
+    h.update(data);
+    h.finish()
+}
 
 /// A fault served instead of the next content call (start / append / finish / upload).
 #[derive(Debug, Clone)]
@@ -54,6 +103,13 @@ pub struct Stats {
     pub server_errors: u64,
     pub expired_rejections: u64,
     pub incorrect_offsets: u64,
+    /// Calls to `/oauth2/token` with the refresh-token grant, refused ones included.
+    pub token_requests: u64,
+    pub metadata_lookups: u64,
+    /// `finish` calls answered `lookup_failed/closed` (the session was already committed).
+    pub finish_closed: u64,
+    /// Commits refused for lack of space.
+    pub insufficient_space: u64,
     pub bad_requests: u64,
     pub bytes_received: u64,
     pub authorizations: u64,
@@ -67,11 +123,13 @@ pub struct StoredFile {
     pub path_display: String,
     pub size: u64,
     pub sha256: String,
+    pub content_hash: String,
 }
 
 struct Session {
     len: u64,
     hasher: Sha256,
+    content: ContentHasher,
     closed: bool,
     concurrent: bool,
     pieces: BTreeMap<u64, Vec<u8>>,
@@ -84,7 +142,18 @@ struct State {
     /// refresh token -> app key
     refresh: HashMap<String, String>,
     sessions: HashMap<String, Session>,
+    /// Sessions already committed: Dropbox answers `closed` for them.
+    committed: std::collections::HashSet<String>,
     files: BTreeMap<String, StoredFile>,
+    /// access token -> the refresh token of its grant
+    grant_of: HashMap<String, String>,
+    /// Bytes the account may hold (`None`: unlimited).
+    quota: Option<u64>,
+    lose_finish_answer: bool,
+    fail_append: Option<u16>,
+    corrupt_commit: bool,
+    /// access token -> status every content call with it gets
+    failing: HashMap<String, u16>,
     faults: VecDeque<Fault>,
     expire_after: Option<u32>,
     append_delay: Duration,
@@ -142,6 +211,60 @@ impl Emulator {
         let mut s = self.state.lock().unwrap();
         s.access.insert(access_token.into(), false);
         s.refresh.insert(refresh_token.into(), app_key.into());
+        s.grant_of.insert(access_token.into(), refresh_token.into());
+    }
+
+    /// The recorder revokes the app's access: the refresh token and every access token of the
+    /// grant stop working (a token already expired keeps answering `expired_access_token`).
+    pub fn revoke(&self, refresh_token: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.refresh.remove(refresh_token);
+        let dead: Vec<String> = s
+            .grant_of
+            .iter()
+            .filter(|(_, r)| r.as_str() == refresh_token)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for a in dead {
+            if s.access.get(&a) == Some(&false) {
+                s.access.remove(&a);
+            }
+        }
+    }
+
+    /// Every access token issued so far expires now (they last about 4 h at Dropbox).
+    pub fn expire_now(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.access.values_mut().for_each(|e| *e = true);
+    }
+
+    /// The account holds at most `bytes` (commits beyond: `path/insufficient_space`).
+    pub fn set_quota(&self, bytes: Option<u64>) {
+        self.state.lock().unwrap().quota = bytes;
+    }
+
+    /// The next `finish` commits, then its connection breaks before the answer is sent.
+    pub fn lose_next_finish_answer(&self) {
+        self.state.lock().unwrap().lose_finish_answer = true;
+    }
+
+    /// The next `append_v2` reads all its data, then answers `status` without taking it.
+    pub fn fail_next_append(&self, status: u16) {
+        self.state.lock().unwrap().fail_append = Some(status);
+    }
+
+    /// The next commit stores content other than what the session holds (a corrupt write).
+    pub fn corrupt_next_commit(&self) {
+        self.state.lock().unwrap().corrupt_commit = true;
+    }
+
+    /// Every content call made with `access_token` answers `status` (`None`: back to normal).
+    pub fn fail_account(&self, access_token: &str, status: Option<u16>) {
+        let mut s = self.state.lock().unwrap();
+        match status {
+            Some(c) => s.failing.insert(access_token.into(), c),
+            None => s.failing.remove(access_token),
+        };
     }
 
     /// Registers a Dropbox app (its key) and its redirect URIs, as the App Console does.
@@ -174,6 +297,7 @@ impl Emulator {
                 path_display: path.into(),
                 size: content.len() as u64,
                 sha256: hex::encode(Sha256::digest(content)),
+                content_hash: dropbox_content_hash(content),
             },
         );
     }
@@ -233,6 +357,7 @@ fn file_meta(f: &StoredFile, id: u64) -> Value {
     json!({
         ".tag": "file", "name": name, "path_lower": f.path_display.to_lowercase(),
         "path_display": f.path_display, "id": format!("id:emu{id}"), "size": f.size,
+        "content_hash": f.content_hash,
         "rev": format!("{id:016x}"), "is_downloadable": true,
         "client_modified": "2026-01-01T00:00:00Z", "server_modified": "2026-01-01T00:00:00Z"
     })
@@ -296,7 +421,7 @@ async fn handle(
             .unwrap()
             .files
             .values()
-            .map(|f| json!({"path_display": f.path_display, "size": f.size, "sha256": f.sha256}))
+            .map(|f| json!({"path_display": f.path_display, "size": f.size, "sha256": f.sha256, "content_hash": f.content_hash}))
             .collect();
         return json_resp(StatusCode::OK, Value::Array(files));
     }
@@ -537,6 +662,7 @@ async fn oauth(st: Arc<Mutex<State>>, body: Body) -> Response {
             json!({"error": "unsupported_grant_type"}),
         );
     }
+    s.stats.token_requests += 1;
     let Some(app_key) = form
         .get("refresh_token")
         .and_then(|r| s.refresh.get(r))
@@ -553,6 +679,9 @@ async fn oauth(st: Arc<Mutex<State>>, body: Body) -> Response {
     s.next_id += 1;
     let token = format!("sl.emu-refreshed-{}", s.next_id);
     s.access.insert(token.clone(), false);
+    if let Some(r) = form.get("refresh_token") {
+        s.grant_of.insert(token.clone(), r.clone());
+    }
     s.stats.refreshes += 1;
     json_resp(
         StatusCode::OK,
@@ -609,6 +738,7 @@ async fn rpc_get_metadata(st: Arc<Mutex<State>>, headers: &HeaderMap, body: Body
         s.stats.bad_requests += 1;
         return text(StatusCode::BAD_REQUEST, "Error in call to API function \"files/get_metadata\": request body: could not decode input as JSON".into());
     };
+    s.stats.metadata_lookups += 1;
     let path = arg.get("path").and_then(Value::as_str).unwrap_or("");
     match s.files.get(&path.to_lowercase()) {
         Some(f) => json_resp(StatusCode::OK, file_meta(f, 0)),
@@ -699,6 +829,27 @@ async fn content(st: Arc<Mutex<State>>, path: &str, headers: &HeaderMap, body: B
         if let Err(r) = check_auth(&mut s, headers) {
             return r;
         }
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if let Some(code) = s.failing.get(token).copied() {
+            s.stats.server_errors += 1;
+            return text(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                "Service Unavailable".into(),
+            );
+        }
+        if fname.ends_with("append_v2")
+            && let Some(code) = s.fail_append.take()
+        {
+            s.stats.server_errors += 1;
+            return text(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "Internal Server Error".into(),
+            );
+        }
         match s.faults.pop_front() {
             Some(Fault::RateLimit { retry_after }) => {
                 s.stats.rate_limited += 1;
@@ -731,17 +882,38 @@ async fn content(st: Arc<Mutex<State>>, path: &str, headers: &HeaderMap, body: B
         } else {
             Duration::ZERO
         };
-        match fname {
+        let resp = match fname {
             "files/upload_session/start" => start(&mut s, &arg, len, hasher, data),
             "files/upload_session/append_v2" => append(&mut s, &arg, len, hasher, data),
             "files/upload_session/finish" => finish(&mut s, &arg, len, hasher, data),
-            _ => upload(&mut s, &arg, len, hasher),
+            _ => upload(&mut s, &arg, len, hasher, data),
+        };
+        if fname.ends_with("finish") && resp.status().is_success() && s.lose_finish_answer {
+            s.lose_finish_answer = false;
+            // Committed; the connection breaks before the answer arrives.
+            return lost_answer();
         }
+        resp
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     resp
+}
+
+/// An answer that never arrives whole: the status line goes out, then the connection breaks.
+fn lost_answer() -> Response {
+    let broken = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(broken))
+        .unwrap()
 }
 
 fn start(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) -> Response {
@@ -757,6 +929,8 @@ fn start(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) ->
     s.next_id += 1;
     let id = format!("emu-session-{}", s.next_id);
     let closed = arg.get("close").and_then(Value::as_bool).unwrap_or(false);
+    let mut content = ContentHasher::default();
+    content.update(&data);
     let mut pieces = BTreeMap::new();
     if concurrent && !data.is_empty() {
         pieces.insert(0, data);
@@ -766,6 +940,7 @@ fn start(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) ->
         Session {
             len,
             hasher,
+            content,
             closed,
             concurrent,
             pieces,
@@ -782,6 +957,11 @@ fn lookup(s: &mut State, arg: &Value, len: u64, for_finish: bool) -> Result<Stri
         .unwrap_or("")
         .to_owned();
     let offset = arg.pointer("/cursor/offset").and_then(Value::as_u64);
+    if s.committed.contains(&id) {
+        // "You are attempting to append data to an upload session that has already been
+        // closed (i.e. committed)": for finish too.
+        return Err(json!({".tag": "closed"}));
+    }
     let Some(sess) = s.sessions.get(&id) else {
         return Err(json!({".tag": "not_found"}));
     };
@@ -830,6 +1010,7 @@ fn append(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) -
     } else {
         let _ = hasher;
         sess.hasher.update(&data);
+        sess.content.update(&data);
         sess.len += len;
     }
     if arg.get("close").and_then(Value::as_bool).unwrap_or(false) {
@@ -838,7 +1019,13 @@ fn append(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) -
     json_resp(StatusCode::OK, Value::Null)
 }
 
-fn commit(s: &mut State, commit: &Value, size: u64, sha256: String) -> Response {
+fn commit(
+    s: &mut State,
+    commit: &Value,
+    size: u64,
+    sha256: String,
+    content_hash: String,
+) -> Response {
     let path = commit.get("path").and_then(Value::as_str).unwrap_or("");
     if !valid_path(path) {
         return err409(
@@ -869,10 +1056,25 @@ fn commit(s: &mut State, commit: &Value, size: u64, sha256: String) -> Response 
         }
         final_path = renamed(path, n);
     }
+    let used: u64 = s.files.values().map(|f| f.size).sum();
+    if s.quota.is_some_and(|q| used + size > q) {
+        s.stats.insufficient_space += 1;
+        return err409(
+            "path/insufficient_space",
+            json!({".tag": "path", "path": {".tag": "insufficient_space"}}),
+        );
+    }
+    let (sha256, content_hash) = if std::mem::take(&mut s.corrupt_commit) {
+        let other = dropbox_content_hash(b"corrupted on write");
+        (other.clone(), other)
+    } else {
+        (sha256, content_hash)
+    };
     let f = StoredFile {
         path_display: final_path.clone(),
         size,
         sha256,
+        content_hash,
     };
     s.files.insert(final_path.to_lowercase(), f.clone());
     s.next_id += 1;
@@ -885,6 +1087,9 @@ fn finish(s: &mut State, arg: &Value, len: u64, _hasher: Sha256, _data: Vec<u8>)
         Ok(id) => id,
         Err(e) => {
             let tag = e[".tag"].as_str().unwrap_or("other").to_owned();
+            if tag == "closed" {
+                s.stats.finish_closed += 1;
+            }
             return err409(
                 &format!("lookup_failed/{tag}"),
                 json!({".tag": "lookup_failed", "lookup_failed": e}),
@@ -898,9 +1103,10 @@ fn finish(s: &mut State, arg: &Value, len: u64, _hasher: Sha256, _data: Vec<u8>)
             json!({".tag": "lookup_failed", "lookup_failed": {".tag": "other"}}),
         );
     }
-    let sess = s.sessions.remove(&id).unwrap();
-    let (size, sha) = if sess.concurrent {
+    let sess = &s.sessions[&id];
+    let (size, sha, content_hash) = if sess.concurrent {
         let mut h = Sha256::new();
+        let mut c = ContentHasher::default();
         let mut expect = 0;
         for (off, piece) in &sess.pieces {
             if *off != expect {
@@ -910,16 +1116,33 @@ fn finish(s: &mut State, arg: &Value, len: u64, _hasher: Sha256, _data: Vec<u8>)
                 );
             }
             h.update(piece);
+            c.update(piece);
             expect += piece.len() as u64;
         }
-        (expect, hex::encode(h.finalize()))
+        (expect, hex::encode(h.finalize()), c.finish())
     } else {
-        (sess.len, hex::encode(sess.hasher.finalize()))
+        (
+            sess.len,
+            hex::encode(sess.hasher.clone().finalize()),
+            sess.content.clone().finish(),
+        )
     };
     let c = arg.get("commit").cloned().unwrap_or(Value::Null);
-    commit(s, &c, size, sha)
+    let resp = commit(s, &c, size, sha, content_hash);
+    // Only a commit ends the session; after a path error the caller may finish it again.
+    if resp.status().is_success() {
+        s.sessions.remove(&id);
+        s.committed.insert(id);
+    }
+    resp
 }
 
-fn upload(s: &mut State, arg: &Value, len: u64, hasher: Sha256) -> Response {
-    commit(s, arg, len, hex::encode(hasher.finalize()))
+fn upload(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) -> Response {
+    commit(
+        s,
+        arg,
+        len,
+        hex::encode(hasher.finalize()),
+        dropbox_content_hash(&data),
+    )
 }

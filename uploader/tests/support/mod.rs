@@ -93,6 +93,24 @@ impl S3 {
         s3
     }
 
+    /// The folder the server keeps the bucket (and its multipart parts) in.
+    pub fn data_dir(&self) -> PathBuf {
+        match &self.embedded {
+            Some(_) => self._dir.path().join("root"),
+            None => self._dir.path().to_owned(),
+        }
+    }
+
+    /// Files the server keeps for multipart uploads in progress (s3s-fs: `.upload-{id}.json`,
+    /// `.upload_id-{id}.part-{n}`, and the upload's metadata).
+    pub fn multipart_leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.data_dir())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".upload") || n.contains(".upload-"))
+            .collect()
+    }
+
     pub fn store(&self) -> Store {
         Store::new(&self.config_with("http://127.0.0.1:9", "").s3)
     }
@@ -107,6 +125,23 @@ impl S3 {
             .collect()
     }
 
+    /// Every key but the delivery statuses (which stay, saying "delivered", until the purge).
+    pub async fn keys_but_status(&self) -> Vec<String> {
+        let mut keys = self.keys().await;
+        keys.retain(|k| !k.ends_with("/status.json"));
+        keys
+    }
+
+    /// A recording's delivery status as stored.
+    pub async fn status_of(
+        &self,
+        recording_id: &str,
+    ) -> Option<edgemeet_protocol::job::RecordingStatus> {
+        edgemeet_uploader::status::read(&self.store(), recording_id)
+            .await
+            .unwrap()
+    }
+
     /// A config pointing at this S3 and at `dropbox_url` (extra TOML top-level lines first).
     pub fn config_with(&self, dropbox_url: &str, extra: &str) -> Config {
         Config::from_toml_str(&self.toml(dropbox_url, extra)).unwrap()
@@ -115,6 +150,7 @@ impl S3 {
     pub fn toml(&self, dropbox_url: &str, extra: &str) -> String {
         format!(
             "{extra}\nencryption_key = \"{key}\"\npoll_interval_ms = 100\nlisten = \"127.0.0.1:0\"\n\
+             status_listen = \"127.0.0.1:0\"\nretry_initial_ms = 100\nretry_max_secs = 1\n\
              [s3]\nendpoint = \"{ep}\"\nbucket = \"{BUCKET}\"\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n\
              [dropbox]\napi_url = \"{dropbox_url}\"\ncontent_url = \"{dropbox_url}\"\nchunk_size = 4194304\nbackoff_ms = 20\nmax_attempts = 5\n",
             key = test_key_b64(),
@@ -157,6 +193,34 @@ pub async fn write_recording(
     refresh_token: &str,
 ) -> RecordingManifest {
     let id = edgemeet_uploader::writer::new_recording_id();
+    write_recording_as(store, &id, files, access_token, refresh_token).await
+}
+
+/// As [`write_recording`], with the status link the media node makes: `(manifest, token)`;
+/// the status says "recording" from the start, as the node writes it.
+pub async fn write_recording_with_status(
+    store: &Store,
+    files: &[(&str, &[u8])],
+    access_token: &str,
+    refresh_token: &str,
+) -> (RecordingManifest, String) {
+    let (id, token) = edgemeet_uploader::status::new_recording_ids();
+    edgemeet_uploader::status::write_recording_started(store, &id, SystemTime::now())
+        .await
+        .unwrap();
+    let m = write_recording_as(store, &id, files, access_token, refresh_token).await;
+    (m, token)
+}
+
+/// As [`write_recording`], under a given recording id.
+pub async fn write_recording_as(
+    store: &Store,
+    id: &str,
+    files: &[(&str, &[u8])],
+    access_token: &str,
+    refresh_token: &str,
+) -> RecordingManifest {
+    let id = id.to_owned();
     let mut w = RecordingWriter::new(store.clone(), id.clone(), "meeting-1", SystemTime::now())
         .with_part_size(5 * MIB);
     for (name, bytes) in files {
