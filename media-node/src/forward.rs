@@ -159,6 +159,13 @@ impl Publication {
         self.request_keyframe_within(shared, ssrc, interval).await
     }
 
+    /// A pull waits on a keyframe to switch layers (its layer paused, or it starts): asked again
+    /// as often as the publisher takes requests, every video frame without one is a frozen frame.
+    pub async fn request_keyframe_to_switch(&self, shared: &Shared, ssrc: Option<u32>) -> bool {
+        self.request_keyframe_within(shared, ssrc, YOUNG_PLI_INTERVAL)
+            .await
+    }
+
     async fn request_keyframe_within(
         &self,
         shared: &Shared,
@@ -217,6 +224,7 @@ impl Publication {
 }
 
 async fn send_pli(shared: &Shared, remote: &dyn TrackRemote, media_ssrc: u32) -> bool {
+    tracing::debug!(media_ssrc, "keyframe asked of a publisher");
     let pli = PictureLossIndication {
         sender_ssrc: 0,
         media_ssrc,
@@ -450,6 +458,14 @@ impl Subscription {
                 now_ms,
                 self.publication.codec.clock_rate,
             );
+            if rw.current() != before {
+                tracing::debug!(
+                    session = %self.session_id,
+                    from = ?before.and_then(|s| view.rank_of(s)),
+                    to = ?rw.current().and_then(|s| view.rank_of(s)),
+                    "pull switched layer"
+                );
+            }
             // VP8: one picture numbering for the subscriber, whichever layer it comes from.
             let payload = match d {
                 Decision::Forward { .. } if self.publication.is_vp8() => {
@@ -598,15 +614,15 @@ pub async fn run_ingest(shared: Arc<Shared>, session: Arc<Session>, track: Arc<d
                             }
                         }
                         Ok(None) => {}
-                        Err(ssrc) => need_keyframe = Some((ssrc, sub.clone())),
+                        Err(ssrc) => need_keyframe = Some(ssrc),
                     }
                 }
                 add(&metrics.packets_out, sent);
                 add(&metrics.bytes_out, sent * pkt.payload.len() as u64);
                 add(&metrics.packets_dropped, dropped);
-                if let Some((ssrc, sub)) = need_keyframe {
+                if let Some(ssrc) = need_keyframe {
                     publication
-                        .request_keyframe_for(&shared, &sub, Some(ssrc))
+                        .request_keyframe_to_switch(&shared, Some(ssrc))
                         .await;
                 }
                 publication.send_due_keyframe_request(&shared).await;

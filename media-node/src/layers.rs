@@ -8,8 +8,14 @@
 
 /// Most simulcast layers tracked per track (browsers send three).
 pub const MAX_LAYERS: usize = 4;
-/// A layer with no packet for this long is paused.
+/// A layer with no packet for this long is paused, whatever its frame rate.
 const STALE_MS: u64 = 500;
+/// A layer with a known frame rate is paused after this many frame intervals without a packet
+/// (at least `MIN_STALE_MS`): at 20 fps 200 ms, so its subscribers move to a layer that still
+/// flows 300 ms sooner. A layer that comes back counts again only after `RESUME_MS`, so a jittery
+/// publisher costs a lower layer for a second, not a switch per hiccup.
+const STALE_FRAMES_X10: u64 = 35;
+const MIN_STALE_MS: u64 = 200;
 /// A layer back from a pause counts again once it has flowed this long (no flapping on a
 /// publisher that sends a burst now and then).
 const RESUME_MS: u64 = 1000;
@@ -33,6 +39,16 @@ struct Layer {
     fps: Option<u64>,
 }
 
+impl Layer {
+    /// How long without a packet makes this layer paused (see `STALE_FRAMES_X10`).
+    fn stale_ms(&self) -> u64 {
+        match self.fps {
+            Some(f) if f > 0 => (STALE_FRAMES_X10 * 100 / f).clamp(MIN_STALE_MS, STALE_MS),
+            _ => STALE_MS,
+        }
+    }
+}
+
 /// Per-track layer state; ranks are the publisher's rid order (browsers offer low to high).
 #[derive(Debug, Default)]
 pub struct LayerTracker {
@@ -54,7 +70,7 @@ impl LayerTracker {
     /// clock in ms), and returns what every layer looks like now.
     pub fn on_packet(&mut self, ssrc: u32, ts: u32, now_ms: u64) -> LayerView {
         if let Some(l) = self.layers.iter_mut().find(|l| l.ssrc == Some(ssrc)) {
-            if !l.seen || now_ms.saturating_sub(l.last_ms) > STALE_MS {
+            if !l.seen || now_ms.saturating_sub(l.last_ms) > l.stale_ms() {
                 l.resumed = l.seen;
                 l.since_ms = now_ms;
                 l.window_start_ms = now_ms;
@@ -83,7 +99,7 @@ impl LayerTracker {
         for (i, l) in self.layers.iter().enumerate() {
             let Some(ssrc) = l.ssrc else { continue };
             v.ssrc[i] = Some(ssrc);
-            let fresh = l.seen && now_ms.saturating_sub(l.last_ms) <= STALE_MS;
+            let fresh = l.seen && now_ms.saturating_sub(l.last_ms) <= l.stale_ms();
             let settled = !l.resumed || now_ms.saturating_sub(l.since_ms) >= RESUME_MS;
             if fresh && settled {
                 v.usable |= 1 << i;
@@ -160,8 +176,8 @@ mod tests {
         }
         assert_eq!(v.pick(1), Some(11));
         assert_eq!(v.pick(2), Some(12));
-        // h and f pause: h's subscribers fall back to q once h is stale.
-        while now < 2400 {
+        // h and f pause: h's subscribers fall back to q once h is stale (at 30 fps, 200 ms).
+        while now < 2100 {
             v = frame(&mut t, &[10], now);
             now += 33;
         }
@@ -190,6 +206,29 @@ mod tests {
             "f still paused: h is the best that flows"
         );
         assert_eq!(v.pick(0), Some(10));
+    }
+
+    #[test]
+    fn a_steady_layer_that_stops_is_paused_after_a_few_frame_intervals() {
+        let mut t = tracker();
+        let mut now = 0;
+        // 20 fps on q and h for 2 s: their frame rates are known.
+        while now < 2000 {
+            frame(&mut t, &[10, 11], now);
+            now += 50;
+        }
+        let stopped = now;
+        // h stops; 150 ms later it still counts, 250 ms later it is paused (not 500 ms).
+        while now < stopped + 150 {
+            frame(&mut t, &[10], now);
+            now += 50;
+        }
+        assert_eq!(t.view(now).pick(1), Some(11));
+        while now < stopped + 250 {
+            frame(&mut t, &[10], now);
+            now += 50;
+        }
+        assert_eq!(t.view(now).pick(1), Some(10));
     }
 
     #[test]
