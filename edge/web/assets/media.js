@@ -1,6 +1,8 @@
 // Local media: camera and microphone, device choice, screen sharing.
 
 const LOWRES = new URLSearchParams(location.search).has('lowres');
+/** `?fps=N` (tests on small machines): the camera at most N frames per second. */
+const FPS = Number(new URLSearchParams(location.search).get('fps')) || 0;
 
 export class LocalMedia {
   constructor() {
@@ -16,7 +18,7 @@ export class LocalMedia {
     const constraints = {
       audio: micId ? { deviceId: { exact: micId } } : true,
       // `?lowres` (tests on small machines): encoding three simulcast layers of 720p per page is heavy.
-      video: { ...(cameraId ? { deviceId: { exact: cameraId } } : {}), ...(LOWRES ? { width: 640, height: 360 } : { width: 1280, height: 720 }) },
+      video: { ...(cameraId ? { deviceId: { exact: cameraId } } : {}), ...(LOWRES ? { width: 640, height: 360 } : { width: 1280, height: 720 }), ...(FPS ? { frameRate: { max: FPS } } : {}) },
     };
     for (const t of this.stream.getTracks()) t.stop();
     try {
