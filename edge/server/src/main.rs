@@ -169,7 +169,17 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     // Recording is offered when a node here can record, or the nodes are elsewhere (their
     // operator configured them and their uploader).
     let available = recording.is_some() || own_node_recording || !config.embed_media_node;
-    let public_config = Arc::new(config.recording.public_json(available));
+    // Recorders' status links: on this origin when the uploader runs here, unless configured.
+    let status_url = config.recording.status_url.clone().or_else(|| {
+        recording
+            .as_ref()
+            .map(|_| edgemeet_uploader::status::STATUS_PATH.to_string())
+    });
+    let public_config = Arc::new(
+        config
+            .recording
+            .public_json(available, status_url.as_deref()),
+    );
     let state = AppState {
         hub,
         registry,
@@ -227,6 +237,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     let hub = state.hub.clone();
     let mut app = router(state.clone(), embedded.as_ref().map(|n| n.router.clone()));
+    if let Some(r) = &recording {
+        app = app.merge(r.status_router());
+    }
     if let Some(node) = &embedded {
         let _ = state.node_router.set(node.router.clone());
     }
