@@ -234,6 +234,9 @@ impl RecordingSettings {
     }
 }
 
+/// How the embedded storage's (random) access key id starts.
+pub const EMBEDDED_ACCESS_KEY_PREFIX: &str = "EDGEMEETAK";
+
 /// Storage and uploader running in this process.
 pub struct Embedded {
     s3: EmbeddedS3,
@@ -251,8 +254,15 @@ fn random_hex(n: usize) -> String {
 pub async fn start(settings: &RecordingSettings) -> anyhow::Result<(Embedded, RecordingConfig)> {
     edgemeet_uploader::install_crypto_provider();
     let dir = settings.data_dir();
-    // Credentials of the loopback S3 server: per process, never leave it.
-    let (ak, sk) = (random_hex(10), random_hex(20));
+    // Credentials of the loopback S3 server: per process, never leave it. The access key id has
+    // a fixed prefix (as AWS's `AKIA...`), so a test or a secret scanner finds it in any output.
+    let (ak, sk) = (
+        format!(
+            "{EMBEDDED_ACCESS_KEY_PREFIX}{}",
+            random_hex(8).to_uppercase()
+        ),
+        random_hex(20),
+    );
     let s3 = edgemeet_uploader::start_embedded_s3(
         dir.join("s3"),
         &ak,
