@@ -2,8 +2,9 @@
 //! The edge core's room state machine driven by sockets that send anything: raw text frames, and
 //! well-formed messages with the fuzzer's fields (so joins, moderation, media and recording paths
 //! are reached), interleaved with closes, time passing, alarms and the shell's answers (node
-//! assigned, dominant speaker, recording failed). Every frame the room sends must decode as a
-//! server message, and the room must survive a hibernation round trip (the Worker stores it).
+//! assigned, dominant speaker, recording failed or started with a status token). Every frame the
+//! room sends must decode as a server message, and the room must survive a hibernation round trip
+//! (the Worker stores it).
 
 use std::collections::BTreeSet;
 
@@ -33,16 +34,49 @@ struct Script<'a> {
 
 #[derive(Arbitrary, Debug)]
 enum Op<'a> {
-    Open { conn: u8, query_token: Option<Who> },
-    Frame { conn: u8, text: &'a str },
-    Send { conn: u8, msg: Msg<'a> },
-    Binary { conn: u8, len: u16 },
-    Close { conn: u8 },
-    Wait { ms: u16 },
+    Open {
+        conn: u8,
+        query_token: Option<Who>,
+    },
+    Frame {
+        conn: u8,
+        text: &'a str,
+    },
+    Send {
+        conn: u8,
+        msg: Msg<'a>,
+    },
+    Binary {
+        conn: u8,
+        len: u16,
+    },
+    Close {
+        conn: u8,
+    },
+    Wait {
+        ms: u16,
+    },
     Alarm,
     NodeAssigned(bool),
-    DominantSpeaker { this_meeting: bool, who: u8 },
-    RecordingFailed { this_meeting: bool },
+    DominantSpeaker {
+        this_meeting: bool,
+        who: u8,
+    },
+    RecordingFailed {
+        this_meeting: bool,
+    },
+    RecordingStarted {
+        this_meeting: bool,
+        recorder: u8,
+        token: StatusToken<'a>,
+    },
+}
+
+/// A node's status token: well formed (32 hex digits), or anything.
+#[derive(Arbitrary, Debug)]
+enum StatusToken<'a> {
+    WellFormed(u128),
+    Raw(&'a str),
 }
 
 /// A token the tenant's issuer signed.
@@ -355,6 +389,22 @@ fuzz_target!(|script: Script| {
                     .clone()
                     .filter(|_| this_meeting)
                     .unwrap_or_default(),
+            },
+            Op::RecordingStarted {
+                this_meeting,
+                recorder,
+                token,
+            } => Input::RecordingStarted {
+                meeting_id: h
+                    .meeting
+                    .clone()
+                    .filter(|_| this_meeting)
+                    .unwrap_or_default(),
+                recorder: h.id(recorder),
+                status_token: edgemeet_core::StatusToken(match token {
+                    StatusToken::WellFormed(n) => format!("{n:032x}"),
+                    StatusToken::Raw(t) => t.to_string(),
+                }),
             },
         };
         h.input(input);

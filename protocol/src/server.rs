@@ -147,6 +147,16 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<ParticipantId>,
     },
+    /// To the recorder only (the moderator whose `start_recording` started it), once the media
+    /// node has started the recording: the recording's delivery-status capability. The page reads
+    /// `{recording.status_url}{token}` (`GET /api/config`), which says `recording`, `queued`,
+    /// `uploading`, `retrying`, `delivered` or `failed`, and when the files are purged, until the
+    /// purge. No login: whoever holds the token can read the status (never the files), so it is
+    /// never broadcast, logged or stored by the edge.
+    RecordingStatusLink {
+        /// 32 lowercase hex digits (128 random bits, made by the media node).
+        token: String,
+    },
     MediaMode {
         media: MediaMode,
     },
@@ -237,6 +247,19 @@ mod tests {
         assert_eq!(
             text,
             r#"{"v":1,"type":"media_mode","media":{"mode":"p2p","peer":"p1","initiator":true}}"#
+        );
+        assert_eq!(decode_server(&text).unwrap(), msg);
+    }
+
+    #[test]
+    fn the_status_link_carries_its_token() {
+        let msg = ServerMessage::RecordingStatusLink {
+            token: "0123456789abcdef0123456789abcdef".into(),
+        };
+        let text = encode_server(&msg);
+        assert_eq!(
+            text,
+            r#"{"v":1,"type":"recording_status_link","token":"0123456789abcdef0123456789abcdef"}"#
         );
         assert_eq!(decode_server(&text).unwrap(), msg);
     }

@@ -1,6 +1,8 @@
 // Recording from the browser: a moderator connects "Dropbox" (the strict emulator of
 // uploader/tests/support, run as a process) with OAuth 2 + PKCE in a popup, records a few seconds;
-// the other page shows the indicator; the files land in the emulator's Dropbox. Then E2EE on
+// the other page shows the indicator; the files land in the emulator's Dropbox. The recorder's
+// page, and only it, shows the recording's delivery-status link (copyable, opening the status
+// page) and what it says: recording, delivered, or failed when the Dropbox is full. Then E2EE on
 // anyone's side disables the button, with the reason shown.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,6 +59,33 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
+/** The recorder's list of recordings: each entry's status text, state and link. */
+const deliveries = (page) => page.evaluate(() => ({
+  shown: !document.getElementById('recordings').hidden,
+  items: [...document.querySelectorAll('#recording-links li')].map((li) => ({
+    state: /** @type {HTMLElement} */ (li).dataset.state || '',
+    text: li.querySelector('.delivery-status').textContent,
+    href: /** @type {HTMLAnchorElement} */ (li.querySelector('a.delivery-link')).href,
+    field: /** @type {HTMLInputElement} */ (li.querySelector('input.delivery-url')).value,
+  })),
+}));
+
+/** Wait until the recorder's entry `i` is in `state`; returns the entries. */
+async function deliveryReaches(page, i, state, timeout = 30000) {
+  await page.waitForFunction(([i, state]) => {
+    const li = document.querySelectorAll('#recording-links li')[i];
+    return li && /** @type {HTMLElement} */ (li).dataset.state === state;
+  }, [i, state], { timeout });
+  return deliveries(page);
+}
+
+/** Neither a link nor the list ever reached this page. */
+async function noLinkOn(page) {
+  assert.equal(await page.isVisible('#recordings'), false);
+  assert.equal(await page.evaluate(() => document.querySelectorAll('#recording-links li').length), 0);
+  assert.equal(await page.evaluate(() => /** @type {any} */ (window).edgemeet.timings.marks['msg:recording_status_link']), undefined);
+}
+
 const recordButton = (page) => page.evaluate(() => {
   const b = /** @type {HTMLButtonElement} */ (document.getElementById('record'));
   return { hidden: b.hidden, disabled: b.disabled, text: b.textContent, note: document.getElementById('record-note').textContent };
@@ -82,6 +111,12 @@ test('a moderator connects Dropbox, records; the other page sees the indicator; 
   await ada.waitForFunction(() => document.getElementById('record').textContent === 'Stop recording');
   // The grant is in the page's memory only: nothing in storage.
   assert.equal(await ada.evaluate(() => localStorage.length + sessionStorage.length), 0);
+  // The recorder's page shows the recording's status link, which says it is recording.
+  let list = await deliveryReaches(ada, 0, 'recording', 15000);
+  assert.equal(list.shown, true);
+  assert.match(list.items[0].href, new RegExp(`^${edge.url}/v1/recording-status/[0-9a-f]{32}$`));
+  assert.equal(list.items[0].field, list.items[0].href);
+  assert.match(list.items[0].text, /^Recording\. .* our copy is deleted (tomorrow|today) at/);
 
   await ada.waitForTimeout(4000);
   await ada.click('#record');
@@ -102,6 +137,44 @@ test('a moderator connects Dropbox, records; the other page sees the indicator; 
   }
   // Nothing of the grant in the edge's logs.
   assert.ok(!edge.logs.some((l) => /sl\.emu-access|emu-refresh/.test(l)));
+
+  // Delivered: the recorder's page says so, in words; the link answers the same.
+  list = await deliveryReaches(ada, 0, 'delivered');
+  const link = list.items[0].href;
+  assert.match(list.items[0].text, /^Delivered to your Dropbox \(2 files\)\. Our copy is deleted; this link stops working (tomorrow|today) at/);
+  const status = await (await fetch(link)).json();
+  assert.deepEqual([status.state, status.files, status.files_delivered], ['delivered', 2, 2]);
+  // Copyable...
+  await ada.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: edge.url });
+  await ada.click('#recording-links li button.delivery-copy');
+  assert.equal(await ada.evaluate(() => navigator.clipboard.readText()), link);
+  // ...and it opens the status page, which says the same to someone without the meeting.
+  const statusPagePromise = ada.context().waitForEvent('page');
+  await ada.click('#recording-links li a.delivery-link');
+  const statusPage = await statusPagePromise;
+  await statusPage.waitForLoadState();
+  assert.equal(statusPage.url(), link);
+  assert.match(await statusPage.textContent('body'), /Delivered \(2 of 2 files\)/);
+  await statusPage.close();
+  // Nothing of the link in the edge's logs; the other page never heard of it.
+  assert.ok(!edge.logs.some((l) => l.includes(link.split('/').pop())));
+  await noLinkOn(bob);
+
+  // A Dropbox that is full: the next recording's delivery fails, and the recorder's page says why.
+  const full = await fetch(`${emuUrl}/_emulator/quota`, { method: 'POST', body: JSON.stringify({ bytes: 0 }) });
+  assert.equal(full.status, 200);
+  await ada.click('#record'); // the Dropbox grant is still in the page's memory: no popup
+  await ada.waitForFunction(() => document.getElementById('record').textContent === 'Stop recording');
+  await deliveryReaches(ada, 1, 'recording', 15000);
+  await ada.waitForTimeout(2000);
+  await ada.click('#record');
+  list = await deliveryReaches(ada, 1, 'failed');
+  assert.notEqual(list.items[1].href, link, 'a link per recording');
+  assert.match(list.items[1].text, /^Delivery failed: your Dropbox is full; free some space and delivery is tried again\. Next try .* 0 of \d files? delivered; the rest is deleted from our storage (tomorrow|today) at/);
+  assert.equal(list.items[0].state, 'delivered');
+  assert.equal(await ada.isVisible('.delivery[data-state="failed"] .delivery-status'), true);
+  await noLinkOn(bob);
+  await fetch(`${emuUrl}/_emulator/quota`, { method: 'POST', body: JSON.stringify({ bytes: null }) });
 
   // E2EE on anyone's side: the button is disabled and says why.
   const cy = await joinPage(browser, edge.url, room, { name: 'Cy', e2ee: 'a shared passphrase' });

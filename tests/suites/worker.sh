@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The edge as a Cloudflare Worker under workerd (`wrangler dev`, 127.0.0.1 only), configured with the
 # same tests/fixtures/edge.toml as the native host: the shared protocol conformance suite, unchanged,
-# then the Worker's own tests (hibernation, storage wiped at the end, registry and request.cf, node
-# secret, frames). Runs after `cargo test` in tests/run.
+# then the Worker's own tests (a real node's recording and its status link, hibernation, storage
+# wiped at the end, registry and request.cf, node secret, frames). Runs after `cargo test` in
+# tests/run; needs s3s-fs (tests/install/30-uploader.sh, or EDGEMEET_S3S_FS).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -30,6 +31,8 @@ echo "--- protocol conformance suite against the Worker"
 EDGEMEET_URL="$url" timeout 900 cargo test --quiet -p edgemeet-tests --test conformance || status=1
 
 echo "--- Worker-specific tests"
+# A real recording media node and the uploader's status links (the first Worker test) run as processes.
+cargo build --quiet -p edgemeet-media-node -p edgemeet-uploader --bins
 EDGEMEET_URL="$url" timeout 300 node --no-warnings --experimental-websocket --test edge/worker/tests/ || status=1
 
 if [ "$status" != 0 ]; then

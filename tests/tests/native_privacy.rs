@@ -1,10 +1,10 @@
 //! The native host's logs never hold names, emails, avatars, chat, passwords, tokens, node grants,
-//! secrets, access key ids or plain room names, even at trace level (the all-in-one: embedded node,
-//! storage and uploader included).
+//! recording status links, secrets, access key ids or plain room names, even at trace level (the
+//! all-in-one: embedded node, storage and uploader included).
 
 use std::time::Duration;
 
-use edgemeet_tests::{Client, Edge, tokens, unique_room};
+use edgemeet_tests::{Client, Edge, http, tokens, unique_room};
 use serde_json::json;
 
 /// From `tests/fixtures/edge.toml`.
@@ -49,6 +49,26 @@ async fn logs_hold_no_personal_data_or_secret_even_at_trace() {
         grants.push(m["media"]["standby"]["token"].as_str().unwrap().to_string());
     }
 
+    // A recording (to the all-in-one's local folder): its status link goes to the recorder, who
+    // reads it (JSON and page) through the edge, as the page does.
+    a.send(json!({"type": "start_recording"})).await;
+    let status_token = a.wait_for("recording_status_link").await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for accept in ["application/json", "text/html"] {
+        let link = http::request(
+            &edge.host_port(),
+            "GET",
+            &format!("/v1/recording-status/{status_token}"),
+            &[("Accept", accept)],
+            b"",
+        )
+        .await;
+        assert_eq!(link.status, 200, "{accept}");
+    }
+    a.send(json!({"type": "stop_recording"})).await;
+
     let token = tokens::acme_moderator(&room);
     let mut t = Client::tenant_room(&edge, "acme", &room).await;
     t.join(json!({"token": token})).await;
@@ -78,6 +98,7 @@ async fn logs_hold_no_personal_data_or_secret_even_at_trace() {
         chat,
         password,
         "wrong-guess-planted",
+        &status_token,
         &token,
         signature,
         &bad_token,
@@ -104,6 +125,8 @@ async fn logs_hold_no_personal_data_or_secret_even_at_trace() {
     // The embedded storage's credentials (generated per process): no access key id, no
     // signature, in any form the AWS SDK or the storage would print them.
     for marker in [
+        // The embedded storage's access key id always starts so.
+        "EDGEMEETAK",
         "Credential=",
         "access_key_id",
         "AWS4-HMAC-SHA256",

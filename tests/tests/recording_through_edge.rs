@@ -4,7 +4,9 @@
 //! recording; everyone sees the indicator; the files reach the destination (a local folder, or
 //! the recorder's Dropbox, here the strict emulator of `uploader/tests/support`, connected with
 //! OAuth 2 + PKCE); ffprobe reads them with the expected codecs and duration; the embedded
-//! storage is empty afterwards.
+//! storage is empty afterwards. The recorder's socket, and no other, gets the recording's
+//! delivery-status link, which says "recording", then "delivered", or "failed" with the problem
+//! when the recorder's Dropbox cannot take the files.
 
 #[path = "../../uploader/tests/support/dropbox_emulator.rs"]
 mod dropbox_emulator;
@@ -45,6 +47,8 @@ fn rand_hex() -> String {
 
 struct Meeting {
     sockets: Vec<Client>,
+    /// Every `recording_status_link` token each socket received, in order.
+    links: Vec<Vec<String>>,
     rtc: Vec<TestClient>,
     stop_media: Arc<AtomicBool>,
 }
@@ -87,46 +91,174 @@ async fn meeting(edge: &Edge) -> Meeting {
     }
     // Media flows for a moment before the recording starts.
     tokio::time::sleep(Duration::from_millis(800)).await;
+    let links = vec![Vec::new(); sockets.len()];
     Meeting {
         sockets,
+        links,
         rtc,
         stop_media,
     }
 }
 
-/// The next `recording` message on a socket (others are skipped).
-async fn recording_msg(ws: &mut Client) -> Value {
-    ws.wait_for("recording").await
+/// The next message of type `ty` on a socket; the status links met on the way are noted in
+/// `links`, anything else is skipped.
+async fn next_of(ws: &mut Client, links: &mut Vec<String>, ty: &str) -> Value {
+    loop {
+        let msg = ws.recv().await;
+        if msg["type"] == "recording_status_link" {
+            links.push(msg["token"].as_str().expect("a token").to_string());
+        }
+        if msg["type"] == ty {
+            return msg;
+        }
+    }
 }
 
-/// Records for [`RECORD_FOR`]; returns the recorded time as the moderator saw it (from the
-/// start's echo to the stop).
-async fn record(m: &mut Meeting, dropbox: Option<Value>) -> f64 {
+/// The next `recording` message on socket `i` (others are skipped, status links noted).
+async fn recording_msg(m: &mut Meeting, i: usize) -> Value {
+    next_of(&mut m.sockets[i], &mut m.links[i], "recording").await
+}
+
+/// Records for `seconds`; returns the recorded time as the moderator saw it (from the start's
+/// echo to the stop) and the recording's status link, as the recorder (socket 0) got it. While
+/// it records, the link (`{status_url}{token}` on the edge) says so.
+async fn record_for(
+    edge: &Edge,
+    status_url: &str,
+    m: &mut Meeting,
+    dropbox: Option<Value>,
+    seconds: Duration,
+) -> (f64, String) {
+    let started_ms = now_ms();
     let mut start = json!({"type": "start_recording"});
     if let Some(d) = dropbox {
         start["dropbox"] = d;
     }
+    let links_before = m.links[0].len();
     m.sockets[0].send(start).await;
-    let on = recording_msg(&mut m.sockets[0]).await;
+    let on = recording_msg(m, 0).await;
     let t0 = Instant::now();
     assert_eq!(on["active"], true, "{on}");
     let by = m.sockets[0].id().to_string();
     // Everyone sees the indicator.
-    for ws in &mut m.sockets[1..] {
-        let msg = recording_msg(ws).await;
+    for i in 1..m.sockets.len() {
+        let msg = recording_msg(m, i).await;
         assert_eq!(
             (msg["active"].clone(), msg["by"].as_str()),
             (json!(true), Some(by.as_str()))
         );
     }
-    tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + RECORD_FOR)).await;
+    // The node answered the start: the recorder's link.
+    if m.links[0].len() == links_before {
+        next_of(&mut m.sockets[0], &mut m.links[0], "recording_status_link").await;
+    }
+    let link = m.links[0].last().unwrap().clone();
+    assert_eq!(m.links[0].len(), links_before + 1, "one link per recording");
+    assert!(
+        link.len() == 32 && link.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{link}"
+    );
+    let during = link_status(edge, status_url, &link).await;
+    assert_eq!(during["state"], "recording", "{during}");
+    // Purged 24 h after the start at the latest, and the link says when.
+    let purge = during["purge_at_ms"].as_u64().unwrap();
+    assert!(
+        (started_ms + 86_400_000 - 2_000..=now_ms() + 86_400_000).contains(&purge),
+        "{during}"
+    );
+    assert!(
+        link_page(edge, status_url, &link)
+            .await
+            .contains("Recording in progress")
+    );
+    tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + seconds)).await;
     m.sockets[0].send(json!({"type": "stop_recording"})).await;
     let recorded = t0.elapsed().as_secs_f64();
-    for ws in &mut m.sockets {
-        let msg = recording_msg(ws).await;
+    for i in 0..m.sockets.len() {
+        let msg = recording_msg(m, i).await;
         assert_eq!(msg["active"], false, "{msg}");
     }
-    recorded
+    (recorded, link)
+}
+
+/// Records for [`RECORD_FOR`].
+async fn record(
+    edge: &Edge,
+    status_url: &str,
+    m: &mut Meeting,
+    dropbox: Option<Value>,
+) -> (f64, String) {
+    record_for(edge, status_url, m, dropbox, RECORD_FOR).await
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// What the recorder's link answers (JSON), as the page reads it: `{status_url}{token}`.
+async fn link_status(edge: &Edge, status_url: &str, token: &str) -> Value {
+    let r = http::request(
+        &edge.host_port(),
+        "GET",
+        &format!("{status_url}{token}"),
+        &[("Accept", "application/json")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    r.json()
+}
+
+/// The link's state once it is `want` (within 30 s).
+async fn link_reaches(edge: &Edge, status_url: &str, token: &str, want: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = link_status(edge, status_url, token).await;
+        if v["state"] == want {
+            return v;
+        }
+        assert!(Instant::now() < end, "the link never said {want}: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What the link shows a browser (its HTML page).
+async fn link_page(edge: &Edge, status_url: &str, token: &str) -> String {
+    let r = http::request(
+        &edge.host_port(),
+        "GET",
+        &format!("{status_url}{token}"),
+        &[("Accept", "text/html")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("default-src 'none'; style-src 'unsafe-inline'"),
+        "the page's own policy"
+    );
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// Every message left on the participants' sockets (other than the recorder's): none is a
+/// status link, and none was met before.
+async fn others_never_got_a_link(m: &mut Meeting) {
+    for i in 1..m.sockets.len() {
+        while let Some(ev) = m.sockets[i]
+            .next_event_within(Duration::from_millis(300))
+            .await
+        {
+            if let edgemeet_tests::client::Event::Message(msg) = ev {
+                assert_ne!(msg["type"], "recording_status_link", "socket {i}: {msg}");
+            }
+        }
+        assert_eq!(m.links[i], Vec::<String>::new(), "socket {i} got a link");
+    }
 }
 
 async fn leave(m: Meeting) {
@@ -276,11 +408,13 @@ async fn a_recorded_meeting_lands_in_the_local_folder_and_plays() {
     let cfg = http::get(&edge.host_port(), "/api/config").await.json();
     assert_eq!(
         cfg,
-        json!({"recording": {"available": true, "destination": "local"}})
+        json!({"recording": {"available": true, "destination": "local",
+            "status_url": "/v1/recording-status/"}})
     );
+    let status_url = cfg["recording"]["status_url"].as_str().unwrap();
 
     let mut m = meeting(&edge).await;
-    let recorded = record(&mut m, None).await;
+    let (recorded, link) = record(&edge, status_url, &mut m, None).await;
 
     // One file per participant, in a dated folder.
     let files = eventually(Duration::from_secs(30), || {
@@ -292,6 +426,7 @@ async fn a_recorded_meeting_lands_in_the_local_folder_and_plays() {
     })
     .await
     .unwrap_or_else(|| panic!("3 files in the local folder: {:?}", files_under(&local)));
+    others_never_got_a_link(&mut m).await;
     leave(m).await;
     assert_eq!(files.len(), 3, "{files:?}");
     let date = files[0]
@@ -323,9 +458,19 @@ async fn a_recorded_meeting_lands_in_the_local_folder_and_plays() {
             p.duration
         );
     }
+    let delivered = link_reaches(&edge, status_url, &link, "delivered").await;
+    assert_eq!(
+        (
+            delivered["files"].clone(),
+            delivered["files_delivered"].clone()
+        ),
+        (json!(3), json!(3)),
+        "{delivered}"
+    );
     storage_empties(&data).await;
     let logs = edge.stop();
     assert!(logs.contains("recording ready"), "{logs}");
+    assert!(!logs.contains(&link), "the status link in the logs");
     for name in ["\"A\"", "\"B\"", "\"C\""] {
         assert!(!logs.contains(name), "a display name in the logs");
     }
@@ -459,11 +604,18 @@ async fn a_recorded_meeting_lands_in_the_recorders_dropbox() {
         [json!(true), json!(false)],
         "the indicator went off again"
     );
-    for ws in &mut m.sockets[1..] {
-        while recording_msg(ws).await["active"] == true {}
+    for i in 1..m.sockets.len() {
+        while recording_msg(&mut m, i).await["active"] == true {}
     }
+    assert_eq!(
+        m.links[0],
+        Vec::<String>::new(),
+        "a link to a recording that never started"
+    );
 
-    let recorded = record(&mut m, Some(grant)).await;
+    let status_url = cfg["recording"]["status_url"].as_str().unwrap();
+    assert_eq!(status_url, "/v1/recording-status/");
+    let (recorded, link) = record(&edge, status_url, &mut m, Some(grant)).await;
     let files = eventually(Duration::from_secs(30), || {
         let f = emu.files();
         (f.len() >= 3).then_some(f)
@@ -476,6 +628,7 @@ async fn a_recorded_meeting_lands_in_the_recorders_dropbox() {
             edge.logs()
         )
     });
+    others_never_got_a_link(&mut m).await;
     leave(m).await;
     assert_eq!(files.len(), 3, "{files:?}");
     for f in &files {
@@ -494,7 +647,106 @@ async fn a_recorded_meeting_lands_in_the_recorders_dropbox() {
     }
     let stats = emu.stats();
     assert_eq!(stats.code_exchanges, 1);
+    let delivered = link_reaches(&edge, status_url, &link, "delivered").await;
+    assert_eq!(delivered["files_delivered"], 3, "{delivered}");
+    assert!(
+        link_page(&edge, status_url, &link)
+            .await
+            .contains("Delivered (3 of 3 files)")
+    );
     storage_empties(&data).await;
     let logs = edge.stop();
     assert!(!logs.contains(&access), "the Dropbox token in the logs");
+    assert!(!logs.contains(&link), "the status link in the logs");
+}
+
+/// A delivery that cannot succeed: the recorder revoked the app's access to their Dropbox, or
+/// their Dropbox is full. The link says `failed`, with the problem, and the page says what to
+/// do; the files wait for the purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_cannot_succeed_says_failed_with_its_problem_at_the_link() {
+    edgemeet_media_node::testkit::init_crypto();
+    let emu = dropbox_emulator::Emulator::start().await;
+    let emu_url = emu.url();
+    let dirs = Dirs::new();
+    let data = dirs.data();
+    let mut edge = Edge::native(&[
+        ("EDGEMEET_RECORDING_DATA_DIR", data.to_str().unwrap()),
+        ("EDGEMEET_DROPBOX_APP_KEY", APP_KEY),
+        (
+            "EDGEMEET_DROPBOX_AUTHORIZE_URL",
+            &format!("{emu_url}/oauth2/authorize"),
+        ),
+        ("EDGEMEET_DROPBOX_API_URL", &emu_url),
+        ("EDGEMEET_DROPBOX_CONTENT_URL", &emu_url),
+    ]);
+    let cfg = http::get(&edge.host_port(), "/api/config").await.json();
+    let status_url = cfg["recording"]["status_url"].as_str().unwrap();
+    // Two recorders' grants (the OAuth flow itself is the test above's).
+    let grant = |access: &str, refresh: &str| {
+        emu.add_account(access, refresh, APP_KEY);
+        json!({"access_token": access, "refresh_token": refresh, "app_key": APP_KEY})
+    };
+    let revoked = grant("sl.emu-revoked-access", "emu-revoked-refresh");
+    let full = grant("sl.emu-full-access", "emu-full-refresh");
+    let mut m = meeting(&edge).await;
+
+    // Access revoked in the recorder's Dropbox settings: no retry can help.
+    emu.revoke("emu-revoked-refresh");
+    let (_, link) = record_for(
+        &edge,
+        status_url,
+        &mut m,
+        Some(revoked),
+        Duration::from_secs(2),
+    )
+    .await;
+    let failed = link_reaches(&edge, status_url, &link, "failed").await;
+    assert_eq!(
+        (failed["problem"].clone(), failed["files_delivered"].clone()),
+        (json!("grant_revoked"), json!(0)),
+        "{failed}"
+    );
+    let page = link_page(&edge, status_url, &link).await;
+    assert!(
+        page.contains("Delivery failed: access to your Dropbox was revoked"),
+        "{page}"
+    );
+
+    // A full Dropbox: failed, tried again later (the recorder can free space).
+    emu.set_quota(Some(0));
+    let (_, link_full) = record_for(
+        &edge,
+        status_url,
+        &mut m,
+        Some(full),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_ne!(link_full, link, "a link per recording");
+    let failed = link_reaches(&edge, status_url, &link_full, "failed").await;
+    assert_eq!(failed["problem"], "dropbox_full", "{failed}");
+    assert!(failed["next_attempt_at_ms"].as_u64().is_some(), "{failed}");
+    let page = link_page(&edge, status_url, &link_full).await;
+    assert!(page.contains("your Dropbox is full"), "{page}");
+    assert!(emu.files().is_empty(), "{:?}", emu.files());
+
+    others_never_got_a_link(&mut m).await;
+    leave(m).await;
+    // Another token, or a malformed one, finds nothing.
+    for other in ["0123456789abcdef0123456789abcdef", "x", &link[..31]] {
+        let r = http::request(
+            &edge.host_port(),
+            "GET",
+            &format!("{status_url}{other}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 404, "{other}");
+    }
+    let logs = edge.stop();
+    for secret in [&link, &link_full] {
+        assert!(!logs.contains(secret.as_str()), "a status link in the logs");
+    }
 }

@@ -5,7 +5,9 @@
 use tracing_subscriber::EnvFilter;
 
 /// Targets capped at `info`: at `debug`/`trace` they print signing material (the AWS SDK's
-/// signer prints the canonical request and the S3 access key id) or whole HTTP requests.
+/// signer prints the canonical request and the S3 access key id; its endpoint resolution the
+/// credentials), whole HTTP requests, or (s3s, the embedded storage) each request with its
+/// `Authorization` header.
 pub const CAPPED_TARGETS: &[&str] = &[
     "aws_sigv4",
     "aws_smithy_runtime",
@@ -13,16 +15,26 @@ pub const CAPPED_TARGETS: &[&str] = &[
     "aws_smithy_http_client",
     "aws_sdk_s3",
     "aws_config",
+    "aws_runtime",
     "hyper",
     "hyper_util",
     "h2",
     "reqwest",
     "rustls",
+    "s3s",
+    "s3s_fs",
 ];
 
 /// `directives` (e.g. the value of `RUST_LOG`; `info` if empty or malformed) with
 /// [`CAPPED_TARGETS`] held at `info`.
 pub fn env_filter(directives: &str) -> EnvFilter {
+    env_filter_with(directives, &[])
+}
+
+/// [`env_filter`] with an embedder's own loud targets capped too (the edge: `tungstenite`, which
+/// traces every WebSocket message), so one filter holds every cap.
+pub fn env_filter_with(directives: &str, more_capped: &[&str]) -> EnvFilter {
+    let capped = || CAPPED_TARGETS.iter().chain(more_capped);
     let base = if directives.trim().is_empty() {
         "info"
     } else {
@@ -33,13 +45,11 @@ pub fn env_filter(directives: &str) -> EnvFilter {
         .split(',')
         .filter(|d| {
             let target = d.split(['=', '[']).next().unwrap_or("").trim();
-            !CAPPED_TARGETS
-                .iter()
-                .any(|t| target == *t || target.starts_with(&format!("{t}::")))
+            !capped().any(|t| target == *t || target.starts_with(&format!("{t}::")))
         })
         .collect();
     let mut filter = EnvFilter::try_new(kept.join(",")).unwrap_or_else(|_| EnvFilter::new("info"));
-    for t in CAPPED_TARGETS {
+    for t in capped() {
         filter = filter.add_directive(format!("{t}=info").parse().expect("static directive"));
     }
     filter
@@ -68,18 +78,20 @@ mod tests {
     fn capped_targets_stay_quiet_even_when_asked_for_trace() {
         for directives in [
             "trace",
-            "trace,aws_sigv4=trace",
+            "trace,aws_sigv4=trace,tungstenite=trace",
             "aws_sigv4::sign=trace,debug",
         ] {
             let buf = Buf::default();
             let b2 = buf.clone();
             let sub = tracing_subscriber::fmt()
-                .with_env_filter(env_filter(directives))
+                .with_env_filter(env_filter_with(directives, &["tungstenite"]))
                 .with_writer(move || b2.clone())
                 .finish();
             tracing::subscriber::with_default(sub, || {
                 tracing::trace!(target: "aws_sigv4::http_request::sign", "AKIDPLANTED");
                 tracing::debug!(target: "aws_smithy_runtime::client", "AKIDPLANTED2");
+                tracing::debug!(target: "s3s::service", "AKIDPLANTED3");
+                tracing::trace!(target: "tungstenite::protocol", "AKIDPLANTED4");
                 tracing::debug!(target: "edgemeet_uploader::worker", "own line");
                 tracing::info!(target: "aws_sigv4", "info passes");
             });

@@ -17,4 +17,4 @@ pub mod web;
 pub use address::{RoomAddress, client_key, keyed_hash, route};
 pub use config::{AuthMode, EdgeConfig, TenantConfig};
 pub use registry::{Location, NodeInfo, Registry};
-pub use room::{ClientInfo, ConnId, Effect, Env, Input, NodeScope, RecordStart, Room};
+pub use room::{ClientInfo, ConnId, Effect, Env, Input, NodeScope, RecordStart, Room, StatusToken};

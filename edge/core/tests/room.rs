@@ -5,7 +5,7 @@ mod support;
 use support::{HS_SECRET, Harness, welcome_id};
 
 use edgemeet_core::room::Mode;
-use edgemeet_core::{Effect, Input, NodeInfo, NodeScope, RecordStart};
+use edgemeet_core::{Effect, Input, NodeInfo, NodeScope, RecordStart, StatusToken};
 use edgemeet_protocol::server::{LeaveReason, MediaMode};
 use edgemeet_protocol::{ErrorCode, ServerMessage};
 use serde_json::json;
@@ -390,7 +390,7 @@ fn recording_without_a_grant_asks_the_node_to_record_for_a_local_folder() {
     assert!(h.other.iter().any(|e| matches!(
         e,
         Effect::RecordOnNode {
-            start: Some(RecordStart { dropbox: None }),
+            start: Some(RecordStart { dropbox: None, .. }),
             ..
         }
     )));
@@ -509,4 +509,114 @@ fn recording_needs_the_feature_in_jwt_rooms() {
             .iter()
             .any(|m| matches!(m, ServerMessage::Recording { active: true, .. }))
     );
+}
+
+#[test]
+fn the_status_link_goes_to_the_recorder_alone_and_is_kept_nowhere() {
+    let mut h = Harness::new(None);
+    let (ada, meeting) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.join(3, json!({}));
+    h.assign_node();
+    for conn in [1, 2, 3] {
+        h.take(conn);
+    }
+    h.other.clear();
+    h.send(1, json!({"type": "start_recording"}));
+    let recorder = h.other.iter().find_map(|e| match e {
+        Effect::RecordOnNode {
+            start: Some(RecordStart { recorder, .. }),
+            ..
+        } => Some(recorder.clone()),
+        _ => None,
+    });
+    assert_eq!(recorder.as_deref(), Some(ada.as_str()), "{:?}", h.other);
+    for conn in [1, 2, 3] {
+        h.take(conn);
+    }
+
+    // The node's answer: the recorder's socket gets the link, nobody else gets anything.
+    let token = "5f0c2e9a1b7d4c3e8f6a0b1c2d3e4f5a";
+    let started = Input::RecordingStarted {
+        meeting_id: meeting.clone(),
+        recorder: ada.clone(),
+        status_token: StatusToken(token.into()),
+    };
+    assert!(
+        !format!("{started:?}").contains(token),
+        "Debug shows the token"
+    );
+    h.input(started);
+    assert_eq!(
+        h.take(1),
+        [ServerMessage::RecordingStatusLink {
+            token: token.into()
+        }]
+    );
+    for conn in [2, 3] {
+        assert_eq!(h.take(conn), [], "conn {conn} heard of the link");
+    }
+    // Not in the room's stored snapshot, nor in its debug output.
+    let snapshot = serde_json::to_string(&h.room).unwrap();
+    assert!(!snapshot.contains(token), "{snapshot}");
+    assert!(!format!("{:?}", h.room).contains(token));
+
+    // A token that is not 32 lowercase hex digits, another meeting's answer, or someone who is
+    // not in the meeting: no link for anyone.
+    for (meeting_id, recorder, token) in [
+        (
+            meeting.as_str(),
+            ada.as_str(),
+            "5F0C2E9A1B7D4C3E8F6A0B1C2D3E4F5A",
+        ),
+        (meeting.as_str(), ada.as_str(), "5f0c2e9a"),
+        (
+            meeting.as_str(),
+            ada.as_str(),
+            "../../v1/recording-status/5f0c2e9a",
+        ),
+        ("an-earlier-meeting", ada.as_str(), token),
+        (meeting.as_str(), "not-a-participant", token),
+    ] {
+        h.input(Input::RecordingStarted {
+            meeting_id: meeting_id.into(),
+            recorder: recorder.into(),
+            status_token: StatusToken(token.into()),
+        });
+        for conn in [1, 2, 3] {
+            assert_eq!(h.take(conn), [], "{meeting_id} {recorder} {token}");
+        }
+    }
+
+    // A start answer that arrives after the recorder stopped still reaches them (the files
+    // exist all the same); after they left, it reaches no one.
+    h.send(1, json!({"type": "stop_recording"}));
+    for conn in [1, 2, 3] {
+        h.take(conn);
+    }
+    let later = "00112233445566778899aabbccddeeff";
+    h.input(Input::RecordingStarted {
+        meeting_id: meeting.clone(),
+        recorder: ada.clone(),
+        status_token: StatusToken(later.into()),
+    });
+    assert_eq!(
+        h.take(1),
+        [ServerMessage::RecordingStatusLink {
+            token: later.into()
+        }]
+    );
+    h.input(Input::Closed { conn: 1 });
+    for conn in [2, 3] {
+        h.take(conn);
+    }
+    h.input(Input::RecordingStarted {
+        meeting_id: meeting,
+        recorder: ada,
+        status_token: StatusToken(later.into()),
+    });
+    for conn in [2, 3] {
+        assert_eq!(h.take(conn), []);
+    }
+    assert!(!serde_json::to_string(&h.room).unwrap().contains(later));
 }

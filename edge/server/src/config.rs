@@ -239,14 +239,17 @@ mod tests {
         let c = ServerConfig::default();
         assert!(c.recording.enabled && !c.recording.uses_dropbox());
         assert_eq!(c.recording.local_folder, PathBuf::from("recordings"));
-        let v = c.recording.public_json(true);
+        let v = c.recording.public_json(true, None);
         assert_eq!(v["recording"]["destination"], "local");
+        assert_eq!(v["recording"].get("status_url"), None);
+        let v = c.recording.public_json(true, Some("/v1/recording-status/"));
+        assert_eq!(v["recording"]["status_url"], "/v1/recording-status/");
         let mut c = ServerConfig::parse(
             "[recording]\nlocal_folder = \"/srv/rec\"\n[recording.dropbox]\napp_key = \"abc123\"",
         )
         .unwrap();
         assert!(c.recording.uses_dropbox());
-        let v = c.recording.public_json(true);
+        let v = c.recording.public_json(true, None);
         assert_eq!(v["recording"]["dropbox"]["app_key"], "abc123");
         assert_eq!(
             v["recording"]["dropbox"]["token_url"],
@@ -255,10 +258,17 @@ mod tests {
         c.apply_env(|k| match k {
             "EDGEMEET_RECORDING_DESTINATION" => Some("local".into()),
             "EDGEMEET_DROPBOX_API_URL" => Some("http://127.0.0.1:1".into()),
+            "EDGEMEET_RECORDING_STATUS_URL" => {
+                Some("https://status.example.org/v1/recording-status/".into())
+            }
             _ => None,
         })
         .unwrap();
         assert!(!c.recording.uses_dropbox());
+        assert_eq!(
+            c.recording.status_url.as_deref(),
+            Some("https://status.example.org/v1/recording-status/")
+        );
         assert_eq!(c.recording.dropbox.api_url, "http://127.0.0.1:1");
         for (text, key) in [
             (
@@ -277,6 +287,10 @@ mod tests {
                 "[recording.dropbox]\napp_key = \"k\"\ntoken_url = \"x\"",
                 "token_url",
             ),
+            (
+                "[recording]\nstatus_url = \"https://status.example.org/v1/recording-status\"",
+                "recording.status_url",
+            ),
         ] {
             let err = match ServerConfig::parse(text) {
                 Ok(c) => c.recording.validate().unwrap_err().to_string(),
@@ -288,7 +302,7 @@ mod tests {
             ServerConfig::parse("[recording]\nenabled = false")
                 .unwrap()
                 .recording
-                .public_json(true)["recording"]["available"]
+                .public_json(true, Some("/v1/recording-status/"))["recording"]["available"]
                 == false
         );
     }

@@ -259,16 +259,32 @@ impl Hub {
                     } => {
                         let (hub, route) = (self.clone(), route.to_string());
                         tokio::spawn(async move {
-                            let starting = start.is_some();
-                            let ok = hub
+                            let recorder = start.as_ref().map(|s| s.recorder.clone());
+                            let answer = hub
                                 .node_calls
                                 .record(&node, &meeting_id, &token, start)
                                 .await;
+                            let (starting, ok) = (recorder.is_some(), answer.is_some());
                             tracing::info!(room = %route, node = %node.id, starting, ok, "recording call");
-                            if starting && !ok {
-                                hub.room_input(&route, Input::RecordingFailed { meeting_id });
-                            } else if !starting && ok {
-                                hub.recording_stopped.notify_one();
+                            match (recorder, answer) {
+                                (Some(_), None) => {
+                                    hub.room_input(&route, Input::RecordingFailed { meeting_id });
+                                }
+                                (Some(recorder), Some(answer)) => {
+                                    if let Some(token) = answer.status_token {
+                                        let status_token = edgemeet_core::StatusToken(token);
+                                        hub.room_input(
+                                            &route,
+                                            Input::RecordingStarted {
+                                                meeting_id,
+                                                recorder,
+                                                status_token,
+                                            },
+                                        );
+                                    }
+                                }
+                                (None, Some(_)) => hub.recording_stopped.notify_one(),
+                                (None, None) => {}
                             }
                         });
                     }

@@ -113,20 +113,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Targets of the edge's own libraries capped at `info` whatever `EDGEMEET_LOG` says, on top of
+/// the uploader's (`edgemeet_uploader::logging::CAPPED_TARGETS`: the AWS SDK prints the embedded
+/// storage's access key id, s3s each request's Authorization header, the HTTP stacks whole
+/// requests): tungstenite traces every WebSocket message (names, chat, tokens, status links).
+const EDGE_CAPPED_TARGETS: &[&str] = &["tungstenite", "tokio_tungstenite"];
+
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEMEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-        // Whatever the level asked for, some crates' logs would carry secrets: the AWS SDK prints
-        // the embedded storage's access key id (its endpoint resolution at debug, its request
-        // signing at trace), the storage (s3s) logs each request with its Authorization header,
-        // and tungstenite traces every WebSocket message (names, chat, tokens).
-        .add_directive(quiet("aws_sigv4=off"))
-        .add_directive(quiet("aws_smithy_runtime=info"))
-        .add_directive(quiet("aws_smithy_runtime_api=info"))
-        .add_directive(quiet("aws_sdk_s3=info"))
-        .add_directive(quiet("aws_runtime=info"))
-        .add_directive(quiet("s3s=info"))
-        .add_directive(quiet("tungstenite=info"));
+    let directives = std::env::var("EDGEMEET_LOG").unwrap_or_default();
+    let filter = edgemeet_uploader::logging::env_filter_with(&directives, EDGE_CAPPED_TARGETS);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
@@ -134,10 +129,6 @@ fn init_logs(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
-}
-
-fn quiet(directive: &str) -> tracing_subscriber::filter::Directive {
-    directive.parse().expect("a valid directive")
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
@@ -169,7 +160,17 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     // Recording is offered when a node here can record, or the nodes are elsewhere (their
     // operator configured them and their uploader).
     let available = recording.is_some() || own_node_recording || !config.embed_media_node;
-    let public_config = Arc::new(config.recording.public_json(available));
+    // Recorders' status links: on this origin when the uploader runs here, unless configured.
+    let status_url = config.recording.status_url.clone().or_else(|| {
+        recording
+            .as_ref()
+            .map(|_| edgemeet_uploader::status::STATUS_PATH.to_string())
+    });
+    let public_config = Arc::new(
+        config
+            .recording
+            .public_json(available, status_url.as_deref()),
+    );
     let state = AppState {
         hub,
         registry,
@@ -227,6 +228,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     let hub = state.hub.clone();
     let mut app = router(state.clone(), embedded.as_ref().map(|n| n.router.clone()));
+    if let Some(r) = &recording {
+        app = app.merge(r.status_router());
+    }
     if let Some(node) = &embedded {
         let _ = state.node_router.set(node.router.clone());
     }

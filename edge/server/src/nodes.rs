@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use edgemeet_core::{Input, NodeInfo, NodeScope, RecordStart};
 
-use edgemeet_protocol::node::{Heartbeat, NodeEvent, NodeEvents};
+use edgemeet_protocol::node::{Heartbeat, NodeEvent, NodeEvents, StartRecordingResponse};
 
 use crate::AppState;
 use crate::hub::now_ms;
@@ -141,22 +141,24 @@ impl NodeCaller {
         };
         let caller = self.clone();
         tokio::spawn(async move {
-            if !caller.post(&node, &url, &token, None).await {
+            if caller.post(&node, &url, &token, None).await.is_none() {
                 tracing::warn!(node = %node.id, "gave up telling the node to close sessions; it reaps idle ones");
             }
         });
     }
 
-    /// Start (with the Dropbox grant) or stop a meeting's recording; false when the node refused or
-    /// could not be reached.
+    /// Start (with the Dropbox grant) or stop a meeting's recording; `None` when the node refused
+    /// or could not be reached. A start's answer carries the recorder's delivery-status token
+    /// (`StartRecordingResponse::status_token`), when the node gave one.
     pub async fn record(
         &self,
         node: &NodeInfo,
         meeting_id: &str,
         token: &str,
         start: Option<RecordStart>,
-    ) -> bool {
+    ) -> Option<Recorded> {
         let base = self.base(node);
+        let starting = start.is_some();
         let (url, body) = match start {
             Some(start) => (
                 format!("{base}/v1/rooms/{meeting_id}/recording/start"),
@@ -167,32 +169,43 @@ impl NodeCaller {
             ),
             None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
         };
-        self.post(node, &url, token, body).await
+        let answer = self.post(node, &url, token, body).await?;
+        let status_token = if starting {
+            serde_json::from_slice::<StartRecordingResponse>(&answer)
+                .ok()
+                .and_then(|a| a.status_token)
+        } else {
+            None
+        };
+        Some(Recorded { status_token })
     }
 
+    /// POST with a few tries; the answer's body on success (empty for a 404: nothing to act
+    /// on), `None` when the node refused or could not be reached.
     async fn post(
         &self,
         node: &NodeInfo,
         url: &str,
         token: &str,
         body: Option<serde_json::Value>,
-    ) -> bool {
+    ) -> Option<Bytes> {
         for attempt in 0..3u32 {
             let mut req = self.http.post(url).bearer_auth(token);
             if let Some(body) = &body {
                 req = req.json(body);
             }
             match req.send().await {
-                Ok(res)
-                    if res.status().is_success()
-                        || res.status() == reqwest::StatusCode::NOT_FOUND =>
-                {
-                    return true;
+                Ok(res) if res.status() == reqwest::StatusCode::NOT_FOUND => {
+                    return Some(Bytes::new());
+                }
+                Ok(res) if res.status().is_success() => {
+                    // A node's answers are small; one that cannot be read counts as done.
+                    return Some(res.bytes().await.unwrap_or_default());
                 }
                 // The node understood and said no: retrying will not change its mind.
                 Ok(res) if res.status().is_client_error() => {
                     tracing::info!(node = %node.id, status = %res.status(), "node refused a call");
-                    return false;
+                    return None;
                 }
                 Ok(res) => {
                     tracing::info!(node = %node.id, status = %res.status(), "node failed a call")
@@ -203,6 +216,12 @@ impl NodeCaller {
             }
             tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
         }
-        false
+        None
     }
+}
+
+/// A recording call the node took.
+pub struct Recorded {
+    /// The recorder's delivery-status capability (a start's answer only): never logged.
+    pub status_token: Option<String>,
 }

@@ -126,7 +126,9 @@ pub async fn security_headers(State(app): State<AppState>, req: Request, next: N
         "permissions-policy",
         "camera=(self), microphone=(self), display-capture=(self), interest-cohort=()",
     );
-    h.insert("content-security-policy", app.csp.clone());
+    // A handler's own policy stays (the recording-status page's is stricter: `default-src 'none'`).
+    h.entry("content-security-policy")
+        .or_insert_with(|| app.csp.clone());
     res
 }
 

@@ -50,6 +50,10 @@ pub struct RecordingSettings {
     pub retention_secs: u64,
     /// The uploader's poll period (it is also woken when a recording stops).
     pub poll_interval_ms: u64,
+    /// Base of recorders' delivery-status links (`{status_url}{token}`): the uploader's
+    /// `status_listen` as browsers reach it, up to `/v1/recording-status/`. Default: this edge
+    /// (`/v1/recording-status/`) when it runs the uploader itself; none otherwise (no link).
+    pub status_url: Option<String>,
     pub dropbox: DropboxSettings,
 }
 
@@ -80,6 +84,7 @@ impl Default for RecordingSettings {
             encryption_key: None,
             retention_secs: 86_400,
             poll_interval_ms: 5_000,
+            status_url: None,
             dropbox: DropboxSettings::default(),
         }
     }
@@ -138,6 +143,9 @@ impl RecordingSettings {
         if let Some(v) = get("EDGEMEET_RECORDING_KEY") {
             self.encryption_key = Some(v);
         }
+        if let Some(v) = get("EDGEMEET_RECORDING_STATUS_URL") {
+            self.status_url = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = get("EDGEMEET_DROPBOX_APP_KEY") {
             self.dropbox.app_key = Some(v).filter(|v| !v.is_empty());
         }
@@ -186,18 +194,27 @@ impl RecordingSettings {
                 bail!("recording.dropbox.{key}: `{url}` is not an http(s) URL");
             }
         }
+        if let Some(url) = &self.status_url
+            && !edgemeet_core::web::status_url_ok(url)
+        {
+            bail!(
+                "recording.status_url: `{url}` is not a base for status links (an https:// URL or a \
+                 /path on this origin, ending in `/`, e.g. https://status.example.org/v1/recording-status/)"
+            );
+        }
         if self.local_folder.as_os_str().is_empty() {
             bail!("recording.local_folder must not be empty");
         }
         Ok(())
     }
 
-    /// What the page is told (`GET /api/config`): nothing secret.
-    pub fn public_json(&self, available: bool) -> serde_json::Value {
+    /// What the page is told (`GET /api/config`): nothing secret. `status_url`: where the
+    /// recorder's page reads its delivery status (`{status_url}{token}`), if anywhere.
+    pub fn public_json(&self, available: bool, status_url: Option<&str>) -> serde_json::Value {
         if !(self.enabled && available) {
             return json!({"recording": {"available": false}});
         }
-        if self.uses_dropbox() {
+        let mut config = if self.uses_dropbox() {
             json!({"recording": {
                 "available": true,
                 "destination": "dropbox",
@@ -209,9 +226,16 @@ impl RecordingSettings {
             }})
         } else {
             json!({"recording": {"available": true, "destination": "local"}})
+        };
+        if let Some(url) = status_url {
+            config["recording"]["status_url"] = json!(url);
         }
+        config
     }
 }
+
+/// How the embedded storage's (random) access key id starts.
+pub const EMBEDDED_ACCESS_KEY_PREFIX: &str = "EDGEMEETAK";
 
 /// Storage and uploader running in this process.
 pub struct Embedded {
@@ -230,8 +254,15 @@ fn random_hex(n: usize) -> String {
 pub async fn start(settings: &RecordingSettings) -> anyhow::Result<(Embedded, RecordingConfig)> {
     edgemeet_uploader::install_crypto_provider();
     let dir = settings.data_dir();
-    // Credentials of the loopback S3 server: per process, never leave it.
-    let (ak, sk) = (random_hex(10), random_hex(20));
+    // Credentials of the loopback S3 server: per process, never leave it. The access key id has
+    // a fixed prefix (as AWS's `AKIA...`), so a test or a secret scanner finds it in any output.
+    let (ak, sk) = (
+        format!(
+            "{EMBEDDED_ACCESS_KEY_PREFIX}{}",
+            random_hex(8).to_uppercase()
+        ),
+        random_hex(20),
+    );
     let s3 = edgemeet_uploader::start_embedded_s3(
         dir.join("s3"),
         &ak,
@@ -275,6 +306,12 @@ pub async fn start(settings: &RecordingSettings) -> anyhow::Result<(Embedded, Re
 }
 
 impl Embedded {
+    /// `GET /v1/recording-status/{token}`: recorders' delivery-status links, served on the
+    /// edge's own origin.
+    pub fn status_router(&self) -> axum::Router {
+        self.uploader.status_router()
+    }
+
     /// Wakes the uploader (a recording just finished: upload now, not at the next poll).
     pub fn poker(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.uploader.poker()

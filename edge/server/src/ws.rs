@@ -169,7 +169,11 @@ async fn serve_socket(
     let end = loop {
         tokio::select! {
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => hub.text(&attachment, text.to_string()),
+                Some(Ok(Message::Text(text))) => {
+                    // Sizes only: a frame's text is the participant's (names, chat, tokens).
+                    tracing::trace!(room = %route, bytes = text.len(), "text frame");
+                    hub.text(&attachment, text.to_string())
+                }
                 Some(Ok(Message::Binary(bytes))) => hub.binary(&attachment, bytes.len()),
                 Some(Ok(Message::Close(_))) => break End::PeerClosed,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}

@@ -4,8 +4,10 @@ import { LocalMedia } from './media.js';
 import { P2PLink } from './p2p.js';
 import { SfuLink } from './sfu.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
-import { $, show, toast, displayName, Grid, addChat } from './ui.js';
-import { recordingConfig, finishOAuthRedirect, connectDropbox } from './recording.js';
+import { $, show, toast, displayName, Grid, addChat, deliveryItem } from './ui.js';
+import {
+  recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
+} from './recording.js';
 
 const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
 const params = new URLSearchParams(location.search);
@@ -211,6 +213,11 @@ class Meeting {
     /** @type {import('./recording.js').DropboxGrant | null} the recorder's grant, in memory only */
     this.dropbox = null;
     this.recordingConfigLoaded = recordingConfig().then((c) => { this.recordingConfig = c; this.renderRecord(); });
+    /**
+     * The recordings this page started: their status links (page memory only), read while open.
+     * @type {{url: string, set: (text: string, state: string) => void, state: string | null, timer: number, round: number}[]}
+     */
+    this.deliveries = [];
     /** @type {any} */ (window).edgemeet = this; // for tests and debugging in the console
   }
 
@@ -264,7 +271,10 @@ class Meeting {
         this.recording = msg.active;
         $('rec-badge').hidden = !msg.active;
         this.renderRecord();
+        // Stopped: delivery starts in a moment; read the links soon rather than at the next round.
+        if (!msg.active) for (const d of this.deliveries) if (d.state === 'recording') this.readDelivery(d, 1000);
         return toast(msg.active ? 'This meeting is being recorded' : 'Recording stopped');
+      case 'recording_status_link': return this.onStatusLink(msg);
       case 'password_guessing':
         // Sent to moderators only: someone is trying passwords on this meeting.
         return toast(`Someone is guessing this meeting's password: ${msg.wrong_guesses} wrong tries from ${msg.addresses} address${msg.addresses === 1 ? '' : 'es'} in the last hour${msg.limited ? '; newcomers may have to wait' : ''}.`);
@@ -326,6 +336,50 @@ class Meeting {
       ? 'Record this meeting to your Dropbox' : 'Record this meeting');
     note.textContent = why;
     note.hidden = button.hidden || !why;
+  }
+
+  /**
+   * The edge tells the recorder (and no one else) where its recording's delivery status is: show
+   * the link and keep reading it while the page is open.
+   * @param {import('./recording.js').RecordingStatusLinkMessage} msg
+   */
+  async onStatusLink(msg) {
+    await this.recordingConfigLoaded;
+    const url = statusLink(this.recordingConfig, msg.token);
+    if (!url) return;
+    const d = { url, set: deliveryItem(url, Date.now()), state: null, timer: 0, round: 0 };
+    this.deliveries.push(d);
+    this.readDelivery(d, 0);
+  }
+
+  /**
+   * Reads a delivery's status after `delay` ms, shows it, and reads again until it settles: every
+   * 5 s while it records or uploads, every 30 s while it waits for a retry. A newer call replaces
+   * a pending one.
+   * @param {{url: string, set: (text: string, state: string) => void, state: string | null, timer: number, round: number}} d
+   * @param {number} delay
+   */
+  readDelivery(d, delay) {
+    clearTimeout(d.timer);
+    const round = ++d.round;
+    d.timer = setTimeout(async () => {
+      const s = await readDeliveryStatus(d.url);
+      if (round !== d.round) return;
+      if (s === 'gone') {
+        d.state = 'gone';
+        return d.set('No longer known here: recordings and their status are deleted within 24 hours.', 'gone');
+      }
+      if (s) {
+        const text = describeDelivery(s, this.recordingConfig.destination);
+        d.set(text, s.state);
+        // The recorder hears of a delivery in trouble even with the list folded away.
+        if (s.state !== d.state && (s.state === 'failed' || s.state === 'retrying')) toast(text);
+        d.state = s.state;
+        if (deliverySettled(s)) return;
+      }
+      const busy = !s || ['recording', 'queued', 'uploading'].includes(s.state);
+      this.readDelivery(d, busy ? 5000 : 30000);
+    }, delay);
   }
 
   async toggleRecording() {

@@ -8,8 +8,20 @@ const CHANNEL = 'edgemeet-dropbox-oauth';
 
 /**
  * @typedef {{available: boolean, destination?: 'dropbox' | 'local',
- *   dropbox?: {app_key: string, authorize_url: string, token_url: string}}} RecordingConfig
+ *   dropbox?: {app_key: string, authorize_url: string, token_url: string},
+ *   status_url?: string}} RecordingConfig
+ *   `status_url`: where a recording's delivery status is read, `{status_url}{token}`.
  * @typedef {{access_token: string, refresh_token?: string, app_key: string}} DropboxGrant
+ * @typedef {{type: 'recording_status_link', token: string}} RecordingStatusLinkMessage
+ *   To the recorder only: the delivery-status capability of the recording they started.
+ * @typedef {'recording' | 'queued' | 'uploading' | 'retrying' | 'delivered' | 'failed'} DeliveryState
+ * @typedef {'dropbox_unreachable' | 'dropbox_refused' | 'grant_revoked' | 'dropbox_full'
+ *   | 'delivery_mismatch' | 'storage_unreachable' | 'storage_mismatch' | 'invalid_manifest'
+ *   | 'local_folder'} DeliveryProblem
+ * @typedef {{state: DeliveryState, problem?: DeliveryProblem | null, files: number,
+ *   files_delivered: number, next_attempt_at_ms?: number | null, delivered_at_ms?: number | null,
+ *   purge_at_ms: number}} DeliveryStatus
+ *   What `GET {status_url}{token}` answers (the uploader's `DeliveryStatus`).
  */
 
 /** @returns {Promise<RecordingConfig>} */
@@ -113,4 +125,86 @@ export async function connectDropbox(cfg) {
     throw new Error(`Dropbox did not grant access (${body.error || res.status}).`);
   }
   return { access_token: body.access_token, refresh_token: body.refresh_token, app_key: cfg.app_key };
+}
+
+// ---- Delivery status: the recorder's link ------------------------------------------------------
+
+/**
+ * The recording's status link (absolute), or null when the server gave no place to read it.
+ * @param {RecordingConfig} cfg @param {string} token
+ */
+export function statusLink(cfg, token) {
+  if (!cfg.status_url || !/^[0-9a-f]{32}$/.test(token)) return null;
+  try {
+    return new URL(`${cfg.status_url}${token}`, location.href).toString();
+  } catch {
+    return null;
+  }
+}
+
+/** @type {Record<DeliveryProblem, string>} */
+const PROBLEMS = {
+  grant_revoked: 'access to your Dropbox was revoked, so the files cannot be delivered',
+  dropbox_full: 'your Dropbox is full; free some space and delivery is tried again',
+  dropbox_unreachable: 'Dropbox is not answering',
+  dropbox_refused: 'Dropbox refused the upload',
+  delivery_mismatch: 'what arrived differed from what was sent',
+  storage_unreachable: 'our storage is not answering',
+  storage_mismatch: 'the stored files are incomplete',
+  invalid_manifest: "the recording's description is unusable",
+  local_folder: 'the recordings folder cannot be written',
+};
+
+/** "today at 14:05", "tomorrow at 09:30", or a date and time. */
+export function when(ms) {
+  const d = new Date(ms);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const day = (t) => new Date(t).toDateString();
+  if (day(ms) === day(Date.now())) return `today at ${time}`;
+  if (day(ms) === day(Date.now() + 86_400_000)) return `tomorrow at ${time}`;
+  return `${d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })} at ${time}`;
+}
+
+/**
+ * A delivery status in plain words.
+ * @param {DeliveryStatus} s @param {'dropbox' | 'local' | undefined} destination
+ */
+export function describeDelivery(s, destination) {
+  const to = destination === 'dropbox' ? 'to your Dropbox' : 'to the recordings folder';
+  const files = `${s.files_delivered} of ${s.files} file${s.files === 1 ? '' : 's'}`;
+  const why = (s.problem && PROBLEMS[s.problem]) || 'something went wrong';
+  const purge = when(s.purge_at_ms);
+  switch (s.state) {
+    case 'recording': return `Recording. Afterwards the files are delivered ${to}; our copy is deleted ${purge} at the latest.`;
+    case 'queued': case 'uploading': return `Delivering ${to} (${files} so far). Our copy is deleted ${purge} at the latest.`;
+    case 'retrying': return `Not delivered yet: ${why}. Next try ${s.next_attempt_at_ms ? when(s.next_attempt_at_ms) : 'soon'}; ${files} delivered. Undelivered files are deleted ${purge}.`;
+    case 'delivered': return `Delivered ${to} (${s.files} file${s.files === 1 ? '' : 's'}). Our copy is deleted; this link stops working ${purge}.`;
+    case 'failed': return `Delivery failed: ${why}.${s.next_attempt_at_ms ? ` Next try ${when(s.next_attempt_at_ms)}.` : ''} ${files} delivered; the rest is deleted from our storage ${purge}.`;
+    default: return 'Status unknown.';
+  }
+}
+
+/** Whether a status will not change any more (delivered, or failed with no next try). @param {DeliveryStatus} s */
+export function deliverySettled(s) {
+  return s.state === 'delivered' || (s.state === 'failed' && !s.next_attempt_at_ms);
+}
+
+/**
+ * Reads a status link: the status, `'gone'` (unknown or purged: 404), or null (not reachable now).
+ * @param {string} url @returns {Promise<DeliveryStatus | 'gone' | null>}
+ */
+export async function readDeliveryStatus(url) {
+  try {
+    const res = await fetch(url, {
+      headers: { accept: 'application/json' },
+      cache: 'no-store',
+      credentials: 'omit',
+      referrerPolicy: 'no-referrer',
+    });
+    if (res.status === 404) return 'gone';
+    if (!res.ok) return null;
+    return /** @type {DeliveryStatus} */ (await res.json());
+  } catch {
+    return null;
+  }
 }

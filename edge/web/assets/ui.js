@@ -175,3 +175,56 @@ export function addChat(fromName, text, isPrivate, at) {
   $('chat-log').append(li);
   li.scrollIntoView({ block: 'end' });
 }
+
+/**
+ * A recording's entry under "Your recordings": its status in words, its link (selectable, opens
+ * the status page) and a copy button. Returns a setter for the status.
+ * @param {string} url @param {number} startedAt ms
+ */
+export function deliveryItem(url, startedAt) {
+  const li = document.createElement('li');
+  li.className = 'delivery';
+  const title = document.createElement('div');
+  title.textContent = `Recording started ${new Date(startedAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`;
+  const status = document.createElement('p');
+  status.className = 'delivery-status';
+  status.setAttribute('role', 'status');
+  status.textContent = 'Checking delivery...';
+  const row = document.createElement('div');
+  row.className = 'row';
+  const field = document.createElement('input');
+  field.className = 'delivery-url';
+  field.readOnly = true;
+  field.value = url;
+  field.setAttribute('aria-label', 'Delivery status link');
+  field.addEventListener('focus', () => field.select());
+  const copy = document.createElement('button');
+  copy.type = 'button';
+  copy.className = 'delivery-copy';
+  copy.textContent = 'Copy link';
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(url);
+      copy.textContent = 'Copied';
+    } catch {
+      field.focus();
+      copy.textContent = 'Press Ctrl+C';
+    }
+    setTimeout(() => { copy.textContent = 'Copy link'; }, 2000);
+  });
+  const open = document.createElement('a');
+  open.className = 'delivery-link';
+  open.href = url;
+  open.target = '_blank';
+  open.rel = 'noopener noreferrer';
+  open.textContent = 'Open';
+  row.append(field, copy, open);
+  li.append(title, status, row);
+  $('recording-links').append(li);
+  $('recordings').hidden = false;
+  /** @param {string} text @param {string} state */
+  return (text, state) => {
+    status.textContent = text;
+    li.dataset.state = state;
+  };
+}

@@ -212,8 +212,9 @@ async fn do_post(stub: &worker::Stub, path: &str, body: &impl Serialize) -> Resu
 
 /// A call from the edge to a media node, as the native host makes it (`edge/server/src/nodes.rs`):
 /// POST with the edge-signed token, up to three tries; a 404 counts as done (nothing to close),
-/// another 4xx as a refusal. `false` when the node refused or could not be reached.
-async fn node_post(url: &str, token: &str, body: Option<Value>) -> bool {
+/// another 4xx as a refusal. The answer's body when done (empty for a 404), `None` when the node
+/// refused or could not be reached.
+async fn node_post(url: &str, token: &str, body: Option<Value>) -> Option<String> {
     for attempt in 0..3u32 {
         let sent = async {
             let headers = Headers::new();
@@ -230,15 +231,17 @@ async fn node_post(url: &str, token: &str, body: Option<Value>) -> bool {
                 .await
         };
         match sent.await {
-            Ok(res) if (200..300).contains(&res.status_code()) || res.status_code() == 404 => {
-                return true;
+            Ok(res) if res.status_code() == 404 => return Some(String::new()),
+            Ok(mut res) if (200..300).contains(&res.status_code()) => {
+                // A node's answers are small; one that cannot be read counts as done.
+                return Some(res.text().await.unwrap_or_default());
             }
-            Ok(res) if (400..500).contains(&res.status_code()) => return false,
+            Ok(res) if (400..500).contains(&res.status_code()) => return None,
             _ => {}
         }
         worker::Delay::from(std::time::Duration::from_millis(250 << attempt)).await;
     }
-    false
+    None
 }
 
 fn registry_stub(env: &Env) -> Result<worker::Stub> {
@@ -808,7 +811,7 @@ impl Room {
                         };
                         // In the background: the node reaps idle sessions if this never arrives.
                         worker::wasm_bindgen_futures::spawn_local(async move {
-                            node_post(&url, &token, None).await;
+                            let _ = node_post(&url, &token, None).await;
                         });
                     }
                     Effect::RecordOnNode {
@@ -818,7 +821,7 @@ impl Room {
                         start,
                     } => {
                         let base = node.url.trim_end_matches('/');
-                        let starting = start.is_some();
+                        let recorder = start.as_ref().map(|s| s.recorder.clone());
                         let (url, body) = match start {
                             Some(start) => (
                                 format!("{base}/v1/rooms/{meeting_id}/recording/start"),
@@ -829,9 +832,22 @@ impl Room {
                             ),
                             None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
                         };
-                        let ok = node_post(&url, &token, body).await;
-                        if starting && !ok {
-                            queue.push_back(Input::RecordingFailed { meeting_id });
+                        let answer = node_post(&url, &token, body).await;
+                        match (recorder, answer) {
+                            (Some(_), None) => {
+                                queue.push_back(Input::RecordingFailed { meeting_id })
+                            }
+                            // The recorder's delivery-status token, for their socket only.
+                            (Some(recorder), Some(answer)) => {
+                                if let Some(token) = logic::status_token_of(&answer) {
+                                    queue.push_back(Input::RecordingStarted {
+                                        meeting_id,
+                                        recorder,
+                                        status_token: core::StatusToken(token),
+                                    });
+                                }
+                            }
+                            (None, _) => {}
                         }
                     }
                     Effect::Ended => ended = true,

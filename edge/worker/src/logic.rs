@@ -47,6 +47,9 @@ pub fn index_html() -> &'static [u8] {
 /// The page's `GET /api/config` answer, the same shape as the native host's: recording is offered
 /// when `EDGEMEET_RECORDING` (a public var, JSON) names a Dropbox app. On Cloudflare the media nodes
 /// record to S3 and the uploader delivers to Dropbox; there is no local-folder destination.
+/// `status_url` in the var (the uploader's public `status_listen`, up to
+/// `/v1/recording-status/`) is where the recorder's page reads its delivery status; without it
+/// (or with one that is not a base URL ending in `/`) the page shows no link.
 pub fn page_config(recording_var: Option<&str>) -> Value {
     #[derive(Deserialize)]
     struct Dropbox {
@@ -65,21 +68,37 @@ pub fn page_config(recording_var: Option<&str>) -> Value {
     #[derive(Deserialize)]
     struct Recording {
         dropbox: Option<Dropbox>,
+        status_url: Option<String>,
     }
     match recording_var.and_then(|v| serde_json::from_str::<Recording>(v).ok()) {
         Some(Recording {
-            dropbox: Some(d), ..
-        }) if !d.app_key.is_empty() => serde_json::json!({"recording": {
-            "available": true,
-            "destination": "dropbox",
-            "dropbox": {
-                "app_key": d.app_key,
-                "authorize_url": d.authorize_url,
-                "token_url": format!("{}/oauth2/token", d.api_url.trim_end_matches('/')),
-            },
-        }}),
+            dropbox: Some(d),
+            status_url,
+        }) if !d.app_key.is_empty() => {
+            let mut config = serde_json::json!({"recording": {
+                "available": true,
+                "destination": "dropbox",
+                "dropbox": {
+                    "app_key": d.app_key,
+                    "authorize_url": d.authorize_url,
+                    "token_url": format!("{}/oauth2/token", d.api_url.trim_end_matches('/')),
+                },
+            }});
+            if let Some(url) = status_url.filter(|u| crate::core::web::status_url_ok(u)) {
+                config["recording"]["status_url"] = Value::String(url);
+            }
+            config
+        }
         _ => serde_json::json!({"recording": {"available": false}}),
     }
+}
+
+/// The recorder's delivery-status token in a media node's answer to a recording start
+/// (`StartRecordingResponse`), if it carries one.
+pub fn status_token_of(answer: &str) -> Option<String> {
+    serde_json::from_str::<edgemeet_protocol::node::StartRecordingResponse>(answer)
+        .ok()
+        .and_then(|a| a.status_token)
 }
 
 pub fn file(path: &str) -> Option<&'static [u8]> {
@@ -244,6 +263,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_start_answer_gives_its_status_token() {
+        let answer = r#"{"recordingId":"3f2a","startedAtMs":1,"statusToken":"00112233445566778899aabbccddeeff"}"#;
+        assert_eq!(
+            status_token_of(answer).as_deref(),
+            Some("00112233445566778899aabbccddeeff")
+        );
+        for none in [r#"{"recordingId":"3f2a","startedAtMs":1}"#, "", "not json"] {
+            assert_eq!(status_token_of(none), None, "{none}");
+        }
+    }
+
+    #[test]
     fn page_config_offers_recording_only_with_a_dropbox_app() {
         let off = json!({"recording": {"available": false}});
         assert_eq!(page_config(None), off);
@@ -263,6 +294,19 @@ mod tests {
         assert_eq!(
             on["recording"]["dropbox"]["authorize_url"],
             "https://www.dropbox.com/oauth2/authorize"
+        );
+        assert_eq!(on["recording"].get("status_url"), None);
+        // Where the recorder's page reads its delivery status (the uploader's status_listen).
+        let with_status = |url: &str| {
+            page_config(Some(
+                &json!({"dropbox": {"app_key": "k1"}, "status_url": url}).to_string(),
+            ))
+        };
+        let url = "https://status.example.org/v1/recording-status/";
+        assert_eq!(with_status(url)["recording"]["status_url"], url);
+        assert_eq!(
+            with_status("javascript:alert(1)//")["recording"].get("status_url"),
+            None
         );
         assert_eq!(route("GET", "/api/config"), Route::PageConfig);
         assert_eq!(

@@ -3,6 +3,13 @@
 //   EDGEMEET_URL=http://127.0.0.1:PORT node --experimental-websocket --test edge/worker/tests/
 // The protocol itself is covered by the shared conformance suite (tests/tests/conformance.rs).
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
 
 import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom } from "./lib.mjs";
@@ -10,6 +17,44 @@ import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom } from "./l
 after(closeAll);
 
 const NODE_SECRET = process.env.EDGEMEET_NODE_SECRET || "conformance-node-secret-0123456789abcdef";
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const BIN_DIR =
+  process.env.EDGEMEET_BIN_DIR || join(process.env.CARGO_TARGET_DIR || join(ROOT, "target"), "debug");
+const S3S_FS =
+  process.env.EDGEMEET_S3S_FS ||
+  join(process.env.EDGEMEET_CACHE || join(homedir(), ".cache", "edgemeet"), "tools", "bin", "s3s-fs");
+
+/** A free loopback port (released before use: the process started on it binds it). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = /** @type {import("node:net").AddressInfo} */ (srv.address());
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start `bin` and wait until `ready()` holds; the process is killed with the returned stop(). */
+async function startProcess(bin, args, env, ready) {
+  assert.ok(existsSync(bin), `${bin} is missing (tests/suites/worker.sh builds it)`);
+  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await exited;
+  };
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`${bin} exited: ${stderr}`);
+    if (await ready().catch(() => false)) return stop;
+    await sleep(50);
+  }
+  await stop();
+  throw new Error(`${bin} did not become ready: ${stderr}`);
+}
 
 async function waitFor(pred, timeoutMs = 4000) {
   const start = Date.now();
@@ -20,6 +65,88 @@ async function waitFor(pred, timeoutMs = 4000) {
     await sleep(50);
   }
 }
+
+// First in this file, so that no stand-in node of the tests below competes for the room: a real
+// media node (edgemeet-media-node, recording to a real S3-compatible server, s3s-fs) and the
+// standalone uploader serving status links on its own status_listen, as in a split deployment.
+test("a real node's recording: the recorder, and only the recorder, gets the status link; the uploader's link answers", async () => {
+  const cf = (await probe("cf")).location;
+  const dir = mkdtempSync(join(tmpdir(), "edgemeet-worker-rec-"));
+  mkdirSync(join(dir, "s3", "recordings"), { recursive: true }); // s3s-fs: a bucket is a folder
+  const [s3Port, nodePort, statusPort] = [await freePort(), await freePort(), await freePort()];
+  const [ak, sk, key] = [`AK${randomBytes(8).toString("hex")}`, randomBytes(20).toString("hex"), randomBytes(32).toString("base64")];
+  const stops = [];
+  const nodeId = `rec-node-${randomBytes(4).toString("hex")}`;
+  try {
+    stops.push(
+      await startProcess(
+        S3S_FS,
+        ["--host", "127.0.0.1", "--port", String(s3Port), "--access-key", ak, "--secret-key", sk, join(dir, "s3")],
+        {},
+        async () => (await fetch(`http://127.0.0.1:${s3Port}/`)).status > 0,
+      ),
+    );
+    const s3 = { ENDPOINT: `http://127.0.0.1:${s3Port}`, BUCKET: "recordings", ACCESS_KEY_ID: ak, SECRET_ACCESS_KEY: sk };
+    const uploaderEnv = { EDGEMEET_UPLOADER_DESTINATION: "local", EDGEMEET_UPLOADER_LOCAL_FOLDER: join(dir, "delivered"),
+      EDGEMEET_UPLOADER_ENCRYPTION_KEY: key, EDGEMEET_UPLOADER_LISTEN: "off", EDGEMEET_UPLOADER_POLL_INTERVAL_MS: "500",
+      EDGEMEET_UPLOADER_STATUS_LISTEN: `127.0.0.1:${statusPort}` };
+    const nodeEnv = { EDGEMEET_NODE_ID: nodeId, EDGEMEET_NODE_REGION: "na-south", EDGEMEET_NODE_LAT: String(cf.lat),
+      EDGEMEET_NODE_LON: String(cf.lon), EDGEMEET_NODE_LISTEN: `127.0.0.1:${nodePort}`, EDGEMEET_NODE_SECRET: NODE_SECRET,
+      EDGEMEET_NODE_EDGE_URL: BASE, EDGEMEET_NODE_RECORDING_KEY: key };
+    for (const [k, v] of Object.entries(s3)) {
+      uploaderEnv[`EDGEMEET_UPLOADER_S3_${k}`] = v;
+      nodeEnv[`EDGEMEET_NODE_RECORDING_S3_${k}`] = v;
+    }
+    const statusBase = `http://127.0.0.1:${statusPort}/v1/recording-status/`;
+    stops.push(
+      await startProcess(join(BIN_DIR, "edgemeet-uploader"), ["run"], uploaderEnv, async () => (await fetch(`${statusBase}x`)).status === 404),
+    );
+    stops.push(
+      await startProcess(join(BIN_DIR, "edgemeet-media-node"), [], nodeEnv, async () => (await fetch(`http://127.0.0.1:${nodePort}/healthz`)).ok),
+    );
+    // Its first heartbeat reached the Worker: callers from here get this node.
+    const chosen = async () => (await probe("registry/select", { cf: (await probe("cf")).cf }))?.id;
+    for (let i = 0; i < 100 && (await chosen()) !== nodeId; i++) await sleep(100);
+    assert.equal(await chosen(), nodeId, "the Worker places rooms from here on the recording node");
+
+    const room = uniqueRoom("rec");
+    const ada = await Client.join(room, { name: "Ada" });
+    const bob = await Client.join(room, { name: "Bob" });
+    ada.send({ type: "start_recording" });
+    const on = await bob.next("recording", 10000);
+    assert.deepEqual([on.active, on.by], [true, ada.id]);
+    const link = await ada.next("recording_status_link", 15000);
+    assert.match(link.token, /^[0-9a-f]{32}$/);
+    // The node stored the recording's status under the id the token derives (one way).
+    const id = createHash("sha256").update(`edgemeet-recording-status-v1:${link.token}`).digest("hex").slice(0, 32);
+    assert.ok(existsSync(join(dir, "s3", "recordings", "recordings", id, "status.json")), "status.json of the recording");
+    // The uploader's link (its status_listen, behind HTTPS in a deployment) says it is recording.
+    const res = await fetch(`${statusBase}${link.token}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("access-control-allow-origin"), "*");
+    const status = await res.json();
+    assert.equal(status.state, "recording");
+    assert.ok(status.purge_at_ms > Date.now() + 86_000_000, JSON.stringify(status));
+
+    ada.send({ type: "stop_recording" });
+    await bob.next((m) => m.type === "recording" && !m.active, 10000);
+    // Nothing was recorded (no media): the node drops the status, and the link stops answering.
+    for (let i = 0; i < 100 && (await fetch(`${statusBase}${link.token}`)).status !== 404; i++) await sleep(100);
+    assert.equal((await fetch(`${statusBase}${link.token}`)).status, 404);
+    // Bob never got a link; neither did Ada a second one.
+    const heard = [...(await bob.silence(300)), ...(await ada.silence(0))];
+    assert.deepEqual(heard.filter((m) => m.type === "recording_status_link"), []);
+    assert.ok(!JSON.stringify(bob.queue).includes(link.token));
+    ada.close();
+    bob.close();
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+    // The node is gone; the Worker must not hand it rooms of the tests below while it would
+    // still count as live.
+    await heartbeat({ ...node(nodeId, "na-south", cf.lat, cf.lon), url: `http://127.0.0.1:${nodePort}`, draining: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test("a room keeps working after its Durable Object lost its memory (hibernation)", async () => {
   const room = uniqueRoom("hib");

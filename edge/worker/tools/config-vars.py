@@ -4,7 +4,8 @@
     config-vars.py tests/fixtures/edge.toml public   -> EDGEMEET_CONFIG  (JSON, a wrangler var)
     config-vars.py tests/fixtures/edge.toml secrets  -> EDGEMEET_SECRETS (JSON, `wrangler secret put`)
     config-vars.py edge.toml recording                -> EDGEMEET_RECORDING (JSON, a wrangler var: the
-                                                         [recording.dropbox] app the page connects)
+                                                         [recording.dropbox] app the page connects,
+                                                         and [recording] status_url)
 
 Secrets are node_secret, hash_key and each tenant's hs256_secret; everything else is public. The Worker
 deep-merges the secrets over the public part, so both hosts run the very same EdgeConfig.
@@ -34,12 +35,17 @@ def split(edge):
 
 
 def recording(config):
-    """The public part of [recording.dropbox]: the app key and where the page sends the user."""
-    dropbox = config.get("recording", {}).get("dropbox", {})
+    """The public part of [recording]: the Dropbox app (its key and where the page sends the user)
+    and status_url, where recorders' pages read their delivery status (the uploader's status_listen)."""
+    section = config.get("recording", {})
+    dropbox = section.get("dropbox", {})
     if not dropbox.get("app_key"):
         return {}
     keep = ("app_key", "authorize_url", "api_url")
-    return {"dropbox": {k: v for k, v in dropbox.items() if k in keep}}
+    out = {"dropbox": {k: v for k, v in dropbox.items() if k in keep}}
+    if section.get("status_url"):
+        out["status_url"] = section["status_url"]
+    return out
 
 
 def main():

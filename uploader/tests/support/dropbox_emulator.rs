@@ -21,7 +21,9 @@
 //! [`Emulator::expire_tokens_after`], [`Emulator::set_append_delay`],
 //! [`Emulator::lose_next_finish_answer`] (commits, then the connection breaks before the answer),
 //! [`Emulator::fail_next_append`] (the data is read, then a 5xx), [`Emulator::fail_account`]
-//! (one token's calls all fail), [`Emulator::corrupt_next_commit`] (stores other content).
+//! (one token's calls all fail), [`Emulator::corrupt_next_commit`] (stores other content),
+//! [`Emulator::set_quota`] (a full Dropbox; also `POST /_emulator/quota {"bytes": N|null}` from
+//! another process).
 #![allow(dead_code)]
 // Handlers return ready responses as errors; boxing them would only add noise here.
 #![allow(clippy::result_large_err)]
@@ -451,6 +453,23 @@ async fn handle(
         };
         let uris = uris.iter().filter_map(|u| u.as_str().map(str::to_owned));
         st.lock().unwrap().apps.insert(key.into(), uris.collect());
+        return json_resp(StatusCode::OK, json!({}));
+    }
+    if method == Method::POST && path == "/_emulator/quota" {
+        // `set_quota` for a test driving the emulator in another process: `{"bytes": N}` (the
+        // account holds at most N bytes: a full Dropbox), `{"bytes": null}` for no limit.
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let quota = match &v["bytes"] {
+            Value::Null => None,
+            n => match n.as_u64() {
+                Some(n) => Some(n),
+                None => return text(StatusCode::BAD_REQUEST, "bytes: a number or null".into()),
+            },
+        };
+        st.lock().unwrap().quota = quota;
         return json_resp(StatusCode::OK, json!({}));
     }
     if method != Method::POST {

@@ -79,6 +79,24 @@ pub enum Input {
     RecordingFailed {
         meeting_id: String,
     },
+    /// The media node started the recording [`RecordStart::recorder`] asked for, and answered
+    /// with its delivery-status token: it goes to the recorder's socket, and nowhere else.
+    RecordingStarted {
+        meeting_id: String,
+        recorder: ParticipantId,
+        status_token: StatusToken,
+    },
+}
+
+/// A recording's delivery-status token as the node returned it. It is a capability (whoever
+/// holds it reads the delivery status, without login), so its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StatusToken(pub String);
+
+impl std::fmt::Debug for StatusToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusToken(<redacted>)")
+    }
 }
 
 /// What the media node should close.
@@ -135,6 +153,9 @@ pub enum Effect {
 pub struct RecordStart {
     /// The recorder's Dropbox grant; none where the destination is a local folder.
     pub dropbox: Option<DropboxGrant>,
+    /// Who started it (not told to the node): the host hands the node's answer back with
+    /// [`Input::RecordingStarted`], for this participant only.
+    pub recorder: ParticipantId,
 }
 
 /// Close codes sent to browsers.
@@ -298,6 +319,11 @@ impl Room {
             Input::RecordingFailed { meeting_id } => {
                 self.on_recording_failed(env, &mut out, &meeting_id)
             }
+            Input::RecordingStarted {
+                meeting_id,
+                recorder,
+                status_token,
+            } => self.on_recording_started(&mut out, &meeting_id, &recorder, status_token),
         }
         if self.conns.is_empty() {
             out.0.push(Effect::Ended);

@@ -6,7 +6,7 @@ use edgemeet_protocol::client::DropboxGrant;
 use edgemeet_protocol::{ErrorCode, ParticipantId, ProtocolError, ServerMessage};
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Env, Out, RecordStart, Room};
+use super::{Effect, Env, Out, RecordStart, Room, StatusToken};
 use crate::config::AuthMode;
 
 const MAX_TOKEN_CHARS: usize = 4096;
@@ -103,11 +103,15 @@ impl Room {
             .expect("checked above");
         let start = rec.pending.take();
         rec.started_on_node = true;
+        let recorder = rec.by.clone();
         out.0.push(Effect::RecordOnNode {
             node,
             meeting_id,
             token,
-            start: Some(RecordStart { dropbox: start }),
+            start: Some(RecordStart {
+                dropbox: start,
+                recorder,
+            }),
         });
     }
 
@@ -158,6 +162,37 @@ impl Room {
                 request: Some("start_recording".into()),
             };
             out.send_many(self.member_conns(), &err);
+        }
+    }
+
+    /// The node started `recorder`'s recording: its delivery-status link goes to their socket
+    /// alone. Nothing of it is kept here (not in memory, not in a stored snapshot): the page
+    /// holds it. Sent even if the recording stopped meanwhile (its files exist all the same),
+    /// and dropped if the recorder left or the meeting ended.
+    pub(super) fn on_recording_started(
+        &self,
+        out: &mut Out,
+        meeting_id: &str,
+        recorder: &str,
+        token: StatusToken,
+    ) {
+        // What the uploader accepts (32 lowercase hex digits); anything else is not a link.
+        let well_formed = token.0.len() == 32
+            && token
+                .0
+                .bytes()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        let Some(meeting) = self.meeting.as_ref().filter(|m| m.id == meeting_id) else {
+            return;
+        };
+        let Some(member) = meeting.members.get(recorder) else {
+            return;
+        };
+        if well_formed {
+            out.send(
+                member.conn,
+                &ServerMessage::RecordingStatusLink { token: token.0 },
+            );
         }
     }
 
