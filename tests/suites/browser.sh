@@ -5,9 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The Dropbox emulator as a process, for recording.test.mjs (cargo test builds it too).
 cargo build -p edgemeet-uploader --example dropbox_emulator --quiet
-echo "--- tsc --checkJs on the browser client (JSDoc types)"
-node tests/browser/node_modules/typescript/bin/tsc -p tests/browser/tsconfig.web.json
-echo "types ok"
 # The media contract (meetings of 4-6, layers that stop, CPU-short publishers, lossy links) runs
 # once and is never retried: a flaky pass there is a failure. `tests/run --long` repeats it.
 contract="tests/browser/meeting.test.mjs tests/browser/layers.test.mjs tests/browser/loss.test.mjs"

@@ -1,13 +1,23 @@
-// edgemeet in the browser: landing page, pre-join, and the meeting. Plain ES modules, no build step.
+// edgemeet in the browser: landing page, pre-join, and the meeting's UI. Plain ES modules, no build
+// step. The media connections are the MediaController's (controller.js, no DOM); this file wires
+// its events and the room's messages to the page.
 import { Signaling } from './signaling.js';
 import { LocalMedia } from './media.js';
-import { P2PLink } from './p2p.js';
-import { SfuLink } from './sfu.js';
+import { MediaController } from './controller.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat, deliveryItem } from './ui.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
+
+/**
+ * @typedef {import('./protocol.js').ServerMessage} ServerMessage
+ * @typedef {import('./protocol.js').ClientMessage} ClientMessage
+ * @typedef {import('./protocol.js').Join} Join
+ * @typedef {import('./protocol.js').Participant} Participant
+ * @typedef {import('./protocol.js').ParticipantId} ParticipantId
+ * @typedef {import('./protocol.js').ErrorMessage} ErrorMessage
+ */
 
 const path = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
 const params = new URLSearchParams(location.search);
@@ -51,6 +61,7 @@ async function landing() {
 
 // ---- Pre-join: preview, devices, profile -----------------------------------------------------
 
+/** @param {string | null} tenant @param {string} room */
 async function prejoin(tenant, room) {
   show('prejoin');
   $('prejoin-title').textContent = `Join ${room}`;
@@ -75,6 +86,7 @@ async function prejoin(tenant, room) {
   /** @type {{secret: string, key: Promise<CryptoKey>} | null} */
   let derived = null;
   let deriveTimer = 0;
+  /** @param {string} secret */
   const keyFor = (secret) => {
     if (derived?.secret !== secret) derived = { secret, key: deriveKey(secret, scope) };
     return derived.key;
@@ -85,7 +97,7 @@ async function prejoin(tenant, room) {
   });
   if (!e2eeSupported()) {
     e2eeToggle.disabled = true;
-    e2eeToggle.parentElement.title = 'This browser cannot encrypt media frames';
+    if (e2eeToggle.parentElement) e2eeToggle.parentElement.title = 'This browser cannot encrypt media frames';
   }
 
   const fillDevices = async () => {
@@ -100,33 +112,29 @@ async function prejoin(tenant, room) {
     preview.srcObject = await media.open();
     await fillDevices();
   })();
-  // The media-node connection is built here, with its offer, while the user looks at the preview:
-  // the first RTCPeerConnection of a page costs 50-200 ms, which the join would otherwise wait for
-  // in a room of three or more. It sends nothing and talks to no one until the meeting uses it.
-  // With E2EE ticked it gets its frame transforms now (Chromium ignores them once an offer was
-  // made), from a worker that drops every frame until the passphrase's key arrives at the click.
-  /** @type {SfuLink | null} */
-  let warm = null;
+  // The media-node connection is built here, with its offer, while the user looks at the preview
+  // (MediaController.prepare). With E2EE ticked it gets its frame transforms now, from a worker
+  // that drops every frame until the passphrase's key arrives at the click. Once the meeting
+  // started, it is the meeting's.
+  /** @type {Meeting | null} one per page: a password retry reuses it */
+  let meeting = null;
+  const calls = new MediaController(media);
   const warmUp = () => {
-    warm?.e2ee?.close();
-    warm?.close();
-    warm = new SfuLink({ iceServers: [], e2ee: e2eeToggle.checked ? new E2ee() : null });
-    warm.prepare(media.stream);
+    if (!meeting) calls.prepare(e2eeToggle.checked ? new E2ee() : null);
   };
   ready.then(warmUp, () => {});
-  e2eeToggle.addEventListener('change', () => { if (warm) warmUp(); });
+  e2eeToggle.addEventListener('change', () => { if (calls.warm) warmUp(); });
   const reopen = async () => {
     preview.srcObject = await media.open(/** @type {HTMLSelectElement} */ ($('camera-select')).value, /** @type {HTMLSelectElement} */ ($('mic-select')).value);
-    if (warm) warmUp();
+    if (calls.warm) warmUp();
   };
   $('camera-select').addEventListener('change', reopen);
   $('mic-select').addEventListener('change', reopen);
 
-  /** @type {Meeting | null} one per page: a password retry reuses it */
-  let meeting = null;
   /** @type {E2ee | null} */
   let e2ee = null;
   let e2eeSecret = '';
+  /** @param {string} text */
   const prejoinError = (text) => {
     const el = $('prejoin-error');
     el.textContent = text;
@@ -139,7 +147,7 @@ async function prejoin(tenant, room) {
     const secret = e2eeToggle.checked ? passphrase.value : '';
     if (e2eeToggle.checked && !secret) return prejoinError('Enter the passphrase everyone in the meeting uses.');
     if (!meeting && secret) {
-      e2ee = warm?.e2ee ?? new E2ee();
+      e2ee = calls.warm?.e2ee ?? new E2ee();
       e2ee.setKey(await keyFor(secret));
       e2eeSecret = secret;
     } else if (meeting && secret !== e2eeSecret) {
@@ -150,14 +158,14 @@ async function prejoin(tenant, room) {
     const profile = { name: fields[0].value.trim(), email: fields[1].value.trim(), avatar: fields[2].value.trim() };
     if (remember.checked) localStorage.setItem('edgemeet.profile', JSON.stringify(profile));
     else localStorage.removeItem('edgemeet.profile');
+    /** @type {Join} */
     const join = { profile };
     const token = params.get('jwt');
     if (token) join.token = token;
     const password = /** @type {HTMLInputElement} */ ($('room-password')).value;
     if (password) join.password = password;
     if (meeting) return meeting.retry(join, clickedAt);
-    meeting = new Meeting(tenant, room, media, join, e2ee, warm);
-    warm = null;
+    meeting = new Meeting(tenant, room, media, join, e2ee, calls);
     meeting.timings.join = clickedAt;
     meeting.start();
   };
@@ -166,48 +174,54 @@ async function prejoin(tenant, room) {
     ev.preventDefault();
     if (starting) return;
     starting = true;
-    start().catch((e) => prejoinError(String(e.message || e))).finally(() => { starting = false; });
+    start().catch((e) => prejoinError(String(e?.message || e))).finally(() => { starting = false; });
   });
   if (params.has('autojoin')) start();
 }
 
 // ---- The meeting -----------------------------------------------------------------------------
 
-/** How long after the direct call connects a pair opens its standby link to the room's node. */
-const STANDBY_DELAY_MS = 1000;
+/**
+ * @typedef {object} Timings diagnostics, read by the tests
+ * @property {number} join performance.now() at the click on "Join"
+ * @property {number | null} firstRemoteFrame ms from it to the first remote video frame painted
+ * @property {Record<string, number>} marks ms from it to the first time each step of joining happened
+ */
 
+/**
+ * The meeting's UI: roster, chat, moderation, recording, and the tiles the MediaController's
+ * streams go into. `window.edgemeet` is the current one (tests, console).
+ */
 class Meeting {
   /**
+   * @param {string | null} tenant
+   * @param {string} room
+   * @param {LocalMedia} media
+   * @param {Join} join
    * @param {E2ee | null} e2ee
-   * @param {SfuLink | null} warm a media-node link the pre-join page built and prepared
+   * @param {MediaController} calls the media connections (with the pre-join page's link, if built)
    */
-  constructor(tenant, room, media, join, e2ee, warm = null) {
+  constructor(tenant, room, media, join, e2ee, calls) {
     this.room = room;
-    /** performance.now() at join, and ms from it to the first remote video frame (diagnostics, tests) */
-    this.timings = { join: performance.now(), firstRemoteFrame: /** @type {number | null} */ (null), marks: {} };
+    /** @type {Timings} */
+    this.timings = { join: performance.now(), firstRemoteFrame: null, marks: {} };
     this.media = media;
     this.join = join;
     this.signaling = new Signaling(`/api/rooms/${tenant ? `${encodeURIComponent(tenant)}/` : ''}${encodeURIComponent(room)}`);
     this.grid = new Grid();
-    /** @type {Map<string, any>} */
+    /** @type {Map<ParticipantId, Participant>} */
     this.people = new Map();
+    /** @type {ParticipantId | null} */
     this.me = null;
     this.moderator = false;
-    this.iceServers = [];
-    /** @type {P2PLink | null} */
-    this.link = null;
-    /** @type {SfuLink | null} */
-    this.sfu = null;
-    this.warm = warm;
-    /** @type {Map<string, {session_id: string, tracks: any[]}>} what others publish on the node */
-    this.remoteTracks = new Map();
-    this.refreshTimer = 0;
-    this.mode = 'none';
-    /** the last media_mode: a slow step gives up when a newer one came, a failed node
-     * connection is rebuilt for it */
-    this.lastMedia = null;
     this.e2ee = e2ee;
+    this.calls = calls;
+    calls.begin({ send: (msg) => this.signaling.send(msg), e2ee });
+    this.bindCalls();
+    /** @type {ParticipantId | null} the moderator who removed us */
+    this.kickedBy = null;
     this.recording = false;
+    this.recordingBusy = false;
     /** @type {import('./recording.js').RecordingConfig} */
     this.recordingConfig = { available: false };
     /** @type {import('./recording.js').DropboxGrant | null} the recorder's grant, in memory only */
@@ -221,7 +235,36 @@ class Meeting {
     /** @type {any} */ (window).edgemeet = this; // for tests and debugging in the console
   }
 
-  /** Join again after the edge refused (e.g. a password was needed). */
+  // The media connections, as the tests and the console knew them.
+  get sfu() { return this.calls.sfu; }
+  get link() { return this.calls.link; }
+  get iceServers() { return this.calls.iceServers; }
+  get mode() { return this.calls.mode; }
+
+  /** Every RTCPeerConnection of this page, by what it connects to (for tests and diagnostics). */
+  peerConnections() {
+    return this.calls.peerConnections();
+  }
+
+  /** The controller's events, on the page. */
+  bindCalls() {
+    const calls = this.calls;
+    calls.on('mode', ({ mode }) => {
+      $('mode-badge').textContent = mode === 'p2p' ? 'Direct' : mode === 'sfu' ? 'Via server' : 'Alone';
+    });
+    calls.on('remote-stream', ({ participant, stream }) => this.attachRemote(participant, stream));
+    calls.on('remote-gone', ({ participant }) => this.grid.detach(participant));
+    calls.on('remotes-gone', () => {
+      for (const id of this.people.keys()) if (id !== this.me) this.grid.detach(id);
+    });
+    calls.on('connection', ({ state }) => { $('quality').textContent = state; });
+    calls.on('mark', ({ step }) => this.mark(step));
+  }
+
+  /**
+   * Join again after the edge refused (e.g. a password was needed).
+   * @param {Join} join @param {number} clickedAt
+   */
   retry(join, clickedAt) {
     this.join = join;
     this.timings = { join: clickedAt, firstRemoteFrame: null, marks: {} };
@@ -229,13 +272,14 @@ class Meeting {
   }
 
   start() {
-    this.signaling.addEventListener('message', (ev) => this.onMessage(/** @type {CustomEvent} */ (ev).detail).catch((e) => console.error(e)));
-    this.signaling.addEventListener('closed', (ev) => this.onClosed(/** @type {CustomEvent} */ (ev).detail));
-    this.signaling.addEventListener('reconnecting', () => toast('Connection lost, reconnecting...'));
+    this.signaling.on('message', (msg) => this.onMessage(msg).catch((e) => console.error(e)));
+    this.signaling.on('closed', (detail) => this.onClosed(detail));
+    this.signaling.on('reconnecting', () => toast('Connection lost, reconnecting...'));
     this.signaling.connect(this.join);
     this.bindControls();
   }
 
+  /** @param {ServerMessage} msg */
   async onMessage(msg) {
     this.mark(`msg:${msg.type}`);
     switch (msg.type) {
@@ -249,8 +293,7 @@ class Meeting {
         this.renderRecord();
         return this.renderPeople();
       case 'participant_left':
-        this.remoteTracks.delete(msg.id);
-        this.sfu?.drop(msg.id);
+        this.calls.left(msg.id);
         toast(`${displayName(this.people.get(msg.id))} ${msg.reason === 'kicked' ? 'was removed' : 'left'}`);
         this.people.delete(msg.id);
         this.grid.remove(msg.id);
@@ -278,11 +321,9 @@ class Meeting {
       case 'password_guessing':
         // Sent to moderators only: someone is trying passwords on this meeting.
         return toast(`Someone is guessing this meeting's password: ${msg.wrong_guesses} wrong tries from ${msg.addresses} address${msg.addresses === 1 ? '' : 'es'} in the last hour${msg.limited ? '; newcomers may have to wait' : ''}.`);
-      case 'media_mode': return this.onMediaMode(msg.media);
-      case 'tracks':
-        this.remoteTracks.set(msg.participant, { session_id: msg.session_id, tracks: msg.tracks });
-        return this.sfu?.sessionId ? this.sfu.pull(msg.participant, msg.session_id, msg.tracks) : undefined;
-      case 'signal': return this.link?.peer === msg.from ? this.link.receive(msg.payload) : undefined;
+      case 'media_mode': return this.calls.apply(msg.media);
+      case 'tracks': return this.calls.tracks(msg);
+      case 'signal': return this.calls.signal(msg);
       case 'dominant_speaker': return this.grid.speaking(msg.id);
       case 'speaker_stats':
         $('stats').replaceChildren(...msg.stats.map((s) => {
@@ -295,16 +336,15 @@ class Meeting {
     }
   }
 
+  /** @param {import('./protocol.js').WelcomeMessage} msg */
   onWelcome(msg) {
     this.me = msg.you;
     this.moderator = msg.moderator;
-    this.iceServers = msg.ice_servers;
     this.recording = msg.recording;
     this.people = new Map(msg.participants.map((p) => [p.id, p]));
-    this.remoteTracks = new Map(msg.tracks.map((t) => [t.participant, { session_id: t.session_id, tracks: t.tracks }]));
     // Media first: the browser sets up connections in the background while this renders the
     // meeting (remote tiles attach later, when tracks arrive).
-    const media = this.onMediaMode(msg.media);
+    const media = this.calls.welcome(msg);
     show('meeting');
     $('meeting-name').textContent = this.room;
     $('lock-badge').hidden = !msg.locked;
@@ -313,7 +353,7 @@ class Meeting {
     $('moderator-tools').hidden = !this.moderator;
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
     for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
-    this.grid.attach(this.me, this.media.stream, true);
+    this.grid.attach(msg.you, this.media.stream, true);
     this.renderPeople();
     this.renderRecord();
     this.sendState();
@@ -410,7 +450,9 @@ class Meeting {
     this.signaling.send(msg);
   }
 
+  /** @param {ErrorMessage} msg */
   onError(msg) {
+    /** @type {Partial<Record<import('./protocol.js').ErrorCode, string>>} */
     const prejoinErrors = { password_required: 'This meeting is locked: enter the password.', password_wrong: 'Wrong password.', password_rate_limited: 'Too many wrong passwords. Wait a minute.' };
     if (msg.request === 'join' || msg.code in prejoinErrors || msg.code.startsWith('token_') || msg.code === 'room_full') {
       show('prejoin');
@@ -426,13 +468,10 @@ class Meeting {
     toast(msg.message);
   }
 
+  /** @param {{code: number, final: boolean}} closed */
   onClosed({ code, final }) {
-    this.closeSfu();
+    this.calls.disconnected(final);
     if (!final) return;
-    this.warm?.close();
-    this.warm = null;
-    this.link?.close();
-    this.link = null;
     if (code === 4001) {
       $('ended-title').textContent = 'A moderator removed you from the meeting';
     } else if (code === 1008) {
@@ -444,117 +483,16 @@ class Meeting {
     for (const t of this.media.stream.getTracks()) t.stop();
   }
 
-  async onMediaMode(media) {
-    this.mode = media.mode;
-    this.lastMedia = media;
-    $('mode-badge').textContent = media.mode === 'p2p' ? 'Direct' : media.mode === 'sfu' ? 'Via server' : 'Alone';
-    const keepP2p = media.mode === 'p2p' && this.link?.peer === media.peer;
-    if (!keepP2p && this.link) {
-      this.grid.detach(this.link.peer);
-      this.link.close();
-      this.link = null;
-    }
-    // In P2P the room's node is a standby: connected, tracks pushed and pulled, nothing sent, so
-    // that a third join only turns senders on.
-    const node = media.mode === 'sfu' ? media.node : media.mode === 'p2p' ? media.standby ?? null : null;
-    const sending = media.mode === 'sfu';
-    if (this.sfu?.grant && node && this.sfu.grant.node_id === node.node_id) {
-      this.sfu.refresh(node);
-      this.scheduleRefresh(node);
-    } else if (this.sfu && (this.sfu.grant || (media.mode !== 'sfu' && !node))) {
-      // Keep a link that is built but not yet on a node while the room still wants one.
-      this.closeSfu();
-    }
-    if (media.mode === 'p2p' && !keepP2p) await this.startP2p(media);
-    if (!sending && !node) return;
-    if (!sending && !this.sfu) {
-      // The standby waits until the direct call is up and its first frames are shown (it would
-      // compete with them for the main thread and the CPU).
-      await this.link?.connected(3000);
-      await new Promise((resolve) => setTimeout(resolve, STANDBY_DELAY_MS));
-      if (this.lastMedia !== media) return; // a newer media_mode came meanwhile
-    }
-    // The room moves to a node the edge may still be assigning (it follows in another
-    // media_mode): build the connection and its offer meanwhile.
-    this.sfu ??= this.buildSfu(sending);
-    const sfu = this.sfu;
-    const applied = sfu.setSending(sending);
-    // On the node, the remote tiles switch from the P2P streams to those pulled from it.
-    if (sending) {
-      for (const [participant, stream] of sfu.pulledStreams()) this.attachRemote(participant, stream);
-      if (sfu.grant) $('quality').textContent = sfu.pc.connectionState;
-    }
-    if (node && !sfu.grant) await this.startSfu(sfu, node);
-    await applied;
-  }
-
-  async startP2p(media) {
-    const link = new P2PLink({
-      e2ee: this.e2ee,
-      peer: media.peer,
-      initiator: media.initiator,
-      iceServers: this.iceServers,
-      send: (payload) => this.signaling.send({ type: 'signal', to: media.peer, payload }),
-    });
-    link.addEventListener('track', (ev) => this.attachRemote(media.peer, /** @type {CustomEvent} */ (ev).detail.stream));
-    link.addEventListener('state', (ev) => this.mark(`p2p:${/** @type {CustomEvent} */ (ev).detail}`));
-    link.addEventListener('state', (ev) => { $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
-    this.link = link;
-    await link.start(this.media.stream);
-  }
-
-  /**
-   * A link to the media node, its offer in the making; `startSfu` opens it on a node.
-   * @param {boolean} sending false: a standby link next to a P2P call
-   */
-  buildSfu(sending) {
-    const mark = (step) => this.mark(step);
-    // The link the pre-join page built (the first connection of a page is the slow one), if it can
-    // take on this meeting's ICE servers and E2EE.
-    let sfu = this.warm;
-    this.warm = null;
-    if (sfu && !sfu.adopt({ iceServers: this.iceServers, e2ee: this.e2ee, mark })) {
-      sfu.close();
-      sfu = null;
-    }
-    sfu ??= new SfuLink({ iceServers: this.iceServers, e2ee: this.e2ee, mark, sending });
-    sfu.addEventListener('track', (ev) => {
-      const { participant, stream } = /** @type {CustomEvent} */ (ev).detail;
-      // A standby's pulls stay off screen until the room moves to the node.
-      if (this.mode === 'sfu') this.attachRemote(participant, stream);
-    });
-    // The connection indicator follows the link media goes through (not a standby's).
-    sfu.addEventListener('state', (ev) => { if (this.mode === 'sfu') $('quality').textContent = /** @type {CustomEvent} */ (ev).detail; });
-    sfu.addEventListener('error', (ev) => console.warn('media node:', /** @type {CustomEvent} */ (ev).detail));
-    sfu.addEventListener('state', (ev) => this.mark(`sfu:${/** @type {CustomEvent} */ (ev).detail}`));
-    sfu.addEventListener('state', (ev) => {
-      // The node lost this connection (it restarted, or the network changed for good): open a
-      // new one for the current mode (a new session; the others pull its tracks again).
-      if (/** @type {CustomEvent} */ (ev).detail !== 'failed' || this.sfu !== sfu || !this.lastMedia) return;
-      this.closeSfu();
-      this.onMediaMode(this.lastMedia).catch((e) => console.error(e));
-    });
-    sfu.addEventListener('ice', (ev) => this.mark(`sfu:ice-${/** @type {CustomEvent} */ (ev).detail}`));
-    sfu.prepare(this.media.stream);
-    return sfu;
-  }
-
-  /** @param {SfuLink} sfu @param {{node_id: string, url: string, token: string, expires_at: number}} node */
-  async startSfu(sfu, node) {
-    this.scheduleRefresh(node);
-    const tracks = await sfu.start(node, this.media.stream, [...this.remoteTracks]);
-    if (this.sfu !== sfu || !sfu.sessionId) return;
-    this.mark('sfu:pushed');
-    this.signaling.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
-    for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);
-  }
-
   /** Note when a step of joining first happened (ms after the click), to see where join time goes. */
+  /** @param {string} step */
   mark(step) {
     this.timings.marks[step] ??= Math.round(performance.now() - this.timings.join);
   }
 
-  /** Show a remote stream; the first frame painted after joining is timed. */
+  /**
+   * Show a remote stream; the first frame painted after joining is timed.
+   * @param {ParticipantId} id @param {MediaStream} stream
+   */
   attachRemote(id, stream) {
     this.mark('remote-track');
     const video = this.grid.attach(id, stream, false);
@@ -563,28 +501,6 @@ class Meeting {
     video.requestVideoFrameCallback(() => {
       if (t === this.timings && t.firstRemoteFrame === null) t.firstRemoteFrame = Math.round(performance.now() - t.join);
     });
-  }
-
-  scheduleRefresh(node) {
-    clearTimeout(this.refreshTimer);
-    const wait = Math.max(5000, (node.expires_at - Date.now()) * 0.8);
-    this.refreshTimer = setTimeout(() => this.signaling.send({ type: 'refresh_node_grant' }), wait);
-  }
-
-  closeSfu() {
-    clearTimeout(this.refreshTimer);
-    if (!this.sfu) return;
-    for (const id of this.people.keys()) if (id !== this.me) this.grid.detach(id);
-    this.sfu.close();
-    this.sfu = null;
-  }
-
-  /** Every RTCPeerConnection of this page, by what it connects to (for tests and diagnostics). */
-  peerConnections() {
-    const out = [];
-    if (this.link) out.push([this.link.peer, this.link.pc]);
-    if (this.sfu) out.push(['sfu', this.sfu.pc]);
-    return out;
   }
 
   renderPeople() {
@@ -600,7 +516,7 @@ class Meeting {
       name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
-        for (const [label, msg] of /** @type {[string, object][]} */ ([['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]])) {
+        for (const [label, msg] of /** @type {[string, ClientMessage][]} */ ([['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]])) {
           const b = document.createElement('button');
           b.type = 'button';
           b.textContent = label;
@@ -619,18 +535,21 @@ class Meeting {
     this.signaling.send({ type: 'media_state', ...this.media.state(!!this.e2ee) });
   }
 
+  /** @param {boolean} on */
   setMic(on) {
     this.media.setAudio(on);
     $('toggle-mic').setAttribute('aria-pressed', String(on));
     this.sendState();
   }
 
+  /** @param {boolean} on */
   setCam(on) {
     this.media.setVideo(on);
     $('toggle-cam').setAttribute('aria-pressed', String(on));
     this.sendState();
   }
 
+  /** @param {string} id the panel @param {string} button its toolbar button */
   togglePanel(id, button) {
     const panel = $(id);
     panel.hidden = !panel.hidden;
@@ -646,28 +565,24 @@ class Meeting {
     $('toggle-screen').addEventListener('click', async () => {
       if (this.media.screenTrack) {
         this.media.stopScreen();
-        await this.link?.replaceVideo(this.media.videoTrack);
-        await this.sfu?.replaceVideo(this.media.videoTrack);
+        await this.calls.replaceVideo(this.media.videoTrack);
       } else {
         const track = await this.media.startScreen();
         if (!track) return;
         track.addEventListener('ended', async () => {
           this.media.stopScreen();
-          await this.link?.replaceVideo(this.media.videoTrack);
-          await this.sfu?.replaceVideo(this.media.videoTrack);
+          await this.calls.replaceVideo(this.media.videoTrack);
           $('toggle-screen').setAttribute('aria-pressed', 'false');
           this.sendState();
         });
-        await this.link?.replaceVideo(track);
-        await this.sfu?.replaceVideo(track);
+        await this.calls.replaceVideo(track);
       }
       $('toggle-screen').setAttribute('aria-pressed', String(!!this.media.screenTrack));
       this.sendState();
     });
     $('leave').addEventListener('click', () => {
       this.signaling.leave();
-      this.link?.close();
-      this.closeSfu();
+      this.calls.close();
       /** @type {HTMLAnchorElement} */ ($('rejoin')).href = location.pathname + location.search;
       show('ended');
       for (const t of this.media.stream.getTracks()) t.stop();

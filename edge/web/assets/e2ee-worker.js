@@ -14,12 +14,22 @@ let key = null;
 const counts = { encrypted: 0, decrypted: 0, failed: 0 };
 let dirty = false;
 
-/** How many leading bytes stay in clear: what the packetizer and the SFU need to read. */
+/**
+ * @typedef {RTCEncodedVideoFrame | RTCEncodedAudioFrame} Frame
+ * @typedef {TransformStreamDefaultController<Frame>} FrameSink
+ * @typedef {'audio' | 'video'} Kind
+ */
+
+/**
+ * How many leading bytes stay in clear: what the packetizer and the SFU need to read.
+ * @param {Frame} frame @param {Kind} kind
+ */
 function clearBytes(frame, kind) {
   if (kind === 'audio') return 1;
-  return frame.type === 'key' ? 10 : 3;
+  return /** @type {RTCEncodedVideoFrame} */ (frame).type === 'key' ? 10 : 3;
 }
 
+/** @param {Frame} frame @param {FrameSink} controller @param {Kind} kind */
 async function encrypt(frame, controller, kind) {
   // Never send media in clear while E2EE is on: without a key, drop.
   if (!key) return;
@@ -41,6 +51,7 @@ async function encrypt(frame, controller, kind) {
   controller.enqueue(frame);
 }
 
+/** @param {Frame} frame @param {FrameSink} controller @param {Kind} kind */
 async function decrypt(frame, controller, kind) {
   const data = new Uint8Array(frame.data);
   if (data.length === 0) return controller.enqueue(frame);
@@ -70,10 +81,14 @@ function fail() {
   dirty = true;
 }
 
+/**
+ * @param {ReadableStream<Frame>} readable @param {WritableStream<Frame>} writable
+ * @param {{operation: 'encrypt' | 'decrypt', kind: Kind}} options
+ */
 function pipe(readable, writable, { operation, kind }) {
   const fn = operation === 'encrypt' ? encrypt : decrypt;
   readable
-    .pipeThrough(new TransformStream({ transform: (frame, controller) => fn(frame, controller, kind) }))
+    .pipeThrough(new TransformStream({ transform: (/** @type {Frame} */ frame, /** @type {FrameSink} */ controller) => fn(frame, controller, kind) }))
     .pipeTo(writable)
     .catch(() => {}); // the connection closed
 }

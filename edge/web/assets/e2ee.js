@@ -11,7 +11,16 @@ export function e2eeSupported() {
   return 'RTCRtpScriptTransform' in window || 'createEncodedStreams' in RTCRtpSender.prototype;
 }
 
-export class E2ee extends EventTarget {
+import { Emitter } from './events.js';
+
+/**
+ * @typedef {{encrypted: number, decrypted: number, failed: number}} FrameCounts
+ * @typedef {object} E2eeEvents
+ * @property {FrameCounts} counts the worker's frame counters changed
+ */
+
+/** @extends {Emitter<E2eeEvents>} */
+export class E2ee extends Emitter {
   /**
    * @param {CryptoKey | null} key the meeting key; without one (a connection prepared before the
    * passphrase is final) the worker drops every frame until `setKey`.
@@ -22,12 +31,12 @@ export class E2ee extends EventTarget {
     this.scriptTransform = 'RTCRtpScriptTransform' in window;
     this.worker = new Worker('/assets/e2ee-worker.js', { name: 'e2ee' });
     if (key) this.setKey(key);
-    /** frames sealed / opened / dropped, as the worker reports them */
+    /** @type {FrameCounts} frames sealed / opened / dropped, as the worker reports them */
     this.counts = { encrypted: 0, decrypted: 0, failed: 0 };
     this.worker.onmessage = ({ data }) => {
       if (data.type === 'counts') {
         this.counts = data.counts;
-        this.dispatchEvent(new CustomEvent('counts', { detail: data.counts }));
+        this.emit('counts', data.counts);
       }
     };
     /** @type {WeakSet<RTCRtpSender | RTCRtpReceiver>} transforms attach once per sender/receiver */
@@ -54,6 +63,11 @@ export class E2ee extends EventTarget {
     this.attach(receiver, 'decrypt', kind);
   }
 
+  /**
+   * @param {RTCRtpSender | RTCRtpReceiver} end
+   * @param {'encrypt' | 'decrypt'} operation
+   * @param {string} kind
+   */
   attach(end, operation, kind) {
     if (this.attached.has(end)) return;
     this.attached.add(end);

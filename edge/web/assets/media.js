@@ -14,6 +14,11 @@ export class LocalMedia {
     this.screenTrack = null;
   }
 
+  /**
+   * Open the camera and microphone (the chosen devices, else the defaults).
+   * @param {string} [cameraId] @param {string} [micId]
+   * @returns {Promise<MediaStream>}
+   */
   async open(cameraId, micId) {
     const constraints = {
       audio: micId ? { deviceId: { exact: micId } } : true,
@@ -51,7 +56,9 @@ export class LocalMedia {
     if (this.videoTrack) this.videoTrack.enabled = this.videoEnabled;
   }
 
+  /** @param {boolean} on */
   setAudio(on) { this.audioEnabled = on; this.apply(); }
+  /** @param {boolean} on */
   setVideo(on) { this.videoEnabled = on; this.apply(); }
 
   /** Start sharing the screen; resolves to the track, or null if the user cancelled. */
@@ -70,6 +77,11 @@ export class LocalMedia {
     this.screenTrack = null;
   }
 
+  /**
+   * What we send, for `media_state`.
+   * @param {boolean} e2ee
+   * @returns {import('./protocol.js').MediaState}
+   */
   state(e2ee) {
     return { audio: this.audioEnabled && !!this.audioTrack, video: this.videoEnabled && !!this.videoTrack, screen: !!this.screenTrack, e2ee };
   }

@@ -1,9 +1,18 @@
 // One direct RTCPeerConnection to the other participant, signaled through the edge.
 import { preferVp8 } from './e2ee.js';
+import { Emitter } from './events.js';
 
-export class P2PLink extends EventTarget {
+/**
+ * @typedef {import('./protocol.js').SignalPayload} SignalPayload
+ * @typedef {object} P2PLinkEvents
+ * @property {{stream: MediaStream, track: MediaStreamTrack}} track the peer's media arrived
+ * @property {RTCPeerConnectionState} state the connection's state changed
+ */
+
+/** @extends {Emitter<P2PLinkEvents>} */
+export class P2PLink extends Emitter {
   /**
-   * @param {{peer: string, initiator: boolean, iceServers: RTCIceServer[], send: (payload: object) => void, e2ee?: import('./e2ee.js').E2ee | null}} opts
+   * @param {{peer: string, initiator: boolean, iceServers: RTCIceServer[], send: (payload: SignalPayload) => void, e2ee?: import('./e2ee.js').E2ee | null}} opts
    */
   constructor({ peer, initiator, iceServers, send, e2ee = null }) {
     super();
@@ -21,10 +30,10 @@ export class P2PLink extends EventTarget {
       // Attach before the first frame arrives: the transform must see every frame.
       this.e2ee?.receiver(ev.receiver, ev.track.kind);
       const stream = ev.streams[0] || new MediaStream([ev.track]);
-      this.dispatchEvent(new CustomEvent('track', { detail: { stream, track: ev.track } }));
+      this.emit('track', { stream, track: ev.track });
     };
     this.pc.onconnectionstatechange = () => {
-      this.dispatchEvent(new CustomEvent('state', { detail: this.pc.connectionState }));
+      this.emit('state', this.pc.connectionState);
     };
   }
 
@@ -43,7 +52,7 @@ export class P2PLink extends EventTarget {
     });
   }
 
-  /** Add local tracks; the initiator then offers. */
+  /** Add local tracks; the initiator then offers. @param {MediaStream} stream */
   async start(stream) {
     for (const track of stream.getTracks()) {
       const sender = this.pc.addTrack(track, stream);
@@ -61,17 +70,22 @@ export class P2PLink extends EventTarget {
 
   async offer() {
     await this.pc.setLocalDescription(await this.pc.createOffer());
-    this.send({ sdp: this.pc.localDescription.toJSON() });
+    this.sendLocalDescription();
   }
 
-  /** A payload from the peer: an SDP or an ICE candidate. */
+  sendLocalDescription() {
+    const sdp = this.pc.localDescription;
+    if (sdp) this.send({ sdp: sdp.toJSON() });
+  }
+
+  /** A payload from the peer: an SDP or an ICE candidate. @param {SignalPayload} payload */
   async receive(payload) {
     if (payload.sdp) {
       await this.pc.setRemoteDescription(payload.sdp);
       for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
       if (payload.sdp.type === 'offer') {
         await this.pc.setLocalDescription(await this.pc.createAnswer());
-        this.send({ sdp: this.pc.localDescription.toJSON() });
+        this.sendLocalDescription();
       }
     } else if (payload.candidate) {
       if (this.pc.remoteDescription) await this.pc.addIceCandidate(payload.candidate).catch(() => {});
@@ -79,7 +93,7 @@ export class P2PLink extends EventTarget {
     }
   }
 
-  /** Replace the outgoing video (camera <-> screen) without renegotiating. */
+  /** Replace the outgoing video (camera <-> screen) without renegotiating. @param {MediaStreamTrack | null} track */
   async replaceVideo(track) {
     const sender = this.senders.find((s) => s.track?.kind === 'video' || (s.track === null && track));
     if (sender) await sender.replaceTrack(track);

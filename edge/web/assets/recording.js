@@ -53,17 +53,19 @@ export function finishOAuthRedirect() {
   return true;
 }
 
+/** @param {Uint8Array} bytes */
 function base64url(bytes) {
   let s = '';
   for (const b of bytes) s += String.fromCharCode(b);
   return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
+/** @param {number} n random bytes */
 function randomString(n) {
   return base64url(crypto.getRandomValues(new Uint8Array(n)));
 }
 
-/** RFC 7636: BASE64URL(SHA-256(verifier)). */
+/** RFC 7636: BASE64URL(SHA-256(verifier)). @param {string} verifier */
 export async function pkceChallenge(verifier) {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
   return base64url(new Uint8Array(digest));
@@ -95,6 +97,7 @@ export async function connectDropbox(cfg) {
 
   const result = await new Promise((resolve, reject) => {
     const channel = new BroadcastChannel(CHANNEL);
+    /** @param {(v: any) => void} fn @param {unknown} v */
     const done = (fn, v) => { channel.close(); clearInterval(watch); fn(v); };
     channel.onmessage = (ev) => {
       const m = ev.data || {};
@@ -155,11 +158,11 @@ const PROBLEMS = {
   local_folder: 'the recordings folder cannot be written',
 };
 
-/** "today at 14:05", "tomorrow at 09:30", or a date and time. */
+/** "today at 14:05", "tomorrow at 09:30", or a date and time. @param {number} ms */
 export function when(ms) {
   const d = new Date(ms);
   const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  const day = (t) => new Date(t).toDateString();
+  const day = (/** @type {number} */ t) => new Date(t).toDateString();
   if (day(ms) === day(Date.now())) return `today at ${time}`;
   if (day(ms) === day(Date.now() + 86_400_000)) return `tomorrow at ${time}`;
   return `${d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })} at ${time}`;

@@ -6,6 +6,22 @@
 // (Not the encodings' `active` flags: Chromium resets those to their initial values on every
 // renegotiation, and a standby's initial values would be "off".)
 import { preferVp8, withoutRed } from './e2ee.js';
+import { Emitter } from './events.js';
+
+/**
+ * @typedef {import('./protocol.js').MediaKind} MediaKind
+ * @typedef {import('./protocol.js').TrackInfo} TrackInfo
+ * @typedef {import('./protocol.js').NodeTrackObject} NodeTrackObject
+ * @typedef {import('./protocol.js').SessionDescription} SessionDescription
+ * @typedef {{node_id: string, url: string, token: string}} Grant the parts of a `NodeGrant` a link uses
+ * @typedef {{name: string, kind: MediaKind, source: string, mid: string | null}} Pushed a track we push
+ * @typedef {object} SfuLinkEvents
+ * @property {{participant: string, stream: MediaStream}} track a pulled track arrived, in the
+ *   publisher's stream
+ * @property {RTCPeerConnectionState} state the connection's state changed
+ * @property {RTCIceConnectionState} ice its ICE state changed (join timings)
+ * @property {unknown} error a negotiation or node call failed
+ */
 
 /**
  * Layer asked for when pulling video. The node forwards it while it arrives and falls back by
@@ -27,7 +43,8 @@ const SIMULCAST = [
   { rid: 'f', maxBitrate: 1_500_000 },
 ];
 
-export class SfuLink extends EventTarget {
+/** @extends {Emitter<SfuLinkEvents>} */
+export class SfuLink extends Emitter {
   /**
    * A link is built (and its offer made, see `prepare`) before the room has a node; `start`
    * opens it on the node the edge names.
@@ -37,11 +54,11 @@ export class SfuLink extends EventTarget {
     super();
     /** whether our senders carry their tracks (false: a standby next to a P2P call) */
     this.sending = sending;
-    /** @type {Map<RTCRtpSender, MediaStreamTrack>} each sender's track, attached while sending */
+    /** @type {Map<RTCRtpSender, MediaStreamTrack | null>} each sender's track, attached while sending */
     this.senders = new Map();
     /** @type {Promise<void>} the last change of `sending` applied */
     this.sendingApplied = Promise.resolve();
-    /** @type {{node_id: string, url: string, token: string} | null} set by `start` */
+    /** @type {Grant | null} set by `start` */
     this.grant = null;
     this.e2ee = e2ee;
     this.mark = mark;
@@ -49,12 +66,13 @@ export class SfuLink extends EventTarget {
     // so the offer may list candidates already. The node takes no trickle: it checks what the offer
     // lists as soon as it answers, and otherwise waits for the browser's checks.
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1, ...e2ee?.pcConfig() });
+    /** @type {string | null} our session on the node, once `start` opened it */
     this.sessionId = null;
-    /** @type {Promise<{name: string, kind: string, source: string, mid: string | null}[]> | null} */
+    /** @type {Promise<Pushed[]> | null} */
     this.prepared = null;
     /** @type {Map<string, {participant: string, mids: string[]}>} pulled tracks by publisher session */
     this.pulled = new Map();
-    /** @type {Map<string, {participant: string, tracks: any[], attempt: number}>} pulls not yet asked for, by publisher session */
+    /** @type {Map<string, {participant: string, tracks: TrackInfo[], attempt: number}>} pulls not yet asked for, by publisher session */
     this.wanted = new Map();
     this.flushQueued = false;
     /** @type {Map<string, string>} publisher session id -> participant id */
@@ -65,6 +83,9 @@ export class SfuLink extends EventTarget {
     this.offerStale = false;
     /** @type {Map<string, MediaStream>} one stream per publisher session */
     this.streams = new Map();
+    /** @type {RTCRtpSender | null} the camera's sender (screen sharing replaces its track) */
+    this.videoSender = null;
+    /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
     this.closed = false;
     this.pc.ontrack = (ev) => {
@@ -76,11 +97,11 @@ export class SfuLink extends EventTarget {
       let stream = this.streams.get(session);
       if (!stream) { stream = new MediaStream(); this.streams.set(session, stream); }
       stream.addTrack(ev.track);
-      if (participant) this.dispatchEvent(new CustomEvent('track', { detail: { participant, stream } }));
+      if (participant) this.emit('track', { participant, stream });
     };
-    this.pc.onconnectionstatechange = () => this.dispatchEvent(new CustomEvent('state', { detail: this.pc.connectionState }));
+    this.pc.onconnectionstatechange = () => this.emit('state', this.pc.connectionState);
     // ICE and DTLS apart, for the join timings.
-    this.pc.oniceconnectionstatechange = () => this.dispatchEvent(new CustomEvent('ice', { detail: this.pc.iceConnectionState }));
+    this.pc.oniceconnectionstatechange = () => this.emit('ice', this.pc.iceConnectionState);
   }
 
   /**
@@ -91,13 +112,21 @@ export class SfuLink extends EventTarget {
    */
   enqueue(fn) {
     const run = this.queue.then(() => (this.closed ? undefined : fn())).catch((err) => {
-      this.dispatchEvent(new CustomEvent('error', { detail: err }));
+      this.emit('error', err);
       return undefined;
     });
     this.queue = run;
     return run;
   }
 
+  /**
+   * A call to the node's API with our grant; throws on an error answer.
+   * @param {'POST' | 'PUT' | 'DELETE'} method
+   * @param {string} path under `/v1`
+   * @param {import('./protocol.js').NewSessionRequest | import('./protocol.js').TracksRequest
+   *   | import('./protocol.js').CloseTracksRequest | import('./protocol.js').RenegotiateRequest} [body]
+   * @returns {Promise<any>} the answer's JSON (its type depends on the call; see protocol.js)
+   */
   async api(method, path, body) {
     if (!this.grant) throw new Error('media node: not started');
     const res = await fetch(`${this.grant.url.replace(/\/$/, '')}/v1${path}`, {
@@ -119,7 +148,7 @@ export class SfuLink extends EventTarget {
     this.prepared ??= (async () => {
       const audio = stream.getAudioTracks()[0];
       const video = stream.getVideoTracks()[0];
-      /** @type {{t: RTCRtpTransceiver, name: string, kind: string, source: string, track: MediaStreamTrack}[]} */
+      /** @type {{t: RTCRtpTransceiver, name: string, kind: MediaKind, source: string, track: MediaStreamTrack}[]} */
       const pushed = [];
       if (audio) pushed.push({ t: this.pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] }), name: 'audio', kind: 'audio', source: 'microphone', track: audio });
       if (video) pushed.push({ t: this.pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST }), name: 'video', kind: 'video', source: 'camera', track: video });
@@ -136,7 +165,7 @@ export class SfuLink extends EventTarget {
         this.senders.set(p.t.sender, p.track);
         if (!this.sending) await p.t.sender.replaceTrack(null);
       }
-      for (let i = 0; i < OFFERED_PULLS; i++) for (const kind of ['audio', 'video']) this.addReceiver(kind);
+      for (let i = 0; i < OFFERED_PULLS; i++) for (const kind of /** @type {const} */ (['audio', 'video'])) this.addReceiver(kind);
       this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
       await this.pc.setLocalDescription();
       this.mark('sfu:offer');
@@ -176,9 +205,10 @@ export class SfuLink extends EventTarget {
    * tracks on them (no node offer, no second round trip). Resolves to the track list to announce
    * to the room as soon as the node answered (others may pull at once); applying the answer, and
    * every later pull, follow in the queue.
-   * @param {{node_id: string, url: string, token: string}} grant
+   * @param {Grant} grant
    * @param {MediaStream} stream
-   * @param {[string, {session_id: string, tracks: {name: string, kind: string}[]}][]} others tracks announced so far, by participant
+   * @param {[string, {session_id: string, tracks: TrackInfo[]}][]} others tracks announced so far, by participant
+   * @returns {Promise<TrackInfo[] | undefined>}
    */
   start(grant, stream, others = []) {
     this.grant = grant;
@@ -188,7 +218,7 @@ export class SfuLink extends EventTarget {
     const announced = this.enqueue(async () => {
       const pushed = await prepared;
       if (this.closed) return undefined;
-      /** @type {{participant: string, session: string, name: string, kind: string, t: RTCRtpTransceiver}[]} */
+      /** @type {{participant: string, session: string, name: string, kind: MediaKind, t: RTCRtpTransceiver}[]} */
       const inOffer = [];
       for (const [participant, t] of others) {
         if (this.pulled.has(t.session_id) || !t.tracks.length) continue;
@@ -206,13 +236,16 @@ export class SfuLink extends EventTarget {
         await this.pc.setLocalDescription();
         this.offerStale = false;
       }
+      /** @type {NodeTrackObject[]} */
       const local = pushed.map((p) => ({ location: 'local', mid: p.mid, trackName: p.name }));
+      /** @type {NodeTrackObject[]} */
       const remote = inOffer.map((p) => ({ location: 'remote', mid: p.t.mid, trackName: p.name, sessionId: p.session, ...(p.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) }));
+      /** @type {import('./protocol.js').NewSessionResponse} */
       let res;
       const tracks = [...local, ...remote];
       try {
         // No tracks either way (no camera or microphone, nobody else yet): the transport only.
-        res = await this.api('POST', '/sessions/new', { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, ...(tracks.length ? { tracks } : {}) });
+        res = await this.api('POST', '/sessions/new', { sessionDescription: this.offer(), ...(tracks.length ? { tracks } : {}) });
       } catch (err) {
         if (!inOffer.length || !local.length) throw err;
         // A node without pulls in the opening offer: its receive-only m-lines off, pull afterwards.
@@ -220,25 +253,27 @@ export class SfuLink extends EventTarget {
         for (const p of inOffer) this.pulled.delete(p.session);
         inOffer.length = 0;
         await this.pc.setLocalDescription();
-        res = await this.api('POST', '/sessions/new', { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks: local });
+        res = await this.api('POST', '/sessions/new', { sessionDescription: this.offer(), tracks: local });
       }
       this.sessionId = res.sessionId;
-      answer = res.sessionDescription;
+      answer = res.sessionDescription ?? null;
       this.mark('sfu:answered');
       for (const p of inOffer) {
         const r = (res.tracks || []).find((x) => x.mid === p.t.mid);
         const entry = this.pulled.get(p.session);
         // Refused (the publisher just left or republished): pulled again with `pull`.
-        if (!r || r.error) this.pulled.delete(p.session);
+        if (!r || r.error || !p.t.mid) this.pulled.delete(p.session);
         else entry?.mids.push(p.t.mid);
       }
       if (!res.tracks && local.length) {
         // A node older than the push in `sessions/new` answered the transport only: push with a
         // second offer, as `tracks/new`.
+        if (!answer) throw new Error('media node: no answer to our offer');
         await this.pc.setRemoteDescription(answer);
         await this.pc.setLocalDescription();
-        const again = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, { sessionDescription: { type: 'offer', sdp: this.pc.localDescription.sdp }, tracks: local });
-        answer = again.sessionDescription;
+        /** @type {import('./protocol.js').TracksResponse} */
+        const again = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, { sessionDescription: this.offer(), tracks: local });
+        answer = again.sessionDescription ?? null;
       }
       return pushed.map(({ name, kind, source }) => ({ name, kind, source }));
     });
@@ -252,6 +287,9 @@ export class SfuLink extends EventTarget {
   /**
    * Pull the tracks a participant announced. Pulls asked for while a negotiation runs go to the
    * node together, in one request and one renegotiation; a refused pull is retried a few times.
+   * @param {string} participant
+   * @param {string} sessionId the publisher's session on the node
+   * @param {TrackInfo[]} tracks
    */
   pull(participant, sessionId, tracks, attempt = 0) {
     if (!tracks.length || this.pulled.has(sessionId)) return;
@@ -265,6 +303,7 @@ export class SfuLink extends EventTarget {
       const batch = [...this.wanted].filter(([session]) => this.pulled.has(session));
       this.wanted.clear();
       if (!batch.length) return;
+      /** @type {import('./protocol.js').TracksResponse | null} */
       let res;
       this.mark('sfu:pull-asked');
       try {
@@ -273,24 +312,24 @@ export class SfuLink extends EventTarget {
         });
       } catch (err) {
         res = null;
-        this.dispatchEvent(new CustomEvent('error', { detail: err }));
+        this.emit('error', err);
       }
       for (const [session, w] of batch) {
         const ok = (res?.tracks || []).filter((t) => t.sessionId === session && !t.error);
         const entry = this.pulled.get(session);
         if (!entry) {
           // Left while the request was on its way: stop pulling what the node added.
-          if (ok.length) this.closeMids(ok.map((t) => t.mid));
+          if (ok.length) this.closeMids(midsOf(ok));
           continue;
         }
-        entry.mids = ok.map((t) => t.mid);
+        entry.mids = midsOf(ok);
         if (!ok.length) {
           // E.g. the publisher's push is not through yet on a busy node: try again shortly.
           this.pulled.delete(session);
           if (w.attempt < 3) setTimeout(() => { if (!this.closed) this.pull(w.participant, session, w.tracks, w.attempt + 1); }, 500 * (w.attempt + 1));
         }
       }
-      if (res?.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+      if (res?.requiresImmediateRenegotiation && res.sessionDescription) await this.answerNodeOffer(res.sessionDescription);
       this.mark('sfu:pull-answered');
     });
   }
@@ -308,14 +347,14 @@ export class SfuLink extends EventTarget {
       if (this.sending !== on) return;
       await Promise.all([...this.senders].map(([sender, track]) => sender.replaceTrack(on ? track : null)));
       if (on) this.mark('sfu:sending');
-    })().catch((err) => { this.dispatchEvent(new CustomEvent('error', { detail: err })); });
+    })().catch((err) => { this.emit('error', err); });
     return this.sendingApplied;
   }
 
   /**
    * A receive-only m-line for a pull in the opening offer. `late`: added after the first offer,
    * which must then be made again.
-   * @param {string} kind
+   * @param {MediaKind} kind
    */
   addReceiver(kind, late = false) {
     const t = this.pc.addTransceiver(kind, { direction: 'recvonly' });
@@ -338,16 +377,22 @@ export class SfuLink extends EventTarget {
     return out;
   }
 
+  /** Our current offer, for the node. @returns {SessionDescription} */
+  offer() {
+    return { type: 'offer', sdp: this.pc.localDescription?.sdp ?? '' };
+  }
+
+  /** Answer an offer the node made (its tracks changed), through `renegotiate`. @param {SessionDescription} offer */
   async answerNodeOffer(offer) {
     this.mark('sfu:node-offer');
     await this.pc.setRemoteDescription(offer);
     if (this.e2ee) for (const t of this.pc.getTransceivers()) if (t.receiver.track.kind === 'audio' && t.direction !== 'stopped') withoutRed(t);
     await this.pc.setLocalDescription();
     this.mark('sfu:node-answer');
-    await this.api('PUT', `/sessions/${this.sessionId}/renegotiate`, { sessionDescription: { type: 'answer', sdp: this.pc.localDescription.sdp } });
+    await this.api('PUT', `/sessions/${this.sessionId}/renegotiate`, { sessionDescription: { type: 'answer', sdp: this.pc.localDescription?.sdp ?? '' } });
   }
 
-  /** Stop pulling a participant who left. */
+  /** Stop pulling a participant who left. @param {string} participant */
   drop(participant) {
     for (const [session, entry] of this.pulled) {
       if (entry.participant !== participant) continue;
@@ -360,16 +405,18 @@ export class SfuLink extends EventTarget {
   /** @param {string[]} mids pulled tracks to stop */
   closeMids(mids) {
     this.enqueue(async () => {
+      /** @type {import('./protocol.js').TracksResponse} */
       const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: mids.map((mid) => ({ mid })), force: false });
-      if (res.requiresImmediateRenegotiation) await this.answerNodeOffer(res.sessionDescription);
+      if (res.requiresImmediateRenegotiation && res.sessionDescription) await this.answerNodeOffer(res.sessionDescription);
     });
   }
 
-  /** A fresh grant for the same node: later calls use the new token. */
+  /** A fresh grant for the same node: later calls use the new token. @param {Grant} grant */
   refresh(grant) {
     this.grant = grant;
   }
 
+  /** @param {MediaStreamTrack | null} track our video from now on (camera or screen) */
   async replaceVideo(track) {
     if (!this.videoSender) return;
     this.senders.set(this.videoSender, track);
@@ -381,4 +428,13 @@ export class SfuLink extends EventTarget {
     if (this.sessionId) this.api('DELETE', `/sessions/${this.sessionId}`).catch(() => {});
     this.pc.close();
   }
+}
+
+/**
+ * The mids of the tracks a node call added.
+ * @param {import('./protocol.js').NodeTrackResult[]} results
+ * @returns {string[]}
+ */
+function midsOf(results) {
+  return results.flatMap((t) => (t.mid ? [t.mid] : []));
 }

@@ -1,7 +1,21 @@
 // The room WebSocket: sends protocol v1 messages, delivers the edge's, reconnects after a drop.
+import { Emitter } from './events.js';
+
 export const PROTOCOL_VERSION = 1;
 
-export class Signaling extends EventTarget {
+/**
+ * @typedef {import('./protocol.js').ClientMessage} ClientMessage
+ * @typedef {import('./protocol.js').ServerMessage} ServerMessage
+ * @typedef {import('./protocol.js').Join} Join
+ * @typedef {object} SignalingEvents
+ * @property {ServerMessage} message a message from the edge (of this protocol version)
+ * @property {{code: number, reason: string, final: boolean}} closed the socket closed; `final`:
+ *   on purpose, or by the edge for good (kicked, policy): no reconnect follows
+ * @property {{delay: number}} reconnecting the socket dropped; a new one opens in `delay` ms
+ */
+
+/** @extends {Emitter<SignalingEvents>} */
+export class Signaling extends Emitter {
   /** @param {string} path e.g. "/api/rooms/my-room" or "/api/rooms/tenant/my-room" */
   constructor(path) {
     super();
@@ -10,11 +24,11 @@ export class Signaling extends EventTarget {
     this.ws = null;
     this.closedOnPurpose = false;
     this.attempt = 0;
-    /** @type {object | null} the join message, re-sent after a reconnect */
-    this.joinMessage = null;
+    /** @type {Join} the join message, re-sent after a reconnect */
+    this.joinMessage = { profile: {} };
   }
 
-  /** Open the socket and send `join`. */
+  /** Open the socket and send `join`. @param {Join} join */
   connect(join) {
     this.joinMessage = join;
     this.closedOnPurpose = false;
@@ -28,25 +42,25 @@ export class Signaling extends EventTarget {
     ws.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
-      if (msg.v !== PROTOCOL_VERSION) return;
-      this.dispatchEvent(new CustomEvent('message', { detail: msg }));
+      if (msg?.v !== PROTOCOL_VERSION) return;
+      this.emit('message', /** @type {ServerMessage} */ (msg));
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
       const final = this.closedOnPurpose || ev.code === 1000 || ev.code === 4001 || ev.code === 1008;
-      this.dispatchEvent(new CustomEvent('closed', { detail: { code: ev.code, reason: ev.reason, final } }));
+      this.emit('closed', { code: ev.code, reason: ev.reason, final });
       if (!final) this.reconnectLater();
     };
   }
 
   reconnectLater() {
     const delay = Math.min(10000, 500 * 2 ** this.attempt++);
-    this.dispatchEvent(new CustomEvent('reconnecting', { detail: { delay } }));
+    this.emit('reconnecting', { delay });
     setTimeout(() => { if (!this.closedOnPurpose) this.connect(this.joinMessage); }, delay);
   }
 
-  /** @param {object} msg */
+  /** @param {ClientMessage} msg */
   send(msg) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, ...msg }));

@@ -1,12 +1,17 @@
 // DOM helpers: screens, video tiles, chat log, participant list. Text always goes in as text.
 
+/** @typedef {import('./protocol.js').Participant} Participant */
+
+/** The element with this id (the page has every id this code asks for). @param {string} id */
 export const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
+/** Show one screen (landing, prejoin, waiting, meeting, ended), hide the others. @param {string} screen */
 export function show(screen) {
   for (const el of document.querySelectorAll('.screen')) /** @type {HTMLElement} */ (el).hidden = el.id !== screen;
 }
 
 let toastTimer = 0;
+/** @param {string} text */
 export function toast(text) {
   const el = $('toast');
   el.textContent = text;
@@ -15,11 +20,12 @@ export function toast(text) {
   toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
 }
 
+/** @param {{id?: string, name?: string} | undefined} p a participant (undefined: not known here) */
 export function displayName(p) {
   return p?.name || `Guest ${String(p?.id || '').slice(0, 4)}`;
 }
 
-/** Up to two initials of a display name ("Ada Lovelace" -> "AL"). */
+/** Up to two initials of a display name ("Ada Lovelace" -> "AL"). @param {string} name */
 export function initialsOf(name) {
   return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join('');
 }
@@ -40,6 +46,7 @@ export class Grid {
     setInterval(() => this.checkVideo(), 500);
   }
 
+  /** @param {string} id */
   tile(id) {
     let tile = this.tiles.get(id);
     if (!tile) {
@@ -63,7 +70,7 @@ export class Grid {
     return tile;
   }
 
-  /** @param {any} p @param {boolean} isMe @param {boolean} [myE2ee] whether this page encrypts */
+  /** @param {Participant} p @param {boolean} isMe @param {boolean} [myE2ee] whether this page encrypts */
   update(p, isMe, myE2ee = false) {
     const tile = this.tile(p.id);
     const label = /** @type {HTMLElement} */ (tile.querySelector('.label'));
@@ -88,7 +95,7 @@ export class Grid {
       tile.append(img);
     }
     if (img) {
-      if (wantAvatar) /** @type {HTMLImageElement} */ (img).src = p.avatar; else img.remove();
+      if (wantAvatar && p.avatar) img.src = p.avatar; else img.remove();
     }
     // No picture (avatars are shown only from hosts the operator allows): initials instead.
     let initials = /** @type {HTMLElement | null} */ (tile.querySelector('.initials'));
@@ -104,6 +111,7 @@ export class Grid {
     }
   }
 
+  /** @param {string} id @param {MediaStream} stream @param {boolean} muted @returns {HTMLVideoElement} */
   attach(id, stream, muted) {
     const video = /** @type {HTMLVideoElement} */ (this.tile(id).querySelector('video'));
     if (video.srcObject !== stream) {
@@ -147,11 +155,13 @@ export class Grid {
     }
   }
 
+  /** @param {string} id */
   detach(id) {
     const video = this.tiles.get(id)?.querySelector('video');
     if (video) /** @type {HTMLVideoElement} */ (video).srcObject = null;
   }
 
+  /** @param {string} id */
   remove(id) {
     this.tiles.get(id)?.remove();
     this.tiles.delete(id);
@@ -159,11 +169,13 @@ export class Grid {
     this.expectVideo.delete(id);
   }
 
+  /** @param {string} id */
   speaking(id) {
     for (const [pid, tile] of this.tiles) tile.classList.toggle('speaking', pid === id);
   }
 }
 
+/** @param {string} fromName @param {string} text @param {boolean} isPrivate @param {number} at ms */
 export function addChat(fromName, text, isPrivate, at) {
   const li = document.createElement('li');
   const from = document.createElement('div');
