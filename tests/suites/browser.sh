@@ -3,8 +3,9 @@
 # WebRTC then gathers loopback candidates and nothing leaves the machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# The Dropbox emulator as a process, for recording.test.mjs (cargo test builds it too).
-cargo build -p edgemeet-uploader --example dropbox_emulator --quiet
+# The binaries, and the Dropbox emulator as a process for recording.test.mjs (the `dropbox-emulator`
+# bin of edgemeet-testsupport): tests/run's build, fresh then (same selection, nothing rebuilt).
+cargo build --workspace --all-targets --quiet
 echo "--- tsc --checkJs on the browser client (JSDoc types)"
 node tests/browser/node_modules/typescript/bin/tsc -p tests/browser/tsconfig.web.json
 echo "types ok"
