@@ -69,11 +69,6 @@ mod speaker;
 mod tracks;
 mod udpmux;
 
-/// Test and benchmark participant (webrtc-rs). Not part of the node.
-#[doc(hidden)]
-pub mod testkit;
-pub mod testmedia;
-
 pub use api::MAX_BODY_BYTES;
 pub use auth::{EDGE_SUBJECT, sign_token};
 pub use config::{ConfigError, NodeConfig};

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::remote_track_id;
+use edgemeet_testsupport::node_client::remote_track_id;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::{remote_track_id, token};
+use edgemeet_testsupport::node_client::{remote_track_id, token};
 use reqwest::Method;
 
 fn url(node: &Node, path: &str) -> String {

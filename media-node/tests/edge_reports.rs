@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use common::*;
-use edgemeet_media_node::testkit::{ClientOptions, TestClient};
 use edgemeet_protocol::node::{Heartbeat, NodeEvent, NodeEvents};
+use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
 
 #[derive(Default)]
 struct Seen {

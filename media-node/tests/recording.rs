@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use edgemeet_media_node::RecordingConfig;
-use edgemeet_media_node::testkit::{ClientOptions, TestClient};
-use edgemeet_media_node::testmedia::{self, opus_packets, vp8_frames};
 use edgemeet_protocol::job::RecordingManifest;
+use edgemeet_testsupport::media::{self as testmedia, opus_packets, vp8_frames};
+use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
 use edgemeet_uploader::{S3Config, Store, TokenKey};
 use reqwest::Method;
 use tokio::io::AsyncWriteExt;
@@ -34,7 +34,7 @@ const REFRESH: &str = "SECRET-REFRESH-TOKEN-do-not-leak";
 struct S3 {
     endpoint: String,
     dir: PathBuf,
-    _child: Option<edgemeet_uploader::s3s_fs_process::S3sFsProcess>,
+    _child: Option<edgemeet_testsupport::s3s_fs::S3sFsProcess>,
     _embedded: Option<edgemeet_uploader::EmbeddedS3>,
 }
 
@@ -44,23 +44,13 @@ impl Drop for S3 {
     }
 }
 
-fn s3s_fs_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEMEET_S3S_FS") {
-        return Some(PathBuf::from(p)).filter(|p| p.exists());
-    }
-    let cache = std::env::var_os("EDGEMEET_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgemeet")))?;
-    Some(cache.join("tools/bin/s3s-fs")).filter(|p| p.exists())
-}
-
 async fn start_s3() -> S3 {
     edgemeet_uploader::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("edgemeet-rec-s3-{}", rand_hex()));
     std::fs::create_dir_all(&dir).unwrap();
-    let s3 = match s3s_fs_binary() {
+    let s3 = match edgemeet_testsupport::s3s_fs::installed_binary() {
         Some(bin) => {
-            let p = edgemeet_uploader::s3s_fs_process::S3sFsProcess::start(&bin, &dir, AK, SK)
+            let p = edgemeet_testsupport::s3s_fs::S3sFsProcess::start(&bin, &dir, AK, SK)
                 .await
                 .expect("start s3s-fs");
             S3 {
@@ -123,7 +113,7 @@ async fn node_with_recording(s3: &S3) -> Node {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Real VP8 and Opus, encoded by ffmpeg (edgemeet_media_node::testmedia), sent in real time.
+// Real VP8 and Opus, encoded by ffmpeg (edgemeet_testsupport::media), sent in real time.
 
 /// Sends the clips on the client's pushed tracks until the returned flag is set.
 async fn send_media(

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::*;
-use edgemeet_media_node::testkit::remote_track_id;
 use edgemeet_protocol::node::session_belongs_to;
+use edgemeet_testsupport::node_client::remote_track_id;
 use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::{Received, TestClient, check_payload, remote_track_id};
+use edgemeet_testsupport::node_client::{Received, TestClient, check_payload, remote_track_id};
 use reqwest::Method;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};

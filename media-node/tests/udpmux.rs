@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use edgemeet_media_node::testkit::{TestClient, remote_track_id};
+use edgemeet_testsupport::node_client::{TestClient, remote_track_id};
 
 const WAIT: Duration = Duration::from_secs(20);
 const MEDIA_IP: &str = "127.0.0.2";

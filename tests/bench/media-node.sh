@@ -4,6 +4,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-cargo build --release --quiet -p edgemeet-media-node --bins
+cargo build --release --quiet -p edgemeet-media-node -p edgemeet-testsupport --bins
 target="${CARGO_TARGET_DIR:-$root/target}"
 "$target/release/edgemeet-media-bench" "$@"

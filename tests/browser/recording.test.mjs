@@ -20,10 +20,11 @@ let browser;
 let data;
 
 async function startEmulator() {
-  const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 'examples', 'dropbox_emulator');
+  const binDir = process.env.EDGEMEET_BIN_DIR || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug');
+  const bin = join(binDir, 'dropbox-emulator');
   const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('dropbox emulator did not start (cargo build -p edgemeet-uploader --example dropbox_emulator)')), 10000);
+    const timer = setTimeout(() => reject(new Error('dropbox emulator did not start (cargo build -p edgemeet-testsupport --bin dropbox-emulator)')), 10000);
     createInterface({ input: child.stdout }).on('line', (line) => {
       const m = line.match(/listening on (http:\/\/\S+)/);
       if (m) { clearTimeout(timer); resolve(m[1]); }

@@ -7,7 +7,7 @@ if ! "$media_venv/bin/python" -c 'import aiortc, jwt' >/dev/null 2>&1; then
   rm -rf "$media_venv"
   if ! python3 -m venv "$media_venv"; then
     # Debian's python3 keeps venv/ensurepip in a separate package.
-    apt-get install -y -qq python3-venv >/dev/null
+    apt_get install -y -qq python3-venv >/dev/null
     python3 -m venv "$media_venv"
   fi
   "$media_venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: 'aiortc==1.*' 'PyJWT[crypto]==2.*'

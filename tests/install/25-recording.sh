@@ -2,6 +2,6 @@
 # clips the test publishers send). Sourced by tests/run (bash, set -euo pipefail).
 if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
   echo "installing ffmpeg (Debian) for the recording tests"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+  apt_get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq ffmpeg >/dev/null
 fi

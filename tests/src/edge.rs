@@ -56,7 +56,7 @@ impl Edge {
         let bin = bin_path("edgemeet");
         assert!(
             bin.exists(),
-            "{} is missing: run `cargo build --bins` first (tests/run does)",
+            "{} is missing: run `cargo build --workspace --all-targets` first (tests/run does)",
             bin.display()
         );
         let mut cmd = Command::new(&bin);

@@ -3,8 +3,9 @@
 # WebRTC then gathers loopback candidates and nothing leaves the machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# The Dropbox emulator as a process, for recording.test.mjs (cargo test builds it too).
-cargo build -p edgemeet-uploader --example dropbox_emulator --quiet
+# The binaries, and the Dropbox emulator as a process for recording.test.mjs (the `dropbox-emulator`
+# bin of edgemeet-testsupport): tests/run's build, fresh then (same selection, nothing rebuilt).
+cargo build --workspace --all-targets --quiet
 # The media contract (meetings of 4-6, layers that stop, CPU-short publishers, lossy links) runs
 # once and is never retried: a flaky pass there is a failure. `tests/run --long` repeats it.
 contract="tests/browser/meeting.test.mjs tests/browser/layers.test.mjs tests/browser/loss.test.mjs"

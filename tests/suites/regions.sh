@@ -87,7 +87,9 @@ if [ "${known:-0}" != 2 ]; then
   echo "FAIL: both media nodes should have registered with the edge"; exit 1
 fi
 
-test_bin="$(cargo test -p edgemeet-tests --test regions --no-run --message-format=json 2>/dev/null \
+# `--workspace`: the selection of tests/run's build, so this finds it fresh (`-p edgemeet-tests`
+# would unify features differently and rebuild rustls, tracing and what depends on them).
+test_bin="$(cargo test --workspace --test regions --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)

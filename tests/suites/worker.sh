@@ -28,11 +28,12 @@ echo "worker under wrangler dev at $url (ready in $(( ($(date +%s%N) - started) 
 
 status=0
 echo "--- protocol conformance suite against the Worker"
-EDGEMEET_URL="$url" timeout 900 cargo test --quiet -p edgemeet-tests --test conformance || status=1
+# `--workspace` (here and below): the selection of tests/run's build, which is then fresh.
+EDGEMEET_URL="$url" timeout 900 cargo test --quiet --workspace --test conformance || status=1
 
 echo "--- Worker-specific tests"
 # A real recording media node and the uploader's status links (the first Worker test) run as processes.
-cargo build --quiet -p edgemeet-media-node -p edgemeet-uploader --bins
+cargo build --quiet --workspace --all-targets
 EDGEMEET_URL="$url" timeout 300 node --no-warnings --experimental-websocket --test edge/worker/tests/ || status=1
 
 if [ "$status" != 0 ]; then

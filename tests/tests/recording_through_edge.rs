@@ -8,9 +8,6 @@
 //! delivery-status link, which says "recording", then "delivered", or "failed" with the problem
 //! when the recorder's Dropbox cannot take the files.
 
-#[path = "../../uploader/tests/support/dropbox_emulator.rs"]
-mod dropbox_emulator;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -18,9 +15,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use edgemeet_media_node::testkit::{ClientOptions, TestClient};
-use edgemeet_media_node::testmedia::{opus_packets, send_media, vp8_frames};
 use edgemeet_tests::{Client, Edge, http, unique_room};
+use edgemeet_testsupport::media::{opus_packets, send_media, vp8_frames};
+use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -30,7 +27,7 @@ const RECORD_FOR: Duration = Duration::from_secs(6);
 const APP_KEY: &str = "emuappkey42";
 
 // ---------------------------------------------------------------------------------------------
-// Helpers (real media comes from edgemeet_media_node::testmedia).
+// Helpers (real media comes from edgemeet_testsupport::media).
 
 fn rand_u32() -> u32 {
     let mut b = [0u8; 4];
@@ -397,7 +394,7 @@ impl Drop for Dirs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_meeting_lands_in_the_local_folder_and_plays() {
-    edgemeet_media_node::testkit::init_crypto();
+    edgemeet_testsupport::node_client::init_crypto();
     let dirs = Dirs::new();
     let (data, local) = (dirs.data(), dirs.local());
     let mut edge = Edge::native(&[
@@ -560,8 +557,8 @@ async fn connect_dropbox(emu: &str, cfg: &Value, redirect: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_meeting_lands_in_the_recorders_dropbox() {
-    edgemeet_media_node::testkit::init_crypto();
-    let emu = dropbox_emulator::Emulator::start().await;
+    edgemeet_testsupport::node_client::init_crypto();
+    let emu = edgemeet_testsupport::dropbox_emulator::Emulator::start().await;
     let emu_url = emu.url();
     let emu_host = emu_url.trim_start_matches("http://").to_string();
     let dirs = Dirs::new();
@@ -665,8 +662,8 @@ async fn a_recorded_meeting_lands_in_the_recorders_dropbox() {
 /// do; the files wait for the purge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_that_cannot_succeed_says_failed_with_its_problem_at_the_link() {
-    edgemeet_media_node::testkit::init_crypto();
-    let emu = dropbox_emulator::Emulator::start().await;
+    edgemeet_testsupport::node_client::init_crypto();
+    let emu = edgemeet_testsupport::dropbox_emulator::Emulator::start().await;
     let emu_url = emu.url();
     let dirs = Dirs::new();
     let data = dirs.data();

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use edgemeet_media_node::testkit::{ClientOptions, TestClient, remote_track_id};
 use edgemeet_tests::{Client, Edge, unique_room};
+use edgemeet_testsupport::node_client::{ClientOptions, TestClient, remote_track_id};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(25);
@@ -50,7 +50,7 @@ async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_webrtc_clients_meet_through_the_edge_and_its_node() {
-    edgemeet_media_node::testkit::init_crypto();
+    edgemeet_testsupport::node_client::init_crypto();
     let edge = Edge::native(&[]);
     let room = unique_room("rtc");
     let mut sockets = Vec::new();
@@ -167,7 +167,7 @@ async fn three_webrtc_clients_meet_through_the_edge_and_its_node() {
 /// the node any more: no new session, no pull on its old one, within a second of the kick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kicked_participant_keeps_no_way_to_the_media() {
-    edgemeet_media_node::testkit::init_crypto();
+    edgemeet_testsupport::node_client::init_crypto();
     let edge = Edge::native(&[]);
     let room = unique_room("kick");
     let mut sockets = Vec::new();

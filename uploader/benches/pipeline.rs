@@ -10,8 +10,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use edgemeet_testsupport::dropbox_emulator::Emulator;
 use edgemeet_uploader::RecordingWriter;
-use support::dropbox_emulator::Emulator;
 use support::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 

@@ -29,7 +29,6 @@ pub mod local;
 pub mod logging;
 pub mod metrics;
 mod purge;
-pub mod s3s_fs_process;
 pub mod status;
 pub mod store;
 mod upload;

@@ -3,9 +3,9 @@
 
 mod support;
 
+use edgemeet_testsupport::dropbox_emulator::Emulator;
 use serde_json::{Value, json};
 use sha2::Digest;
-use support::dropbox_emulator::Emulator;
 
 const TOKEN: &str = "sl.emu-strict";
 

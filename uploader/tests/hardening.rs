@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgemeet_protocol::job::{DeliveryProblem, DeliveryState, DeliveryStatus};
+use edgemeet_testsupport::dropbox_emulator::{Emulator, dropbox_content_hash};
 use edgemeet_uploader::{OffsetClock, RecordingFile, RecordingManifest, start, start_with_clock};
 use serde_json::Value;
-use support::dropbox_emulator::{Emulator, dropbox_content_hash};
 use support::*;
 
 const ACCESS: &str = "sl.emu-hardening-access";

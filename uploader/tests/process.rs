@@ -6,7 +6,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::dropbox_emulator::Emulator;
+use edgemeet_testsupport::dropbox_emulator::Emulator;
 use support::*;
 
 const ACCESS: &str = "sl.emu-process-access-token";

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgemeet_protocol::job::DeliveryState;
+use edgemeet_testsupport::dropbox_emulator::{Emulator, Fault};
 use edgemeet_uploader::{OffsetClock, start, start_with_clock};
-use support::dropbox_emulator::{Emulator, Fault};
 use support::*;
 
 const ACCESS: &str = "sl.emu-initial-access-token";

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use edgemeet_media_node::testkit::{ClientOptions, TestClient, token};
 use edgemeet_media_node::{MediaNode, MediaNodeHandle, NodeConfig};
+use edgemeet_testsupport::node_client::{ClientOptions, TestClient, token};
 
 pub const SECRET: &str = "integration-test-secret-0123456789";
 pub const NODE_ID: &str = "node-test";
@@ -79,7 +79,7 @@ pub async fn http(
     token: Option<&str>,
     body: Option<Vec<u8>>,
 ) -> (u16, serde_json::Value) {
-    edgemeet_media_node::testkit::init_crypto();
+    edgemeet_testsupport::node_client::init_crypto();
     let c = reqwest::Client::new();
     let mut rq = c
         .request(method, url)

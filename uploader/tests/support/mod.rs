@@ -2,8 +2,6 @@
 //! tests/install/30-uploader.sh), the Dropbox emulator, and recording helpers. Loopback only.
 #![allow(dead_code)]
 
-pub mod dropbox_emulator;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,19 +20,9 @@ pub const MIB: usize = 1024 * 1024;
 pub struct S3 {
     pub endpoint: String,
     pub kind: &'static str,
-    child: Option<edgemeet_uploader::s3s_fs_process::S3sFsProcess>,
+    child: Option<edgemeet_testsupport::s3s_fs::S3sFsProcess>,
     embedded: Option<edgemeet_uploader::EmbeddedS3>,
     _dir: tempfile::TempDir,
-}
-
-fn s3s_fs_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEMEET_S3S_FS") {
-        return Some(PathBuf::from(p)).filter(|p| p.exists());
-    }
-    let cache = std::env::var_os("EDGEMEET_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgemeet")))?;
-    Some(cache.join("tools/bin/s3s-fs")).filter(|p| p.exists())
 }
 
 pub fn free_port() -> u16 {
@@ -50,16 +38,11 @@ impl S3 {
     pub async fn start() -> S3 {
         edgemeet_uploader::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let s3 = match s3s_fs_binary() {
+        let s3 = match edgemeet_testsupport::s3s_fs::installed_binary() {
             Some(bin) => {
-                let p = edgemeet_uploader::s3s_fs_process::S3sFsProcess::start(
-                    &bin,
-                    dir.path(),
-                    AK,
-                    SK,
-                )
-                .await
-                .expect("start s3s-fs");
+                let p = edgemeet_testsupport::s3s_fs::S3sFsProcess::start(&bin, dir.path(), AK, SK)
+                    .await
+                    .expect("start s3s-fs");
                 S3 {
                     endpoint: p.endpoint.clone(),
                     kind: "s3s-fs process",

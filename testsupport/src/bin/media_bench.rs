@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use edgemeet_media_node::testkit::{
+use edgemeet_testsupport::node_client::{
     ClientOptions, PacketHook, TestClient, check_payload, clock_ns, token,
 };
 
@@ -313,7 +313,7 @@ async fn direct_baseline(pps: u32, secs: u64) -> anyhow::Result<(f64, f64)> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    edgemeet_media_node::testkit::init_crypto();
+    edgemeet_testsupport::node_client::init_crypto();
     let quick = std::env::args().any(|a| a == "--quick");
     let bin = std::env::var("EDGEMEET_NODE_BIN").unwrap_or_else(|_| {
         let exe = std::env::current_exe().unwrap_or_default();

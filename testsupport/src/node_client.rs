@@ -1,4 +1,4 @@
-//! A webrtc-rs participant for the integration tests and the benchmark (not for production):
+//! A webrtc-rs participant of the media node, for the integration tests and the benchmark:
 //! publishes synthetic Opus/VP8 RTP whose payloads can be checked, pulls tracks through the
 //! node's API, records what arrives and the keyframe requests it gets.
 
@@ -36,10 +36,10 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::auth::sign_token;
-use crate::interceptor::{RtcpToApp, SLOT};
-use crate::metrics::Metrics;
-use crate::sdp::AUDIO_LEVEL_URI;
+use crate::rtcp_to_app::{RtcpToApp, SLOT};
+
+/// RFC 6464 client-to-mixer audio level, the extension the node reads for the dominant speaker.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Called for every RTP packet a client receives.
@@ -50,11 +50,14 @@ pub fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Signs a node token as the edge would, valid for `ttl` seconds.
+/// Signs a node token as the edge would (HS256 with the node secret), valid for `ttl` seconds.
 pub fn token(secret: &str, node: &str, room: &str, sub: &str, ttl: i64) -> String {
-    let now = crate::auth::now_secs() as i64;
-    sign_token(
-        secret,
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &NodeTokenClaims {
             iss: NODE_TOKEN_ISSUER.into(),
             aud: node.into(),
@@ -64,7 +67,9 @@ pub fn token(secret: &str, node: &str, room: &str, sub: &str, ttl: i64) -> Strin
             iat: now as u64,
             exp: (now + ttl) as u64,
         },
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
+    .expect("HS256 signing cannot fail")
 }
 
 /// One received RTP packet.
@@ -337,10 +342,7 @@ impl TestClient {
             None,
         )?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
-        let registry = registry.with(
-            Slot::from(SLOT),
-            RtcpToApp::new(Arc::new(Metrics::default())),
-        );
+        let registry = registry.with(Slot::from(SLOT), RtcpToApp::default());
         let se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_include_loopback_candidate(true)

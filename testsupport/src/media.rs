@@ -11,7 +11,7 @@ use bytes::Bytes;
 use rtc::rtp;
 use webrtc::media_stream::track_local::TrackLocal;
 
-use crate::testkit::TestClient;
+use crate::node_client::TestClient;
 
 pub async fn ffmpeg(args: &[&str]) -> Vec<u8> {
     let out = tokio::process::Command::new("ffmpeg")

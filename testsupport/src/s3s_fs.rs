@@ -1,12 +1,24 @@
-//! The s3s-fs server as a child process, for tests of this crate and of the media node's
-//! recording (a real S3-compatible server in its own process, as in production).
+//! The s3s-fs server as a child process, for the uploader's tests and the media node's recording
+//! tests (a real S3-compatible server in its own process, as in production).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
+
+/// The installed s3s-fs binary (tests/install/30-uploader.sh): `EDGEMEET_S3S_FS`, else
+/// `$EDGEMEET_CACHE/tools/bin/s3s-fs` (default cache `~/.cache/edgemeet`); `None` if missing.
+pub fn installed_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("EDGEMEET_S3S_FS") {
+        return Some(PathBuf::from(p)).filter(|p| p.exists());
+    }
+    let cache = std::env::var_os("EDGEMEET_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgemeet")))?;
+    Some(cache.join("tools/bin/s3s-fs")).filter(|p| p.exists())
+}
 
 /// A running s3s-fs; killed when dropped.
 pub struct S3sFsProcess {
