@@ -252,6 +252,8 @@ async fn upload_file(
             let (body, mut digests) = tee(stream, len, move |n| {
                 metrics.bytes_uploaded.fetch_add(n, Relaxed);
             });
+            // Trace: one line per append call (where a stalled upload stands, at the finest level).
+            tracing::trace!(file = %file.name, offset, len, close, "appending to the upload session");
             let result = dbx
                 .append(
                     token,
