@@ -98,6 +98,17 @@ fn env_json(env: &Env, name: &str) -> Result<Option<Value>> {
         .map_err(|e| format!("{name}: not JSON: {e}").into())
 }
 
+/// Wrangler vars and secrets as environment variables, one meaning for each on both hosts
+/// (`edgemeet_config`).
+fn vars(env: &Env) -> edgemeet_config::Vars<'_> {
+    edgemeet_config::Vars::new(move |name| {
+        env.var(name)
+            .map(|v| v.to_string())
+            .or_else(|_| env.secret(name).map(|v| v.to_string()))
+            .ok()
+    })
+}
+
 /// The configuration: `EDGEMEET_CONFIG` (a wrangler var, JSON object or JSON string) deep-merged with
 /// `EDGEMEET_SECRETS` (a `wrangler secret`, JSON string: node secret, JWT keys, log key). Parsed once
 /// per isolate.
@@ -109,8 +120,10 @@ fn config(env: &Env) -> Result<Rc<EdgeConfig>> {
     if let Some(overlay) = env_json(env, "EDGEMEET_SECRETS")? {
         logic::merge_json(&mut value, overlay);
     }
-    let parsed: EdgeConfig =
+    let mut parsed: EdgeConfig =
         serde_json::from_value(value).map_err(|e| format!("edge configuration: {e}"))?;
+    // The same variables as natively: `wrangler secret put EDGEMEET_NODE_SECRET` works too.
+    parsed.apply_env(&vars(env));
     parsed
         .validate()
         .map_err(|e| format!("edge configuration: {e}"))?;
@@ -281,10 +294,13 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
             json_response(200, &json!({ "name": name }))
         }
         Route::NamesCheck => names_check(req).await,
-        Route::PageConfig => {
-            let var = env.var("EDGEMEET_RECORDING").ok().map(|v| v.to_string());
-            json_response(200, &logic::page_config(var.as_deref()))
-        }
+        Route::PageConfig => match logic::page_config(&vars(&env)) {
+            Ok(config) => json_response(200, &config),
+            Err(e) => {
+                worker::console_error!("recording configuration: {e}");
+                json_response(200, &logic::page_config_without_recording())
+            }
+        },
         Route::Room { tenant, room } => join_room(req, env, tenant, room).await,
         Route::Heartbeat => heartbeat(req, env).await,
         Route::NodeEvents => node_events(req, env).await,
