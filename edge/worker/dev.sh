@@ -14,7 +14,7 @@ mkdir -p "$state"
 public="$(python3 "$here/tools/config-vars.py" "$config" public)"
 secrets="$(python3 "$here/tools/config-vars.py" "$config" secrets)"
 args=(dev --ip 127.0.0.1 --port "$port" --inspector-port 0 --persist-to "$state/wrangler-state"
-      --var "EDGEMEET_CONFIG:$public" --var "EDGEMEET_SECRETS:$secrets" --show-interactive-dev-session=false)
+      --var "EDGEMEET_EDGE:$public" --var "EDGEMEET_EDGE_SECRETS:$secrets" --show-interactive-dev-session=false)
 # [recording]: the same variables as the native host reads (EDGEMEET_DROPBOX_APP_KEY, ...).
 recording="$(python3 "$here/tools/config-vars.py" "$config" recording)"
 while IFS='=' read -r name value; do

@@ -109,24 +109,25 @@ fn vars(env: &Env) -> edgemeet_config::Vars<'_> {
     })
 }
 
-/// The configuration: `EDGEMEET_CONFIG` (a wrangler var, JSON object or JSON string) deep-merged with
-/// `EDGEMEET_SECRETS` (a `wrangler secret`, JSON string: node secret, JWT keys, log key). Parsed once
-/// per isolate.
+/// The configuration: `EDGEMEET_EDGE` (a wrangler var, JSON object or JSON string) deep-merged with
+/// `EDGEMEET_EDGE_SECRETS` (a `wrangler secret`, JSON string: node secret, hash key, JWT keys), then
+/// the variables both hosts read (`logic::edge_config`). Parsed once per isolate.
 fn config(env: &Env) -> Result<Rc<EdgeConfig>> {
     if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
         return Ok(c);
     }
-    let mut value = env_json(env, "EDGEMEET_CONFIG")?.unwrap_or_else(|| json!({}));
-    if let Some(overlay) = env_json(env, "EDGEMEET_SECRETS")? {
-        logic::merge_json(&mut value, overlay);
+    for (old, new) in logic::RENAMED_VARS {
+        let set =
+            js_sys::Reflect::get(env, &JsValue::from_str(old)).is_ok_and(|v| !v.is_undefined());
+        if set {
+            return Err(format!("{old} is {new} now (docs/configuration.md, \"Worker\")").into());
+        }
     }
-    let mut parsed: EdgeConfig =
-        serde_json::from_value(value).map_err(|e| format!("edge configuration: {e}"))?;
-    // The same variables as natively: `wrangler secret put EDGEMEET_NODE_SECRET` works too.
-    parsed.apply_env(&vars(env));
-    parsed
-        .validate()
-        .map_err(|e| format!("edge configuration: {e}"))?;
+    let parsed = logic::edge_config(
+        env_json(env, logic::EDGE_VAR)?,
+        env_json(env, logic::EDGE_SECRETS_VAR)?,
+        &vars(env),
+    )?;
     let parsed = Rc::new(parsed);
     CONFIG.with(|c| *c.borrow_mut() = Some(parsed.clone()));
     Ok(parsed)

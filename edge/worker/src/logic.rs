@@ -61,6 +61,37 @@ pub fn page_config(vars: &Vars) -> Result<Value, ConfigError> {
     Ok(recording.public_json(recording.uses_dropbox(), recording.status_url.as_deref()))
 }
 
+/// The Worker's `[edge]` table, as JSON: it has no file. (`EDGEMEET_CONFIG` names the native
+/// host's configuration file, so the Worker reads other names.)
+pub const EDGE_VAR: &str = "EDGEMEET_EDGE";
+/// The table's secrets (`node_secret`, `hash_key`, tenants' `hs256_secret`), deep-merged over it.
+pub const EDGE_SECRETS_VAR: &str = "EDGEMEET_EDGE_SECRETS";
+/// The names earlier versions read, refused with the new name rather than silently ignored.
+pub const RENAMED_VARS: [(&str, &str); 2] = [
+    ("EDGEMEET_CONFIG", EDGE_VAR),
+    ("EDGEMEET_SECRETS", EDGE_SECRETS_VAR),
+];
+
+/// The edge's settings on the Worker: `EDGEMEET_EDGE`, `EDGEMEET_EDGE_SECRETS` deep-merged over it,
+/// then the variables both hosts read (`EDGEMEET_HASH_KEY`, `EDGEMEET_NODE_SECRET`), validated.
+pub fn edge_config(
+    public: Option<Value>,
+    secrets: Option<Value>,
+    vars: &Vars,
+) -> Result<crate::core::EdgeConfig, String> {
+    let mut value = public.unwrap_or_else(|| serde_json::json!({}));
+    if let Some(overlay) = secrets {
+        merge_json(&mut value, overlay);
+    }
+    let mut config: crate::core::EdgeConfig =
+        serde_json::from_value(value).map_err(|e| format!("edge configuration: {e}"))?;
+    config.apply_env(vars);
+    config
+        .validate()
+        .map_err(|e| format!("edge configuration: {e}"))?;
+    Ok(config)
+}
+
 /// `GET /api/config` when the recording settings are unusable.
 pub fn page_config_without_recording() -> Value {
     RecordingSettings {
@@ -185,7 +216,7 @@ pub fn location_from_cf(cf: &Value) -> Option<Location> {
 }
 
 /// Deep-merge `overlay` into `base` (objects merge key by key, anything else replaces): the secrets
-/// (`EDGEMEET_SECRETS`) complete the public configuration (`EDGEMEET_CONFIG`).
+/// (`EDGEMEET_EDGE_SECRETS`) complete the public configuration (`EDGEMEET_EDGE`).
 pub fn merge_json(base: &mut Value, overlay: Value) {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
@@ -249,6 +280,28 @@ mod tests {
         for none in [r#"{"recordingId":"3f2a","startedAtMs":1}"#, "", "not json"] {
             assert_eq!(status_token_of(none), None, "{none}");
         }
+    }
+
+    #[test]
+    fn edge_config_is_the_json_table_then_the_secrets_then_the_variables() {
+        let public = json!({"p2p_return_delay_ms": 2000, "tenants": {"default": {}, "acme": {"auth": "jwt", "issuers": ["x"]}}});
+        let secrets = json!({"hash_key": "hash-key-from-secrets-0123", "tenants": {"acme": {"hs256_secret": "s".repeat(32)}}});
+        let none = Vars::new(|_| None);
+        let c = edge_config(Some(public.clone()), Some(secrets.clone()), &none).unwrap();
+        assert_eq!(c.p2p_return_delay_ms, 2000);
+        assert_eq!(c.hash_key, "hash-key-from-secrets-0123");
+        assert_eq!(c.tenants["acme"].issuers, ["x"]);
+        // The native host's variables mean the same here, over both.
+        let node_secret = "n".repeat(32);
+        let vars = Vars::new(|k| (k == "EDGEMEET_NODE_SECRET").then(|| node_secret.clone()));
+        let c = edge_config(Some(public.clone()), Some(secrets), &vars).unwrap();
+        assert_eq!(c.node_secret.as_deref(), Some(node_secret.as_str()));
+        // Without a hash key (the Worker cannot generate one) it is refused, naming the key.
+        let tenant_secret = json!({"tenants": {"acme": {"hs256_secret": "s".repeat(32)}}});
+        let err = edge_config(Some(public), Some(tenant_secret), &none).unwrap_err();
+        assert!(err.contains("hash_key"), "{err}");
+        let names: Vec<&str> = RENAMED_VARS.iter().map(|(_, new)| *new).collect();
+        assert_eq!(names, [EDGE_VAR, EDGE_SECRETS_VAR]);
     }
 
     #[test]

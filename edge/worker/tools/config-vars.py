@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Turn a native edge config file (TOML) into the Worker's variables.
 
-    config-vars.py FILE public     -> EDGEMEET_CONFIG: the [edge] table without its secrets (JSON, a
+    config-vars.py FILE public     -> EDGEMEET_EDGE: the [edge] table without its secrets (JSON, a
                                       wrangler var)
-    config-vars.py FILE secrets    -> EDGEMEET_SECRETS: node_secret, hash_key and each tenant's
-                                      hs256_secret (JSON, `wrangler secret put EDGEMEET_SECRETS`)
+    config-vars.py FILE secrets    -> EDGEMEET_EDGE_SECRETS: node_secret, hash_key and each tenant's
+                                      hs256_secret (JSON, `wrangler secret put EDGEMEET_EDGE_SECRETS`)
     config-vars.py FILE recording  -> NAME=value lines, one per [recording] setting the Worker reads,
                                       under the same variable names as the native host
                                       (EDGEMEET_DROPBOX_APP_KEY, EDGEMEET_RECORDING_STATUS_URL, ...):
