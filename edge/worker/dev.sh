@@ -13,9 +13,13 @@ export WRANGLER_LOG_PATH="$state/logs" XDG_CONFIG_HOME="$state/xdg" NO_COLOR=1
 mkdir -p "$state"
 public="$(python3 "$here/tools/config-vars.py" "$config" public)"
 secrets="$(python3 "$here/tools/config-vars.py" "$config" secrets)"
-recording="$(python3 "$here/tools/config-vars.py" "$config" recording)"
 args=(dev --ip 127.0.0.1 --port "$port" --inspector-port 0 --persist-to "$state/wrangler-state"
-      --var "EDGEMEET_CONFIG:$public" --var "EDGEMEET_SECRETS:$secrets" --var "EDGEMEET_RECORDING:$recording" --show-interactive-dev-session=false)
+      --var "EDGEMEET_EDGE:$public" --var "EDGEMEET_EDGE_SECRETS:$secrets" --show-interactive-dev-session=false)
+# [recording]: the same variables as the native host reads (EDGEMEET_DROPBOX_APP_KEY, ...).
+recording="$(python3 "$here/tools/config-vars.py" "$config" recording)"
+while IFS='=' read -r name value; do
+  [ -n "$name" ] && args+=(--var "$name:$value")
+done <<<"$recording"
 [ "$probes" = --probes ] && args+=(--var EDGEMEET_TEST_PROBES:1)
 cd "$here"
 setsid "$wrangler" "${args[@]}" </dev/null >"$log" 2>&1 &

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use edgemeet_config::Vars;
 use serde::Deserialize;
 
 use crate::recording::config::RecordingConfig;
@@ -85,142 +86,82 @@ impl Default for NodeConfig {
     }
 }
 
-/// Why a configuration was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("bad config file {path}")]
-    Parse {
-        path: String,
-        source: Box<toml::de::Error>,
-    },
-    #[error("bad value for {var}: {reason}")]
-    Env { var: String, reason: String },
-    #[error("{0}")]
-    Invalid(String),
-}
+/// Why a configuration was refused (the same type for every edgemeet program).
+pub use edgemeet_config::ConfigError;
 
 impl NodeConfig {
     /// Reads the TOML file (if any), then applies environment variables, then validates.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut cfg = match path {
-            Some(p) => Self::from_toml_file(p)?,
-            None => Self::default(),
-        };
+        let mut cfg: Self = edgemeet_config::file::read_or_default(path)?;
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml_str(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse {
-                path: path.display().to_string(),
-                source,
-            },
-            other => other,
-        })
+        edgemeet_config::file::read(path)
     }
 
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "<string>".into(),
-            source: Box::new(e),
-        })
+        edgemeet_config::file::parse(text)
     }
 
     /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
-    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,DIRECT_SEND,MAX_SESSIONS_PER_ROOM}`. `UDP_PORTS` is `N` or `MIN-MAX`.
+    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,DIRECT_SEND,MAX_SESSIONS_PER_ROOM}`. `UDP_PORTS` is `N` or `MIN-MAX`;
+    /// `DRAINING` and `DIRECT_SEND` are switches (`on`/`off`).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            v.trim().parse().map_err(|e: T::Err| ConfigError::Env {
-                var: var.into(),
-                reason: e.to_string(),
-            })
-        }
-        let var = |name: &str| get(&format!("EDGEMEET_NODE_{name}")).filter(|v| !v.is_empty());
-        if let Some(v) = var("ID") {
-            self.id = v;
-        }
-        if let Some(v) = var("REGION") {
-            self.region = v;
-        }
-        if let Some(v) = var("LISTEN") {
-            self.listen = parse("EDGEMEET_NODE_LISTEN", &v)?;
-        }
-        if let Some(v) = var("PUBLIC_URL") {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = var("MEDIA_IP") {
-            self.media_ip = parse("EDGEMEET_NODE_MEDIA_IP", &v)?;
-        }
-        if let Some(v) = var("UDP_PORTS") {
-            let name = "EDGEMEET_NODE_UDP_PORTS";
+        let vars = Vars::new(get);
+        vars.set_string("EDGEMEET_NODE_ID", &mut self.id);
+        vars.set_string("EDGEMEET_NODE_REGION", &mut self.region);
+        vars.set_parsed("EDGEMEET_NODE_LISTEN", &mut self.listen)?;
+        vars.set_some("EDGEMEET_NODE_PUBLIC_URL", &mut self.public_url);
+        vars.set_parsed("EDGEMEET_NODE_MEDIA_IP", &mut self.media_ip)?;
+        if let Some(v) = vars.get("EDGEMEET_NODE_UDP_PORTS") {
+            let one = |text: &str| {
+                text.trim().parse::<u16>().map_err(|e| ConfigError::Env {
+                    var: "EDGEMEET_NODE_UDP_PORTS".into(),
+                    reason: format!("`{v}` is not `N` or `MIN-MAX`: {e}"),
+                })
+            };
             let (lo, hi) = match v.split_once('-') {
-                Some((a, b)) => (parse(name, a)?, parse(name, b)?),
-                None => {
-                    let p = parse(name, &v)?;
-                    (p, p)
-                }
+                Some((a, b)) => (one(a)?, one(b)?),
+                None => (one(&v)?, one(&v)?),
             };
             self.udp_port_min = lo;
             self.udp_port_max = hi;
         }
-        if let Some(v) = var("UDP_MUX_PORT") {
-            self.udp_mux_port = parse("EDGEMEET_NODE_UDP_MUX_PORT", &v)?;
+        vars.set_parsed("EDGEMEET_NODE_UDP_MUX_PORT", &mut self.udp_mux_port)?;
+        if let Some(ip) = vars.parse("EDGEMEET_NODE_PUBLIC_IP")? {
+            self.public_ip = Some(ip);
         }
-        if let Some(v) = var("PUBLIC_IP") {
-            self.public_ip = Some(parse("EDGEMEET_NODE_PUBLIC_IP", &v)?);
+        vars.set_some("EDGEMEET_NODE_EDGE_URL", &mut self.edge_url);
+        vars.set_string("EDGEMEET_NODE_SECRET", &mut self.secret);
+        if let Some(v) = vars.parse("EDGEMEET_NODE_LAT")? {
+            self.lat = Some(v);
         }
-        if let Some(v) = var("EDGE_URL") {
-            self.edge_url = Some(v);
+        if let Some(v) = vars.parse("EDGEMEET_NODE_LON")? {
+            self.lon = Some(v);
         }
-        if let Some(v) = var("SECRET") {
-            self.secret = v;
-        }
-        if let Some(v) = var("LAT") {
-            self.lat = Some(parse("EDGEMEET_NODE_LAT", &v)?);
-        }
-        if let Some(v) = var("LON") {
-            self.lon = Some(parse("EDGEMEET_NODE_LON", &v)?);
-        }
-        if let Some(v) = var("IDLE_TIMEOUT_SECS") {
-            self.idle_timeout_secs = parse("EDGEMEET_NODE_IDLE_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = var("WORKER_THREADS") {
-            self.worker_threads = parse("EDGEMEET_NODE_WORKER_THREADS", &v)?;
-        }
-        if let Some(v) = var("MAX_SESSIONS_PER_ROOM") {
-            self.max_sessions_per_room = parse("EDGEMEET_NODE_MAX_SESSIONS_PER_ROOM", &v)?;
-        }
-        if let Some(v) = var("DRAINING") {
-            self.draining = parse("EDGEMEET_NODE_DRAINING", &v)?;
-        }
-        if let Some(v) = var("DIRECT_SEND") {
-            self.direct_send = parse("EDGEMEET_NODE_DIRECT_SEND", &v)?;
-        }
-        self.apply_recording_env(&var)
+        vars.set_parsed(
+            "EDGEMEET_NODE_IDLE_TIMEOUT_SECS",
+            &mut self.idle_timeout_secs,
+        )?;
+        vars.set_parsed("EDGEMEET_NODE_WORKER_THREADS", &mut self.worker_threads)?;
+        vars.set_parsed(
+            "EDGEMEET_NODE_MAX_SESSIONS_PER_ROOM",
+            &mut self.max_sessions_per_room,
+        )?;
+        vars.set_switch("EDGEMEET_NODE_DRAINING", &mut self.draining)?;
+        vars.set_switch("EDGEMEET_NODE_DIRECT_SEND", &mut self.direct_send)?;
+        self.apply_recording_env(&vars);
+        Ok(())
     }
 
     /// `EDGEMEET_NODE_RECORDING_{KEY,S3_ENDPOINT,S3_REGION,S3_BUCKET,S3_ACCESS_KEY_ID,
     /// S3_SECRET_ACCESS_KEY,S3_PREFIX}`; the endpoint alone enables recording without a file.
-    fn apply_recording_env(
-        &mut self,
-        var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    fn apply_recording_env(&mut self, vars: &Vars) {
         if self.recording.is_none()
-            && let Some(ep) = var("RECORDING_S3_ENDPOINT")
+            && let Some(ep) = vars.get("EDGEMEET_NODE_RECORDING_S3_ENDPOINT")
         {
             self.recording = Some(RecordingConfig::new(
                 edgemeet_uploader::S3Config::new(ep, "", "", ""),
@@ -228,69 +169,83 @@ impl NodeConfig {
             ));
         }
         let Some(r) = self.recording.as_mut() else {
-            return Ok(());
+            return;
         };
         let fields: [(&str, &mut String); 7] = [
-            ("RECORDING_KEY", &mut r.encryption_key),
-            ("RECORDING_S3_ENDPOINT", &mut r.s3.endpoint),
-            ("RECORDING_S3_REGION", &mut r.s3.region),
-            ("RECORDING_S3_BUCKET", &mut r.s3.bucket),
-            ("RECORDING_S3_ACCESS_KEY_ID", &mut r.s3.access_key_id),
+            ("EDGEMEET_NODE_RECORDING_KEY", &mut r.encryption_key),
+            ("EDGEMEET_NODE_RECORDING_S3_ENDPOINT", &mut r.s3.endpoint),
+            ("EDGEMEET_NODE_RECORDING_S3_REGION", &mut r.s3.region),
+            ("EDGEMEET_NODE_RECORDING_S3_BUCKET", &mut r.s3.bucket),
             (
-                "RECORDING_S3_SECRET_ACCESS_KEY",
+                "EDGEMEET_NODE_RECORDING_S3_ACCESS_KEY_ID",
+                &mut r.s3.access_key_id,
+            ),
+            (
+                "EDGEMEET_NODE_RECORDING_S3_SECRET_ACCESS_KEY",
                 &mut r.s3.secret_access_key,
             ),
-            ("RECORDING_S3_PREFIX", &mut r.s3.prefix),
+            ("EDGEMEET_NODE_RECORDING_S3_PREFIX", &mut r.s3.prefix),
         ];
         for (name, field) in fields {
-            if let Some(v) = var(name) {
-                *field = v;
-            }
+            vars.set_string(name, field);
         }
-        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        let bad = |key: &str, reason: &str| Err(ConfigError::invalid(key, reason));
         if self.id.is_empty() {
-            return bad("id must not be empty");
+            return bad("id", "must not be empty");
         }
-        edgemeet_protocol::node::check_region(&self.region).map_err(ConfigError::Invalid)?;
+        edgemeet_protocol::node::check_region(&self.region)
+            .map_err(|e| ConfigError::invalid("region", e))?;
         if self.secret.len() < 16 {
-            return bad("secret must be at least 16 bytes (set EDGEMEET_NODE_SECRET)");
+            return bad(
+                "secret",
+                "must be at least 16 bytes (set EDGEMEET_NODE_SECRET)",
+            );
         }
         if self.max_sessions_per_room == 0 {
-            return bad("max_sessions_per_room must be at least 1");
+            return bad("max_sessions_per_room", "must be at least 1");
         }
         if self.udp_port_min > self.udp_port_max {
-            return bad("udp_port_min is above udp_port_max");
+            return bad("udp_port_min", "is above udp_port_max");
         }
         if (self.udp_port_min == 0) != (self.udp_port_max == 0) {
-            return bad("a UDP port range needs both ends non-zero (or both 0 for ephemeral)");
+            return bad(
+                "udp_port_min",
+                "a UDP port range needs both ends non-zero (or both 0 for ephemeral)",
+            );
         }
         if self.udp_mux_port != 0 && self.udp_port_min != 0 {
             return bad(
-                "udp_mux_port (one port for all) and udp_port_min/max (a range) exclude each other",
+                "udp_mux_port",
+                "one port for all excludes a range (udp_port_min/max)",
             );
         }
         if self.media_ip.is_unspecified() {
-            return bad("media_ip must be a concrete local address, not 0.0.0.0/::");
+            return bad(
+                "media_ip",
+                "must be a concrete local address, not 0.0.0.0/::",
+            );
         }
         if let Some(url) = &self.edge_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return bad("edge_url must start with http:// or https://");
+            return bad("edge_url", "must start with http:// or https://");
         }
         if self.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v))
             || self.lon.is_some_and(|v| !(-180.0..=180.0).contains(&v))
         {
-            return bad("lat/lon out of range");
+            return bad("lat/lon", "out of range");
         }
-        if self.heartbeat_secs == 0 || self.idle_timeout_secs == 0 {
-            return bad("heartbeat_secs and idle_timeout_secs must be positive");
+        if self.heartbeat_secs == 0 {
+            return bad("heartbeat_secs", "must be positive");
+        }
+        if self.idle_timeout_secs == 0 {
+            return bad("idle_timeout_secs", "must be positive");
         }
         if let Some(r) = &self.recording {
-            r.validate().map_err(ConfigError::Invalid)?;
+            r.validate()?;
         }
         Ok(())
     }
@@ -379,6 +334,30 @@ mod tests {
         .unwrap();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("recording.encryption_key"), "{e}");
+    }
+
+    #[test]
+    fn switches_and_empty_variables() {
+        let mut c = NodeConfig::default();
+        c.apply_env(|k| match k {
+            "EDGEMEET_NODE_DRAINING" => Some("on".into()),
+            "EDGEMEET_NODE_DIRECT_SEND" => Some("off".into()),
+            "EDGEMEET_NODE_ID" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(c.draining && !c.direct_send);
+        assert_eq!(c.id, "node-local", "an empty variable is unset");
+        let e = c
+            .apply_env(|k| (k == "EDGEMEET_NODE_DRAINING").then(|| "sometimes".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("EDGEMEET_NODE_DRAINING"), "{e}");
+        let e = c
+            .apply_env(|k| (k == "EDGEMEET_NODE_UDP_PORTS").then(|| "40000-".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("EDGEMEET_NODE_UDP_PORTS"), "{e}");
     }
 
     #[test]

@@ -70,6 +70,34 @@ fn config_check_accepts_the_fixture_and_names_bad_keys() {
 }
 
 #[test]
+fn config_check_names_a_bad_variable() {
+    // EDGEMEET_RECORDING is a switch on both hosts; the Worker's old JSON form is explained.
+    for (value, named) in [
+        ("sometimes", "EDGEMEET_RECORDING"),
+        (
+            r#"{"dropbox":{"app_key":"k1"}}"#,
+            "EDGEMEET_DROPBOX_APP_KEY",
+        ),
+    ] {
+        let out = edgemeet(
+            &["config", "check", &fixture()],
+            &[("EDGEMEET_RECORDING", value)],
+        );
+        let said = text(&out);
+        assert!(
+            !out.status.success(),
+            "EDGEMEET_RECORDING={value} was accepted"
+        );
+        assert!(said.contains(named), "{value}: {said}");
+    }
+    let out = edgemeet(
+        &["config", "check", &fixture()],
+        &[("EDGEMEET_RECORDING", "off")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
 fn a_busy_port_fails_with_a_clear_message() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use edgemeet_config::Vars;
 use serde::Deserialize;
 
 use crate::crypto::TokenKey;
@@ -13,27 +14,11 @@ pub const MAX_CHUNK: u64 = 150 * 1024 * 1024;
 /// Upload-session appends are kept at multiples of 4 MiB (required for concurrent sessions).
 pub const CHUNK_ALIGN: u64 = 4 * 1024 * 1024;
 
-/// A configuration that cannot be used, with what to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file is not valid TOML for the uploader: {0}")]
-    Toml(String),
-    #[error("environment variable {name}: {reason}")]
-    Env { name: String, reason: String },
-    #[error("`{field}` {reason}")]
-    Invalid { field: &'static str, reason: String },
-}
+/// A configuration that cannot be used, with what to fix (the same type for every edgemeet program).
+pub use edgemeet_config::ConfigError;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    ConfigError::invalid(field, reason)
 }
 
 /// Where recordings go.
@@ -146,13 +131,13 @@ fn default_prefix() -> String {
     "recordings/".into()
 }
 fn default_api_url() -> String {
-    "https://api.dropboxapi.com".into()
+    edgemeet_config::recording::DROPBOX_API_URL.into()
 }
 fn default_content_url() -> String {
-    "https://content.dropboxapi.com".into()
+    edgemeet_config::recording::DROPBOX_CONTENT_URL.into()
 }
 fn default_root() -> String {
-    "/edgemeet".into()
+    edgemeet_config::recording::DROPBOX_ROOT.into()
 }
 fn default_chunk() -> u64 {
     64 * 1024 * 1024
@@ -264,14 +249,11 @@ impl Config {
     /// Reads an optional TOML file, then applies `EDGEMEET_UPLOADER_*` variables from the process
     /// environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let text = match path {
-            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                path: p.to_owned(),
-                source,
-            })?,
-            None => String::new(),
+        let file: FileConfig = match path {
+            Some(p) => edgemeet_config::file::read(p)?,
+            None => edgemeet_config::file::parse("")?,
         };
-        Self::build(&text, |k| std::env::var(k).ok())
+        Self::from_parts(file, |k| std::env::var(k).ok())
     }
 
     /// Parses `toml` then overrides with `env(name)`; validates the result.
@@ -279,18 +261,17 @@ impl Config {
         toml_text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut f: FileConfig =
-            toml::from_str(toml_text).map_err(|e| ConfigError::Toml(e.to_string()))?;
-        let var = |k: &str| env(&format!("{ENV_PREFIX}{k}")).filter(|v| !v.is_empty());
-        let num = |k: &str| -> Result<Option<u64>, ConfigError> {
-            match var(k) {
-                None => Ok(None),
-                Some(v) => v.parse().map(Some).map_err(|_| ConfigError::Env {
-                    name: format!("{ENV_PREFIX}{k}"),
-                    reason: format!("expected a whole number, got {v:?}"),
-                }),
-            }
-        };
+        Self::from_parts(edgemeet_config::file::parse(toml_text)?, env)
+    }
+
+    fn from_parts(
+        mut f: FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let vars = Vars::new(env);
+        let name = |k: &str| format!("{ENV_PREFIX}{k}");
+        let var = |k: &str| vars.get(&name(k));
+        let num = |k: &str| vars.parse::<u64>(&name(k));
 
         // S3 may come entirely from the environment.
         let s3_env = [
@@ -331,9 +312,7 @@ impl Config {
         if let Some(v) = var("S3_PREFIX") {
             s3.prefix = v;
         }
-        if let Some(v) = var("S3_CREATE_BUCKET") {
-            s3.create_bucket = matches!(v.as_str(), "1" | "true" | "yes");
-        }
+        vars.set_switch(&name("S3_CREATE_BUCKET"), &mut s3.create_bucket)?;
         let mut dropbox = f.dropbox;
         if let Some(v) = var("DROPBOX_API_URL") {
             dropbox.api_url = v;
@@ -529,6 +508,16 @@ mod tests {
         assert_eq!(c.s3.bucket, "other");
         assert_eq!(c.dropbox.api_url, "http://127.0.0.1:9");
         assert_eq!(c.listen, None);
+        // A switch means the same as everywhere else; anything else is an error, not `false`.
+        let on = |v: &'static str| {
+            Config::build(&base(), move |k| {
+                (k == "EDGEMEET_UPLOADER_S3_CREATE_BUCKET").then(|| v.into())
+            })
+        };
+        assert!(on("on").unwrap().s3.create_bucket);
+        assert!(!on("off").unwrap().s3.create_bucket);
+        let e = on("enabled").unwrap_err().to_string();
+        assert!(e.contains("EDGEMEET_UPLOADER_S3_CREATE_BUCKET"), "{e}");
     }
 
     #[test]

@@ -154,22 +154,24 @@ pub async fn start_with_clock(
     if config.s3.create_bucket {
         store.ensure_bucket().await?;
     }
-    let dest =
-        match &config.destination {
-            Destination::Dropbox => Dest::Dropbox {
-                client: DropboxClient::new(&config.dropbox)?,
-                key: Box::new(config.encryption_key.clone().ok_or(
-                    crate::ConfigError::Invalid {
-                        field: "encryption_key",
-                        reason: "is required for the Dropbox destination".into(),
-                    },
-                )?),
-            },
-            Destination::LocalFolder(p) => {
-                tokio::fs::create_dir_all(p).await?;
-                Dest::Local(p.clone())
-            }
-        };
+    let dest = match &config.destination {
+        Destination::Dropbox => Dest::Dropbox {
+            client: DropboxClient::new(&config.dropbox)?,
+            key: Box::new(
+                config
+                    .encryption_key
+                    .clone()
+                    .ok_or(crate::ConfigError::invalid(
+                        "encryption_key",
+                        "is required for the Dropbox destination",
+                    ))?,
+            ),
+        },
+        Destination::LocalFolder(p) => {
+            tokio::fs::create_dir_all(p).await?;
+            Dest::Local(p.clone())
+        }
+    };
     let metrics = Arc::new(Metrics::default());
     let (tx, rx) = watch::channel(false);
     let status_router = status::router(store.clone(), config.retention, clock.clone());

@@ -193,6 +193,14 @@ pub struct ConfigError {
 }
 
 impl EdgeConfig {
+    /// The `[edge]` settings that have variables, the same on both hosts (natively the process
+    /// environment; on the Worker its wrangler vars and secrets): `EDGEMEET_HASH_KEY`,
+    /// `EDGEMEET_NODE_SECRET`.
+    pub fn apply_env(&mut self, vars: &edgemeet_config::Vars) {
+        vars.set_string("EDGEMEET_HASH_KEY", &mut self.hash_key);
+        vars.set_some("EDGEMEET_NODE_SECRET", &mut self.node_secret);
+    }
+
     /// Check what serde cannot: references between settings, key material, sane limits.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key: String, problem: &str| {

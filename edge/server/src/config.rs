@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use edgemeet_config::Vars;
 use edgemeet_core::EdgeConfig;
 use rand_core::{OsRng, RngCore};
 use serde::Deserialize;
@@ -87,44 +88,32 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Read `path` (if any), apply the environment, fill generated secrets, and validate.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let mut config = match path {
-            Some(path) => Self::parse_file(path)?,
-            None => Self::default(),
-        };
+        let mut config: Self = edgemeet_config::file::read_or_default(path)?;
         config.apply_env(|k| std::env::var(k).ok())?;
         config.fill_secrets();
         config.validate()?;
         Ok(config)
     }
 
-    pub fn parse_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in config file {}", path.display()))
-    }
-
+    #[cfg(test)]
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        // toml's message names the key and the line: keep it whole.
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+        Ok(edgemeet_config::file::parse(text)?)
     }
 
+    /// The variables of `docs/configuration.md` over the file's values (empty ones count as unset).
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        if let Some(v) = get("EDGEMEET_LISTEN") {
-            self.listen = v.parse().with_context(|| {
-                format!("EDGEMEET_LISTEN: `{v}` is not an address like 127.0.0.1:8080")
-            })?;
-        }
-        if let Some(v) = get("EDGEMEET_WEB_DIR") {
+        let vars = Vars::new(get);
+        vars.set_parsed("EDGEMEET_LISTEN", &mut self.listen)?;
+        if let Some(v) = vars.get("EDGEMEET_WEB_DIR") {
             self.web_dir = v.into();
         }
-        if let Some(v) = get("EDGEMEET_LOG_FORMAT") {
-            self.log_format = match v.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => bail!("EDGEMEET_LOG_FORMAT: `{v}` is neither `text` nor `json`"),
-            };
+        if let Some(v) = vars.one_of(
+            "EDGEMEET_LOG_FORMAT",
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )? {
+            self.log_format = v;
         }
-        match (get("EDGEMEET_TLS_CERT"), get("EDGEMEET_TLS_KEY")) {
+        match (vars.get("EDGEMEET_TLS_CERT"), vars.get("EDGEMEET_TLS_KEY")) {
             (Some(cert), Some(key)) => {
                 self.tls = Some(TlsConfig {
                     cert: cert.into(),
@@ -134,29 +123,17 @@ impl ServerConfig {
             (None, None) => {}
             _ => bail!("EDGEMEET_TLS_CERT and EDGEMEET_TLS_KEY go together"),
         }
-        if let Some(v) = get("EDGEMEET_REGION") {
-            self.region = Some(v);
+        vars.set_some("EDGEMEET_REGION", &mut self.region);
+        self.edge.apply_env(&vars);
+        vars.set_parsed(
+            "EDGEMEET_MAX_SOCKETS_PER_ADDRESS",
+            &mut self.max_sockets_per_address,
+        )?;
+        vars.set_some("EDGEMEET_METRICS_TOKEN", &mut self.metrics.token);
+        if let Some(v) = vars.parse("EDGEMEET_METRICS_LISTEN")? {
+            self.metrics.listen = Some(v);
         }
-        if let Some(v) = get("EDGEMEET_NODE_SECRET") {
-            self.edge.node_secret = Some(v);
-        }
-        if let Some(v) = get("EDGEMEET_HASH_KEY") {
-            self.edge.hash_key = v;
-        }
-        if let Some(v) = get("EDGEMEET_MAX_SOCKETS_PER_ADDRESS") {
-            self.max_sockets_per_address = v.parse().with_context(|| {
-                format!("EDGEMEET_MAX_SOCKETS_PER_ADDRESS: `{v}` is not a number")
-            })?;
-        }
-        if let Some(v) = get("EDGEMEET_METRICS_TOKEN") {
-            self.metrics.token = Some(v);
-        }
-        if let Some(v) = get("EDGEMEET_METRICS_LISTEN") {
-            self.metrics.listen = Some(v.parse().with_context(|| {
-                format!("EDGEMEET_METRICS_LISTEN: `{v}` is not an address like 127.0.0.1:9464")
-            })?);
-        }
-        self.recording.apply_env(&get)?;
+        self.recording.apply_env(&vars)?;
         Ok(())
     }
 
@@ -179,15 +156,13 @@ impl ServerConfig {
             // Its secret is always edge.node_secret, filled in at start: check the rest now.
             let mut node = node.clone();
             node.secret = "x".repeat(32);
-            node.validate().map_err(|e| match e {
-                edgemeet_media_node::ConfigError::Invalid(m) => anyhow::anyhow!("media_node: {m}"),
-                other => anyhow::anyhow!("media_node: {other}"),
-            })?;
+            node.validate()
+                .map_err(|e| anyhow::anyhow!("media_node.{e}"))?;
         }
         self.edge
             .validate()
             .map_err(|e| anyhow::anyhow!("edge.{e}"))?;
-        self.recording.validate()?;
+        crate::recording::validate(&self.recording)?;
         if self.max_sockets_per_address == 0 {
             bail!("max_sockets_per_address: must be at least 1");
         }
@@ -293,7 +268,9 @@ mod tests {
             ),
         ] {
             let err = match ServerConfig::parse(text) {
-                Ok(c) => c.recording.validate().unwrap_err().to_string(),
+                Ok(c) => crate::recording::validate(&c.recording)
+                    .unwrap_err()
+                    .to_string(),
                 Err(e) => e.to_string(),
             };
             assert!(err.contains(key), "{text}: {err}");
@@ -313,9 +290,49 @@ mod tests {
         c.apply_env(|k| (k == "EDGEMEET_LISTEN").then(|| "127.0.0.1:9999".into()))
             .unwrap();
         assert_eq!(c.listen.port(), 9999);
-        assert!(
-            c.apply_env(|k| (k == "EDGEMEET_LISTEN").then(|| "nope".into()))
-                .is_err()
+        let err = c
+            .apply_env(|k| (k == "EDGEMEET_LISTEN").then(|| "nope".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EDGEMEET_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn variables_mean_the_same_as_on_the_worker() {
+        // EDGEMEET_RECORDING is a switch on both hosts.
+        let mut c = ServerConfig::default();
+        c.apply_env(|k| (k == "EDGEMEET_RECORDING").then(|| "off".into()))
+            .unwrap();
+        assert!(!c.recording.enabled);
+        for bad in ["maybe", r#"{"dropbox":{"app_key":"k"}}"#] {
+            let err = ServerConfig::default()
+                .apply_env(|k| (k == "EDGEMEET_RECORDING").then(|| bad.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("EDGEMEET_RECORDING"), "{bad}: {err}");
+        }
+        // An empty variable is unset: the file's value stays, a missing secret is generated.
+        let mut c = ServerConfig::parse("region = \"eu-west\"\n[edge]\nhash_key = \"k\"").unwrap();
+        c.apply_env(|k| k.starts_with("EDGEMEET_").then(String::new))
+            .unwrap();
+        assert_eq!(
+            (c.region.as_deref(), c.edge.hash_key.as_str()),
+            (Some("eu-west"), "k")
         );
+        let mut c = ServerConfig::default();
+        c.apply_env(|k| (k == "EDGEMEET_HASH_KEY").then(String::new))
+            .unwrap();
+        c.fill_secrets();
+        assert_eq!(c.edge.hash_key.len(), 64);
+        // The edge's own variables, the same ones the Worker reads.
+        let mut c = ServerConfig::default();
+        c.apply_env(|k| match k {
+            "EDGEMEET_NODE_SECRET" => Some("n".repeat(32)),
+            "EDGEMEET_HASH_KEY" => Some("h".repeat(16)),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.edge.node_secret, Some("n".repeat(32)));
+        assert_eq!(c.edge.hash_key, "h".repeat(16));
     }
 }

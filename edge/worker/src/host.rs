@@ -98,22 +98,36 @@ fn env_json(env: &Env, name: &str) -> Result<Option<Value>> {
         .map_err(|e| format!("{name}: not JSON: {e}").into())
 }
 
-/// The configuration: `EDGEMEET_CONFIG` (a wrangler var, JSON object or JSON string) deep-merged with
-/// `EDGEMEET_SECRETS` (a `wrangler secret`, JSON string: node secret, JWT keys, log key). Parsed once
-/// per isolate.
+/// Wrangler vars and secrets as environment variables, one meaning for each on both hosts
+/// (`edgemeet_config`).
+fn vars(env: &Env) -> edgemeet_config::Vars<'_> {
+    edgemeet_config::Vars::new(move |name| {
+        env.var(name)
+            .map(|v| v.to_string())
+            .or_else(|_| env.secret(name).map(|v| v.to_string()))
+            .ok()
+    })
+}
+
+/// The configuration: `EDGEMEET_EDGE` (a wrangler var, JSON object or JSON string) deep-merged with
+/// `EDGEMEET_EDGE_SECRETS` (a `wrangler secret`, JSON string: node secret, hash key, JWT keys), then
+/// the variables both hosts read (`logic::edge_config`). Parsed once per isolate.
 fn config(env: &Env) -> Result<Rc<EdgeConfig>> {
     if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
         return Ok(c);
     }
-    let mut value = env_json(env, "EDGEMEET_CONFIG")?.unwrap_or_else(|| json!({}));
-    if let Some(overlay) = env_json(env, "EDGEMEET_SECRETS")? {
-        logic::merge_json(&mut value, overlay);
+    for (old, new) in logic::RENAMED_VARS {
+        let set =
+            js_sys::Reflect::get(env, &JsValue::from_str(old)).is_ok_and(|v| !v.is_undefined());
+        if set {
+            return Err(format!("{old} is {new} now (docs/configuration.md, \"Worker\")").into());
+        }
     }
-    let parsed: EdgeConfig =
-        serde_json::from_value(value).map_err(|e| format!("edge configuration: {e}"))?;
-    parsed
-        .validate()
-        .map_err(|e| format!("edge configuration: {e}"))?;
+    let parsed = logic::edge_config(
+        env_json(env, logic::EDGE_VAR)?,
+        env_json(env, logic::EDGE_SECRETS_VAR)?,
+        &vars(env),
+    )?;
     let parsed = Rc::new(parsed);
     CONFIG.with(|c| *c.borrow_mut() = Some(parsed.clone()));
     Ok(parsed)
@@ -281,10 +295,13 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> Result<Response
             json_response(200, &json!({ "name": name }))
         }
         Route::NamesCheck => names_check(req).await,
-        Route::PageConfig => {
-            let var = env.var("EDGEMEET_RECORDING").ok().map(|v| v.to_string());
-            json_response(200, &logic::page_config(var.as_deref()))
-        }
+        Route::PageConfig => match logic::page_config(&vars(&env)) {
+            Ok(config) => json_response(200, &config),
+            Err(e) => {
+                worker::console_error!("recording configuration: {e}");
+                json_response(200, &logic::page_config_without_recording())
+            }
+        },
         Route::Room { tenant, room } => join_room(req, env, tenant, room).await,
         Route::Heartbeat => heartbeat(req, env).await,
         Route::NodeEvents => node_events(req, env).await,

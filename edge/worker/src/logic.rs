@@ -1,6 +1,8 @@
 //! Everything the Worker decides without touching the Workers runtime: URL routing, static files,
 //! `request.cf` parsing, configuration merging, secret checks. Compiled and unit-tested on the host too.
 
+use edgemeet_config::recording::RecordingSettings;
+use edgemeet_config::{ConfigError, Vars};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,53 +46,59 @@ pub fn index_html() -> &'static [u8] {
     file("/index.html").unwrap_or(b"<!doctype html><title>edgemeet</title><p>edgemeet</p>\n")
 }
 
-/// The page's `GET /api/config` answer, the same shape as the native host's: recording is offered
-/// when `EDGEMEET_RECORDING` (a public var, JSON) names a Dropbox app. On Cloudflare the media nodes
-/// record to S3 and the uploader delivers to Dropbox; there is no local-folder destination.
-/// `status_url` in the var (the uploader's public `status_listen`, up to
-/// `/v1/recording-status/`) is where the recorder's page reads its delivery status; without it
-/// (or with one that is not a base URL ending in `/`) the page shows no link.
-pub fn page_config(recording_var: Option<&str>) -> Value {
-    #[derive(Deserialize)]
-    struct Dropbox {
-        app_key: String,
-        #[serde(default = "default_authorize")]
-        authorize_url: String,
-        #[serde(default = "default_api")]
-        api_url: String,
+/// The page's `GET /api/config` answer, the same shape as the native host's, from the same
+/// variables (`docs/configuration.md`, `[recording]`): recording is offered when
+/// `EDGEMEET_DROPBOX_APP_KEY` names a Dropbox app and `EDGEMEET_RECORDING` is not `off`. On
+/// Cloudflare the media nodes record to S3 and the uploader delivers to Dropbox; there is no
+/// local-folder destination. `EDGEMEET_RECORDING_STATUS_URL` (the uploader's public
+/// `status_listen`, up to `/v1/recording-status/`) is where the recorder's page reads its delivery
+/// status; without it the page shows no link. A setting that is not usable is an error, naming
+/// the variable or the key (the host logs it and offers no recording).
+pub fn page_config(vars: &Vars) -> Result<Value, ConfigError> {
+    let mut recording = RecordingSettings::default();
+    recording.apply_env(vars)?;
+    recording.validate()?;
+    Ok(recording.public_json(recording.uses_dropbox(), recording.status_url.as_deref()))
+}
+
+/// The Worker's `[edge]` table, as JSON: it has no file. (`EDGEMEET_CONFIG` names the native
+/// host's configuration file, so the Worker reads other names.)
+pub const EDGE_VAR: &str = "EDGEMEET_EDGE";
+/// The table's secrets (`node_secret`, `hash_key`, tenants' `hs256_secret`), deep-merged over it.
+pub const EDGE_SECRETS_VAR: &str = "EDGEMEET_EDGE_SECRETS";
+/// The names earlier versions read, refused with the new name rather than silently ignored.
+pub const RENAMED_VARS: [(&str, &str); 2] = [
+    ("EDGEMEET_CONFIG", EDGE_VAR),
+    ("EDGEMEET_SECRETS", EDGE_SECRETS_VAR),
+];
+
+/// The edge's settings on the Worker: `EDGEMEET_EDGE`, `EDGEMEET_EDGE_SECRETS` deep-merged over it,
+/// then the variables both hosts read (`EDGEMEET_HASH_KEY`, `EDGEMEET_NODE_SECRET`), validated.
+pub fn edge_config(
+    public: Option<Value>,
+    secrets: Option<Value>,
+    vars: &Vars,
+) -> Result<crate::core::EdgeConfig, String> {
+    let mut value = public.unwrap_or_else(|| serde_json::json!({}));
+    if let Some(overlay) = secrets {
+        merge_json(&mut value, overlay);
     }
-    fn default_authorize() -> String {
-        "https://www.dropbox.com/oauth2/authorize".into()
+    let mut config: crate::core::EdgeConfig =
+        serde_json::from_value(value).map_err(|e| format!("edge configuration: {e}"))?;
+    config.apply_env(vars);
+    config
+        .validate()
+        .map_err(|e| format!("edge configuration: {e}"))?;
+    Ok(config)
+}
+
+/// `GET /api/config` when the recording settings are unusable.
+pub fn page_config_without_recording() -> Value {
+    RecordingSettings {
+        enabled: false,
+        ..Default::default()
     }
-    fn default_api() -> String {
-        "https://api.dropboxapi.com".into()
-    }
-    #[derive(Deserialize)]
-    struct Recording {
-        dropbox: Option<Dropbox>,
-        status_url: Option<String>,
-    }
-    match recording_var.and_then(|v| serde_json::from_str::<Recording>(v).ok()) {
-        Some(Recording {
-            dropbox: Some(d),
-            status_url,
-        }) if !d.app_key.is_empty() => {
-            let mut config = serde_json::json!({"recording": {
-                "available": true,
-                "destination": "dropbox",
-                "dropbox": {
-                    "app_key": d.app_key,
-                    "authorize_url": d.authorize_url,
-                    "token_url": format!("{}/oauth2/token", d.api_url.trim_end_matches('/')),
-                },
-            }});
-            if let Some(url) = status_url.filter(|u| crate::core::web::status_url_ok(u)) {
-                config["recording"]["status_url"] = Value::String(url);
-            }
-            config
-        }
-        _ => serde_json::json!({"recording": {"available": false}}),
-    }
+    .public_json(false, None)
 }
 
 /// The recorder's delivery-status token in a media node's answer to a recording start
@@ -208,7 +216,7 @@ pub fn location_from_cf(cf: &Value) -> Option<Location> {
 }
 
 /// Deep-merge `overlay` into `base` (objects merge key by key, anything else replaces): the secrets
-/// (`EDGEMEET_SECRETS`) complete the public configuration (`EDGEMEET_CONFIG`).
+/// (`EDGEMEET_EDGE_SECRETS`) complete the public configuration (`EDGEMEET_EDGE`).
 pub fn merge_json(base: &mut Value, overlay: Value) {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
@@ -275,15 +283,56 @@ mod tests {
     }
 
     #[test]
+    fn edge_config_is_the_json_table_then_the_secrets_then_the_variables() {
+        let public = json!({"p2p_return_delay_ms": 2000, "tenants": {"default": {}, "acme": {"auth": "jwt", "issuers": ["x"]}}});
+        let secrets = json!({"hash_key": "hash-key-from-secrets-0123", "tenants": {"acme": {"hs256_secret": "s".repeat(32)}}});
+        let none = Vars::new(|_| None);
+        let c = edge_config(Some(public.clone()), Some(secrets.clone()), &none).unwrap();
+        assert_eq!(c.p2p_return_delay_ms, 2000);
+        assert_eq!(c.hash_key, "hash-key-from-secrets-0123");
+        assert_eq!(c.tenants["acme"].issuers, ["x"]);
+        // The native host's variables mean the same here, over both.
+        let node_secret = "n".repeat(32);
+        let vars = Vars::new(|k| (k == "EDGEMEET_NODE_SECRET").then(|| node_secret.clone()));
+        let c = edge_config(Some(public.clone()), Some(secrets), &vars).unwrap();
+        assert_eq!(c.node_secret.as_deref(), Some(node_secret.as_str()));
+        // Without a hash key (the Worker cannot generate one) it is refused, naming the key.
+        let tenant_secret = json!({"tenants": {"acme": {"hs256_secret": "s".repeat(32)}}});
+        let err = edge_config(Some(public), Some(tenant_secret), &none).unwrap_err();
+        assert!(err.contains("hash_key"), "{err}");
+        let names: Vec<&str> = RENAMED_VARS.iter().map(|(_, new)| *new).collect();
+        assert_eq!(names, [EDGE_VAR, EDGE_SECRETS_VAR]);
+    }
+
+    #[test]
     fn page_config_offers_recording_only_with_a_dropbox_app() {
+        fn vars(pairs: &[(&'static str, &'static str)]) -> Vars<'static> {
+            let pairs = pairs.to_vec();
+            Vars::new(move |k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        }
         let off = json!({"recording": {"available": false}});
-        assert_eq!(page_config(None), off);
-        assert_eq!(page_config(Some("{}")), off);
-        assert_eq!(page_config(Some("not json")), off);
-        assert_eq!(page_config(Some(r#"{"dropbox":{"app_key":""}}"#)), off);
-        let on = page_config(Some(
-            r#"{"dropbox":{"app_key":"k1","api_url":"https://api.example/"}}"#,
-        ));
+        assert_eq!(page_config(&vars(&[])).unwrap(), off);
+        assert_eq!(page_config_without_recording(), off);
+        assert_eq!(
+            page_config(&vars(&[("EDGEMEET_DROPBOX_APP_KEY", "")])).unwrap(),
+            off
+        );
+        // No local folder on Cloudflare: `local` offers nothing.
+        let local = [
+            ("EDGEMEET_DROPBOX_APP_KEY", "k1"),
+            ("EDGEMEET_RECORDING_DESTINATION", "local"),
+        ];
+        assert_eq!(page_config(&vars(&local)).unwrap(), off);
+        let app = [
+            ("EDGEMEET_DROPBOX_APP_KEY", "k1"),
+            ("EDGEMEET_DROPBOX_API_URL", "https://api.example/"),
+        ];
+        let on = page_config(&vars(&app)).unwrap();
         assert_eq!(on["recording"]["available"], true);
         assert_eq!(on["recording"]["destination"], "dropbox");
         assert_eq!(on["recording"]["dropbox"]["app_key"], "k1");
@@ -296,18 +345,32 @@ mod tests {
             "https://www.dropbox.com/oauth2/authorize"
         );
         assert_eq!(on["recording"].get("status_url"), None);
+        // The same switch as natively turns it off.
+        let switched_off = [
+            ("EDGEMEET_DROPBOX_APP_KEY", "k1"),
+            ("EDGEMEET_RECORDING", "off"),
+        ];
+        assert_eq!(page_config(&vars(&switched_off)).unwrap(), off);
         // Where the recorder's page reads its delivery status (the uploader's status_listen).
-        let with_status = |url: &str| {
-            page_config(Some(
-                &json!({"dropbox": {"app_key": "k1"}, "status_url": url}).to_string(),
-            ))
-        };
         let url = "https://status.example.org/v1/recording-status/";
-        assert_eq!(with_status(url)["recording"]["status_url"], url);
+        let with_status = [
+            ("EDGEMEET_DROPBOX_APP_KEY", "k1"),
+            ("EDGEMEET_RECORDING_STATUS_URL", url),
+        ];
         assert_eq!(
-            with_status("javascript:alert(1)//")["recording"].get("status_url"),
-            None
+            page_config(&vars(&with_status)).unwrap()["recording"]["status_url"],
+            url
         );
+        // Unusable settings are errors naming what to fix, not a silently different answer.
+        let bad_status = [
+            ("EDGEMEET_DROPBOX_APP_KEY", "k1"),
+            ("EDGEMEET_RECORDING_STATUS_URL", "javascript:alert(1)//"),
+        ];
+        let err = page_config(&vars(&bad_status)).unwrap_err().to_string();
+        assert!(err.contains("recording.status_url"), "{err}");
+        let old_json = [("EDGEMEET_RECORDING", r#"{"dropbox":{"app_key":"k1"}}"#)];
+        let err = page_config(&vars(&old_json)).unwrap_err().to_string();
+        assert!(err.contains("EDGEMEET_DROPBOX_APP_KEY"), "{err}");
         assert_eq!(route("GET", "/api/config"), Route::PageConfig);
         assert_eq!(
             route("POST", "/api/config"),

@@ -1,5 +1,6 @@
 //! The `[recording]` section of the node config: where recordings go and the sealing key.
 
+use edgemeet_config::ConfigError;
 use edgemeet_uploader::{S3Config, TokenKey};
 use serde::Deserialize;
 
@@ -57,21 +58,33 @@ impl RecordingConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         TokenKey::from_base64(&self.encryption_key)
-            .map_err(|e| format!("recording.encryption_key: {e}"))?;
+            .map_err(|e| ConfigError::invalid("recording.encryption_key", e.to_string()))?;
         let s3 = &self.s3;
         if !(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://")) {
-            return Err("recording.s3.endpoint must start with http:// or https://".into());
+            return Err(ConfigError::invalid(
+                "recording.s3.endpoint",
+                "must start with http:// or https://",
+            ));
         }
         if s3.bucket.is_empty() || s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
-            return Err("recording.s3 needs bucket, access_key_id and secret_access_key".into());
+            return Err(ConfigError::invalid(
+                "recording.s3",
+                "needs bucket, access_key_id and secret_access_key",
+            ));
         }
         if !(5..=64).contains(&self.part_size_mib) {
-            return Err("recording.part_size_mib must be 5 to 64".into());
+            return Err(ConfigError::invalid(
+                "recording.part_size_mib",
+                "must be 5 to 64",
+            ));
         }
         if self.queue_packets == 0 {
-            return Err("recording.queue_packets must be positive".into());
+            return Err(ConfigError::invalid(
+                "recording.queue_packets",
+                "must be positive",
+            ));
         }
         Ok(())
     }
