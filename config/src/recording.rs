@@ -269,12 +269,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &'static [(&'static str, &'static str)]) -> Vars<'static> {
-        Vars::new(|k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
+        Vars::from_pairs(pairs)
     }
 
     #[test]

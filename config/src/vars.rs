@@ -14,6 +14,17 @@ pub struct Vars<'a> {
 type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 impl<'a> Vars<'a> {
+    /// Variables from fixed pairs (tests).
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &'static [(&'static str, &'static str)]) -> Vars<'static> {
+        Vars::new(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
     pub fn new(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
         Self {
             lookup: Box::new(lookup),
@@ -128,12 +139,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &'static [(&'static str, &'static str)]) -> Vars<'static> {
-        Vars::new(|k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
+        Vars::from_pairs(pairs)
     }
 
     #[test]
