@@ -126,6 +126,11 @@ pub fn method_not_allowed(allow: &'static str) -> Reply {
     }
 }
 
+/// A body beyond what a host reads at all (every endpoint's own limit is far below).
+pub fn body_too_large() -> Reply {
+    Reply::error(413, "too_large", "the request body is too large")
+}
+
 /// `/healthz` and `/readyz`.
 pub fn health() -> Reply {
     Reply::text(200, "ok")
