@@ -7,17 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use edgemeet_core::crypto::random_hex;
+use edgemeet_core::http::page_config;
 use edgemeet_media_node::RecordingConfig;
 use edgemeet_uploader::{
     Config as UploaderConfig, Destination, EmbeddedS3, S3Config, TokenKey, UploaderHandle,
 };
 use serde::Deserialize;
-use serde_json::json;
-
-use crate::AppState;
 
 /// Where recordings are delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -208,29 +205,24 @@ impl RecordingSettings {
         Ok(())
     }
 
-    /// What the page is told (`GET /api/config`): nothing secret. `status_url`: where the
-    /// recorder's page reads its delivery status (`{status_url}{token}`), if anywhere.
+    /// What the page is told (`GET /api/config`, shaped by the core): nothing secret.
+    /// `status_url`: where the recorder's page reads its delivery status (`{status_url}{token}`),
+    /// if anywhere.
     pub fn public_json(&self, available: bool, status_url: Option<&str>) -> serde_json::Value {
-        if !(self.enabled && available) {
-            return json!({"recording": {"available": false}});
-        }
-        let mut config = if self.uses_dropbox() {
-            json!({"recording": {
-                "available": true,
-                "destination": "dropbox",
-                "dropbox": {
-                    "app_key": self.dropbox.app_key,
-                    "authorize_url": self.dropbox.authorize_url,
-                    "token_url": format!("{}/oauth2/token", self.dropbox.api_url.trim_end_matches('/')),
-                },
-            }})
-        } else {
-            json!({"recording": {"available": true, "destination": "local"}})
-        };
-        if let Some(url) = status_url {
-            config["recording"]["status_url"] = json!(url);
-        }
-        config
+        let offer = (self.enabled && available).then(|| page_config::Recording {
+            destination: match &self.dropbox.app_key {
+                Some(app_key) if self.uses_dropbox() => {
+                    page_config::Destination::Dropbox(page_config::DropboxApp {
+                        app_key: app_key.clone(),
+                        authorize_url: self.dropbox.authorize_url.clone(),
+                        api_url: self.dropbox.api_url.clone(),
+                    })
+                }
+                _ => page_config::Destination::Local,
+            },
+            status_url: status_url.map(str::to_string),
+        });
+        page_config::page_config(offer.as_ref())
     }
 }
 
@@ -243,13 +235,6 @@ pub struct Embedded {
     uploader: UploaderHandle,
 }
 
-fn random_hex(n: usize) -> String {
-    use rand_core::{OsRng, RngCore};
-    let mut b = vec![0u8; n];
-    OsRng.fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Starts the storage and the uploader, and returns the node's `[recording]` section.
 pub async fn start(settings: &RecordingSettings) -> anyhow::Result<(Embedded, RecordingConfig)> {
     edgemeet_uploader::install_crypto_provider();
@@ -259,9 +244,9 @@ pub async fn start(settings: &RecordingSettings) -> anyhow::Result<(Embedded, Re
     let (ak, sk) = (
         format!(
             "{EMBEDDED_ACCESS_KEY_PREFIX}{}",
-            random_hex(8).to_uppercase()
+            random_hex(&mut rand_core::OsRng, 8).to_uppercase()
         ),
-        random_hex(20),
+        random_hex(&mut rand_core::OsRng, 20),
     );
     let s3 = edgemeet_uploader::start_embedded_s3(
         dir.join("s3"),
@@ -335,9 +320,4 @@ impl Embedded {
         self.uploader.shutdown().await;
         self.s3.shutdown().await;
     }
-}
-
-/// `GET /api/config`: what the page needs to offer recording.
-pub async fn config(State(app): State<AppState>) -> Response {
-    axum::Json(app.public_config.as_ref().clone()).into_response()
 }
