@@ -4,6 +4,8 @@
 
 #[path = "conformance/hardening.rs"]
 mod hardening;
+#[path = "conformance/surface.rs"]
+mod surface;
 
 use std::time::Duration;
 

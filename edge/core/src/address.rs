@@ -96,6 +96,12 @@ pub fn keyed_hash(key: &str, data: &str) -> String {
     hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
+/// Whether `s` has the form of a route [`route`] makes (a [`keyed_hash`]: 32 lowercase hex
+/// digits). What a node echoes back as a route must have it before it addresses anything.
+pub fn is_route(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +129,7 @@ mod tests {
         assert_eq!(a.room, "standup");
         assert!(!a.route.contains("standup"));
         assert_eq!(a.route, route(&cfg, None, "standup").unwrap().route);
+        assert!(is_route(&a.route));
         cfg.hash_key = "j".repeat(16);
         assert_ne!(a.route, route(&cfg, None, "standup").unwrap().route);
         // Unknown tenants route like any other: the join answers for them.

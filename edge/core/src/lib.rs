@@ -5,7 +5,10 @@
 pub mod address;
 pub mod auth;
 pub mod config;
+pub mod crypto;
+pub mod http;
 pub mod names;
+pub mod node_call;
 pub mod profile;
 pub mod ratelimit;
 pub mod registry;

@@ -57,8 +57,8 @@ pub async fn start(
         MediaNode::build(node).map_err(|e| anyhow::anyhow!("media_node: {e}"))?;
     // The loopback listener: the node reports here, and the edge calls the node here.
     let internal_routes = Router::new()
-        .route("/api/nodes/heartbeat", post(crate::nodes::heartbeat))
-        .route("/api/nodes/events", post(crate::nodes::events))
+        .route("/api/nodes/heartbeat", post(crate::nodes::heartbeat_route))
+        .route("/api/nodes/events", post(crate::nodes::events_route))
         .with_state(state.clone())
         .merge(router.clone());
     tokio::spawn(async move {

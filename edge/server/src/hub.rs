@@ -257,34 +257,19 @@ impl Hub {
                         token,
                         start,
                     } => {
+                        let call = self.node_calls.record(&node, meeting_id, token, start);
                         let (hub, route) = (self.clone(), route.to_string());
+                        // In the background: the room goes on while the node answers (or times
+                        // out); the answer comes back as an input.
                         tokio::spawn(async move {
-                            let recorder = start.as_ref().map(|s| s.recorder.clone());
-                            let answer = hub
-                                .node_calls
-                                .record(&node, &meeting_id, &token, start)
-                                .await;
-                            let (starting, ok) = (recorder.is_some(), answer.is_some());
+                            let answer = hub.node_calls.send(&node, &call.call).await;
+                            let (starting, ok) = (call.starting(), answer.is_ok());
                             tracing::info!(room = %route, node = %node.id, starting, ok, "recording call");
-                            match (recorder, answer) {
-                                (Some(_), None) => {
-                                    hub.room_input(&route, Input::RecordingFailed { meeting_id });
-                                }
-                                (Some(recorder), Some(answer)) => {
-                                    if let Some(token) = answer.status_token {
-                                        let status_token = edgemeet_core::StatusToken(token);
-                                        hub.room_input(
-                                            &route,
-                                            Input::RecordingStarted {
-                                                meeting_id,
-                                                recorder,
-                                                status_token,
-                                            },
-                                        );
-                                    }
-                                }
-                                (None, Some(_)) => hub.recording_stopped.notify_one(),
-                                (None, None) => {}
+                            if !starting && ok {
+                                hub.recording_stopped.notify_one();
+                            }
+                            if let Some(input) = call.into_input(&answer) {
+                                hub.room_input(&route, input);
                             }
                         });
                     }

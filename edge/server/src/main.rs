@@ -3,6 +3,7 @@
 
 mod config;
 mod embedded;
+mod http;
 mod hub;
 mod location;
 mod nodes;
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use clap::{Parser, Subcommand};
 use edgemeet_core::Registry;
 use tokio::sync::watch;
@@ -236,7 +237,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     app = app.layer(axum::middleware::from_fn_with_state(
         state,
-        pages::security_headers,
+        http::security_headers,
     ));
     let app = app.into_make_service_with_connect_info::<tls::PeerAddr>();
     let stop = async move {
@@ -276,30 +277,15 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The embedded node's API under `/node` and the uploader's status pages (when they run here),
+/// everything else by the core's route table (`http::dispatch`).
 fn router(state: AppState, node: Option<Router>) -> Router {
-    let app = Router::new()
-        .route("/", get(pages::index))
-        .route("/assets/{*path}", get(pages::asset))
-        .route("/api/names/random", get(pages::random_name))
-        .route("/api/names/check", post(pages::check_name))
-        .route("/api/config", get(recording::config))
-        .route("/api/rooms/{room}", get(ws::room_default))
-        .route("/api/rooms/{tenant}/{room}", get(ws::room_tenant))
-        .route("/api/nodes/heartbeat", post(nodes::heartbeat))
-        .route("/api/nodes/events", post(nodes::events))
-        .route("/api/{*rest}", axum::routing::any(pages::fallback))
-        .route("/healthz", get(pages::healthz))
-        .route("/readyz", get(pages::healthz))
-        .route("/metrics", get(pages::metrics))
-        .route("/{room}", get(pages::room_page))
-        .route("/{tenant}/{room}", get(pages::room_page))
-        .fallback(pages::fallback)
-        .with_state(state);
+    let app = Router::new().fallback(http::dispatch).with_state(state);
     match node {
         // The node's own /metrics is not for browsers: it is part of the edge's (protected) one.
         Some(node) => app.nest(
             embedded::NODE_PREFIX,
-            node.layer(axum::middleware::from_fn(pages::hide_node_metrics)),
+            node.layer(axum::middleware::from_fn(http::hide_node_metrics)),
         ),
         None => app,
     }

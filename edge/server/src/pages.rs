@@ -1,17 +1,13 @@
-//! Pages and the names API. `GET /{room}` is the same page for every name: nothing before joining
-//! tells an active room from an unused name.
+//! The browser client's files (read from `web_dir`) and `/metrics`. What the page and every
+//! other endpoint answer is the core's (`edgemeet_core::http`), dispatched in `http.rs`.
 
-use std::path::{Component, Path as FsPath, PathBuf};
+use std::path::{Path as FsPath, PathBuf};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use edgemeet_core::names;
-use rand_core::OsRng;
-use serde::Deserialize;
-use serde_json::json;
+use edgemeet_core::http::{self, Reply};
 
 use crate::AppState;
 
@@ -31,147 +27,25 @@ impl Web {
     }
 }
 
-pub async fn index(State(app): State<AppState>) -> Response {
-    html(app.web.index.clone())
-}
-
-/// `/{room}` and `/{tenant}/{room}`: the same bytes as `/`, whatever the name.
-pub async fn room_page(State(app): State<AppState>, _: Path<Vec<(String, String)>>) -> Response {
-    html(app.web.index.clone())
-}
-
-fn html(body: Bytes) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-pub async fn asset(State(app): State<AppState>, Path(path): Path<String>) -> Response {
-    let rel = FsPath::new(&path);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return not_found();
+/// A file under `assets/` (its path checked by the core's route table: plain names only).
+pub async fn asset(app: &AppState, file: &str) -> Reply {
+    match tokio::fs::read(app.web.dir.join("assets").join(file)).await {
+        Ok(bytes) => Reply::file(file, bytes),
+        Err(_) => http::not_found(),
     }
-    let full = app.web.dir.join("assets").join(rel);
-    let Ok(bytes) = tokio::fs::read(&full).await else {
-        return not_found();
-    };
-    let mime = edgemeet_core::web::content_type(&path);
-    (
-        [
-            (header::CONTENT_TYPE, mime),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        bytes,
-    )
-        .into_response()
-}
-
-pub fn not_found() -> Response {
-    api_error(StatusCode::NOT_FOUND, "not_found", "no such file")
-}
-
-pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
-}
-
-pub async fn random_name() -> Response {
-    axum::Json(json!({"name": names::generate(&mut OsRng)})).into_response()
-}
-
-#[derive(Deserialize)]
-struct CheckRequest {
-    name: String,
-}
-
-pub async fn check_name(body: Bytes) -> Response {
-    if body.len() > 4096 {
-        return api_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "send at most 4096 bytes",
-        );
-    }
-    match serde_json::from_slice::<CheckRequest>(&body) {
-        Ok(req) => axum::Json(names::check(&req.name)).into_response(),
-        Err(e) => api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_message",
-            &format!("expected {{\"name\": \"...\"}}: {e}"),
-        ),
-    }
-}
-
-/// Headers on every response (the embedded node's `/node/*` too): no referrer (room names are in
-/// URLs), a tight CSP, no sniffing.
-pub async fn security_headers(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
-        h.insert(k, HeaderValue::from_static(v));
-    };
-    set(h, "referrer-policy", "no-referrer");
-    set(h, "x-content-type-options", "nosniff");
-    set(h, "x-frame-options", "DENY");
-    set(
-        h,
-        "permissions-policy",
-        "camera=(self), microphone=(self), display-capture=(self), interest-cohort=()",
-    );
-    // A handler's own policy stays (the recording-status page's is stricter: `default-src 'none'`).
-    h.entry("content-security-policy")
-        .or_insert_with(|| app.csp.clone());
-    res
-}
-
-/// In front of the embedded node's router: its `/metrics` is served with the edge's own.
-pub async fn hide_node_metrics(req: Request, next: Next) -> Response {
-    if req.uri().path() == "/metrics" {
-        return not_found();
-    }
-    next.run(req).await
-}
-
-pub async fn healthz() -> &'static str {
-    "ok"
 }
 
 /// `/metrics` on the main listener: only with the configured bearer token; without one
 /// configured it does not exist here (see `metrics.listen`).
-pub async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub async fn metrics(app: &AppState, headers: &HeaderMap) -> Response {
     let Some(token) = app.metrics_token.as_deref() else {
-        return not_found();
+        return crate::http::response(http::not_found());
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let ok = given.is_some_and(|g| {
-        g.len() == token.len()
-            && g.bytes()
-                .zip(token.bytes())
-                .fold(0, |a, (x, y)| a | (x ^ y))
-                == 0
-    });
-    if !ok {
-        let mut res = api_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "metrics need the configured bearer token",
-        );
-        res.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return res;
+    let given = crate::http::text(headers, "authorization");
+    if !http::bearer_ok(given, Some(token)) {
+        return crate::http::response(http::metrics_unauthorized());
     }
-    metrics_open(State(app)).await
+    metrics_open(State(app.clone())).await
 }
 
 /// Prometheus text format: counts only. The embedded node's follow the edge's.
@@ -240,8 +114,4 @@ pub async fn metrics_open(State(app): State<AppState>) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-pub async fn fallback() -> Response {
-    not_found()
 }

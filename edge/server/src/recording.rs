@@ -7,15 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use edgemeet_core::crypto::random_hex;
 use edgemeet_media_node::RecordingConfig;
 use edgemeet_uploader::{
     Config as UploaderConfig, Destination, EmbeddedS3, S3Config, TokenKey, UploaderHandle,
 };
-
-use crate::AppState;
 
 pub use edgemeet_config::recording::RecordingSettings;
 
@@ -47,13 +44,6 @@ pub struct Embedded {
     uploader: UploaderHandle,
 }
 
-fn random_hex(n: usize) -> String {
-    use rand_core::{OsRng, RngCore};
-    let mut b = vec![0u8; n];
-    OsRng.fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Starts the storage and the uploader, and returns the node's `[recording]` section.
 pub async fn start(settings: &RecordingSettings) -> anyhow::Result<(Embedded, RecordingConfig)> {
     edgemeet_uploader::install_crypto_provider();
@@ -63,9 +53,9 @@ pub async fn start(settings: &RecordingSettings) -> anyhow::Result<(Embedded, Re
     let (ak, sk) = (
         format!(
             "{EMBEDDED_ACCESS_KEY_PREFIX}{}",
-            random_hex(8).to_uppercase()
+            random_hex(&mut rand_core::OsRng, 8).to_uppercase()
         ),
-        random_hex(20),
+        random_hex(&mut rand_core::OsRng, 20),
     );
     let s3 = edgemeet_uploader::start_embedded_s3(
         dir.join("s3"),
@@ -139,9 +129,4 @@ impl Embedded {
         self.uploader.shutdown().await;
         self.s3.shutdown().await;
     }
-}
-
-/// `GET /api/config`: what the page needs to offer recording.
-pub async fn config(State(app): State<AppState>) -> Response {
-    axum::Json(app.public_config.as_ref().clone()).into_response()
 }

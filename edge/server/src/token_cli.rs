@@ -1,7 +1,6 @@
 //! `edgemeet token`: mint Jitsi-format invites, and `edgemeet token verify`: explain a refusal.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -82,9 +81,7 @@ struct VerifyArgs {
 }
 
 fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::hub::now_ms() / 1000
 }
 
 pub fn run(args: TokenArgs) -> anyhow::Result<()> {

@@ -7,89 +7,62 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use edgemeet_core::http::socket;
 use edgemeet_core::room::close;
-use edgemeet_core::{ClientInfo, client_key, route};
-use edgemeet_protocol::{ServerMessage, encode_server};
+use edgemeet_core::{ClientInfo, client_key};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
+use crate::http::{extract, response, text};
 use crate::hub::{AddressSlot, Outgoing, SOCKET_QUEUE};
 
 /// How long a socket we close waits for the peer's answering close before the TCP connection is
 /// dropped anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-#[derive(Deserialize)]
-pub struct RoomQuery {
-    jwt: Option<String>,
-}
-
-pub async fn room_default(
-    state: State<AppState>,
-    Path(room): Path<String>,
-    query: Query<RoomQuery>,
-    peer: ConnectInfo<crate::tls::PeerAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    upgrade(state, None, room, query, peer, headers, ws)
-}
-
-pub async fn room_tenant(
-    state: State<AppState>,
-    Path((tenant, room)): Path<(String, String)>,
-    query: Query<RoomQuery>,
-    peer: ConnectInfo<crate::tls::PeerAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    upgrade(state, Some(tenant), room, query, peer, headers, ws)
-}
-
-fn upgrade(
-    State(app): State<AppState>,
+/// The core's rules for a room socket (`edgemeet_core::http::socket`), this host's cap on
+/// sockets per address, then the upgrade. Every name upgrades the same way; a bad name is
+/// reported on the socket, like any other error.
+pub async fn upgrade(
+    app: AppState,
     tenant: Option<String>,
     room: String,
-    Query(query): Query<RoomQuery>,
     ConnectInfo(crate::tls::PeerAddr(peer)): ConnectInfo<crate::tls::PeerAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    req: Request,
 ) -> Response {
     let config = app.hub.config();
-    // Pages of other sites may not open sockets here (the same answer for every room name).
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if !edgemeet_core::web::origin_allowed(config, text(header::ORIGIN), text(header::HOST)) {
-        return (
-            StatusCode::FORBIDDEN,
-            "this origin may not open room sockets",
-        )
-            .into_response();
+    let (mut parts, _) = req.into_parts();
+    let headers = &parts.headers;
+    if let Err(reply) = socket::preflight(
+        config,
+        text(headers, "upgrade"),
+        text(headers, "origin"),
+        text(headers, "host"),
+    ) {
+        return response(reply);
     }
+    let ws = match extract::<WebSocketUpgrade>(&app, &mut parts).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection,
+    };
     let addr_key = client_key(&config.hash_key, peer.ip());
     let Some(slot) = app.hub.address_slot(&addr_key) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many open sockets from your address",
-        )
-            .into_response();
+        return response(socket::too_many_sockets());
     };
+    let client = ClientInfo {
+        addr_key,
+        location: crate::location::from_headers(&parts.headers, app.trust_location_headers),
+        query_token: parts.uri.query().and_then(socket::query_token),
+    };
+    let address = socket::address(config, tenant.as_deref(), &room);
     let max_frame = config.limits.max_frame_bytes;
-    // Every name upgrades the same way; a bad name is reported on the socket, like any other error.
     ws.max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| async move {
-            let address = route(app.hub.config(), tenant.as_deref(), &room);
-            let client = ClientInfo {
-                addr_key,
-                location: crate::location::from_headers(&headers, app.trust_location_headers),
-                query_token: query.jwt,
-            };
             match address {
                 Ok(address) => serve_socket(app, socket, address, client, slot).await,
                 Err(err) => refuse(socket, err).await,
@@ -99,17 +72,13 @@ fn upgrade(
 
 /// A name that cannot be a room: said on the socket, then closed.
 async fn refuse(socket: WebSocket, err: edgemeet_protocol::ProtocolError) {
+    let refusal = socket::refusal(err);
     let (mut sink, stream) = socket.split();
-    let msg = ServerMessage::Error {
-        code: err.code,
-        message: err.message,
-        request: None,
-    };
-    let _ = sink.send(Message::Text(encode_server(&msg).into())).await;
+    let _ = sink.send(Message::Text(refusal.text.into())).await;
     finish(
         sink,
         stream,
-        Some((close::POLICY, "invalid room".into())),
+        Some((refusal.code, refusal.reason.into())),
         true,
     )
     .await;

@@ -1,40 +1,14 @@
-//! Everything the Worker decides without touching the Workers runtime: URL routing, static files,
-//! `request.cf` parsing, configuration merging, secret checks. Compiled and unit-tested on the host too.
+//! What the Worker decides without touching the Workers runtime and that is its own (the rules
+//! both hosts share are in `core::http`): the embedded web files, `request.cf` parsing, the
+//! recording var, configuration merging, socket attachments. Compiled and unit-tested on the
+//! host too.
 
 use edgemeet_config::recording::RecordingSettings;
 use edgemeet_config::{ConfigError, Vars};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
 
 use crate::core::{ConnId, Location};
-
-/// What a request is for. Mirrors the native server's router (`edge/server/src/main.rs`) so both
-/// hosts answer the same paths the same way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// The meeting page (`/`, `/{room}`, `/{tenant}/{room}`): the same bytes for every name.
-    Page,
-    /// A file under `edge/web/assets/`.
-    Asset(&'static str, &'static [u8]),
-    NamesRandom,
-    NamesCheck,
-    /// `WS /api/rooms/{room}` or `/api/rooms/{tenant}/{room}` (raw, still percent-encoded).
-    Room {
-        tenant: Option<String>,
-        room: String,
-    },
-    Heartbeat,
-    NodeEvents,
-    Health,
-    /// `GET /api/config`: what the page needs to offer recording.
-    PageConfig,
-    /// 404 with the JSON error body.
-    NotFound,
-    /// A known path with another method: 405, empty body, `allow` header.
-    MethodNotAllowed(&'static str),
-}
 
 mod web {
     include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
@@ -101,93 +75,12 @@ pub fn page_config_without_recording() -> Value {
     .public_json(false, None)
 }
 
-/// The recorder's delivery-status token in a media node's answer to a recording start
-/// (`StartRecordingResponse`), if it carries one.
-pub fn status_token_of(answer: &str) -> Option<String> {
-    serde_json::from_str::<edgemeet_protocol::node::StartRecordingResponse>(answer)
-        .ok()
-        .and_then(|a| a.status_token)
-}
-
 pub fn file(path: &str) -> Option<&'static [u8]> {
     web::FILES.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
 }
 
 pub fn file_paths() -> impl Iterator<Item = &'static str> {
     web::FILES.iter().map(|(p, _)| *p)
-}
-
-pub fn route(method: &str, path: &str) -> Route {
-    let get = method == "GET" || method == "HEAD";
-    let only =
-        |m: &'static str, ok: bool, r: Route| if ok { r } else { Route::MethodNotAllowed(m) };
-    if let Some(rest) = path.strip_prefix("/api/") {
-        let parts: Vec<&str> = rest.split('/').collect();
-        return match parts.as_slice() {
-            ["names", "random"] => only("GET,HEAD", get, Route::NamesRandom),
-            ["names", "check"] => only("POST", method == "POST", Route::NamesCheck),
-            ["rooms", room] if !room.is_empty() => only(
-                "GET,HEAD",
-                get,
-                Route::Room {
-                    tenant: None,
-                    room: (*room).into(),
-                },
-            ),
-            ["rooms", tenant, room] if !tenant.is_empty() && !room.is_empty() => only(
-                "GET,HEAD",
-                get,
-                Route::Room {
-                    tenant: Some((*tenant).into()),
-                    room: (*room).into(),
-                },
-            ),
-            ["nodes", "heartbeat"] => only("POST", method == "POST", Route::Heartbeat),
-            ["nodes", "events"] => only("POST", method == "POST", Route::NodeEvents),
-            ["config"] => only("GET,HEAD", get, Route::PageConfig),
-            _ => Route::NotFound,
-        };
-    }
-    if let Some(rest) = path.strip_prefix("/assets/") {
-        if rest.is_empty() {
-            return Route::NotFound;
-        }
-        return match web::FILES
-            .iter()
-            .find(|(p, _)| p.strip_prefix("/assets/") == Some(rest))
-        {
-            Some((p, b)) => only("GET,HEAD", get, Route::Asset(p, b)),
-            None => Route::NotFound,
-        };
-    }
-    if path == "/healthz" || path == "/readyz" {
-        return only("GET,HEAD", get, Route::Health);
-    }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
-        [""] | [_] | [_, _] if segments.iter().all(|s| !s.is_empty()) || path == "/" => {
-            only("GET,HEAD", get, Route::Page)
-        }
-        _ => Route::NotFound,
-    }
-}
-
-/// Percent-decode a path segment; `None` when it is not valid UTF-8 once decoded.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A location from `request.cf` (as JSON), parsed by the core's rules: a missing, mistyped or
@@ -228,22 +121,6 @@ pub fn merge_json(base: &mut Value, overlay: Value) {
     }
 }
 
-/// Checks `Authorization: Bearer <secret>` in constant time (no secret configured refuses all).
-pub fn bearer_ok(header: Option<&str>, secret: Option<&str>) -> bool {
-    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"edgemeet-bearer").expect("any key length");
-    mac.update(secret.as_bytes());
-    let want = mac.finalize().into_bytes();
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"edgemeet-bearer").expect("any key length");
-    mac.update(token.as_bytes());
-    mac.verify_slice(&want).is_ok()
-}
-
 /// What each hibernatable socket carries across hibernation: its connection id. (The participant's
 /// identity lives in the room snapshot, keyed by this id.) Kept below 2^53 so JavaScript holds it exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,32 +132,10 @@ pub fn conn_id(random: u64) -> ConnId {
     (random & ((1 << 53) - 1)).max(1)
 }
 
-/// The `?jwt=` of a socket URL's query, if any.
-pub fn query_token(query: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "jwt")
-        .and_then(|(_, v)| percent_decode(&v.replace('+', " ")))
-        .filter(|v| !v.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_start_answer_gives_its_status_token() {
-        let answer = r#"{"recordingId":"3f2a","startedAtMs":1,"statusToken":"00112233445566778899aabbccddeeff"}"#;
-        assert_eq!(
-            status_token_of(answer).as_deref(),
-            Some("00112233445566778899aabbccddeeff")
-        );
-        for none in [r#"{"recordingId":"3f2a","startedAtMs":1}"#, "", "not json"] {
-            assert_eq!(status_token_of(none), None, "{none}");
-        }
-    }
 
     #[test]
     fn edge_config_is_the_json_table_then_the_secrets_then_the_variables() {
@@ -335,7 +190,6 @@ mod tests {
         let on = page_config(&vars(&app)).unwrap();
         assert_eq!(on["recording"]["available"], true);
         assert_eq!(on["recording"]["destination"], "dropbox");
-        assert_eq!(on["recording"]["dropbox"]["app_key"], "k1");
         assert_eq!(
             on["recording"]["dropbox"]["token_url"],
             "https://api.example/oauth2/token"
@@ -371,54 +225,16 @@ mod tests {
         let old_json = [("EDGEMEET_RECORDING", r#"{"dropbox":{"app_key":"k1"}}"#)];
         let err = page_config(&vars(&old_json)).unwrap_err().to_string();
         assert!(err.contains("EDGEMEET_DROPBOX_APP_KEY"), "{err}");
-        assert_eq!(route("GET", "/api/config"), Route::PageConfig);
-        assert_eq!(
-            route("POST", "/api/config"),
-            Route::MethodNotAllowed("GET,HEAD")
-        );
     }
 
     #[test]
-    fn routes() {
-        assert_eq!(route("GET", "/"), Route::Page);
-        assert_eq!(route("HEAD", "/SomeRoom"), Route::Page);
-        assert_eq!(route("GET", "/acme/SomeRoom"), Route::Page);
-        assert_eq!(route("GET", "/a/b/c"), Route::NotFound);
-        assert_eq!(route("GET", "/a//"), Route::NotFound);
-        assert_eq!(route("POST", "/x"), Route::MethodNotAllowed("GET,HEAD"));
-        assert_eq!(route("GET", "/healthz"), Route::Health);
-        assert_eq!(route("GET", "/assets/"), Route::NotFound);
-        assert_eq!(route("GET", "/assets/../Cargo.toml"), Route::NotFound);
-        assert_eq!(route("GET", "/api/names/random"), Route::NamesRandom);
-        assert_eq!(route("POST", "/api/names/check"), Route::NamesCheck);
-        assert_eq!(
-            route("GET", "/api/names/check"),
-            Route::MethodNotAllowed("POST")
-        );
-        assert_eq!(
-            route("GET", "/api/rooms/x"),
-            Route::Room {
-                tenant: None,
-                room: "x".into()
-            }
-        );
-        assert_eq!(
-            route("GET", "/api/rooms/t/x"),
-            Route::Room {
-                tenant: Some("t".into()),
-                room: "x".into()
-            }
-        );
-        assert_eq!(route("GET", "/api/rooms"), Route::NotFound);
-        assert_eq!(route("GET", "/api/rooms/"), Route::NotFound);
-        assert_eq!(route("POST", "/api/nodes/heartbeat"), Route::Heartbeat);
-        assert_eq!(
-            route("GET", "/api/nodes/heartbeat"),
-            Route::MethodNotAllowed("POST")
-        );
-        assert_eq!(route("GET", "/api/other"), Route::NotFound);
+    fn every_asset_is_routed_to_its_file() {
+        use crate::core::http::{Route, route};
         for path in file_paths().filter(|p| p.starts_with("/assets/")) {
-            assert!(matches!(route("GET", path), Route::Asset(..)), "{path}");
+            let Route::Asset(rel) = route("GET", path) else {
+                panic!("{path}")
+            };
+            assert!(file(&format!("/assets/{rel}")).is_some(), "{path}");
         }
     }
 
@@ -465,22 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn bearer() {
-        assert!(bearer_ok(Some("Bearer s3"), Some("s3")));
-        assert!(!bearer_ok(Some("Bearer s4"), Some("s3")));
-        assert!(!bearer_ok(Some("s3"), Some("s3")));
-        assert!(!bearer_ok(None, Some("s3")));
-        assert!(!bearer_ok(Some("Bearer "), Some("")));
-        assert!(!bearer_ok(Some("Bearer x"), None));
-    }
-
-    #[test]
-    fn queries_and_decoding() {
-        assert_eq!(query_token("a=1&jwt=x%2Ey"), Some("x.y".into()));
-        assert_eq!(query_token("jwt="), None);
-        assert_eq!(percent_decode("a%20b"), Some("a b".into()));
-        assert_eq!(percent_decode("%ff"), None);
-        assert_eq!(percent_decode("%4"), Some("%4".into()));
+    fn connection_ids_fit_javascript_numbers() {
         assert!(conn_id(u64::MAX) < (1 << 53));
         assert_eq!(conn_id(0), 1);
     }

@@ -113,7 +113,7 @@ impl Room {
 
     fn admit(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, who: Admission) {
         let meeting = self.meeting.get_or_insert_with(|| Meeting {
-            id: Self::random_hex(env, 16),
+            id: crate::crypto::random_hex(env.rng, 16),
             order: Vec::new(),
             members: Default::default(),
             password: None,
@@ -123,7 +123,7 @@ impl Room {
             recording: None,
         });
         let id = loop {
-            let id = Self::random_hex(env, 6);
+            let id = crate::crypto::random_hex(env.rng, 6);
             if !meeting.members.contains_key(&id) {
                 break id;
             }

@@ -573,10 +573,4 @@ impl Room {
             media: m.media,
         }
     }
-
-    fn random_hex(env: &mut Env, bytes: usize) -> String {
-        let mut buf = vec![0u8; bytes];
-        env.rng.fill_bytes(&mut buf);
-        hex::encode(buf)
-    }
 }

@@ -192,7 +192,10 @@ impl Room {
                 "this room is locked with a password",
             ));
         };
-        if constant_time_eq(&password_hash(&meeting.id, given), &expected) {
+        if crate::crypto::constant_time_eq(
+            password_hash(&meeting.id, given).as_bytes(),
+            expected.as_bytes(),
+        ) {
             return Ok(());
         }
         c.password_failures.record(env.now_ms);
@@ -246,12 +249,4 @@ impl Room {
 
 pub(super) fn password_hash(meeting_id: &str, password: &str) -> String {
     keyed_hash(meeting_id, password)
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }

@@ -1,0 +1,352 @@
+//! Calls from the edge to a media node ([`Effect::CloseOnNode`], [`Effect::RecordOnNode`]) as data:
+//! the URL, token and body of each, how long one try may take, how often and how soon to try
+//! again, what an answer's status means, and which input a recording call's answer becomes.
+//! [`send`] runs that policy over the host's own HTTP client and timer, so both hosts behave the
+//! same (a node that hangs costs at most [`ATTEMPTS`] x [`TIMEOUT`] plus the pauses).
+//!
+//! [`Effect::CloseOnNode`]: crate::Effect::CloseOnNode
+//! [`Effect::RecordOnNode`]: crate::Effect::RecordOnNode
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use edgemeet_protocol::ParticipantId;
+use edgemeet_protocol::node::StartRecordingResponse;
+use serde_json::json;
+
+use crate::{Input, NodeInfo, NodeScope, RecordStart, StatusToken};
+
+/// How long one try may take, answer body included.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// Tries per call.
+pub const ATTEMPTS: u32 = 3;
+
+/// The pause after failed try `attempt` (0-based): 250 ms, 500 ms, 1 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 << attempt)
+}
+
+/// One POST to a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeCall {
+    pub url: String,
+    /// Signed by the edge for the node: sent as `Authorization: Bearer`. Never logged.
+    pub token: String,
+    /// A JSON body (`content-type: application/json`), if any.
+    pub body: Option<String>,
+}
+
+/// Where the edge reaches a node by default: its public URL.
+pub fn base(node: &NodeInfo) -> &str {
+    node.url.trim_end_matches('/')
+}
+
+/// Close a participant's sessions or a whole meeting on the node. Its answer changes nothing:
+/// hosts send it in the background (the node reaps idle sessions if it never arrives).
+pub fn close(base: &str, meeting_id: &str, scope: &NodeScope, token: String) -> NodeCall {
+    let url = match scope {
+        NodeScope::Participant(pid) => format!("{base}/v1/participants/{pid}/close"),
+        NodeScope::Meeting => format!("{base}/v1/rooms/{meeting_id}/close"),
+    };
+    NodeCall {
+        url,
+        token,
+        body: None,
+    }
+}
+
+/// Start (with the recorder's Dropbox grant) or stop a meeting's recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordCall {
+    pub call: NodeCall,
+    pub meeting_id: String,
+    /// Who started it (a start only): the answer's status token is for them.
+    pub recorder: Option<ParticipantId>,
+}
+
+pub fn record(
+    base: &str,
+    meeting_id: String,
+    token: String,
+    start: Option<RecordStart>,
+) -> RecordCall {
+    let recorder = start.as_ref().map(|s| s.recorder.clone());
+    let (url, body) = match start {
+        Some(start) => (
+            format!("{base}/v1/rooms/{meeting_id}/recording/start"),
+            Some(match start.dropbox {
+                Some(grant) => json!({ "dropbox": grant }).to_string(),
+                None => "{}".to_string(),
+            }),
+        ),
+        None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
+    };
+    RecordCall {
+        call: NodeCall { url, token, body },
+        meeting_id,
+        recorder,
+    }
+}
+
+impl RecordCall {
+    pub fn starting(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// What the room hears of the node's answer: a start that failed, or the recorder's
+    /// delivery-status token from a start's answer (`StartRecordingResponse::status_token`).
+    /// A stop's answer, and a start's without a token, tell the room nothing.
+    pub fn into_input(self, answer: &Result<Vec<u8>, Failure>) -> Option<Input> {
+        let recorder = self.recorder?;
+        let meeting_id = self.meeting_id;
+        let Ok(body) = answer else {
+            return Some(Input::RecordingFailed { meeting_id });
+        };
+        let token = serde_json::from_slice::<StartRecordingResponse>(body)
+            .ok()
+            .and_then(|a| a.status_token)?;
+        Some(Input::RecordingStarted {
+            meeting_id,
+            recorder,
+            status_token: StatusToken(token),
+        })
+    }
+}
+
+/// Why a call gave up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The node understood and said no (4xx other than 404): trying again will not change it.
+    Refused(u16),
+    /// The last try failed with this status (5xx, or anything else not a success).
+    Failed(u16),
+    /// The last try did not reach the node (the host's error text, without the URL).
+    Unreachable(String),
+    /// The last try took longer than [`TIMEOUT`].
+    TimedOut,
+}
+
+/// What one try's outcome means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The call is done: the answer's body (empty for a 404: nothing there to act on).
+    Done(Vec<u8>),
+    Stop(Failure),
+    Retry(Failure),
+}
+
+/// Judge one try: `Ok((status, body))` when the node answered, `Err(text)` when it was not reached.
+pub fn judge(answer: Result<(u16, Vec<u8>), String>) -> Step {
+    match answer {
+        Ok((404, _)) => Step::Done(Vec::new()),
+        Ok((status, body)) if (200..300).contains(&status) => Step::Done(body),
+        Ok((status, _)) if (400..500).contains(&status) => Step::Stop(Failure::Refused(status)),
+        Ok((status, _)) => Step::Retry(Failure::Failed(status)),
+        Err(e) => Step::Retry(Failure::Unreachable(e)),
+    }
+}
+
+/// Make `call` by the policy above. `post` is one try on the host's HTTP client (status and the
+/// whole body, or the error's text); `sleep` the host's timer. A host's answer body that cannot
+/// be read counts as an empty one (a node's answers are small).
+pub async fn send<'a, P, PF, S, SF>(
+    call: &'a NodeCall,
+    mut post: P,
+    mut sleep: S,
+) -> Result<Vec<u8>, Failure>
+where
+    P: FnMut(&'a NodeCall) -> PF,
+    PF: Future<Output = Result<(u16, Vec<u8>), String>>,
+    S: FnMut(Duration) -> SF,
+    SF: Future<Output = ()>,
+{
+    let mut last = Failure::TimedOut;
+    for attempt in 0..ATTEMPTS {
+        let step = match within(sleep(TIMEOUT), post(call)).await {
+            Some(answer) => judge(answer),
+            None => Step::Retry(Failure::TimedOut),
+        };
+        match step {
+            Step::Done(body) => return Ok(body),
+            Step::Stop(failure) => return Err(failure),
+            Step::Retry(failure) => last = failure,
+        }
+        if attempt + 1 < ATTEMPTS {
+            sleep(backoff(attempt)).await;
+        }
+    }
+    Err(last)
+}
+
+/// `work`'s output, or `None` when `limit` finishes first.
+async fn within<T>(limit: impl Future<Output = ()>, work: impl Future<Output = T>) -> Option<T> {
+    let (mut limit, mut work) = (pin!(limit), pin!(work));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        match limit.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+
+    /// Runs a future whose parts are all ready or never ready (the fakes below).
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        let mut f = pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("the fakes never wait"),
+        }
+    }
+
+    type Answer = Option<Result<(u16, Vec<u8>), String>>;
+
+    /// A node that gives these answers in turn (`None`: it never answers) and a timer that
+    /// records each sleep and ends at once.
+    fn call_with(answers: Vec<Answer>) -> (Result<Vec<u8>, Failure>, usize, Vec<Duration>) {
+        let answers = RefCell::new(answers.into_iter());
+        let (tries, sleeps) = (RefCell::new(0), RefCell::new(Vec::new()));
+        let call = close("http://n", "m1", &NodeScope::Meeting, "t".into());
+        let out = run(send(
+            &call,
+            |_| {
+                *tries.borrow_mut() += 1;
+                let next = answers.borrow_mut().next().expect("no more tries expected");
+                Box::pin(async move {
+                    match next {
+                        Some(a) => a,
+                        None => std::future::pending().await,
+                    }
+                }) as Pin<Box<dyn Future<Output = _>>>
+            },
+            |d| {
+                sleeps.borrow_mut().push(d);
+                std::future::ready(())
+            },
+        ));
+        (out, tries.into_inner(), sleeps.into_inner())
+    }
+
+    #[test]
+    fn what_an_answer_means() {
+        let (out, tries, _) = call_with(vec![Some(Ok((200, b"{}".to_vec())))]);
+        assert_eq!((out, tries), (Ok(b"{}".to_vec()), 1));
+        let (out, tries, _) = call_with(vec![Some(Ok((404, b"gone".to_vec())))]);
+        assert_eq!(
+            (out, tries),
+            (Ok(Vec::new()), 1),
+            "a 404 has nothing left to close"
+        );
+        let (out, tries, _) = call_with(vec![Some(Ok((403, Vec::new())))]);
+        assert_eq!(
+            (out, tries),
+            (Err(Failure::Refused(403)), 1),
+            "a refusal is final"
+        );
+        let (out, tries, sleeps) = call_with(vec![
+            Some(Ok((503, Vec::new()))),
+            Some(Err("connection refused".into())),
+            Some(Ok((204, Vec::new()))),
+        ]);
+        assert_eq!((out, tries), (Ok(Vec::new()), 3));
+        assert!(sleeps.contains(&backoff(0)) && sleeps.contains(&backoff(1)));
+        let (out, tries, _) = call_with(vec![Some(Ok((500, Vec::new()))); 3]);
+        assert_eq!((out, tries), (Err(Failure::Failed(500)), 3));
+    }
+
+    #[test]
+    fn a_node_that_never_answers_times_out_on_every_try() {
+        let (out, tries, sleeps) = call_with(vec![None, None, None]);
+        assert_eq!((out, tries), (Err(Failure::TimedOut), ATTEMPTS as usize));
+        assert_eq!(sleeps.iter().filter(|d| **d == TIMEOUT).count(), 3);
+        let (out, _, _) = call_with(vec![None, Some(Ok((200, b"x".to_vec())))]);
+        assert_eq!(out, Ok(b"x".to_vec()));
+    }
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            id: "n1".into(),
+            url: "https://n1.example/".into(),
+            region: "eu".into(),
+        }
+    }
+
+    #[test]
+    fn urls_and_bodies() {
+        let n = node();
+        let b = base(&n);
+        assert_eq!(b, "https://n1.example");
+        let c = close(b, "m1", &NodeScope::Participant("p1".into()), "t".into());
+        assert_eq!(
+            (c.url.as_str(), c.body),
+            ("https://n1.example/v1/participants/p1/close", None)
+        );
+        assert_eq!(
+            close(b, "m1", &NodeScope::Meeting, "t".into()).url,
+            "https://n1.example/v1/rooms/m1/close"
+        );
+        let start = RecordStart {
+            dropbox: None,
+            recorder: "p1".into(),
+        };
+        let r = record(b, "m1".into(), "t".into(), Some(start));
+        assert_eq!(r.call.url, "https://n1.example/v1/rooms/m1/recording/start");
+        assert_eq!(r.call.body.as_deref(), Some("{}"));
+        let stop = record(b, "m1".into(), "t".into(), None);
+        assert_eq!(
+            (stop.call.url.as_str(), stop.call.body.as_deref()),
+            ("https://n1.example/v1/rooms/m1/recording/stop", None)
+        );
+    }
+
+    #[test]
+    fn what_a_recording_answer_tells_the_room() {
+        let start = || {
+            record(
+                "b",
+                "m1".into(),
+                "t".into(),
+                Some(RecordStart {
+                    dropbox: None,
+                    recorder: "p1".into(),
+                }),
+            )
+        };
+        let answer = br#"{"recordingId":"r","startedAtMs":1,"statusToken":"00112233445566778899aabbccddeeff"}"#;
+        assert_eq!(
+            start().into_input(&Ok(answer.to_vec())),
+            Some(Input::RecordingStarted {
+                meeting_id: "m1".into(),
+                recorder: "p1".into(),
+                status_token: StatusToken("00112233445566778899aabbccddeeff".into()),
+            })
+        );
+        assert_eq!(
+            start().into_input(&Ok(br#"{"recordingId":"r","startedAtMs":1}"#.to_vec())),
+            None
+        );
+        assert_eq!(start().into_input(&Ok(Vec::new())), None);
+        assert_eq!(
+            start().into_input(&Err(Failure::TimedOut)),
+            Some(Input::RecordingFailed {
+                meeting_id: "m1".into()
+            })
+        );
+        let stop = || record("b", "m1".into(), "t".into(), None);
+        assert_eq!(stop().into_input(&Err(Failure::Refused(409))), None);
+        assert_eq!(stop().into_input(&Ok(Vec::new())), None);
+    }
+}
