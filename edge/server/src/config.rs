@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use edgemeet_config::Vars;
 use edgemeet_core::EdgeConfig;
-use rand_core::{OsRng, RngCore};
+use rand_core::OsRng;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -182,10 +182,9 @@ impl ServerConfig {
     }
 }
 
-pub fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// 32 random bytes as hex: a secret generated for this process only.
+fn random_secret() -> String {
+    edgemeet_core::crypto::random_hex(&mut OsRng, 32)
 }
 
 #[cfg(test)]
