@@ -116,6 +116,12 @@ pub enum ClientMessage {
         to: ParticipantId,
         payload: Value,
     },
+    /// Automatic E2EE: a public key or a sealed media key for one other participant
+    /// (`docs/e2ee.md`); the edge relays it unread.
+    E2eeKey {
+        to: ParticipantId,
+        blob: crate::e2ee::KeyBlob,
+    },
     /// SFU: the tracks this participant published in its node session.
     Tracks {
         session_id: String,
@@ -150,6 +156,7 @@ impl ClientMessage {
             Self::Kick { .. } => "kick",
             Self::SetPassword { .. } => "set_password",
             Self::Signal { .. } => "signal",
+            Self::E2eeKey { .. } => "e2ee_key",
             Self::Tracks { .. } => "tracks",
             Self::RefreshNodeGrant => "refresh_node_grant",
             Self::StartRecording { .. } => "start_recording",
@@ -180,6 +187,7 @@ const KNOWN_TYPES: &[&str] = &[
     "kick",
     "set_password",
     "signal",
+    "e2ee_key",
     "tracks",
     "refresh_node_grant",
     "start_recording",

@@ -2,6 +2,7 @@
 //!
 //! - [`client`]: what a browser sends to the edge over the room WebSocket.
 //! - [`server`]: what the edge sends back.
+//! - [`e2ee`]: the opaque key blobs pages send each other in automatic end-to-end encryption.
 //! - [`error`]: the error codes both carry.
 //! - [`invite`]: the claims of a Jitsi-format invite token (JWT).
 //! - [`node`]: the edge <-> media-node API (tokens, heartbeats, calls).
@@ -11,6 +12,7 @@
 //! See `docs/protocol.md` for every message with an example.
 
 pub mod client;
+pub mod e2ee;
 pub mod error;
 pub mod invite;
 pub mod job;

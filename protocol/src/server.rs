@@ -165,6 +165,11 @@ pub enum ServerMessage {
         from: ParticipantId,
         payload: Value,
     },
+    /// Automatic E2EE: a key blob another participant addressed to you, relayed unread.
+    E2eeKey {
+        from: ParticipantId,
+        blob: crate::e2ee::KeyBlob,
+    },
     Tracks(ParticipantTracks),
     DominantSpeaker {
         id: ParticipantId,

@@ -14,15 +14,16 @@ export const artifacts = join(process.env.CARGO_TARGET_DIR || join(root, 'target
 mkdirSync(artifacts, { recursive: true });
 
 /**
- * Start `edgemeet` with the fixture config (plus extra env, and `toml` appended to the config) and
- * resolve to its base URL.
+ * Start `edgemeet` with the fixture config (plus extra env, and `toml` appended to the config, or a
+ * function that rewrites the fixture's text) and resolve to its base URL, logs and process id.
  */
 export async function startEdge(env = {}, toml = '') {
   const bin = join(process.env.EDGEMEET_BIN_DIR || join(root, 'target', 'debug'), 'edgemeet');
   let config = join(root, 'tests/fixtures/edge.toml');
   if (toml) {
     const copy = join(mkdtempSync(join(tmpdir(), 'edgemeet-')), 'edge.toml');
-    writeFileSync(copy, `${readFileSync(config, 'utf8')}\n${toml}\n`);
+    const text = readFileSync(config, 'utf8');
+    writeFileSync(copy, typeof toml === 'function' ? toml(text) : `${text}\n${toml}\n`);
     config = copy;
   }
   const child = spawn(bin, ['--config', config], {
@@ -41,7 +42,7 @@ export async function startEdge(env = {}, toml = '') {
     }
     child.on('exit', (code) => reject(new Error(`edgemeet exited with ${code}:\n${logs.join('\n')}`)));
   });
-  return { url, logs, stop: () => child.kill('SIGTERM') };
+  return { url, logs, pid: child.pid, stop: () => child.kill('SIGTERM') };
 }
 
 export async function launchBrowser(extraArgs = []) {

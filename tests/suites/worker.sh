@@ -34,7 +34,7 @@ EDGEMEET_URL="$url" timeout 900 cargo test --quiet --workspace --test conformanc
 echo "--- Worker-specific tests"
 # A real recording media node and the uploader's status links (the first Worker test) run as processes.
 cargo build --quiet --workspace --all-targets
-EDGEMEET_URL="$url" timeout 300 node --no-warnings --experimental-websocket --test edge/worker/tests/ || status=1
+EDGEMEET_URL="$url" EDGEMEET_WORKER_LOG="$log" timeout 300 node --no-warnings --experimental-websocket --test edge/worker/tests/ || status=1
 
 if [ "$status" != 0 ]; then
   echo "--- wrangler log (tail)"

@@ -2,6 +2,8 @@
 //! running host (the Worker under workerd), or leave it unset to start the native server.
 //! The host must be configured like `tests/fixtures/edge.toml`.
 
+#[path = "conformance/e2ee_keys.rs"]
+mod e2ee_keys;
 #[path = "conformance/hardening.rs"]
 mod hardening;
 #[path = "conformance/surface.rs"]

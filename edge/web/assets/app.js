@@ -5,6 +5,7 @@ import { Signaling } from './signaling.js';
 import { LocalMedia } from './media.js';
 import { MediaController } from './controller.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
+import { SenderKeys, renderVerification } from './e2ee-keys.js';
 import { $, show, toast, displayName, Grid, addChat, deliveryItem } from './ui.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
@@ -145,14 +146,17 @@ async function prejoin(tenant, room) {
     prejoinError('');
     await ready;
     const secret = e2eeToggle.checked ? passphrase.value : '';
-    if (e2eeToggle.checked && !secret) return prejoinError('Enter the passphrase everyone in the meeting uses.');
     if (!meeting && secret) {
       e2ee = calls.warm?.e2ee ?? new E2ee();
       e2ee.setKey(await keyFor(secret));
       e2eeSecret = secret;
-    } else if (meeting && secret !== e2eeSecret) {
+    } else if (!meeting && e2eeToggle.checked) {
+      // No passphrase: automatic keys per person (e2ee-keys.js), made once the edge welcomes us.
+      e2ee = calls.warm?.e2ee ?? new E2ee();
+      e2ee.automatic = true;
+    } else if (meeting && (secret !== e2eeSecret || e2eeToggle.checked !== !!e2ee)) {
       // After a refused join (password), E2EE stays as it was when the meeting object was built.
-      e2eeToggle.checked = !!e2eeSecret;
+      e2eeToggle.checked = !!e2ee;
       passphrase.value = e2eeSecret;
     }
     const profile = { name: fields[0].value.trim(), email: fields[1].value.trim(), avatar: fields[2].value.trim() };
@@ -215,6 +219,9 @@ class Meeting {
     this.me = null;
     this.moderator = false;
     this.e2ee = e2ee;
+    /** @type {SenderKeys | null} automatic E2EE's keys (no passphrase) */
+    this.keys = e2ee?.automatic ? new SenderKeys(e2ee, (msg) => this.signaling.send(msg)) : null;
+    this.keys?.on('peers', () => this.renderPeople());
     this.calls = calls;
     calls.begin({ send: (msg) => this.signaling.send(msg), e2ee });
     this.bindCalls();
@@ -282,6 +289,7 @@ class Meeting {
   /** @param {ServerMessage} msg */
   async onMessage(msg) {
     this.mark(`msg:${msg.type}`);
+    this.keys?.onMessage(msg);
     switch (msg.type) {
       case 'welcome': return this.onWelcome(msg);
       case 'waiting': show('waiting'); return;
@@ -529,6 +537,8 @@ class Meeting {
       if (p.id !== this.me) to.append(new Option(displayName(p), p.id));
     }
     to.value = [...to.options].some((o) => o.value === chosen) ? chosen : '';
+    $('e2ee-verify').hidden = !this.keys;
+    if (this.keys) renderVerification(this.keys, $('e2ee-peers'), (id) => displayName(this.people.get(id)));
   }
 
   sendState() {

@@ -29,6 +29,8 @@ export class E2ee extends Emitter {
     super();
     // Prefer the standard transform; Chromium's older encoded streams need a flag on the connection.
     this.scriptTransform = 'RTCRtpScriptTransform' in window;
+    /** automatic keys per person (e2ee-keys.js) rather than one from a passphrase */
+    this.automatic = false;
     this.worker = new Worker('/assets/e2ee-worker.js', { name: 'e2ee' });
     if (key) this.setKey(key);
     /** @type {FrameCounts} frames sealed / opened / dropped, as the worker reports them */

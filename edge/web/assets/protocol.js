@@ -67,6 +67,7 @@
  *   | {type: 'kick', target: ParticipantId}
  *   | {type: 'set_password', password: string | null}
  *   | {type: 'signal', to: ParticipantId, payload: SignalPayload}
+ *   | {type: 'e2ee_key', to: ParticipantId, blob: string}
  *   | {type: 'tracks', session_id: string, tracks: TrackInfo[]}
  *   | {type: 'refresh_node_grant'}
  *   | {type: 'start_recording', dropbox?: DropboxGrant}
@@ -189,6 +190,7 @@
  *   | {type: 'recording_status_link', token: string}
  *   | {type: 'media_mode', media: MediaMode}
  *   | {type: 'signal', from: ParticipantId, payload: SignalPayload}
+ *   | {type: 'e2ee_key', from: ParticipantId, blob: string}
  *   | ({type: 'tracks'} & ParticipantTracks)
  *   | {type: 'dominant_speaker', id: ParticipantId}
  *   | {type: 'password_guessing', wrong_guesses: number, addresses: number, limited: boolean}

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -342,4 +342,33 @@ test("pages: every room name gets the same bytes; unknown paths 404 as JSON", as
   const cfg = await fetch(`${BASE}/api/config`);
   assert.equal(cfg.status, 200);
   assert.deepEqual(await cfg.json(), { recording: { available: false } });
+});
+
+test("automatic E2EE: key blobs are relayed, and neither the room's storage nor the log holds one (planted-key scan)", async () => {
+  const room = uniqueRoom("e2ee-keys");
+  // A participant's name is stored (the scan's control); the key blobs must not be.
+  const marker = `Planted ${randomBytes(8).toString("hex")}`;
+  const a = await Client.join(room, { name: marker });
+  const b = await Client.join(room, { name: "Bob" });
+  await a.next("participant_joined");
+  // The worst case: a blob that carries a media key in clear (a real page seals it first).
+  const key = randomBytes(32);
+  const blob = Buffer.concat([Buffer.from([2]), key]).toString("base64url");
+  a.send({ type: "e2ee_key", to: b.id, blob });
+  const got = await b.next("e2ee_key");
+  assert.deepEqual([got.from, got.blob], [a.id, blob]);
+  a.send({ type: "e2ee_key", to: b.id, blob: "not base64url!" });
+  assert.equal((await a.next("error")).code, "invalid_message");
+
+  const { snapshot } = await probe(`room/-/${room}/dump`, {});
+  assert.ok(snapshot && snapshot.includes(marker), "the dump shows the room's stored state");
+  const forms = [blob, key.toString("hex"), key.toString("base64"), key.toString("base64url"), key.toString("latin1")];
+  for (const f of forms) assert.ok(!snapshot.includes(f), "a key blob is in the Durable Object's storage");
+  const logPath = process.env.EDGEMEET_WORKER_LOG;
+  if (logPath && existsSync(logPath)) {
+    const log = readFileSync(logPath, "utf8");
+    for (const f of forms) assert.ok(!log.includes(f), "a key blob is in the Worker's log");
+  }
+  a.close();
+  b.close();
 });

@@ -98,6 +98,7 @@ impl Room {
             }
             ClientMessage::SetPassword { password } => self.set_password(out, id, password),
             ClientMessage::Signal { to, payload } => self.relay_signal(out, id, &to, payload),
+            ClientMessage::E2eeKey { to, blob } => self.relay_e2ee_key(out, id, &to, blob),
             ClientMessage::Tracks { session_id, tracks } => {
                 self.on_node()?;
                 let too_long = |s: &str| s.is_empty() || s.chars().count() > MAX_ID_CHARS;

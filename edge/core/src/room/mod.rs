@@ -5,6 +5,7 @@
 //! leaves, the meeting (roster, password, speaker stats, media state) is dropped at once.
 
 mod actions;
+mod e2ee_relay;
 mod join;
 mod media;
 mod password;
