@@ -4,6 +4,8 @@
 
 #[path = "conformance/hardening.rs"]
 mod hardening;
+#[path = "conformance/recovery.rs"]
+mod recovery;
 #[path = "conformance/surface.rs"]
 mod surface;
 

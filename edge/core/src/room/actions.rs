@@ -142,7 +142,10 @@ impl Room {
                 );
                 Ok(())
             }
-            ClientMessage::Join(_) | ClientMessage::Leave | ClientMessage::Ping => Ok(()),
+            ClientMessage::Join(_)
+            | ClientMessage::Leave
+            | ClientMessage::Ping
+            | ClientMessage::Resume { .. } => Ok(()),
         }
     }
 
