@@ -1,7 +1,7 @@
 //! Meetings survive a dropped socket: a page comes back with its resume secret as the same
 //! participant (same id, role, no password), the others see it away and back but no leave or
 //! join; a socket that goes silent is dropped and the roster shows it. The fixture keeps the
-//! default `idle_timeout_ms` (15 s) and a 20 s `resume_window_ms`.
+//! defaults: `idle_timeout_ms` 15 s, `resume_window_ms` 30 s.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use edgemeet_tests::{Client, Edge, unique_room};
 use serde_json::{Value, json};
 
 /// The fixture's `limits.resume_window_ms`.
-const RESUME_WINDOW: Duration = Duration::from_secs(20);
+const RESUME_WINDOW: Duration = Duration::from_secs(30);
 
 /// Send `resume` on a fresh socket; the first answer.
 async fn resume(edge: &Edge, room: &str, id: &str, secret: &str) -> (Client, Value) {
@@ -146,7 +146,7 @@ async fn a_silent_socket_is_dropped_within_20_s_and_then_leaves() {
     // without the room); Ada, a suspended laptop, sends nothing and reads nothing.
     let mut away_at = None;
     let mut left_at = None;
-    while left_at.is_none() && started.elapsed() < Duration::from_secs(50) {
+    while left_at.is_none() && started.elapsed() < Duration::from_secs(60) {
         b.send_raw(r#"{"v":1,"type":"ping"}"#).await;
         let until = Instant::now() + Duration::from_secs(3);
         while let Some(left) = until.checked_duration_since(Instant::now()) {
