@@ -140,6 +140,23 @@ pub enum ClientMessage {
     StopRecording,
     SpeakerStats,
     Ping,
+    /// Come back as the participant `id` on a new socket after the old one dropped, with the
+    /// resume secret the last `welcome` gave (held in page memory only).
+    Resume {
+        id: ParticipantId,
+        secret: ResumeSecret,
+    },
+}
+
+/// A resume secret: whoever holds it may take a participant's place, so `Debug` shows nothing.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResumeSecret(pub String);
+
+impl std::fmt::Debug for ResumeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResumeSecret(<redacted>)")
+    }
 }
 
 impl ClientMessage {
@@ -163,6 +180,7 @@ impl ClientMessage {
             Self::StopRecording => "stop_recording",
             Self::SpeakerStats => "speaker_stats",
             Self::Ping => "ping",
+            Self::Resume { .. } => "resume",
         }
     }
 
@@ -194,6 +212,7 @@ const KNOWN_TYPES: &[&str] = &[
     "stop_recording",
     "speaker_stats",
     "ping",
+    "resume",
 ];
 
 /// Parse one text frame from a browser. Every failure names what was wrong, so the edge can answer
@@ -289,6 +308,24 @@ mod tests {
         ] {
             assert_eq!(parse_client(&msg.to_wire()).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn resume_parses_and_never_prints_its_secret() {
+        let m =
+            parse_client(r#"{"v":1,"type":"resume","id":"3f9a1c0b2d4e","secret":"s3cr3t-value"}"#)
+                .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Resume {
+                id: "3f9a1c0b2d4e".into(),
+                secret: ResumeSecret("s3cr3t-value".into()),
+            }
+        );
+        assert_eq!(parse_client(&m.to_wire()).unwrap(), m);
+        assert!(!format!("{m:?}").contains("s3cr3t"));
+        let err = parse_client(r#"{"v":1,"type":"resume","id":"x"}"#).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidMessage);
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum ErrorCode {
     RecordingActive,
     NotRecording,
     RecordingFailed,
+    /// A `resume` named no participant that may come back with that secret (wrong secret,
+    /// window over, or the meeting ended): join afresh.
+    ResumeFailed,
     Internal,
 }
 

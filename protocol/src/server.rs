@@ -19,6 +19,24 @@ pub struct Participant {
     pub moderator: bool,
     #[serde(default)]
     pub media: MediaState,
+    /// The participant's socket dropped: it may come back (resume) within the resume window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub away: bool,
+}
+
+/// A fresh resume secret (one use) and how long after the socket drops it is honoured.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeGrant {
+    pub secret: crate::client::ResumeSecret,
+    pub window_ms: u64,
+}
+
+impl std::fmt::Debug for ResumeGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumeGrant")
+            .field("window_ms", &self.window_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An ICE server for `RTCPeerConnection` (STUN, or TURN with time-limited credentials).
@@ -105,6 +123,9 @@ pub enum ServerMessage {
         /// The meeting is being recorded.
         #[serde(default)]
         recording: bool,
+        /// How to come back as this participant if the socket drops (`resume`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<ResumeGrant>,
     },
     /// You are held until a moderator joins.
     Waiting {

@@ -6,6 +6,8 @@
 mod e2ee_keys;
 #[path = "conformance/hardening.rs"]
 mod hardening;
+#[path = "conformance/recovery.rs"]
+mod recovery;
 #[path = "conformance/surface.rs"]
 mod surface;
 

@@ -106,6 +106,12 @@ pub struct Limits {
     pub join_timeout_ms: u64,
     /// Open sockets one client address (IPv6: one /64) may hold in one room.
     pub room_sockets_per_address: usize,
+    /// A socket not heard from this long (no frame, no ping) is dropped: its participant, if
+    /// any, is away and may resume.
+    pub idle_timeout_ms: u64,
+    /// A participant whose socket dropped may come back (`resume`) this long after it was last
+    /// heard from; the others see no leave meanwhile. Then it is a leave.
+    pub resume_window_ms: u64,
 }
 
 impl Default for Limits {
@@ -125,6 +131,8 @@ impl Default for Limits {
             max_waiting: 50,
             join_timeout_ms: 10_000,
             room_sockets_per_address: 64,
+            idle_timeout_ms: 15_000,
+            resume_window_ms: 30_000,
         }
     }
 }
@@ -291,6 +299,12 @@ impl EdgeConfig {
             return err(
                 "limits.join_timeout_ms".into(),
                 "join_timeout_ms is at least 1000 and room_sockets_per_address at least 1",
+            );
+        }
+        if l.idle_timeout_ms < 2000 || l.resume_window_ms < l.idle_timeout_ms {
+            return err(
+                "limits.idle_timeout_ms".into(),
+                "idle_timeout_ms is at least 2000 and resume_window_ms at least idle_timeout_ms",
             );
         }
         for origin in &self.allowed_origins {

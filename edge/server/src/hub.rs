@@ -152,11 +152,18 @@ impl Hub {
     }
 
     /// The socket is gone: its sender leaves the room (so its writer ends and nothing of it stays
-    /// in a room that goes on), then the core hears of it.
-    pub fn detach(self: &Arc<Self>, a: Attachment) {
+    /// in a room that goes on), then the core hears of it: closed on purpose (a close frame, or
+    /// refused), or `lost` (the connection just dropped: its participant may resume).
+    pub fn detach(self: &Arc<Self>, a: Attachment, lost: bool) {
         self.metrics.sockets.fetch_sub(1, Ordering::Relaxed);
         a.entry.lock().expect("room lock").sockets.remove(&a.conn);
-        self.input(&a.entry, &a.route, Input::Closed { conn: a.conn });
+        let conn = a.conn;
+        let input = if lost {
+            Input::Lost { conn }
+        } else {
+            Input::Closed { conn }
+        };
+        self.input(&a.entry, &a.route, input);
     }
 
     /// A place for one more socket from `addr_key`, or none when that address holds the most the

@@ -150,8 +150,8 @@ async fn serve_socket(
                 None => break End::Gone,
             },
             done = &mut writer => {
-                // The room closed this socket or let go of it (or the peer stopped reading).
-                hub.detach(attachment);
+                // The room closed this socket or let go of it (or the peer stopped reading: lost).
+                hub.detach(attachment, matches!(done, Ok((_, _, false))));
                 // A peer that stopped reading gets nothing more: the connection just closes.
                 if let Ok((sink, close, true)) = done {
                     finish(sink, stream, Some(close.unwrap_or_else(too_slow)), true).await;
@@ -161,8 +161,9 @@ async fn serve_socket(
             }
         }
     };
-    // Out of the room at once: its sender goes, so nothing of this socket stays behind.
-    hub.detach(attachment);
+    // Out of the room at once: its sender goes, so nothing of this socket stays behind. A
+    // connection that just dropped (no close frame) leaves its participant free to resume.
+    hub.detach(attachment, matches!(end, End::Gone));
     let _ = stop_writer.send(());
     let Ok(Ok((sink, _, _))) = tokio::time::timeout(CLOSE_GRACE, &mut writer).await else {
         // A writer stuck on a peer that reads nothing: drop it all (the TCP connection closes).

@@ -6,7 +6,7 @@ import { LocalMedia } from './media.js';
 import { MediaController } from './controller.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { SenderKeys, renderVerification } from './e2ee-keys.js';
-import { $, show, toast, displayName, Grid, addChat, deliveryItem } from './ui.js';
+import { $, show, toast, banner, displayName, Grid, addChat, deliveryItem } from './ui.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
@@ -217,6 +217,8 @@ class Meeting {
     this.people = new Map();
     /** @type {ParticipantId | null} */
     this.me = null;
+    /** @type {string | null} the meeting this page is in (a resume keeps it) */
+    this.meetingId = null;
     this.moderator = false;
     this.e2ee = e2ee;
     /** @type {SenderKeys | null} automatic E2EE's keys (no passphrase) */
@@ -281,7 +283,8 @@ class Meeting {
   start() {
     this.signaling.on('message', (msg) => this.onMessage(msg).catch((e) => console.error(e)));
     this.signaling.on('closed', (detail) => this.onClosed(detail));
-    this.signaling.on('reconnecting', () => toast('Connection lost, reconnecting...'));
+    this.signaling.on('reconnecting', () => banner('Reconnecting…'));
+    this.signaling.on('resume-failed', ({ inWindow }) => this.onResumeFailed(inWindow));
     this.signaling.connect(this.join);
     this.bindControls();
   }
@@ -346,6 +349,10 @@ class Meeting {
 
   /** @param {import('./protocol.js').WelcomeMessage} msg */
   onWelcome(msg) {
+    // Back on a new socket as the same participant (resume): the connections and tiles stay.
+    const resumed = this.me === msg.you && this.meetingId === msg.meeting_id;
+    if (resumed || !$('conn-banner').textContent.startsWith('The server')) banner('');
+    this.meetingId = msg.meeting_id;
     this.me = msg.you;
     this.moderator = msg.moderator;
     this.recording = msg.recording;
@@ -359,9 +366,10 @@ class Meeting {
     $('rec-badge').hidden = !msg.recording;
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
-    for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
+    const present = new Set(msg.participants.map((p) => p.id));
+    for (const id of [...this.grid.tiles.keys()]) if (!resumed || !present.has(id)) this.grid.remove(id);
     for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
-    this.grid.attach(msg.you, this.media.stream, true);
+    if (!resumed) this.grid.attach(msg.you, this.media.stream, true);
     this.renderPeople();
     this.renderRecord();
     this.sendState();
@@ -474,6 +482,28 @@ class Meeting {
     }
     if (msg.code === 'no_media_node') return toast('No media server is available right now.');
     toast(msg.message);
+  }
+
+  /**
+   * The edge no longer knows this participant. Within the resume window the meeting itself is
+   * gone (the edge restarted: rooms in its memory start over): join the new one, and say so.
+   * After the window we were away too long: offer to rejoin.
+   * @param {boolean} inWindow
+   */
+  onResumeFailed(inWindow) {
+    this.calls.disconnected(true);
+    this.me = null;
+    if (inWindow) {
+      banner('The server restarted: this is a new meeting.');
+      this.signaling.send({ type: 'join', ...this.join });
+      return;
+    }
+    banner('');
+    this.signaling.stop();
+    $('ended-title').textContent = 'Could not reconnect';
+    /** @type {HTMLAnchorElement} */ ($('rejoin')).href = location.pathname + location.search;
+    show('ended');
+    for (const t of this.media.stream.getTracks()) t.stop();
   }
 
   /** @param {{code: number, final: boolean}} closed */

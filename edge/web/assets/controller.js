@@ -127,13 +127,13 @@ export class MediaController extends Emitter {
   }
 
   /**
-   * The room socket closed. The node link goes (a new session follows the rejoin); when the
-   * socket will not come back (`final`), the direct call and the pre-join connection go too.
+   * The room socket closed. While the page may resume (not `final`), every connection stays:
+   * media goes on through the node or the direct call. Otherwise they all go.
    * @param {boolean} final
    */
   disconnected(final) {
-    this.closeSfu();
     if (!final) return;
+    this.closeSfu();
     this.warm?.close();
     this.warm = null;
     this.link?.close();

@@ -7,6 +7,7 @@ import { Emitter } from './events.js';
  * @typedef {object} P2PLinkEvents
  * @property {{stream: MediaStream, track: MediaStreamTrack}} track the peer's media arrived
  * @property {RTCPeerConnectionState} state the connection's state changed
+ * @property {undefined} restart an ICE restart began (the path failed or the network changed)
  */
 
 /** @extends {Emitter<P2PLinkEvents>} */
@@ -35,6 +36,49 @@ export class P2PLink extends Emitter {
     this.pc.onconnectionstatechange = () => {
       this.emit('state', this.pc.connectionState);
     };
+    this.restartTimer = 0;
+    this.pc.oniceconnectionstatechange = () => this.watchIce();
+    // A new network (Wi-Fi to cable, a VPN): the old candidate pair may be dead already.
+    this.onNetworkChange = () => { if (this.pc.iceConnectionState !== 'new') this.restartIce(); };
+    /** @type {any} */ (navigator).connection?.addEventListener?.('change', this.onNetworkChange);
+    window.addEventListener('online', this.onNetworkChange);
+  }
+
+  /**
+   * A path that stays disconnected for 2 s, or fails: restart ICE (the initiator offers with new
+   * credentials; candidates are gathered again), and again every 2.5 s while it does not recover
+   * (an offer sent while the room socket was down is lost).
+   */
+  watchIce() {
+    const state = this.pc.iceConnectionState;
+    if (state === 'connected' || state === 'completed' || state === 'closed') {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = 0;
+      return;
+    }
+    if ((state === 'disconnected' || state === 'failed') && !this.restartTimer) {
+      this.restartTimer = window.setTimeout(() => this.retryIce(), state === 'failed' ? 0 : 2000);
+    }
+  }
+
+  retryIce() {
+    const state = this.pc.iceConnectionState;
+    if (state !== 'disconnected' && state !== 'failed' && state !== 'checking') {
+      this.restartTimer = 0;
+      return;
+    }
+    this.restartIce();
+    this.restartTimer = window.setTimeout(() => this.retryIce(), 2500);
+  }
+
+  restartIce() {
+    if (this.pc.signalingState === 'closed') return;
+    this.pc.restartIce();
+    this.emit('restart', undefined);
+    // The initiator offers; the other side asks it to (its own restartIce makes its next answer
+    // carry new credentials). Offers from one side only: no glare.
+    if (this.initiator) this.offer().catch((e) => console.warn('ICE restart:', e));
+    else this.send({ restart: true });
   }
 
   /**
@@ -80,7 +124,9 @@ export class P2PLink extends Emitter {
 
   /** A payload from the peer: an SDP or an ICE candidate. @param {SignalPayload} payload */
   async receive(payload) {
-    if (payload.sdp) {
+    if (payload.restart) {
+      if (this.initiator) this.restartIce();
+    } else if (payload.sdp) {
       await this.pc.setRemoteDescription(payload.sdp);
       for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
       if (payload.sdp.type === 'offer') {
@@ -100,6 +146,9 @@ export class P2PLink extends Emitter {
   }
 
   close() {
+    clearTimeout(this.restartTimer);
+    /** @type {any} */ (navigator).connection?.removeEventListener?.('change', this.onNetworkChange);
+    window.removeEventListener('online', this.onNetworkChange);
     this.pc.close();
   }
 }

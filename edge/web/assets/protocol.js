@@ -73,14 +73,17 @@
  *   | {type: 'start_recording', dropbox?: DropboxGrant}
  *   | {type: 'stop_recording'}
  *   | {type: 'speaker_stats'}
- *   | {type: 'ping'}} ClientMessage
+ *   | {type: 'ping'}
+ *   | {type: 'resume', id: ParticipantId, secret: string}} ClientMessage
  */
 
 /**
  * What goes through `signal` between the two pages of a direct call. Opaque to the edge (a JSON
  * value); the page sends one of these.
- * @typedef {{sdp: RTCSessionDescriptionInit, candidate?: undefined}
- *   | {candidate: RTCIceCandidateInit, sdp?: undefined}} SignalPayload
+ * @typedef {{sdp: RTCSessionDescriptionInit, candidate?: undefined, restart?: undefined}
+ *   | {candidate: RTCIceCandidateInit, sdp?: undefined, restart?: undefined}
+ *   | {restart: true, sdp?: undefined, candidate?: undefined}} SignalPayload (`restart`: the
+ *   answering side asks the initiator for an ICE restart)
  */
 
 // ---- Edge -> browser (protocol/src/server.rs `ServerMessage`) ----------------------------------
@@ -94,6 +97,7 @@
  * @property {string} [avatar]
  * @property {boolean} moderator
  * @property {MediaState} media
+ * @property {boolean} [away] the socket dropped; they may come back within the resume window
  */
 
 /**
@@ -147,7 +151,7 @@
  *   | 'password_rate_limited' | 'invalid_password' | 'not_moderator' | 'unknown_participant'
  *   | 'chat_too_long' | 'chat_empty' | 'not_in_p2p' | 'not_in_sfu' | 'not_your_session'
  *   | 'no_media_node' | 'recording_not_allowed' | 'recording_e2ee' | 'recording_active'
- *   | 'not_recording' | 'recording_failed' | 'internal'} ErrorCode
+ *   | 'not_recording' | 'recording_failed' | 'resume_failed' | 'internal'} ErrorCode
  */
 
 /**
@@ -164,6 +168,8 @@
  * @property {string[]} features granted by the invite token (e.g. `recording`)
  * @property {ParticipantTracks[]} tracks already published on the media node by others
  * @property {boolean} recording
+ * @property {{secret: string, window_ms: number}} [resume] how to come back as this participant
+ *   after the socket drops (page memory only: never stored, logged or put in a URL)
  */
 
 /**

@@ -11,6 +11,17 @@ export function show(screen) {
 }
 
 let toastTimer = 0;
+
+/**
+ * The one line that says how the connection to the meeting is ("Reconnecting…"); '' hides it.
+ * @param {string} text
+ */
+export function banner(text) {
+  const el = $('conn-banner');
+  el.textContent = text;
+  el.hidden = !text;
+}
+
 /** @param {string} text */
 export function toast(text) {
   const el = $('toast');
@@ -79,7 +90,7 @@ export class Grid {
     const mismatch = !isMe && p.media && theirs !== myE2ee
       ? (theirs ? ' (encrypted: join with the passphrase to see them)' : ' (not encrypted: hidden while you use E2EE)') : '';
     // Words, not emoji: systems without an emoji font show empty boxes.
-    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${mismatch}`;
+    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${p.away ? ' · reconnecting…' : ''}${mismatch}`;
     tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}${theirs ? ', end-to-end encrypted' : ''}`);
     // A decoder fed ciphertext paints and plays noise: hide and mute instead.
     tile.classList.toggle('undecodable', !!mismatch);

@@ -18,6 +18,30 @@ extern "C" {
     fn send(this: &RawSocket, data: &JsValue) -> std::result::Result<(), JsValue>;
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A Durable Object's state as plain JS, for what workers-rs does not bind.
+    type RawState;
+    #[wasm_bindgen(method, catch, js_name = getWebSocketAutoResponseTimestamp)]
+    fn auto_response_timestamp(
+        this: &RawState,
+        ws: &web_sys::WebSocket,
+    ) -> std::result::Result<JsValue, JsValue>;
+}
+
+/// When the runtime last answered a ping on `ws` by itself (`setWebSocketAutoResponse`), without
+/// waking the object: unix ms, or none.
+pub fn auto_response_at(state: &worker::State, ws: &web_sys::WebSocket) -> Option<u64> {
+    use wasm_bindgen::JsCast;
+    let at = state
+        .as_raw()
+        .unchecked_ref::<RawState>()
+        .auto_response_timestamp(ws)
+        .ok()?;
+    let date = at.dyn_into::<js_sys::Date>().ok()?;
+    Some(date.get_time() as u64)
+}
+
 pub fn send_js(ws: &web_sys::WebSocket, data: &JsValue) -> std::result::Result<(), JsValue> {
     use wasm_bindgen::JsCast;
     ws.unchecked_ref::<RawSocket>().send(data)

@@ -116,20 +116,30 @@ impl DurableObject for Room {
     async fn websocket_close(
         &self,
         ws: WebSocket,
-        _code: usize,
+        code: usize,
         _reason: String,
         _clean: bool,
     ) -> Result<()> {
         let _ = ws.close(Some(1000), Some("closed"));
-        self.inner.closed(&ws).await
+        // 1006: the connection dropped with no close frame; the participant may resume.
+        self.inner.closed(&ws, code == 1006).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.inner.closed(&ws).await
+        self.inner.closed(&ws, true).await
     }
 
     async fn alarm(&self) -> Result<Response> {
         if self.inner.load().await? {
+            // Pings the runtime answered while the object slept count as heard from.
+            for ws in self.inner.state.get_websockets() {
+                let Some(at_ms) = glue::auto_response_at(&self.inner.state, ws.as_ref()) else {
+                    continue;
+                };
+                if let Some(conn) = self.inner.conn_of(&ws) {
+                    self.inner.run(Input::Heard { conn, at_ms }).await?;
+                }
+            }
             self.inner.run(Input::Alarm).await?;
         } else {
             self.inner.wipe().await?;
@@ -200,13 +210,18 @@ impl Inner {
         Response::from_websocket(pair.client)
     }
 
-    async fn closed(self: &Rc<Self>, ws: &WebSocket) -> Result<()> {
+    async fn closed(self: &Rc<Self>, ws: &WebSocket, lost: bool) -> Result<()> {
         let Some(conn) = self.conn_of(ws) else {
             return Ok(());
         };
         self.mem.borrow_mut().sockets.remove(&conn);
         if self.load().await? {
-            self.run(Input::Closed { conn }).await?;
+            let input = if lost {
+                Input::Lost { conn }
+            } else {
+                Input::Closed { conn }
+            };
+            self.run(input).await?;
         }
         Ok(())
     }

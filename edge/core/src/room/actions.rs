@@ -143,7 +143,10 @@ impl Room {
                 );
                 Ok(())
             }
-            ClientMessage::Join(_) | ClientMessage::Leave | ClientMessage::Ping => Ok(()),
+            ClientMessage::Join(_)
+            | ClientMessage::Leave
+            | ClientMessage::Ping
+            | ClientMessage::Resume { .. } => Ok(()),
         }
     }
 

@@ -139,6 +139,8 @@ impl Room {
                 media: MediaState::default(),
                 tracks: None,
                 token_profile: who.token_profile,
+                away_since: None,
+                resume_hash: None,
             },
         );
         meeting.order.push(id.clone());
@@ -204,7 +206,9 @@ impl Room {
         }
     }
 
-    fn send_welcome(&self, env: &mut Env, out: &mut Out, id: &str) {
+    /// The meeting as `id` sees it, with a fresh resume secret (the one before is void).
+    pub(super) fn send_welcome(&mut self, env: &mut Env, out: &mut Out, id: &str) {
+        let resume = self.new_resume_secret(env, id);
         let Some(meeting) = self.meeting.as_ref() else {
             return;
         };
@@ -231,6 +235,7 @@ impl Room {
             features: member.features.clone(),
             tracks,
             recording: meeting.recording.is_some(),
+            resume,
         };
         out.send(member.conn, &welcome);
     }

@@ -10,6 +10,7 @@ mod join;
 mod media;
 mod password;
 mod recording;
+mod resume;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,8 +65,20 @@ pub enum Input {
         conn: ConnId,
         len: usize,
     },
+    /// The peer closed the socket (a close frame), or the host refused it for cause: a leave.
     Closed {
         conn: ConnId,
+    },
+    /// The connection dropped without a close frame (network gone, peer vanished): the
+    /// participant is away and may `resume` on a new socket within the resume window.
+    Lost {
+        conn: ConnId,
+    },
+    /// The host answered a ping for the socket without the core (Cloudflare's WebSocket
+    /// auto-response) at `at_ms`: it counts as heard from.
+    Heard {
+        conn: ConnId,
+        at_ms: u64,
     },
     /// The alarm set by [`Effect::SetAlarm`] went off.
     Alarm,
@@ -170,6 +183,10 @@ pub mod close {
     /// A frame above `limits.max_frame_bytes`.
     pub const TOO_BIG: u16 = 1009;
     pub const KICKED: u16 = 4001;
+    /// Nothing heard from the socket for `limits.idle_timeout_ms`: its participant may resume.
+    pub const SILENT: u16 = 4002;
+    /// The participant resumed on a newer socket.
+    pub const REPLACED: u16 = 4003;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +212,9 @@ struct Conn {
     /// Not joined yet: the socket is closed at this time unless a `join` comes first.
     #[serde(default)]
     join_by_ms: Option<u64>,
+    /// When a frame (or an auto-answered ping) last came from the socket.
+    #[serde(default)]
+    last_heard_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +230,12 @@ struct Member {
     /// The profile fields the participant's token gives: `update_profile` cannot replace them.
     #[serde(default)]
     token_profile: Profile,
+    /// The socket dropped: since when nothing has been heard (the resume window counts from it).
+    #[serde(default)]
+    away_since: Option<u64>,
+    /// SHA-256 of the current resume secret (the secret itself is only in the page's memory).
+    #[serde(default)]
+    resume_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,9 +309,9 @@ impl Room {
         &self.address
     }
 
-    /// No sockets left: the host may drop the room.
+    /// No sockets left and nobody away who may come back: the host may drop the room.
     pub fn is_ended(&self) -> bool {
-        self.conns.is_empty()
+        self.conns.is_empty() && self.meeting.is_none()
     }
 
     /// Participants currently joined.
@@ -311,6 +337,8 @@ impl Room {
             Input::Closed { conn } => {
                 self.remove_conn(env, &mut out, conn, LeaveReason::Disconnected)
             }
+            Input::Lost { conn } => self.lose_conn(env, &mut out, conn),
+            Input::Heard { conn, at_ms } => self.heard(conn, at_ms),
             Input::Alarm => self.on_alarm(env, &mut out),
             Input::NodeAssigned(node) => self.on_node_assigned(env, &mut out, node),
             Input::DominantSpeaker {
@@ -326,10 +354,10 @@ impl Room {
                 status_token,
             } => self.on_recording_started(&mut out, &meeting_id, &recorder, status_token),
         }
-        if self.conns.is_empty() {
+        if self.is_ended() {
             out.0.push(Effect::Ended);
         } else {
-            self.schedule_alarm(&mut out);
+            self.schedule_alarm(env, &mut out);
         }
         out.0
     }
@@ -358,17 +386,21 @@ impl Room {
                 bucket: TokenBucket::full(limits.message_burst, env.now_ms),
                 password_failures: FailureWindow::default(),
                 join_by_ms: Some(env.now_ms + limits.join_timeout_ms),
+                last_heard_ms: env.now_ms,
             },
         );
     }
 
     /// The host holds one alarm per room: set it to the earliest deadline (a return to P2P, a
-    /// socket's join), or clear it.
-    fn schedule_alarm(&mut self, out: &mut Out) {
+    /// socket's join, a silent socket, the end of a resume window), or clear it.
+    fn schedule_alarm(&mut self, env: &Env, out: &mut Out) {
         let lobby = self.conns.values().filter_map(|c| c.join_by_ms);
         let media = self.meeting.as_ref().and_then(|m| m.media.return_at());
-        let next = lobby.chain(media).min();
-        if next == self.alarm_at {
+        let recovery = self.recovery_deadline(env.config);
+        let next = lobby.chain(media).chain(recovery).min();
+        // An alarm due earlier stays: it plans again when it fires. (Every frame moves a silent
+        // deadline; setting the alarm again on each would cost the Worker a storage write each.)
+        if next == self.alarm_at || matches!((self.alarm_at, next), (Some(a), Some(n)) if a <= n) {
             return;
         }
         self.alarm_at = next;
@@ -395,6 +427,7 @@ impl Room {
             });
             self.remove_conn(env, out, conn, LeaveReason::Disconnected);
         }
+        self.on_recovery_alarm(env, out);
         self.on_media_alarm(env, out);
     }
 
@@ -423,6 +456,7 @@ impl Room {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        c.last_heard_ms = c.last_heard_ms.max(env.now_ms);
         if !c
             .bucket
             .take(limits.message_burst, limits.messages_per_second, env.now_ms)
@@ -489,7 +523,10 @@ impl Room {
                 }
                 result
             }
-            (ClientMessage::Join(_), _) => Err(ProtocolError::new(
+            (ClientMessage::Resume { id, secret }, Some(ConnState::Lobby)) => {
+                self.resume(env, out, conn, &id, &secret)
+            }
+            (ClientMessage::Join(_) | ClientMessage::Resume { .. }, _) => Err(ProtocolError::new(
                 ErrorCode::AlreadyJoined,
                 "already joined or waiting",
             )),
@@ -559,6 +596,7 @@ impl Room {
             m.order
                 .iter()
                 .filter_map(|id| m.members.get(id))
+                .filter(|p| p.away_since.is_none())
                 .map(|p| p.conn)
                 .collect()
         })
@@ -572,6 +610,7 @@ impl Room {
             avatar: m.profile.avatar.clone(),
             moderator: m.moderator,
             media: m.media,
+            away: m.away_since.is_some(),
         }
     }
 }
