@@ -190,6 +190,10 @@ fn too_slow() -> (u16, String) {
 fn classify(err: axum::Error) -> End {
     use tungstenite::error::{CapacityError, Error as WsError};
     match err.into_inner().downcast::<WsError>().map(|e| *e) {
+        // The connection went away under the socket (no close frame): lost, free to resume.
+        Ok(WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
+            End::Gone
+        }
         Ok(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
             End::Refuse(close::TOO_BIG, "frame too large")
         }
