@@ -134,6 +134,27 @@ pub enum ClientMessage {
     StopRecording,
     SpeakerStats,
     Ping,
+    /// Moderator: newcomers knock and wait to be let in (`true`), or come straight in.
+    SetLobby {
+        enabled: bool,
+    },
+    /// Moderator: let in one person knocking (`target` is their knock id), or everyone knocking.
+    Admit {
+        target: String,
+    },
+    AdmitAll,
+    /// Moderator: turn away one person knocking, or everyone knocking.
+    Refuse {
+        target: String,
+    },
+    RefuseAll,
+    /// Moderator, where roles are not fixed: grant or take back a participant's moderator role.
+    SetModerator {
+        target: ParticipantId,
+        moderator: bool,
+    },
+    /// Moderator: end the meeting for everyone.
+    EndMeeting,
 }
 
 impl ClientMessage {
@@ -156,6 +177,13 @@ impl ClientMessage {
             Self::StopRecording => "stop_recording",
             Self::SpeakerStats => "speaker_stats",
             Self::Ping => "ping",
+            Self::SetLobby { .. } => "set_lobby",
+            Self::Admit { .. } => "admit",
+            Self::AdmitAll => "admit_all",
+            Self::Refuse { .. } => "refuse",
+            Self::RefuseAll => "refuse_all",
+            Self::SetModerator { .. } => "set_moderator",
+            Self::EndMeeting => "end_meeting",
         }
     }
 
@@ -186,6 +214,13 @@ const KNOWN_TYPES: &[&str] = &[
     "stop_recording",
     "speaker_stats",
     "ping",
+    "set_lobby",
+    "admit",
+    "admit_all",
+    "refuse",
+    "refuse_all",
+    "set_moderator",
+    "end_meeting",
 ];
 
 /// Parse one text frame from a browser. Every failure names what was wrong, so the edge can answer

@@ -6,6 +6,7 @@
 //! - [`invite`]: the claims of a Jitsi-format invite token (JWT).
 //! - [`node`]: the edge <-> media-node API (tokens, heartbeats, calls).
 //! - [`job`]: the recording manifest a media node leaves for the uploader.
+//! - [`lobby`]: who knocks at a room with a lobby, and why someone was turned away.
 //!
 //! Browser <-> edge messages are JSON objects with an explicit `type` tag and the protocol version `v`.
 //! See `docs/protocol.md` for every message with an example.
@@ -14,6 +15,7 @@ pub mod client;
 pub mod error;
 pub mod invite;
 pub mod job;
+pub mod lobby;
 pub mod node;
 pub mod server;
 

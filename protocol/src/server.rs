@@ -77,6 +77,8 @@ pub enum LeaveReason {
 pub enum WaitReason {
     /// `jwt-host` mode: guests wait until a moderator with a token is present.
     HostAbsent,
+    /// The room has a lobby (or, `jwt-host`, you came before the host): a moderator lets you in.
+    Lobby,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +107,9 @@ pub enum ServerMessage {
         /// The meeting is being recorded.
         #[serde(default)]
         recording: bool,
+        /// Newcomers knock (the room's lobby is on).
+        #[serde(default)]
+        lobby: bool,
     },
     /// You are held until a moderator joins.
     Waiting {
@@ -187,6 +192,19 @@ pub enum ServerMessage {
         request: Option<String>,
     },
     Pong,
+    /// The lobby changed: on or off (to everyone), who knocks (to moderators; empty for others).
+    Lobby {
+        enabled: bool,
+        knocking: Vec<crate::lobby::Knocker>,
+    },
+    /// To someone knocking: they were turned away; the socket closes next (4003).
+    Refused {
+        reason: crate::lobby::RefuseReason,
+    },
+    /// A moderator ended the meeting for everyone; the socket closes next (4002).
+    MeetingEnded {
+        by: ParticipantId,
+    },
 }
 
 /// The tracks one participant has on the media node.

@@ -142,6 +142,27 @@ impl Room {
                 );
                 Ok(())
             }
+            ClientMessage::SetLobby { enabled } => self.set_lobby(env, out, id, enabled),
+            ClientMessage::Admit { target } => {
+                self.require_moderator(id)?;
+                self.admit_knockers(env, out, Some(&target))
+            }
+            ClientMessage::AdmitAll => {
+                self.require_moderator(id)?;
+                self.admit_knockers(env, out, None)
+            }
+            ClientMessage::Refuse { target } => {
+                self.require_moderator(id)?;
+                self.refuse_knockers(out, Some(&target))
+            }
+            ClientMessage::RefuseAll => {
+                self.require_moderator(id)?;
+                self.refuse_knockers(out, None)
+            }
+            ClientMessage::SetModerator { target, moderator } => {
+                self.set_moderator(env, out, id, &target, moderator)
+            }
+            ClientMessage::EndMeeting => self.end_for_all(env, out, id),
             ClientMessage::Join(_) | ClientMessage::Leave | ClientMessage::Ping => Ok(()),
         }
     }
@@ -233,7 +254,12 @@ impl Room {
         }
     }
 
-    fn update_member(&mut self, out: &mut Out, id: &str, change: impl FnOnce(&mut super::Member)) {
+    pub(super) fn update_member(
+        &mut self,
+        out: &mut Out,
+        id: &str,
+        change: impl FnOnce(&mut super::Member),
+    ) {
         let meeting = self.meeting.as_mut().expect("joined");
         let member = meeting.members.get_mut(id).expect("joined");
         change(member);
@@ -244,7 +270,7 @@ impl Room {
         );
     }
 
-    fn require_moderator(&self, id: &str) -> Result<(), ProtocolError> {
+    pub(super) fn require_moderator(&self, id: &str) -> Result<(), ProtocolError> {
         let moderator = self
             .meeting
             .as_ref()
@@ -260,7 +286,7 @@ impl Room {
         }
     }
 
-    fn member_conn(&self, id: &str) -> Result<ConnId, ProtocolError> {
+    pub(super) fn member_conn(&self, id: &str) -> Result<ConnId, ProtocolError> {
         self.meeting
             .as_ref()
             .and_then(|m| m.members.get(id))

@@ -6,9 +6,11 @@
 
 mod actions;
 mod join;
+mod lobby;
 mod media;
 mod password;
 mod recording;
+mod roles;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -169,16 +171,29 @@ pub mod close {
     /// A frame above `limits.max_frame_bytes`.
     pub const TOO_BIG: u16 = 1009;
     pub const KICKED: u16 = 4001;
+    /// A moderator ended the meeting for everyone (or it ended while you knocked).
+    pub const MEETING_ENDED: u16 = 4002;
+    /// A moderator turned you away from the lobby.
+    pub const REFUSED: u16 = 4003;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum ConnState {
-    /// Open, not joined yet.
+    /// Open, not joined yet (not the meeting's lobby: that is `Waiting`).
     Lobby,
-    /// jwt-host: a guest held until a moderator is present.
+    /// Knocking: held until a moderator lets them in (`room/lobby.rs`).
     Waiting {
         profile: Profile,
         features: Vec<String>,
+        #[serde(default)]
+        knock_id: String,
+        #[serde(default)]
+        knocked_at: u64,
+        /// Came with a valid token (a `jwt` room's participant who is no moderator).
+        #[serde(default)]
+        token: bool,
+        #[serde(default)]
+        token_profile: Profile,
     },
     Joined {
         id: ParticipantId,
@@ -223,6 +238,9 @@ struct Meeting {
     speakers: SpeakerStats,
     media: media::MediaState,
     recording: Option<recording::Recording>,
+    /// Newcomers knock (`room/lobby.rs`).
+    #[serde(default)]
+    lobby: bool,
 }
 
 /// One room. Serializable so a host can keep it across hibernation.
@@ -514,8 +532,11 @@ impl Room {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        if let ConnState::Joined { id } = c.state {
-            self.remove_member(env, out, &id, reason);
+        match c.state {
+            ConnState::Joined { id } => self.remove_member(env, out, &id, reason),
+            // Moderators stop seeing someone who gave up knocking.
+            ConnState::Waiting { .. } => self.send_lobby(out, false),
+            ConnState::Lobby => {}
         }
     }
 
@@ -534,6 +555,7 @@ impl Room {
         let meeting = self.meeting.as_mut().expect("checked above");
         if meeting.members.is_empty() {
             self.end_meeting(env, out);
+            self.on_meeting_gone(env, out);
             return;
         }
         let conns = self.member_conns();
@@ -544,6 +566,7 @@ impl Room {
                 reason,
             },
         );
+        self.hand_over_moderation(env, out);
         self.update_media(env, out);
     }
 
