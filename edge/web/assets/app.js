@@ -6,6 +6,7 @@ import { LocalMedia } from './media.js';
 import { MediaController } from './controller.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat, deliveryItem } from './ui.js';
+import { LobbyView, showWaiting } from './lobby.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
@@ -220,6 +221,9 @@ class Meeting {
     this.bindCalls();
     /** @type {ParticipantId | null} the moderator who removed us */
     this.kickedBy = null;
+    this.lobby = new LobbyView((msg) => this.signaling.send(msg));
+    /** @type {string} why the edge ended our stay (`refused`, `meeting_ended`), shown at the close */
+    this.endedWhy = '';
     this.recording = false;
     this.recordingBusy = false;
     /** @type {import('./recording.js').RecordingConfig} */
@@ -284,10 +288,18 @@ class Meeting {
     this.mark(`msg:${msg.type}`);
     switch (msg.type) {
       case 'welcome': return this.onWelcome(msg);
-      case 'waiting': show('waiting'); return;
+      case 'waiting': showWaiting(msg.reason); show('waiting'); return;
+      case 'lobby': return this.lobby.update(msg, this.moderator);
+      case 'refused':
+        this.endedWhy = msg.reason === 'moderator' ? 'A moderator did not let you in' : 'The meeting ended while you waited';
+        return;
+      case 'meeting_ended':
+        this.endedWhy = `${msg.by === this.me ? 'You' : displayName(this.people.get(msg.by))} ended the meeting for everyone`;
+        return;
       case 'error': return this.onError(msg);
       case 'participant_joined': case 'participant_updated':
         this.people.set(msg.participant.id, msg.participant);
+        if (msg.participant.id === this.me && msg.participant.moderator !== this.moderator) this.setModerator(msg.participant.moderator);
         this.grid.update(msg.participant, msg.participant.id === this.me, !!this.e2ee);
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
         this.renderRecord();
@@ -351,6 +363,8 @@ class Meeting {
     $('rec-badge').hidden = !msg.recording;
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
+    this.lobby.enabled = !!msg.lobby;
+    this.lobby.render(this.moderator);
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
     for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
     this.grid.attach(msg.you, this.media.stream, true);
@@ -358,6 +372,15 @@ class Meeting {
     this.renderRecord();
     this.sendState();
     return media;
+  }
+
+  /** Our role changed (granted, taken back, handed over). @param {boolean} on */
+  setModerator(on) {
+    this.moderator = on;
+    $('moderator-tools').hidden = !on;
+    this.lobby.render(on);
+    this.renderRecord();
+    toast(on ? 'You are now a moderator' : 'You are no longer a moderator');
   }
 
   /** The Record button: moderators only, where the server records; disabled while E2EE is on. */
@@ -472,7 +495,9 @@ class Meeting {
   onClosed({ code, final }) {
     this.calls.disconnected(final);
     if (!final) return;
-    if (code === 4001) {
+    if (this.endedWhy && (code === 4002 || code === 4003)) {
+      $('ended-title').textContent = this.endedWhy;
+    } else if (code === 4001) {
       $('ended-title').textContent = 'A moderator removed you from the meeting';
     } else if (code === 1008) {
       $('ended-title').textContent = 'The connection was closed';
@@ -509,6 +534,7 @@ class Meeting {
     const chosen = to.value;
     list.replaceChildren();
     to.replaceChildren(new Option('Everyone', ''));
+    const everyone = [...this.people.values()].every((p) => p.moderator);
     for (const p of this.people.values()) {
       const li = document.createElement('li');
       li.dataset.participant = p.id;
@@ -516,7 +542,11 @@ class Meeting {
       name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
-        for (const [label, msg] of /** @type {[string, ClientMessage][]} */ ([['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]])) {
+        /** @type {[string, ClientMessage][]} */
+        const actions = [['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]];
+        // Roles can change where not everyone moderates.
+        if (!everyone) actions.push(p.moderator ? ['Remove moderator', { type: 'set_moderator', target: p.id, moderator: false }] : ['Make moderator', { type: 'set_moderator', target: p.id, moderator: true }]);
+        for (const [label, msg] of actions) {
           const b = document.createElement('button');
           b.type = 'button';
           b.textContent = label;
@@ -605,6 +635,9 @@ class Meeting {
       pw.value = '';
     });
     $('unlock').addEventListener('click', () => this.signaling.send({ type: 'set_password', password: null }));
+    $('end-all').addEventListener('click', () => {
+      if (confirm('End the meeting for everyone?')) this.signaling.send({ type: 'end_meeting' });
+    });
     $('stats-button').addEventListener('click', () => this.signaling.send({ type: 'speaker_stats' }));
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);

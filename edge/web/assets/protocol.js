@@ -72,7 +72,14 @@
  *   | {type: 'start_recording', dropbox?: DropboxGrant}
  *   | {type: 'stop_recording'}
  *   | {type: 'speaker_stats'}
- *   | {type: 'ping'}} ClientMessage
+ *   | {type: 'ping'}
+ *   | {type: 'set_lobby', enabled: boolean}
+ *   | {type: 'admit', target: string}
+ *   | {type: 'admit_all'}
+ *   | {type: 'refuse', target: string}
+ *   | {type: 'refuse_all'}
+ *   | {type: 'set_moderator', target: ParticipantId, moderator: boolean}
+ *   | {type: 'end_meeting'}} ClientMessage
  */
 
 /**
@@ -146,7 +153,7 @@
  *   | 'password_rate_limited' | 'invalid_password' | 'not_moderator' | 'unknown_participant'
  *   | 'chat_too_long' | 'chat_empty' | 'not_in_p2p' | 'not_in_sfu' | 'not_your_session'
  *   | 'no_media_node' | 'recording_not_allowed' | 'recording_e2ee' | 'recording_active'
- *   | 'not_recording' | 'recording_failed' | 'internal'} ErrorCode
+ *   | 'not_recording' | 'recording_failed' | 'roles_fixed' | 'internal'} ErrorCode
  */
 
 /**
@@ -163,6 +170,14 @@
  * @property {string[]} features granted by the invite token (e.g. `recording`)
  * @property {ParticipantTracks[]} tracks already published on the media node by others
  * @property {boolean} recording
+ * @property {boolean} [lobby] newcomers knock
+ */
+
+/**
+ * Someone knocking, as moderators see them (`protocol/src/lobby.rs` `Knocker`).
+ * @typedef {object} Knocker
+ * @property {string} id the knock id (not a participant id)
+ * @property {string} [name] the name they typed
  */
 
 /**
@@ -177,7 +192,10 @@
 /**
  * Every message the edge sends (the envelope's `v` checked and left on by `Signaling`).
  * @typedef {WelcomeMessage
- *   | {type: 'waiting', reason: 'host_absent'}
+ *   | {type: 'waiting', reason: 'host_absent' | 'lobby'}
+ *   | {type: 'lobby', enabled: boolean, knocking: Knocker[]}
+ *   | {type: 'refused', reason: 'moderator' | 'meeting_ended'}
+ *   | {type: 'meeting_ended', by: ParticipantId}
  *   | {type: 'participant_joined', participant: Participant}
  *   | {type: 'participant_updated', participant: Participant}
  *   | {type: 'participant_left', id: ParticipantId, reason: LeaveReason}

@@ -48,7 +48,8 @@ export class Signaling extends Emitter {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      const final = this.closedOnPurpose || ev.code === 1000 || ev.code === 4001 || ev.code === 1008;
+      // 4002: the meeting was ended for everyone (or while we knocked); 4003: refused at the lobby.
+      const final = this.closedOnPurpose || [1000, 1008, 4001, 4002, 4003].includes(ev.code);
       this.emit('closed', { code: ev.code, reason: ev.reason, final });
       if (!final) this.reconnectLater();
     };
