@@ -263,6 +263,11 @@ class Meeting {
     });
     calls.on('connection', ({ state }) => { $('quality').textContent = state; });
     calls.on('mark', ({ step }) => this.mark(step));
+    calls.on('problem', ({ text }) => {
+      const el = $('media-problem');
+      el.textContent = text || '';
+      el.hidden = !text;
+    });
   }
 
   /**
