@@ -7,6 +7,7 @@ import { MediaController } from './controller.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat, deliveryItem } from './ui.js';
 import { LobbyView, showWaiting } from './lobby.js';
+import { applyJoinChoices, copyInviteLink, ChatBadge, bindShortcutsHelp } from './controls.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
@@ -156,6 +157,7 @@ async function prejoin(tenant, room) {
       e2eeToggle.checked = !!e2eeSecret;
       passphrase.value = e2eeSecret;
     }
+    applyJoinChoices(media);
     const profile = { name: fields[0].value.trim(), email: fields[1].value.trim(), avatar: fields[2].value.trim() };
     if (remember.checked) localStorage.setItem('edgemeet.profile', JSON.stringify(profile));
     else localStorage.removeItem('edgemeet.profile');
@@ -222,6 +224,7 @@ class Meeting {
     /** @type {ParticipantId | null} the moderator who removed us */
     this.kickedBy = null;
     this.lobby = new LobbyView((msg) => this.signaling.send(msg));
+    this.chatBadge = new ChatBadge();
     /** @type {string} why the edge ended our stay (`refused`, `meeting_ended`), shown at the close */
     this.endedWhy = '';
     this.recording = false;
@@ -317,6 +320,7 @@ class Meeting {
         this.renderRecord();
         return this.renderPeople();
       case 'chat':
+        this.chatBadge.message(msg.from === this.me);
         return addChat(msg.from === this.me ? 'You' : displayName(this.people.get(msg.from)), msg.text, !!msg.to, msg.at);
       case 'muted':
         if (msg.kind === 'audio') this.setMic(false); else this.setCam(false);
@@ -373,6 +377,9 @@ class Meeting {
     for (const id of [...this.grid.tiles.keys()]) this.grid.remove(id);
     for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
     this.grid.attach(msg.you, this.media.stream, true);
+    // What the pre-join page chose (microphone or camera off) shows on the toolbar.
+    $('toggle-mic').setAttribute('aria-pressed', String(this.media.audioEnabled));
+    $('toggle-cam').setAttribute('aria-pressed', String(this.media.videoEnabled));
     this.renderPeople();
     this.renderRecord();
     this.sendState();
@@ -589,7 +596,10 @@ class Meeting {
     const panel = $(id);
     panel.hidden = !panel.hidden;
     $(button).setAttribute('aria-pressed', String(!panel.hidden));
-    if (!panel.hidden && id === 'chat-panel') $('chat-input').focus();
+    if (!panel.hidden && id === 'chat-panel') {
+      this.chatBadge.opened();
+      $('chat-input').focus();
+    }
   }
 
   bindControls() {
@@ -644,6 +654,8 @@ class Meeting {
       if (confirm('End the meeting for everyone?')) this.signaling.send({ type: 'end_meeting' });
     });
     $('stats-button').addEventListener('click', () => this.signaling.send({ type: 'speaker_stats' }));
+    $('copy-invite').addEventListener('click', () => { copyInviteLink(); });
+    bindShortcutsHelp();
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);
       if (ev.ctrlKey || ev.metaKey || ev.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;
