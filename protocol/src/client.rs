@@ -155,6 +155,14 @@ pub enum ClientMessage {
     },
     /// Moderator: end the meeting for everyone.
     EndMeeting,
+    /// Raise (`true`) or lower your hand; everyone sees it, in the order hands went up.
+    RaiseHand {
+        raised: bool,
+    },
+    /// A reaction for everyone to see for a moment; the edge keeps nothing of it.
+    React {
+        reaction: crate::reaction::Reaction,
+    },
 }
 
 impl ClientMessage {
@@ -184,6 +192,8 @@ impl ClientMessage {
             Self::RefuseAll => "refuse_all",
             Self::SetModerator { .. } => "set_moderator",
             Self::EndMeeting => "end_meeting",
+            Self::RaiseHand { .. } => "raise_hand",
+            Self::React { .. } => "react",
         }
     }
 
@@ -221,6 +231,8 @@ const KNOWN_TYPES: &[&str] = &[
     "refuse_all",
     "set_moderator",
     "end_meeting",
+    "raise_hand",
+    "react",
 ];
 
 /// Parse one text frame from a browser. Every failure names what was wrong, so the edge can answer

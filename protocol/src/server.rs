@@ -19,6 +19,10 @@ pub struct Participant {
     pub moderator: bool,
     #[serde(default)]
     pub media: MediaState,
+    /// When the participant raised their hand (unix ms, the edge's clock): hands are taken in
+    /// this order. Absent while the hand is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand: Option<u64>,
 }
 
 /// An ICE server for `RTCPeerConnection` (STUN, or TURN with time-limited credentials).
@@ -204,6 +208,11 @@ pub enum ServerMessage {
     /// A moderator ended the meeting for everyone; the socket closes next (4002).
     MeetingEnded {
         by: ParticipantId,
+    },
+    /// Someone reacted (to everyone, the sender too); shown for a moment, kept nowhere.
+    Reaction {
+        from: ParticipantId,
+        reaction: crate::reaction::Reaction,
     },
 }
 

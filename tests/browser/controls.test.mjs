@@ -72,3 +72,47 @@ test('join with microphone and camera off; unread chat badge; invite link; short
   await bob.waitForSelector('#shortcuts-panel', { state: 'hidden' });
   for (const page of [ada, bob, guest]) await page.context().close();
 });
+
+test('raise hand: others see it on the tile and in the people list, in order', async () => {
+  const room = uniqueRoom('hands');
+  const ada = await joinPage(browser, edge.url, room, { name: 'Ada' });
+  await inMeeting(ada);
+  const bob = await joinPage(browser, edge.url, room, { name: 'Bob' });
+  await inMeeting(bob);
+  const handOn = (page, who) => page.evaluate((w) => {
+    const tile = [...document.querySelectorAll('#grid .tile')].find((t) => t.querySelector('.label')?.textContent.startsWith(w));
+    return tile?.querySelector('.hand')?.textContent ?? null;
+  }, who);
+  // Keyboard first: H raises Bob's hand.
+  await bob.locator('body').click({ position: { x: 5, y: 300 } });
+  await bob.keyboard.press('h');
+  await ada.waitForFunction(() => document.querySelector('#grid .hand') !== null);
+  assert.equal(await handOn(ada, 'Bob'), 'Hand raised, 1st in line');
+  assert.equal(await bob.getAttribute('#raise-hand', 'aria-pressed'), 'true');
+  await ada.click('#raise-hand');
+  await bob.waitForFunction(() => document.querySelectorAll('#grid .hand').length === 2);
+  assert.equal(await handOn(bob, 'Ada'), 'Hand raised, 2nd in line');
+  await bob.click('#toggle-people');
+  assert.match(await bob.textContent('#people'), /Ada · moderator · Hand raised, 2nd in line/);
+  // Bob lowers his: Ada is first now, on every page.
+  await bob.click('#raise-hand');
+  await ada.waitForFunction(() => document.querySelectorAll('#grid .hand').length === 1);
+  assert.equal(await handOn(ada, 'Ada'), 'Hand raised, 1st in line');
+  assert.equal(await handOn(ada, 'Bob'), null);
+  for (const page of [ada, bob]) await page.context().close();
+});
+
+test('reactions: others see them on the sender's tile for a moment', async () => {
+  const room = uniqueRoom('react');
+  const ada = await joinPage(browser, edge.url, room, { name: 'Ada' });
+  await inMeeting(ada);
+  const bob = await joinPage(browser, edge.url, room, { name: 'Bob' });
+  await inMeeting(bob);
+  await bob.focus('button[aria-label="React: Applause"]');
+  await bob.keyboard.press('Enter');
+  await ada.waitForFunction(() => [...document.querySelectorAll('#grid .tile')].some((t) => /Bob/.test(t.querySelector('.label')?.textContent || '') && /Applause/.test(t.querySelector('.reaction')?.textContent || '')));
+  assert.equal(await ada.textContent('#reactions-live'), 'Bob: Applause');
+  // Short-lived: gone from the tile a few seconds later.
+  await ada.waitForFunction(() => document.querySelector('#grid .reaction') === null, null, { timeout: 8000 });
+  for (const page of [ada, bob]) await page.context().close();
+});

@@ -377,3 +377,62 @@ fn a_moderator_ends_the_meeting_for_everyone() {
     let (_, next) = welcome_id(&h.join(5, json!({})));
     assert_ne!(next, meeting);
 }
+
+#[test]
+fn raised_hands_are_seen_by_everyone_in_the_order_they_went_up() {
+    let mut h = Harness::new(None);
+    let (ada, _) = welcome_id(&h.join(1, json!({})));
+    let (bob, _) = welcome_id(&h.join(2, json!({})));
+    h.take(1);
+    let hand_of = |msgs: Vec<ServerMessage>| match msgs.as_slice() {
+        [ServerMessage::ParticipantUpdated { participant }] => {
+            (participant.id.clone(), participant.hand)
+        }
+        other => panic!("{other:?}"),
+    };
+    h.send(2, json!({"type": "raise_hand", "raised": true}));
+    let bob_at = h.now;
+    assert_eq!(hand_of(h.take(1)), (bob.clone(), Some(bob_at)));
+    h.take(2);
+    h.now += 1000;
+    h.send(1, json!({"type": "raise_hand", "raised": true}));
+    assert_eq!(hand_of(h.take(2)), (ada.clone(), Some(bob_at + 1000)));
+    h.take(1);
+    // Raising again keeps the place; a newcomer sees both hands.
+    h.now += 1000;
+    h.send(2, json!({"type": "raise_hand", "raised": true}));
+    assert_eq!(hand_of(h.take(1)), (bob.clone(), Some(bob_at)));
+    let ServerMessage::Welcome { participants, .. } = h.join(3, json!({})) else {
+        panic!()
+    };
+    assert_eq!(
+        participants.iter().map(|p| p.hand).collect::<Vec<_>>(),
+        [Some(bob_at + 1000), Some(bob_at), None]
+    );
+    h.send(2, json!({"type": "raise_hand", "raised": false}));
+    assert_eq!(hand_of(h.take(3)), (bob, None));
+}
+
+#[test]
+fn reactions_reach_everyone_and_are_kept_nowhere() {
+    let mut h = Harness::new(None);
+    let (ada, _) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.take(1);
+    h.send(1, json!({"type": "react", "reaction": "applause"}));
+    for conn in [1, 2] {
+        assert_eq!(
+            h.take(conn),
+            vec![ServerMessage::Reaction {
+                from: ada.clone(),
+                reaction: edgemeet_protocol::reaction::Reaction::Applause
+            }]
+        );
+    }
+    // Nothing of it stays in the room's state (what a host keeps across hibernation).
+    let state = serde_json::to_string(&h.room).unwrap();
+    assert!(!state.contains("applause"), "{state}");
+    h.send(1, json!({"type": "react", "reaction": "<script>"}));
+    assert_eq!(h.error_code(1), ErrorCode::InvalidMessage);
+    assert!(h.take(2).is_empty());
+}

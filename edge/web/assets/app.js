@@ -7,7 +7,9 @@ import { MediaController } from './controller.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { $, show, toast, displayName, Grid, addChat, deliveryItem } from './ui.js';
 import { LobbyView, showWaiting } from './lobby.js';
-import { applyJoinChoices, copyInviteLink, ChatBadge, bindShortcutsHelp } from './controls.js';
+import {
+  applyJoinChoices, copyInviteLink, ChatBadge, bindShortcutsHelp, handOrder, handText, renderHands, bindReactions, showReaction,
+} from './controls.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
@@ -298,6 +300,7 @@ class Meeting {
       case 'welcome': return this.onWelcome(msg);
       case 'waiting': showWaiting(msg.reason); show('waiting'); return;
       case 'lobby': return this.lobby.update(msg, this.moderator);
+      case 'reaction': return showReaction(msg.from, msg.from === this.me ? 'You' : displayName(this.people.get(msg.from)), msg.reaction);
       case 'refused':
         this.endedWhy = msg.reason === 'moderator' ? 'A moderator did not let you in' : 'The meeting ended while you waited';
         return;
@@ -308,6 +311,7 @@ class Meeting {
       case 'participant_joined': case 'participant_updated':
         this.people.set(msg.participant.id, msg.participant);
         if (msg.participant.id === this.me && msg.participant.moderator !== this.moderator) this.setModerator(msg.participant.moderator);
+        if (msg.type === 'participant_updated' && msg.participant.hand && msg.participant.id !== this.me) toast(`${displayName(msg.participant)} raised their hand`);
         this.grid.update(msg.participant, msg.participant.id === this.me, !!this.e2ee);
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
         this.renderRecord();
@@ -541,6 +545,9 @@ class Meeting {
   }
 
   renderPeople() {
+    const hands = handOrder(this.people.values());
+    renderHands(hands);
+    $('raise-hand').setAttribute('aria-pressed', String(!!(this.me && hands.has(this.me))));
     const list = $('people');
     const to = /** @type {HTMLSelectElement} */ ($('chat-to'));
     const chosen = to.value;
@@ -551,7 +558,8 @@ class Meeting {
       const li = document.createElement('li');
       li.dataset.participant = p.id;
       const name = document.createElement('span');
-      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}`;
+      const place = hands.get(p.id);
+      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}${place ? ` · ${handText(place)}` : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
         /** @type {[string, ClientMessage][]} */
@@ -655,6 +663,9 @@ class Meeting {
     });
     $('stats-button').addEventListener('click', () => this.signaling.send({ type: 'speaker_stats' }));
     $('copy-invite').addEventListener('click', () => { copyInviteLink(); });
+    const raiseHand = () => this.signaling.send({ type: 'raise_hand', raised: $('raise-hand').getAttribute('aria-pressed') !== 'true' });
+    $('raise-hand').addEventListener('click', raiseHand);
+    bindReactions((reaction) => this.signaling.send({ type: 'react', reaction }));
     bindShortcutsHelp();
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);
@@ -664,6 +675,7 @@ class Meeting {
       if (key === 'm') this.setMic(!this.media.audioEnabled);
       else if (key === 'v') this.setCam(!this.media.videoEnabled);
       else if (key === 'c') { ev.preventDefault(); this.togglePanel('chat-panel', 'toggle-chat'); }
+      else if (key === 'h') raiseHand();
     });
   }
 }

@@ -79,7 +79,9 @@
  *   | {type: 'refuse', target: string}
  *   | {type: 'refuse_all'}
  *   | {type: 'set_moderator', target: ParticipantId, moderator: boolean}
- *   | {type: 'end_meeting'}} ClientMessage
+ *   | {type: 'end_meeting'}
+ *   | {type: 'raise_hand', raised: boolean}
+ *   | {type: 'react', reaction: Reaction}} ClientMessage
  */
 
 /**
@@ -100,6 +102,7 @@
  * @property {string} [avatar]
  * @property {boolean} moderator
  * @property {MediaState} media
+ * @property {number} [hand] when the hand went up (unix ms); absent while it is down
  */
 
 /**
@@ -174,6 +177,11 @@
  */
 
 /**
+ * A reaction (`protocol/src/reaction.rs`): shown for a moment, kept nowhere.
+ * @typedef {'thumbs_up' | 'applause' | 'laugh' | 'surprise' | 'heart' | 'celebrate'} Reaction
+ */
+
+/**
  * Someone knocking, as moderators see them (`protocol/src/lobby.rs` `Knocker`).
  * @typedef {object} Knocker
  * @property {string} id the knock id (not a participant id)
@@ -196,6 +204,7 @@
  *   | {type: 'lobby', enabled: boolean, knocking: Knocker[]}
  *   | {type: 'refused', reason: 'moderator' | 'meeting_ended'}
  *   | {type: 'meeting_ended', by: ParticipantId}
+ *   | {type: 'reaction', from: ParticipantId, reaction: Reaction}
  *   | {type: 'participant_joined', participant: Participant}
  *   | {type: 'participant_updated', participant: Participant}
  *   | {type: 'participant_left', id: ParticipantId, reason: LeaveReason}

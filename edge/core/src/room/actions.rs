@@ -163,6 +163,23 @@ impl Room {
                 self.set_moderator(env, out, id, &target, moderator)
             }
             ClientMessage::EndMeeting => self.end_for_all(env, out, id),
+            ClientMessage::React { reaction } => {
+                // Relayed, never kept: not in the room's state, not in any snapshot.
+                let msg = ServerMessage::Reaction {
+                    from: id.to_string(),
+                    reaction,
+                };
+                out.send_many(self.member_conns(), &msg);
+                Ok(())
+            }
+            ClientMessage::RaiseHand { raised } => {
+                let now = env.now_ms;
+                // Raising again keeps one's place in the queue.
+                self.update_member(out, id, |m| {
+                    m.hand = if raised { m.hand.or(Some(now)) } else { None };
+                });
+                Ok(())
+            }
             ClientMessage::Join(_) | ClientMessage::Leave | ClientMessage::Ping => Ok(()),
         }
     }

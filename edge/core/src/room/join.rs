@@ -125,6 +125,7 @@ impl Room {
                 media: MediaState::default(),
                 tracks: None,
                 token_profile: who.token_profile,
+                hand: None,
             },
         );
         meeting.order.push(id.clone());

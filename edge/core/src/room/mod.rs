@@ -224,6 +224,9 @@ struct Member {
     /// The profile fields the participant's token gives: `update_profile` cannot replace them.
     #[serde(default)]
     token_profile: Profile,
+    /// When the hand went up (unix ms), while it is up.
+    #[serde(default)]
+    hand: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -594,6 +597,7 @@ impl Room {
             avatar: m.profile.avatar.clone(),
             moderator: m.moderator,
             media: m.media,
+            hand: m.hand,
         }
     }
 }
