@@ -102,7 +102,7 @@ test('raise hand: others see it on the tile and in the people list, in order', a
   for (const page of [ada, bob]) await page.context().close();
 });
 
-test('reactions: others see them on the sender's tile for a moment', async () => {
+test("reactions: others see them on the sender's tile for a moment", async () => {
   const room = uniqueRoom('react');
   const ada = await joinPage(browser, edge.url, room, { name: 'Ada' });
   await inMeeting(ada);
@@ -114,5 +114,19 @@ test('reactions: others see them on the sender's tile for a moment', async () =>
   assert.equal(await ada.textContent('#reactions-live'), 'Bob: Applause');
   // Short-lived: gone from the tile a few seconds later.
   await ada.waitForFunction(() => document.querySelector('#grid .reaction') === null, null, { timeout: 8000 });
+  for (const page of [ada, bob]) await page.context().close();
+});
+
+test('rename yourself: others see the new name', async () => {
+  const room = uniqueRoom('rename');
+  const ada = await joinPage(browser, edge.url, room, { name: 'Ada' });
+  await inMeeting(ada);
+  const bob = await joinPage(browser, edge.url, room, { name: 'Bob' });
+  await inMeeting(bob);
+  await bob.click('#toggle-people');
+  await bob.fill('#rename-input', 'Robert');
+  await bob.press('#rename-input', 'Enter');
+  await ada.waitForFunction(() => [...document.querySelectorAll('#grid .label')].some((l) => l.textContent.startsWith('Robert')));
+  await bob.waitForFunction(() => /Robert \(you\)/.test(document.getElementById('people').textContent));
   for (const page of [ada, bob]) await page.context().close();
 });

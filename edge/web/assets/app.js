@@ -666,6 +666,16 @@ class Meeting {
     const raiseHand = () => this.signaling.send({ type: 'raise_hand', raised: $('raise-hand').getAttribute('aria-pressed') !== 'true' });
     $('raise-hand').addEventListener('click', raiseHand);
     bindReactions((reaction) => this.signaling.send({ type: 'react', reaction }));
+    $('rename-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const name = /** @type {HTMLInputElement} */ ($('rename-input')).value.trim();
+      // The other profile fields stay as they were (update_profile replaces the whole profile).
+      const me = this.me ? this.people.get(this.me) : undefined;
+      /** @type {import('./protocol.js').Profile} */
+      const profile = { ...this.join.profile, ...(me?.email ? { email: me.email } : {}), ...(me?.avatar ? { avatar: me.avatar } : {}), name };
+      this.join.profile = profile; // a reconnect joins with the new name
+      this.signaling.send({ type: 'update_profile', profile });
+    });
     bindShortcutsHelp();
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);
