@@ -13,6 +13,9 @@ pub struct MediaSection {
     pub mid: Option<String>,
     /// `sendrecv`, `sendonly`, `recvonly`, `inactive`.
     pub direction: String,
+    /// A refused section: port 0 without `a=bundle-only`. Under BUNDLE (RFC 8843) an offer may
+    /// give every section after the first port 0 with `a=bundle-only` (Firefox does): those are
+    /// live, carried on the first section's transport.
     pub port_zero: bool,
     /// Payload types in preference order.
     pub payload_types: Vec<u8>,
@@ -81,6 +84,7 @@ pub fn parse(sdp: &str) -> Result<Vec<MediaSection>, String> {
         let (name, value) = attr.split_once(':').unwrap_or((attr, ""));
         match name {
             "mid" => sec.mid = Some(value.trim().to_string()),
+            "bundle-only" => sec.port_zero = false,
             "sendrecv" | "sendonly" | "recvonly" | "inactive" => sec.direction = name.into(),
             "rtpmap" => {
                 if let Some((pt, enc)) = value.split_once(' ')
@@ -172,6 +176,19 @@ a=rid:q send\r\na=rid:f send\r\n";
         assert_eq!(s[1].primary_codec().unwrap().1, "video/VP8");
         assert_eq!(s[1].rids, vec!["q", "f"]);
         assert!(parse("garbage").is_err());
+    }
+
+    #[test]
+    fn bundle_only_sections_with_port_zero_are_live() {
+        // Firefox's offer: the first section carries the transport, the others ride on it.
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 109\r\na=mid:0\r\na=sendonly\r\na=rtpmap:109 opus/48000/2\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 120\r\na=bundle-only\r\na=mid:1\r\na=sendonly\r\na=rtpmap:120 VP8/90000\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 120\r\na=mid:2\r\na=inactive\r\na=rtpmap:120 VP8/90000\r\n";
+        let s = parse(sdp).unwrap();
+        assert!(!s[0].port_zero);
+        assert!(!s[1].port_zero, "bundle-only: sends on the bundle");
+        assert!(s[2].port_zero, "port 0 alone still refuses the section");
     }
 
     #[test]

@@ -140,6 +140,35 @@ pub enum ClientMessage {
     StopRecording,
     SpeakerStats,
     Ping,
+    /// Moderator: newcomers knock and wait to be let in (`true`), or come straight in.
+    SetLobby {
+        enabled: bool,
+    },
+    /// Moderator: let in one person knocking (`target` is their knock id), or everyone knocking.
+    Admit {
+        target: String,
+    },
+    AdmitAll,
+    /// Moderator: turn away one person knocking, or everyone knocking.
+    Refuse {
+        target: String,
+    },
+    RefuseAll,
+    /// Moderator, where roles are not fixed: grant or take back a participant's moderator role.
+    SetModerator {
+        target: ParticipantId,
+        moderator: bool,
+    },
+    /// Moderator: end the meeting for everyone.
+    EndMeeting,
+    /// Raise (`true`) or lower your hand; everyone sees it, in the order hands went up.
+    RaiseHand {
+        raised: bool,
+    },
+    /// A reaction for everyone to see for a moment; the edge keeps nothing of it.
+    React {
+        reaction: crate::reaction::Reaction,
+    },
     /// Come back as the participant `id` on a new socket after the old one dropped, with the
     /// resume secret the last `welcome` gave (held in page memory only).
     Resume {
@@ -181,6 +210,15 @@ impl ClientMessage {
             Self::SpeakerStats => "speaker_stats",
             Self::Ping => "ping",
             Self::Resume { .. } => "resume",
+            Self::SetLobby { .. } => "set_lobby",
+            Self::Admit { .. } => "admit",
+            Self::AdmitAll => "admit_all",
+            Self::Refuse { .. } => "refuse",
+            Self::RefuseAll => "refuse_all",
+            Self::SetModerator { .. } => "set_moderator",
+            Self::EndMeeting => "end_meeting",
+            Self::RaiseHand { .. } => "raise_hand",
+            Self::React { .. } => "react",
         }
     }
 
@@ -213,6 +251,15 @@ const KNOWN_TYPES: &[&str] = &[
     "speaker_stats",
     "ping",
     "resume",
+    "set_lobby",
+    "admit",
+    "admit_all",
+    "refuse",
+    "refuse_all",
+    "set_moderator",
+    "end_meeting",
+    "raise_hand",
+    "react",
 ];
 
 /// Parse one text frame from a browser. Every failure names what was wrong, so the edge can answer

@@ -50,6 +50,9 @@ pub enum ErrorCode {
     /// A `tracks` message named a media-node session that is not the sender's.
     NotYourSession,
     NoMediaNode,
+    /// `set_moderator` where everyone moderates (an open room with `moderation = "everyone"`), or
+    /// taking the role from the last moderator.
+    RolesFixed,
     // Recording.
     RecordingNotAllowed,
     RecordingE2ee,

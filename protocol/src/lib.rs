@@ -7,6 +7,8 @@
 //! - [`invite`]: the claims of a Jitsi-format invite token (JWT).
 //! - [`node`]: the edge <-> media-node API (tokens, heartbeats, calls).
 //! - [`job`]: the recording manifest a media node leaves for the uploader.
+//! - [`lobby`]: who knocks at a room with a lobby, and why someone was turned away.
+//! - [`reaction`]: the short-lived reactions participants send.
 //!
 //! Browser <-> edge messages are JSON objects with an explicit `type` tag and the protocol version `v`.
 //! See `docs/protocol.md` for every message with an example.
@@ -16,7 +18,9 @@ pub mod e2ee;
 pub mod error;
 pub mod invite;
 pub mod job;
+pub mod lobby;
 pub mod node;
+pub mod reaction;
 pub mod server;
 
 pub use client::{ClientMessage, parse_client};

@@ -19,6 +19,10 @@ pub struct Participant {
     pub moderator: bool,
     #[serde(default)]
     pub media: MediaState,
+    /// When the participant raised their hand (unix ms, the edge's clock): hands are taken in
+    /// this order. Absent while the hand is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand: Option<u64>,
     /// The participant's socket dropped: it may come back (resume) within the resume window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub away: bool,
@@ -95,6 +99,8 @@ pub enum LeaveReason {
 pub enum WaitReason {
     /// `jwt-host` mode: guests wait until a moderator with a token is present.
     HostAbsent,
+    /// The room has a lobby (or, `jwt-host`, you came before the host): a moderator lets you in.
+    Lobby,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +132,9 @@ pub enum ServerMessage {
         /// How to come back as this participant if the socket drops (`resume`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<ResumeGrant>,
+        /// Newcomers knock (the room's lobby is on).
+        #[serde(default)]
+        lobby: bool,
     },
     /// You are held until a moderator joins.
     Waiting {
@@ -213,6 +222,24 @@ pub enum ServerMessage {
         request: Option<String>,
     },
     Pong,
+    /// The lobby changed: on or off (to everyone), who knocks (to moderators; empty for others).
+    Lobby {
+        enabled: bool,
+        knocking: Vec<crate::lobby::Knocker>,
+    },
+    /// To someone knocking: they were turned away; the socket closes next (4003).
+    Refused {
+        reason: crate::lobby::RefuseReason,
+    },
+    /// A moderator ended the meeting for everyone; the socket closes next (4002).
+    MeetingEnded {
+        by: ParticipantId,
+    },
+    /// Someone reacted (to everyone, the sender too); shown for a moment, kept nowhere.
+    Reaction {
+        from: ParticipantId,
+        reaction: crate::reaction::Reaction,
+    },
 }
 
 /// The tracks one participant has on the media node.

@@ -1,5 +1,6 @@
 // What people do in a room besides seeing each other: chat (to all, private), moderation (mute,
-// kick, lock with a password), the jwt-host waiting room, and a clean slate after everyone leaves.
+// kick, lock with a password), the jwt-host waiting room (early guests knock), and a clean slate
+// after everyone leaves. The lobby itself: lobby.test.mjs.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEdge, launchBrowser, joinPage, inMeeting, mintToken, uniqueRoom } from './lib.mjs';
@@ -83,7 +84,7 @@ test('chat, mute, kick, lock with a password; after everyone leaves the room sta
   for (const page of [ada, bob, cy, dan]) await page.context().close();
 });
 
-test('jwt-host: a guest waits until a host with a token joins', async () => {
+test('jwt-host: a guest waits until a host with a token joins, then knocks and is let in', async () => {
   const room = uniqueRoom('hosted');
   const guest = await joinPage(browser, edge.url, `host/${room}`, { name: 'Guest' });
   await guest.waitForSelector('#waiting:not([hidden])');
@@ -95,6 +96,11 @@ test('jwt-host: a guest waits until a host with a token joins', async () => {
   });
   const host = await joinPage(browser, edge.url, `host/${room}`, { query: `?jwt=${token}` });
   await inMeeting(host);
+  // The early guest is not let in because the host came: the host sees them knock, by name.
+  await guest.waitForFunction(() => /let in/.test(document.getElementById('waiting-title').textContent));
+  assert.equal(await guest.isVisible('#meeting'), false);
+  await host.click('#toggle-people');
+  await host.click('button[aria-label="Admit Guest"]');
   await inMeeting(guest);
   assert.equal(await host.evaluate(() => document.getElementById('moderator-tools').hidden), false);
   assert.equal(await guest.evaluate(() => document.getElementById('moderator-tools').hidden), true);

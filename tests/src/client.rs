@@ -247,6 +247,14 @@ impl Client {
         answer
     }
 
+    /// Someone knocking: skip messages until the welcome that lets them in, and take its id.
+    pub async fn wait_for_welcome(&mut self) -> Value {
+        let welcome = self.wait_for("welcome").await;
+        self.id = welcome["you"].as_str().map(str::to_string);
+        self.welcome_media = Some(welcome["media"].clone());
+        welcome
+    }
+
     pub fn id(&self) -> &str {
         self.id.as_deref().expect("joined")
     }

@@ -6,6 +6,8 @@
 mod e2ee_keys;
 #[path = "conformance/hardening.rs"]
 mod hardening;
+#[path = "conformance/lobby.rs"]
+mod lobby;
 #[path = "conformance/recovery.rs"]
 mod recovery;
 #[path = "conformance/surface.rs"]
@@ -215,8 +217,22 @@ async fn jwt_host_guests_wait_until_a_moderator_arrives() {
         .join(json!({"query": 1, "token": tokens::host_moderator(&room)}))
         .await;
     assert_eq!(w["moderator"], true);
-    let admitted = guest.recv().await;
-    assert_eq!(admitted["type"], "welcome", "{admitted}");
+    assert_eq!(
+        w["participants"].as_array().unwrap().len(),
+        1,
+        "an early guest is not let in because the host came: {w}"
+    );
+    // The early guest knocks like everyone else: the host sees the name and decides.
+    let lobby = host.wait_for("lobby").await;
+    assert_eq!(lobby["knocking"][0]["name"], "Guest", "{lobby}");
+    let now = guest.recv().await;
+    assert_eq!(
+        (now["type"].as_str(), now["reason"].as_str()),
+        (Some("waiting"), Some("lobby"))
+    );
+    let knock = lobby["knocking"][0]["id"].clone();
+    host.send(json!({"type": "admit", "target": knock})).await;
+    let admitted = guest.wait_for_welcome().await;
     assert_eq!(admitted["moderator"], false);
     assert_eq!(admitted["participants"].as_array().unwrap().len(), 2);
     assert_eq!(
@@ -586,6 +602,14 @@ async fn no_room_existence_oracle_before_joining() {
     t.join(json!({"token": tokens::acme_moderator(&active)}))
         .await;
     let hp = edge.host_port();
+    // A room with its lobby on (and someone knocking) looks like an unused name too.
+    let with_lobby = unique_room("lobby");
+    let mut l = Client::room(&edge, &with_lobby).await;
+    l.join(json!({})).await;
+    l.send(json!({"type": "set_lobby", "enabled": true})).await;
+    l.wait_for("lobby").await;
+    let mut knocking = Client::room(&edge, &with_lobby).await;
+    assert_eq!(knocking.try_join(json!({})).await["type"], "waiting");
 
     for (x, y) in [
         (format!("/{active}"), format!("/{unused}")),
@@ -594,6 +618,7 @@ async fn no_room_existence_oracle_before_joining() {
             format!("/{}", active.to_uppercase()),
             format!("/{}", unused.to_uppercase()),
         ),
+        (format!("/{with_lobby}"), format!("/{unused}")),
     ] {
         let (rx, ry) = (http::get(&hp, &x).await, http::get(&hp, &y).await);
         assert_eq!(rx.status, 200);
@@ -630,12 +655,14 @@ async fn no_room_existence_oracle_before_joining() {
         handshake(active.clone()).await,
         handshake(unused.clone()).await,
     );
-    assert_eq!(
-        hx.map(|r| (r.status, r.stable_headers())),
-        hy.map(|r| (r.status, r.stable_headers()))
-    );
-    let mut probe = Client::room(&edge, &active).await;
-    probe.expect_silence(300).await;
+    let hl = handshake(with_lobby.clone()).await;
+    let hy = hy.map(|r| (r.status, r.stable_headers()));
+    assert_eq!(hx.map(|r| (r.status, r.stable_headers())), hy);
+    assert_eq!(hl.map(|r| (r.status, r.stable_headers())), hy);
+    for room in [&active, &with_lobby] {
+        let mut probe = Client::room(&edge, room).await;
+        probe.expect_silence(300).await;
+    }
     assert!(
         http::get(&hp, "/api/rooms").await.status >= 400,
         "no room listing"

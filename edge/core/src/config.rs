@@ -19,6 +19,18 @@ pub enum AuthMode {
     JwtHost,
 }
 
+/// Who moderates an `open` tenant's rooms (token rooms follow the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Moderation {
+    /// Everyone moderates (soft moderation).
+    #[default]
+    Everyone,
+    /// The first to arrive moderates and may grant or take back the role; when the last
+    /// moderator leaves, the earliest of those still in takes it over.
+    First,
+}
+
 /// A JWT signing algorithm a tenant accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Algorithm {
@@ -31,6 +43,9 @@ pub enum Algorithm {
 pub struct TenantConfig {
     #[serde(default)]
     pub auth: AuthMode,
+    /// `open` tenants: everyone moderates, or the first to arrive.
+    #[serde(default)]
+    pub moderation: Moderation,
     /// Accepted `iss` values.
     #[serde(default)]
     pub issuers: Vec<String>,
@@ -63,6 +78,7 @@ impl Default for TenantConfig {
     fn default() -> Self {
         Self {
             auth: AuthMode::Open,
+            moderation: Moderation::Everyone,
             issuers: Vec::new(),
             audience: default_audience(),
             subject: None,
@@ -222,6 +238,12 @@ impl EdgeConfig {
                 return err(
                     format!("tenants.{name}"),
                     "tenant names are 1-64 of a-z, 0-9, '-', '_'",
+                );
+            }
+            if t.auth != AuthMode::Open && t.moderation != Moderation::Everyone {
+                return err(
+                    format!("tenants.{name}.moderation"),
+                    "applies to open tenants: in jwt modes the token says who moderates",
                 );
             }
             if t.auth != AuthMode::Open {

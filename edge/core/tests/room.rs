@@ -305,11 +305,17 @@ fn a_flood_closes_only_the_flooding_socket() {
 }
 
 #[test]
-fn jwt_host_guests_wait_for_a_moderator() {
+fn jwt_host_guests_wait_for_a_moderator_then_knock() {
+    use edgemeet_protocol::server::WaitReason;
     use jsonwebtoken::{EncodingKey, Header, encode};
     let mut h = Harness::new(Some("host"));
     let guest = h.join(1, json!({"profile": {"name": "Guest"}}));
-    assert!(matches!(guest, ServerMessage::Waiting { .. }));
+    assert!(matches!(
+        guest,
+        ServerMessage::Waiting {
+            reason: WaitReason::HostAbsent
+        }
+    ));
     assert_eq!(h.room.participant_count(), 0);
 
     let now_s = h.now / 1000;
@@ -321,16 +327,36 @@ fn jwt_host_guests_wait_for_a_moderator() {
         &EncodingKey::from_secret(HS_SECRET.as_bytes()),
     )
     .unwrap();
-    let host = h.join(2, json!({"token": token}));
-    let ServerMessage::Welcome {
+    h.open(2);
+    h.send(2, json!({"type": "join", "token": token}));
+    let to_host = h.take(2);
+    let Some(ServerMessage::Welcome {
         moderator: true,
         features,
+        participants,
         ..
-    } = host
+    }) = to_host.first()
     else {
-        panic!("{host:?}")
+        panic!("{to_host:?}")
     };
-    assert_eq!(features, vec!["recording".to_string()]);
+    assert_eq!(features, &vec!["recording".to_string()]);
+    assert_eq!(participants.len(), 1, "the early guest is not let in");
+    // The host sees the early guest knocking, by the name they typed.
+    let Some(ServerMessage::Lobby { knocking, .. }) = to_host.get(1) else {
+        panic!("{to_host:?}")
+    };
+    assert_eq!(knocking.len(), 1);
+    assert_eq!(knocking[0].name.as_deref(), Some("Guest"));
+    assert_eq!(
+        h.take(1),
+        vec![ServerMessage::Waiting {
+            reason: WaitReason::Lobby
+        }],
+        "the guest hears that the host is in and decides"
+    );
+    assert_eq!(h.room.participant_count(), 1);
+
+    h.send(2, json!({"type": "admit", "target": knocking[0].id}));
     let admitted = h.take(1);
     let Some(ServerMessage::Welcome {
         moderator: false,

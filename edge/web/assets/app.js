@@ -7,6 +7,10 @@ import { MediaController } from './controller.js';
 import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { SenderKeys, renderVerification } from './e2ee-keys.js';
 import { $, show, toast, banner, displayName, Grid, addChat, deliveryItem } from './ui.js';
+import { LobbyView, showWaiting } from './lobby.js';
+import {
+  applyJoinChoices, copyInviteLink, ChatBadge, bindShortcutsHelp, handOrder, handText, renderHands, bindReactions, showReaction,
+} from './controls.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
@@ -159,6 +163,7 @@ async function prejoin(tenant, room) {
       e2eeToggle.checked = !!e2ee;
       passphrase.value = e2eeSecret;
     }
+    applyJoinChoices(media);
     const profile = { name: fields[0].value.trim(), email: fields[1].value.trim(), avatar: fields[2].value.trim() };
     if (remember.checked) localStorage.setItem('edgemeet.profile', JSON.stringify(profile));
     else localStorage.removeItem('edgemeet.profile');
@@ -229,6 +234,10 @@ class Meeting {
     this.bindCalls();
     /** @type {ParticipantId | null} the moderator who removed us */
     this.kickedBy = null;
+    this.lobby = new LobbyView((msg) => this.signaling.send(msg));
+    this.chatBadge = new ChatBadge();
+    /** @type {string} why the edge ended our stay (`refused`, `meeting_ended`), shown at the close */
+    this.endedWhy = '';
     this.recording = false;
     this.recordingBusy = false;
     /** @type {import('./recording.js').RecordingConfig} */
@@ -268,6 +277,11 @@ class Meeting {
     });
     calls.on('connection', ({ state }) => { $('quality').textContent = state; });
     calls.on('mark', ({ step }) => this.mark(step));
+    calls.on('problem', ({ text }) => {
+      const el = $('media-problem');
+      el.textContent = text || '';
+      el.hidden = !text;
+    });
   }
 
   /**
@@ -295,10 +309,20 @@ class Meeting {
     this.keys?.onMessage(msg);
     switch (msg.type) {
       case 'welcome': return this.onWelcome(msg);
-      case 'waiting': show('waiting'); return;
+      case 'waiting': showWaiting(msg.reason); show('waiting'); return;
+      case 'lobby': return this.lobby.update(msg, this.moderator);
+      case 'reaction': return showReaction(msg.from, msg.from === this.me ? 'You' : displayName(this.people.get(msg.from)), msg.reaction);
+      case 'refused':
+        this.endedWhy = msg.reason === 'moderator' ? 'A moderator did not let you in' : 'The meeting ended while you waited';
+        return;
+      case 'meeting_ended':
+        this.endedWhy = `${msg.by === this.me ? 'You' : displayName(this.people.get(msg.by))} ended the meeting for everyone`;
+        return;
       case 'error': return this.onError(msg);
       case 'participant_joined': case 'participant_updated':
         this.people.set(msg.participant.id, msg.participant);
+        if (msg.participant.id === this.me && msg.participant.moderator !== this.moderator) this.setModerator(msg.participant.moderator);
+        if (msg.type === 'participant_updated' && msg.participant.hand && msg.participant.id !== this.me) toast(`${displayName(msg.participant)} raised their hand`);
         this.grid.update(msg.participant, msg.participant.id === this.me, !!this.e2ee);
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
         this.renderRecord();
@@ -311,6 +335,7 @@ class Meeting {
         this.renderRecord();
         return this.renderPeople();
       case 'chat':
+        this.chatBadge.message(msg.from === this.me);
         return addChat(msg.from === this.me ? 'You' : displayName(this.people.get(msg.from)), msg.text, !!msg.to, msg.at);
       case 'muted':
         if (msg.kind === 'audio') this.setMic(false); else this.setCam(false);
@@ -366,14 +391,28 @@ class Meeting {
     $('rec-badge').hidden = !msg.recording;
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
+    this.lobby.enabled = !!msg.lobby;
+    this.lobby.render(this.moderator);
     const present = new Set(msg.participants.map((p) => p.id));
     for (const id of [...this.grid.tiles.keys()]) if (!resumed || !present.has(id)) this.grid.remove(id);
     for (const p of msg.participants) this.grid.update(p, p.id === this.me, !!this.e2ee);
     if (!resumed) this.grid.attach(msg.you, this.media.stream, true);
+    // What the pre-join page chose (microphone or camera off) shows on the toolbar.
+    $('toggle-mic').setAttribute('aria-pressed', String(this.media.audioEnabled));
+    $('toggle-cam').setAttribute('aria-pressed', String(this.media.videoEnabled));
     this.renderPeople();
     this.renderRecord();
     this.sendState();
     return media;
+  }
+
+  /** Our role changed (granted, taken back, handed over). @param {boolean} on */
+  setModerator(on) {
+    this.moderator = on;
+    $('moderator-tools').hidden = !on;
+    this.lobby.render(on);
+    this.renderRecord();
+    toast(on ? 'You are now a moderator' : 'You are no longer a moderator');
   }
 
   /** The Record button: moderators only, where the server records; disabled while E2EE is on. */
@@ -510,7 +549,9 @@ class Meeting {
   onClosed({ code, final }) {
     this.calls.disconnected(final);
     if (!final) return;
-    if (code === 4001) {
+    if (this.endedWhy && (code === 4004 || code === 4005)) {
+      $('ended-title').textContent = this.endedWhy;
+    } else if (code === 4001) {
       $('ended-title').textContent = 'A moderator removed you from the meeting';
     } else if (code === 1008) {
       $('ended-title').textContent = 'The connection was closed';
@@ -542,19 +583,28 @@ class Meeting {
   }
 
   renderPeople() {
+    const hands = handOrder(this.people.values());
+    renderHands(hands);
+    $('raise-hand').setAttribute('aria-pressed', String(!!(this.me && hands.has(this.me))));
     const list = $('people');
     const to = /** @type {HTMLSelectElement} */ ($('chat-to'));
     const chosen = to.value;
     list.replaceChildren();
     to.replaceChildren(new Option('Everyone', ''));
+    const everyone = [...this.people.values()].every((p) => p.moderator);
     for (const p of this.people.values()) {
       const li = document.createElement('li');
       li.dataset.participant = p.id;
       const name = document.createElement('span');
-      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}`;
+      const place = hands.get(p.id);
+      name.textContent = `${displayName(p)}${p.id === this.me ? ' (you)' : ''}${p.moderator ? ' · moderator' : ''}${p.media?.e2ee ? ' · E2EE' : ''}${place ? ` · ${handText(place)}` : ''}`;
       li.append(name);
       if (this.moderator && p.id !== this.me) {
-        for (const [label, msg] of /** @type {[string, ClientMessage][]} */ ([['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]])) {
+        /** @type {[string, ClientMessage][]} */
+        const actions = [['Mute', { type: 'mute', target: p.id, kind: 'audio' }], ['Kick', { type: 'kick', target: p.id }]];
+        // Roles can change where not everyone moderates.
+        if (!everyone) actions.push(p.moderator ? ['Remove moderator', { type: 'set_moderator', target: p.id, moderator: false }] : ['Make moderator', { type: 'set_moderator', target: p.id, moderator: true }]);
+        for (const [label, msg] of actions) {
           const b = document.createElement('button');
           b.type = 'button';
           b.textContent = label;
@@ -594,7 +644,10 @@ class Meeting {
     const panel = $(id);
     panel.hidden = !panel.hidden;
     $(button).setAttribute('aria-pressed', String(!panel.hidden));
-    if (!panel.hidden && id === 'chat-panel') $('chat-input').focus();
+    if (!panel.hidden && id === 'chat-panel') {
+      this.chatBadge.opened();
+      $('chat-input').focus();
+    }
   }
 
   bindControls() {
@@ -645,7 +698,25 @@ class Meeting {
       pw.value = '';
     });
     $('unlock').addEventListener('click', () => this.signaling.send({ type: 'set_password', password: null }));
+    $('end-all').addEventListener('click', () => {
+      if (confirm('End the meeting for everyone?')) this.signaling.send({ type: 'end_meeting' });
+    });
     $('stats-button').addEventListener('click', () => this.signaling.send({ type: 'speaker_stats' }));
+    $('copy-invite').addEventListener('click', () => { copyInviteLink(); });
+    const raiseHand = () => this.signaling.send({ type: 'raise_hand', raised: $('raise-hand').getAttribute('aria-pressed') !== 'true' });
+    $('raise-hand').addEventListener('click', raiseHand);
+    bindReactions((reaction) => this.signaling.send({ type: 'react', reaction }));
+    $('rename-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const name = /** @type {HTMLInputElement} */ ($('rename-input')).value.trim();
+      // The other profile fields stay as they were (update_profile replaces the whole profile).
+      const me = this.me ? this.people.get(this.me) : undefined;
+      /** @type {import('./protocol.js').Profile} */
+      const profile = { ...this.join.profile, ...(me?.email ? { email: me.email } : {}), ...(me?.avatar ? { avatar: me.avatar } : {}), name };
+      this.join.profile = profile; // a reconnect joins with the new name
+      this.signaling.send({ type: 'update_profile', profile });
+    });
+    bindShortcutsHelp();
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);
       if (ev.ctrlKey || ev.metaKey || ev.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;
@@ -654,6 +725,7 @@ class Meeting {
       if (key === 'm') this.setMic(!this.media.audioEnabled);
       else if (key === 'v') this.setCam(!this.media.videoEnabled);
       else if (key === 'c') { ev.preventDefault(); this.togglePanel('chat-panel', 'toggle-chat'); }
+      else if (key === 'h') raiseHand();
     });
   }
 }

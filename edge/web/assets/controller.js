@@ -35,7 +35,12 @@ const STANDBY_DELAY_MS = 1000;
  * @property {{state: RTCPeerConnectionState}} connection the state of the connection the media
  *   goes through (the direct call's, or the node's while the room is on it; never a standby's)
  * @property {{step: string}} mark a step of joining happened (for `timings.marks`)
+ * @property {{text: string | null}} problem the media node link failed in a way the person must
+ *   hear of (a refused call, a connection that never came up), or (`null`) it is up again
  */
+
+/** A node connection not up this long after its session opened is reported to the person. */
+const NODE_CONNECT_PATIENCE_MS = 10000;
 
 /** @extends {Emitter<MediaControllerEvents>} */
 export class MediaController extends Emitter {
@@ -233,7 +238,12 @@ export class MediaController extends Emitter {
     });
     // The connection indicator follows the link media goes through (not a standby's).
     link.on('state', (state) => { if (this.mode === 'sfu') this.emit('connection', { state }); });
-    link.on('error', (err) => console.warn('media node:', err));
+    link.on('error', (err) => {
+      console.warn('media node:', err);
+      const why = err instanceof Error ? err.message : String(err);
+      this.emit('problem', { text: `The media server refused this browser's connection (${why}). Others may not see or hear you once the meeting has three people.` });
+    });
+    link.on('state', (state) => { if (state === 'connected') this.emit('problem', { text: null }); });
     link.on('state', (state) => mark(`sfu:${state}`));
     link.on('state', (state) => {
       // The node lost this connection (it restarted, or the network changed for good): open a
@@ -252,6 +262,11 @@ export class MediaController extends Emitter {
     this.scheduleRefresh(node);
     const tracks = await sfu.start(node, this.media.stream, [...this.remoteTracks]);
     if (this.sfu !== sfu || !sfu.sessionId) return;
+    setTimeout(() => {
+      if (this.sfu === sfu && sfu.pc.connectionState !== 'connected') {
+        this.emit('problem', { text: 'The connection to the media server did not come up: with three or more people, others may not see or hear you.' });
+      }
+    }, NODE_CONNECT_PATIENCE_MS);
     this.emit('mark', { step: 'sfu:pushed' });
     this.send({ type: 'tracks', session_id: sfu.sessionId, tracks: tracks || [] });
     for (const [participant, t] of this.remoteTracks) sfu.pull(participant, t.session_id, t.tracks);

@@ -1,6 +1,7 @@
 // One direct RTCPeerConnection to the other participant, signaled through the edge.
 import { preferVp8 } from './e2ee.js';
 import { Emitter } from './events.js';
+import { cleanDescription } from './sdp.js';
 
 /**
  * @typedef {import('./protocol.js').SignalPayload} SignalPayload
@@ -119,7 +120,7 @@ export class P2PLink extends Emitter {
 
   sendLocalDescription() {
     const sdp = this.pc.localDescription;
-    if (sdp) this.send({ sdp: sdp.toJSON() });
+    if (sdp) this.send({ sdp: cleanDescription(sdp.toJSON()) });
   }
 
   /** A payload from the peer: an SDP or an ICE candidate. @param {SignalPayload} payload */
@@ -127,7 +128,7 @@ export class P2PLink extends Emitter {
     if (payload.restart) {
       if (this.initiator) this.restartIce();
     } else if (payload.sdp) {
-      await this.pc.setRemoteDescription(payload.sdp);
+      await this.pc.setRemoteDescription(cleanDescription(payload.sdp));
       for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
       if (payload.sdp.type === 'offer') {
         await this.pc.setLocalDescription(await this.pc.createAnswer());

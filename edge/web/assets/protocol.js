@@ -74,6 +74,15 @@
  *   | {type: 'stop_recording'}
  *   | {type: 'speaker_stats'}
  *   | {type: 'ping'}
+ *   | {type: 'set_lobby', enabled: boolean}
+ *   | {type: 'admit', target: string}
+ *   | {type: 'admit_all'}
+ *   | {type: 'refuse', target: string}
+ *   | {type: 'refuse_all'}
+ *   | {type: 'set_moderator', target: ParticipantId, moderator: boolean}
+ *   | {type: 'end_meeting'}
+ *   | {type: 'raise_hand', raised: boolean}
+ *   | {type: 'react', reaction: Reaction}
  *   | {type: 'resume', id: ParticipantId, secret: string}} ClientMessage
  */
 
@@ -98,6 +107,7 @@
  * @property {boolean} moderator
  * @property {MediaState} media
  * @property {boolean} [away] the socket dropped; they may come back within the resume window
+ * @property {number} [hand] when the hand went up (unix ms); absent while it is down
  */
 
 /**
@@ -151,7 +161,7 @@
  *   | 'password_rate_limited' | 'invalid_password' | 'not_moderator' | 'unknown_participant'
  *   | 'chat_too_long' | 'chat_empty' | 'not_in_p2p' | 'not_in_sfu' | 'not_your_session'
  *   | 'no_media_node' | 'recording_not_allowed' | 'recording_e2ee' | 'recording_active'
- *   | 'not_recording' | 'recording_failed' | 'resume_failed' | 'internal'} ErrorCode
+ *   | 'not_recording' | 'recording_failed' | 'resume_failed' | 'roles_fixed' | 'internal'} ErrorCode
  */
 
 /**
@@ -170,6 +180,19 @@
  * @property {boolean} recording
  * @property {{secret: string, window_ms: number}} [resume] how to come back as this participant
  *   after the socket drops (page memory only: never stored, logged or put in a URL)
+ * @property {boolean} [lobby] newcomers knock
+ */
+
+/**
+ * A reaction (`protocol/src/reaction.rs`): shown for a moment, kept nowhere.
+ * @typedef {'thumbs_up' | 'applause' | 'laugh' | 'surprise' | 'heart' | 'celebrate'} Reaction
+ */
+
+/**
+ * Someone knocking, as moderators see them (`protocol/src/lobby.rs` `Knocker`).
+ * @typedef {object} Knocker
+ * @property {string} id the knock id (not a participant id)
+ * @property {string} [name] the name they typed
  */
 
 /**
@@ -184,7 +207,11 @@
 /**
  * Every message the edge sends (the envelope's `v` checked and left on by `Signaling`).
  * @typedef {WelcomeMessage
- *   | {type: 'waiting', reason: 'host_absent'}
+ *   | {type: 'waiting', reason: 'host_absent' | 'lobby'}
+ *   | {type: 'lobby', enabled: boolean, knocking: Knocker[]}
+ *   | {type: 'refused', reason: 'moderator' | 'meeting_ended'}
+ *   | {type: 'meeting_ended', by: ParticipantId}
+ *   | {type: 'reaction', from: ParticipantId, reaction: Reaction}
  *   | {type: 'participant_joined', participant: Participant}
  *   | {type: 'participant_updated', participant: Participant}
  *   | {type: 'participant_left', id: ParticipantId, reason: LeaveReason}

@@ -127,8 +127,9 @@ export class Signaling extends Emitter {
     this.ws = null;
     clearInterval(this.pinger);
     // 4003: this participant resumed on another socket (a newer one of this page, or another
-    // page that holds the secret: then this one stops).
-    const final = this.closedOnPurpose || code === 1000 || code === 4001 || code === 1008 || code === 4003;
+    // page that holds the secret: then this one stops). 4004: the meeting was ended for everyone
+    // (or while we knocked); 4005: refused at the lobby.
+    const final = this.closedOnPurpose || [1000, 1008, 4001, 4003, 4004, 4005].includes(code);
     this.emit('closed', { code, reason, final });
     if (final) return;
     if (!this.lostAt) this.lostAt = this.lastHeard || Date.now();

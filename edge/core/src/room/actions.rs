@@ -143,6 +143,44 @@ impl Room {
                 );
                 Ok(())
             }
+            ClientMessage::SetLobby { enabled } => self.set_lobby(env, out, id, enabled),
+            ClientMessage::Admit { target } => {
+                self.require_moderator(id)?;
+                self.admit_knockers(env, out, Some(&target))
+            }
+            ClientMessage::AdmitAll => {
+                self.require_moderator(id)?;
+                self.admit_knockers(env, out, None)
+            }
+            ClientMessage::Refuse { target } => {
+                self.require_moderator(id)?;
+                self.refuse_knockers(out, Some(&target))
+            }
+            ClientMessage::RefuseAll => {
+                self.require_moderator(id)?;
+                self.refuse_knockers(out, None)
+            }
+            ClientMessage::SetModerator { target, moderator } => {
+                self.set_moderator(env, out, id, &target, moderator)
+            }
+            ClientMessage::EndMeeting => self.end_for_all(env, out, id),
+            ClientMessage::React { reaction } => {
+                // Relayed, never kept: not in the room's state, not in any snapshot.
+                let msg = ServerMessage::Reaction {
+                    from: id.to_string(),
+                    reaction,
+                };
+                out.send_many(self.member_conns(), &msg);
+                Ok(())
+            }
+            ClientMessage::RaiseHand { raised } => {
+                let now = env.now_ms;
+                // Raising again keeps one's place in the queue.
+                self.update_member(out, id, |m| {
+                    m.hand = if raised { m.hand.or(Some(now)) } else { None };
+                });
+                Ok(())
+            }
             ClientMessage::Join(_)
             | ClientMessage::Leave
             | ClientMessage::Ping
@@ -237,7 +275,12 @@ impl Room {
         }
     }
 
-    fn update_member(&mut self, out: &mut Out, id: &str, change: impl FnOnce(&mut super::Member)) {
+    pub(super) fn update_member(
+        &mut self,
+        out: &mut Out,
+        id: &str,
+        change: impl FnOnce(&mut super::Member),
+    ) {
         let meeting = self.meeting.as_mut().expect("joined");
         let member = meeting.members.get_mut(id).expect("joined");
         change(member);
@@ -248,7 +291,7 @@ impl Room {
         );
     }
 
-    fn require_moderator(&self, id: &str) -> Result<(), ProtocolError> {
+    pub(super) fn require_moderator(&self, id: &str) -> Result<(), ProtocolError> {
         let moderator = self
             .meeting
             .as_ref()
@@ -264,7 +307,7 @@ impl Room {
         }
     }
 
-    fn member_conn(&self, id: &str) -> Result<ConnId, ProtocolError> {
+    pub(super) fn member_conn(&self, id: &str) -> Result<ConnId, ProtocolError> {
         self.meeting
             .as_ref()
             .and_then(|m| m.members.get(id))

@@ -1,4 +1,4 @@
-//! Joining: auth per tenant mode, capacity, password, the jwt-host waiting room, admission.
+//! Joining: auth per tenant mode, capacity, password, the lobby (`lobby.rs`), admission.
 
 use edgemeet_protocol::client::{Join, MediaState, Profile};
 use edgemeet_protocol::server::WaitReason;
@@ -9,15 +9,16 @@ use crate::auth::{Identity, phantom_tenant, verify_invite};
 use crate::config::AuthMode;
 
 /// Who is joining, once auth has spoken.
-struct Admission {
-    profile: Profile,
-    moderator: bool,
-    host: bool,
+pub(super) struct Admission {
+    pub(super) profile: Profile,
+    /// What auth says (open rooms: the room's `moderation` decides at admission).
+    pub(super) moderator: bool,
+    pub(super) host: bool,
     /// Came with a valid token (in jwt-host mode, not a guest).
-    token: bool,
-    features: Vec<String>,
+    pub(super) token: bool,
+    pub(super) features: Vec<String>,
     /// What the token says about the user: fixed for the participant's stay.
-    token_profile: Profile,
+    pub(super) token_profile: Profile,
 }
 
 impl Room {
@@ -77,41 +78,25 @@ impl Room {
             .meeting
             .as_ref()
             .is_some_and(|m| m.members.values().any(|p| p.host));
+        // jwt-host: a guest before any host waits, and knocks once one is in: early guests are
+        // not let in wholesale when the host comes. With the lobby on, all but hosts knock.
         if tenant.auth == AuthMode::JwtHost && !admission.token && !host_present {
-            let waiting = self
-                .conns
-                .values()
-                .filter(|c| matches!(c.state, ConnState::Waiting { .. }))
-                .count();
-            if waiting >= config.limits.max_waiting {
-                return Err(ProtocolError::new(
-                    ErrorCode::RoomFull,
-                    "too many people are waiting",
-                ));
-            }
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.state = ConnState::Waiting {
-                    profile: admission.profile,
-                    features: admission.features,
-                };
-            }
-            out.send(
-                conn,
-                &ServerMessage::Waiting {
-                    reason: WaitReason::HostAbsent,
-                },
-            );
-            return Ok(());
+            return self.knock(env, out, conn, admission, WaitReason::HostAbsent);
+        }
+        let lobby_on = self.meeting.as_ref().is_some_and(|m| m.lobby);
+        if lobby_on && !admission.host {
+            return self.knock(env, out, conn, admission, WaitReason::Lobby);
         }
         let is_host = admission.host;
         self.admit(env, out, conn, admission);
-        if is_host {
-            self.admit_waiting(env, out);
+        if is_host && !host_present {
+            self.host_arrived(out);
         }
         Ok(())
     }
 
-    fn admit(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, who: Admission) {
+    pub(super) fn admit(&mut self, env: &mut Env, out: &mut Out, conn: ConnId, who: Admission) {
+        let moderator = self.moderator_on_arrival(env, who.moderator);
         let meeting = self.meeting.get_or_insert_with(|| Meeting {
             id: crate::crypto::random_hex(env.rng, 16),
             order: Vec::new(),
@@ -121,6 +106,7 @@ impl Room {
             speakers: Default::default(),
             media: Default::default(),
             recording: None,
+            lobby: false,
         });
         let id = loop {
             let id = crate::crypto::random_hex(env.rng, 6);
@@ -133,7 +119,7 @@ impl Room {
             Member {
                 conn,
                 profile: who.profile,
-                moderator: who.moderator,
+                moderator,
                 host: who.host,
                 features: who.features,
                 media: MediaState::default(),
@@ -141,6 +127,7 @@ impl Room {
                 token_profile: who.token_profile,
                 away_since: None,
                 resume_hash: None,
+                hand: None,
             },
         );
         meeting.order.push(id.clone());
@@ -165,44 +152,6 @@ impl Room {
         );
         if changed {
             self.announce_media(env, out, Some(&id));
-        }
-    }
-
-    /// A host arrived: everyone waiting comes in, in arrival order, while there is room.
-    fn admit_waiting(&mut self, env: &mut Env, out: &mut Out) {
-        let waiting: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, ConnState::Waiting { .. }))
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in waiting {
-            if self.participant_count() >= env.config.limits.room_capacity {
-                out.error(
-                    conn,
-                    ProtocolError::new(ErrorCode::RoomFull, "the room is full"),
-                    Some("join"),
-                );
-                continue;
-            }
-            let Some(ConnState::Waiting { profile, features }) =
-                self.conns.get(&conn).map(|c| c.state.clone())
-            else {
-                continue;
-            };
-            self.admit(
-                env,
-                out,
-                conn,
-                Admission {
-                    profile,
-                    moderator: false,
-                    host: false,
-                    token: false,
-                    features,
-                    token_profile: Profile::default(),
-                },
-            );
         }
     }
 
@@ -236,8 +185,10 @@ impl Room {
             tracks,
             recording: meeting.recording.is_some(),
             resume,
+            lobby: meeting.lobby,
         };
         out.send(member.conn, &welcome);
+        self.welcome_lobby(out, id);
     }
 }
 

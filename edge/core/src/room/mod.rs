@@ -7,10 +7,12 @@
 mod actions;
 mod e2ee_relay;
 mod join;
+mod lobby;
 mod media;
 mod password;
 mod recording;
 mod resume;
+mod roles;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -187,16 +189,29 @@ pub mod close {
     pub const SILENT: u16 = 4002;
     /// The participant resumed on a newer socket.
     pub const REPLACED: u16 = 4003;
+    /// A moderator ended the meeting for everyone (or it ended while you knocked).
+    pub const MEETING_ENDED: u16 = 4004;
+    /// A moderator turned you away from the lobby.
+    pub const REFUSED: u16 = 4005;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum ConnState {
-    /// Open, not joined yet.
+    /// Open, not joined yet (not the meeting's lobby: that is `Waiting`).
     Lobby,
-    /// jwt-host: a guest held until a moderator is present.
+    /// Knocking: held until a moderator lets them in (`room/lobby.rs`).
     Waiting {
         profile: Profile,
         features: Vec<String>,
+        #[serde(default)]
+        knock_id: String,
+        #[serde(default)]
+        knocked_at: u64,
+        /// Came with a valid token (a `jwt` room's participant who is no moderator).
+        #[serde(default)]
+        token: bool,
+        #[serde(default)]
+        token_profile: Profile,
     },
     Joined {
         id: ParticipantId,
@@ -236,6 +251,9 @@ struct Member {
     /// SHA-256 of the current resume secret (the secret itself is only in the page's memory).
     #[serde(default)]
     resume_hash: Option<String>,
+    /// When the hand went up (unix ms), while it is up.
+    #[serde(default)]
+    hand: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +268,9 @@ struct Meeting {
     speakers: SpeakerStats,
     media: media::MediaState,
     recording: Option<recording::Recording>,
+    /// Newcomers knock (`room/lobby.rs`).
+    #[serde(default)]
+    lobby: bool,
 }
 
 /// One room. Serializable so a host can keep it across hibernation.
@@ -552,8 +573,11 @@ impl Room {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        if let ConnState::Joined { id } = c.state {
-            self.remove_member(env, out, &id, reason);
+        match c.state {
+            ConnState::Joined { id } => self.remove_member(env, out, &id, reason),
+            // Moderators stop seeing someone who gave up knocking.
+            ConnState::Waiting { .. } => self.send_lobby(out, false),
+            ConnState::Lobby => {}
         }
     }
 
@@ -572,6 +596,7 @@ impl Room {
         let meeting = self.meeting.as_mut().expect("checked above");
         if meeting.members.is_empty() {
             self.end_meeting(env, out);
+            self.on_meeting_gone(env, out);
             return;
         }
         let conns = self.member_conns();
@@ -582,6 +607,7 @@ impl Room {
                 reason,
             },
         );
+        self.hand_over_moderation(env, out);
         self.update_media(env, out);
     }
 
@@ -611,6 +637,7 @@ impl Room {
             moderator: m.moderator,
             media: m.media,
             away: m.away_since.is_some(),
+            hand: m.hand,
         }
     }
 }

@@ -56,6 +56,14 @@ impl Harness {
                 ..Default::default()
             },
         );
+        // An open tenant where the first to arrive moderates (tests/lobby.rs).
+        config.tenants.insert(
+            "first".into(),
+            TenantConfig {
+                moderation: edgemeet_core::Moderation::First,
+                ..Default::default()
+            },
+        );
         config.validate().unwrap();
         let address = route(&config, tenant, "Weekly-Sync").unwrap();
         Self {
