@@ -1,0 +1,114 @@
+//! The sans-IO media loop (`engine = true`, issue 16) carries a one-call join end to end: real
+//! webrtc-rs clients, real ICE, DTLS and SRTP, RTP forwarded by the loop.
+
+mod common;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use common::*;
+use edgemeet_testsupport::node_client::{Received, check_payload, remote_track_id};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn engine_node_config() -> edgemeet_media_node::NodeConfig {
+    edgemeet_media_node::NodeConfig {
+        engine: true,
+        ..config()
+    }
+}
+
+/// Intact payloads from `tag`, in order, no gap, video from a keyframe on.
+fn assert_intact_in_order(pkts: &[Received], video: bool, tag: u8, what: &str) {
+    assert!(!pkts.is_empty(), "{what}: nothing received");
+    let mut prev: Option<(u32, u16)> = None;
+    for p in pkts {
+        let info = check_payload(video, &p.payload)
+            .unwrap_or_else(|| panic!("{what}: corrupt payload (seq {})", p.seq));
+        assert_eq!(info.tag, tag, "{what}: payload of another sender");
+        if let Some((c, s)) = prev {
+            assert_eq!(p.seq, s.wrapping_add(1), "{what}: sequence gap after {s}");
+            assert_eq!(info.counter, c + 1, "{what}: lost packets after {c}");
+        } else if video {
+            assert!(
+                info.keyframe,
+                "{what}: first video packet must start a keyframe"
+            );
+        }
+        prev = Some((info.counter, p.seq));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_loop_forwards_a_publisher_to_a_newcomer_that_pulls_it_in_its_first_offer() {
+    let node = start_with(engine_node_config()).await;
+    let mut a = unopened(&node, "m-loop", "pa", 1).await;
+    a.publish(true, true, false)
+        .await
+        .expect("session and push");
+    a.wait_connected(WAIT)
+        .await
+        .expect("publisher connects to the loop");
+    let stop = a.start_sending(30, 1, 800);
+    let mut b = unopened(&node, "m-loop", "pb", 2).await;
+    b.pull_on_open = vec![
+        (a.session_id.clone(), "audio".into()),
+        (a.session_id.clone(), "video".into()),
+    ];
+    b.publish(true, false, false)
+        .await
+        .expect("session, push and pulls in one call");
+    b.wait_connected(WAIT)
+        .await
+        .expect("puller connects to the loop");
+    let vid = remote_track_id(&a.session_id, "video");
+    let aud = remote_track_id(&a.session_id, "audio");
+    assert!(
+        eventually(WAIT, || b.packets(&vid).len() > 20
+            && b.packets(&aud).len() > 20)
+        .await,
+        "b receives a's audio and video through the loop (video {}, audio {})",
+        b.packets(&vid).len(),
+        b.packets(&aud).len()
+    );
+    assert_intact_in_order(&b.packets(&vid), true, 1, "video");
+    assert_intact_in_order(&b.packets(&aud), false, 1, "audio");
+    // A puller's keyframe request (behind an empty receiver report, as Chromium sends it)
+    // reaches the publisher.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let plis = a.plis.load(Relaxed);
+    b.send_pli(&vid, true).await.expect("pli");
+    assert!(
+        eventually(WAIT, || a.plis.load(Relaxed) > plis).await,
+        "the publisher is asked for a keyframe"
+    );
+    // Closing the publisher's session on the loop ends its media at the puller.
+    let closed: serde_json::Value = a
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{}", a.session_id),
+            None,
+        )
+        .await
+        .expect("close");
+    assert_eq!(closed["closedSessions"], 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = b.packets(&vid).len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        b.packets(&vid).len(),
+        before,
+        "nothing forwarded after the close"
+    );
+    let again = a
+        .call::<serde_json::Value>(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{}", a.session_id),
+            None,
+        )
+        .await
+        .expect_err("closed already");
+    assert!(again.to_string().contains("404"), "{again}");
+    stop.store(true, Relaxed);
+    node.handle.shutdown().await;
+}
