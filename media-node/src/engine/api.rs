@@ -61,7 +61,12 @@ pub async fn new_session(
         pushes,
         pulls,
     };
-    let opened = engine.call(|tx| Command::Open(open, tx)).await??;
+    let mut opened = engine.call(|tx| Command::Open(open, tx)).await??;
+    // Behind a 1:1 NAT the loop's candidate is announced under the public address.
+    if let Some(public) = shared.cfg.public_ip {
+        let local = engine.local_addr();
+        opened.answer = crate::sdp::announce_addr(&opened.answer, local.ip(), public, None);
+    }
     shared.metrics.sessions_created.fetch_add(1, Relaxed);
     tracing::info!(session = %id, "session created on the media loop");
     let results = tracks.map(|ts| {

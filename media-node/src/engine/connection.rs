@@ -17,7 +17,7 @@ use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection};
 
 use crate::error::ApiError;
 
@@ -121,6 +121,18 @@ impl Connection {
         );
         let sender = self.rtc.add_track(track).map_err(media_err)?;
         Ok((sender, ssrc))
+    }
+
+    /// Answers the m-lines `mids` inactive (pulls that were refused).
+    pub fn set_inactive(&mut self, mids: &[&str]) {
+        let ids: Vec<_> = self.rtc.get_transceivers().collect();
+        for id in ids {
+            if let Some(mut t) = self.rtc.rtp_transceiver(id)
+                && t.mid().as_deref().is_some_and(|m| mids.contains(&m))
+            {
+                t.set_direction(RTCRtpTransceiverDirection::Inactive);
+            }
+        }
     }
 
     pub fn answer(&mut self, now: Instant) -> Result<String, ApiError> {

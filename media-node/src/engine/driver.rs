@@ -375,18 +375,8 @@ impl MediaLoop {
             };
             pushes.push((mid.clone(), name.clone(), m.kind == "video"));
         }
-        for p in &req.pulls {
-            let recvonly = sections.iter().any(|m| {
-                m.mid.as_deref() == Some(p.mid.as_str())
-                    && m.direction == "recvonly"
-                    && !m.port_zero
-            });
-            if !recvonly {
-                return Err(ApiError::BadRequest(
-                    "a remote track in an offer names one of its recvonly m-lines (mid)".into(),
-                ));
-            }
-        }
+        let mids: Vec<&str> = req.pulls.iter().map(|p| p.mid.as_str()).collect();
+        let kinds = super::offer::pulled_kinds(&sections, &mids)?;
         // The publications pulled: all of them, else none (each pull then gets an error).
         let mut pulled = Vec::new();
         for p in &req.pulls {
@@ -399,7 +389,12 @@ impl MediaLoop {
                     })
                 })?
             });
-            match found {
+            let kind_ok = |pid: usize| {
+                self.pubs[pid]
+                    .as_ref()
+                    .is_some_and(|x| x.video == (kinds[pulled.len()] == "video"))
+            };
+            match found.filter(|&pid| kind_ok(pid)) {
                 Some(pid) => pulled.push(pid),
                 None => {
                     pulled.clear();
@@ -435,6 +430,10 @@ impl MediaLoop {
                     conn.add_outgoing(&publisher, &p.name, p.video)?,
                 ));
             }
+        }
+        if !all_pulled {
+            // Refused pulls: their m-lines are answered inactive.
+            conn.set_inactive(&mids);
         }
         let answer = conn.answer(now)?;
         let id = self.conns.len();

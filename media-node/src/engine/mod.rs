@@ -11,6 +11,7 @@ pub mod command;
 mod connection;
 mod driver;
 mod fanout;
+mod offer;
 mod router;
 
 use std::net::SocketAddr;
