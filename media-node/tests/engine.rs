@@ -112,3 +112,29 @@ async fn the_media_loop_forwards_a_publisher_to_a_newcomer_that_pulls_it_in_its_
     stop.store(true, Relaxed);
     node.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_loop_answers_a_nack_behind_an_empty_receiver_report() {
+    let node = start_with(engine_node_config()).await;
+    let mut a = unopened(&node, "m-nack", "pa", 1).await;
+    a.publish(false, true, false)
+        .await
+        .expect("session and push");
+    let stop = a.start_sending(30, 1, 800);
+    let mut b = unopened(&node, "m-nack", "pb", 2).await;
+    b.pull_on_open = vec![(a.session_id.clone(), "video".into())];
+    b.publish(true, false, false)
+        .await
+        .expect("pull in one call");
+    let vid = remote_track_id(&a.session_id, "video");
+    assert!(eventually(WAIT, || b.packets(&vid).len() > 20).await);
+    let seq = b.packets(&vid)[5].seq;
+    b.send_nack(&vid, seq, true).await.expect("send nack");
+    let resent = eventually(Duration::from_secs(5), || {
+        b.packets(&vid).iter().filter(|p| p.seq == seq).count() >= 2
+    })
+    .await;
+    stop.store(true, Relaxed);
+    assert!(resent, "packet {seq} retransmitted through the loop");
+    node.handle.shutdown().await;
+}
