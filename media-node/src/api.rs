@@ -271,6 +271,12 @@ async fn session_state(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<SessionStateResponse>, ApiError> {
+    if let Some(engine) = &shared.engine
+        && shared.session(&sid).is_none()
+    {
+        let c = claims(&shared, &headers)?;
+        return crate::engine::api::session_state(&shared, engine, &c, sid).await;
+    }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     let mut tracks: Vec<TrackState> = s
         .publications()

@@ -73,6 +73,27 @@ async fn the_media_loop_forwards_a_publisher_to_a_newcomer_that_pulls_it_in_its_
     );
     assert_intact_in_order(&b.packets(&vid), true, 1, "video");
     assert_intact_in_order(&b.packets(&aud), false, 1, "audio");
+    // The puller's state: its push and both pulls, active and connected.
+    let state: serde_json::Value = b
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{}", b.session_id),
+            None,
+        )
+        .await
+        .expect("state");
+    assert_eq!(state["connectionState"], "connected", "{state}");
+    let tracks = state["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 3, "{state}");
+    assert!(tracks.iter().all(|t| t["status"] == "active"), "{state}");
+    assert_eq!(
+        tracks
+            .iter()
+            .filter(|t| t["location"] == "remote" && t["sessionId"] == a.session_id.as_str())
+            .count(),
+        2,
+        "{state}"
+    );
     // A puller's keyframe request (behind an empty receiver report, as Chromium sends it)
     // reaches the publisher.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -100,6 +121,34 @@ async fn the_media_loop_forwards_a_publisher_to_a_newcomer_that_pulls_it_in_its_
         before,
         "nothing forwarded after the close"
     );
+    let state: serde_json::Value = b
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{}", b.session_id),
+            None,
+        )
+        .await
+        .expect("state");
+    let inactive = state["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["location"] == "remote" && t["status"] == "inactive")
+        .count();
+    assert_eq!(
+        inactive, 2,
+        "the publisher's tracks are inactive at the puller: {state}"
+    );
+    // Another participant's token sees nothing of b's session.
+    let other = edgemeet_testsupport::node_client::token(SECRET, NODE_ID, "m-loop", "px", 60);
+    let (st, _) = http(
+        reqwest::Method::GET,
+        &format!("{}/v1/sessions/{}", node.base, b.session_id),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
     let again = a
         .call::<serde_json::Value>(
             reqwest::Method::DELETE,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use axum::Json;
 use edgemeet_protocol::node::{
     ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims, SdpType,
-    SessionDescription, TrackLocation, TrackResult, TracksRequest,
+    SessionDescription, SessionStateResponse, TrackLocation, TrackResult, TracksRequest,
 };
 
 use super::Engine;
@@ -102,18 +102,45 @@ pub async fn close_session(
         .call(|tx| Command::RoomOf(sid.clone(), tx))
         .await?
         .ok_or(ApiError::NotFound("unknown session"))?;
+    check_owner(shared, c, &sid, &room)?;
+    let closed = engine.call(|tx| Command::Close(sid, tx)).await?;
+    Ok(Json(ClosedResponse {
+        closed_sessions: u32::from(closed),
+    }))
+}
+
+/// `GET /v1/sessions/{id}` of a session on the loop.
+pub async fn session_state(
+    shared: &Arc<Shared>,
+    engine: &Engine,
+    c: &NodeTokenClaims,
+    sid: String,
+) -> Result<Json<SessionStateResponse>, ApiError> {
+    let (room, state) = engine
+        .call(|tx| Command::State(sid.clone(), tx))
+        .await?
+        .ok_or(ApiError::NotFound("unknown session"))?;
+    check_owner(shared, c, &sid, &room)?;
+    Ok(Json(state))
+}
+
+/// A session's participant, or the edge, of its meeting: the id names its owner
+/// (`edgemeet_protocol::node::session_belongs_to`).
+fn check_owner(
+    shared: &Shared,
+    c: &NodeTokenClaims,
+    sid: &str,
+    room: &str,
+) -> Result<(), ApiError> {
     if room != c.room {
         return Err(ApiError::Forbidden("session belongs to another room"));
     }
     if c.sub != crate::auth::EDGE_SUBJECT
-        && !edgemeet_protocol::node::session_belongs_to(&shared.cfg.secret, &sid, &c.room, &c.sub)
+        && !edgemeet_protocol::node::session_belongs_to(&shared.cfg.secret, sid, &c.room, &c.sub)
     {
         return Err(ApiError::Forbidden(
             "session belongs to another participant",
         ));
     }
-    let closed = engine.call(|tx| Command::Close(sid, tx)).await?;
-    Ok(Json(ClosedResponse {
-        closed_sessions: u32::from(closed),
-    }))
+    Ok(())
 }

@@ -30,6 +30,11 @@ pub struct Opened {
 
 pub enum Command {
     Open(OpenRequest, oneshot::Sender<Result<Opened, ApiError>>),
+    /// A session's meeting and state (`GET /v1/sessions/{id}`), if it lives on this loop.
+    State(
+        String,
+        oneshot::Sender<Option<(String, edgemeet_protocol::node::SessionStateResponse)>>,
+    ),
     /// The meeting a session belongs to, if it lives on this loop.
     RoomOf(String, oneshot::Sender<Option<String>>),
     /// Closes a session; replies whether it existed.

@@ -22,6 +22,8 @@ use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use edgemeet_protocol::node::{SessionStateResponse, TrackLocation, TrackState, TrackStatus};
+
 use super::command::{Command, OpenRequest, Opened};
 use super::connection::Connection;
 use super::fanout::{PubId, Publication, Pull, PullId, Step};
@@ -347,6 +349,9 @@ impl MediaLoop {
                 let r = self.open(req);
                 let _ = reply.send(r);
             }
+            Command::State(session, reply) => {
+                let _ = reply.send(self.state(&session));
+            }
             Command::RoomOf(session, reply) => {
                 let room = self
                     .by_session
@@ -415,6 +420,11 @@ impl MediaLoop {
         )?;
         conn.set_remote_offer(now, &req.offer)?;
         let mut senders = Vec::new();
+        let pull_names: Vec<(String, String, String)> = req
+            .pulls
+            .iter()
+            .map(|p| (p.mid.clone(), p.publisher.clone(), p.track_name.clone()))
+            .collect();
         let all_pulled = pulled.len() == req.pulls.len();
         if all_pulled {
             for &pid in &pulled {
@@ -438,9 +448,9 @@ impl MediaLoop {
         let answer = conn.answer(now)?;
         let id = self.conns.len();
         let mut new_pulls = Vec::new();
-        for (pid, video, (sender, ssrc)) in senders {
+        for ((pid, video, (sender, ssrc)), names) in senders.into_iter().zip(pull_names) {
             if let Some(out) = conn.outgoing(sender, ssrc, video) {
-                new_pulls.push((pid, out));
+                new_pulls.push((pid, out, names));
             }
         }
         conn.deadline = conn.rtc.poll_timeout();
@@ -460,10 +470,13 @@ impl MediaLoop {
                 last_keyframe_request_ms: None,
             }));
         }
-        for (pid, out) in new_pulls {
+        for (pid, out, (mid, publisher, track_name)) in new_pulls {
             let pull_id: PullId = self.pulls.len();
             self.pulls.push(Some(Pull {
                 conn: id,
+                mid,
+                publisher,
+                track_name,
                 publication: pid,
                 out,
                 rewriter: Rewriter::default(),
@@ -476,6 +489,50 @@ impl MediaLoop {
             answer,
             pulled: all_pulled,
         })
+    }
+
+    /// A session's meeting and its state as `GET /v1/sessions/{id}` shows it.
+    fn state(&self, session: &str) -> Option<(String, SessionStateResponse)> {
+        let id = *self.by_session.get(session)?;
+        let conn = self.conns[id].as_ref()?;
+        let mut tracks: Vec<TrackState> = self
+            .pubs
+            .iter()
+            .flatten()
+            .filter(|p| p.conn == id)
+            .map(|p| TrackState {
+                location: TrackLocation::Local,
+                mid: Some(p.mid.clone()),
+                track_name: p.name.clone(),
+                session_id: None,
+                status: TrackStatus::Active,
+            })
+            .collect();
+        tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
+        tracks.extend(
+            self.pulls
+                .iter()
+                .flatten()
+                .filter(|p| p.conn == id)
+                .map(|p| TrackState {
+                    location: TrackLocation::Remote,
+                    mid: Some(p.mid.clone()),
+                    track_name: p.track_name.clone(),
+                    session_id: Some(p.publisher.clone()),
+                    // Its publisher left or closed it.
+                    status: if self.pubs[p.publication].is_some() {
+                        TrackStatus::Active
+                    } else {
+                        TrackStatus::Inactive
+                    },
+                }),
+        );
+        let state = SessionStateResponse {
+            session_id: conn.session_id.clone(),
+            connection_state: conn.state.to_string(),
+            tracks,
+        };
+        Some((conn.room.clone(), state))
     }
 
     fn close(&mut self, id: ConnId, why: &str) {

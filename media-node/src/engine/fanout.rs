@@ -46,6 +46,10 @@ impl Publication {
 /// A track a session pulls from a publication of its room.
 pub struct Pull {
     pub conn: ConnId,
+    /// The m-line it is sent on, and what it pulls (kept for its state once the publisher left).
+    pub mid: String,
+    pub publisher: String,
+    pub track_name: String,
     pub publication: PubId,
     pub out: Outgoing,
     pub rewriter: Rewriter,
