@@ -216,6 +216,15 @@ async fn new_session(
         return Err(ApiError::Unavailable("node is draining: no new rooms"));
     }
     let id = crate::auth::new_session_id(&shared.cfg.secret, &c.room, &c.sub);
+    if let Some(engine) = &shared.engine {
+        let offer = push
+            .as_ref()
+            .and_then(|p| p.session_description.as_ref())
+            .or(req.session_description.as_ref());
+        if offer.is_some() {
+            return crate::engine::api::new_session(&shared, engine, id, c.room, req, push).await;
+        }
+    }
     let (room, participant) = (c.room.clone(), c.sub.clone());
     let session = Session::create(&shared, id.clone(), c.room, c.sub, c.route).await?;
     session.touch();
@@ -262,6 +271,12 @@ async fn session_state(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<SessionStateResponse>, ApiError> {
+    if let Some(engine) = &shared.engine
+        && shared.session(&sid).is_none()
+    {
+        let c = claims(&shared, &headers)?;
+        return crate::engine::api::session_state(&shared, engine, &c, sid).await;
+    }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     let mut tracks: Vec<TrackState> = s
         .publications()
@@ -369,6 +384,12 @@ async fn close_session(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<ClosedResponse>, ApiError> {
+    if let Some(engine) = &shared.engine
+        && shared.session(&sid).is_none()
+    {
+        let c = claims(&shared, &headers)?;
+        return crate::engine::api::close_session(&shared, engine, &c, sid).await;
+    }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     let n = shared.close_session(&s.id, "closed by client").await as u32;
     Ok(Json(ClosedResponse { closed_sessions: n }))

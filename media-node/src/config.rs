@@ -55,6 +55,11 @@ pub struct NodeConfig {
     /// webrtc-rs's per-connection pipeline (false: several times the CPU per packet; kept for
     /// comparison and as a fallback).
     pub direct_send: bool,
+    /// Sessions opened with an offer run on the sans-IO media loop (`src/engine/`, issue 16)
+    /// instead of the async path: one thread owning one UDP socket (`udp_mux_port`, or an
+    /// ephemeral port) and every connection. Off by default while it carries only part of the
+    /// node's behaviours (`docs/media-node-design.md`, Status).
+    pub engine: bool,
     /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
     pub recording: Option<RecordingConfig>,
 }
@@ -81,6 +86,7 @@ impl Default for NodeConfig {
             heartbeat_secs: 5,
             worker_threads: 0,
             direct_send: true,
+            engine: false,
             recording: None,
         }
     }
@@ -153,6 +159,7 @@ impl NodeConfig {
         )?;
         vars.set_switch("EDGEMEET_NODE_DRAINING", &mut self.draining)?;
         vars.set_switch("EDGEMEET_NODE_DIRECT_SEND", &mut self.direct_send)?;
+        vars.set_switch("EDGEMEET_NODE_ENGINE", &mut self.engine)?;
         self.apply_recording_env(&vars);
         Ok(())
     }

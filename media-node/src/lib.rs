@@ -51,6 +51,7 @@ mod api;
 mod auth;
 mod config;
 mod egress;
+mod engine;
 mod error;
 mod forward;
 pub mod inbound;

@@ -35,6 +35,8 @@ pub struct Shared {
     next_port: Mutex<u16>,
     /// The one shared media socket, when `udp_mux_port` is set.
     pub mux: Option<Arc<crate::udpmux::UdpMux>>,
+    /// The sans-IO media loop, when `engine` is on (sessions opened with an offer live there).
+    pub engine: Option<crate::engine::Engine>,
     /// Last CPU sample: (wall instant, process CPU seconds) and the derived load.
     cpu: Mutex<(Instant, f64, f32)>,
 }
@@ -44,11 +46,14 @@ impl Shared {
         cfg: NodeConfig,
         events: mpsc::UnboundedSender<NodeEvent>,
         mux: Option<Arc<crate::udpmux::UdpMux>>,
+        metrics: Arc<Metrics>,
+        engine: Option<crate::engine::Engine>,
     ) -> Self {
         Self {
             mux,
+            engine,
             verifier: TokenVerifier::new(&cfg.secret, &cfg.id),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             sessions: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(cfg.draining),
             speakers: Mutex::new(SpeakerTracker::default()),
@@ -279,7 +284,18 @@ impl MediaNode {
     pub fn build(config: NodeConfig) -> Result<(Router, MediaNodeHandle), StartError> {
         config.validate()?;
         crate::egress::install();
+        let metrics = Arc::new(Metrics::default());
+        let engine = if config.engine {
+            let addr = SocketAddr::new(config.media_ip, config.udp_mux_port);
+            let engine = crate::engine::Engine::start(addr, metrics.clone())
+                .map_err(|source| StartError::MediaBind { addr, source })?;
+            tracing::info!(addr = %engine.local_addr(), "media loop on one UDP port");
+            Some(engine)
+        } else {
+            None
+        };
         let mux = match config.udp_mux_port {
+            _ if engine.is_some() => None,
             0 => None,
             port => {
                 let addr = SocketAddr::new(config.media_ip, port);
@@ -290,7 +306,7 @@ impl MediaNode {
             }
         };
         let (etx, erx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(config, etx, mux));
+        let shared = Arc::new(Shared::new(config, etx, mux, metrics, engine));
         let (stop, _) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(reaper(shared.clone(), stop.subscribe())),

@@ -15,11 +15,14 @@ pub struct Node {
     pub base: String,
 }
 
+/// `EDGEMEET_TEST_ENGINE=1` runs every test's node with the sans-IO media loop on (issue 16):
+/// how far the loop carries the node's contract (`docs/media-node-design.md`, Status).
 pub fn config() -> NodeConfig {
     NodeConfig {
         id: NODE_ID.into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: SECRET.into(),
+        engine: std::env::var("EDGEMEET_TEST_ENGINE").is_ok_and(|v| v == "1"),
         ..NodeConfig::default()
     }
 }

@@ -2,8 +2,10 @@
 //! 127.0.0.1, with webrtc-rs clients in this process. Prints forwarded packets/s, the node's CPU
 //! seconds per million forwarded packets, end-to-end latency p50/p99 and loss.
 //!
-//! Usage: `edgemeet-media-bench [--quick]`; the node binary is looked up next to this one
-//! (or `EDGEMEET_NODE_BIN`).
+//! Usage: `edgemeet-media-bench [--quick] [--one-call]`; the node binary is looked up next to
+//! this one (or `EDGEMEET_NODE_BIN`). `--one-call`: every client opens its session, pushes and
+//! pulls in one `sessions/new` (the browser's join; what the sans-IO media loop carries so far,
+//! `EDGEMEET_NODE_ENGINE=1`), instead of `tracks/new` and a renegotiation per pull.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -130,15 +132,19 @@ async fn run(
     subs: usize,
     pps_per_pub: u32,
     secs: u64,
+    one_call: bool,
 ) -> anyhow::Result<Row> {
     let room = format!("bench-{pubs}x{subs}-{pps_per_pub}");
     let measuring = Arc::new(AtomicBool::new(false));
     let mut publishers = Vec::new();
     for i in 0..pubs {
         let t = token(SECRET, NODE_ID, &room, &format!("pub{i}"), 600);
-        let mut c = TestClient::connect(base, &t, i as u8, ClientOptions::default())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut c = if one_call {
+            TestClient::build(base, &t, i as u8, ClientOptions::default()).await
+        } else {
+            TestClient::connect(base, &t, i as u8, ClientOptions::default()).await
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         c.publish(false, true, false)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -168,16 +174,28 @@ async fn run(
             on_packet: Some(hook),
             ..ClientOptions::default()
         };
-        let c = TestClient::connect(base, &t, 200, opts)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let wanted: Vec<(String, String)> = publishers
             .iter()
             .map(|p| (p.session_id.clone(), "video".to_string()))
             .collect();
-        c.pull(&wanted, None)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let c = if one_call {
+            let mut c = TestClient::build(base, &t, 200, opts)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            c.pull_on_open = wanted;
+            c.publish(false, false, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            c
+        } else {
+            let c = TestClient::connect(base, &t, 200, opts)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            c.pull(&wanted, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            c
+        };
         subscribers.push(c);
         stats.push(st);
     }
@@ -315,6 +333,7 @@ async fn direct_baseline(pps: u32, secs: u64) -> anyhow::Result<(f64, f64)> {
 async fn main() -> anyhow::Result<()> {
     edgemeet_testsupport::node_client::init_crypto();
     let quick = std::env::args().any(|a| a == "--quick");
+    let one_call = std::env::args().any(|a| a == "--one-call");
     let bin = std::env::var("EDGEMEET_NODE_BIN").unwrap_or_else(|_| {
         let exe = std::env::current_exe().unwrap_or_default();
         exe.with_file_name("edgemeet-media-node")
@@ -375,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
         "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-", "-", "-", "-"
     );
     for &(p, s, pps) in cases {
-        let r = run(&base, pid, p, s, pps, secs).await?;
+        let r = run(&base, pid, p, s, pps, secs, one_call).await?;
         println!(
             "{:>4} x {:<4} {:>8} | {:>11.0} {:>8.0}% {:>14.2} {:>8.2}ms {:>8.2}ms {:>8.0}us {:>7.3}% {:>6} {:>10.0}% {:>10.0}",
             r.pubs,

@@ -1,0 +1,209 @@
+//! One participant's connection inside a media loop: webrtc-rs's sans-IO `RTCPeerConnection`
+//! (ICE, DTLS, SRTP, RTCP interceptors; no I/O, no tasks), configured as every node connection
+//! is, and its offer/answer work. The loop owns it: nothing here is shared or locked.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::{MediaStreamTrack, MediaStreamTrackId};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection};
+
+use crate::error::ApiError;
+
+pub struct Connection {
+    pub session_id: String,
+    pub room: String,
+    pub rtc: RTCPeerConnection,
+    pub state: RTCPeerConnectionState,
+    /// Deadline `rtc` last asked for.
+    pub deadline: Option<Instant>,
+}
+
+/// A track the node sends on this connection (a pull), once negotiated.
+pub struct Outgoing {
+    pub sender: RTCRtpSenderId,
+    /// The track id rtc names this sender's RTCP by.
+    pub track_id: TrackId,
+    pub ssrc: u32,
+    pub payload_type: u8,
+}
+
+impl Connection {
+    /// A connection answering on `local` (the loop's socket) with ICE username `ufrag`.
+    pub fn new(
+        session_id: String,
+        room: String,
+        local: SocketAddr,
+        ufrag: &str,
+        pwd: &str,
+        metrics: Arc<crate::metrics::Metrics>,
+        now: Instant,
+    ) -> Result<Self, ApiError> {
+        let (media, registry) =
+            crate::session::media_and_interceptors(metrics).map_err(ApiError::Media)?;
+        // DTLS server (`a=setup:passive`), as the old path: the browser's ClientHello is
+        // answered as it arrives (docs/field-notes.md, "DTLS role of the node").
+        let se = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
+            .with_include_loopback_candidate(local.ip().is_loopback())
+            .build();
+        let mut rtc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(se)
+            .build(now)
+            .map_err(media_err)?;
+        rtc.add_local_candidate(RTCIceCandidateInit {
+            candidate: format!(
+                "candidate:1 1 udp 2130706431 {} {} typ host",
+                local.ip(),
+                local.port()
+            ),
+            ..Default::default()
+        })
+        .map_err(media_err)?;
+        Ok(Self {
+            session_id,
+            room,
+            rtc,
+            state: RTCPeerConnectionState::New,
+            deadline: None,
+        })
+    }
+
+    pub fn set_remote_offer(&mut self, now: Instant, sdp: &str) -> Result<(), ApiError> {
+        let desc = RTCSessionDescription::offer(sdp.to_owned()).map_err(ApiError::bad_sdp)?;
+        self.rtc
+            .set_remote_description(now, desc)
+            .map_err(ApiError::bad_sdp)
+    }
+
+    /// Adds a track the node sends (a pull); it lands on the next receive-only m-line of its
+    /// kind the client offered. msid: `<publisher session> <first 8 of it>-<name>`.
+    pub fn add_outgoing(
+        &mut self,
+        publisher: &str,
+        name: &str,
+        video: bool,
+    ) -> Result<(RTCRtpSenderId, u32), ApiError> {
+        let ssrc = rand::random::<u32>();
+        let codec = codec(video);
+        let track = MediaStreamTrack::new(
+            publisher.to_owned(),
+            format!("{}-{name}", &publisher[..8.min(publisher.len())]),
+            name.to_owned(),
+            if video {
+                RtpCodecKind::Video
+            } else {
+                RtpCodecKind::Audio
+            },
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let sender = self.rtc.add_track(track).map_err(media_err)?;
+        Ok((sender, ssrc))
+    }
+
+    /// Answers the m-lines `mids` inactive (pulls that were refused).
+    pub fn set_inactive(&mut self, mids: &[&str]) {
+        let ids: Vec<_> = self.rtc.get_transceivers().collect();
+        for id in ids {
+            if let Some(mut t) = self.rtc.rtp_transceiver(id)
+                && t.mid().as_deref().is_some_and(|m| mids.contains(&m))
+            {
+                t.set_direction(RTCRtpTransceiverDirection::Inactive);
+            }
+        }
+    }
+
+    pub fn answer(&mut self, now: Instant) -> Result<String, ApiError> {
+        let answer = self.rtc.create_answer(None).map_err(media_err)?;
+        self.rtc
+            .set_local_description(now, answer)
+            .map_err(media_err)?;
+        self.rtc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| ApiError::Media("no local description".into()))
+    }
+
+    /// The negotiated payload type of a pull's codec on this connection.
+    pub fn outgoing(&mut self, sender: RTCRtpSenderId, ssrc: u32, video: bool) -> Option<Outgoing> {
+        let want = codec(video).mime_type;
+        let mut s = self.rtc.rtp_sender(sender)?;
+        let track_id = s.track().track_id().clone();
+        let pt = s
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&want))?
+            .payload_type;
+        Some(Outgoing {
+            sender,
+            track_id,
+            ssrc,
+            payload_type: pt,
+        })
+    }
+
+    /// The mid of the transceiver whose receiver is `receiver`.
+    pub fn mid_of_receiver(&mut self, receiver: RTCRtpReceiverId) -> Option<String> {
+        let ids: Vec<_> = self.rtc.get_transceivers().collect();
+        ids.into_iter().find_map(|id| {
+            let t = self.rtc.rtp_transceiver(id)?;
+            (t.receiver() == Some(receiver))
+                .then(|| t.mid().clone())
+                .flatten()
+        })
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state == RTCPeerConnectionState::Connected
+    }
+}
+
+/// The codec of a forwarded track (the node's pushes are VP8 and Opus, as the old path).
+fn codec(video: bool) -> RTCRtpCodec {
+    if video {
+        RTCRtpCodec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90000,
+            ..Default::default()
+        }
+    } else {
+        RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A publisher's track as rtc names it.
+pub type TrackId = MediaStreamTrackId;
+
+fn media_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Media(e.to_string())
+}
