@@ -27,9 +27,14 @@ for (const e2ee of ['', 'a shared passphrase for both browsers']) {
     await waitForVideo(cleo, 1);
     await waitForVideo(fox, 1);
     if (e2ee) {
-      for (const page of [cleo, fox]) {
-        const counts = await page.evaluate(() => /** @type {any} */ (window).edgemeet.e2ee?.counts);
-        assert.ok(counts && counts.decrypted > 0, `frames decrypted: ${JSON.stringify(counts)}`);
+      // The worker reports its counters every 500 ms: poll for up to 5 s.
+      for (const [who, page] of [['Chromium', cleo], ['Firefox', fox]]) {
+        let counts = null;
+        for (let i = 0; i < 50 && !(counts?.decrypted > 0); i++) {
+          if (i) await new Promise((r) => setTimeout(r, 100));
+          counts = await page.evaluate(() => /** @type {any} */ (window).edgemeet.e2ee?.counts);
+        }
+        assert.ok(counts && counts.decrypted > 0, `${who} frames decrypted: ${JSON.stringify(counts)}`);
       }
     }
 
