@@ -291,13 +291,15 @@ impl Room {
         );
     }
 
-    pub(super) fn require_moderator(&self, id: &str) -> Result<(), ProtocolError> {
-        let moderator = self
-            .meeting
+    pub(super) fn is_moderator(&self, id: &str) -> bool {
+        self.meeting
             .as_ref()
             .and_then(|m| m.members.get(id))
-            .is_some_and(|m| m.moderator);
-        if moderator {
+            .is_some_and(|m| m.moderator)
+    }
+
+    pub(super) fn require_moderator(&self, id: &str) -> Result<(), ProtocolError> {
+        if self.is_moderator(id) {
             Ok(())
         } else {
             Err(ProtocolError::new(

@@ -150,12 +150,7 @@ impl Room {
 
     /// A moderator's view after the welcome: the lobby, when it is on or someone knocks.
     pub(super) fn welcome_lobby(&self, out: &mut Out, id: &str) {
-        let moderator = self
-            .meeting
-            .as_ref()
-            .and_then(|m| m.members.get(id))
-            .is_some_and(|m| m.moderator);
-        if moderator {
+        if self.is_moderator(id) {
             self.send_lobby_to(out, id);
         }
     }
