@@ -27,6 +27,9 @@ struct Entry {
     room: Room,
     sockets: HashMap<ConnId, mpsc::Sender<Outgoing>>,
     alarm: Option<AbortHandle>,
+    /// The room's last recording call: the next one waits for it, so a stop issued before a
+    /// start reaches the node before it (spawned calls would otherwise race).
+    last_record_call: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// All rooms. Room entries are created on first attach and removed when the core says `Ended`.
@@ -126,6 +129,7 @@ impl Hub {
                         room: Room::new(address),
                         sockets: HashMap::new(),
                         alarm: None,
+                        last_record_call: None,
                     }))
                 })
                 .clone();
@@ -268,7 +272,11 @@ impl Hub {
                         let (hub, route) = (self.clone(), route.to_string());
                         // In the background: the room goes on while the node answers (or times
                         // out); the answer comes back as an input.
-                        tokio::spawn(async move {
+                        let before = e.last_record_call.take();
+                        e.last_record_call = Some(tokio::spawn(async move {
+                            if let Some(before) = before {
+                                let _ = before.await;
+                            }
                             let answer = hub.node_calls.send(&node, &call.call).await;
                             let (starting, ok) = (call.starting(), answer.is_ok());
                             tracing::info!(room = %route, node = %node.id, starting, ok, "recording call");
@@ -278,7 +286,7 @@ impl Hub {
                             if let Some(input) = call.into_input(&answer) {
                                 hub.room_input(&route, input);
                             }
-                        });
+                        }));
                     }
                     Effect::Ended => ended = true,
                 }
