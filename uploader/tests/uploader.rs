@@ -178,6 +178,11 @@ async fn unreachable_dropbox_past_24h_is_purged() {
     clock.advance(Duration::from_secs(25 * 3600));
     h.poke();
     wait_until(20, "bucket purged", || async { s3.keys().await.is_empty() }).await;
+    // The counters move just after the last delete.
+    wait_until(5, "both purges counted", || async {
+        h.metrics().recordings_purged == 2
+    })
+    .await;
     let snap = h.metrics();
     assert_eq!(snap.recordings_purged, 2);
     assert!(snap.objects_purged >= 3);
