@@ -42,6 +42,12 @@ struct RoomMem {
     sockets: HashMap<ConnId, WebSocket>,
     /// A snapshot write is scheduled (see [`Inner::persist`]).
     flush_scheduled: bool,
+    /// Recording calls not yet sent, in the order the core issued them: one task sends them one
+    /// after another, so a stop issued before a start reaches the node before it (independent
+    /// tasks would race, and a late stop would remove the next recording).
+    record_calls: VecDeque<node_call::RecordCall>,
+    /// The task sending `record_calls` is running.
+    record_sender_running: bool,
 }
 
 /// Everything of the object, shared with the tasks it starts (node calls, snapshot writes): a
@@ -149,6 +155,42 @@ impl DurableObject for Room {
 }
 
 impl Inner {
+    /// Sends a recording call after the room's earlier ones, in the background as on the native
+    /// host: the room goes on while the node answers (or times out); the answer comes back as an
+    /// input.
+    fn queue_record_call(self: &Rc<Self>, call: node_call::RecordCall) {
+        let start_sender = {
+            let mut mem = self.mem.borrow_mut();
+            mem.record_calls.push_back(call);
+            !std::mem::replace(&mut mem.record_sender_running, true)
+        };
+        if !start_sender {
+            return;
+        }
+        let this = self.clone();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                let next = this.mem.borrow_mut().record_calls.pop_front();
+                let Some(call) = next else {
+                    this.mem.borrow_mut().record_sender_running = false;
+                    break;
+                };
+                let answer = glue::call_node(&call.call).await;
+                if let Some(input) = call.into_input(&answer) {
+                    let run = async {
+                        if this.load().await? {
+                            this.run(input).await?;
+                        }
+                        Ok::<_, worker::Error>(())
+                    };
+                    if let Err(e) = run.await {
+                        worker::console_error!("recording answer not applied: {e}");
+                    }
+                }
+            }
+        });
+    }
+
     fn conn_of(&self, ws: &WebSocket) -> Option<ConnId> {
         let conn = ws
             .deserialize_attachment::<Attachment>()
@@ -316,23 +358,7 @@ impl Inner {
                     } => {
                         let call =
                             node_call::record(node_call::base(&node), meeting_id, token, start);
-                        // In the background, as on the native host: the room goes on while the
-                        // node answers (or times out); the answer comes back as an input.
-                        let this = self.clone();
-                        worker::wasm_bindgen_futures::spawn_local(async move {
-                            let answer = glue::call_node(&call.call).await;
-                            if let Some(input) = call.into_input(&answer) {
-                                let run = async {
-                                    if this.load().await? {
-                                        this.run(input).await?;
-                                    }
-                                    Ok::<_, worker::Error>(())
-                                };
-                                if let Err(e) = run.await {
-                                    worker::console_error!("recording answer not applied: {e}");
-                                }
-                            }
-                        });
+                        self.queue_record_call(call);
                     }
                     Effect::Ended => ended = true,
                 }
