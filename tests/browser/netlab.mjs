@@ -18,6 +18,19 @@ const ip = (...args) => sh('ip', args);
 
 let labCount = 0;
 
+/**
+ * A `tc tbf` rate cap on the egress of `dev` (in namespace `ns`, or the test's own when null);
+ * `kbit` 0 removes it. The bucket holds at least one full-size packet.
+ * @param {string} dev @param {string | null} ns @param {number} kbit @param {number} queueMs
+ */
+function shape(dev, ns, kbit, queueMs) {
+  const tc = (...args) => (ns ? sh('ip', ['netns', 'exec', ns, 'tc', ...args]) : sh('tc', args));
+  try { tc('qdisc', 'del', 'dev', dev, 'root'); } catch { /* no cap yet */ }
+  if (!kbit) return;
+  const burst = Math.max(1600, Math.round((kbit * 1000) / 8 / 50)); // 20 ms of the rate
+  tc('qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', String(burst), 'latency', `${queueMs}ms`);
+}
+
 /** The edge's address in the lab: every machine reaches it by its first link's address. */
 export const EDGE_IP = '10.77.1.1';
 
@@ -91,6 +104,20 @@ export class NetLab {
     const file = join(this.dir, `nft-${ns}`);
     writeFileSync(file, rules);
     sh('ip', ['netns', 'exec', ns, 'nft', '-f', file]);
+  }
+
+  /**
+   * Cap what machine `i` receives (its downlink) at `kbit` kbit/s; 0 lifts the cap. A token bucket
+   * on the edge's side of the link (`tc tbf`; this kernel has no netem): what exceeds the rate waits
+   * in a queue of `queueMs`, then is dropped, as in a thin link's buffer.
+   */
+  setDownlink(i, kbit, queueMs = 200) {
+    shape(this.machines[i].host, null, kbit, queueMs);
+  }
+
+  /** Cap what machine `i` sends (its uplink), as `setDownlink`; 0 lifts the cap. */
+  setUplink(i, kbit, queueMs = 200) {
+    shape('eth0', this.machines[i].ns, kbit, queueMs);
   }
 
   /** Bring machine `i`'s link down or up. */

@@ -28,6 +28,8 @@ export async function receivingVideo(page) {
             nacks: s.nackCount || 0,
             plis: s.pliCount || 0,
             rtx: s.retransmittedPacketsReceived || 0,
+            height: s.frameHeight || 0,
+            fps: s.framesPerSecond || 0,
           };
         }
       }
