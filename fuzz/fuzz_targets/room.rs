@@ -557,8 +557,17 @@ fuzz_target!(|script: Script| {
         };
         h.input(input);
     }
-    // Hibernation: a stored room comes back as it was.
+    // Hibernation: a stored room comes back as it was. One thing is deliberately not stored: a
+    // recorder's Dropbox grant waiting for the room's node (privacy.md: never in a snapshot), so
+    // a room whose recording has not reached a node yet reads back without it, and is checked by
+    // its stored form (which must read back whole) instead.
     let stored = serde_json::to_string(&h.room).expect("a room serializes");
     let back: Room = serde_json::from_str(&stored).expect("a stored room reads back");
-    assert_eq!(back, h.room);
+    let value: serde_json::Value = serde_json::from_str(&stored).expect("stored as JSON");
+    if value["meeting"]["recording"]["started_on_node"] == serde_json::Value::Bool(false) {
+        let again = serde_json::to_string(&back).expect("a room serializes");
+        assert_eq!(again, stored);
+    } else {
+        assert_eq!(back, h.room);
+    }
 });
