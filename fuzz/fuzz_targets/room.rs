@@ -1,20 +1,24 @@
 #![no_main]
 //! The edge core's room state machine driven by sockets that send anything: raw text frames, and
-//! well-formed messages with the fuzzer's fields (so joins, moderation, media and recording paths
-//! are reached), interleaved with closes, time passing, alarms and the shell's answers (node
-//! assigned, dominant speaker, recording failed or started with a status token). Every frame the
-//! room sends must decode as a server message, and the room must survive a hibernation round trip
-//! (the Worker stores it).
+//! well-formed messages with the fuzzer's fields (so joins, moderation, the lobby and roles, hands,
+//! reactions, renames, E2EE key relays, resumes, media and recording paths are reached),
+//! interleaved with closes, time passing, alarms and the shell's answers (node assigned, dominant
+//! speaker, recording failed or started with a status token), in an open room where everyone
+//! moderates, one with `moderation = "first"`, or a `jwt-host` one. Every frame the room sends
+//! must decode as a server message, and the room must survive a hibernation round trip (the
+//! Worker stores it).
 
 use std::collections::BTreeSet;
 
 use arbitrary::Arbitrary;
 use base64::Engine;
-use edgemeet_core::config::{AuthMode, Limits};
+use edgemeet_core::config::{AuthMode, Limits, Moderation};
 use edgemeet_core::{
     ClientInfo, EdgeConfig, Effect, Env, Input, NodeInfo, Room, TenantConfig, route,
 };
-use edgemeet_protocol::client::{DropboxGrant, Join, MediaState, Profile, TrackInfo};
+use edgemeet_protocol::client::{DropboxGrant, Join, MediaState, Profile, ResumeSecret, TrackInfo};
+use edgemeet_protocol::e2ee::KeyBlob;
+use edgemeet_protocol::reaction::Reaction;
 use edgemeet_protocol::server::decode_server;
 use edgemeet_protocol::{ClientMessage, MediaKind, ServerMessage};
 use hmac::{Hmac, Mac};
@@ -27,9 +31,19 @@ const START_MS: u64 = 1_700_000_000_000;
 
 #[derive(Arbitrary, Debug)]
 struct Script<'a> {
-    /// The jwt-host tenant (tokens, waiting room) instead of the open default tenant.
-    host_tenant: bool,
+    tenant: Tenant,
     ops: Vec<Op<'a>>,
+}
+
+/// Whose rules the room follows.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Tenant {
+    /// The open default tenant: everyone moderates.
+    Open,
+    /// An open tenant with `moderation = "first"`: roles are granted and taken back.
+    First,
+    /// The jwt-host tenant: tokens, guests wait for a host.
+    Host,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -133,6 +147,71 @@ enum Msg<'a> {
     StopRecording,
     SpeakerStats,
     Ping,
+    SetLobby(bool),
+    /// Let in (`admit`) or turn away someone knocking: a knock id the room announced, or anything.
+    Admit {
+        admit: bool,
+        target: Knock<'a>,
+    },
+    AdmitAll,
+    RefuseAll,
+    SetModerator {
+        target: u8,
+        moderator: bool,
+    },
+    EndMeeting,
+    RaiseHand(bool),
+    React(Pick),
+    E2eeKey {
+        to: u8,
+        blob: &'a str,
+    },
+    /// Come back as a participant: with the secret the room gave it, or a guessed one.
+    Resume {
+        id: u8,
+        secret: Option<&'a str>,
+    },
+}
+
+/// A knock id: one the room announced to moderators, or made up.
+#[derive(Arbitrary, Debug)]
+enum Knock<'a> {
+    Known(u8),
+    Raw(&'a str),
+}
+
+/// One of the reactions (the wire refuses others).
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Pick {
+    ThumbsUp,
+    Applause,
+    Laugh,
+    Surprise,
+    Heart,
+    Celebrate,
+}
+
+impl From<Pick> for Reaction {
+    fn from(p: Pick) -> Self {
+        match p {
+            Pick::ThumbsUp => Reaction::ThumbsUp,
+            Pick::Applause => Reaction::Applause,
+            Pick::Laugh => Reaction::Laugh,
+            Pick::Surprise => Reaction::Surprise,
+            Pick::Heart => Reaction::Heart,
+            Pick::Celebrate => Reaction::Celebrate,
+        }
+    }
+}
+
+/// A key blob from any text: its base64url characters (the wire refuses others), else one.
+fn key_blob(text: &str) -> KeyBlob {
+    let chars: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(edgemeet_protocol::e2ee::MAX_KEY_BLOB_CHARS)
+        .collect();
+    KeyBlob::try_from(if chars.is_empty() { "A".into() } else { chars }).expect("a valid blob")
 }
 
 #[derive(Arbitrary, Debug)]
@@ -189,11 +268,15 @@ struct Harness {
     rng: ChaCha20Rng,
     /// Participant ids the room has announced: targets for moderation, chat and signals.
     ids: Vec<String>,
+    /// Knock ids the room showed moderators: targets for admit and refuse.
+    knocks: Vec<String>,
+    /// Resume secrets the room gave, by participant id.
+    secrets: Vec<(String, String)>,
     meeting: Option<String>,
 }
 
 impl Harness {
-    fn new(host_tenant: bool) -> Self {
+    fn new(tenant: Tenant) -> Self {
         let mut config = EdgeConfig {
             hash_key: "0123456789abcdef".into(),
             node_secret: Some("node-secret-0123456789abcdef0123456789".into()),
@@ -213,8 +296,19 @@ impl Harness {
                 ..Default::default()
             },
         );
+        config.tenants.insert(
+            "first".into(),
+            TenantConfig {
+                moderation: Moderation::First,
+                ..Default::default()
+            },
+        );
         config.validate().unwrap();
-        let tenant = host_tenant.then_some("host");
+        let tenant = match tenant {
+            Tenant::Open => None,
+            Tenant::First => Some("first"),
+            Tenant::Host => Some("host"),
+        };
         let address = route(&config, tenant, "Weekly-Sync").unwrap();
         Self {
             room: Room::new(address),
@@ -222,6 +316,8 @@ impl Harness {
             now: START_MS,
             rng: ChaCha20Rng::seed_from_u64(7),
             ids: Vec::new(),
+            knocks: Vec::new(),
+            secrets: Vec::new(),
             meeting: None,
         }
     }
@@ -252,13 +348,24 @@ impl Harness {
                     you,
                     meeting_id,
                     participants,
+                    resume,
                     ..
                 } => {
+                    if let Some(r) = resume {
+                        self.secrets.push((you.clone(), r.secret.0));
+                        self.secrets.truncate(16);
+                    }
                     self.ids.push(you);
                     self.ids.extend(participants.into_iter().map(|p| p.id));
                     self.meeting = Some(meeting_id);
                 }
                 ServerMessage::ParticipantJoined { participant } => self.ids.push(participant.id),
+                ServerMessage::Lobby { knocking, .. } => {
+                    self.knocks.extend(knocking.into_iter().map(|k| k.id));
+                    self.knocks.sort();
+                    self.knocks.dedup();
+                    self.knocks.truncate(16);
+                }
                 _ => {}
             }
         }
@@ -334,12 +441,53 @@ impl Harness {
             Msg::StopRecording => ClientMessage::StopRecording,
             Msg::SpeakerStats => ClientMessage::SpeakerStats,
             Msg::Ping => ClientMessage::Ping,
+            Msg::SetLobby(enabled) => ClientMessage::SetLobby { enabled },
+            Msg::Admit { admit, target } => {
+                let target = match target {
+                    Knock::Known(i) if !self.knocks.is_empty() => {
+                        self.knocks[usize::from(i) % self.knocks.len()].clone()
+                    }
+                    Knock::Known(i) => format!("k{i}"),
+                    Knock::Raw(t) => t.to_string(),
+                };
+                if admit {
+                    ClientMessage::Admit { target }
+                } else {
+                    ClientMessage::Refuse { target }
+                }
+            }
+            Msg::AdmitAll => ClientMessage::AdmitAll,
+            Msg::RefuseAll => ClientMessage::RefuseAll,
+            Msg::SetModerator { target, moderator } => ClientMessage::SetModerator {
+                target: self.id(target),
+                moderator,
+            },
+            Msg::EndMeeting => ClientMessage::EndMeeting,
+            Msg::RaiseHand(raised) => ClientMessage::RaiseHand { raised },
+            Msg::React(p) => ClientMessage::React { reaction: p.into() },
+            Msg::E2eeKey { to, blob } => ClientMessage::E2eeKey {
+                to: self.id(to),
+                blob: key_blob(blob),
+            },
+            Msg::Resume { id, secret } => {
+                let (id, known) = match self
+                    .secrets
+                    .get(usize::from(id) % self.secrets.len().max(1))
+                {
+                    Some((pid, s)) => (pid.clone(), s.clone()),
+                    None => (self.id(id), String::new()),
+                };
+                ClientMessage::Resume {
+                    id,
+                    secret: ResumeSecret(secret.map_or(known, str::to_string)),
+                }
+            }
         }
     }
 }
 
 fuzz_target!(|script: Script| {
-    let mut h = Harness::new(script.host_tenant);
+    let mut h = Harness::new(script.tenant);
     for op in script.ops.into_iter().take(64) {
         let input = match op {
             Op::Open { conn, query_token } => Input::Open {
@@ -409,8 +557,17 @@ fuzz_target!(|script: Script| {
         };
         h.input(input);
     }
-    // Hibernation: a stored room comes back as it was.
+    // Hibernation: a stored room comes back as it was. One thing is deliberately not stored: a
+    // recorder's Dropbox grant waiting for the room's node (privacy.md: never in a snapshot), so
+    // a room whose recording has not reached a node yet reads back without it, and is checked by
+    // its stored form (which must read back whole) instead.
     let stored = serde_json::to_string(&h.room).expect("a room serializes");
     let back: Room = serde_json::from_str(&stored).expect("a stored room reads back");
-    assert_eq!(back, h.room);
+    let value: serde_json::Value = serde_json::from_str(&stored).expect("stored as JSON");
+    if value["meeting"]["recording"]["started_on_node"] == serde_json::Value::Bool(false) {
+        let again = serde_json::to_string(&back).expect("a room serializes");
+        assert_eq!(again, stored);
+    } else {
+        assert_eq!(back, h.room);
+    }
 });

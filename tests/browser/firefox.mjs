@@ -2,18 +2,25 @@
 // (installed by tests/install/15-firefox.sh into tests/browser/firefox/node_modules). Fake camera
 // and microphone come from prefs; Firefox's pages answer the same `window.edgemeet` the Chromium
 // helpers of lib.mjs read (framesDecoded, waitForVideo take either kind of page).
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { root } from './lib.mjs';
 
 const require = createRequire(join(root, 'tests/browser/firefox/package.json'));
 
-export async function launchFirefox() {
+/**
+ * Firefox, headless; or (`display`: an X display, see `startScreen`) with a window on that screen,
+ * which it can then share (headless Firefox has no screen: `getDisplayMedia` -> NotFoundError).
+ * @param {{display?: string}} [opts]
+ */
+export async function launchFirefox({ display } = {}) {
   const puppeteer = require('puppeteer-core');
   return puppeteer.launch({
     browser: 'firefox',
     executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-    headless: true,
+    headless: !display,
+    ...(display ? { env: { ...process.env, DISPLAY: display } } : {}),
     extraPrefsFirefox: {
       'media.navigator.streams.fake': true,
       'media.navigator.permission.disabled': true,
@@ -48,4 +55,21 @@ export async function joinFirefoxPage(browser, base, room, { name = '', e2ee = '
 /** Wait until a Firefox page's mode badge reads `text`. */
 export async function firefoxMode(page, text, timeout = 20000) {
   await page.waitForFunction((t) => document.getElementById('mode-badge').textContent === t, { timeout }, text);
+}
+
+/**
+ * A virtual screen (Xvfb, installed by tests/install/15-firefox.sh) for a Firefox that shares its
+ * screen: with `media.navigator.permission.disabled` it shares the whole screen without a picker.
+ * Resolves to its display (":N", a free number Xvfb picks) and a stop function.
+ */
+export async function startScreen() {
+  const xvfb = spawn(process.env.XVFB || 'Xvfb', ['-displayfd', '3', '-screen', '0', '1280x720x24', '-nolisten', 'tcp'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  xvfb.stderr.on('data', (d) => { stderr += d; });
+  const display = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Xvfb did not start: ${stderr}`)), 10000);
+    xvfb.once('error', (e) => { clearTimeout(timer); reject(e); });
+    xvfb.stdio[3].on('data', (d) => { clearTimeout(timer); resolve(`:${String(d).trim()}`); });
+  });
+  return { display, stop: () => xvfb.kill('SIGTERM') };
 }

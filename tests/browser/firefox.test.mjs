@@ -26,6 +26,12 @@ for (const e2ee of ['', 'a shared passphrase for both browsers']) {
     await firefoxMode(fox, 'Direct');
     await waitForVideo(cleo, 1);
     await waitForVideo(fox, 1);
+    if (!e2ee) {
+      // Headless Firefox has no screen to share: its Share button says so; nothing else changes.
+      await fox.click('#toggle-screen');
+      await fox.waitForFunction(() => /no screen or window this browser can share/.test(document.getElementById('toast').textContent), { timeout: 10000 });
+      assert.equal(await fox.evaluate(() => document.getElementById('toggle-screen').getAttribute('aria-pressed')), 'false');
+    }
     if (e2ee) {
       // The worker reports its counters every 500 ms: poll for up to 5 s.
       for (const [who, page] of [['Chromium', cleo], ['Firefox', fox]]) {

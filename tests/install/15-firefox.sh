@@ -1,10 +1,18 @@
-# Mixed-browser tests: Debian's firefox-esr, driven over WebDriver BiDi by puppeteer-core (pinned
-# in tests/browser/firefox/package-lock.json), installed once and cached under $EDGEMEET_CACHE.
+# Mixed-browser tests: Debian's firefox-esr (and xvfb, a screen for it to share), driven over
+# WebDriver BiDi by puppeteer-core (pinned in tests/browser/firefox/package-lock.json), installed
+# once and cached under $EDGEMEET_CACHE.
 # Apart from 10-browser.sh's packages so that neither install disturbs the other.
 if ! command -v firefox-esr >/dev/null 2>&1; then
   echo "installing firefox-esr (Debian)"
   apt_get update -qq
   DEBIAN_FRONTEND=noninteractive apt_get install -y -qq --no-install-recommends firefox-esr >/dev/null
+fi
+# A virtual screen for the Firefox that shares its screen (tests/browser/firefox-controls.test.mjs):
+# headless Firefox has none.
+if ! command -v Xvfb >/dev/null 2>&1; then
+  echo "installing xvfb (Debian)"
+  apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq --no-install-recommends xvfb >/dev/null
 fi
 firefox_npm="$EDGEMEET_CACHE/npm-firefox"
 if ! cmp -s tests/browser/firefox/package-lock.json "$firefox_npm/package-lock.json" \

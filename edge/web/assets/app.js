@@ -10,7 +10,10 @@ import { $, show, toast, banner, displayName, Grid, addChat, deliveryItem } from
 import { LobbyView, showWaiting } from './lobby.js';
 import {
   applyJoinChoices, copyInviteLink, ChatBadge, bindShortcutsHelp, handOrder, handText, renderHands, bindReactions, showReaction,
+  screenShareProblem,
 } from './controls.js';
+import { DevicePicker } from './devices.js';
+import { Layout } from './layout.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
@@ -236,6 +239,8 @@ class Meeting {
     this.kickedBy = null;
     this.lobby = new LobbyView((msg) => this.signaling.send(msg));
     this.chatBadge = new ChatBadge();
+    this.devices = new DevicePicker(media, calls);
+    this.layout = new Layout(() => this.me, (id) => displayName(this.people.get(id)));
     /** @type {string} why the edge ended our stay (`refused`, `meeting_ended`), shown at the close */
     this.endedWhy = '';
     this.recording = false;
@@ -360,7 +365,7 @@ class Meeting {
       case 'media_mode': return this.calls.apply(msg.media);
       case 'tracks': return this.calls.tracks(msg);
       case 'signal': return this.calls.signal(msg);
-      case 'dominant_speaker': return this.grid.speaking(msg.id);
+      case 'dominant_speaker': this.layout.speakerChanged(msg.id); return this.grid.speaking(msg.id);
       case 'speaker_stats':
         $('stats').replaceChildren(...msg.stats.map((s) => {
           const li = document.createElement('li');
@@ -583,6 +588,7 @@ class Meeting {
   }
 
   renderPeople() {
+    this.layout.names();
     const hands = handOrder(this.people.values());
     renderHands(hands);
     $('raise-hand').setAttribute('aria-pressed', String(!!(this.me && hands.has(this.me))));
@@ -660,7 +666,13 @@ class Meeting {
         this.media.stopScreen();
         await this.calls.replaceVideo(this.media.videoTrack);
       } else {
-        const track = await this.media.startScreen();
+        /** @type {MediaStreamTrack | null} */
+        let track = null;
+        try {
+          track = await this.media.startScreen();
+        } catch (err) {
+          toast(screenShareProblem(err));
+        }
         if (!track) return;
         track.addEventListener('ended', async () => {
           this.media.stopScreen();
@@ -717,6 +729,8 @@ class Meeting {
       this.signaling.send({ type: 'update_profile', profile });
     });
     bindShortcutsHelp();
+    this.devices.bind();
+    this.layout.bind();
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);
       if (ev.ctrlKey || ev.metaKey || ev.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;

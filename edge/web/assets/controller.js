@@ -297,6 +297,15 @@ export class MediaController extends Emitter {
   }
 
   /**
+   * Send `track` as our microphone or camera (another device) on every connection: the direct
+   * call, the node link (or its standby) and a pre-join link not yet used.
+   * @param {'audio' | 'video'} kind @param {MediaStreamTrack} track
+   */
+  async replaceTrack(kind, track) {
+    await Promise.all([this.link?.replaceTrack(kind, track), this.sfu?.replaceTrack(kind, track), this.warm?.replaceTrack(kind, track)]);
+  }
+
+  /**
    * Every RTCPeerConnection of this page, by what it connects to (for tests and diagnostics).
    * @returns {[string, RTCPeerConnection][]}
    */

@@ -9,8 +9,10 @@ export const SHORTCUTS = [
   ['V', 'Camera on or off'],
   ['C', 'Chat panel'],
   ['H', 'Raise or lower your hand'],
+  ['D', 'Devices: camera, microphone, speaker'],
+  ['G', 'Grid or speaker view'],
   ['?', 'This list of shortcuts'],
-  ['Escape', 'Close this list'],
+  ['Escape', 'Close this list or the Devices panel'],
 ];
 
 /**
@@ -89,7 +91,7 @@ export function bindShortcutsHelp() {
   document.addEventListener('keydown', (ev) => {
     const target = /** @type {HTMLElement} */ (ev.target);
     if ($('meeting').hidden || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    if (ev.key === 'Escape' && !panel.hidden) { toggle(false); return; }
+    if (ev.key === 'Escape' && !panel.hidden) { toggle(false); $('show-shortcuts').focus(); return; }
     if (ev.key === '?' && !['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) toggle(panel.hidden);
   });
 }
@@ -171,4 +173,17 @@ export function showReaction(participant, who, reaction) {
     setTimeout(() => mark.remove(), REACTION_MS);
   }
   $('reactions-live').textContent = `${who}: ${label}`;
+}
+
+/**
+ * What to tell the person when sharing the screen failed for another reason than their own
+ * cancel (headless Firefox, for one, has no screen: `NotFoundError`).
+ * @param {unknown} err
+ */
+export function screenShareProblem(err) {
+  const name = /** @type {any} */ (err)?.name;
+  if (!navigator.mediaDevices?.getDisplayMedia) return 'This browser cannot share a screen.';
+  if (name === 'NotFoundError') return 'There is no screen or window this browser can share.';
+  if (name === 'NotReadableError') return 'The screen could not be captured (another program may hold it).';
+  return `Screen sharing failed: ${name || err}`;
 }

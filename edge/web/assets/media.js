@@ -61,14 +61,18 @@ export class LocalMedia {
   /** @param {boolean} on */
   setVideo(on) { this.videoEnabled = on; this.apply(); }
 
-  /** Start sharing the screen; resolves to the track, or null if the user cancelled. */
+  /**
+   * Start sharing the screen; resolves to the track, or null if the user cancelled. Throws when
+   * the browser cannot share (no `getDisplayMedia`, nothing to share): the page says so.
+   */
   async startScreen() {
     try {
       const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
       this.screenTrack = s.getVideoTracks()[0];
       return this.screenTrack;
-    } catch {
-      return null;
+    } catch (err) {
+      if (/** @type {any} */ (err)?.name === 'NotAllowedError' || /** @type {any} */ (err)?.name === 'AbortError') return null;
+      throw err;
     }
   }
 

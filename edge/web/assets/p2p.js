@@ -146,6 +146,17 @@ export class P2PLink extends Emitter {
     if (sender) await sender.replaceTrack(track);
   }
 
+  /**
+   * Send `track` as our microphone or camera from now on (another device), without renegotiating;
+   * the sender keeps its E2EE transform.
+   * @param {'audio' | 'video'} kind @param {MediaStreamTrack} track
+   */
+  async replaceTrack(kind, track) {
+    for (const t of this.pc.getTransceivers()) {
+      if (this.senders.includes(t.sender) && t.receiver.track.kind === kind) await t.sender.replaceTrack(track);
+    }
+  }
+
   close() {
     clearTimeout(this.restartTimer);
     /** @type {any} */ (navigator).connection?.removeEventListener?.('change', this.onNetworkChange);

@@ -423,6 +423,21 @@ export class SfuLink extends Emitter {
     if (this.sending) await this.videoSender.replaceTrack(track);
   }
 
+  /**
+   * Our microphone or camera from now on (another device), without renegotiating: sent at once
+   * while sending, kept for later by a standby (and by a link still being prepared). The sender
+   * keeps its E2EE transform.
+   * @param {'audio' | 'video'} kind @param {MediaStreamTrack} track
+   */
+  async replaceTrack(kind, track) {
+    await this.prepared?.catch(() => {});
+    for (const t of this.pc.getTransceivers()) {
+      if (!this.senders.has(t.sender) || t.receiver.track.kind !== kind) continue;
+      this.senders.set(t.sender, track);
+      if (this.sending) await t.sender.replaceTrack(track);
+    }
+  }
+
   close() {
     this.closed = true;
     if (this.sessionId) this.api('DELETE', `/sessions/${this.sessionId}`).catch(() => {});
