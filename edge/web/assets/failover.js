@@ -5,8 +5,9 @@
 //   dead, moves the room (its heartbeats would tell it within 3 s anyway).
 // - Move without a gap: on `node_moved` the page says so for a moment and opens its session on
 //   the new node (the next `media_mode`) before closing the old one: each remote tile switches to
-//   the new node's stream only once that stream decodes, and the old link closes when every tile
-//   has switched (or after HANDOVER_MAX_MS). With a dead node the old link shows nothing anyway.
+//   the new node's stream only once that stream decodes, and the old link closes LINGER_MS after
+//   every tile has switched (others may still show what it publishes), or after HANDOVER_MAX_MS.
+//   With a dead node the old link shows nothing anyway.
 import { banner } from './ui.js';
 
 /**
@@ -24,6 +25,11 @@ const REPORT_EVERY_MS = 3000;
 const MOVED_SHOWN_MS = 4000;
 /** The old link closes this long after a move at the latest. */
 const HANDOVER_MAX_MS = 5000;
+/**
+ * The old link stays this long after every tile switched: it still publishes to the others,
+ * some of whom may not have switched to this page's new stream yet.
+ */
+const LINGER_MS = 1500;
 /** A new stream that shows no decoded frame this long is shown all the same. */
 const FIRST_FRAME_MAX_MS = 3000;
 const MOVED_TEXT = 'Moved to another server';
@@ -118,11 +124,14 @@ export function retire(calls, old) {
     if (calls.retiring === old) calls.retiring = null;
     old.close();
   };
-  const timer = setTimeout(done, HANDOVER_MAX_MS);
+  let timer = setTimeout(done, HANDOVER_MAX_MS);
   if (!waiting.size) return done();
   unlisten = calls.on('remote-stream', ({ participant }) => {
     waiting.delete(participant);
-    if (!waiting.size) done();
+    if (waiting.size) return;
+    unlisten();
+    clearTimeout(timer);
+    timer = setTimeout(done, LINGER_MS);
   });
   return undefined;
 }
