@@ -491,6 +491,10 @@ async fn stop_recording(
 #[derive(serde::Deserialize)]
 struct DrainRequest {
     draining: bool,
+    /// Also move the node's rooms to other nodes now (pages switch with no gap), instead of
+    /// letting them run out here.
+    #[serde(default)]
+    migrate: bool,
 }
 
 /// Operator switch, authenticated with the node secret itself (as the node's reports are).
@@ -507,9 +511,14 @@ async fn drain(
     if !constant_time_eq(given.as_bytes(), shared.cfg.secret.as_bytes()) {
         return Err(ApiError::Unauthorized("drain needs the node secret"));
     }
+    let migrate = req.draining && req.migrate;
     shared.draining.store(req.draining, Relaxed);
-    tracing::info!(draining = req.draining, "drain mode changed");
-    Ok(Json(serde_json::json!({ "draining": req.draining })))
+    shared.migrate.store(migrate, Relaxed);
+    shared.report_now.notify_one();
+    tracing::info!(draining = req.draining, migrate, "drain mode changed");
+    Ok(Json(
+        serde_json::json!({ "draining": req.draining, "migrate": migrate }),
+    ))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

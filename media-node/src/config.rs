@@ -83,7 +83,7 @@ impl Default for NodeConfig {
             idle_timeout_secs: 30,
             draining: false,
             max_sessions_per_room: 256,
-            heartbeat_secs: 5,
+            heartbeat_secs: 1,
             worker_threads: 0,
             direct_send: true,
             engine: false,

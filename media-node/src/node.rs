@@ -28,6 +28,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub draining: AtomicBool,
+    /// Drained with `migrate`: the edge moves this node's rooms elsewhere (said in heartbeats).
+    pub migrate: AtomicBool,
+    /// Send a heartbeat now (a drain changed): the edge should not wait for the next tick.
+    pub report_now: tokio::sync::Notify,
     pub speakers: Mutex<SpeakerTracker>,
     pub recordings: Recordings,
     pub events: mpsc::UnboundedSender<NodeEvent>,
@@ -56,6 +60,8 @@ impl Shared {
             metrics,
             sessions: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(cfg.draining),
+            migrate: AtomicBool::new(false),
+            report_now: tokio::sync::Notify::new(),
             speakers: Mutex::new(SpeakerTracker::default()),
             recordings: Recordings::new(cfg.recording.as_ref()),
             events,

@@ -1,4 +1,4 @@
-//! Reports to the edge: a heartbeat every few seconds and dominant-speaker events as they come.
+//! Reports to the edge: a heartbeat every second (and at once when a drain changes) and dominant-speaker events as they come.
 //! The edge may be down: failures are logged and the next tick simply tries again.
 
 use std::sync::Arc;
@@ -59,6 +59,7 @@ pub async fn run(
                     url: shared.cfg.public_url(),
                     load: shared.load(bps),
                     draining: shared.draining.load(Relaxed),
+                    migrate: shared.migrate.load(Relaxed),
                     lat: shared.cfg.lat,
                     lon: shared.cfg.lon,
                 };
@@ -76,6 +77,8 @@ pub async fn run(
                 }
                 flush(&client, &edge, &secret, &shared.cfg.id, &mut pending).await;
             }
+            // A drain changed: report it now rather than on the next tick.
+            _ = shared.report_now.notified() => tick.reset_immediately(),
             _ = crate::node::stopped(&mut stop) => return,
         }
     }

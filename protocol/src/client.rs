@@ -175,6 +175,11 @@ pub enum ClientMessage {
         id: ParticipantId,
         secret: ResumeSecret,
     },
+    /// SFU: this page's connection to the room's media node `node_id` failed (no packets for a
+    /// while, or ICE failed). The edge checks the node itself; if it is dead, the room moves.
+    NodeUnreachable {
+        node_id: String,
+    },
 }
 
 /// A resume secret: whoever holds it may take a participant's place, so `Debug` shows nothing.
@@ -219,6 +224,7 @@ impl ClientMessage {
             Self::EndMeeting => "end_meeting",
             Self::RaiseHand { .. } => "raise_hand",
             Self::React { .. } => "react",
+            Self::NodeUnreachable { .. } => "node_unreachable",
         }
     }
 
@@ -260,6 +266,7 @@ const KNOWN_TYPES: &[&str] = &[
     "end_meeting",
     "raise_hand",
     "react",
+    "node_unreachable",
 ];
 
 /// Parse one text frame from a browser. Every failure names what was wrong, so the edge can answer

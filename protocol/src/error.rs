@@ -50,6 +50,8 @@ pub enum ErrorCode {
     /// A `tracks` message named a media-node session that is not the sender's.
     NotYourSession,
     NoMediaNode,
+    /// `node_unreachable` named a node that is not the room's (any more).
+    UnknownNode,
     /// `set_moderator` where everyone moderates (an open room with `moderation = "everyone"`), or
     /// taking the role from the last moderator.
     RolesFixed,

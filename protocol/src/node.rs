@@ -69,6 +69,9 @@ pub struct Heartbeat {
     /// A draining node takes no new rooms; its current rooms continue.
     #[serde(default)]
     pub draining: bool,
+    /// Drained with `migrate`: the edge moves the node's rooms to other nodes at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub migrate: bool,
     /// Where the node is, for distance-based selection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lat: Option<f64>,

@@ -93,6 +93,18 @@ pub enum LeaveReason {
     Disconnected,
 }
 
+/// Why a room moved to another media node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveReason {
+    /// The node stopped sending heartbeats, or a page reported it and the edge's check failed:
+    /// media through it is lost; pages reconnect on the new node.
+    NodeLost,
+    /// The operator drains the node with `migrate`: it still works, so pages open the new
+    /// session before they close the old one (no gap).
+    Drain,
+}
+
 /// Why a participant is held before joining.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -235,6 +247,12 @@ pub enum ServerMessage {
     MeetingEnded {
         by: ParticipantId,
     },
+    /// The room moved to another media node (its node died, or is being drained): a
+    /// `media_mode` with the new node's grant follows. Pages open their session there at once
+    /// (the tracks others published on the old node are gone; new `tracks` follow).
+    NodeMoved {
+        reason: MoveReason,
+    },
     /// Someone reacted (to everyone, the sender too); shown for a moment, kept nowhere.
     Reaction {
         from: ParticipantId,
@@ -314,6 +332,16 @@ mod tests {
             text,
             r#"{"v":1,"type":"recording_status_link","token":"0123456789abcdef0123456789abcdef"}"#
         );
+        assert_eq!(decode_server(&text).unwrap(), msg);
+    }
+
+    #[test]
+    fn node_moved_says_why() {
+        let msg = ServerMessage::NodeMoved {
+            reason: MoveReason::NodeLost,
+        };
+        let text = encode_server(&msg);
+        assert_eq!(text, r#"{"v":1,"type":"node_moved","reason":"node_lost"}"#);
         assert_eq!(decode_server(&text).unwrap(), msg);
     }
 

@@ -4,6 +4,8 @@
 
 #[path = "conformance/e2ee_keys.rs"]
 mod e2ee_keys;
+#[path = "conformance/failover.rs"]
+mod failover;
 #[path = "conformance/hardening.rs"]
 mod hardening;
 #[path = "conformance/lobby.rs"]

@@ -171,6 +171,9 @@ pub struct EdgeConfig {
     pub node_secret: Option<String>,
     /// Lifetime of a media-node grant.
     pub node_token_ttl_ms: u64,
+    /// A media node not heard from this long (nodes heartbeat every second) is dead: its rooms
+    /// move to another node.
+    pub node_stale_after_ms: u64,
     /// STUN/TURN servers handed to browsers as they are.
     pub ice_servers: Vec<IceServer>,
     /// A TURN server with a shared secret: each participant gets its own time-limited credentials.
@@ -199,6 +202,7 @@ impl Default for EdgeConfig {
             p2p_standby: true,
             node_secret: None,
             node_token_ttl_ms: 10 * 60_000,
+            node_stale_after_ms: crate::registry::STALE_AFTER_MS,
             ice_servers: Vec::new(),
             turn: None,
             hash_key: String::new(),
@@ -322,6 +326,10 @@ impl EdgeConfig {
                 "limits.join_timeout_ms".into(),
                 "join_timeout_ms is at least 1000 and room_sockets_per_address at least 1",
             );
+        }
+        if self.node_stale_after_ms < 1500 {
+            // Nodes heartbeat every second: less would call a live node dead.
+            return err("node_stale_after_ms".into(), "must be at least 1500");
         }
         if l.idle_timeout_ms < 2000 || l.resume_window_ms < l.idle_timeout_ms {
             return err(

@@ -180,6 +180,38 @@ where
     Err(last)
 }
 
+/// How long the edge waits for a node's `GET /healthz` when a page reported the node.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Tries of that check (a refused connection fails at once; a lost packet gets one more chance).
+pub const PROBE_ATTEMPTS: u32 = 2;
+
+/// The URL the edge checks a node at: its health endpoint (no auth, no side effect).
+pub fn probe_url(base: &str) -> String {
+    format!("{base}/healthz")
+}
+
+/// Check a node the way both hosts do: alive when one of [`PROBE_ATTEMPTS`] `GET /healthz` tries
+/// answers 2xx within [`PROBE_TIMEOUT`]. `get` is one try (the status, or the error's text).
+pub async fn probe<G, GF, S, SF>(mut get: G, mut sleep: S) -> bool
+where
+    G: FnMut() -> GF,
+    GF: Future<Output = Result<u16, String>>,
+    S: FnMut(Duration) -> SF,
+    SF: Future<Output = ()>,
+{
+    for attempt in 0..PROBE_ATTEMPTS {
+        if let Some(Ok(status)) = within(sleep(PROBE_TIMEOUT), get()).await
+            && (200..300).contains(&status)
+        {
+            return true;
+        }
+        if attempt + 1 < PROBE_ATTEMPTS {
+            sleep(backoff(0)).await;
+        }
+    }
+    false
+}
+
 /// `work`'s output, or `None` when `limit` finishes first.
 async fn within<T>(limit: impl Future<Output = ()>, work: impl Future<Output = T>) -> Option<T> {
     let (mut limit, mut work) = (pin!(limit), pin!(work));

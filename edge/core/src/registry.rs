@@ -1,13 +1,17 @@
-//! Media-node registry: heartbeats in, a node for a new room out. Nodes silent for 15 s or draining
-//! are not chosen; among the rest, the nearest to the caller with the least load wins.
+//! Media-node registry: heartbeats in, a node for a new room out, and the rooms to move when a
+//! node dies or is drained with `migrate`. Nodes silent for `node_stale_after_ms` (3 s), lost, or
+//! draining are not chosen; among the rest, the nearest to the caller with the least load wins.
+//! The registry remembers which rooms it placed on each node, so that a node's loss names them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use edgemeet_protocol::node::Heartbeat;
+use edgemeet_protocol::server::MoveReason;
 use serde::{Deserialize, Serialize};
 
-/// A node not heard from for this long is not chosen for new rooms.
-pub const STALE_AFTER_MS: u64 = 15_000;
+/// A node not heard from for this long is dead (the default of `node_stale_after_ms`): it is not
+/// chosen, and its rooms move. Nodes heartbeat every second.
+pub const STALE_AFTER_MS: u64 = 3_000;
 /// Nodes unheard for this long are forgotten.
 pub const FORGET_AFTER_MS: u64 = 5 * 60_000;
 
@@ -70,25 +74,79 @@ pub struct NodeInfo {
 struct NodeRecord {
     heartbeat: Heartbeat,
     last_seen_ms: u64,
+    /// Declared dead (silent too long, or the edge's check after a page's report failed): its
+    /// rooms were moved. A later heartbeat brings it back for new rooms.
+    #[serde(default)]
+    lost: bool,
+    /// Routes of the rooms placed on this node (a room that left it since ignores a move).
+    #[serde(default)]
+    rooms: BTreeSet<String>,
+}
+
+/// Rooms to move off a node: hosts hand each route [`crate::Input::MoveOffNode`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMove {
+    pub node_id: String,
+    pub reason: MoveReason,
+    pub routes: Vec<String>,
 }
 
 /// Every node that sent a heartbeat recently.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
     nodes: BTreeMap<String, NodeRecord>,
+    #[serde(default = "default_stale_after")]
+    stale_after_ms: u64,
+}
+
+fn default_stale_after() -> u64 {
+    STALE_AFTER_MS
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(STALE_AFTER_MS)
+    }
 }
 
 impl Registry {
-    pub fn heartbeat(&mut self, heartbeat: Heartbeat, now_ms: u64) {
+    /// A registry that calls a node dead after `stale_after_ms` without a heartbeat.
+    pub fn new(stale_after_ms: u64) -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            stale_after_ms: stale_after_ms.max(1),
+        }
+    }
+
+    /// The setting may change between loads of a stored registry (the Worker's).
+    pub fn set_stale_after(&mut self, stale_after_ms: u64) {
+        self.stale_after_ms = stale_after_ms.max(1);
+    }
+
+    /// A node's heartbeat. A node drained with `migrate` gives its rooms up: they are returned, to
+    /// be moved (once; rooms placed later would not be there: a draining node takes none).
+    pub fn heartbeat(&mut self, heartbeat: Heartbeat, now_ms: u64) -> Option<NodeMove> {
         self.nodes
             .retain(|_, n| now_ms.saturating_sub(n.last_seen_ms) < FORGET_AFTER_MS);
-        self.nodes.insert(
-            heartbeat.id.clone(),
-            NodeRecord {
-                heartbeat,
-                last_seen_ms: now_ms,
-            },
-        );
+        let migrate = heartbeat.draining && heartbeat.migrate;
+        let id = heartbeat.id.clone();
+        let record = self.nodes.entry(id.clone()).or_insert_with(|| NodeRecord {
+            heartbeat: heartbeat.clone(),
+            last_seen_ms: now_ms,
+            lost: false,
+            rooms: BTreeSet::new(),
+        });
+        record.heartbeat = heartbeat;
+        record.last_seen_ms = record.last_seen_ms.max(now_ms);
+        record.lost = false;
+        if migrate && !record.rooms.is_empty() {
+            return Some(NodeMove {
+                node_id: id,
+                reason: MoveReason::Drain,
+                routes: std::mem::take(&mut record.rooms).into_iter().collect(),
+            });
+        }
+        None
     }
 
     pub fn len(&self) -> usize {
@@ -99,23 +157,92 @@ impl Registry {
         self.nodes.is_empty()
     }
 
+    /// A known node by id (to check it after a page's report).
+    pub fn node(&self, id: &str) -> Option<NodeInfo> {
+        self.nodes.get(id).map(|n| info(&n.heartbeat))
+    }
+
     /// The best live node for a caller at `location`, or none.
     pub fn select(&self, location: Option<&Location>, now_ms: u64) -> Option<NodeInfo> {
+        self.best(location, now_ms).map(|n| info(&n.heartbeat))
+    }
+
+    /// [`Registry::select`], remembering that room `route` is on the node chosen.
+    pub fn place(
+        &mut self,
+        route: &str,
+        location: Option<&Location>,
+        now_ms: u64,
+    ) -> Option<NodeInfo> {
+        let id = self.best(location, now_ms)?.heartbeat.id.clone();
+        let record = self.nodes.get_mut(&id)?;
+        record.rooms.insert(route.to_string());
+        Some(info(&record.heartbeat))
+    }
+
+    /// Room `route` ended: no node holds it any more.
+    pub fn release(&mut self, route: &str) {
+        for n in self.nodes.values_mut() {
+            n.rooms.remove(route);
+        }
+    }
+
+    /// Nodes silent for `node_stale_after_ms` are dead from now on: their rooms, to move.
+    pub fn sweep(&mut self, now_ms: u64) -> Vec<NodeMove> {
+        let stale = self.stale_after_ms;
+        self.nodes
+            .values_mut()
+            .filter(|n| !n.lost && now_ms.saturating_sub(n.last_seen_ms) >= stale)
+            .map(lose)
+            .collect()
+    }
+
+    /// The edge's own check of node `id` failed (after a page reported it): dead now, unless it
+    /// is already. Its rooms, to move.
+    pub fn mark_lost(&mut self, id: &str) -> Option<NodeMove> {
+        self.nodes.get_mut(id).filter(|n| !n.lost).map(lose)
+    }
+
+    /// When the next live node turns stale if it stays silent: when to [`Registry::sweep`].
+    pub fn next_sweep_at(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter(|n| !n.lost)
+            .map(|n| n.last_seen_ms + self.stale_after_ms)
+            .min()
+    }
+
+    fn best(&self, location: Option<&Location>, now_ms: u64) -> Option<&NodeRecord> {
         self.nodes
             .values()
             .filter(|n| {
-                !n.heartbeat.draining && now_ms.saturating_sub(n.last_seen_ms) < STALE_AFTER_MS
+                !n.lost
+                    && !n.heartbeat.draining
+                    && now_ms.saturating_sub(n.last_seen_ms) < self.stale_after_ms
             })
             .map(|n| (cost(&n.heartbeat, location), n))
             .min_by(|(a, na), (b, nb)| {
                 a.total_cmp(b)
                     .then_with(|| na.heartbeat.id.cmp(&nb.heartbeat.id))
             })
-            .map(|(_, n)| NodeInfo {
-                id: n.heartbeat.id.clone(),
-                url: n.heartbeat.url.clone(),
-                region: n.heartbeat.region.clone(),
-            })
+            .map(|(_, n)| n)
+    }
+}
+
+fn info(hb: &Heartbeat) -> NodeInfo {
+    NodeInfo {
+        id: hb.id.clone(),
+        url: hb.url.clone(),
+        region: hb.region.clone(),
+    }
+}
+
+fn lose(n: &mut NodeRecord) -> NodeMove {
+    n.lost = true;
+    NodeMove {
+        node_id: n.heartbeat.id.clone(),
+        reason: MoveReason::NodeLost,
+        routes: std::mem::take(&mut n.rooms).into_iter().collect(),
     }
 }
 
@@ -173,6 +300,7 @@ mod tests {
                 ..Default::default()
             },
             draining: false,
+            migrate: false,
             lat: None,
             lon: None,
         }

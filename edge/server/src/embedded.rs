@@ -80,6 +80,7 @@ pub async fn start(
         url,
         load: handle.load(),
         draining: false,
+        migrate: false,
         lat: None,
         lon: None,
     };

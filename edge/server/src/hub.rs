@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use edgemeet_core::registry::NodeMove;
 use edgemeet_core::{
     ClientInfo, ConnId, EdgeConfig, Effect, Env, Input, Registry, Room, RoomAddress,
 };
@@ -246,11 +247,11 @@ impl Hub {
                     }
                     Effect::RequestNode { location } => {
                         let location = location.or_else(|| self.default_location());
-                        let node = self
-                            .registry
-                            .lock()
-                            .expect("registry lock")
-                            .select(location.as_ref(), now_ms());
+                        let node = self.registry.lock().expect("registry lock").place(
+                            route,
+                            location.as_ref(),
+                            now_ms(),
+                        );
                         tracing::info!(room = %route, node = node.as_ref().map(|n| n.id.as_str()), "media node for room");
                         pending.push(Input::NodeAssigned(node));
                     }
@@ -288,6 +289,20 @@ impl Hub {
                             }
                         }));
                     }
+                    Effect::ProbeNode { node } => {
+                        let hub = self.clone();
+                        tokio::spawn(async move {
+                            if hub.node_calls.probe(&node).await {
+                                return;
+                            }
+                            let lost = hub
+                                .registry
+                                .lock()
+                                .expect("registry lock")
+                                .mark_lost(&node.id);
+                            hub.move_rooms(lost);
+                        });
+                    }
                     Effect::Ended => ended = true,
                 }
             }
@@ -306,7 +321,33 @@ impl Hub {
         let still_ended = entry.lock().expect("room lock").room.is_ended();
         if still_ended && rooms.get(route).is_some_and(|e| Arc::ptr_eq(e, entry)) {
             rooms.remove(route);
+            self.registry.lock().expect("registry lock").release(route);
             tracing::debug!(room = %route, "room ended");
+        }
+    }
+
+    /// Rooms leave a node that died or is drained with `migrate` (the registry said which).
+    pub fn move_rooms(self: &Arc<Self>, moves: impl IntoIterator<Item = NodeMove>) {
+        for m in moves {
+            tracing::warn!(node = %m.node_id, reason = ?m.reason, rooms = m.routes.len(), "moving rooms off a media node");
+            for route in &m.routes {
+                let input = Input::MoveOffNode {
+                    node_id: m.node_id.clone(),
+                    reason: m.reason,
+                };
+                self.room_input(route, input);
+            }
+        }
+    }
+
+    /// Every `period`: nodes that fell silent are dead, and their rooms move.
+    pub async fn sweep_nodes(self: Arc<Self>, period: Duration) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let lost = self.registry.lock().expect("registry lock").sweep(now_ms());
+            self.move_rooms(lost);
         }
     }
 

@@ -135,7 +135,7 @@ fn init_logs(format: LogFormat) {
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let web = pages::Web::load(&config.web_dir)
         .with_context(|| format!("web_dir {}", config.web_dir.display()))?;
-    let registry = Arc::new(Mutex::new(Registry::default()));
+    let registry = Arc::new(Mutex::new(Registry::new(config.edge.node_stale_after_ms)));
     let edge = Arc::new(config.edge.clone());
     let hub = hub::Hub::new(
         edge,
@@ -143,6 +143,11 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         nodes::NodeCaller::new(),
         config.region.clone(),
         config.max_sockets_per_address,
+    );
+    // Nodes that fall silent are found within a quarter second of turning stale.
+    let sweeper = tokio::spawn(
+        hub.clone()
+            .sweep_nodes(std::time::Duration::from_millis(250)),
     );
     let (shutdown_tx, shutdown) = watch::channel(());
     // Recording in the all-in-one: storage and uploader here, unless the embedded node was given
@@ -260,6 +265,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     // Upgraded sockets are not part of the server's graceful shutdown: let them send their close
     // frames (the shutdown signal reached every writer) before the runtime goes away.
+    sweeper.abort();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     while hub.open_sockets() > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

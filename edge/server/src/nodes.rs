@@ -24,10 +24,12 @@ pub fn heartbeat(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Reply {
         Err(refusal) => return refusal,
     };
     tracing::debug!(node = %hb.id, region = %hb.region, sessions = hb.load.sessions, "heartbeat");
-    app.registry
+    let drained = app
+        .registry
         .lock()
         .expect("registry lock")
         .heartbeat(hb, now_ms());
+    app.hub.move_rooms(drained);
     Reply::no_content()
 }
 
@@ -120,6 +122,21 @@ impl NodeCaller {
         start: Option<RecordStart>,
     ) -> node_call::RecordCall {
         node_call::record(&self.base(node), meeting_id, token, start)
+    }
+
+    /// Check a node after a page reported it (`node_call::probe`): whether it answers.
+    pub async fn probe(&self, node: &NodeInfo) -> bool {
+        let url = node_call::probe_url(&self.base(node));
+        let get = || {
+            let req = self.http.get(&url);
+            async move {
+                let res = req.send().await.map_err(|e| e.without_url().to_string())?;
+                Ok(res.status().as_u16())
+            }
+        };
+        let alive = node_call::probe(get, tokio::time::sleep).await;
+        tracing::info!(node = %node.id, alive, "checked a media node a page reported");
+        alive
     }
 
     /// Make a call by the core's policy; logs why it gave up, never the URL or token.

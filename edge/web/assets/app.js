@@ -8,6 +8,7 @@ import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { SenderKeys, renderVerification } from './e2ee-keys.js';
 import { $, show, toast, banner, displayName, Grid, addChat, deliveryItem } from './ui.js';
 import { LobbyView, showWaiting } from './lobby.js';
+import { NodeFailover } from './failover.js';
 import {
   applyJoinChoices, copyInviteLink, ChatBadge, bindShortcutsHelp, handOrder, handText, renderHands, bindReactions, showReaction,
   screenShareProblem,
@@ -235,6 +236,8 @@ class Meeting {
     this.calls = calls;
     calls.begin({ send: (msg) => this.signaling.send(msg), e2ee });
     this.bindCalls();
+    /** A dead media node reported early; a move to another node made without a gap. */
+    this.failover = new NodeFailover(calls, (msg) => this.signaling.send(msg));
     /** @type {ParticipantId | null} the moderator who removed us */
     this.kickedBy = null;
     this.lobby = new LobbyView((msg) => this.signaling.send(msg));
@@ -362,6 +365,7 @@ class Meeting {
       case 'password_guessing':
         // Sent to moderators only: someone is trying passwords on this meeting.
         return toast(`Someone is guessing this meeting's password: ${msg.wrong_guesses} wrong tries from ${msg.addresses} address${msg.addresses === 1 ? '' : 'es'} in the last hour${msg.limited ? '; newcomers may have to wait' : ''}.`);
+      case 'node_moved': return this.failover.moved(msg.reason);
       case 'media_mode': return this.calls.apply(msg.media);
       case 'tracks': return this.calls.tracks(msg);
       case 'signal': return this.calls.signal(msg);

@@ -6,6 +6,7 @@
 import { Emitter } from './events.js';
 import { P2PLink } from './p2p.js';
 import { SfuLink } from './sfu.js';
+import { retire, firstFrame } from './failover.js';
 
 /** How long after the direct call connects a pair opens its standby link to the room's node. */
 const STANDBY_DELAY_MS = 1000;
@@ -71,6 +72,10 @@ export class MediaController extends Emitter {
      * @type {MediaMode | null}
      */
     this.lastMedia = null;
+    /** The room moves to another node (`node_moved`): open the new link before closing the old. */
+    this.handover = false;
+    /** @type {SfuLink | null} the old node's link while a handover runs (failover.js) */
+    this.retiring = null;
   }
 
   /**
@@ -172,10 +177,16 @@ export class MediaController extends Emitter {
     if (this.sfu?.grant && node && this.sfu.grant.node_id === node.node_id) {
       this.sfu.refresh(node);
       this.scheduleRefresh(node);
+    } else if (this.sfu && this.handover && this.sfu.grant && node && sending) {
+      // Moved to another node: the old link plays on until the new one shows everyone.
+      const old = this.sfu;
+      this.sfu = null;
+      retire(this, old);
     } else if (this.sfu && (this.sfu.grant || (media.mode !== 'sfu' && !node))) {
       // Keep a link that is built but not yet on a node while the room still wants one.
       this.closeSfu();
     }
+    if (node) this.handover = false;
     if (media.mode === 'p2p' && !keepP2p) await this.startP2p(media);
     if (!sending && !node) return;
     if (!sending && !this.sfu) {
@@ -234,10 +245,16 @@ export class MediaController extends Emitter {
     const link = sfu;
     link.on('track', ({ participant, stream }) => {
       // A standby's pulls stay off screen until the room moves to the node.
-      if (this.mode === 'sfu') this.emit('remote-stream', { participant, stream });
+      if (this.mode !== 'sfu') return;
+      if (!this.retiring) return this.emit('remote-stream', { participant, stream });
+      // Handing over from another node: switch the tile once the new stream decodes.
+      firstFrame(link.pc, stream).then(() => {
+        if (this.sfu === link && this.mode === 'sfu') this.emit('remote-stream', { participant, stream });
+      });
+      return undefined;
     });
     // The connection indicator follows the link media goes through (not a standby's).
-    link.on('state', (state) => { if (this.mode === 'sfu') this.emit('connection', { state }); });
+    link.on('state', (state) => { if (this.mode === 'sfu' && this.sfu === link) this.emit('connection', { state }); });
     link.on('error', (err) => {
       console.warn('media node:', err);
       const why = err instanceof Error ? err.message : String(err);
@@ -281,6 +298,8 @@ export class MediaController extends Emitter {
 
   closeSfu() {
     clearTimeout(this.refreshTimer);
+    this.retiring?.close();
+    this.retiring = null;
     if (!this.sfu) return;
     this.emit('remotes-gone', undefined);
     this.sfu.close();

@@ -83,7 +83,8 @@
  *   | {type: 'end_meeting'}
  *   | {type: 'raise_hand', raised: boolean}
  *   | {type: 'react', reaction: Reaction}
- *   | {type: 'resume', id: ParticipantId, secret: string}} ClientMessage
+ *   | {type: 'resume', id: ParticipantId, secret: string}
+ *   | {type: 'node_unreachable', node_id: string}} ClientMessage
  */
 
 /**
@@ -160,7 +161,7 @@
  *   | 'token_alg_not_allowed' | 'token_unknown_key' | 'password_required' | 'password_wrong'
  *   | 'password_rate_limited' | 'invalid_password' | 'not_moderator' | 'unknown_participant'
  *   | 'chat_too_long' | 'chat_empty' | 'not_in_p2p' | 'not_in_sfu' | 'not_your_session'
- *   | 'no_media_node' | 'recording_not_allowed' | 'recording_e2ee' | 'recording_active'
+ *   | 'no_media_node' | 'unknown_node' | 'recording_not_allowed' | 'recording_e2ee' | 'recording_active'
  *   | 'not_recording' | 'recording_failed' | 'resume_failed' | 'roles_fixed' | 'internal'} ErrorCode
  */
 
@@ -228,6 +229,7 @@
  *   | {type: 'dominant_speaker', id: ParticipantId}
  *   | {type: 'password_guessing', wrong_guesses: number, addresses: number, limited: boolean}
  *   | {type: 'speaker_stats', stats: SpeakerStat[]}
+ *   | {type: 'node_moved', reason: 'node_lost' | 'drain'}
  *   | ErrorMessage
  *   | {type: 'pong'}} ServerMessage
  */

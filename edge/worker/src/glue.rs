@@ -160,3 +160,16 @@ async fn node_post(call: &NodeCall) -> std::result::Result<(u16, Vec<u8>), Strin
     };
     sent.await.map_err(|e| e.to_string())
 }
+
+/// Check a node after a page reported it, by the core's policy ([`node_call::probe`]).
+pub async fn probe_node(node: &crate::core::NodeInfo) -> bool {
+    let url = node_call::probe_url(node_call::base(node));
+    let get = || async {
+        let res = worker::Fetch::Url(url.parse().map_err(|e| format!("{e}"))?)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(res.status_code())
+    };
+    node_call::probe(get, worker::Delay::from).await
+}

@@ -89,6 +89,23 @@ impl DurableObject for Room {
                 }
                 glue::response(Reply::no_content())
             }
+            "/node-move" => {
+                #[derive(serde::Deserialize)]
+                struct Body {
+                    node_id: String,
+                    reason: edgemeet_protocol::server::MoveReason,
+                }
+                let body: Body = req.json().await?;
+                // A room that is not running has nothing to move.
+                if inner.load().await? {
+                    let input = Input::MoveOffNode {
+                        node_id: body.node_id,
+                        reason: body.reason,
+                    };
+                    inner.run(input).await?;
+                }
+                glue::response(Reply::no_content())
+            }
             p if p.starts_with("/probe/") && config::probes_enabled(&inner.env) => {
                 inner.probe(&p["/probe/".len()..]).await
             }
@@ -337,6 +354,23 @@ impl Inner {
                     Effect::RequestNode { location } => {
                         queue.push_back(Input::NodeAssigned(self.select_node(location).await))
                     }
+                    Effect::ProbeNode { node } => {
+                        // In the background: if the node does not answer, the registry marks it
+                        // lost and moves every room on it (this one too, through `/node-move`).
+                        let env = self.env.clone();
+                        worker::wasm_bindgen_futures::spawn_local(async move {
+                            if glue::probe_node(&node).await {
+                                return;
+                            }
+                            let lost = async {
+                                let stub = registry::stub(&env)?;
+                                glue::do_post(&stub, "/lost", &json!({ "node_id": node.id })).await
+                            };
+                            if let Err(e) = lost.await {
+                                worker::console_error!("a lost node was not reported: {e}");
+                            }
+                        });
+                    }
                     Effect::CloseOnNode {
                         node,
                         meeting_id,
@@ -379,10 +413,15 @@ impl Inner {
     }
 
     async fn select_node(&self, location: Option<Location>) -> Option<NodeInfo> {
+        let route = self
+            .mem
+            .borrow()
+            .room
+            .as_ref()
+            .map(|r| r.address().route.clone());
         let stub = registry::stub(&self.env).ok()?;
-        let mut resp = glue::do_post(&stub, "/select", &json!({ "location": location }))
-            .await
-            .ok()?;
+        let body = json!({ "location": location, "route": route });
+        let mut resp = glue::do_post(&stub, "/select", &body).await.ok()?;
         resp.json::<Option<NodeInfo>>().await.ok().flatten()
     }
 
@@ -419,12 +458,21 @@ impl Inner {
         self.state.storage().put(SNAPSHOT_KEY, snapshot).await
     }
 
-    /// The room ended: forget it in memory, empty the storage, delete the alarm.
+    /// The room ended: forget it in memory, empty the storage, delete the alarm, and let the
+    /// registry forget which node it was on.
     async fn wipe(&self) -> Result<()> {
-        {
+        let route = {
             let mut mem = self.mem.borrow_mut();
-            mem.room = None;
             mem.sockets.clear();
+            mem.room.take().map(|r| r.address().route.clone())
+        };
+        if let Some(route) = route {
+            let env = self.env.clone();
+            worker::wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(stub) = registry::stub(&env) {
+                    let _ = glue::do_post(&stub, "/release", &json!({ "route": route })).await;
+                }
+            });
         }
         let storage = self.state.storage();
         storage.delete_alarm().await?;

@@ -259,7 +259,7 @@ test("registry: nearest live node by request.cf; stale nodes are not chosen; bad
     node("sel-na", "na-south", 32.78, -96.8, { sessions: 3 }),
   ];
   for (const hb of fresh) assert.equal((await heartbeat(hb)).status, 204);
-  // Idle and right next to both callers, but silent for 20 s (> 15 s): never chosen.
+  // Idle and right next to both callers, but silent for 20 s (> 3 s): never chosen.
   for (const [id, region, lat, lon] of [
     ["sel-a-stale-eu", "eu-central", 50.11, 8.68],
     ["sel-a-stale-na", "na-south", 32.78, -96.8],

@@ -164,6 +164,7 @@ impl Room {
                 self.set_moderator(env, out, id, &target, moderator)
             }
             ClientMessage::EndMeeting => self.end_for_all(env, out, id),
+            ClientMessage::NodeUnreachable { node_id } => self.node_unreachable(env, out, &node_id),
             ClientMessage::React { reaction } => {
                 // Relayed, never kept: not in the room's state, not in any snapshot.
                 let msg = ServerMessage::Reaction {

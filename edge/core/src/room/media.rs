@@ -30,13 +30,20 @@ pub enum Mode {
 pub(super) struct MediaState {
     pub(super) mode: Mode,
     pub(super) node: Option<NodeInfo>,
-    node_requested: bool,
+    pub(super) node_requested: bool,
     /// When the room, back to two, returns to P2P.
     return_at: Option<u64>,
     /// Nodes this meeting used before its current one (a pair without standby lets its node
     /// go): grants for them may still be alive, so a leave revokes there too.
     #[serde(default)]
-    former_nodes: Vec<NodeInfo>,
+    pub(super) former_nodes: Vec<NodeInfo>,
+    /// The room is moving off its node for this reason: the next node assigned is announced
+    /// with `node_moved` (`room/failover.rs`).
+    #[serde(default)]
+    pub(super) moving: Option<edgemeet_protocol::server::MoveReason>,
+    /// When the room last asked the host to check its node after a page's report.
+    #[serde(default)]
+    pub(super) probed_at: Option<u64>,
 }
 
 impl MediaState {
@@ -300,10 +307,18 @@ impl Room {
             None if !in_sfu => {}
             Some(node) => {
                 meeting.media.node = Some(node);
+                // A pair's standby moving is nothing the people in a direct call notice.
+                if let Some(reason) = meeting.media.moving.take()
+                    && in_sfu
+                {
+                    let conns = self.member_conns();
+                    out.send_many(conns, &ServerMessage::NodeMoved { reason });
+                }
                 self.announce_media(env, out, None);
                 self.start_recording_on_node(env, out);
             }
             None => {
+                meeting.media.moving = None;
                 let id = meeting.id.clone();
                 self.on_recording_failed(env, out, &id);
                 let conns = self.member_conns();

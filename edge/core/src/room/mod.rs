@@ -6,6 +6,7 @@
 
 mod actions;
 mod e2ee_relay;
+mod failover;
 mod join;
 mod lobby;
 mod media;
@@ -95,6 +96,13 @@ pub enum Input {
     RecordingFailed {
         meeting_id: String,
     },
+    /// The room's media node `node_id` is dead (silent too long, or failed the edge's check) or
+    /// drained with `migrate` ([`crate::registry::NodeMove`]): the room moves to another node.
+    /// Ignored by a room on another node.
+    MoveOffNode {
+        node_id: String,
+        reason: edgemeet_protocol::server::MoveReason,
+    },
     /// The media node started the recording [`RecordStart::recorder`] asked for, and answered
     /// with its delivery-status token: it goes to the recorder's socket, and nowhere else.
     RecordingStarted {
@@ -159,6 +167,12 @@ pub enum Effect {
         token: String,
         /// `Some`: start (with the grant, if the recorder gave one); `None`: stop.
         start: Option<RecordStart>,
+    },
+    /// A page reported the room's node unreachable: check it (`GET {url}/healthz`, by
+    /// [`crate::node_call::probe`]); if it does not answer, the registry marks it lost
+    /// ([`crate::Registry::mark_lost`]) and its rooms get [`Input::MoveOffNode`].
+    ProbeNode {
+        node: NodeInfo,
     },
     /// The room has no sockets left: the host drops it and any stored copy.
     Ended,
@@ -374,6 +388,9 @@ impl Room {
                 recorder,
                 status_token,
             } => self.on_recording_started(&mut out, &meeting_id, &recorder, status_token),
+            Input::MoveOffNode { node_id, reason } => {
+                self.move_off_node(&mut out, &node_id, reason)
+            }
         }
         if self.is_ended() {
             out.0.push(Effect::Ended);

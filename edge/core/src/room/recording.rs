@@ -14,7 +14,8 @@ const MAX_TOKEN_CHARS: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Recording {
     by: ParticipantId,
-    /// Held until the room has a node, in memory only: never part of a stored snapshot.
+    /// Held while the recording runs, in memory only (never part of a stored snapshot): for the
+    /// node the room has, and for the next one if the room moves (a further file there).
     #[serde(skip)]
     pending: Option<DropboxGrant>,
     started_on_node: bool,
@@ -101,7 +102,7 @@ impl Room {
             .as_mut()
             .and_then(|m| m.recording.as_mut())
             .expect("checked above");
-        let start = rec.pending.take();
+        let start = rec.pending.clone();
         rec.started_on_node = true;
         let recorder = rec.by.clone();
         out.0.push(Effect::RecordOnNode {
@@ -193,6 +194,14 @@ impl Room {
                 member.conn,
                 &ServerMessage::RecordingStatusLink { token: token.0 },
             );
+        }
+    }
+
+    /// The room left its node: the recording starts again on the next one, as a further file
+    /// (the old node's file ends where the node stopped).
+    pub(super) fn recording_needs_new_node(&mut self) {
+        if let Some(rec) = self.meeting.as_mut().and_then(|m| m.recording.as_mut()) {
+            rec.started_on_node = false;
         }
     }
 
