@@ -189,11 +189,13 @@ impl Shared {
             })
             .sum();
         // Sessions on the media loop (a room lives on one path or the other).
-        let (e_sessions, e_rooms, e_published, e_subscribed) =
-            self.engine.as_ref().map_or((0, 0, 0, 0), |e| e.gauges());
+        // Loop sessions whose transport is up: the loop encrypts and sends for them itself.
+        let (e_sessions, e_up, e_rooms, e_published, e_subscribed) =
+            self.engine.as_ref().map_or((0, 0, 0, 0, 0), |e| e.gauges());
         Gauges {
             sessions: sessions.len() as u64 + e_sessions,
-            sessions_direct_send: sessions.values().filter(|s| s.egress.is_active()).count() as u64,
+            sessions_direct_send: sessions.values().filter(|s| s.egress.is_active()).count() as u64
+                + e_up,
             tracks_published: published + e_published,
             tracks_subscribed: subscribed + e_subscribed,
             rooms: rooms.len() as u64 + e_rooms,

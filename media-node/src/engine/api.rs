@@ -85,6 +85,10 @@ pub async fn new_session(
     }
     shared.metrics.sessions_created.fetch_add(1, Relaxed);
     tracing::info!(session = %id, "session created on the media loop");
+    if tracks.is_some() && shared.recordings.is_recording(&c.room) {
+        // Pushed while the meeting records: recorded too.
+        shared.recordings.attach_loop(engine, &c.room).await;
+    }
     Ok(Json(NewSessionResponse {
         session_id: id,
         session_description: opened.answer.map(|sdp| SessionDescription {
@@ -165,7 +169,8 @@ pub async fn tracks_new(
             "push (local) and pull (remote) tracks go in separate requests".into(),
         ));
     }
-    let op = if local > 0 {
+    let push = local > 0;
+    let op = if push {
         let offer = req.session_description.ok_or_else(|| {
             ApiError::BadRequest("pushing tracks needs the client's offer".into())
         })?;
@@ -185,6 +190,10 @@ pub async fn tracks_new(
         SessionOp::Pull(req.tracks)
     };
     let r = call(engine, sid, caller(c), op).await?;
+    if push && shared.recordings.is_recording(&c.room) {
+        // Pushed while the meeting records: recorded too.
+        shared.recordings.attach_loop(engine, &c.room).await;
+    }
     tracks_reply(shared, engine, r)
 }
 

@@ -83,4 +83,24 @@ pub enum Command {
     },
     /// Closes everything (node shutdown).
     CloseAll(oneshot::Sender<()>),
+    /// The room's pushed tracks that recording `recording_id` does not tap yet.
+    Recordable {
+        room: String,
+        recording_id: String,
+        reply: oneshot::Sender<Vec<RecordableTrack>>,
+    },
+    /// Taps publications for a recording (each video one is asked for a keyframe).
+    Tap(
+        Vec<(usize, crate::recording::tap::LoopTap)>,
+        oneshot::Sender<()>,
+    ),
+}
+
+/// A pushed track on the loop, as the recorder files it.
+pub struct RecordableTrack {
+    pub publication: usize,
+    pub participant: String,
+    pub session_id: String,
+    pub video: bool,
+    pub mime: String,
 }

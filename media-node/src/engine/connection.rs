@@ -33,6 +33,8 @@ pub struct Connection {
     pub state: RTCPeerConnectionState,
     /// The transport was up once (pulls hold their first packets until it is).
     pub was_up: bool,
+    /// When the transport first came up.
+    pub up_at: Option<Instant>,
     /// Deadline `rtc` last asked for.
     pub deadline: Option<Instant>,
     /// Last datagram or call of its participant (the idle reaper's clock).
@@ -99,6 +101,7 @@ impl Connection {
             rtc,
             state: RTCPeerConnectionState::New,
             was_up: false,
+            up_at: None,
             deadline: None,
             last_activity: now,
         })

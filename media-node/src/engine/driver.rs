@@ -309,8 +309,10 @@ impl MediaLoop {
                 };
                 tracing::debug!(session = %conn.session_id, %state, "connection state");
                 conn.state = state;
+                self.dirty = true;
                 if state == RTCPeerConnectionState::Connected && !conn.was_up {
                     conn.was_up = true;
+                    conn.up_at = Some(now);
                     self.transport_up(id, now);
                 }
             }
@@ -341,27 +343,19 @@ impl MediaLoop {
         }
     }
 
-    /// A connection's transport came up for the first time: its pulls send what they held
-    /// (their first keyframe, asked for when they were made); a pull with nothing held asks.
+    /// A connection's transport came up for the first time: a pull with nothing held (no
+    /// keyframe came while it connected) asks for one. What pulls held goes out with their
+    /// publisher's next packet (`forward`), a few ms after the DTLS handshake's last flight.
     fn transport_up(&mut self, id: ConnId, now: Instant) {
-        let pulls: Vec<PullId> = (0..self.pulls.len())
-            .filter(|&i| self.pulls[i].as_ref().is_some_and(|p| p.conn == id))
+        let waiting: Vec<PullId> = (0..self.pulls.len())
+            .filter(|&i| {
+                self.pulls[i].as_ref().is_some_and(|p| {
+                    p.conn == id && p.held.is_empty() && p.status == TrackStatus::Active
+                })
+            })
             .collect();
-        for pull_id in pulls {
-            let Some(pull) = self.pulls[pull_id].as_mut() else {
-                continue;
-            };
-            let held = std::mem::take(&mut pull.held);
-            let sender = pull.sender;
-            if held.is_empty() {
-                if pull.status == TrackStatus::Active {
-                    self.pull_keyframe(pull_id, now);
-                }
-                continue;
-            }
-            for pkt in held {
-                self.send(id, sender, pkt, now);
-            }
+        for pull_id in waiting {
+            self.pull_keyframe(pull_id, now);
         }
     }
 
@@ -403,6 +397,7 @@ impl MediaLoop {
         m.packets_in.fetch_add(1, Relaxed);
         m.bytes_in.fetch_add(pkt.payload.len() as u64, Relaxed);
         let now_ms = self.now_ms(now);
+        let mut tap_keyframe = None;
         let (view, pulls) = {
             let p = self.pubs[pid].as_mut().expect("found above");
             let lost = p.lost_before(pkt.header.ssrc, pkt.header.sequence_number);
@@ -425,6 +420,18 @@ impl MediaLoop {
             if p.rids.is_empty() && p.media_ssrc.is_none() {
                 p.media_ssrc = Some(pkt.header.ssrc);
             }
+            let layers = if p.tap.is_some() {
+                p.layer_ssrcs()
+            } else {
+                Vec::new()
+            };
+            match p.tap.as_mut().map(|t| t.offer(&layers, &pkt)) {
+                // The recorder lost the stream (start, a gap): a keyframe on this layer.
+                Some(Some(true)) => tap_keyframe = Some(pkt.header.ssrc),
+                Some(Some(false)) | None => {}
+                // Its recording ended.
+                Some(None) => p.tap = None,
+            }
             let view = p
                 .layers
                 .on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
@@ -443,7 +450,17 @@ impl MediaLoop {
                 // Its transport went down: nothing is forwarded until it is back.
                 continue;
             }
-            let Some(p) = self.pubs[pid].as_ref() else {
+            // Up in this very wake-up: keep holding until the handshake's last flight is out.
+            let up = up && conn.up_at.is_some_and(|t| t < now);
+            if up && !pull.held.is_empty() {
+                // Its transport came up: what was held for it first (from its first keyframe).
+                let held = std::mem::take(&mut pull.held);
+                for h in held {
+                    self.send(conn_id, sender, h, now);
+                }
+            }
+            let (Some(pull), Some(p)) = (self.pulls[pull_id].as_mut(), self.pubs[pid].as_ref())
+            else {
                 continue;
             };
             match pull.step(p, &view, &pkt, now_ms) {
@@ -452,6 +469,9 @@ impl MediaLoop {
                 Step::Drop => {}
                 Step::NeedKeyframe(ssrc) => need_keyframe = Some(ssrc),
             }
+        }
+        if let Some(ssrc) = tap_keyframe {
+            self.request_keyframe(pid, Some(ssrc), crate::keyframes::LAYER_INTERVAL_MS, now);
         }
         if let Some(ssrc) = need_keyframe {
             // A pull waits on this layer's keyframe to switch: asked as often as the publisher
@@ -538,6 +558,8 @@ impl MediaLoop {
         rooms.sort_unstable();
         rooms.dedup();
         g.sessions.store(conns.len() as u64, Relaxed);
+        let up = conns.iter().filter(|c| c.is_up()).count();
+        g.sessions_up.store(up as u64, Relaxed);
         g.rooms.store(rooms.len() as u64, Relaxed);
         g.tracks_published
             .store(self.pubs.iter().flatten().count() as u64, Relaxed);

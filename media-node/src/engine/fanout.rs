@@ -45,6 +45,8 @@ pub struct Publication {
     pub keyframes: KeyframeRequests,
     /// Last sequence number per SSRC (ingress loss counter).
     pub last_seq: Vec<(u32, u16)>,
+    /// Set while the meeting records this track.
+    pub tap: Option<crate::recording::tap::LoopTap>,
 }
 
 impl Publication {
@@ -68,6 +70,11 @@ impl Publication {
             .iter()
             .find(|(r, _)| r == rid)
             .map(|(_, s)| *s)
+    }
+
+    /// Each offered layer's SSRC, if seen, low to high (empty: not simulcast).
+    pub fn layer_ssrcs(&self) -> Vec<Option<u32>> {
+        (0..self.rids.len()).map(|r| self.ssrc_of_rank(r)).collect()
     }
 
     /// A layer (rid) arrives on `ssrc`.
@@ -264,6 +271,7 @@ mod tests {
             pulls: Vec::new(),
             keyframes: KeyframeRequests::default(),
             last_seq: Vec::new(),
+            tap: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Engine {
 #[derive(Default)]
 pub struct EngineGauges {
     pub sessions: AtomicU64,
+    /// Sessions whose transport is up: the loop encrypts and sends their forwarded media.
+    pub sessions_up: AtomicU64,
     pub rooms: AtomicU64,
     pub tracks_published: AtomicU64,
     pub tracks_subscribed: AtomicU64,
@@ -93,15 +95,38 @@ impl Engine {
         self.local
     }
 
-    /// (sessions, rooms, tracks published, tracks pulled and flowing) on the loop.
-    pub fn gauges(&self) -> (u64, u64, u64, u64) {
+    /// (sessions, sessions up, rooms, tracks published, tracks pulled and flowing) on the loop.
+    pub fn gauges(&self) -> (u64, u64, u64, u64, u64) {
         let g = &self.gauges;
         (
             g.sessions.load(Relaxed),
+            g.sessions_up.load(Relaxed),
             g.rooms.load(Relaxed),
             g.tracks_published.load(Relaxed),
             g.tracks_subscribed.load(Relaxed),
         )
+    }
+
+    /// The room's tracks on the loop that `recording_id` does not record yet.
+    pub async fn recordable(
+        &self,
+        room: &str,
+        recording_id: &str,
+    ) -> Result<Vec<command::RecordableTrack>, ApiError> {
+        self.call(|reply| Command::Recordable {
+            room: room.to_owned(),
+            recording_id: recording_id.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Hands the loop the taps of a recording.
+    pub async fn tap(
+        &self,
+        taps: Vec<(usize, crate::recording::tap::LoopTap)>,
+    ) -> Result<(), ApiError> {
+        self.call(|reply| Command::Tap(taps, reply)).await
     }
 
     /// Sends a command built around a reply sender and waits for the reply.

@@ -85,6 +85,47 @@ impl MediaLoop {
                 self.close_all();
                 let _ = reply.send(());
             }
+            Command::Recordable {
+                room,
+                recording_id,
+                reply,
+            } => {
+                let mut out = Vec::new();
+                for (i, p) in self.pubs.iter().enumerate() {
+                    let Some(p) = p else { continue };
+                    let Some(c) = self.conns[p.conn].as_ref() else {
+                        continue;
+                    };
+                    let tapped = p
+                        .tap
+                        .as_ref()
+                        .is_some_and(|t| t.recording_id() == recording_id);
+                    if c.owner.room == room && !tapped {
+                        out.push(super::command::RecordableTrack {
+                            publication: i,
+                            participant: c.owner.participant.clone(),
+                            session_id: c.session_id.clone(),
+                            video: p.video,
+                            mime: p.mime.clone(),
+                        });
+                    }
+                }
+                let _ = reply.send(out);
+            }
+            Command::Tap(taps, reply) => {
+                let now = Instant::now();
+                for (pid, tap) in taps {
+                    let Some(p) = self.pubs.get_mut(pid).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    p.tap = Some(tap);
+                    if p.video {
+                        // Video starts at a keyframe: ask for one now rather than wait.
+                        self.request_keyframe(pid, None, crate::keyframes::LAYER_INTERVAL_MS, now);
+                    }
+                }
+                let _ = reply.send(());
+            }
         }
     }
 
@@ -335,6 +376,7 @@ impl MediaLoop {
                         pulls: Vec::new(),
                         keyframes: Default::default(),
                         last_seq: Vec::new(),
+                        tap: None,
                     }));
                 }
                 None => {
