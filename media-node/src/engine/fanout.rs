@@ -304,6 +304,94 @@ mod tests {
         );
     }
 
+    fn pull(publication: PubId) -> Pull {
+        Pull {
+            conn: 1,
+            mid: Some("2".into()),
+            publisher: "s".into(),
+            track_name: "audio".into(),
+            publication,
+            sender: RTCRtpSenderId::from(0usize),
+            track_id: "t".into(),
+            ssrc: 77,
+            payload_type: None,
+            status: TrackStatus::Pending,
+            preferred: None,
+            stitch: Stitch::default(),
+            red: None,
+            held: Vec::new(),
+            created_ms: 0,
+        }
+    }
+
+    fn packet(ssrc: u32, seq: u16, ts: u32, payload: &'static [u8]) -> rtp::Packet {
+        rtp::Packet {
+            header: rtp::header::Header {
+                ssrc,
+                sequence_number: seq,
+                timestamp: ts,
+                payload_type: 111,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::from_static(payload),
+        }
+    }
+
+    #[test]
+    fn a_pull_sends_only_once_negotiated_under_its_own_ssrc_and_payload_types_with_red() {
+        let mut audio = publication(&[]);
+        audio.video = false;
+        audio.mime = "audio/opus".into();
+        let view = LayerView::default();
+        let mut x = pull(0);
+        assert!(matches!(
+            x.step(&audio, &view, &packet(5, 10, 960, b"a"), 0),
+            Step::Drop
+        ));
+        x.payload_type = Some(109);
+        x.status = TrackStatus::Active;
+        x.red = Some((63, RedEncoder::default()));
+        let Step::Send(first) = x.step(&audio, &view, &packet(5, 11, 1920, b"a"), 20) else {
+            panic!("sent")
+        };
+        assert_eq!(
+            (first.header.ssrc, first.header.payload_type),
+            (77, 63),
+            "the pull's SSRC, RED's payload type"
+        );
+        // RED: the primary block's header (its payload type, Opus as negotiated) then the data.
+        assert_eq!(&first.payload[..], &[109, b'a']);
+        let Step::Send(second) = x.step(&audio, &view, &packet(5, 12, 2880, b"b"), 40) else {
+            panic!("sent")
+        };
+        assert_eq!(
+            second.header.sequence_number,
+            first.header.sequence_number + 1
+        );
+        assert!(second.payload.len() > 2, "carries the previous packet too");
+        assert!(second.payload.ends_with(b"ab"), "{:?}", second.payload);
+        // Inactive (its publisher left): nothing more.
+        x.status = TrackStatus::Inactive;
+        assert!(matches!(
+            x.step(&audio, &view, &packet(5, 13, 3840, b"c"), 60),
+            Step::Drop
+        ));
+    }
+
+    #[test]
+    fn a_pull_holds_until_its_transport_is_up_and_starts_over_when_too_much_waits() {
+        let mut x = pull(0);
+        for i in 0..HOLD_MAX {
+            x.hold(packet(5, i as u16, 0, b"v"));
+        }
+        assert_eq!(x.held.len(), HOLD_MAX);
+        x.hold(packet(5, 999, 0, b"v"));
+        assert!(
+            x.held.is_empty(),
+            "dropped: the next keyframe starts it again"
+        );
+    }
+
     #[test]
     fn ingress_loss_counts_gaps_per_layer() {
         let mut p = publication(&[]);
