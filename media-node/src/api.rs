@@ -204,6 +204,9 @@ async fn new_session(
             })
         }
     };
+    if let Some(engine) = &shared.engine {
+        return crate::engine::api::new_session(&shared, engine, c, req, push).await;
+    }
     // One token must not be able to exhaust the node's ports.
     let here = shared.sessions_where(|s| s.room == c.room);
     if here.iter().filter(|s| s.participant == c.sub).count() >= MAX_SESSIONS_PER_PARTICIPANT {
@@ -216,15 +219,6 @@ async fn new_session(
         return Err(ApiError::Unavailable("node is draining: no new rooms"));
     }
     let id = crate::auth::new_session_id(&shared.cfg.secret, &c.room, &c.sub);
-    if let Some(engine) = &shared.engine {
-        let offer = push
-            .as_ref()
-            .and_then(|p| p.session_description.as_ref())
-            .or(req.session_description.as_ref());
-        if offer.is_some() {
-            return crate::engine::api::new_session(&shared, engine, id, c.room, req, push).await;
-        }
-    }
     let (room, participant) = (c.room.clone(), c.sub.clone());
     let session = Session::create(&shared, id.clone(), c.room, c.sub, c.route).await?;
     session.touch();
@@ -271,11 +265,9 @@ async fn session_state(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<SessionStateResponse>, ApiError> {
-    if let Some(engine) = &shared.engine
-        && shared.session(&sid).is_none()
-    {
+    if let Some(engine) = &shared.engine {
         let c = claims(&shared, &headers)?;
-        return crate::engine::api::session_state(&shared, engine, &c, sid).await;
+        return crate::engine::api::session_state(engine, &c, sid).await;
     }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     let mut tracks: Vec<TrackState> = s
@@ -314,6 +306,10 @@ async fn tracks_new(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<TracksRequest>,
 ) -> Result<Json<TracksResponse>, ApiError> {
+    if let Some(engine) = &shared.engine {
+        let c = claims(&shared, &headers)?;
+        return crate::engine::api::tracks_new(&shared, engine, &c, sid, req).await;
+    }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     tracks::add(&shared, &s, req).await.map(Json)
 }
@@ -324,6 +320,10 @@ async fn renegotiate(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<RenegotiateRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(engine) = &shared.engine {
+        let c = claims(&shared, &headers)?;
+        return crate::engine::api::renegotiate(engine, &c, sid, req).await;
+    }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     let _g = s.signaling.lock().await;
     s.apply_answer(&req.session_description).await?;
@@ -337,6 +337,10 @@ async fn tracks_close(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<CloseTracksRequest>,
 ) -> Result<Json<TracksResponse>, ApiError> {
+    if let Some(engine) = &shared.engine {
+        let c = claims(&shared, &headers)?;
+        return crate::engine::api::tracks_close(&shared, engine, &c, sid, req).await;
+    }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     tracks::close(&shared, &s, req).await.map(Json)
 }
@@ -347,6 +351,10 @@ async fn tracks_update(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<UpdateTracksRequest>,
 ) -> Result<Json<TracksResponse>, ApiError> {
+    if let Some(engine) = &shared.engine {
+        let c = claims(&shared, &headers)?;
+        return crate::engine::api::tracks_update(&shared, engine, &c, sid, req).await;
+    }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     let mut out = Vec::new();
     for t in req.tracks {
@@ -384,11 +392,9 @@ async fn close_session(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<ClosedResponse>, ApiError> {
-    if let Some(engine) = &shared.engine
-        && shared.session(&sid).is_none()
-    {
+    if let Some(engine) = &shared.engine {
         let c = claims(&shared, &headers)?;
-        return crate::engine::api::close_session(&shared, engine, &c, sid).await;
+        return crate::engine::api::close_session(engine, &c, sid).await;
     }
     let (_, s) = owned_session(&shared, &headers, &sid)?;
     let n = shared.close_session(&s.id, "closed by client").await as u32;
@@ -416,6 +422,9 @@ async fn close_participant(
     for s in shared.sessions_where(|s| s.room == c.room && s.participant == pid) {
         n += shared.close_session(&s.id, "participant left").await as u32;
     }
+    if let Some(engine) = &shared.engine {
+        n += crate::engine::api::close_where(engine, &c.room, Some(pid.as_str())).await?;
+    }
     Ok(Json(ClosedResponse { closed_sessions: n }))
 }
 
@@ -437,6 +446,9 @@ async fn close_room(
     let mut n = 0;
     for s in shared.sessions_where(|s| s.room == meeting) {
         n += shared.close_session(&s.id, "room closed").await as u32;
+    }
+    if let Some(engine) = &shared.engine {
+        n += crate::engine::api::close_where(engine, &meeting, None).await?;
     }
     Ok(Json(ClosedResponse { closed_sessions: n }))
 }

@@ -55,10 +55,10 @@ pub struct NodeConfig {
     /// webrtc-rs's per-connection pipeline (false: several times the CPU per packet; kept for
     /// comparison and as a fallback).
     pub direct_send: bool,
-    /// Sessions opened with an offer run on the sans-IO media loop (`src/engine/`, issue 16)
-    /// instead of the async path: one thread owning one UDP socket (`udp_mux_port`, or an
-    /// ephemeral port) and every connection. Off by default while it carries only part of the
-    /// node's behaviours (`docs/media-node-design.md`, Status).
+    /// Every session runs on the sans-IO media loop (`src/engine/`, issue 16) instead of the
+    /// async path: one thread owning one UDP socket (`udp_mux_port`, else the first free port of
+    /// the port range, else an ephemeral port) and every connection. Off by default until the
+    /// browser suites pass on it (`docs/media-node-design.md`, Status).
     pub engine: bool,
     /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
     pub recording: Option<RecordingConfig>,

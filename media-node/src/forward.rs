@@ -23,17 +23,14 @@ use crate::keyframes::{KeyframeRequests, Outcome};
 use crate::layers::{LayerTracker, LayerView};
 use crate::node::Shared;
 use crate::red::RedEncoder;
-use crate::rewrite::{Decision, Rewriter, Vp8Munger, is_keyframe_start};
 use crate::session::Session;
+use crate::stitch::{Stitch, Stitched, TrackKind};
 
-/// At most one keyframe request per publisher layer in this interval.
-const PLI_INTERVAL: Duration = Duration::from_millis(500);
-/// For a subscription younger than `YOUNG`, the interval is this short: a participant who just
-/// pulled a video waits for its first keyframe, which another subscriber's request of a moment
-/// ago may have brought before this one could receive it. A storm from one subscriber still
-/// reaches the publisher at most once per `PLI_INTERVAL` after its first seconds.
-const YOUNG_PLI_INTERVAL: Duration = Duration::from_millis(100);
-const YOUNG: Duration = Duration::from_secs(3);
+// Keyframe request intervals: shared with the media loop (`keyframes.rs`).
+const PLI_INTERVAL: Duration = Duration::from_millis(crate::keyframes::LAYER_INTERVAL_MS);
+const YOUNG_PLI_INTERVAL: Duration =
+    Duration::from_millis(crate::keyframes::YOUNG_LAYER_INTERVAL_MS);
+const YOUNG: Duration = Duration::from_millis(crate::keyframes::YOUNG_MS);
 
 /// A track pushed by one session.
 pub struct Publication {
@@ -254,7 +251,7 @@ pub struct Subscription {
     /// when it did not say.
     preferred: AtomicU8,
     /// The stitched stream: sequence numbers and timestamps, and VP8 picture numbering.
-    rewriter: Mutex<(Rewriter, Vp8Munger)>,
+    rewriter: Mutex<Stitch>,
     /// When the pull was made: keyframe requests are quicker in its first seconds.
     created: Instant,
     /// The subscriber's session is connected. Until it first is, what would be forwarded is held
@@ -408,25 +405,6 @@ impl Subscription {
         (r != NO_RANK).then_some(r as usize)
     }
 
-    /// The publisher layer this subscriber should get now (simulcast only): the preferred one
-    /// while it arrives, else the best one that does (see [`LayerView::pick`]). Without a
-    /// preference: the current layer while it flows, else the best one.
-    fn wanted_layer(
-        &self,
-        view: &LayerView,
-        current: Option<u32>,
-        packet_ssrc: u32,
-    ) -> Option<u32> {
-        if self.publication.rids.is_empty() {
-            return None;
-        }
-        let pref = self
-            .preferred_rank()
-            .or_else(|| current.and_then(|c| view.rank_of(c)))
-            .unwrap_or(crate::layers::MAX_LAYERS - 1);
-        Some(view.pick(pref).or(current).unwrap_or(packet_ssrc))
-    }
-
     /// The packet to send to this subscriber, if any; `Err(ssrc)` = drop and request a keyframe.
     fn prepare(
         &self,
@@ -442,44 +420,38 @@ impl Subscription {
         if out_pt > 127 || pkt.header.payload_type != self.publication.payload_type {
             return Ok(None);
         }
-        let mime = &self.publication.codec.mime_type;
-        let (d, payload) = {
+        let kind = TrackKind {
+            mime: &self.publication.codec.mime_type,
+            video: self.publication.is_video,
+            vp8: self.publication.is_vp8(),
+            simulcast: !self.publication.rids.is_empty(),
+            clock_rate: self.publication.codec.clock_rate,
+        };
+        let step = {
             let mut stitch = self.rewriter.lock().unwrap();
-            let (rw, vp8) = &mut *stitch;
-            let wanted = self.wanted_layer(view, rw.current(), pkt.header.ssrc);
-            let before = rw.current();
-            let d = rw.decide(
+            let before = stitch.current();
+            let step = stitch.step(
+                kind,
+                self.preferred_rank(),
+                view,
                 pkt.header.ssrc,
                 pkt.header.sequence_number,
                 pkt.header.timestamp,
-                wanted,
-                || is_keyframe_start(mime, &pkt.payload),
-                self.publication.is_video,
+                &pkt.payload,
                 now_ms,
-                self.publication.codec.clock_rate,
             );
-            if rw.current() != before {
+            if stitch.current() != before {
                 tracing::debug!(
                     session = %self.session_id,
                     from = ?before.and_then(|s| view.rank_of(s)),
-                    to = ?rw.current().and_then(|s| view.rank_of(s)),
+                    to = ?stitch.current().and_then(|s| view.rank_of(s)),
                     "pull switched layer"
                 );
             }
-            // VP8: one picture numbering for the subscriber, whichever layer it comes from.
-            let payload = match d {
-                Decision::Forward { .. } if self.publication.is_vp8() => {
-                    if before.is_some() && rw.current() != before {
-                        vp8.switch_to(&pkt.payload);
-                    }
-                    vp8.rewrite(&pkt.payload).map(bytes::Bytes::from)
-                }
-                _ => None,
-            };
-            (d, payload)
+            step
         };
-        match d {
-            Decision::Forward { seq, ts } => {
+        match step {
+            Stitched::Forward { seq, ts, payload } => {
                 let mut out = forwarded_packet(pkt, out_pt as u8, seq, ts, self.out_ssrc);
                 if let Some(p) = payload {
                     out.payload = p;
@@ -490,8 +462,8 @@ impl Subscription {
                 }
                 Ok(Some(out))
             }
-            Decision::Drop => Ok(None),
-            Decision::DropNeedKeyframe => Err(pkt.header.ssrc),
+            Stitched::Drop => Ok(None),
+            Stitched::NeedKeyframe(ssrc) => Err(ssrc),
         }
     }
 
@@ -500,7 +472,7 @@ impl Subscription {
         if self.publication.rids.is_empty() {
             return None;
         }
-        self.rewriter.lock().unwrap().0.current().or_else(|| {
+        self.rewriter.lock().unwrap().current().or_else(|| {
             let r = self.preferred_rank()?;
             self.publication.ssrc_of_rid(self.publication.rids.get(r)?)
         })

@@ -14,6 +14,16 @@ use std::collections::VecDeque;
 /// for the request's way there.
 pub const PUBLISHER_WINDOW_MS: u64 = 320;
 
+/// At most one keyframe request per publisher layer in this interval.
+pub const LAYER_INTERVAL_MS: u64 = 500;
+/// For a pull younger than `YOUNG_MS`, the interval is this short: a participant who just pulled
+/// a video waits for its first keyframe, which another puller's request of a moment ago may have
+/// brought before this one could receive it. A storm from one puller still reaches the
+/// publisher at most once per `LAYER_INTERVAL_MS` after its first seconds. A pull waiting for a
+/// keyframe to switch layers asks this often too (each frame without one is a frozen frame).
+pub const YOUNG_LAYER_INTERVAL_MS: u64 = 100;
+pub const YOUNG_MS: u64 = 3000;
+
 /// What became of a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -67,6 +67,7 @@ mod rewrite;
 mod sdp;
 mod session;
 mod speaker;
+mod stitch;
 mod tracks;
 mod udpmux;
 

@@ -181,11 +181,11 @@ impl Shared {
     pub fn gauges(&self) -> Gauges {
         let sessions = self.sessions.lock().unwrap();
         let rooms: HashSet<&str> = sessions.values().map(|s| s.room.as_str()).collect();
-        let published = sessions
+        let published: u64 = sessions
             .values()
             .map(|s| s.publications().len() as u64)
             .sum();
-        let subscribed = sessions
+        let subscribed: u64 = sessions
             .values()
             .map(|s| {
                 s.subscriptions()
@@ -194,12 +194,17 @@ impl Shared {
                     .count() as u64
             })
             .sum();
+        // Sessions on the media loop (a room lives on one path or the other).
+        // Loop sessions whose transport is up: the loop encrypts and sends for them itself.
+        let (e_sessions, e_up, e_rooms, e_published, e_subscribed) =
+            self.engine.as_ref().map_or((0, 0, 0, 0, 0), |e| e.gauges());
         Gauges {
-            sessions: sessions.len() as u64,
-            sessions_direct_send: sessions.values().filter(|s| s.egress.is_active()).count() as u64,
-            tracks_published: published,
-            tracks_subscribed: subscribed,
-            rooms: rooms.len() as u64,
+            sessions: sessions.len() as u64 + e_sessions,
+            sessions_direct_send: sessions.values().filter(|s| s.egress.is_active()).count() as u64
+                + e_up,
+            tracks_published: published + e_published,
+            tracks_subscribed: subscribed + e_subscribed,
+            rooms: rooms.len() as u64 + e_rooms,
             draining: self.draining.load(Relaxed),
             grants_revoked_held: self.verifier.revoked_count() as u64,
         }
@@ -291,10 +296,31 @@ impl MediaNode {
         config.validate()?;
         crate::egress::install();
         let metrics = Arc::new(Metrics::default());
+        let (etx, erx) = mpsc::unbounded_channel();
         let engine = if config.engine {
-            let addr = SocketAddr::new(config.media_ip, config.udp_mux_port);
-            let engine = crate::engine::Engine::start(addr, metrics.clone())
-                .map_err(|source| StartError::MediaBind { addr, source })?;
+            // The loop's one port: `udp_mux_port`, else the first free one of the port range.
+            let ports: Vec<u16> = match (config.udp_mux_port, config.udp_port_min) {
+                (0, 0) => vec![0],
+                (0, lo) => (lo..=config.udp_port_max).collect(),
+                (port, _) => vec![port],
+            };
+            let mut started = None;
+            for port in ports {
+                let addr = SocketAddr::new(config.media_ip, port);
+                let r = crate::engine::Engine::start(
+                    addr,
+                    metrics.clone(),
+                    etx.clone(),
+                    config.idle_timeout(),
+                )
+                .map_err(|source| StartError::MediaBind { addr, source });
+                let taken = r.is_err();
+                started = Some(r);
+                if !taken {
+                    break;
+                }
+            }
+            let engine = started.expect("at least one port")?;
             tracing::info!(addr = %engine.local_addr(), "media loop on one UDP port");
             Some(engine)
         } else {
@@ -311,7 +337,6 @@ impl MediaNode {
                 Some(mux)
             }
         };
-        let (etx, erx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(config, etx, mux, metrics, engine));
         let (stop, _) = watch::channel(false);
         let tasks = vec![
@@ -364,6 +389,9 @@ impl MediaNodeHandle {
         self.shared.recordings.stop_all().await;
         for s in self.shared.sessions_where(|_| true) {
             self.shared.close_session(&s.id, "node shutdown").await;
+        }
+        if let Some(engine) = &self.shared.engine {
+            crate::engine::api::close_all(engine).await;
         }
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

@@ -24,7 +24,7 @@ use crate::session::Session;
 
 /// Most tracks one request may add, and one session may hold.
 const MAX_TRACKS_PER_REQUEST: usize = 32;
-const MAX_TRACKS_PER_SESSION: usize = 128;
+pub(crate) const MAX_TRACKS_PER_SESSION: usize = 128;
 
 /// 128 random bits, hex: session ids are unguessable.
 pub fn random_id() -> String {
@@ -33,14 +33,14 @@ pub fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
+pub(crate) fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
 
-fn result(t: &TrackObject) -> TrackResult {
+pub(crate) fn result(t: &TrackObject) -> TrackResult {
     TrackResult {
         mid: t.mid.clone(),
         track_name: Some(t.track_name.clone()),
@@ -103,7 +103,7 @@ pub async fn open(
 }
 
 /// How many tracks one request may name, and their names.
-fn check_tracks(tracks: &[TrackObject]) -> Result<(), ApiError> {
+pub(crate) fn check_tracks(tracks: &[TrackObject]) -> Result<(), ApiError> {
     if tracks.is_empty() || tracks.len() > MAX_TRACKS_PER_REQUEST {
         return Err(ApiError::BadRequest(format!(
             "a request adds 1 to {MAX_TRACKS_PER_REQUEST} tracks"

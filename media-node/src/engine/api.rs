@@ -1,27 +1,31 @@
-//! The HTTP calls the media loop answers so far, turned into commands. Checks of the token,
-//! the body and the limits happen in `api.rs` before this, as on the old path.
+//! The HTTP calls, when the media loop carries the node: each becomes one command. Checks of
+//! the token and the body happen in `api.rs` (and here, those of the request's shape) before
+//! the loop sees it; who may touch a session is checked in the loop, which knows its owner.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Json;
 use edgemeet_protocol::node::{
-    ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims, SdpType,
-    SessionDescription, SessionStateResponse, TrackLocation, TrackResult, TracksRequest,
+    CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
+    RenegotiateRequest, SdpType, SessionDescription, SessionStateResponse, TrackLocation,
+    TracksRequest, TracksResponse, UpdateTracksRequest,
 };
 
 use super::Engine;
-use super::command::{Command, OpenRequest, PullRequest};
+use super::command::{Caller, Command, OpenRequest, Owner, SessionOp, SessionReply};
 use crate::error::ApiError;
 use crate::node::Shared;
 
-/// `POST /v1/sessions/new` with an offer: the session, its pushes and the pulls on its
-/// receive-only m-lines, answered in one call.
+/// Sessions one participant may hold in a room (as on the old path, `api.rs`).
+const MAX_SESSIONS_PER_PARTICIPANT: usize = 4;
+
+/// `POST /v1/sessions/new`: a connection on the loop; with an offer, its pushes and the pulls
+/// on its receive-only m-lines answered in the same call.
 pub async fn new_session(
     shared: &Arc<Shared>,
     engine: &Engine,
-    id: String,
-    room: String,
+    c: NodeTokenClaims,
     req: NewSessionRequest,
     push: Option<TracksRequest>,
 ) -> Result<Json<NewSessionResponse>, ApiError> {
@@ -29,118 +33,247 @@ pub async fn new_session(
         Some(p) => (p.session_description, Some(p.tracks)),
         None => (req.session_description, None),
     };
-    let offer = offer.ok_or_else(|| ApiError::BadRequest("an offer is needed".into()))?;
-    if offer.sdp_type != SdpType::Offer {
+    if let Some(o) = &offer
+        && o.sdp_type != SdpType::Offer
+    {
         return Err(ApiError::BadRequest(
             "expected a session description of type offer".into(),
         ));
     }
-    let list = tracks.clone().unwrap_or_default();
-    let mut pushes = Vec::new();
-    let mut pulls = Vec::new();
-    for t in &list {
-        let mid = t
-            .mid
-            .clone()
-            .ok_or_else(|| ApiError::BadRequest("a track in an offer needs its mid".into()))?;
-        match t.location {
-            TrackLocation::Local => pushes.push((mid, t.track_name.clone())),
-            TrackLocation::Remote => pulls.push(PullRequest {
-                mid,
-                publisher: t.session_id.clone().ok_or_else(|| {
-                    ApiError::BadRequest("a remote track needs its sessionId".into())
-                })?,
-                track_name: t.track_name.clone(),
-            }),
-        }
+    if let Some(ts) = &tracks {
+        crate::tracks::check_tracks(ts)?;
     }
+    // One token must not be able to exhaust the node.
+    let (room_count, mine) = engine
+        .call(|reply| Command::Count {
+            room: c.room.clone(),
+            participant: c.sub.clone(),
+            reply,
+        })
+        .await?;
+    if mine >= MAX_SESSIONS_PER_PARTICIPANT {
+        return Err(ApiError::TooMany("too many sessions for this participant"));
+    }
+    if room_count >= shared.cfg.max_sessions_per_room {
+        return Err(ApiError::TooMany("too many sessions in this room"));
+    }
+    if shared.draining.load(Relaxed) && room_count == 0 {
+        return Err(ApiError::Unavailable("node is draining: no new rooms"));
+    }
+    let id = crate::auth::new_session_id(&shared.cfg.secret, &c.room, &c.sub);
     let open = OpenRequest {
         session_id: id.clone(),
-        room,
-        offer: offer.sdp,
-        pushes,
-        pulls,
+        owner: Owner {
+            room: c.room.clone(),
+            participant: c.sub.clone(),
+            route: c.route.clone(),
+        },
+        offer: offer.map(|o| o.sdp),
+        tracks: tracks.clone().unwrap_or_default(),
     };
-    let mut opened = engine.call(|tx| Command::Open(open, tx)).await??;
-    // Behind a 1:1 NAT the loop's candidate is announced under the public address.
-    if let Some(public) = shared.cfg.public_ip {
-        let local = engine.local_addr();
-        opened.answer = crate::sdp::announce_addr(&opened.answer, local.ip(), public, None);
+    let opened = engine.call(|tx| Command::Open(open, tx)).await??;
+    // Revoked while the session was being opened: the edge's close may have missed it.
+    if shared.verifier.is_revoked(&c.room, &c.sub) {
+        let caller = Caller {
+            room: c.room.clone(),
+            subject: c.sub.clone(),
+        };
+        let _ = call(engine, id, caller, SessionOp::End).await;
+        return Err(ApiError::Unauthorized(
+            "grant revoked: the participant left",
+        ));
     }
     shared.metrics.sessions_created.fetch_add(1, Relaxed);
     tracing::info!(session = %id, "session created on the media loop");
-    let results = tracks.map(|ts| {
-        ts.iter()
-            .map(|t| TrackResult {
-                mid: t.mid.clone(),
-                track_name: Some(t.track_name.clone()),
-                session_id: t.session_id.clone().or_else(|| Some(id.clone())),
-                error: (t.location == TrackLocation::Remote && !opened.pulled)
-                    .then(|| ApiError::NotFound("not pulled: pull it with tracks/new").body()),
-            })
-            .collect()
-    });
+    if tracks.is_some() && shared.recordings.is_recording(&c.room) {
+        // Pushed while the meeting records: recorded too.
+        shared.recordings.attach_loop(engine, &c.room).await;
+    }
     Ok(Json(NewSessionResponse {
         session_id: id,
-        session_description: Some(SessionDescription {
+        session_description: opened.answer.map(|sdp| SessionDescription {
             sdp_type: SdpType::Answer,
-            sdp: opened.answer,
+            sdp: announced(shared, engine, sdp),
         }),
-        tracks: results,
+        tracks: tracks.map(|_| opened.tracks),
     }))
 }
 
-/// `DELETE /v1/sessions/{id}` of a session on the loop: its participant, or the edge, of its
-/// meeting (the id names its owner: `edgemeet_protocol::node::session_belongs_to`).
-pub async fn close_session(
+/// Behind a 1:1 NAT the loop's candidate is announced under the public address.
+fn announced(shared: &Shared, engine: &Engine, sdp: String) -> String {
+    match shared.cfg.public_ip {
+        Some(public) => {
+            let local = engine.local_addr();
+            crate::sdp::announce_addr(&sdp, local.ip(), public, None)
+        }
+        None => sdp,
+    }
+}
+
+async fn call(
+    engine: &Engine,
+    session: String,
+    caller: Caller,
+    op: SessionOp,
+) -> Result<SessionReply, ApiError> {
+    engine
+        .call(|reply| Command::Session {
+            session,
+            caller,
+            op,
+            reply,
+        })
+        .await?
+}
+
+fn caller(c: &NodeTokenClaims) -> Caller {
+    Caller {
+        room: c.room.clone(),
+        subject: c.sub.clone(),
+    }
+}
+
+fn tracks_reply(
+    shared: &Shared,
+    engine: &Engine,
+    r: SessionReply,
+) -> Result<Json<TracksResponse>, ApiError> {
+    match r {
+        SessionReply::Tracks(mut t) => {
+            t.session_description = t.session_description.map(|d| SessionDescription {
+                sdp_type: d.sdp_type,
+                sdp: announced(shared, engine, d.sdp),
+            });
+            Ok(Json(t))
+        }
+        _ => Err(ApiError::Media("unexpected reply of the media loop".into())),
+    }
+}
+
+/// `POST /v1/sessions/{id}/tracks/new`: push (with the client's offer) or pull (node offer).
+pub async fn tracks_new(
     shared: &Arc<Shared>,
+    engine: &Engine,
+    c: &NodeTokenClaims,
+    sid: String,
+    req: TracksRequest,
+) -> Result<Json<TracksResponse>, ApiError> {
+    crate::tracks::check_tracks(&req.tracks)?;
+    let local = req
+        .tracks
+        .iter()
+        .filter(|t| t.location == TrackLocation::Local)
+        .count();
+    if local > 0 && local < req.tracks.len() {
+        return Err(ApiError::BadRequest(
+            "push (local) and pull (remote) tracks go in separate requests".into(),
+        ));
+    }
+    let push = local > 0;
+    let op = if push {
+        let offer = req.session_description.ok_or_else(|| {
+            ApiError::BadRequest("pushing tracks needs the client's offer".into())
+        })?;
+        if offer.sdp_type != SdpType::Offer {
+            return Err(ApiError::BadRequest(
+                "expected a session description of type offer".into(),
+            ));
+        }
+        crate::sdp::parse(&offer.sdp).map_err(ApiError::bad_sdp)?;
+        SessionOp::Push(offer, req.tracks)
+    } else {
+        if req.session_description.is_some() {
+            return Err(ApiError::BadRequest(
+                "pulling takes no session description: the node makes the offer".into(),
+            ));
+        }
+        SessionOp::Pull(req.tracks)
+    };
+    let r = call(engine, sid, caller(c), op).await?;
+    if push && shared.recordings.is_recording(&c.room) {
+        // Pushed while the meeting records: recorded too.
+        shared.recordings.attach_loop(engine, &c.room).await;
+    }
+    tracks_reply(shared, engine, r)
+}
+
+/// `PUT /v1/sessions/{id}/renegotiate`: the client's answer to the node's last offer.
+pub async fn renegotiate(
+    engine: &Engine,
+    c: &NodeTokenClaims,
+    sid: String,
+    req: RenegotiateRequest,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    call(
+        engine,
+        sid,
+        caller(c),
+        SessionOp::Renegotiate(req.session_description),
+    )
+    .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+pub async fn tracks_close(
+    shared: &Arc<Shared>,
+    engine: &Engine,
+    c: &NodeTokenClaims,
+    sid: String,
+    req: CloseTracksRequest,
+) -> Result<Json<TracksResponse>, ApiError> {
+    let r = call(engine, sid, caller(c), SessionOp::Close(req)).await?;
+    tracks_reply(shared, engine, r)
+}
+
+pub async fn tracks_update(
+    shared: &Arc<Shared>,
+    engine: &Engine,
+    c: &NodeTokenClaims,
+    sid: String,
+    req: UpdateTracksRequest,
+) -> Result<Json<TracksResponse>, ApiError> {
+    let r = call(engine, sid, caller(c), SessionOp::Update(req)).await?;
+    tracks_reply(shared, engine, r)
+}
+
+/// `DELETE /v1/sessions/{id}`.
+pub async fn close_session(
     engine: &Engine,
     c: &NodeTokenClaims,
     sid: String,
 ) -> Result<Json<ClosedResponse>, ApiError> {
-    let room = engine
-        .call(|tx| Command::RoomOf(sid.clone(), tx))
-        .await?
-        .ok_or(ApiError::NotFound("unknown session"))?;
-    check_owner(shared, c, &sid, &room)?;
-    let closed = engine.call(|tx| Command::Close(sid, tx)).await?;
-    Ok(Json(ClosedResponse {
-        closed_sessions: u32::from(closed),
-    }))
+    call(engine, sid, caller(c), SessionOp::End).await?;
+    Ok(Json(ClosedResponse { closed_sessions: 1 }))
 }
 
-/// `GET /v1/sessions/{id}` of a session on the loop.
+/// `GET /v1/sessions/{id}`.
 pub async fn session_state(
-    shared: &Arc<Shared>,
     engine: &Engine,
     c: &NodeTokenClaims,
     sid: String,
 ) -> Result<Json<SessionStateResponse>, ApiError> {
-    let (room, state) = engine
-        .call(|tx| Command::State(sid.clone(), tx))
-        .await?
-        .ok_or(ApiError::NotFound("unknown session"))?;
-    check_owner(shared, c, &sid, &room)?;
-    Ok(Json(state))
+    match call(engine, sid, caller(c), SessionOp::State).await? {
+        SessionReply::State(s) => Ok(Json(s)),
+        _ => Err(ApiError::Media("unexpected reply of the media loop".into())),
+    }
 }
 
-/// A session's participant, or the edge, of its meeting: the id names its owner
-/// (`edgemeet_protocol::node::session_belongs_to`).
-fn check_owner(
-    shared: &Shared,
-    c: &NodeTokenClaims,
-    sid: &str,
+/// Closes a room's sessions on the loop, or one participant's of them; how many.
+pub async fn close_where(
+    engine: &Engine,
     room: &str,
-) -> Result<(), ApiError> {
-    if room != c.room {
-        return Err(ApiError::Forbidden("session belongs to another room"));
-    }
-    if c.sub != crate::auth::EDGE_SUBJECT
-        && !edgemeet_protocol::node::session_belongs_to(&shared.cfg.secret, sid, &c.room, &c.sub)
-    {
-        return Err(ApiError::Forbidden(
-            "session belongs to another participant",
-        ));
-    }
-    Ok(())
+    participant: Option<&str>,
+) -> Result<u32, ApiError> {
+    engine
+        .call(|reply| Command::CloseWhere {
+            room: room.to_owned(),
+            participant: participant.map(str::to_owned),
+            reply,
+        })
+        .await
+}
+
+/// Closes every session of the loop (node shutdown).
+pub async fn close_all(engine: &Engine) {
+    let _ = engine.call(Command::CloseAll).await;
 }

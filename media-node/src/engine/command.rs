@@ -1,42 +1,106 @@
 //! What the tokio side asks of a media loop, and what comes back. Plain data: the loop owns every
 //! connection, so a request names sessions and tracks by id, never by reference.
 
+use edgemeet_protocol::node::{
+    CloseTracksRequest, SessionDescription, SessionStateResponse, TrackObject, TrackResult,
+    TracksResponse, UpdateTracksRequest,
+};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 
-/// A session's first offer, with the tracks it pushes and pulls (the one-call join).
-pub struct OpenRequest {
-    pub session_id: String,
+/// Who a session belongs to (from the token that opened it).
+#[derive(Clone, Debug)]
+pub struct Owner {
     pub room: String,
-    pub offer: String,
-    /// (mid, track name) of each pushed track.
-    pub pushes: Vec<(String, String)>,
-    pub pulls: Vec<PullRequest>,
+    pub participant: String,
+    /// The edge's route for this participant (dominant-speaker events carry it).
+    pub route: String,
 }
 
-/// A track of another session of the room, to be sent on the offer's recvonly m-line `mid`.
-pub struct PullRequest {
-    pub mid: String,
-    pub publisher: String,
-    pub track_name: String,
+/// `sessions/new`: a connection, answered at once when the client offers (its pushes and the
+/// pulls on its receive-only m-lines: the one-call join), else waiting for `tracks/new`.
+pub struct OpenRequest {
+    pub session_id: String,
+    pub owner: Owner,
+    pub offer: Option<String>,
+    pub tracks: Vec<TrackObject>,
 }
 
 pub struct Opened {
-    pub answer: String,
-    /// False when a named track was gone: nothing was pulled (each pull gets an error).
-    pub pulled: bool,
+    pub answer: Option<String>,
+    /// One result per track of the request, in its order.
+    pub tracks: Vec<TrackResult>,
+}
+
+/// A call on one session; the loop checks that the caller may make it.
+pub enum SessionOp {
+    /// `tracks/new` with the client's offer (push).
+    Push(SessionDescription, Vec<TrackObject>),
+    /// `tracks/new` naming other sessions' tracks (pull): the node offers.
+    Pull(Vec<TrackObject>),
+    /// The client's answer to the node's last offer.
+    Renegotiate(SessionDescription),
+    Close(CloseTracksRequest),
+    Update(UpdateTracksRequest),
+    State,
+    /// `DELETE /v1/sessions/{id}`.
+    End,
+}
+
+pub enum SessionReply {
+    Tracks(TracksResponse),
+    State(SessionStateResponse),
+    Done,
+}
+
+/// The caller of a session call: the token's room and subject (the edge's subject may act on
+/// any session of its room).
+pub struct Caller {
+    pub room: String,
+    pub subject: String,
 }
 
 pub enum Command {
     Open(OpenRequest, oneshot::Sender<Result<Opened, ApiError>>),
-    /// A session's meeting and state (`GET /v1/sessions/{id}`), if it lives on this loop.
-    State(
-        String,
-        oneshot::Sender<Option<(String, edgemeet_protocol::node::SessionStateResponse)>>,
+    Session {
+        session: String,
+        caller: Caller,
+        op: SessionOp,
+        reply: oneshot::Sender<Result<SessionReply, ApiError>>,
+    },
+    /// Closes a room's sessions, or one participant's of it; replies how many.
+    CloseWhere {
+        room: String,
+        participant: Option<String>,
+        reply: oneshot::Sender<u32>,
+    },
+    /// How many sessions the room has, and how many of them are the participant's.
+    Count {
+        room: String,
+        participant: String,
+        reply: oneshot::Sender<(usize, usize)>,
+    },
+    /// Closes everything (node shutdown).
+    CloseAll(oneshot::Sender<()>),
+    /// The room's pushed tracks that recording `recording_id` does not tap yet.
+    Recordable {
+        room: String,
+        recording_id: String,
+        reply: oneshot::Sender<Vec<RecordableTrack>>,
+    },
+    /// Taps publications for a recording (each video one is asked for a keyframe).
+    Tap(
+        Vec<(usize, crate::recording::tap::LoopTap)>,
+        oneshot::Sender<()>,
     ),
-    /// The meeting a session belongs to, if it lives on this loop.
-    RoomOf(String, oneshot::Sender<Option<String>>),
-    /// Closes a session; replies whether it existed.
-    Close(String, oneshot::Sender<bool>),
+}
+
+/// A pushed track on the loop, as the recorder files it.
+pub struct RecordableTrack {
+    pub publication: usize,
+    pub participant: String,
+    pub session_id: String,
+    pub video: bool,
+    pub mime: String,
 }

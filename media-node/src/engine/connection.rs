@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
 use rtc::media_stream::{MediaStreamTrack, MediaStreamTrackId};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -17,33 +18,48 @@ use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
+    RTCRtpTransceiverInit,
+};
 
+use super::command::Owner;
 use crate::error::ApiError;
 
 pub struct Connection {
     pub session_id: String,
-    pub room: String,
+    pub owner: Owner,
     pub rtc: RTCPeerConnection,
     pub state: RTCPeerConnectionState,
+    /// The transport was up once (pulls hold their first packets until it is).
+    pub was_up: bool,
+    /// When the transport first came up.
+    pub up_at: Option<Instant>,
     /// Deadline `rtc` last asked for.
     pub deadline: Option<Instant>,
+    /// Last datagram or call of its participant (the idle reaper's clock).
+    pub last_activity: Instant,
 }
 
-/// A track the node sends on this connection (a pull), once negotiated.
+/// A track the node sends on this connection (a pull).
 pub struct Outgoing {
     pub sender: RTCRtpSenderId,
     /// The track id rtc names this sender's RTCP by.
     pub track_id: TrackId,
     pub ssrc: u32,
+}
+
+/// What the puller took for a pull: the codec's payload type, and RED's where it took RED.
+pub struct Negotiated {
     pub payload_type: u8,
+    pub red: Option<u8>,
 }
 
 impl Connection {
     /// A connection answering on `local` (the loop's socket) with ICE username `ufrag`.
     pub fn new(
         session_id: String,
-        room: String,
+        owner: Owner,
         local: SocketAddr,
         ufrag: &str,
         pwd: &str,
@@ -51,7 +67,11 @@ impl Connection {
         now: Instant,
     ) -> Result<Self, ApiError> {
         let (media, registry) =
-            crate::session::media_and_interceptors(metrics).map_err(ApiError::Media)?;
+            crate::session::media_and_interceptors(metrics.clone()).map_err(ApiError::Media)?;
+        let registry = registry.with(
+            Slot::from(super::retransmit::SLOT),
+            super::retransmit::RetransmitCounter::new(metrics),
+        );
         // DTLS server (`a=setup:passive`), as the old path: the browser's ClientHello is
         // answered as it arrives (docs/field-notes.md, "DTLS role of the node").
         let se = SettingEngineBuilder::new()
@@ -77,10 +97,13 @@ impl Connection {
         .map_err(media_err)?;
         Ok(Self {
             session_id,
-            room,
+            owner,
             rtc,
             state: RTCPeerConnectionState::New,
+            was_up: false,
+            up_at: None,
             deadline: None,
+            last_activity: now,
         })
     }
 
@@ -91,16 +114,17 @@ impl Connection {
             .map_err(ApiError::bad_sdp)
     }
 
-    /// Adds a track the node sends (a pull); it lands on the next receive-only m-line of its
-    /// kind the client offered. msid: `<publisher session> <first 8 of it>-<name>`.
+    /// Adds a track the node sends (a pull). In an answer (`offered`) it lands on the next
+    /// receive-only m-line of its kind the client offered; else on a new send-only transceiver
+    /// the node's next offer carries. msid: `<publisher session> <first 8 of it>-<name>`.
     pub fn add_outgoing(
         &mut self,
         publisher: &str,
         name: &str,
         video: bool,
-    ) -> Result<(RTCRtpSenderId, u32), ApiError> {
+        offered: bool,
+    ) -> Result<Outgoing, ApiError> {
         let ssrc = rand::random::<u32>();
-        let codec = codec(video);
         let track = MediaStreamTrack::new(
             publisher.to_owned(),
             format!("{}-{name}", &publisher[..8.min(publisher.len())]),
@@ -115,12 +139,69 @@ impl Connection {
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec,
+                codec: codec(video),
                 ..Default::default()
             }],
         );
-        let sender = self.rtc.add_track(track).map_err(media_err)?;
-        Ok((sender, ssrc))
+        let track_id = track.track_id().clone();
+        let sender = if offered {
+            self.rtc.add_track(track).map_err(media_err)?
+        } else {
+            // Send-only: a pull never carries media from the client, and removing it later
+            // turns the m-line inactive.
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            let t = self
+                .rtc
+                .add_transceiver_from_track(track, Some(init))
+                .map_err(media_err)?;
+            RTCRtpSenderId::from(t)
+        };
+        Ok(Outgoing {
+            sender,
+            track_id,
+            ssrc,
+        })
+    }
+
+    /// The mid of the transceiver that sends for `sender`.
+    pub fn mid_of_sender(&mut self, sender: RTCRtpSenderId) -> Option<String> {
+        self.rtc
+            .rtp_transceiver(RTCRtpTransceiverId::from(sender))?
+            .mid()
+            .clone()
+    }
+
+    /// Stops sending a pull (its m-line turns inactive at the next offer).
+    pub fn remove_outgoing(&mut self, sender: RTCRtpSenderId) {
+        let _ = self.rtc.remove_track(sender);
+    }
+
+    /// A node offer awaits the client's answer.
+    pub fn has_pending_offer(&self) -> bool {
+        self.rtc.pending_local_description().is_some()
+    }
+
+    /// Creates and applies a node offer.
+    pub fn offer(&mut self, now: Instant) -> Result<String, ApiError> {
+        let offer = self.rtc.create_offer(None).map_err(media_err)?;
+        self.rtc
+            .set_local_description(now, offer)
+            .map_err(media_err)?;
+        self.rtc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| ApiError::Media("no local description".into()))
+    }
+
+    pub fn set_remote_answer(&mut self, now: Instant, sdp: &str) -> Result<(), ApiError> {
+        let desc = RTCSessionDescription::answer(sdp.to_owned()).map_err(ApiError::bad_sdp)?;
+        self.rtc
+            .set_remote_description(now, desc)
+            .map_err(ApiError::bad_sdp)
     }
 
     /// Answers the m-lines `mids` inactive (pulls that were refused).
@@ -146,23 +227,25 @@ impl Connection {
             .ok_or_else(|| ApiError::Media("no local description".into()))
     }
 
-    /// The negotiated payload type of a pull's codec on this connection.
-    pub fn outgoing(&mut self, sender: RTCRtpSenderId, ssrc: u32, video: bool) -> Option<Outgoing> {
+    /// The payload types the puller took for a pull (`None`: not the pull's codec).
+    pub fn negotiated(&mut self, sender: RTCRtpSenderId, video: bool) -> Option<Negotiated> {
         let want = codec(video).mime_type;
         let mut s = self.rtc.rtp_sender(sender)?;
-        let track_id = s.track().track_id().clone();
-        let pt = s
-            .get_parameters()
-            .rtp_parameters
-            .codecs
+        let codecs = s.get_parameters().rtp_parameters.codecs.clone();
+        let pt = codecs
             .iter()
             .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&want))?
             .payload_type;
-        Some(Outgoing {
-            sender,
-            track_id,
-            ssrc,
+        // Audio redundancy where the puller took RED over this codec (red.rs).
+        let red = codecs
+            .iter()
+            .find(|r| {
+                !video && crate::red::wraps(&r.rtp_codec.mime_type, &r.rtp_codec.sdp_fmtp_line, pt)
+            })
+            .map(|r| r.payload_type);
+        Some(Negotiated {
             payload_type: pt,
+            red,
         })
     }
 

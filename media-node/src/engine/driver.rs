@@ -2,7 +2,8 @@
 //! pull of its rooms. Each wake-up: commands, then every datagram the socket holds (routed to its
 //! connection's `handle_read`), then due timers; then every connection is drained: what it read
 //! (RTP to fan out), its events, and what it wants sent (`poll_write` -> the socket).
-//! No media logic here: that is `fanout.rs` and the pure models.
+//! No media logic here: that is `fanout.rs` and the pure models; the API's calls are
+//! `sessions.rs`.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,6 +14,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use edgemeet_protocol::node::{NodeEvent, TrackStatus};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -22,47 +24,70 @@ use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use edgemeet_protocol::node::{SessionStateResponse, TrackLocation, TrackState, TrackStatus};
-
-use super::command::{Command, OpenRequest, Opened};
+use super::EngineGauges;
+use super::command::Command;
 use super::connection::Connection;
 use super::fanout::{PubId, Publication, Pull, PullId, Step};
 use super::router::{ConnId, Router};
-use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::rewrite::Rewriter;
+use crate::speaker::SpeakerTracker;
 
 pub const SOCKET: mio::Token = mio::Token(0);
 pub const WAKER: mio::Token = mio::Token(1);
 
 /// Longest sleep with nothing due (a bound, so a lost wake-up costs little).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// How often the dominant speaker of each room is re-evaluated (as the old path's ticker).
+const SPEAKER_TICK: Duration = Duration::from_millis(300);
+
+/// What the loop needs from the node's configuration and the tokio side.
+pub struct LoopSetup {
+    pub metrics: Arc<Metrics>,
+    pub gauges: Arc<EngineGauges>,
+    pub events: tokio::sync::mpsc::UnboundedSender<NodeEvent>,
+    /// A session silent this long (and not connected) is closed.
+    pub idle_timeout: Duration,
+}
 
 pub struct MediaLoop {
     socket: mio::net::UdpSocket,
-    local: SocketAddr,
-    metrics: Arc<Metrics>,
+    pub(super) local: SocketAddr,
+    pub(super) setup: LoopSetup,
     epoch: Instant,
-    router: Router,
-    conns: Vec<Option<Connection>>,
-    by_session: HashMap<String, ConnId>,
-    pubs: Vec<Option<Publication>>,
-    pulls: Vec<Option<Pull>>,
+    pub(super) router: Router,
+    pub(super) conns: Vec<Option<Connection>>,
+    pub(super) by_session: HashMap<String, ConnId>,
+    pub(super) pubs: Vec<Option<Publication>>,
+    pub(super) pulls: Vec<Option<Pull>>,
+    pub(super) speakers: SpeakerTracker,
+    /// The tables changed: the gauges are recomputed after this wake-up.
+    pub(super) dirty: bool,
+    next_reap: Instant,
+    next_speaker_tick: Instant,
 }
 
 impl MediaLoop {
-    pub fn new(socket: mio::net::UdpSocket, metrics: Arc<Metrics>) -> io::Result<Self> {
+    pub fn new(socket: mio::net::UdpSocket, setup: LoopSetup) -> io::Result<Self> {
+        let now = Instant::now();
         Ok(Self {
             local: socket.local_addr()?,
             socket,
-            metrics,
-            epoch: Instant::now(),
+            setup,
+            epoch: now,
             router: Router::default(),
             conns: Vec::new(),
             by_session: HashMap::new(),
             pubs: Vec::new(),
             pulls: Vec::new(),
+            speakers: SpeakerTracker::default(),
+            dirty: false,
+            next_reap: now,
+            next_speaker_tick: now + SPEAKER_TICK,
         })
+    }
+
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.setup.metrics
     }
 
     /// Runs until the command channel closes (the engine was dropped).
@@ -88,9 +113,10 @@ impl MediaLoop {
                     Err(TryRecvError::Disconnected) => return self.close_all(),
                 }
             }
+            let now = Instant::now();
             loop {
                 match self.socket.recv_from(&mut buf) {
-                    Ok((n, from)) => self.datagram(from, &buf[..n]),
+                    Ok((n, from)) => self.datagram(from, &buf[..n], now),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // ICMP errors of earlier sends surface here; the socket is fine.
                     Err(e) if is_transient(&e) => continue,
@@ -100,8 +126,14 @@ impl MediaLoop {
                     }
                 }
             }
-            self.timeouts(Instant::now());
-            self.drain(Instant::now());
+            let now = Instant::now();
+            self.timeouts(now);
+            self.timers(now);
+            self.drain(now);
+            if self.dirty {
+                self.dirty = false;
+                self.publish_gauges();
+            }
         }
     }
 
@@ -109,7 +141,7 @@ impl MediaLoop {
         self.local
     }
 
-    fn now_ms(&self, now: Instant) -> u64 {
+    pub(super) fn now_ms(&self, now: Instant) -> u64 {
         now.duration_since(self.epoch).as_millis() as u64
     }
 
@@ -117,16 +149,17 @@ impl MediaLoop {
         self.conns.iter().flatten().filter_map(|c| c.deadline).min()
     }
 
-    fn datagram(&mut self, from: SocketAddr, data: &[u8]) {
+    fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
         let Some(id) = self.router.route(from, data) else {
-            self.metrics.packets_dropped.fetch_add(1, Relaxed);
+            self.metrics().packets_dropped.fetch_add(1, Relaxed);
             return;
         };
         let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        conn.last_activity = now;
         let msg = TaggedBytesMut {
-            now: Instant::now(),
+            now,
             transport: TransportContext {
                 local_addr: self.local,
                 peer_addr: from,
@@ -150,6 +183,41 @@ impl MediaLoop {
         }
     }
 
+    /// The loop's own timers: idle reaper, dominant speaker.
+    fn timers(&mut self, now: Instant) {
+        if now >= self.next_reap {
+            let timeout = self.setup.idle_timeout;
+            self.next_reap =
+                now + (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
+            // Silent (no datagram, no call of its participant) and not connected: a connected
+            // session is alive by ICE consent even when it sends no media.
+            let idle: Vec<ConnId> = self
+                .conns
+                .iter()
+                .enumerate()
+                .filter_map(|(id, c)| {
+                    let c = c.as_ref()?;
+                    (now.saturating_duration_since(c.last_activity) > timeout && !c.is_up())
+                        .then_some(id)
+                })
+                .collect();
+            for id in idle {
+                self.close(id, "idle");
+                self.metrics().sessions_reaped.fetch_add(1, Relaxed);
+            }
+        }
+        if now >= self.next_speaker_tick {
+            self.next_speaker_tick = now + SPEAKER_TICK;
+            for (route, room, participant) in self.speakers.tick(now) {
+                let _ = self.setup.events.send(NodeEvent::DominantSpeaker {
+                    route,
+                    room,
+                    participant,
+                });
+            }
+        }
+    }
+
     /// Everything the connections produced: RTP read (fanned out), events, datagrams to send.
     fn drain(&mut self, now: Instant) {
         let mut read = Vec::new();
@@ -161,12 +229,18 @@ impl MediaLoop {
                 match m.message {
                     RTCMessage::RtpPacket(track, pkt) => read.push((id, track, pkt)),
                     RTCMessage::RtcpPacket(track, pkts) => {
-                        let keyframe = pkts.iter().any(|p| {
-                            p.as_any().is::<PictureLossIndication>()
-                                || p.as_any().is::<FullIntraRequest>()
-                        });
-                        if keyframe {
-                            keyframe_asks.push((id, track));
+                        // Counted as pli_in by the node's RTCP interceptor (`interceptor.rs`).
+                        for p in &pkts {
+                            let any = p.as_any();
+                            let media_ssrc =
+                                if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                                    Some(pli.media_ssrc)
+                                } else {
+                                    any.downcast_ref::<FullIntraRequest>().map(|f| f.media_ssrc)
+                                };
+                            if let Some(ssrc) = media_ssrc {
+                                keyframe_asks.push((id, track.clone(), ssrc));
+                            }
                         }
                     }
                     _ => {}
@@ -182,27 +256,33 @@ impl MediaLoop {
         for (id, track, pkt) in read {
             self.forward(id, &track, pkt, now);
         }
-        // A puller's keyframe request goes to the publisher of what it pulls, paced.
-        // (counted as pli_in by the node's RTCP interceptor, `interceptor.rs`)
-        for (id, track) in keyframe_asks {
-            let publication = self
+        // A puller's keyframe request goes to the publisher of what it pulls, on the layer it
+        // gets, paced. A compound is attributed by its first SSRC: each request by its own.
+        for (id, track, ssrc) in keyframe_asks {
+            let pull = self
                 .pulls
                 .iter()
-                .flatten()
-                .find(|p| p.conn == id && p.out.track_id == track)
-                .map(|p| p.publication);
-            if let Some(pid) = publication {
-                self.request_keyframe(pid, now);
+                .position(|p| p.as_ref().is_some_and(|p| p.conn == id && p.ssrc == ssrc))
+                .or_else(|| {
+                    self.pulls.iter().position(|p| {
+                        p.as_ref()
+                            .is_some_and(|p| p.conn == id && p.track_id == track)
+                    })
+                });
+            if let Some(pull) = pull
+                && !self.pull_keyframe(pull, now)
+            {
+                self.metrics().pli_suppressed.fetch_add(1, Relaxed);
             }
         }
-        let mut closed = Vec::new();
+        let mut failed = Vec::new();
         for (id, conn) in self.conns.iter_mut().enumerate() {
             let Some(conn) = conn else { continue };
             while let Some(out) = conn.rtc.poll_write() {
                 match self.socket.send_to(&out.message, out.transport.peer_addr) {
                     Ok(_) => {}
                     Err(e) if is_transient(&e) => {
-                        self.metrics.packets_dropped.fetch_add(1, Relaxed);
+                        self.setup.metrics.packets_dropped.fetch_add(1, Relaxed);
                     }
                     Err(e) => tracing::debug!(error = %e, "media loop: send failed"),
                 }
@@ -212,11 +292,12 @@ impl MediaLoop {
                 conn.state,
                 RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
             ) {
-                closed.push(id);
+                failed.push(id);
             }
         }
-        for id in closed {
-            self.close(id, "connection failed");
+        for id in failed {
+            self.close(id, "ice failed");
+            self.metrics().sessions_reaped.fetch_add(1, Relaxed);
         }
     }
 
@@ -228,18 +309,11 @@ impl MediaLoop {
                 };
                 tracing::debug!(session = %conn.session_id, %state, "connection state");
                 conn.state = state;
-                if state == RTCPeerConnectionState::Connected {
-                    // Its pulls start at a keyframe: ask their publishers now.
-                    let pubs: Vec<PubId> = self
-                        .pulls
-                        .iter()
-                        .flatten()
-                        .filter(|p| p.conn == id)
-                        .map(|p| p.publication)
-                        .collect();
-                    for p in pubs {
-                        self.request_keyframe(p, now);
-                    }
+                self.dirty = true;
+                if state == RTCPeerConnectionState::Connected && !conn.was_up {
+                    conn.was_up = true;
+                    conn.up_at = Some(now);
+                    self.transport_up(id, now);
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
@@ -257,14 +331,60 @@ impl MediaLoop {
                 {
                     p.track = Some(init.track_id);
                     p.receiver = Some(init.receiver_id);
-                    p.media_ssrc = Some(init.ssrc);
+                    match init.rid.as_deref() {
+                        Some(rid) if !rid.is_empty() => p.bind_layer(rid, init.ssrc),
+                        _ => p.media_ssrc = Some(init.ssrc),
+                    }
+                    // No keyframe request here: an encoder's new stream starts with one, and a
+                    // request now would spend the publisher's allowance (docs/field-notes.md).
                 }
             }
             _ => {}
         }
     }
 
-    /// A publisher's packet to every pull of its track whose connection is up.
+    /// A connection's transport came up for the first time: a pull with nothing held (no
+    /// keyframe came while it connected) asks for one. What pulls held goes out with their
+    /// publisher's next packet (`forward`), a few ms after the DTLS handshake's last flight.
+    fn transport_up(&mut self, id: ConnId, now: Instant) {
+        let waiting: Vec<PullId> = (0..self.pulls.len())
+            .filter(|&i| {
+                self.pulls[i].as_ref().is_some_and(|p| {
+                    p.conn == id && p.held.is_empty() && p.status == TrackStatus::Active
+                })
+            })
+            .collect();
+        for pull_id in waiting {
+            self.pull_keyframe(pull_id, now);
+        }
+    }
+
+    /// Writes a prepared packet on a puller's sender (rtc: interceptors, SRTP).
+    fn send(
+        &mut self,
+        conn: ConnId,
+        sender: rtc::rtp_transceiver::RTCRtpSenderId,
+        pkt: rtp::Packet,
+        now: Instant,
+    ) {
+        let n = pkt.payload.len() as u64;
+        let sent = self.conns[conn]
+            .as_mut()
+            .and_then(|c| c.rtc.rtp_sender(sender))
+            .map(|mut s| s.write_rtp(now, pkt));
+        let m = &self.setup.metrics;
+        match sent {
+            Some(Ok(())) => {
+                m.packets_out.fetch_add(1, Relaxed);
+                m.bytes_out.fetch_add(n, Relaxed);
+            }
+            _ => {
+                m.packets_dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// A publisher's packet to every pull of its track.
     fn forward(&mut self, from: ConnId, track: &str, pkt: rtp::Packet, now: Instant) {
         let Some(pid) = self.pubs.iter().position(|p| {
             p.as_ref()
@@ -272,296 +392,184 @@ impl MediaLoop {
         }) else {
             return;
         };
-        self.metrics.packets_in.fetch_add(1, Relaxed);
+        let t0 = Instant::now();
+        let m = self.setup.metrics.clone();
+        m.packets_in.fetch_add(1, Relaxed);
+        m.bytes_in.fetch_add(pkt.payload.len() as u64, Relaxed);
         let now_ms = self.now_ms(now);
-        let (video, pulls) = {
+        let mut tap_keyframe = None;
+        let (view, pulls) = {
             let p = self.pubs[pid].as_mut().expect("found above");
-            if p.media_ssrc.is_none() {
+            let lost = p.lost_before(pkt.header.ssrc, pkt.header.sequence_number);
+            if lost > 0 {
+                m.ingress_lost.fetch_add(lost, Relaxed);
+            }
+            if let Some(id) = p.audio_level_id
+                && let Some(ext) = pkt.header.get_extension(id)
+                && let Some(b) = ext.first()
+                && let Some(conn) = self.conns[from].as_ref()
+            {
+                let o = &conn.owner;
+                self.speakers
+                    .observe(&o.room, &o.route, &o.participant, b & 0x7f, now);
+            }
+            if pkt.header.payload_type != p.payload_type {
+                // The publisher's RTX or another codec: not forwarded as media.
+                return;
+            }
+            if p.rids.is_empty() && p.media_ssrc.is_none() {
                 p.media_ssrc = Some(pkt.header.ssrc);
             }
-            (p.video, p.pulls.clone())
+            let layers = if p.tap.is_some() {
+                p.layer_ssrcs()
+            } else {
+                Vec::new()
+            };
+            match p.tap.as_mut().map(|t| t.offer(&layers, &pkt)) {
+                // The recorder lost the stream (start, a gap): a keyframe on this layer.
+                Some(Some(true)) => tap_keyframe = Some(pkt.header.ssrc),
+                Some(Some(false)) | None => {}
+                // Its recording ended.
+                Some(None) => p.tap = None,
+            }
+            let view = p
+                .layers
+                .on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
+            (view, p.pulls.clone())
         };
-        let mut need_keyframe = false;
-        for pull_id in pulls {
+        let mut need_keyframe = None;
+        for pull_id in pulls.iter().copied() {
             let Some(pull) = self.pulls[pull_id].as_mut() else {
                 continue;
             };
-            let Some(conn) = self.conns[pull.conn].as_mut() else {
+            let Some(conn) = self.conns[pull.conn].as_ref() else {
                 continue;
             };
-            if !conn.is_up() {
+            let (up, conn_id, sender) = (conn.is_up(), pull.conn, pull.sender);
+            if !up && conn.was_up {
+                // Its transport went down: nothing is forwarded until it is back.
                 continue;
             }
-            match pull.step(&pkt, video, now_ms) {
-                Step::Send(out) => {
-                    let n = out.payload.len() as u64;
-                    let sent = conn
-                        .rtc
-                        .rtp_sender(pull.out.sender)
-                        .map(|mut s| s.write_rtp(now, out));
-                    match sent {
-                        Some(Ok(())) => {
-                            self.metrics.packets_out.fetch_add(1, Relaxed);
-                            self.metrics.bytes_out.fetch_add(n, Relaxed);
-                        }
-                        _ => {
-                            self.metrics.packets_dropped.fetch_add(1, Relaxed);
-                        }
-                    }
+            // Up in this very wake-up: keep holding until the handshake's last flight is out.
+            let up = up && conn.up_at.is_some_and(|t| t < now);
+            if up && !pull.held.is_empty() {
+                // Its transport came up: what was held for it first (from its first keyframe).
+                let held = std::mem::take(&mut pull.held);
+                for h in held {
+                    self.send(conn_id, sender, h, now);
                 }
+            }
+            let (Some(pull), Some(p)) = (self.pulls[pull_id].as_mut(), self.pubs[pid].as_ref())
+            else {
+                continue;
+            };
+            match pull.step(p, &view, &pkt, now_ms) {
+                Step::Send(out) if up => self.send(conn_id, sender, out, now),
+                Step::Send(out) => pull.hold(out),
                 Step::Drop => {}
-                Step::NeedKeyframe => need_keyframe = true,
+                Step::NeedKeyframe(ssrc) => need_keyframe = Some(ssrc),
             }
         }
-        if need_keyframe {
-            self.request_keyframe(pid, now);
+        if let Some(ssrc) = tap_keyframe {
+            self.request_keyframe(pid, Some(ssrc), crate::keyframes::LAYER_INTERVAL_MS, now);
+        }
+        if let Some(ssrc) = need_keyframe {
+            // A pull waits on this layer's keyframe to switch: asked as often as the publisher
+            // takes requests (every frame without one is a frozen frame).
+            self.request_keyframe(
+                pid,
+                Some(ssrc),
+                crate::keyframes::YOUNG_LAYER_INTERVAL_MS,
+                now,
+            );
+        }
+        let due = self.pubs[pid]
+            .as_mut()
+            .and_then(|p| p.keyframes.due(now_ms));
+        if let Some(ssrc) = due {
+            self.send_pli(pid, ssrc, now);
+        }
+        if !pulls.is_empty() {
+            m.observe_latency_us(t0.elapsed().as_micros() as u64);
         }
     }
 
-    fn request_keyframe(&mut self, pid: PubId, now: Instant) {
+    /// A pull asks its publisher for a keyframe (its puller asked, or it starts). False when
+    /// nothing went out or waits (rate limit).
+    pub(super) fn pull_keyframe(&mut self, pull_id: PullId, now: Instant) -> bool {
+        let now_ms = self.now_ms(now);
+        let Some(pull) = self.pulls[pull_id].as_ref() else {
+            return false;
+        };
+        let Some(p) = self.pubs[pull.publication].as_ref() else {
+            return false;
+        };
+        let target = pull.keyframe_target(p);
+        let interval = pull.keyframe_interval_ms(now_ms);
+        self.request_keyframe(pull.publication, target, interval, now)
+    }
+
+    /// Asks a publication for a keyframe on layer `ssrc` (or every layer), paced.
+    pub(super) fn request_keyframe(
+        &mut self,
+        pid: PubId,
+        ssrc: Option<u32>,
+        interval_ms: u64,
+        now: Instant,
+    ) -> bool {
         let now_ms = self.now_ms(now);
         let Some(p) = self.pubs.get_mut(pid).and_then(Option::as_mut) else {
-            return;
+            return false;
         };
-        let (Some(receiver), Some(media_ssrc)) = (p.receiver, p.media_ssrc) else {
-            return;
+        let Some(send) = p.keyframe_request(ssrc, now_ms, interval_ms) else {
+            return false;
         };
-        if !p.video || !p.may_request_keyframe(now_ms) {
-            return;
+        for s in send {
+            self.send_pli(pid, s, now);
         }
+        true
+    }
+
+    fn send_pli(&mut self, pid: PubId, media_ssrc: u32, now: Instant) {
+        let Some(p) = self.pubs[pid].as_ref() else {
+            return;
+        };
+        let Some(receiver) = p.receiver else { return };
         let Some(conn) = self.conns[p.conn].as_mut() else {
             return;
         };
         if let Some(mut r) = conn.rtc.rtp_receiver(receiver) {
+            tracing::debug!(media_ssrc, "keyframe asked of a publisher");
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
                 media_ssrc,
             };
             if r.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
-                self.metrics.pli_out.fetch_add(1, Relaxed);
+                self.setup.metrics.pli_out.fetch_add(1, Relaxed);
             }
         }
     }
 
-    fn command(&mut self, c: Command) {
-        match c {
-            Command::Open(req, reply) => {
-                let r = self.open(req);
-                let _ = reply.send(r);
-            }
-            Command::State(session, reply) => {
-                let _ = reply.send(self.state(&session));
-            }
-            Command::RoomOf(session, reply) => {
-                let room = self
-                    .by_session
-                    .get(&session)
-                    .and_then(|&id| self.conns[id].as_ref())
-                    .map(|c| c.room.clone());
-                let _ = reply.send(room);
-            }
-            Command::Close(session, reply) => {
-                let found = self.by_session.get(&session).copied();
-                if let Some(id) = found {
-                    self.close(id, "closed");
-                }
-                let _ = reply.send(found.is_some());
-            }
-        }
-    }
-
-    fn open(&mut self, req: OpenRequest) -> Result<Opened, ApiError> {
-        let now = Instant::now();
-        let sections = crate::sdp::parse(&req.offer).map_err(ApiError::bad_sdp)?;
-        let mut pushes = Vec::new();
-        for (mid, name) in &req.pushes {
-            let Some(m) = sections.iter().find(|m| m.mid.as_deref() == Some(mid)) else {
-                return Err(ApiError::BadRequest(format!("mid {mid} not in offer")));
-            };
-            pushes.push((mid.clone(), name.clone(), m.kind == "video"));
-        }
-        let mids: Vec<&str> = req.pulls.iter().map(|p| p.mid.as_str()).collect();
-        let kinds = super::offer::pulled_kinds(&sections, &mids)?;
-        // The publications pulled: all of them, else none (each pull then gets an error).
-        let mut pulled = Vec::new();
-        for p in &req.pulls {
-            let found = self.by_session.get(&p.publisher).and_then(|&c| {
-                let room_ok = self.conns[c].as_ref()?.room == req.room;
-                room_ok.then(|| {
-                    self.pubs.iter().position(|x| {
-                        x.as_ref()
-                            .is_some_and(|x| x.conn == c && x.name == p.track_name)
-                    })
-                })?
-            });
-            let kind_ok = |pid: usize| {
-                self.pubs[pid]
-                    .as_ref()
-                    .is_some_and(|x| x.video == (kinds[pulled.len()] == "video"))
-            };
-            match found.filter(|&pid| kind_ok(pid)) {
-                Some(pid) => pulled.push(pid),
-                None => {
-                    pulled.clear();
-                    break;
-                }
-            }
-        }
-        let ufrag = crate::tracks::random_id()[..16].to_owned();
-        let pwd = crate::tracks::random_id();
-        let mut conn = Connection::new(
-            req.session_id.clone(),
-            req.room,
-            self.local,
-            &ufrag,
-            &pwd,
-            self.metrics.clone(),
-            now,
-        )?;
-        conn.set_remote_offer(now, &req.offer)?;
-        let mut senders = Vec::new();
-        let pull_names: Vec<(String, String, String)> = req
+    /// Recomputes the gauges the node's `/metrics` and heartbeats add up.
+    fn publish_gauges(&self) {
+        let g = &self.setup.gauges;
+        let conns: Vec<&Connection> = self.conns.iter().flatten().collect();
+        let mut rooms: Vec<&str> = conns.iter().map(|c| c.owner.room.as_str()).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        g.sessions.store(conns.len() as u64, Relaxed);
+        let up = conns.iter().filter(|c| c.is_up()).count();
+        g.sessions_up.store(up as u64, Relaxed);
+        g.rooms.store(rooms.len() as u64, Relaxed);
+        g.tracks_published
+            .store(self.pubs.iter().flatten().count() as u64, Relaxed);
+        let subscribed = self
             .pulls
             .iter()
-            .map(|p| (p.mid.clone(), p.publisher.clone(), p.track_name.clone()))
-            .collect();
-        let all_pulled = pulled.len() == req.pulls.len();
-        if all_pulled {
-            for &pid in &pulled {
-                let p = self.pubs[pid].as_ref().expect("found above");
-                let publisher = self.conns[p.conn]
-                    .as_ref()
-                    .expect("live")
-                    .session_id
-                    .clone();
-                senders.push((
-                    pid,
-                    p.video,
-                    conn.add_outgoing(&publisher, &p.name, p.video)?,
-                ));
-            }
-        }
-        if !all_pulled {
-            // Refused pulls: their m-lines are answered inactive.
-            conn.set_inactive(&mids);
-        }
-        let answer = conn.answer(now)?;
-        let id = self.conns.len();
-        let mut new_pulls = Vec::new();
-        for ((pid, video, (sender, ssrc)), names) in senders.into_iter().zip(pull_names) {
-            if let Some(out) = conn.outgoing(sender, ssrc, video) {
-                new_pulls.push((pid, out, names));
-            }
-        }
-        conn.deadline = conn.rtc.poll_timeout();
-        self.conns.push(Some(conn));
-        self.router.add(&ufrag, id);
-        self.by_session.insert(req.session_id, id);
-        for (mid, name, video) in pushes {
-            self.pubs.push(Some(Publication {
-                conn: id,
-                mid,
-                name,
-                video,
-                track: None,
-                receiver: None,
-                media_ssrc: None,
-                pulls: Vec::new(),
-                last_keyframe_request_ms: None,
-            }));
-        }
-        for (pid, out, (mid, publisher, track_name)) in new_pulls {
-            let pull_id: PullId = self.pulls.len();
-            self.pulls.push(Some(Pull {
-                conn: id,
-                mid,
-                publisher,
-                track_name,
-                publication: pid,
-                out,
-                rewriter: Rewriter::default(),
-            }));
-            if let Some(p) = self.pubs[pid].as_mut() {
-                p.pulls.push(pull_id);
-            }
-        }
-        Ok(Opened {
-            answer,
-            pulled: all_pulled,
-        })
-    }
-
-    /// A session's meeting and its state as `GET /v1/sessions/{id}` shows it.
-    fn state(&self, session: &str) -> Option<(String, SessionStateResponse)> {
-        let id = *self.by_session.get(session)?;
-        let conn = self.conns[id].as_ref()?;
-        let mut tracks: Vec<TrackState> = self
-            .pubs
-            .iter()
             .flatten()
-            .filter(|p| p.conn == id)
-            .map(|p| TrackState {
-                location: TrackLocation::Local,
-                mid: Some(p.mid.clone()),
-                track_name: p.name.clone(),
-                session_id: None,
-                status: TrackStatus::Active,
-            })
-            .collect();
-        tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
-        tracks.extend(
-            self.pulls
-                .iter()
-                .flatten()
-                .filter(|p| p.conn == id)
-                .map(|p| TrackState {
-                    location: TrackLocation::Remote,
-                    mid: Some(p.mid.clone()),
-                    track_name: p.track_name.clone(),
-                    session_id: Some(p.publisher.clone()),
-                    // Its publisher left or closed it.
-                    status: if self.pubs[p.publication].is_some() {
-                        TrackStatus::Active
-                    } else {
-                        TrackStatus::Inactive
-                    },
-                }),
-        );
-        let state = SessionStateResponse {
-            session_id: conn.session_id.clone(),
-            connection_state: conn.state.to_string(),
-            tracks,
-        };
-        Some((conn.room.clone(), state))
-    }
-
-    fn close(&mut self, id: ConnId, why: &str) {
-        let Some(mut conn) = self.conns.get_mut(id).and_then(Option::take) else {
-            return;
-        };
-        tracing::debug!(session = %conn.session_id, why, "session closed");
-        let _ = conn.rtc.close();
-        self.router.remove(id);
-        self.by_session.remove(&conn.session_id);
-        for p in self.pubs.iter_mut() {
-            if p.as_ref().is_some_and(|p| p.conn == id) {
-                *p = None;
-            }
-        }
-        for (pull_id, pull) in self.pulls.iter_mut().enumerate() {
-            if pull.as_ref().is_some_and(|p| p.conn == id) {
-                *pull = None;
-                for p in self.pubs.iter_mut().flatten() {
-                    p.pulls.retain(|&x| x != pull_id);
-                }
-            }
-        }
-    }
-
-    fn close_all(&mut self) {
-        for id in 0..self.conns.len() {
-            self.close(id, "node stopped");
-        }
+            .filter(|p| p.status == TrackStatus::Active && self.pubs[p.publication].is_some())
+            .count();
+        g.tracks_subscribed.store(subscribed as u64, Relaxed);
     }
 }
 

@@ -12,11 +12,18 @@ mod connection;
 mod driver;
 mod fanout;
 mod offer;
+mod retransmit;
 mod router;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
+use std::time::Duration;
+
+use edgemeet_protocol::node::NodeEvent;
 
 use tokio::sync::oneshot;
 
@@ -30,11 +37,30 @@ pub struct Engine {
     commands: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
     local: SocketAddr,
+    gauges: Arc<EngineGauges>,
+}
+
+/// What the loop holds, for `/metrics` and heartbeats (written by the loop when its tables
+/// change, read by the tokio side).
+#[derive(Default)]
+pub struct EngineGauges {
+    pub sessions: AtomicU64,
+    /// Sessions whose transport is up: the loop encrypts and sends their forwarded media.
+    pub sessions_up: AtomicU64,
+    pub rooms: AtomicU64,
+    pub tracks_published: AtomicU64,
+    pub tracks_subscribed: AtomicU64,
 }
 
 impl Engine {
-    /// Binds the loop's UDP socket on `addr` and starts its thread.
-    pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// Binds the loop's UDP socket on `addr` and starts its thread. Dominant-speaker changes
+    /// go to `events`; sessions silent for `idle_timeout` (and not connected) are closed.
+    pub fn start(
+        addr: SocketAddr,
+        metrics: Arc<Metrics>,
+        events: tokio::sync::mpsc::UnboundedSender<NodeEvent>,
+        idle_timeout: Duration,
+    ) -> std::io::Result<Self> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
         crate::egress::grow_buffers(&std_socket, 8 << 20);
         std_socket.set_nonblocking(true)?;
@@ -43,7 +69,14 @@ impl Engine {
         poll.registry()
             .register(&mut socket, driver::SOCKET, mio::Interest::READABLE)?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
-        let media_loop = driver::MediaLoop::new(socket, metrics)?;
+        let gauges = Arc::new(EngineGauges::default());
+        let setup = driver::LoopSetup {
+            metrics,
+            gauges: gauges.clone(),
+            events,
+            idle_timeout,
+        };
+        let media_loop = driver::MediaLoop::new(socket, setup)?;
         let local = socket_addr(&media_loop);
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -53,12 +86,47 @@ impl Engine {
             commands: tx,
             waker,
             local,
+            gauges,
         })
     }
 
     /// The loop's UDP address (announced in every answer's candidate).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// (sessions, sessions up, rooms, tracks published, tracks pulled and flowing) on the loop.
+    pub fn gauges(&self) -> (u64, u64, u64, u64, u64) {
+        let g = &self.gauges;
+        (
+            g.sessions.load(Relaxed),
+            g.sessions_up.load(Relaxed),
+            g.rooms.load(Relaxed),
+            g.tracks_published.load(Relaxed),
+            g.tracks_subscribed.load(Relaxed),
+        )
+    }
+
+    /// The room's tracks on the loop that `recording_id` does not record yet.
+    pub async fn recordable(
+        &self,
+        room: &str,
+        recording_id: &str,
+    ) -> Result<Vec<command::RecordableTrack>, ApiError> {
+        self.call(|reply| Command::Recordable {
+            room: room.to_owned(),
+            recording_id: recording_id.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Hands the loop the taps of a recording.
+    pub async fn tap(
+        &self,
+        taps: Vec<(usize, crate::recording::tap::LoopTap)>,
+    ) -> Result<(), ApiError> {
+        self.call(|reply| Command::Tap(taps, reply)).await
     }
 
     /// Sends a command built around a reply sender and waits for the reply.

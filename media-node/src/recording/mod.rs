@@ -179,6 +179,9 @@ impl Recordings {
         for p in pubs {
             self.attach_to(ready, &active, shared, &p);
         }
+        if let Some(engine) = &shared.engine {
+            self.attach_loop(engine, meeting).await;
+        }
         // The status link answers "recording" from now on (until the uploader takes over).
         if let Err(e) =
             edgemeet_uploader::status::write_recording_started(&ready.store, &id, started).await
@@ -209,62 +212,14 @@ impl Recordings {
         shared: &Arc<Shared>,
         p: &Arc<Publication>,
     ) {
-        let mime = p.codec.mime_type.to_ascii_lowercase();
-        if !(mime == "video/vp8" || mime == "audio/opus") {
-            tracing::info!(recording = %active.id, "track codec not recordable; skipped");
+        let Some((tx, need_keyframe)) = self.slot(
+            ready,
+            active,
+            &p.participant,
+            p.is_video,
+            &p.codec.mime_type,
+        ) else {
             return;
-        }
-        let (tx, need_keyframe) = {
-            let mut slots = active.slots.lock().unwrap();
-            let free = slots.iter().position(|s| {
-                s.participant == p.participant
-                    && !s.fixed.load(Relaxed)
-                    && if p.is_video { !s.video } else { !s.audio }
-            });
-            let i = match free {
-                Some(i) => i,
-                None => {
-                    let n = slots.len() + 1;
-                    let name = format!("{}-p{n}.webm", &active.id[..8]);
-                    let (tx, rx) = mpsc::channel(ready.queue);
-                    let fixed = Arc::new(AtomicBool::new(false));
-                    let need_keyframe = Arc::new(AtomicBool::new(false));
-                    let writer = RecordingWriter::new(
-                        ready.store.clone(),
-                        active.id.clone(),
-                        active.meeting.clone(),
-                        active.started,
-                    )
-                    .with_part_size(ready.part_size);
-                    let task = FileTask {
-                        name,
-                        writer,
-                        start: active.start,
-                        part_size: ready.part_size,
-                        rx,
-                        stop: active.stop.subscribe(),
-                        fixed: fixed.clone(),
-                        need_keyframe: need_keyframe.clone(),
-                    };
-                    active.tasks.lock().unwrap().push(tokio::spawn(task.run()));
-                    slots.push(FileSlot {
-                        participant: p.participant.clone(),
-                        tx,
-                        video: false,
-                        audio: false,
-                        fixed,
-                        need_keyframe,
-                    });
-                    slots.len() - 1
-                }
-            };
-            let slot = &mut slots[i];
-            if p.is_video {
-                slot.video = true;
-            } else {
-                slot.audio = true;
-            }
-            (slot.tx.clone(), slot.need_keyframe.clone())
         };
         *p.tap.lock().unwrap() = Some(Arc::new(Tap::new(
             active.id.clone(),
@@ -278,6 +233,105 @@ impl Recordings {
             // Video starts at a keyframe: ask for one now rather than wait for the next.
             let (p, shared) = (p.clone(), shared.clone());
             tokio::spawn(async move { p.request_keyframe(&shared, None).await });
+        }
+    }
+
+    /// The file a participant's track of kind `video` goes to (a new one when its files hold
+    /// that kind already): its queue and its keyframe flag. None: the codec is not recordable.
+    fn slot(
+        &self,
+        ready: &Ready,
+        active: &Arc<Active>,
+        participant: &str,
+        video: bool,
+        mime: &str,
+    ) -> Option<(mpsc::Sender<tap::TapPacket>, Arc<AtomicBool>)> {
+        let mime = mime.to_ascii_lowercase();
+        if !(mime == "video/vp8" || mime == "audio/opus") {
+            tracing::info!(recording = %active.id, "track codec not recordable; skipped");
+            return None;
+        }
+        let mut slots = active.slots.lock().unwrap();
+        let free = slots.iter().position(|s| {
+            s.participant == participant
+                && !s.fixed.load(Relaxed)
+                && if video { !s.video } else { !s.audio }
+        });
+        let i = match free {
+            Some(i) => i,
+            None => {
+                let n = slots.len() + 1;
+                let name = format!("{}-p{n}.webm", &active.id[..8]);
+                let (tx, rx) = mpsc::channel(ready.queue);
+                let fixed = Arc::new(AtomicBool::new(false));
+                let need_keyframe = Arc::new(AtomicBool::new(false));
+                let writer = RecordingWriter::new(
+                    ready.store.clone(),
+                    active.id.clone(),
+                    active.meeting.clone(),
+                    active.started,
+                )
+                .with_part_size(ready.part_size);
+                let task = FileTask {
+                    name,
+                    writer,
+                    start: active.start,
+                    part_size: ready.part_size,
+                    rx,
+                    stop: active.stop.subscribe(),
+                    fixed: fixed.clone(),
+                    need_keyframe: need_keyframe.clone(),
+                };
+                active.tasks.lock().unwrap().push(tokio::spawn(task.run()));
+                slots.push(FileSlot {
+                    participant: participant.to_owned(),
+                    tx,
+                    video: false,
+                    audio: false,
+                    fixed,
+                    need_keyframe,
+                });
+                slots.len() - 1
+            }
+        };
+        let slot = &mut slots[i];
+        if video {
+            slot.video = true;
+        } else {
+            slot.audio = true;
+        }
+        Some((slot.tx.clone(), slot.need_keyframe.clone()))
+    }
+
+    /// Taps the tracks of `meeting` on the media loop that its recording does not hold yet
+    /// (at start, and after a push while it records): each a `tap::LoopTap` the loop owns.
+    pub async fn attach_loop(&self, engine: &crate::engine::Engine, meeting: &str) {
+        let Some(ready) = &self.ready else { return };
+        let Some(active) = self.active.lock().unwrap().get(meeting).cloned() else {
+            return;
+        };
+        let Ok(mut tracks) = engine.recordable(meeting, &active.id).await else {
+            return;
+        };
+        // Stable file order: by session, video first.
+        tracks.sort_by(|a, b| (&a.session_id, !a.video).cmp(&(&b.session_id, !b.video)));
+        let mut taps = Vec::new();
+        for t in tracks {
+            if let Some((tx, need_keyframe)) =
+                self.slot(ready, &active, &t.participant, t.video, &t.mime)
+            {
+                let sink = Tap::new(
+                    active.id.clone(),
+                    t.video,
+                    tx,
+                    need_keyframe,
+                    active.dropped.clone(),
+                );
+                taps.push((t.publication, tap::LoopTap::new(sink)));
+            }
+        }
+        if !taps.is_empty() {
+            let _ = engine.tap(taps).await;
         }
     }
 

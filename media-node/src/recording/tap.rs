@@ -63,19 +63,34 @@ impl Tap {
         if !publication.rids.is_empty() {
             let mut layer = self.layer.lock().unwrap();
             if layer.is_none() {
-                let known: Vec<u32> = publication
+                let known: Vec<Option<u32>> = publication
                     .rids
                     .iter()
-                    .filter_map(|r| publication.ssrc_of_rid(r))
+                    .map(|r| publication.ssrc_of_rid(r))
                     .collect();
-                if known.len() == publication.rids.len() || self.created.elapsed() >= LAYER_WAIT {
-                    *layer = known.last().copied();
-                }
+                *layer = self.choose_layer(&known);
             }
             if *layer != Some(packet.header.ssrc) {
                 return false;
             }
         }
+        self.send(packet)
+    }
+
+    /// The layer to record (the highest one seen) once every offered layer showed or after
+    /// `LAYER_WAIT`; `known`: each offered layer's SSRC, if seen, low to high.
+    fn choose_layer(&self, known: &[Option<u32>]) -> Option<u32> {
+        let seen: Vec<u32> = known.iter().flatten().copied().collect();
+        if seen.len() == known.len() || self.created.elapsed() >= LAYER_WAIT {
+            seen.last().copied()
+        } else {
+            None
+        }
+    }
+
+    /// Queues a packet for the file task; true when the publisher should be asked for a
+    /// keyframe.
+    fn send(&self, packet: &rtp::Packet) -> bool {
         let p = TapPacket {
             video: self.video,
             arrival: Instant::now(),
@@ -85,5 +100,40 @@ impl Tap {
             self.dropped.fetch_add(1, Relaxed);
         }
         self.video && self.need_keyframe.swap(false, Relaxed)
+    }
+}
+
+/// A tap the media loop owns, one per publication: the layer choice in a plain field (no lock on
+/// the loop's packet path).
+pub struct LoopTap {
+    sink: Tap,
+    layer: Option<u32>,
+}
+
+impl LoopTap {
+    pub fn new(sink: Tap) -> Self {
+        Self { sink, layer: None }
+    }
+
+    pub fn recording_id(&self) -> &str {
+        &self.sink.recording_id
+    }
+
+    /// Offers a packet; `layers`: the SSRC of each offered simulcast layer, if seen (empty: not
+    /// simulcast). `Some(true)`: ask the publisher for a keyframe; `None`: the recording ended
+    /// (its file task is gone), drop this tap.
+    pub fn offer(&mut self, layers: &[Option<u32>], packet: &rtp::Packet) -> Option<bool> {
+        if self.sink.tx.is_closed() {
+            return None;
+        }
+        if !layers.is_empty() {
+            if self.layer.is_none() {
+                self.layer = self.sink.choose_layer(layers);
+            }
+            if self.layer != Some(packet.header.ssrc) {
+                return Some(false);
+            }
+        }
+        Some(self.sink.send(packet))
     }
 }
