@@ -180,6 +180,10 @@ pub enum ClientMessage {
     NodeUnreachable {
         node_id: String,
     },
+    /// P2P: this page's direct connection to its peer has not recovered for a while, ICE
+    /// restarts included (e.g. a network that lets UDP reach the node but not the peer): the pair
+    /// moves to the room's media node and stays there while those two are the room.
+    DirectFailed,
 }
 
 /// A resume secret: whoever holds it may take a participant's place, so `Debug` shows nothing.
@@ -225,6 +229,7 @@ impl ClientMessage {
             Self::RaiseHand { .. } => "raise_hand",
             Self::React { .. } => "react",
             Self::NodeUnreachable { .. } => "node_unreachable",
+            Self::DirectFailed => "direct_failed",
         }
     }
 
@@ -267,6 +272,7 @@ const KNOWN_TYPES: &[&str] = &[
     "raise_hand",
     "react",
     "node_unreachable",
+    "direct_failed",
 ];
 
 /// Parse one text frame from a browser. Every failure names what was wrong, so the edge can answer

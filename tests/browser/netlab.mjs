@@ -120,6 +120,20 @@ export class NetLab {
     shape('eth0', this.machines[i].ns, kbit, queueMs);
   }
 
+  /**
+   * Drop UDP between machine `i` and the address `peer` (another machine), both ways, or stop
+   * dropping it: the two pages still reach the edge and its node, but not each other directly.
+   */
+  blockPeer(i, peer, on) {
+    const { ns } = this.machines[i];
+    try { sh('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'labpeer']); } catch { /* none yet */ }
+    if (!on) return;
+    const rules = `table inet labpeer {\n chain in { type filter hook input priority 0; ip saddr ${peer} meta l4proto udp drop\n }\n chain out { type filter hook output priority 0; ip daddr ${peer} meta l4proto udp drop\n }\n}\n`;
+    const file = join(this.dir, `nft-peer-${ns}`);
+    writeFileSync(file, rules);
+    sh('ip', ['netns', 'exec', ns, 'nft', '-f', file]);
+  }
+
   /** Bring machine `i`'s link down or up. */
   setLink(i, up) {
     ip('link', 'set', this.machines[i].host, up ? 'up' : 'down');

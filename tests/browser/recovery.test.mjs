@@ -147,3 +147,29 @@ test('a direct call whose path is cut and comes back on a new address recovers b
   }
   await Promise.all([a, b].map((p) => p.context().close()));
 });
+
+test('a direct call whose peers cannot reach each other any more moves to the node 5 s after its ICE restart', async () => {
+  const room = uniqueRoom('directfail');
+  const a = await joinPage(lab.browsers[0], lab.edge.url, room, { name: 'A' });
+  await inMeeting(a);
+  const b = await joinPage(lab.browsers[1], lab.edge.url, room, { name: 'B' });
+  await inMeeting(b);
+  for (const p of [a, b]) await waitMode(p, 'Direct');
+  for (const p of [a, b]) await waitForVideo(p, 1, 20000);
+  // UDP between the two machines is dropped from now on (a firewall, a NAT that lost its
+  // mapping); both still reach the edge and its node. ICE restarts go through but cannot connect.
+  lab.blockPeer(1, lab.machines[0].addr, true);
+  const cut = Date.now();
+  try {
+    for (const p of [a, b]) await waitMode(p, 'Via server', 30000);
+    const moved = Date.now() - cut;
+    for (const p of [a, b]) await waitForVideo(p, 1, 20000);
+    console.log(`direct path blocked: on the node ${moved} ms after the cut, both decode again ${Date.now() - cut} ms after it`);
+    // Detection (ICE disconnected, then a restart's offer and answer) plus 5 s, plus the move.
+    assert.ok(moved < 15000, `moved after ${moved} ms`);
+  } finally {
+    lab.blockPeer(1, lab.machines[0].addr, false);
+  }
+  await Promise.all([a, b].map((p) => p.context().close()));
+});
+

@@ -222,6 +222,8 @@ export class MediaController extends Emitter {
     link.on('track', ({ stream }) => this.emit('remote-stream', { participant: media.peer, stream }));
     link.on('state', (state) => this.emit('mark', { step: `p2p:${state}` }));
     link.on('state', (state) => this.emit('connection', { state }));
+    // Both pages reach the edge but not each other: the room moves the pair to its node.
+    link.on('stuck', () => { if (this.link === link) this.send({ type: 'direct_failed' }); });
     this.link = link;
     await link.start(this.media.stream);
   }

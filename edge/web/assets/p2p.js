@@ -9,7 +9,12 @@ import { cleanDescription } from './sdp.js';
  * @property {{stream: MediaStream, track: MediaStreamTrack}} track the peer's media arrived
  * @property {RTCPeerConnectionState} state the connection's state changed
  * @property {undefined} restart an ICE restart began (the path failed or the network changed)
+ * @property {undefined} stuck not connected 5 s after an offer and answer went through (the
+ *   signaling works, the direct path does not): the room should move the pair to its node
  */
+
+/** How long a negotiated connection may take to connect before the pair gives up on direct. */
+const STUCK_MS = 5000;
 
 /** @extends {Emitter<P2PLinkEvents>} */
 export class P2PLink extends Emitter {
@@ -38,6 +43,7 @@ export class P2PLink extends Emitter {
       this.emit('state', this.pc.connectionState);
     };
     this.restartTimer = 0;
+    this.stuckTimer = 0;
     this.pc.oniceconnectionstatechange = () => this.watchIce();
     // A new network (Wi-Fi to cable, a VPN): the old candidate pair may be dead already.
     this.onNetworkChange = () => { if (this.pc.iceConnectionState !== 'new') this.restartIce(); };
@@ -55,6 +61,8 @@ export class P2PLink extends Emitter {
     if (state === 'connected' || state === 'completed' || state === 'closed') {
       clearTimeout(this.restartTimer);
       this.restartTimer = 0;
+      clearTimeout(this.stuckTimer);
+      this.stuckTimer = 0;
       return;
     }
     if ((state === 'disconnected' || state === 'failed') && !this.restartTimer) {
@@ -70,6 +78,20 @@ export class P2PLink extends Emitter {
     }
     this.restartIce();
     this.restartTimer = window.setTimeout(() => this.retryIce(), 2500);
+  }
+
+  /**
+   * An offer and its answer went through (the first, or an ICE restart's): both pages reach the
+   * edge, so a path still not up 5 s later will not come up directly (e.g. UDP between the two is
+   * blocked). Timed from the first such exchange while not connected; later restarts do not
+   * push it back.
+   */
+  armStuck() {
+    const up = () => ['connected', 'completed', 'closed'].includes(this.pc.iceConnectionState);
+    if (up() || this.stuckTimer) return;
+    this.stuckTimer = window.setTimeout(() => {
+      if (!up()) this.emit('stuck', undefined);
+    }, STUCK_MS);
   }
 
   restartIce() {
@@ -129,6 +151,7 @@ export class P2PLink extends Emitter {
       if (this.initiator) this.restartIce();
     } else if (payload.sdp) {
       await this.pc.setRemoteDescription(cleanDescription(payload.sdp));
+      this.armStuck();
       for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
       if (payload.sdp.type === 'offer') {
         await this.pc.setLocalDescription(await this.pc.createAnswer());
@@ -159,6 +182,7 @@ export class P2PLink extends Emitter {
 
   close() {
     clearTimeout(this.restartTimer);
+    clearTimeout(this.stuckTimer);
     /** @type {any} */ (navigator).connection?.removeEventListener?.('change', this.onNetworkChange);
     window.removeEventListener('online', this.onNetworkChange);
     this.pc.close();

@@ -84,7 +84,8 @@
  *   | {type: 'raise_hand', raised: boolean}
  *   | {type: 'react', reaction: Reaction}
  *   | {type: 'resume', id: ParticipantId, secret: string}
- *   | {type: 'node_unreachable', node_id: string}} ClientMessage
+ *   | {type: 'node_unreachable', node_id: string}
+ *   | {type: 'direct_failed'}} ClientMessage
  */
 
 /**

@@ -165,6 +165,7 @@ impl Room {
             }
             ClientMessage::EndMeeting => self.end_for_all(env, out, id),
             ClientMessage::NodeUnreachable { node_id } => self.node_unreachable(env, out, &node_id),
+            ClientMessage::DirectFailed => self.direct_failed(env, out, id),
             ClientMessage::React { reaction } => {
                 // Relayed, never kept: not in the room's state, not in any snapshot.
                 let msg = ServerMessage::Reaction {

@@ -44,6 +44,10 @@ pub(super) struct MediaState {
     /// When the room last asked the host to check its node after a page's report.
     #[serde(default)]
     pub(super) probed_at: Option<u64>,
+    /// A pair whose direct path failed (`direct_failed`): while those two are the room, it stays
+    /// on its node instead of returning to P2P.
+    #[serde(default)]
+    pub(super) direct_failed: Option<(ParticipantId, ParticipantId)>,
 }
 
 impl MediaState {
@@ -68,8 +72,17 @@ impl Room {
         };
         let media = &mut meeting.media;
         let n = meeting.order.len();
-        // A recording keeps the room on its node, whatever the count.
-        let want_sfu = n >= 3 || (n >= 1 && meeting.recording.is_some());
+        // A failed direct path counts only while both of that pair are here.
+        if let Some((a, b)) = &media.direct_failed
+            && !(meeting.members.contains_key(a) && meeting.members.contains_key(b))
+        {
+            media.direct_failed = None;
+        }
+        // A recording keeps the room on its node, whatever the count; so does a pair that could
+        // not connect directly.
+        let want_sfu = n >= 3
+            || (n >= 1 && meeting.recording.is_some())
+            || (n == 2 && media.direct_failed.is_some());
         let target = match (n, &media.mode) {
             (0, _) => Mode::None,
             _ if want_sfu => Mode::Sfu,
@@ -150,6 +163,34 @@ impl Room {
                 self.announce_media(env, out, None);
             }
         }
+    }
+
+    /// A page of the P2P pair says their direct path has not recovered: the pair moves to the
+    /// node (their standby links there only turn their senders on). The second page's report,
+    /// arriving after the move, changes nothing.
+    pub(super) fn direct_failed(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        id: &str,
+    ) -> Result<(), ProtocolError> {
+        let media = &mut self.meeting.as_mut().ok_or_else(not_p2p)?.media;
+        match &media.mode {
+            Mode::P2p { other, initiator } if id == other || id == initiator => {
+                media.direct_failed = Some((other.clone(), initiator.clone()));
+            }
+            Mode::Sfu
+                if media
+                    .direct_failed
+                    .as_ref()
+                    .is_some_and(|(a, b)| a == id || b == id) =>
+            {
+                return Ok(());
+            }
+            _ => return Err(not_p2p()),
+        }
+        self.update_media(env, out);
+        Ok(())
     }
 
     /// Re-plan after a leave and tell everyone if the mode changed.
