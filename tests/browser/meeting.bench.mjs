@@ -14,12 +14,13 @@ const ROOMS = Number(process.env.EDGEMEET_BENCH_ROOMS) || 5;
 // `EDGEMEET_BENCH_LOSS_S=0` skips the loss table.
 const LOSS_S = Number(process.env.EDGEMEET_BENCH_LOSS_S ?? 30);
 const SIZE = 8;
-// Eight cameras on two cores: the page's switches for small machines (as the room tests use for
-// more than four); `EDGEMEET_BENCH_QUERY` changes them.
-const QUERY = process.env.EDGEMEET_BENCH_QUERY ?? '?lowres&fps=15';
+// Eight cameras on two cores: the page's switches for small machines (joinPage adds `lowres`), as
+// the room tests use above four; `EDGEMEET_BENCH_QUERY` changes them.
+const QUERY = process.env.EDGEMEET_BENCH_QUERY ?? '?fps=15';
 
 const lab = new NetLab(3);
-await lab.startEdge();
+// `EDGEMEET_BENCH_ENGINE=1`: the embedded node on the sans-IO media loop (issue 16).
+await lab.startEdge({}, '', process.env.EDGEMEET_BENCH_ENGINE === '1' ? 'engine = true\n' : '');
 for (let i = 0; i < 3; i++) await lab.browser(i);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -65,9 +65,12 @@ export class NetLab {
     this.machines.push({ ns, host, addr: `10.77.${net}.2`, dev: 'eth0' });
   }
 
-  /** The edge with its embedded node, media on the lab address. */
-  async startEdge(env = {}, toml = '') {
-    this.edge = await startEdge({ EDGEMEET_LISTEN: `${EDGE_IP}:0`, EDGEMEET_METRICS_TOKEN: METRICS_TOKEN, ...env }, `${toml}\n[media_node]\nmedia_ip = "${EDGE_IP}"\n`);
+  /**
+   * The edge with its embedded node, media on the lab address; `nodeToml`: more lines of its
+   * `[media_node]` table (e.g. `engine = true`).
+   */
+  async startEdge(env = {}, toml = '', nodeToml = '') {
+    this.edge = await startEdge({ EDGEMEET_LISTEN: `${EDGE_IP}:0`, EDGEMEET_METRICS_TOKEN: METRICS_TOKEN, ...env }, `${toml}\n[media_node]\nmedia_ip = "${EDGE_IP}"\n${nodeToml}`);
     return this.edge;
   }
 

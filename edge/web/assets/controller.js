@@ -72,6 +72,8 @@ export class MediaController extends Emitter {
      * @type {MediaMode | null}
      */
     this.lastMedia = null;
+    /** @type {MediaStreamTrack | null} what we send instead of the camera (a shared screen) */
+    this.sharedVideo = null;
     /** The room moves to another node (`node_moved`): open the new link before closing the old. */
     this.handover = false;
     /** @type {SfuLink | null} the old node's link while a handover runs (failover.js) */
@@ -226,6 +228,7 @@ export class MediaController extends Emitter {
     link.on('stuck', () => { if (this.link === link) this.send({ type: 'direct_failed' }); });
     this.link = link;
     await link.start(this.media.stream);
+    if (this.sharedVideo) await link.replaceVideo(this.sharedVideo);
   }
 
   /**
@@ -273,6 +276,9 @@ export class MediaController extends Emitter {
     });
     link.on('ice', (state) => mark(`sfu:ice-${state}`));
     link.prepare(this.media.stream);
+    // Built while the screen is shared (e.g. the standby, a second after the direct call): send
+    // the screen, not the camera the stream holds.
+    if (this.sharedVideo) link.replaceVideo(this.sharedVideo).catch(() => {});
     return link;
   }
 
@@ -313,6 +319,7 @@ export class MediaController extends Emitter {
    * @param {MediaStreamTrack | null} track
    */
   async replaceVideo(track) {
+    this.sharedVideo = track && track !== this.media.videoTrack ? track : null;
     await this.link?.replaceVideo(track);
     await this.sfu?.replaceVideo(track);
   }

@@ -418,6 +418,8 @@ export class SfuLink extends Emitter {
 
   /** @param {MediaStreamTrack | null} track our video from now on (camera or screen) */
   async replaceVideo(track) {
+    // A link still making its first offer has no video sender yet.
+    await this.prepared?.catch(() => {});
     if (!this.videoSender) return;
     this.senders.set(this.videoSender, track);
     if (this.sending) await this.videoSender.replaceTrack(track);
