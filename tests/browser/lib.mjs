@@ -63,8 +63,16 @@ export async function joinPage(browser, base, room, { name = '', query = '', pas
   const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport });
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[page ${name}]`, err));
-  await page.goto(`${base}/${room}${query}${query.includes('?') ? '&' : '?'}lowres`);
-  await page.waitForSelector('#prejoin:not([hidden])');
+  const url = `${base}/${room}${query}${query.includes('?') ? '&' : '?'}lowres`;
+  await page.goto(url);
+  // Twice in whole CI runs (never by hand) the first page of a new browser in a lab namespace
+  // loaded but never ran its modules (no page error, no pre-join in 30 s); a reload ran them. Said
+  // on stderr so it stays visible; not understood yet (docs/field-notes.md).
+  if (!(await page.waitForSelector('#prejoin:not([hidden])', { timeout: 15000 }).catch(() => null))) {
+    console.error(`[page ${name}] no pre-join screen 15 s after loading ${url}: reloading once`);
+    await page.goto(url);
+    await page.waitForSelector('#prejoin:not([hidden])');
+  }
   if (name) await page.fill('#display-name', name);
   if (password) {
     await page.evaluate(() => { document.getElementById('password-box').hidden = false; });
