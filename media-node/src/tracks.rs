@@ -201,18 +201,7 @@ async fn push(
         .iter()
         .filter(|t| t.location == TrackLocation::Local)
     {
-        let mid = t
-            .mid
-            .as_deref()
-            .ok_or_else(|| ApiError::BadRequest("a local track needs its mid".into()))?;
-        if !valid_name(mid, 16) {
-            return Err(ApiError::BadRequest("invalid mid".into()));
-        }
-        let sec = sdp::find_mid(&offered, mid)
-            .ok_or_else(|| ApiError::BadRequest(format!("mid {mid} is not in the offer")))?;
-        if !matches!(sec.direction.as_str(), "sendonly" | "sendrecv") || sec.port_zero {
-            return Err(ApiError::BadRequest(format!("mid {mid} does not send")));
-        }
+        let mid = pushed_mid(&offered, t)?;
         if s.publication(mid).is_some() || s.publication_by_name(&t.track_name).is_some() {
             return Err(ApiError::BadRequest(format!(
                 "mid {mid} or track name already pushed"
@@ -494,4 +483,25 @@ pub async fn close(
         session_description: Some(offer),
         tracks: out,
     })
+}
+
+/// A pushed (local) track's mid, checked against the client's offer: valid, present and sending.
+/// Both data paths check a push this way.
+pub(crate) fn pushed_mid<'a>(
+    offered: &[sdp::MediaSection],
+    t: &'a TrackObject,
+) -> Result<&'a str, ApiError> {
+    let mid = t
+        .mid
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("a local track needs its mid".into()))?;
+    if !valid_name(mid, 16) {
+        return Err(ApiError::BadRequest("invalid mid".into()));
+    }
+    let sec = sdp::find_mid(offered, mid)
+        .ok_or_else(|| ApiError::BadRequest(format!("mid {mid} is not in the offer")))?;
+    if !matches!(sec.direction.as_str(), "sendonly" | "sendrecv") || sec.port_zero {
+        return Err(ApiError::BadRequest(format!("mid {mid} does not send")));
+    }
+    Ok(mid)
 }

@@ -21,7 +21,7 @@ use crate::layers::LayerTracker;
 use crate::red::RedEncoder;
 use crate::sdp;
 use crate::stitch::Stitch;
-use crate::tracks::{MAX_TRACKS_PER_SESSION, result, valid_name};
+use crate::tracks::{MAX_TRACKS_PER_SESSION, result};
 
 impl MediaLoop {
     pub(super) fn command(&mut self, c: Command) {
@@ -262,18 +262,7 @@ impl MediaLoop {
             ));
         }
         for t in tracks.iter().filter(|t| t.location == TrackLocation::Local) {
-            let mid = t
-                .mid
-                .as_deref()
-                .ok_or_else(|| ApiError::BadRequest("a local track needs its mid".into()))?;
-            if !valid_name(mid, 16) {
-                return Err(ApiError::BadRequest("invalid mid".into()));
-            }
-            let sec = sdp::find_mid(&offered, mid)
-                .ok_or_else(|| ApiError::BadRequest(format!("mid {mid} is not in the offer")))?;
-            if !matches!(sec.direction.as_str(), "sendonly" | "sendrecv") || sec.port_zero {
-                return Err(ApiError::BadRequest(format!("mid {mid} does not send")));
-            }
+            let mid = crate::tracks::pushed_mid(&offered, t)?;
             let taken = self
                 .pubs
                 .iter()
