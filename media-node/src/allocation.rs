@@ -1,0 +1,396 @@
+//! Bandwidth allocation for one subscriber: which simulcast layer of each video it pulls fits in
+//! what its downlink carries (issue 18). Pure: the loop hands in the subscriber's estimate, its
+//! audio, and per video what the page asked for and what each layer costs now; it gets back a
+//! layer or a pause per video. Called on a tick (every few hundred ms), not per packet.
+//!
+//! Order, as Jitsi's bridge and LiveKit allocate: audio first (never paused here), then every
+//! shown video at its lowest flowing layer in priority order (a screen share, the pinned or
+//! speaking person, then the rest), then each one up towards what the page asked for, again in
+//! priority order. What does not fit even at its lowest layer is paused for bandwidth, and the
+//! page shows it so. Downgrades are immediate; an upgrade needs a margin over its cost and, after
+//! a downgrade, a hold, so an estimate that wobbles around a layer's cost does not switch layers
+//! (each switch waits for a keyframe) every tick.
+
+use crate::layers::MAX_LAYERS;
+
+/// Extra room an upgrade needs beyond its cost (×100): 15 %.
+const UP_MARGIN_PCT: u64 = 115;
+/// After a pull went down, it goes up again only after this long.
+const UP_HOLD_MS: u64 = 2_000;
+
+/// What one subscriber's video pull asks for and what its layers cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoDemand {
+    /// The caller's key for the pull (the loop's pull id).
+    pub key: usize,
+    /// Lower is more important: 0 a shared screen, 1 pinned or speaking, 2 the rest.
+    pub priority: u8,
+    /// The highest layer (rank, low to high) the page wants for this tile; `None`: not shown.
+    pub max_rank: Option<usize>,
+    /// Bits per second each layer costs now; `None`: the layer does not flow.
+    pub layer_bps: [Option<u64>; MAX_LAYERS],
+}
+
+/// What a pull gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// Forward this layer (rank).
+    Layer(usize),
+    /// Forward no video.
+    Paused(PauseReason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseReason {
+    /// Not even its lowest layer fits beside the ones before it.
+    Bandwidth,
+    /// The page does not show this tile.
+    NotShown,
+    /// No layer of the publisher flows (nothing to forward; not a decision of ours).
+    NothingFlows,
+}
+
+/// One pull's previous grant, for the hysteresis.
+#[derive(Clone, Copy, Debug)]
+struct Previous {
+    key: usize,
+    grant: Grant,
+    /// When it last went down (or was paused for bandwidth).
+    down_ms: Option<u64>,
+}
+
+/// One subscriber's allocator; it remembers the last grants.
+#[derive(Debug, Default)]
+pub struct Allocator {
+    previous: Vec<Previous>,
+}
+
+/// The outcome of one tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Allocation {
+    /// A grant per demand, in the order the demands came.
+    pub grants: Vec<(usize, Grant)>,
+    /// Bits per second the grants (video) add up to.
+    pub video_bps: u64,
+}
+
+impl Allocator {
+    /// Allocates `estimate_bps` (the subscriber's downlink estimate) to `audio_bps` and the
+    /// videos in `demands`, at `now_ms` (a monotonic clock in ms).
+    pub fn allocate(
+        &mut self,
+        now_ms: u64,
+        estimate_bps: u64,
+        audio_bps: u64,
+        demands: &[VideoDemand],
+    ) -> Allocation {
+        let mut left = estimate_bps.saturating_sub(audio_bps);
+        let mut grants: Vec<Option<Grant>> = vec![None; demands.len()];
+        let mut order: Vec<usize> = (0..demands.len()).collect();
+        // Stable: equal priorities keep the caller's order (e.g. join order).
+        order.sort_by_key(|&i| demands[i].priority);
+
+        // Pass 1: the lowest flowing layer of each shown video, most important first.
+        for &i in &order {
+            let d = &demands[i];
+            let Some(max) = d.max_rank else {
+                grants[i] = Some(Grant::Paused(PauseReason::NotShown));
+                continue;
+            };
+            let Some(low) = lowest_flowing(d, max) else {
+                grants[i] = Some(Grant::Paused(PauseReason::NothingFlows));
+                continue;
+            };
+            let cost = d.layer_bps[low].unwrap_or(0);
+            let was_paused = matches!(
+                self.previous_of(d.key).map(|p| p.grant),
+                Some(Grant::Paused(PauseReason::Bandwidth))
+            );
+            // Coming back from a bandwidth pause is an upgrade too: margin and hold.
+            let fits = if was_paused {
+                self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
+            } else {
+                cost <= left
+            };
+            if fits {
+                left -= cost;
+                grants[i] = Some(Grant::Layer(low));
+            } else {
+                grants[i] = Some(Grant::Paused(PauseReason::Bandwidth));
+            }
+        }
+
+        // Pass 2: each granted video up towards its page's wish, most important first.
+        for &i in &order {
+            let d = &demands[i];
+            let Some(Grant::Layer(mut at)) = grants[i] else {
+                continue;
+            };
+            let max = d.max_rank.unwrap_or(0).min(MAX_LAYERS - 1);
+            let before = match self.previous_of(d.key).map(|p| p.grant) {
+                Some(Grant::Layer(r)) => Some(r),
+                _ => None,
+            };
+            for next in at + 1..=max {
+                let Some(next_cost) = d.layer_bps[next] else {
+                    continue;
+                };
+                let extra = next_cost.saturating_sub(d.layer_bps[at].unwrap_or(0));
+                // Up to where it was is no upgrade: only its cost must fit.
+                let upgrade = before.is_none_or(|b| next > b);
+                let fits = if upgrade {
+                    self.may_go_up(d.key, now_ms) && with_margin(extra) <= left
+                } else {
+                    extra <= left
+                };
+                if !fits {
+                    break;
+                }
+                left -= extra;
+                at = next;
+            }
+            grants[i] = Some(Grant::Layer(at));
+        }
+
+        let grants: Vec<(usize, Grant)> = demands
+            .iter()
+            .zip(grants)
+            .map(|(d, g)| (d.key, g.unwrap_or(Grant::Paused(PauseReason::NotShown))))
+            .collect();
+        let video_bps = demands
+            .iter()
+            .zip(&grants)
+            .map(|(d, (_, g))| match g {
+                Grant::Layer(r) => d.layer_bps[*r].unwrap_or(0),
+                Grant::Paused(_) => 0,
+            })
+            .sum();
+        self.remember(now_ms, &grants);
+        Allocation { grants, video_bps }
+    }
+
+    fn previous_of(&self, key: usize) -> Option<&Previous> {
+        self.previous.iter().find(|p| p.key == key)
+    }
+
+    fn may_go_up(&self, key: usize, now_ms: u64) -> bool {
+        self.previous_of(key)
+            .and_then(|p| p.down_ms)
+            .is_none_or(|down| now_ms.saturating_sub(down) >= UP_HOLD_MS)
+    }
+
+    fn remember(&mut self, now_ms: u64, grants: &[(usize, Grant)]) {
+        let previous = std::mem::take(&mut self.previous);
+        self.previous = grants
+            .iter()
+            .map(|&(key, grant)| {
+                let old = previous.iter().find(|p| p.key == key);
+                let went_down = match (old.map(|p| p.grant), grant) {
+                    (Some(Grant::Layer(a)), Grant::Layer(b)) => b < a,
+                    (Some(Grant::Layer(_)), Grant::Paused(PauseReason::Bandwidth)) => true,
+                    (None, Grant::Paused(PauseReason::Bandwidth)) => true,
+                    _ => false,
+                };
+                let down_ms = if went_down {
+                    Some(now_ms)
+                } else {
+                    old.and_then(|p| p.down_ms)
+                };
+                Previous {
+                    key,
+                    grant,
+                    down_ms,
+                }
+            })
+            .collect();
+    }
+}
+
+fn lowest_flowing(d: &VideoDemand, max: usize) -> Option<usize> {
+    let flowing = |r: &usize| d.layer_bps[*r].is_some();
+    // The lowest flowing layer up to the page's wish, else (only higher ones flow) the lowest
+    // flowing at all: a forward never waits for a layer that does not come.
+    (0..=max.min(MAX_LAYERS - 1))
+        .find(flowing)
+        .or_else(|| (0..MAX_LAYERS).find(flowing))
+}
+
+fn with_margin(bps: u64) -> u64 {
+    bps.saturating_mul(UP_MARGIN_PCT) / 100
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A simulcast camera at lowres: 160x90 / 320x180 / 640x360.
+    const CAM: [Option<u64>; MAX_LAYERS] = [Some(60_000), Some(180_000), Some(500_000), None];
+
+    fn video(key: usize, priority: u8, max_rank: Option<usize>) -> VideoDemand {
+        VideoDemand {
+            key,
+            priority,
+            max_rank,
+            layer_bps: CAM,
+        }
+    }
+
+    fn layers(a: &Allocation) -> Vec<Grant> {
+        a.grants.iter().map(|(_, g)| *g).collect()
+    }
+
+    #[test]
+    fn a_wide_link_gets_what_every_page_asked_for() {
+        let mut al = Allocator::default();
+        let a = al.allocate(
+            0,
+            5_000_000,
+            100_000,
+            &[
+                video(1, 2, Some(2)),
+                video(2, 2, Some(1)),
+                video(3, 2, Some(0)),
+            ],
+        );
+        assert_eq!(
+            layers(&a),
+            [Grant::Layer(2), Grant::Layer(1), Grant::Layer(0)]
+        );
+        assert_eq!(a.video_bps, 740_000);
+    }
+
+    #[test]
+    fn a_thin_link_keeps_the_speaker_sharpest_and_everyone_visible() {
+        let mut al = Allocator::default();
+        // 500 kbit/s: audio 100k, then 3 x 60k at the bottom, then the speaker (key 2) up to h.
+        let a = al.allocate(
+            0,
+            500_000,
+            100_000,
+            &[
+                video(1, 2, Some(2)),
+                video(2, 1, Some(2)),
+                video(3, 2, Some(2)),
+            ],
+        );
+        assert_eq!(
+            layers(&a),
+            [Grant::Layer(0), Grant::Layer(1), Grant::Layer(0)]
+        );
+        assert!(a.video_bps <= 400_000);
+    }
+
+    #[test]
+    fn what_does_not_fit_at_its_lowest_layer_is_paused_for_bandwidth_audio_never() {
+        let mut al = Allocator::default();
+        let a = al.allocate(
+            0,
+            200_000,
+            100_000,
+            &[
+                video(1, 2, Some(2)),
+                video(2, 0, Some(2)),
+                video(3, 2, Some(2)),
+            ],
+        );
+        assert_eq!(
+            layers(&a),
+            [
+                Grant::Paused(PauseReason::Bandwidth),
+                Grant::Layer(0),
+                Grant::Paused(PauseReason::Bandwidth)
+            ]
+        );
+        // Below audio alone: every video paused, nothing negative.
+        let a = al.allocate(100, 50_000, 100_000, &[video(2, 0, Some(2))]);
+        assert_eq!(layers(&a), [Grant::Paused(PauseReason::Bandwidth)]);
+        assert_eq!(a.video_bps, 0);
+    }
+
+    #[test]
+    fn a_hidden_tile_gets_nothing_and_frees_its_share() {
+        let mut al = Allocator::default();
+        let a = al.allocate(
+            0,
+            700_000,
+            100_000,
+            &[video(1, 2, None), video(2, 2, Some(2))],
+        );
+        assert_eq!(
+            layers(&a),
+            [Grant::Paused(PauseReason::NotShown), Grant::Layer(2)]
+        );
+    }
+
+    #[test]
+    fn a_publisher_whose_low_layers_pause_is_still_seen_on_what_flows() {
+        let mut al = Allocator::default();
+        let only_top = VideoDemand {
+            key: 1,
+            priority: 2,
+            max_rank: Some(0),
+            layer_bps: [None, None, Some(500_000), None],
+        };
+        let a = al.allocate(0, 2_000_000, 0, &[only_top]);
+        assert_eq!(layers(&a), [Grant::Layer(2)]);
+        let nothing = VideoDemand {
+            key: 1,
+            priority: 2,
+            max_rank: Some(2),
+            layer_bps: [None; MAX_LAYERS],
+        };
+        let a = al.allocate(100, 2_000_000, 0, &[nothing]);
+        assert_eq!(layers(&a), [Grant::Paused(PauseReason::NothingFlows)]);
+    }
+
+    #[test]
+    fn down_at_once_up_only_with_a_margin_and_after_a_hold() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(2))];
+        assert_eq!(layers(&al.allocate(0, 600_000, 0, &d)), [Grant::Layer(2)]);
+        // The estimate drops: down at once.
+        assert_eq!(layers(&al.allocate(500, 300_000, 0, &d)), [Grant::Layer(1)]);
+        // It comes back at once: still held for 2 s after the downgrade.
+        assert_eq!(
+            layers(&al.allocate(1_000, 600_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        // After the hold, an estimate just at the cost is not enough (margin 15 %)...
+        assert_eq!(
+            layers(&al.allocate(2_600, 500_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        // ...one with the margin is.
+        assert_eq!(
+            layers(&al.allocate(2_700, 600_000, 0, &d)),
+            [Grant::Layer(2)]
+        );
+    }
+
+    #[test]
+    fn a_video_paused_for_bandwidth_comes_back_only_after_the_hold() {
+        let mut al = Allocator::default();
+        let d = [video(1, 2, Some(0))];
+        assert_eq!(
+            layers(&al.allocate(0, 40_000, 0, &d)),
+            [Grant::Paused(PauseReason::Bandwidth)]
+        );
+        assert_eq!(
+            layers(&al.allocate(1_000, 100_000, 0, &d)),
+            [Grant::Paused(PauseReason::Bandwidth)]
+        );
+        assert_eq!(
+            layers(&al.allocate(2_100, 100_000, 0, &d)),
+            [Grant::Layer(0)]
+        );
+    }
+
+    #[test]
+    fn keeping_a_layer_needs_no_margin() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(2))];
+        assert_eq!(layers(&al.allocate(0, 600_000, 0, &d)), [Grant::Layer(2)]);
+        // 510 kbit/s: h->f would need 575k, but staying on f needs only f's cost.
+        assert_eq!(layers(&al.allocate(500, 510_000, 0, &d)), [Grant::Layer(2)]);
+    }
+}
