@@ -86,7 +86,7 @@ impl Default for NodeConfig {
             heartbeat_secs: 1,
             worker_threads: 0,
             direct_send: true,
-            engine: false,
+            engine: true,
             recording: None,
         }
     }

@@ -22,7 +22,6 @@ pub fn config() -> NodeConfig {
         id: NODE_ID.into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: SECRET.into(),
-        engine: std::env::var("EDGEMEET_TEST_ENGINE").is_ok_and(|v| v == "1"),
         ..NodeConfig::default()
     }
 }
