@@ -51,15 +51,12 @@ pub struct NodeConfig {
     /// runtime (no cross-thread wake-ups: less CPU per packet, one core at most). Ignored when
     /// the node is embedded (the host owns the runtime).
     pub worker_threads: usize,
-    /// Forwarded media is encrypted and sent by the node itself (true), or written through
-    /// webrtc-rs's per-connection pipeline (false: several times the CPU per packet; kept for
-    /// comparison and as a fallback).
-    pub direct_send: bool,
-    /// Every session runs on the sans-IO media loop (`src/engine/`, issue 16) instead of the
-    /// async path: one thread owning one UDP socket (`udp_mux_port`, else the first free port of
-    /// the port range, else an ephemeral port) and every connection. Off by default until the
-    /// browser suites pass on it (`docs/media-node-design.md`, Status).
-    pub engine: bool,
+    /// Removed (the media loop has one send path): accepted and ignored, with a warning at
+    /// start, so that an older configuration still starts.
+    pub direct_send: Option<bool>,
+    /// Removed (the media loop is the node's only data path): accepted and ignored, with a
+    /// warning at start.
+    pub engine: Option<bool>,
     /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
     pub recording: Option<RecordingConfig>,
 }
@@ -85,8 +82,8 @@ impl Default for NodeConfig {
             max_sessions_per_room: 256,
             heartbeat_secs: 1,
             worker_threads: 0,
-            direct_send: true,
-            engine: false,
+            direct_send: None,
+            engine: None,
             recording: None,
         }
     }
@@ -113,8 +110,9 @@ impl NodeConfig {
     }
 
     /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
-    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,DIRECT_SEND,MAX_SESSIONS_PER_ROOM}`. `UDP_PORTS` is `N` or `MIN-MAX`;
-    /// `DRAINING` and `DIRECT_SEND` are switches (`on`/`off`).
+    /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,MAX_SESSIONS_PER_ROOM}`. `UDP_PORTS` is `N` or `MIN-MAX`;
+    /// `DRAINING` is a switch (`on`/`off`). The removed `DIRECT_SEND` and `ENGINE` are noted
+    /// (a warning at start) and ignored.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let vars = Vars::new(get);
         vars.set_string("EDGEMEET_NODE_ID", &mut self.id);
@@ -158,8 +156,15 @@ impl NodeConfig {
             &mut self.max_sessions_per_room,
         )?;
         vars.set_switch("EDGEMEET_NODE_DRAINING", &mut self.draining)?;
-        vars.set_switch("EDGEMEET_NODE_DIRECT_SEND", &mut self.direct_send)?;
-        vars.set_switch("EDGEMEET_NODE_ENGINE", &mut self.engine)?;
+        for (name, target) in [
+            ("EDGEMEET_NODE_DIRECT_SEND", &mut self.direct_send),
+            ("EDGEMEET_NODE_ENGINE", &mut self.engine),
+        ] {
+            // Removed settings: any value is accepted (nothing reads it).
+            if vars.get(name).is_some() {
+                *target = Some(vars.switch(name).ok().flatten().unwrap_or(true));
+            }
+        }
         self.apply_recording_env(&vars);
         Ok(())
     }
@@ -195,6 +200,20 @@ impl NodeConfig {
         ];
         for (name, field) in fields {
             vars.set_string(name, field);
+        }
+    }
+
+    /// Logs each removed setting the configuration still names (they change nothing).
+    pub fn warn_removed_settings(&self) {
+        if self.direct_send.is_some() {
+            tracing::warn!(
+                "`direct_send` (EDGEMEET_NODE_DIRECT_SEND) is no longer a setting and is ignored: the media loop has one send path"
+            );
+        }
+        if self.engine.is_some() {
+            tracing::warn!(
+                "`engine` (EDGEMEET_NODE_ENGINE) is no longer a setting and is ignored: the media loop is the only data path"
+            );
         }
     }
 
@@ -348,12 +367,11 @@ mod tests {
         let mut c = NodeConfig::default();
         c.apply_env(|k| match k {
             "EDGEMEET_NODE_DRAINING" => Some("on".into()),
-            "EDGEMEET_NODE_DIRECT_SEND" => Some("off".into()),
             "EDGEMEET_NODE_ID" => Some(String::new()),
             _ => None,
         })
         .unwrap();
-        assert!(c.draining && !c.direct_send);
+        assert!(c.draining);
         assert_eq!(c.id, "node-local", "an empty variable is unset");
         let e = c
             .apply_env(|k| (k == "EDGEMEET_NODE_DRAINING").then(|| "sometimes".into()))
@@ -365,6 +383,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("EDGEMEET_NODE_UDP_PORTS"), "{e}");
+    }
+
+    /// An operator's older configuration still starts: the removed `direct_send` and `engine`
+    /// (file or environment, any value) are accepted and noted, never an error.
+    #[test]
+    fn removed_settings_are_accepted_and_ignored() {
+        let mut c = NodeConfig::from_toml_str("direct_send = false\nengine = true\n").unwrap();
+        assert_eq!((c.direct_send, c.engine), (Some(false), Some(true)));
+        c.secret = "0123456789abcdef".into();
+        c.validate().unwrap();
+        let mut c = NodeConfig::default();
+        c.apply_env(|k| match k {
+            "EDGEMEET_NODE_DIRECT_SEND" => Some("off".into()),
+            "EDGEMEET_NODE_ENGINE" => Some("sometimes".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((c.direct_send, c.engine), (Some(false), Some(true)));
+        assert_eq!(NodeConfig::default().direct_send, None);
     }
 
     #[test]

@@ -7,24 +7,24 @@
 pub use crate::api::parse_json as parse_body;
 /// Bearer tokens on every API call: `TokenVerifier::verify(Some("Bearer ..."))`.
 pub use crate::auth::TokenVerifier;
-/// What a subscriber is sent for a publisher's RTP packet (then marshalled and encrypted).
-pub use crate::forward::forwarded_packet;
 /// Per-packet simulcast layer tracking (SSRC, RTP timestamp, arrival time).
 pub use crate::layers::LayerTracker;
+/// The STUN username routing of the media loop's UDP port.
+pub use crate::media_loop::router::stun_local_ufrag;
 /// The recorder's VP8 depacketizer and keyframe header reader.
 pub use crate::recording::vp8::{Depacketizer, Frame, keyframe_size};
 /// Keyframe detection in an RTP payload, and the per-subscriber rewriter that acts on it.
 pub use crate::rewrite::{Decision, Rewriter, is_keyframe_start};
 /// The node's SDP reading (media sections of an offer or answer).
 pub use crate::sdp::{MediaSection, find_mid, parse as parse_sdp};
-/// The STUN username routing of the shared UDP port (`udp_mux_port`).
-pub use crate::udpmux::stun_local_ufrag;
+/// What a subscriber is sent for a publisher's RTP packet (then marshalled and encrypted).
+pub use crate::stitch::forwarded_packet;
 
 /// The interceptor chain a node connection runs every inbound RTP and RTCP packet through
 /// (webrtc-rs's NACK, RTCP reports and TWCC, then the node's RTCP hand-off), built as for a
 /// session, with metrics of its own.
 pub fn connection_interceptors() -> Result<impl rtc::interceptor::Interceptor, String> {
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-    let (_, registry) = crate::session::media_and_interceptors(metrics)?;
+    let (_, registry) = crate::media_loop::connection::media_and_interceptors(metrics)?;
     Ok(registry.build())
 }

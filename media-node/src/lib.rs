@@ -1,6 +1,8 @@
 //! # edgemeet media node
 //!
-//! A selective forwarding unit on webrtc-rs. Each participant opens a *session* (one peer
+//! A selective forwarding unit on webrtc-rs's sans-IO core (`rtc`): one media loop, a plain
+//! thread, owns the UDP socket and every connection (`media_loop/`, `docs/media-node-design.md`);
+//! the HTTP API talks to it over a channel. Each participant opens a *session* (one peer
 //! connection) with an offer; pushes its tracks (`tracks/new`, location `local`) and pulls other
 //! sessions' tracks of the same room by session id + track name (`location: remote`; the node
 //! returns an offer that the client answers with `renegotiate`). The HTTP API is described in
@@ -26,8 +28,8 @@
 //!
 //! `MediaNode::build` returns a `Router` whose paths are absolute (`/v1/...`, `/healthz`,
 //! `/metrics`): serve it as is or `nest` it under a prefix and set `public_url` accordingly.
-//! Both variants need a running tokio runtime (they spawn the reaper, the dominant-speaker
-//! ticker and the edge reporter).
+//! Both variants need a running tokio runtime (for the API and the edge reporter); the media
+//! loop runs on a thread of its own.
 //!
 //! ## Endpoints (details in `docs/media-node-api.md`)
 //!
@@ -50,17 +52,14 @@
 mod api;
 mod auth;
 mod config;
-mod egress;
-mod engine;
 mod error;
-mod forward;
 pub mod inbound;
-mod interceptor;
 mod keyframes;
 mod layers;
 // Not yet called by the loop (issue 18: the per-subscriber estimate comes next).
 #[allow(dead_code)]
 mod allocation;
+mod media_loop;
 mod metrics;
 mod node;
 mod recording;
@@ -68,11 +67,9 @@ mod red;
 mod reporter;
 mod rewrite;
 mod sdp;
-mod session;
 mod speaker;
 mod stitch;
 mod tracks;
-mod udpmux;
 
 pub use api::MAX_BODY_BYTES;
 pub use auth::{EDGE_SUBJECT, sign_token};

@@ -1,10 +1,10 @@
 //! One pull's outgoing stream, stitched from a publisher's packets: which simulcast layer it
 //! should get now ([`wanted_layer`]), the seq/ts rewrite with keyframe-gated switches
-//! ([`Rewriter`]) and VP8 picture numbering kept continuous across them ([`Vp8Munger`]).
-//! Pure, and shared by both send paths (the old per-track tasks in `forward.rs` and the media
-//! loop in `engine/fanout.rs`).
+//! ([`Rewriter`]) and VP8 picture numbering kept continuous across them ([`Vp8Munger`]), and
+//! the packet a pull is sent ([`forwarded_packet`]). Pure; the media loop's `fanout.rs` uses it.
 
 use bytes::Bytes;
+use rtc::rtp;
 
 use crate::layers::{LayerView, MAX_LAYERS};
 use crate::rewrite::{Decision, Rewriter, Vp8Munger, is_keyframe_start};
@@ -108,6 +108,28 @@ impl Stitch {
             Decision::Drop => Stitched::Drop,
             Decision::DropNeedKeyframe => Stitched::NeedKeyframe(ssrc),
         }
+    }
+}
+
+/// The packet a subscriber gets for a publisher's `pkt`: its payload under the subscriber
+/// leg's payload type, sequence number, timestamp and SSRC. A new header, not a clone: extension
+/// ids are per connection (the subscriber leg negotiated its own), so the publisher's extensions
+/// are left out, and not copying them saves an allocation per packet and subscriber.
+pub fn forwarded_packet(pkt: &rtp::Packet, pt: u8, seq: u16, ts: u32, ssrc: u32) -> rtp::Packet {
+    let header = rtp::header::Header {
+        version: 2,
+        padding: pkt.header.padding,
+        marker: pkt.header.marker,
+        payload_type: pt,
+        sequence_number: seq,
+        timestamp: ts,
+        ssrc,
+        csrc: pkt.header.csrc.clone(),
+        ..Default::default()
+    };
+    rtp::Packet {
+        header,
+        payload: pkt.payload.clone(),
     }
 }
 

@@ -19,8 +19,7 @@ const SIZE = 8;
 const QUERY = process.env.EDGEMEET_BENCH_QUERY ?? '?fps=15';
 
 const lab = new NetLab(3);
-// `EDGEMEET_BENCH_ENGINE=1`: the embedded node on the sans-IO media loop (issue 16).
-await lab.startEdge({}, '', process.env.EDGEMEET_BENCH_ENGINE === '1' ? 'engine = true\n' : '');
+await lab.startEdge();
 for (let i = 0; i < 3; i++) await lab.browser(i);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

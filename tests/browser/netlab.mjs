@@ -67,7 +67,7 @@ export class NetLab {
 
   /**
    * The edge with its embedded node, media on the lab address; `nodeToml`: more lines of its
-   * `[media_node]` table (e.g. `engine = true`).
+   * `[media_node]` table (e.g. `udp_mux_port = 3478`).
    */
   async startEdge(env = {}, toml = '', nodeToml = '') {
     this.edge = await startEdge({ EDGEMEET_LISTEN: `${EDGE_IP}:0`, EDGEMEET_METRICS_TOKEN: METRICS_TOKEN, ...env }, `${toml}\n[media_node]\nmedia_ip = "${EDGE_IP}"\n${nodeToml}`);

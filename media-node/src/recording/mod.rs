@@ -15,7 +15,7 @@ mod webm;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use edgemeet_protocol::job::{DropboxCredentials, RecordingFile, SealedDropboxToken};
@@ -28,7 +28,6 @@ pub use self::config::RecordingConfig;
 use self::file::FileTask;
 use self::tap::Tap;
 use crate::error::ApiError;
-use crate::forward::Publication;
 use crate::node::Shared;
 
 struct Ready {
@@ -64,7 +63,6 @@ struct Active {
     stop: watch::Sender<bool>,
     slots: Mutex<Vec<FileSlot>>,
     tasks: Mutex<Vec<JoinHandle<Option<RecordingFile>>>>,
-    taps: Mutex<Vec<Weak<Publication>>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -158,7 +156,6 @@ impl Recordings {
             stop: watch::channel(false).0,
             slots: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
-            taps: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
         });
         {
@@ -168,20 +165,7 @@ impl Recordings {
             }
             map.insert(meeting.to_owned(), active.clone());
         }
-        let mut pubs: Vec<Arc<Publication>> = shared
-            .sessions_where(|s| s.room == meeting)
-            .iter()
-            .flat_map(|s| s.publications())
-            .filter(|p| !p.closed.load(Relaxed))
-            .collect();
-        // Stable file order: by session, video first.
-        pubs.sort_by(|a, b| (&a.session_id, !a.is_video).cmp(&(&b.session_id, !b.is_video)));
-        for p in pubs {
-            self.attach_to(ready, &active, shared, &p);
-        }
-        if let Some(engine) = &shared.engine {
-            self.attach_loop(engine, meeting).await;
-        }
+        self.attach_loop(&shared.media, meeting).await;
         // The status link answers "recording" from now on (until the uploader takes over).
         if let Err(e) =
             edgemeet_uploader::status::write_recording_started(&ready.store, &id, started).await
@@ -194,46 +178,6 @@ impl Recordings {
             started_at_ms: unix_ms(started),
             status_token: Some(status_token),
         })
-    }
-
-    /// A track pushed while its meeting records joins the recording.
-    pub fn attach(&self, shared: &Arc<Shared>, p: &Arc<Publication>) {
-        let Some(ready) = &self.ready else { return };
-        let active = self.active.lock().unwrap().get(&p.room).cloned();
-        if let Some(active) = active {
-            self.attach_to(ready, &active, shared, p);
-        }
-    }
-
-    fn attach_to(
-        &self,
-        ready: &Ready,
-        active: &Arc<Active>,
-        shared: &Arc<Shared>,
-        p: &Arc<Publication>,
-    ) {
-        let Some((tx, need_keyframe)) = self.slot(
-            ready,
-            active,
-            &p.participant,
-            p.is_video,
-            &p.codec.mime_type,
-        ) else {
-            return;
-        };
-        *p.tap.lock().unwrap() = Some(Arc::new(Tap::new(
-            active.id.clone(),
-            p.is_video,
-            tx,
-            need_keyframe,
-            active.dropped.clone(),
-        )));
-        active.taps.lock().unwrap().push(Arc::downgrade(p));
-        if p.is_video {
-            // Video starts at a keyframe: ask for one now rather than wait for the next.
-            let (p, shared) = (p.clone(), shared.clone());
-            tokio::spawn(async move { p.request_keyframe(&shared, None).await });
-        }
     }
 
     /// The file a participant's track of kind `video` goes to (a new one when its files hold
@@ -305,12 +249,12 @@ impl Recordings {
 
     /// Taps the tracks of `meeting` on the media loop that its recording does not hold yet
     /// (at start, and after a push while it records): each a `tap::LoopTap` the loop owns.
-    pub async fn attach_loop(&self, engine: &crate::engine::Engine, meeting: &str) {
+    pub async fn attach_loop(&self, media: &crate::media_loop::LoopHandle, meeting: &str) {
         let Some(ready) = &self.ready else { return };
         let Some(active) = self.active.lock().unwrap().get(meeting).cloned() else {
             return;
         };
-        let Ok(mut tracks) = engine.recordable(meeting, &active.id).await else {
+        let Ok(mut tracks) = media.recordable(meeting, &active.id).await else {
             return;
         };
         // Stable file order: by session, video first.
@@ -331,7 +275,7 @@ impl Recordings {
             }
         }
         if !taps.is_empty() {
-            let _ = engine.tap(taps).await;
+            let _ = media.tap(taps).await;
         }
     }
 
@@ -346,14 +290,7 @@ impl Recordings {
                 "no recording in progress for this meeting",
             ))?;
         let ended = SystemTime::now();
-        for p in active.taps.lock().unwrap().drain(..) {
-            if let Some(p) = p.upgrade() {
-                let mut tap = p.tap.lock().unwrap();
-                if tap.as_ref().is_some_and(|t| t.recording_id == active.id) {
-                    *tap = None;
-                }
-            }
-        }
+        // The loop drops its taps of this recording once their file tasks are gone.
         active.slots.lock().unwrap().clear();
         active.stop.send_replace(true);
         let tasks = std::mem::take(&mut *active.tasks.lock().unwrap());

@@ -2,15 +2,13 @@
 //! queue. A full queue drops the packet (the forwarding path never waits for the recorder);
 //! the depacketizer then sees the gap and the video waits for the next keyframe.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::rtp;
 use tokio::sync::mpsc;
-
-use crate::forward::Publication;
 
 /// One packet on its way to a file task.
 pub struct TapPacket {
@@ -32,9 +30,6 @@ pub struct Tap {
     pub need_keyframe: Arc<AtomicBool>,
     pub dropped: Arc<AtomicU64>,
     created: Instant,
-    /// Simulcast: the SSRC of the layer recorded, once chosen (never changes: layers differ in
-    /// size, sequence numbers and timestamps).
-    layer: Mutex<Option<u32>>,
 }
 
 impl Tap {
@@ -52,29 +47,7 @@ impl Tap {
             need_keyframe,
             dropped,
             created: Instant::now(),
-            layer: Mutex::new(None),
         }
-    }
-
-    /// Offers a packet of `publication`; true when the publisher should be asked for a keyframe.
-    pub fn offer(&self, publication: &Publication, packet: &rtp::Packet) -> bool {
-        // Simulcast: record the highest layer the publisher sends (rids are offered low to
-        // high), chosen once all showed or after LAYER_WAIT.
-        if !publication.rids.is_empty() {
-            let mut layer = self.layer.lock().unwrap();
-            if layer.is_none() {
-                let known: Vec<Option<u32>> = publication
-                    .rids
-                    .iter()
-                    .map(|r| publication.ssrc_of_rid(r))
-                    .collect();
-                *layer = self.choose_layer(&known);
-            }
-            if *layer != Some(packet.header.ssrc) {
-                return false;
-            }
-        }
-        self.send(packet)
     }
 
     /// The layer to record (the highest one seen) once every offered layer showed or after

@@ -15,14 +15,12 @@ pub struct Node {
     pub base: String,
 }
 
-/// `EDGEMEET_TEST_ENGINE=1` runs every test's node with the sans-IO media loop on (issue 16):
-/// how far the loop carries the node's contract (`docs/media-node-design.md`, Status).
+/// A node on 127.0.0.1 with an ephemeral API port and the tests' secret.
 pub fn config() -> NodeConfig {
     NodeConfig {
         id: NODE_ID.into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: SECRET.into(),
-        engine: std::env::var("EDGEMEET_TEST_ENGINE").is_ok_and(|v| v == "1"),
         ..NodeConfig::default()
     }
 }

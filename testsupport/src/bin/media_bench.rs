@@ -4,8 +4,8 @@
 //!
 //! Usage: `edgemeet-media-bench [--quick] [--one-call]`; the node binary is looked up next to
 //! this one (or `EDGEMEET_NODE_BIN`). `--one-call`: every client opens its session, pushes and
-//! pulls in one `sessions/new` (the browser's join; what the sans-IO media loop carries so far,
-//! `EDGEMEET_NODE_ENGINE=1`), instead of `tracks/new` and a renegotiation per pull.
+//! pulls in one `sessions/new` (the browser's join), instead of `tracks/new` and a renegotiation
+//! per pull.
 
 use std::collections::HashMap;
 use std::process::Stdio;

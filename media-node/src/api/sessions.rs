@@ -1,6 +1,7 @@
-//! The HTTP calls, when the media loop carries the node: each becomes one command. Checks of
-//! the token and the body happen in `api.rs` (and here, those of the request's shape) before
-//! the loop sees it; who may touch a session is checked in the loop, which knows its owner.
+//! The session calls of the HTTP API: each becomes one command to the media loop. Checks of
+//! the token and the body happen in `api/mod.rs` (and here, those of the request's shape)
+//! before the loop sees it; who may touch a session is checked in the loop, which knows its
+//! owner.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,23 +13,23 @@ use edgemeet_protocol::node::{
     TracksRequest, TracksResponse, UpdateTracksRequest,
 };
 
-use super::Engine;
-use super::command::{Caller, Command, OpenRequest, Owner, SessionOp, SessionReply};
 use crate::error::ApiError;
+use crate::media_loop::LoopHandle;
+use crate::media_loop::command::{Caller, Command, OpenRequest, Owner, SessionOp, SessionReply};
 use crate::node::Shared;
 
-/// Sessions one participant may hold in a room (as on the old path, `api.rs`).
+/// Sessions one participant may hold in a room (a push and a pull session, reconnects).
 const MAX_SESSIONS_PER_PARTICIPANT: usize = 4;
 
 /// `POST /v1/sessions/new`: a connection on the loop; with an offer, its pushes and the pulls
 /// on its receive-only m-lines answered in the same call.
 pub async fn new_session(
     shared: &Arc<Shared>,
-    engine: &Engine,
     c: NodeTokenClaims,
     req: NewSessionRequest,
     push: Option<TracksRequest>,
 ) -> Result<Json<NewSessionResponse>, ApiError> {
+    let media = &shared.media;
     let (offer, tracks) = match push {
         Some(p) => (p.session_description, Some(p.tracks)),
         None => (req.session_description, None),
@@ -44,7 +45,7 @@ pub async fn new_session(
         crate::tracks::check_tracks(ts)?;
     }
     // One token must not be able to exhaust the node.
-    let (room_count, mine) = engine
+    let (room_count, mine) = media
         .call(|reply| Command::Count {
             room: c.room.clone(),
             participant: c.sub.clone(),
@@ -71,39 +72,39 @@ pub async fn new_session(
         offer: offer.map(|o| o.sdp),
         tracks: tracks.clone().unwrap_or_default(),
     };
-    let opened = engine.call(|tx| Command::Open(open, tx)).await??;
+    let opened = media.call(|tx| Command::Open(open, tx)).await??;
     // Revoked while the session was being opened: the edge's close may have missed it.
     if shared.verifier.is_revoked(&c.room, &c.sub) {
         let caller = Caller {
             room: c.room.clone(),
             subject: c.sub.clone(),
         };
-        let _ = call(engine, id, caller, SessionOp::End).await;
+        let _ = call(media, id, caller, SessionOp::End).await;
         return Err(ApiError::Unauthorized(
             "grant revoked: the participant left",
         ));
     }
     shared.metrics.sessions_created.fetch_add(1, Relaxed);
-    tracing::info!(session = %id, "session created on the media loop");
+    tracing::info!(session = %id, "session created");
     if tracks.is_some() && shared.recordings.is_recording(&c.room) {
         // Pushed while the meeting records: recorded too.
-        shared.recordings.attach_loop(engine, &c.room).await;
+        shared.recordings.attach_loop(media, &c.room).await;
     }
     Ok(Json(NewSessionResponse {
         session_id: id,
         session_description: opened.answer.map(|sdp| SessionDescription {
             sdp_type: SdpType::Answer,
-            sdp: announced(shared, engine, sdp),
+            sdp: announced(shared, sdp),
         }),
         tracks: tracks.map(|_| opened.tracks),
     }))
 }
 
 /// Behind a 1:1 NAT the loop's candidate is announced under the public address.
-fn announced(shared: &Shared, engine: &Engine, sdp: String) -> String {
+fn announced(shared: &Shared, sdp: String) -> String {
     match shared.cfg.public_ip {
         Some(public) => {
-            let local = engine.local_addr();
+            let local = shared.media.local_addr();
             crate::sdp::announce_addr(&sdp, local.ip(), public, None)
         }
         None => sdp,
@@ -111,12 +112,12 @@ fn announced(shared: &Shared, engine: &Engine, sdp: String) -> String {
 }
 
 async fn call(
-    engine: &Engine,
+    media: &LoopHandle,
     session: String,
     caller: Caller,
     op: SessionOp,
 ) -> Result<SessionReply, ApiError> {
-    engine
+    media
         .call(|reply| Command::Session {
             session,
             caller,
@@ -133,16 +134,12 @@ fn caller(c: &NodeTokenClaims) -> Caller {
     }
 }
 
-fn tracks_reply(
-    shared: &Shared,
-    engine: &Engine,
-    r: SessionReply,
-) -> Result<Json<TracksResponse>, ApiError> {
+fn tracks_reply(shared: &Shared, r: SessionReply) -> Result<Json<TracksResponse>, ApiError> {
     match r {
         SessionReply::Tracks(mut t) => {
             t.session_description = t.session_description.map(|d| SessionDescription {
                 sdp_type: d.sdp_type,
-                sdp: announced(shared, engine, d.sdp),
+                sdp: announced(shared, d.sdp),
             });
             Ok(Json(t))
         }
@@ -153,11 +150,11 @@ fn tracks_reply(
 /// `POST /v1/sessions/{id}/tracks/new`: push (with the client's offer) or pull (node offer).
 pub async fn tracks_new(
     shared: &Arc<Shared>,
-    engine: &Engine,
     c: &NodeTokenClaims,
     sid: String,
     req: TracksRequest,
 ) -> Result<Json<TracksResponse>, ApiError> {
+    let media = &shared.media;
     crate::tracks::check_tracks(&req.tracks)?;
     let local = req
         .tracks
@@ -189,23 +186,23 @@ pub async fn tracks_new(
         }
         SessionOp::Pull(req.tracks)
     };
-    let r = call(engine, sid, caller(c), op).await?;
+    let r = call(media, sid, caller(c), op).await?;
     if push && shared.recordings.is_recording(&c.room) {
         // Pushed while the meeting records: recorded too.
-        shared.recordings.attach_loop(engine, &c.room).await;
+        shared.recordings.attach_loop(media, &c.room).await;
     }
-    tracks_reply(shared, engine, r)
+    tracks_reply(shared, r)
 }
 
 /// `PUT /v1/sessions/{id}/renegotiate`: the client's answer to the node's last offer.
 pub async fn renegotiate(
-    engine: &Engine,
+    media: &LoopHandle,
     c: &NodeTokenClaims,
     sid: String,
     req: RenegotiateRequest,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     call(
-        engine,
+        media,
         sid,
         caller(c),
         SessionOp::Renegotiate(req.session_description),
@@ -216,43 +213,43 @@ pub async fn renegotiate(
 
 pub async fn tracks_close(
     shared: &Arc<Shared>,
-    engine: &Engine,
     c: &NodeTokenClaims,
     sid: String,
     req: CloseTracksRequest,
 ) -> Result<Json<TracksResponse>, ApiError> {
-    let r = call(engine, sid, caller(c), SessionOp::Close(req)).await?;
-    tracks_reply(shared, engine, r)
+    let media = &shared.media;
+    let r = call(media, sid, caller(c), SessionOp::Close(req)).await?;
+    tracks_reply(shared, r)
 }
 
 pub async fn tracks_update(
     shared: &Arc<Shared>,
-    engine: &Engine,
     c: &NodeTokenClaims,
     sid: String,
     req: UpdateTracksRequest,
 ) -> Result<Json<TracksResponse>, ApiError> {
-    let r = call(engine, sid, caller(c), SessionOp::Update(req)).await?;
-    tracks_reply(shared, engine, r)
+    let media = &shared.media;
+    let r = call(media, sid, caller(c), SessionOp::Update(req)).await?;
+    tracks_reply(shared, r)
 }
 
 /// `DELETE /v1/sessions/{id}`.
 pub async fn close_session(
-    engine: &Engine,
+    media: &LoopHandle,
     c: &NodeTokenClaims,
     sid: String,
 ) -> Result<Json<ClosedResponse>, ApiError> {
-    call(engine, sid, caller(c), SessionOp::End).await?;
+    call(media, sid, caller(c), SessionOp::End).await?;
     Ok(Json(ClosedResponse { closed_sessions: 1 }))
 }
 
 /// `GET /v1/sessions/{id}`.
 pub async fn session_state(
-    engine: &Engine,
+    media: &LoopHandle,
     c: &NodeTokenClaims,
     sid: String,
 ) -> Result<Json<SessionStateResponse>, ApiError> {
-    match call(engine, sid, caller(c), SessionOp::State).await? {
+    match call(media, sid, caller(c), SessionOp::State).await? {
         SessionReply::State(s) => Ok(Json(s)),
         _ => Err(ApiError::Media("unexpected reply of the media loop".into())),
     }
@@ -260,11 +257,11 @@ pub async fn session_state(
 
 /// Closes a room's sessions on the loop, or one participant's of them; how many.
 pub async fn close_where(
-    engine: &Engine,
+    media: &LoopHandle,
     room: &str,
     participant: Option<&str>,
 ) -> Result<u32, ApiError> {
-    engine
+    media
         .call(|reply| Command::CloseWhere {
             room: room.to_owned(),
             participant: participant.map(str::to_owned),
@@ -274,6 +271,6 @@ pub async fn close_where(
 }
 
 /// Closes every session of the loop (node shutdown).
-pub async fn close_all(engine: &Engine) {
-    let _ = engine.call(Command::CloseAll).await;
+pub async fn close_all(media: &LoopHandle) {
+    let _ = media.call(Command::CloseAll).await;
 }

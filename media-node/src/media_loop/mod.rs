@@ -1,19 +1,16 @@
-//! The media loop of issue 16 (`docs/media-node-design.md`): a plain thread that owns the node's
-//! UDP socket and every connection of its rooms (webrtc-rs's sans-IO `rtc`), routes datagrams
-//! to connections, fans RTP out and sends, with no task per track and no lock on the packet
-//! path. The HTTP API talks to it over a channel ([`Engine::call`]).
-//!
-//! Beside the old path until it carries every behaviour: on with `engine = true` in the node
-//! configuration (`EDGEMEET_NODE_ENGINE`), off by default.
+//! The media loop (`docs/media-node-design.md`): a plain thread that owns the node's UDP socket
+//! and every connection (webrtc-rs's sans-IO `rtc`), routes datagrams to connections, fans RTP
+//! out and sends, with no task per track and no lock on the packet path. The HTTP API talks to
+//! it over a channel ([`LoopHandle::call`]).
 
-pub mod api;
 pub mod command;
-mod connection;
+pub(crate) mod connection;
 mod driver;
 mod fanout;
 mod offer;
 mod retransmit;
-mod router;
+pub(crate) mod router;
+mod rtcp_to_app;
 mod sessions;
 
 use std::net::SocketAddr;
@@ -33,17 +30,17 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 /// The handle of a running media loop. Dropping it stops the loop (its connections close).
-pub struct Engine {
+pub struct LoopHandle {
     commands: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
     local: SocketAddr,
-    gauges: Arc<EngineGauges>,
+    gauges: Arc<LoopGauges>,
 }
 
 /// What the loop holds, for `/metrics` and heartbeats (written by the loop when its tables
 /// change, read by the tokio side).
 #[derive(Default)]
-pub struct EngineGauges {
+pub struct LoopGauges {
     pub sessions: AtomicU64,
     /// Sessions whose transport is up: the loop encrypts and sends their forwarded media.
     pub sessions_up: AtomicU64,
@@ -52,7 +49,7 @@ pub struct EngineGauges {
     pub tracks_subscribed: AtomicU64,
 }
 
-impl Engine {
+impl LoopHandle {
     /// Binds the loop's UDP socket on `addr` and starts its thread. Dominant-speaker changes
     /// go to `events`; sessions silent for `idle_timeout` (and not connected) are closed.
     pub fn start(
@@ -62,14 +59,14 @@ impl Engine {
         idle_timeout: Duration,
     ) -> std::io::Result<Self> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
-        crate::egress::grow_buffers(&std_socket, 8 << 20);
+        grow_buffers(&std_socket, 8 << 20);
         std_socket.set_nonblocking(true)?;
         let mut socket = mio::net::UdpSocket::from_std(std_socket);
         let poll = mio::Poll::new()?;
         poll.registry()
             .register(&mut socket, driver::SOCKET, mio::Interest::READABLE)?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
-        let gauges = Arc::new(EngineGauges::default());
+        let gauges = Arc::new(LoopGauges::default());
         let setup = driver::LoopSetup {
             metrics,
             gauges: gauges.clone(),
@@ -144,6 +141,15 @@ impl Engine {
         rx.await
             .map_err(|_| ApiError::Unavailable("media loop stopped"))
     }
+}
+
+/// Asks for `bytes` of send and receive buffer (the kernel caps them at `net.core.wmem_max` /
+/// `rmem_max`): on loopback a datagram counts against its sender until the receiver reads it,
+/// and a full send buffer drops forwarded packets.
+fn grow_buffers(socket: &std::net::UdpSocket, bytes: usize) {
+    let s = socket2::SockRef::from(socket);
+    let _ = s.set_send_buffer_size(bytes);
+    let _ = s.set_recv_buffer_size(bytes);
 }
 
 fn socket_addr(l: &driver::MediaLoop) -> SocketAddr {

@@ -1,4 +1,8 @@
 //! The HTTP control API (modeled on Cloudflare Realtime SFU). See `docs/media-node-api.md`.
+//! Here: routes, tokens, bodies, rooms, recording and drain; the session calls, each one
+//! command to the media loop, are in `sessions.rs`.
+
+pub mod sessions;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,21 +17,16 @@ use axum::{Json, Router};
 use edgemeet_protocol::node::{
     CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
     RenegotiateRequest, SessionStateResponse, StartRecordingRequest, StartRecordingResponse,
-    StopRecordingResponse, TrackLocation, TrackResult, TrackState, TrackStatus, TracksRequest,
-    TracksResponse, UpdateTracksRequest,
+    StopRecordingResponse, TracksRequest, TracksResponse, UpdateTracksRequest,
 };
 use serde::de::DeserializeOwned;
 
 use crate::auth::EDGE_SUBJECT;
 use crate::error::ApiError;
 use crate::node::Shared;
-use crate::session::Session;
-use crate::tracks;
 
 /// Largest request body: an SDP of many m-lines plus JSON overhead.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Sessions one participant may hold in a room (a push and a pull session, reconnects).
-const MAX_SESSIONS_PER_PARTICIPANT: usize = 4;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -129,30 +128,6 @@ fn claims(shared: &Shared, headers: &HeaderMap) -> Result<NodeTokenClaims, ApiEr
     shared.verifier.verify(auth)
 }
 
-/// The session named in the path, if the token's room and participant may use it.
-fn owned_session(
-    shared: &Shared,
-    headers: &HeaderMap,
-    sid: &str,
-) -> Result<(NodeTokenClaims, Arc<Session>), ApiError> {
-    let c = claims(shared, headers)?;
-    let s = shared
-        .session(sid)
-        .ok_or(ApiError::NotFound("unknown session"))?;
-    if s.room != c.room {
-        return Err(ApiError::Forbidden("session belongs to another room"));
-    }
-    if s.participant != c.sub && c.sub != EDGE_SUBJECT {
-        return Err(ApiError::Forbidden(
-            "session belongs to another participant",
-        ));
-    }
-    if c.sub != EDGE_SUBJECT {
-        s.touch();
-    }
-    Ok((c, s))
-}
-
 async fn healthz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "status": "ok",
@@ -204,60 +179,7 @@ async fn new_session(
             })
         }
     };
-    if let Some(engine) = &shared.engine {
-        return crate::engine::api::new_session(&shared, engine, c, req, push).await;
-    }
-    // One token must not be able to exhaust the node's ports.
-    let here = shared.sessions_where(|s| s.room == c.room);
-    if here.iter().filter(|s| s.participant == c.sub).count() >= MAX_SESSIONS_PER_PARTICIPANT {
-        return Err(ApiError::TooMany("too many sessions for this participant"));
-    }
-    if here.len() >= shared.cfg.max_sessions_per_room {
-        return Err(ApiError::TooMany("too many sessions in this room"));
-    }
-    if shared.draining.load(Relaxed) && !shared.room_is_here(&c.room) {
-        return Err(ApiError::Unavailable("node is draining: no new rooms"));
-    }
-    let id = crate::auth::new_session_id(&shared.cfg.secret, &c.room, &c.sub);
-    let (room, participant) = (c.room.clone(), c.sub.clone());
-    let session = Session::create(&shared, id.clone(), c.room, c.sub, c.route).await?;
-    session.touch();
-    shared.insert_session(session.clone());
-    // Revoked while the connection was being built: the edge's close may have missed it.
-    if shared.verifier.is_revoked(&room, &participant) {
-        shared.close_session(&id, "grant revoked").await;
-        return Err(ApiError::Unauthorized(
-            "grant revoked: the participant left",
-        ));
-    }
-    shared.metrics.sessions_created.fetch_add(1, Relaxed);
-    let mut answer = None;
-    let mut pushed = None;
-    if let Some(push) = push {
-        match tracks::open(&shared, &session, push).await {
-            Ok(r) => (answer, pushed) = (r.session_description, Some(r.tracks)),
-            Err(e) => {
-                shared.close_session(&id, "push refused").await;
-                return Err(e);
-            }
-        }
-    } else if let Some(offer) = &req.session_description {
-        let _g = session.signaling.lock().await;
-        match session.answer(offer).await {
-            Ok(a) => answer = Some(a),
-            Err(e) => {
-                drop(_g);
-                shared.close_session(&id, "bad offer").await;
-                return Err(e);
-            }
-        }
-    }
-    tracing::info!(session = %id, "session created");
-    Ok(Json(NewSessionResponse {
-        session_id: id,
-        session_description: answer,
-        tracks: pushed,
-    }))
+    sessions::new_session(&shared, c, req, push).await
 }
 
 async fn session_state(
@@ -265,39 +187,8 @@ async fn session_state(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<SessionStateResponse>, ApiError> {
-    if let Some(engine) = &shared.engine {
-        let c = claims(&shared, &headers)?;
-        return crate::engine::api::session_state(engine, &c, sid).await;
-    }
-    let (_, s) = owned_session(&shared, &headers, &sid)?;
-    let mut tracks: Vec<TrackState> = s
-        .publications()
-        .into_iter()
-        .map(|p| TrackState {
-            location: TrackLocation::Local,
-            mid: Some(p.mid.clone()),
-            track_name: p.track_name.clone(),
-            session_id: None,
-            status: if p.closed.load(Relaxed) {
-                TrackStatus::Inactive
-            } else {
-                TrackStatus::Active
-            },
-        })
-        .collect();
-    tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
-    tracks.extend(s.subscriptions().into_iter().map(|x| TrackState {
-        location: TrackLocation::Remote,
-        mid: x.mid.lock().unwrap().clone(),
-        track_name: x.publication.track_name.clone(),
-        session_id: Some(x.publication.session_id.clone()),
-        status: x.status(),
-    }));
-    Ok(Json(SessionStateResponse {
-        session_id: s.id.clone(),
-        connection_state: s.connection_state().to_string(),
-        tracks,
-    }))
+    let c = claims(&shared, &headers)?;
+    sessions::session_state(&shared.media, &c, sid).await
 }
 
 async fn tracks_new(
@@ -306,12 +197,8 @@ async fn tracks_new(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<TracksRequest>,
 ) -> Result<Json<TracksResponse>, ApiError> {
-    if let Some(engine) = &shared.engine {
-        let c = claims(&shared, &headers)?;
-        return crate::engine::api::tracks_new(&shared, engine, &c, sid, req).await;
-    }
-    let (_, s) = owned_session(&shared, &headers, &sid)?;
-    tracks::add(&shared, &s, req).await.map(Json)
+    let c = claims(&shared, &headers)?;
+    sessions::tracks_new(&shared, &c, sid, req).await
 }
 
 async fn renegotiate(
@@ -320,15 +207,8 @@ async fn renegotiate(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<RenegotiateRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if let Some(engine) = &shared.engine {
-        let c = claims(&shared, &headers)?;
-        return crate::engine::api::renegotiate(engine, &c, sid, req).await;
-    }
-    let (_, s) = owned_session(&shared, &headers, &sid)?;
-    let _g = s.signaling.lock().await;
-    s.apply_answer(&req.session_description).await?;
-    s.activate_pending(&shared).await;
-    Ok(Json(serde_json::json!({})))
+    let c = claims(&shared, &headers)?;
+    sessions::renegotiate(&shared.media, &c, sid, req).await
 }
 
 async fn tracks_close(
@@ -337,12 +217,8 @@ async fn tracks_close(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<CloseTracksRequest>,
 ) -> Result<Json<TracksResponse>, ApiError> {
-    if let Some(engine) = &shared.engine {
-        let c = claims(&shared, &headers)?;
-        return crate::engine::api::tracks_close(&shared, engine, &c, sid, req).await;
-    }
-    let (_, s) = owned_session(&shared, &headers, &sid)?;
-    tracks::close(&shared, &s, req).await.map(Json)
+    let c = claims(&shared, &headers)?;
+    sessions::tracks_close(&shared, &c, sid, req).await
 }
 
 async fn tracks_update(
@@ -351,40 +227,8 @@ async fn tracks_update(
     Path(sid): Path<String>,
     JsonBody(req): JsonBody<UpdateTracksRequest>,
 ) -> Result<Json<TracksResponse>, ApiError> {
-    if let Some(engine) = &shared.engine {
-        let c = claims(&shared, &headers)?;
-        return crate::engine::api::tracks_update(&shared, engine, &c, sid, req).await;
-    }
-    let (_, s) = owned_session(&shared, &headers, &sid)?;
-    let mut out = Vec::new();
-    for t in req.tracks {
-        let mut r = TrackResult {
-            mid: Some(t.mid.clone()),
-            track_name: None,
-            session_id: None,
-            error: None,
-        };
-        match s.subscription_by_mid(&t.mid) {
-            Some(sub) if sub.set_preferred_rid(&t.simulcast.preferred_rid) => {
-                r.track_name = Some(sub.publication.track_name.clone());
-                let target = sub.publication.ssrc_of_rid(&t.simulcast.preferred_rid);
-                sub.publication.request_keyframe(&shared, target).await;
-            }
-            Some(_) => {
-                r.error = Some(
-                    ApiError::BadRequest("the publisher sends no such simulcast layer".into())
-                        .body(),
-                )
-            }
-            None => r.error = Some(ApiError::NotFound("no pulled track with this mid").body()),
-        }
-        out.push(r);
-    }
-    Ok(Json(TracksResponse {
-        requires_immediate_renegotiation: false,
-        session_description: None,
-        tracks: out,
-    }))
+    let c = claims(&shared, &headers)?;
+    sessions::tracks_update(&shared, &c, sid, req).await
 }
 
 async fn close_session(
@@ -392,13 +236,8 @@ async fn close_session(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<ClosedResponse>, ApiError> {
-    if let Some(engine) = &shared.engine {
-        let c = claims(&shared, &headers)?;
-        return crate::engine::api::close_session(engine, &c, sid).await;
-    }
-    let (_, s) = owned_session(&shared, &headers, &sid)?;
-    let n = shared.close_session(&s.id, "closed by client").await as u32;
-    Ok(Json(ClosedResponse { closed_sessions: n }))
+    let c = claims(&shared, &headers)?;
+    sessions::close_session(&shared.media, &c, sid).await
 }
 
 fn edge_claims(shared: &Shared, headers: &HeaderMap) -> Result<NodeTokenClaims, ApiError> {
@@ -418,13 +257,7 @@ async fn close_participant(
     // First refuse the grant, then close what it opened: nothing new can slip in between.
     shared.verifier.revoke(&c.room, &pid, c.exp);
     shared.metrics.grants_revoked.fetch_add(1, Relaxed);
-    let mut n = 0;
-    for s in shared.sessions_where(|s| s.room == c.room && s.participant == pid) {
-        n += shared.close_session(&s.id, "participant left").await as u32;
-    }
-    if let Some(engine) = &shared.engine {
-        n += crate::engine::api::close_where(engine, &c.room, Some(pid.as_str())).await?;
-    }
+    let n = sessions::close_where(&shared.media, &c.room, Some(pid.as_str())).await?;
     Ok(Json(ClosedResponse { closed_sessions: n }))
 }
 
@@ -443,13 +276,7 @@ async fn close_room(
     {
         tracing::warn!(error = %e, "recording not finalized at room close");
     }
-    let mut n = 0;
-    for s in shared.sessions_where(|s| s.room == meeting) {
-        n += shared.close_session(&s.id, "room closed").await as u32;
-    }
-    if let Some(engine) = &shared.engine {
-        n += crate::engine::api::close_where(engine, &meeting, None).await?;
-    }
+    let n = sessions::close_where(&shared.media, &meeting, None).await?;
     Ok(Json(ClosedResponse { closed_sessions: n }))
 }
 

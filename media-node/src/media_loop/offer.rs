@@ -5,7 +5,7 @@ use crate::sdp::MediaSection;
 
 /// The kind (`audio`/`video`) of the m-line each pull names. Each must be the first receive-only
 /// m-line of its kind not taken by an earlier pull (the node's tracks land on them in that
-/// order, as on the old path, `tracks.rs`).
+/// order).
 pub fn pulled_kinds<'a>(
     offered: &'a [MediaSection],
     mids: &[&str],

@@ -7,16 +7,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::{MediaStreamTrack, MediaStreamTrackId};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
@@ -24,7 +27,9 @@ use rtc::rtp_transceiver::{
 };
 
 use super::command::Owner;
+use super::rtcp_to_app::{self, RtcpToApp};
 use crate::error::ApiError;
+use crate::sdp::AUDIO_LEVEL_URI;
 
 pub struct Connection {
     pub session_id: String,
@@ -55,6 +60,47 @@ pub struct Negotiated {
     pub red: Option<u8>,
 }
 
+/// The codecs, header extensions and interceptors of every node connection: webrtc-rs's
+/// defaults (NACK, RTCP reports, TWCC), the audio level extension, RED over Opus, and the
+/// node's RTCP hand-off.
+pub(crate) fn media_and_interceptors(
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<(MediaEngine, Registry), String> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().map_err(|e| e.to_string())?;
+    // RED (RFC 2198) over Opus: the node wraps audio for subscribers that take it (red.rs).
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: crate::red::MIME_TYPE.to_owned(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    sdp_fmtp_line: "111/111".to_owned(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 63,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(|e| e.to_string())?;
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+    let registry =
+        register_default_interceptors(Registry::new(), &mut media).map_err(|e| e.to_string())?;
+    Ok((
+        media,
+        registry.with(Slot::from(rtcp_to_app::SLOT), RtcpToApp::new(metrics)),
+    ))
+}
+
 impl Connection {
     /// A connection answering on `local` (the loop's socket) with ICE username `ufrag`.
     pub fn new(
@@ -66,14 +112,12 @@ impl Connection {
         metrics: Arc<crate::metrics::Metrics>,
         now: Instant,
     ) -> Result<Self, ApiError> {
-        let (media, registry) =
-            crate::session::media_and_interceptors(metrics.clone()).map_err(ApiError::Media)?;
+        let (media, registry) = media_and_interceptors(metrics.clone()).map_err(ApiError::Media)?;
         let registry = registry.with(
             Slot::from(super::retransmit::SLOT),
             super::retransmit::RetransmitCounter::new(metrics),
         );
-        // DTLS server (`a=setup:passive`), as the old path: the browser's ClientHello is
-        // answered as it arrives (docs/field-notes.md, "DTLS role of the node").
+        // DTLS server (`a=setup:passive`): the browser's ClientHello is answered as it arrives (docs/field-notes.md, "DTLS role of the node").
         let se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_answering_dtls_role(RTCDtlsRole::Server)
@@ -265,7 +309,7 @@ impl Connection {
     }
 }
 
-/// The codec of a forwarded track (the node's pushes are VP8 and Opus, as the old path).
+/// The codec of a forwarded track (the node's pushes are VP8 and Opus).
 fn codec(video: bool) -> RTCRtpCodec {
     if video {
         RTCRtpCodec {

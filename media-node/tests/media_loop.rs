@@ -1,5 +1,5 @@
-//! The sans-IO media loop (`engine = true`, issue 16) carries a one-call join end to end: real
-//! webrtc-rs clients, real ICE, DTLS and SRTP, RTP forwarded by the loop.
+//! The media loop carries a one-call join end to end: real webrtc-rs clients, real ICE, DTLS
+//! and SRTP, RTP forwarded by the loop.
 
 mod common;
 
@@ -10,13 +10,6 @@ use common::*;
 use edgemeet_testsupport::node_client::{Received, check_payload, remote_track_id};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn engine_node_config() -> edgemeet_media_node::NodeConfig {
-    edgemeet_media_node::NodeConfig {
-        engine: true,
-        ..config()
-    }
-}
 
 /// Intact payloads from `tag`, in order, no gap, video from a keyframe on.
 fn assert_intact_in_order(pkts: &[Received], video: bool, tag: u8, what: &str) {
@@ -41,7 +34,7 @@ fn assert_intact_in_order(pkts: &[Received], video: bool, tag: u8, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_media_loop_forwards_a_publisher_to_a_newcomer_that_pulls_it_in_its_first_offer() {
-    let node = start_with(engine_node_config()).await;
+    let node = start().await;
     let mut a = unopened(&node, "m-loop", "pa", 1).await;
     a.publish(true, true, false)
         .await
@@ -164,7 +157,7 @@ async fn the_media_loop_forwards_a_publisher_to_a_newcomer_that_pulls_it_in_its_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_media_loop_answers_a_nack_behind_an_empty_receiver_report() {
-    let node = start_with(engine_node_config()).await;
+    let node = start().await;
     let mut a = unopened(&node, "m-nack", "pa", 1).await;
     a.publish(false, true, false)
         .await

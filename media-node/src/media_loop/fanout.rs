@@ -1,6 +1,6 @@
 //! Publications and pulls of a media loop's rooms, as plain structs the loop owns (no `Arc`, no
-//! lock), and the per-packet decision for one pull, built from the pure models shared with the
-//! old path (`layers.rs`, `stitch.rs`, `keyframes.rs`, `red.rs`).
+//! lock), and the per-packet decision for one pull, built from the node's pure per-packet models
+//! (`layers.rs`, `stitch.rs`, `keyframes.rs`, `red.rs`).
 
 use edgemeet_protocol::node::TrackStatus;
 use rtc::rtp;
@@ -221,7 +221,7 @@ impl Pull {
             now_ms,
         ) {
             Stitched::Forward { seq, ts, payload } => {
-                let mut out = crate::forward::forwarded_packet(pkt, pt, seq, ts, self.ssrc);
+                let mut out = crate::stitch::forwarded_packet(pkt, pt, seq, ts, self.ssrc);
                 if let Some(b) = payload {
                     out.payload = b;
                 }

@@ -24,7 +24,7 @@ use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::EngineGauges;
+use super::LoopGauges;
 use super::command::Command;
 use super::connection::Connection;
 use super::fanout::{PubId, Publication, Pull, PullId, Step};
@@ -37,13 +37,13 @@ pub const WAKER: mio::Token = mio::Token(1);
 
 /// Longest sleep with nothing due (a bound, so a lost wake-up costs little).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
-/// How often the dominant speaker of each room is re-evaluated (as the old path's ticker).
+/// How often the dominant speaker of each room is re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(300);
 
 /// What the loop needs from the node's configuration and the tokio side.
 pub struct LoopSetup {
     pub metrics: Arc<Metrics>,
-    pub gauges: Arc<EngineGauges>,
+    pub gauges: Arc<LoopGauges>,
     pub events: tokio::sync::mpsc::UnboundedSender<NodeEvent>,
     /// A session silent this long (and not connected) is closed.
     pub idle_timeout: Duration,
@@ -90,7 +90,7 @@ impl MediaLoop {
         &self.setup.metrics
     }
 
-    /// Runs until the command channel closes (the engine was dropped).
+    /// Runs until the command channel closes (the `LoopHandle` was dropped).
     pub fn run(mut self, mut poll: mio::Poll, commands: Receiver<Command>) {
         let mut events = mio::Events::with_capacity(16);
         let mut buf = vec![0u8; 2048];
@@ -229,7 +229,7 @@ impl MediaLoop {
                 match m.message {
                     RTCMessage::RtpPacket(track, pkt) => read.push((id, track, pkt)),
                     RTCMessage::RtcpPacket(track, pkts) => {
-                        // Counted as pli_in by the node's RTCP interceptor (`interceptor.rs`).
+                        // Counted as pli_in by the node's RTCP interceptor (`rtcp_to_app.rs`).
                         for p in &pkts {
                             let any = p.as_any();
                             let media_ssrc =
