@@ -1,12 +1,18 @@
-// One direct RTCPeerConnection to the other participant, signaled through the edge.
+// One direct RTCPeerConnection to the other participant, signaled through the edge. After the
+// first offer and answer either side may renegotiate (a screen shared or stopped, audio-only mode
+// on or off), as in the W3C's "perfect negotiation": on a collision of offers the initiator's wins
+// and the other side answers it, then offers again.
 import { preferVp8 } from './e2ee.js';
 import { Emitter } from './events.js';
 import { cleanDescription } from './sdp.js';
+import { SCREEN_ENCODING } from './screen.js';
 
 /**
  * @typedef {import('./protocol.js').SignalPayload} SignalPayload
  * @typedef {object} P2PLinkEvents
  * @property {{stream: MediaStream, track: MediaStreamTrack}} track the peer's media arrived
+ * @property {{stream: MediaStream}} screen the peer's shared screen arrived
+ * @property {undefined} screen-gone the peer's screen stopped arriving
  * @property {RTCPeerConnectionState} state the connection's state changed
  * @property {undefined} restart an ICE restart began (the path failed or the network changed)
  * @property {undefined} stuck not connected 5 s after an offer and answer went through (the
@@ -33,10 +39,32 @@ export class P2PLink extends Emitter {
     /** @type {RTCIceCandidateInit[]} candidates that arrived before the remote description */
     this.pendingCandidates = [];
     this.pc.onicecandidate = (ev) => { if (ev.candidate) this.send({ candidate: ev.candidate.toJSON() }); };
+    /** @type {string | null} the id of the peer's first stream: its camera and microphone */
+    this.mainStream = null;
+    /** @type {RTCRtpTransceiver | null} our screen's transceiver (kept, inactive, once stopped) */
+    this.screenT = null;
+    /** whether our screen is being sent */
+    this.sharing = false;
+    /** audio-only mode: no video received (`setVideoReceive`) */
+    this.videoOff = false;
+    /** an offer is being made (perfect negotiation) */
+    this.makingOffer = false;
+    /** @type {Promise<void>} the offer being made */
+    this.offering = Promise.resolve();
+    /** a local change waits for the signaling to be stable to offer */
+    this.offerPending = false;
     this.pc.ontrack = (ev) => {
       // Attach before the first frame arrives: the transform must see every frame.
       this.e2ee?.receiver(ev.receiver, ev.track.kind);
       const stream = ev.streams[0] || new MediaStream([ev.track]);
+      this.mainStream ??= stream.id;
+      // Video in another stream than the camera's: the peer's shared screen.
+      if (ev.track.kind === 'video' && stream.id !== this.mainStream) {
+        const screen = new MediaStream([ev.track]);
+        stream.onremovetrack = () => { if (!stream.getVideoTracks().length) this.emit('screen-gone', undefined); };
+        this.emit('screen', { stream: screen });
+        return;
+      }
       this.emit('track', { stream, track: ev.track });
     };
     this.pc.onconnectionstatechange = () => {
@@ -132,12 +160,87 @@ export class P2PLink extends Emitter {
       }
       this.senders.push(sender);
     }
+    this.applyDirections();
     if (this.initiator) await this.offer();
   }
 
+  /**
+   * Offer our changes, now or (an exchange under way, or the answering side before the first
+   * offer came) once the signaling is stable again.
+   */
   async offer() {
-    await this.pc.setLocalDescription(await this.pc.createOffer());
-    this.sendLocalDescription();
+    if (this.pc.signalingState === 'closed') return;
+    if (this.makingOffer || this.pc.signalingState !== 'stable' || (!this.initiator && !this.pc.remoteDescription)) {
+      this.offerPending = true;
+      return;
+    }
+    this.offerPending = false;
+    this.makingOffer = true;
+    this.offering = (async () => {
+      try {
+        this.applyDirections();
+        await this.pc.setLocalDescription();
+        this.sendLocalDescription();
+      } finally {
+        this.makingOffer = false;
+      }
+    })();
+    await this.offering;
+  }
+
+  /**
+   * Each video transceiver's direction from what we send (the camera, our screen while shared)
+   * and whether we receive video (not in audio-only mode); applied before every offer and answer.
+   */
+  applyDirections() {
+    for (const t of this.pc.getTransceivers()) {
+      if (t.receiver.track.kind !== 'video' || t.direction === 'stopped') continue;
+      const send = t === this.screenT ? this.sharing : this.senders.includes(t.sender);
+      const recv = t !== this.screenT && !this.videoOff;
+      /** @type {RTCRtpTransceiverDirection} */
+      const want = send && recv ? 'sendrecv' : send ? 'sendonly' : recv ? 'recvonly' : 'inactive';
+      if (t.direction !== want) t.direction = want;
+    }
+  }
+
+  /**
+   * Share a screen: a transceiver of its own (one encoding, see screen.js), negotiated with the
+   * peer. Another screen while one is shared replaces its track.
+   * @param {MediaStreamTrack} track
+   */
+  async shareScreen(track) {
+    if (this.screenT) {
+      await this.screenT.sender.replaceTrack(track);
+      if (this.sharing) return;
+    } else {
+      this.screenT = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])], sendEncodings: [SCREEN_ENCODING] });
+      // The encrypting transform before the offer that carries it.
+      if (this.e2ee) {
+        this.e2ee.sender(this.screenT.sender, 'video');
+        preferVp8(this.screenT);
+      }
+    }
+    this.sharing = true;
+    await this.offer();
+  }
+
+  /** Stop sharing: the screen's m-line goes inactive (the peer's screen tile ends). */
+  async stopScreen() {
+    if (!this.screenT || !this.sharing) return;
+    this.sharing = false;
+    await this.screenT.sender.replaceTrack(null);
+    await this.offer();
+  }
+
+  /**
+   * Audio-only mode (off: `on` false): our video transceivers stop receiving, renegotiated, so the
+   * peer sends us no video; ours still goes out.
+   * @param {boolean} on
+   */
+  async setVideoReceive(on) {
+    if (this.videoOff === !on) return;
+    this.videoOff = !on;
+    await this.offer();
   }
 
   sendLocalDescription() {
@@ -150,23 +253,29 @@ export class P2PLink extends Emitter {
     if (payload.restart) {
       if (this.initiator) this.restartIce();
     } else if (payload.sdp) {
+      const offer = payload.sdp.type === 'offer';
+      const collision = offer && (this.makingOffer || this.pc.signalingState !== 'stable');
+      // Both offered at once: the initiator's offer wins; the other side answers it, then offers
+      // its own change again.
+      if (collision && this.initiator) return;
+      if (collision) {
+        await this.offering.catch(() => {});
+        if (this.pc.signalingState === 'have-local-offer') await this.pc.setLocalDescription({ type: 'rollback' });
+        this.offerPending = true;
+      }
       await this.pc.setRemoteDescription(cleanDescription(payload.sdp));
       this.armStuck();
       for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
-      if (payload.sdp.type === 'offer') {
+      if (offer) {
+        this.applyDirections();
         await this.pc.setLocalDescription(await this.pc.createAnswer());
         this.sendLocalDescription();
       }
+      if (this.offerPending && this.pc.signalingState === 'stable') await this.offer();
     } else if (payload.candidate) {
       if (this.pc.remoteDescription) await this.pc.addIceCandidate(payload.candidate).catch(() => {});
       else this.pendingCandidates.push(payload.candidate);
     }
-  }
-
-  /** Replace the outgoing video (camera <-> screen) without renegotiating. @param {MediaStreamTrack | null} track */
-  async replaceVideo(track) {
-    const sender = this.senders.find((s) => s.track?.kind === 'video' || (s.track === null && track));
-    if (sender) await sender.replaceTrack(track);
   }
 
   /**
