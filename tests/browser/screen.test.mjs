@@ -76,6 +76,14 @@ for (const e2ee of ['', 'a shared screen under one passphrase']) {
     await waitNoScreen(bob);
     await cameraKeepsDecoding(bob, 'Ada');
 
+    // Both share at once (either side offers; on a collision the initiator's offer wins and
+    // the other offers again): each sees the other's screen, and both stops end both views.
+    await Promise.all([share(ada, true), share(bob, true)]);
+    await waitScreen(ada, 'Bob', SENT_WIDTH);
+    await waitScreen(bob, 'Ada', SENT_WIDTH);
+    await Promise.all([share(ada, false), share(bob, false)]);
+    for (const page of [ada, bob]) await waitNoScreen(page);
+
     // Shared again in the call of two, then a third joins: the room moves to the node with it
     // (the standby pushed it already), and both viewers see it through the node.
     await share(ada, true);
