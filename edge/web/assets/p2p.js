@@ -165,12 +165,15 @@ export class P2PLink extends Emitter {
   }
 
   /**
-   * Offer our changes, now or (an exchange under way, or the answering side before the first
-   * offer came) once the signaling is stable again.
+   * Offer our changes, now or (an offer being made, the peer's offer being answered, or the
+   * answering side before the first offer came) once the signaling is stable again. An offer of
+   * ours still unanswered is made again (it may have been lost with the room socket: an ICE
+   * restart retries this way).
    */
   async offer() {
-    if (this.pc.signalingState === 'closed') return;
-    if (this.makingOffer || this.pc.signalingState !== 'stable' || (!this.initiator && !this.pc.remoteDescription)) {
+    const state = this.pc.signalingState;
+    if (state === 'closed') return;
+    if (this.makingOffer || (state !== 'stable' && state !== 'have-local-offer') || (!this.initiator && !this.pc.remoteDescription)) {
       this.offerPending = true;
       return;
     }
