@@ -92,6 +92,8 @@ export class SfuLink extends Emitter {
     /** @type {{t: RTCRtpTransceiver, name: string, track: MediaStreamTrack} | null} our shared screen */
     this.screen = null;
     this.screenCount = 0;
+    /** @type {RTCRtpSender | null} the camera's sender */
+    this.videoSender = null;
     /** @type {Pushed[]} the microphone and camera `prepare` pushed */
     this.pushedBase = [];
     /** @type {Map<string, {participant: string, tracks: TrackInfo[], attempt: number}>} pulls not yet asked for, by publisher session */
@@ -195,6 +197,7 @@ export class SfuLink extends Emitter {
         if (!this.sending) await p.t.sender.replaceTrack(null);
       }
       for (let i = 0; i < OFFERED_PULLS; i++) for (const kind of /** @type {const} */ (['audio', 'video'])) this.addReceiver(kind);
+      this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
       await this.pc.setLocalDescription();
       this.mark('sfu:offer');
       this.pushedBase = pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source, mid: p.t.mid }));
