@@ -47,6 +47,8 @@ export class P2PLink extends Emitter {
     this.sharing = false;
     /** audio-only mode: no video received (`setVideoReceive`) */
     this.videoOff = false;
+    /** audio-only mode just ended: the camera's video comes back in the stream it left */
+    this.videoResumed = false;
     /** an offer is being made (perfect negotiation) */
     this.makingOffer = false;
     /** @type {Promise<void>} the offer being made */
@@ -63,6 +65,13 @@ export class P2PLink extends Emitter {
         const screen = new MediaStream([ev.track]);
         stream.onremovetrack = () => { if (!stream.getVideoTracks().length) this.emit('screen-gone', undefined); };
         this.emit('screen', { stream: screen });
+        return;
+      }
+      // Video back after audio-only mode, in the same stream: a new stream object, so that the
+      // tile plays it.
+      if (ev.track.kind === 'video' && this.videoResumed) {
+        this.videoResumed = false;
+        this.emit('track', { stream: new MediaStream(stream.getTracks()), track: ev.track });
         return;
       }
       this.emit('track', { stream, track: ev.track });
@@ -243,6 +252,7 @@ export class P2PLink extends Emitter {
   async setVideoReceive(on) {
     if (this.videoOff === !on) return;
     this.videoOff = !on;
+    this.videoResumed = on;
     await this.offer();
   }
 

@@ -89,6 +89,8 @@ export class SfuLink extends Emitter {
     this.screens = new Map();
     /** audio-only mode: no video pulled (`setVideoReceive`) */
     this.videoOff = false;
+    /** @type {Set<string>} publisher sessions whose stream lost its video to audio-only mode */
+    this.videoDropped = new Set();
     /** @type {{t: RTCRtpTransceiver, name: string, track: MediaStreamTrack} | null} our shared screen */
     this.screen = null;
     this.screenCount = 0;
@@ -124,7 +126,7 @@ export class SfuLink extends Emitter {
       }
       let stream = this.streams.get(session);
       // Video back after audio-only mode: a new stream object, so that its tile plays it.
-      if (stream && ev.track.kind === 'video' && !stream.getVideoTracks().length) stream = new MediaStream(stream.getTracks());
+      if (stream && ev.track.kind === 'video' && this.videoDropped.delete(session)) stream = new MediaStream(stream.getTracks());
       if (!stream) stream = new MediaStream();
       this.streams.set(session, stream);
       stream.addTrack(ev.track);
@@ -427,7 +429,10 @@ export class SfuLink extends Emitter {
       entry.mids = entry.mids.filter((m) => !mids.includes(m));
       // The tile shows no frozen frame: the video leaves the stream it plays.
       const stream = this.streams.get(session);
-      for (const v of stream?.getVideoTracks() || []) stream?.removeTrack(v);
+      for (const v of stream?.getVideoTracks() || []) {
+        stream?.removeTrack(v);
+        this.videoDropped.add(session);
+      }
       this.dropScreen(session);
       if (!entry.names.size) this.pulled.delete(session);
     }

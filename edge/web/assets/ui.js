@@ -132,15 +132,9 @@ export class Grid {
   /** @param {string} id @param {MediaStream} stream @param {boolean} muted @returns {HTMLVideoElement} */
   attach(id, stream, muted) {
     const video = /** @type {HTMLVideoElement} */ (this.tile(id).querySelector('video'));
-    // The same stream with other tracks (video back after audio-only mode): attached again, so
-    // that the element plays them.
-    const tracks = stream.getTracks().map((t) => t.id).join();
-    const changed = video.srcObject !== stream;
-    if (changed || video.dataset.tracks !== tracks) {
-      video.srcObject = null;
+    if (video.srcObject !== stream) {
       video.srcObject = stream;
-      video.dataset.tracks = tracks;
-      if (!muted && changed) this.watchFrames(id, video);
+      if (!muted) this.watchFrames(id, video);
     }
     video.muted = !!muted || this.tile(id).classList.contains('undecodable');
     video.play().catch(() => {});
