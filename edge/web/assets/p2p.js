@@ -55,6 +55,8 @@ export class P2PLink extends Emitter {
     this.offering = Promise.resolve();
     /** a local change waits for the signaling to be stable to offer */
     this.offerPending = false;
+    /** @type {Promise<void>} the peer's payloads, handled in order */
+    this.inbox = Promise.resolve();
     this.pc.ontrack = (ev) => {
       // Attach before the first frame arrives: the transform must see every frame.
       this.e2ee?.receiver(ev.receiver, ev.track.kind);
@@ -261,8 +263,19 @@ export class P2PLink extends Emitter {
     if (sdp) this.send({ sdp: cleanDescription(sdp.toJSON()) });
   }
 
-  /** A payload from the peer: an SDP or an ICE candidate. @param {SignalPayload} payload */
-  async receive(payload) {
+  /**
+   * A payload from the peer: an SDP or an ICE candidate. One at a time, in order: an answer is
+   * applied before the offer that follows it is looked at.
+   * @param {SignalPayload} payload
+   */
+  receive(payload) {
+    const run = this.inbox.then(() => this.handle(payload));
+    this.inbox = run.catch(() => {});
+    return run;
+  }
+
+  /** @param {SignalPayload} payload */
+  async handle(payload) {
     if (payload.restart) {
       if (this.initiator) this.restartIce();
     } else if (payload.sdp) {
