@@ -107,8 +107,11 @@ export class Layout {
     const grid = $('grid');
     if (this.pinned && !this.tiles().some((t) => t.dataset.participant === this.pinned)) this.pinned = null;
     const screens = this.screens();
-    if (screens.some((id) => !this.screensSeen.has(id))) this.gridChosen = false;
+    const shared = screens.filter((id) => !this.screensSeen.has(id));
+    if (shared.length) this.gridChosen = false;
     this.screensSeen = new Set(screens);
+    // Said once to screen readers: the picture that takes the stage.
+    if (shared.length && !this.pinned) this.say(`${this.nameOf(shared[shared.length - 1])}, shown large`);
     const stage = this.staged();
     const featured = stage ? this.featured() : null;
     // Class and attribute writes only when they change: the MutationObserver watches children,
