@@ -3,6 +3,7 @@
 // the node, with and without E2EE, while the sharer's camera keeps decoding in its own tile; the
 // viewers show it large (the presenter view) and stop showing it when the share stops. A share
 // begun in a call of two moves with the room to the node; one begun on the node reaches everyone.
+// With E2EE from a passphrase and with automatic keys.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -121,5 +122,41 @@ for (const e2ee of ['', 'a shared screen under one passphrase']) {
     for (const page of [ada, bob, cy]) await page.context().close();
   });
 }
+
+/** A page with automatic E2EE (the box ticked, no passphrase: keys per person, e2ee-keys.js). */
+async function joinAuto(room, name) {
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`[page ${name}]`, err));
+  await page.goto(`${edge.url}/${room}?lowres`);
+  await page.waitForSelector('#prejoin:not([hidden])');
+  await page.fill('#display-name', name);
+  await page.check('#e2ee-toggle');
+  await page.waitForFunction(() => /** @type {HTMLVideoElement} */ (document.getElementById('preview')).srcObject);
+  await page.click('#join');
+  await inMeeting(page);
+  return page;
+}
+
+test('a shared screen with automatic E2EE keys: directly, then through the node', async () => {
+  const room = uniqueRoom('screen-auto');
+  const ada = await joinAuto(room, 'Ada');
+  const bob = await joinAuto(room, 'Bob');
+  for (const page of [ada, bob]) await waitMode(page, 'Direct');
+  await waitForVideo(bob, 1);
+  await share(ada, true);
+  await waitScreen(bob, 'Ada', SENT_WIDTH);
+  await cameraKeepsDecoding(bob, 'Ada');
+  const cy = await joinAuto(room, 'Cy');
+  for (const page of [ada, bob, cy]) await waitMode(page, 'Via server', 30000);
+  for (const page of [bob, cy]) {
+    await waitScreen(page, 'Ada', SENT_WIDTH, 40000);
+    await cameraKeepsDecoding(page, 'Ada');
+  }
+  await keepsDecrypting(cy);
+  await share(ada, false);
+  for (const page of [bob, cy]) await waitNoScreen(page);
+  for (const page of [ada, bob, cy]) await page.context().close();
+});
 
 after(() => { console.log('received screen (width x height, fps):', JSON.stringify(figures)); });
