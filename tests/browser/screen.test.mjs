@@ -119,6 +119,20 @@ for (const e2ee of ['', 'a shared screen under one passphrase']) {
     for (const page of [ada, bob]) await waitNoScreen(page);
     // Everyone still decodes both other cameras.
     for (const page of [ada, bob, cy]) await waitForVideo(page, 2, 20000);
+
+    // Ada and Bob share on the node, then Cy leaves: the pair's new direct call carries both
+    // screens from its first offer (whichever of them offers), their cameras beside them.
+    await Promise.all([share(ada, true), share(bob, true)]);
+    await waitScreen(ada, 'Bob', SENT_WIDTH);
+    await waitScreen(bob, 'Ada', SENT_WIDTH);
+    await cy.click('#leave');
+    for (const page of [ada, bob]) await waitMode(page, 'Direct', 20000);
+    await waitScreen(ada, 'Bob', SENT_WIDTH, 20000, true);
+    await waitScreen(bob, 'Ada', SENT_WIDTH, 20000, true);
+    await cameraKeepsDecoding(ada, 'Bob');
+    await cameraKeepsDecoding(bob, 'Ada');
+    await Promise.all([share(ada, false), share(bob, false)]);
+    for (const page of [ada, bob]) await waitNoScreen(page);
     for (const page of [ada, bob, cy]) await page.context().close();
   });
 }

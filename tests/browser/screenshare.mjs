@@ -4,8 +4,9 @@
 /**
  * The inbound video of a tile, read from the receiver that carries the track its video element
  * plays: size, frames decoded, frame rate and bytes. `who` is a participant's name; `screen`
- * picks their screen's tile rather than their camera's. Null while the tile shows no video.
- * @returns {Promise<{width: number, height: number, frames: number, fps: number, bytes: number} | null>}
+ * picks their screen's tile rather than their camera's; `peer` is the connection it came on
+ * ('sfu' or the other participant's id). Null while the tile shows no video.
+ * @returns {Promise<{width: number, height: number, frames: number, fps: number, bytes: number, peer: string} | null>}
  */
 export function tileVideo(page, who, screen = false) {
   return page.evaluate(async ({ who, screen }) => {
@@ -15,12 +16,12 @@ export function tileVideo(page, who, screen = false) {
     const tile = document.querySelector(`#grid > .tile[data-participant="${screen ? `screen:${p.id}` : p.id}"]`);
     const track = tile?.querySelector('video')?.srcObject?.getVideoTracks()[0];
     if (!track) return null;
-    for (const [, pc] of m.peerConnections()) {
+    for (const [peer, pc] of m.peerConnections()) {
       const receiver = pc.getReceivers().find((r) => r.track === track);
       if (!receiver) continue;
       for (const s of (await receiver.getStats()).values()) {
         if (s.type === 'inbound-rtp' && s.kind === 'video') {
-          return { width: s.frameWidth || 0, height: s.frameHeight || 0, frames: s.framesDecoded || 0, fps: s.framesPerSecond || 0, bytes: s.bytesReceived || 0 };
+          return { width: s.frameWidth || 0, height: s.frameHeight || 0, frames: s.framesDecoded || 0, fps: s.framesPerSecond || 0, bytes: s.bytesReceived || 0, peer };
         }
       }
     }
@@ -28,13 +29,16 @@ export function tileVideo(page, who, screen = false) {
   }, { who, screen });
 }
 
-/** Wait until `page` shows `who`'s screen decoding at least `minWidth` wide; returns its figures. */
-export async function waitScreen(page, who, minWidth, timeoutMs = 30000) {
+/**
+ * Wait until `page` shows `who`'s screen decoding at least `minWidth` wide (`direct`: on the direct
+ * call, not through the node); returns its figures.
+ */
+export async function waitScreen(page, who, minWidth, timeoutMs = 30000, direct = false) {
   const until = Date.now() + timeoutMs;
   let last = null;
   while (Date.now() < until) {
     last = await tileVideo(page, who, true);
-    if (last && last.frames > 1 && last.width >= minWidth) return last;
+    if (last && last.frames > 1 && last.width >= minWidth && (!direct || last.peer !== 'sfu')) return last;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${who}'s screen not decoding at >= ${minWidth} px wide: ${JSON.stringify(last)}`);

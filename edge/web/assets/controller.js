@@ -238,8 +238,7 @@ export class MediaController extends Emitter {
     // Both pages reach the edge but not each other: the room moves the pair to its node.
     link.on('stuck', () => { if (this.link === link) this.send({ type: 'direct_failed' }); });
     this.link = link;
-    if (this.sharedVideo) await link.shareScreen(this.sharedVideo);
-    await link.start(this.media.stream);
+    await link.start(this.media.stream, this.sharedVideo);
   }
 
   /**

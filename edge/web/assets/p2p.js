@@ -139,7 +139,7 @@ export class P2PLink extends Emitter {
     this.emit('restart', undefined);
     // The initiator offers; the other side asks it to (its own restartIce makes its next answer
     // carry new credentials). Offers from one side only: no glare.
-    if (this.initiator) this.offer().catch((e) => console.warn('ICE restart:', e));
+    if (this.initiator) this.offer(true).catch((e) => console.warn('ICE restart:', e));
     else this.send({ restart: true });
   }
 
@@ -158,8 +158,13 @@ export class P2PLink extends Emitter {
     });
   }
 
-  /** Add local tracks; the initiator then offers. @param {MediaStream} stream */
-  async start(stream) {
+  /**
+   * Add local tracks (a screen shared already after the camera's: the peer takes the first
+   * stream it receives for the camera's); the initiator then offers, the other side offers its
+   * screen once it answered the first offer.
+   * @param {MediaStream} stream @param {MediaStreamTrack | null} [screen]
+   */
+  async start(stream, screen = null) {
     for (const track of stream.getTracks()) {
       const sender = this.pc.addTrack(track, stream);
       if (this.e2ee) {
@@ -171,20 +176,25 @@ export class P2PLink extends Emitter {
       }
       this.senders.push(sender);
     }
+    if (screen) {
+      this.addScreen(screen);
+      this.offerPending = !this.initiator;
+    }
     this.applyDirections();
     if (this.initiator) await this.offer();
   }
 
   /**
-   * Offer our changes, now or (an offer being made, the peer's offer being answered, or the
-   * answering side before the first offer came) once the signaling is stable again. An offer of
-   * ours still unanswered is made again (it may have been lost with the room socket: an ICE
-   * restart retries this way).
+   * Offer our changes, now or (an offer being made or awaiting its answer, the peer's offer being
+   * answered, or the answering side before the first offer came) once the signaling is stable
+   * again. An ICE restart (`restart`) makes an offer still unanswered again: it may have been lost
+   * with the room socket.
    */
-  async offer() {
+  async offer(restart = false) {
     const state = this.pc.signalingState;
     if (state === 'closed') return;
-    if (this.makingOffer || (state !== 'stable' && state !== 'have-local-offer') || (!this.initiator && !this.pc.remoteDescription)) {
+    const waiting = state === 'have-local-offer' && !restart;
+    if (this.makingOffer || waiting || (state !== 'stable' && state !== 'have-local-offer') || (!this.initiator && !this.pc.remoteDescription)) {
       this.offerPending = true;
       return;
     }
@@ -227,15 +237,20 @@ export class P2PLink extends Emitter {
       await this.screenT.sender.replaceTrack(track);
       if (this.sharing) return;
     } else {
-      this.screenT = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])], sendEncodings: [SCREEN_ENCODING] });
-      // The encrypting transform before the offer that carries it.
-      if (this.e2ee) {
-        this.e2ee.sender(this.screenT.sender, 'video');
-        preferVp8(this.screenT);
-      }
+      this.addScreen(track);
     }
     this.sharing = true;
     await this.offer();
+  }
+
+  /** Our screen's transceiver, with its encrypting transform before the offer that carries it. @param {MediaStreamTrack} track */
+  addScreen(track) {
+    this.screenT = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])], sendEncodings: [SCREEN_ENCODING] });
+    this.sharing = true;
+    if (this.e2ee) {
+      this.e2ee.sender(this.screenT.sender, 'video');
+      preferVp8(this.screenT);
+    }
   }
 
   /** Stop sharing: the screen's m-line goes inactive (the peer's screen tile ends). */
