@@ -21,6 +21,8 @@ import { SCREEN_ENCODING } from './screen.js';
 
 /** How long a negotiated connection may take to connect before the pair gives up on direct. */
 const STUCK_MS = 5000;
+/** An offer unanswered this long is sent again. */
+const RESEND_OFFER_MS = 4000;
 
 /** @extends {Emitter<P2PLinkEvents>} */
 export class P2PLink extends Emitter {
@@ -205,11 +207,25 @@ export class P2PLink extends Emitter {
         this.applyDirections();
         await this.pc.setLocalDescription();
         this.sendLocalDescription();
+        this.resendUnanswered(this.pc.localDescription?.sdp);
       } finally {
         this.makingOffer = false;
       }
     })();
     await this.offering;
+  }
+
+  /**
+   * An offer still unanswered after a while is sent again, as it was (it, or its answer, may
+   * have been lost while a room socket was down; a change made meanwhile waits for its answer).
+   * @param {string | undefined} sdp the offer sent
+   */
+  resendUnanswered(sdp) {
+    setTimeout(() => {
+      if (this.pc.signalingState !== 'have-local-offer' || this.pc.localDescription?.sdp !== sdp) return;
+      this.sendLocalDescription();
+      this.resendUnanswered(sdp);
+    }, RESEND_OFFER_MS);
   }
 
   /**
