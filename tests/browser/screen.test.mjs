@@ -18,6 +18,12 @@ after(async () => { await browser?.close(); edge?.stop(); });
 /** The screen's width as sent: what Chromium's fake screen gives for the page's constraints. */
 const SENT_WIDTH = 1920;
 
+/** The page's console errors and warnings, on stderr (a failed negotiation says why there). */
+function echoConsole(page, name) {
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.error(`[${name}] ${m.type()}: ${m.text()}`); });
+  return page;
+}
+
 /** Click Share on `page` and wait until it says it shares. */
 async function share(page, on) {
   await page.click('#toggle-screen');
@@ -52,9 +58,9 @@ const figures = {};
 for (const e2ee of ['', 'a shared screen under one passphrase']) {
   test(`a shared screen arrives at full size beside the camera: direct, moved to the node, shared on the node${e2ee ? ', with E2EE' : ''}`, async () => {
     const room = uniqueRoom(e2ee ? 'screen-e2ee' : 'screen');
-    const ada = await joinPage(browser, edge.url, room, { name: 'Ada', e2ee });
+    const ada = echoConsole(await joinPage(browser, edge.url, room, { name: 'Ada', e2ee }), 'Ada');
     await inMeeting(ada);
-    const bob = await joinPage(browser, edge.url, room, { name: 'Bob', e2ee });
+    const bob = echoConsole(await joinPage(browser, edge.url, room, { name: 'Bob', e2ee }), 'Bob');
     await inMeeting(bob);
     for (const page of [ada, bob]) await waitMode(page, 'Direct');
     await waitForVideo(bob, 1);

@@ -57,6 +57,11 @@ export class P2PLink extends Emitter {
     this.offering = Promise.resolve();
     /** a local change waits for the signaling to be stable to offer */
     this.offerPending = false;
+    /**
+     * The peer's offer is being applied and answered: an offer of ours now would be queued behind
+     * its setRemoteDescription and turn into an answer (a parameterless setLocalDescription).
+     */
+    this.answering = false;
     /** @type {Promise<void>} the peer's payloads, handled in order */
     this.inbox = Promise.resolve();
     this.pc.ontrack = (ev) => {
@@ -196,7 +201,7 @@ export class P2PLink extends Emitter {
     const state = this.pc.signalingState;
     if (state === 'closed') return;
     const waiting = state === 'have-local-offer' && !restart;
-    if (this.makingOffer || waiting || (state !== 'stable' && state !== 'have-local-offer') || (!this.initiator && !this.pc.remoteDescription)) {
+    if (this.makingOffer || this.answering || waiting || (state !== 'stable' && state !== 'have-local-offer') || (!this.initiator && !this.pc.remoteDescription)) {
       this.offerPending = true;
       return;
     }
@@ -315,18 +320,23 @@ export class P2PLink extends Emitter {
       // Both offered at once: the initiator's offer wins; the other side answers it, then offers
       // its own change again.
       if (collision && this.initiator) return;
-      if (collision) {
-        await this.offering.catch(() => {});
-        if (this.pc.signalingState === 'have-local-offer') await this.pc.setLocalDescription({ type: 'rollback' });
-        this.offerPending = true;
-      }
-      await this.pc.setRemoteDescription(cleanDescription(payload.sdp));
-      this.armStuck();
-      for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
-      if (offer) {
-        this.applyDirections();
-        await this.pc.setLocalDescription(await this.pc.createAnswer());
-        this.sendLocalDescription();
+      this.answering = offer;
+      try {
+        if (collision) {
+          await this.offering.catch(() => {});
+          if (this.pc.signalingState === 'have-local-offer') await this.pc.setLocalDescription({ type: 'rollback' });
+          this.offerPending = true;
+        }
+        await this.pc.setRemoteDescription(cleanDescription(payload.sdp));
+        this.armStuck();
+        for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+        if (offer) {
+          this.applyDirections();
+          await this.pc.setLocalDescription(await this.pc.createAnswer());
+          this.sendLocalDescription();
+        }
+      } finally {
+        this.answering = false;
       }
       if (this.offerPending && this.pc.signalingState === 'stable') await this.offer();
     } else if (payload.candidate) {

@@ -396,9 +396,12 @@ export class SfuLink extends Emitter {
         this.offerStale = true;
         return undefined;
       }
-      /** @type {import('./protocol.js').TracksResponse} */
-      const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: [{ mid: s.t.mid }], force: false });
-      if (res.requiresImmediateRenegotiation && res.sessionDescription) await this.answerNodeOffer(res.sessionDescription);
+      /** @type {import('./protocol.js').TracksResponse | null} */
+      const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: [{ mid: s.t.mid }], force: false })
+        // A session the node no longer has (closed or reaped) took the publication with it: the
+        // screen is not sent any more either way, nothing to report.
+        .catch((err) => { console.info('media node: closing the screen:', err); return null; });
+      if (res?.requiresImmediateRenegotiation && res.sessionDescription) await this.answerNodeOffer(res.sessionDescription);
       return this.published();
     });
   }
