@@ -9,6 +9,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, uniqueRoom } from './lib.mjs';
+import { waitScreen } from './screenshare.mjs';
 
 let edge;
 let browser;
@@ -210,3 +211,43 @@ for (const e2ee of ['', 'devices switch under one passphrase']) {
     for (const page of [ada, bob, cleo]) await page.context().close();
   });
 }
+
+test('switch the camera while sharing the screen: the camera\'s sender takes it, the screen goes on beside it (direct, then via the node)', async () => {
+  const room = uniqueRoom('devices-screen');
+  const ada = await joinPage(browser, edge.url, room, { name: 'Ada' });
+  await inMeeting(ada);
+  const bob = await joinPage(browser, edge.url, room, { name: 'Bob' });
+  await inMeeting(bob);
+  for (const page of [ada, bob]) await waitMode(page, 'Direct');
+  await waitPicture(bob, 'Ada', 'fake_device_0');
+  await ada.click('#toggle-screen');
+  await waitScreen(bob, 'Ada', 1280);
+
+  // Direct: the camera switches, the screen stays in its own tile.
+  await pick(ada, 'switch-camera', 'fake_device_2');
+  await waitPicture(bob, 'Ada', 'fake_device_2');
+  await waitScreen(bob, 'Ada', 1280);
+  await ada.waitForFunction(() => /** @type {any} */ (window).edgemeet.sfu?.prepared);
+  await ada.evaluate(() => /** @type {any} */ (window).edgemeet.sfu.prepared);
+  await ada.waitForFunction(() => /** @type {any} */ (window).edgemeet.sfu?.screen);
+  const direct = await sent(ada);
+  assert.deepEqual(direct['p2p:video'], ['fake_device_2'], JSON.stringify(direct));
+  assert.deepEqual(direct['node-standby:video'].sort(), ['fake_device_2', 'screen:-3:0'], JSON.stringify(direct));
+
+  // Via the node: both arrive; back to the first camera, the screen still beside it.
+  const cleo = await joinPage(browser, edge.url, room, { name: 'Cleo' });
+  await inMeeting(cleo);
+  for (const page of [ada, bob, cleo]) await waitMode(page, 'Via server', 30000);
+  for (const page of [bob, cleo]) {
+    await waitPicture(page, 'Ada', 'fake_device_2', 30000);
+    await waitScreen(page, 'Ada', 1280, 30000);
+  }
+  await pick(ada, 'switch-camera', 'fake_device_0');
+  for (const page of [bob, cleo]) {
+    await waitPicture(page, 'Ada', 'fake_device_0');
+    await waitScreen(page, 'Ada', 1280);
+  }
+  const viaNode = await sent(ada);
+  assert.deepEqual(viaNode['node-wire:video'].sort(), ['fake_device_0', 'screen:-3:0'], JSON.stringify(viaNode));
+  for (const page of [ada, bob, cleo]) await page.context().close();
+});

@@ -15,6 +15,7 @@ import {
 } from './controls.js';
 import { DevicePicker } from './devices.js';
 import { Layout } from './layout.js';
+import { AudioOnly } from './audio-only.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
 } from './recording.js';
@@ -244,6 +245,9 @@ class Meeting {
     this.chatBadge = new ChatBadge();
     this.devices = new DevicePicker(media, calls);
     this.layout = new Layout(() => this.me, (id) => displayName(this.people.get(id)));
+    this.audioOnly = new AudioOnly(calls, this.grid, () => {
+      for (const p of this.people.values()) this.grid.update(p, p.id === this.me, !!this.e2ee);
+    });
     /** @type {string} why the edge ended our stay (`refused`, `meeting_ended`), shown at the close */
     this.endedWhy = '';
     this.recording = false;
@@ -281,8 +285,10 @@ class Meeting {
     calls.on('remote-stream', ({ participant, stream }) => this.attachRemote(participant, stream));
     calls.on('remote-gone', ({ participant }) => this.grid.detach(participant));
     calls.on('remotes-gone', () => {
-      for (const id of this.people.keys()) if (id !== this.me) this.grid.detach(id);
+      for (const id of this.people.keys()) if (id !== this.me) { this.grid.detach(id); this.grid.removeScreen(id); }
     });
+    calls.on('remote-screen', ({ participant, stream }) => this.grid.attachScreen(participant, stream, displayName(this.people.get(participant))));
+    calls.on('remote-screen-gone', ({ participant }) => this.grid.removeScreen(participant));
     calls.on('connection', ({ state }) => { $('quality').textContent = state; });
     calls.on('mark', ({ step }) => this.mark(step));
     calls.on('problem', ({ text }) => {
@@ -332,6 +338,8 @@ class Meeting {
         if (msg.participant.id === this.me && msg.participant.moderator !== this.moderator) this.setModerator(msg.participant.moderator);
         if (msg.type === 'participant_updated' && msg.participant.hand && msg.participant.id !== this.me) toast(`${displayName(msg.participant)} raised their hand`);
         this.grid.update(msg.participant, msg.participant.id === this.me, !!this.e2ee);
+        // Stopped sharing: the presenter view ends even before their media says so.
+        if (msg.participant.media && !msg.participant.media.screen) this.grid.removeScreen(msg.participant.id);
         if (msg.type === 'participant_joined') toast(`${displayName(msg.participant)} joined`);
         this.renderRecord();
         return this.renderPeople();
@@ -340,6 +348,7 @@ class Meeting {
         toast(`${displayName(this.people.get(msg.id))} ${msg.reason === 'kicked' ? 'was removed' : 'left'}`);
         this.people.delete(msg.id);
         this.grid.remove(msg.id);
+        this.grid.removeScreen(msg.id);
         this.renderRecord();
         return this.renderPeople();
       case 'chat':
@@ -665,29 +674,36 @@ class Meeting {
     $('toggle-cam').addEventListener('click', () => this.setCam(!this.media.videoEnabled));
     $('toggle-chat').addEventListener('click', () => this.togglePanel('chat-panel', 'toggle-chat'));
     $('toggle-people').addEventListener('click', () => this.togglePanel('people-panel', 'toggle-people'));
+    // The room hears of a share (media_state) before its media, and of its end before the
+    // media stops: a viewer's presenter view follows either.
+    const shareShown = () => {
+      $('toggle-screen').setAttribute('aria-pressed', String(!!this.media.screenTrack));
+      this.sendState();
+    };
     $('toggle-screen').addEventListener('click', async () => {
       if (this.media.screenTrack) {
         this.media.stopScreen();
-        await this.calls.replaceVideo(this.media.videoTrack);
-      } else {
-        /** @type {MediaStreamTrack | null} */
-        let track = null;
-        try {
-          track = await this.media.startScreen();
-        } catch (err) {
-          toast(screenShareProblem(err));
-        }
-        if (!track) return;
-        track.addEventListener('ended', async () => {
-          this.media.stopScreen();
-          await this.calls.replaceVideo(this.media.videoTrack);
-          $('toggle-screen').setAttribute('aria-pressed', 'false');
-          this.sendState();
-        });
-        await this.calls.replaceVideo(track);
+        shareShown();
+        await this.calls.stopScreen();
+        return;
       }
-      $('toggle-screen').setAttribute('aria-pressed', String(!!this.media.screenTrack));
-      this.sendState();
+      /** @type {MediaStreamTrack | null} */
+      let track = null;
+      try {
+        track = await this.media.startScreen();
+      } catch (err) {
+        toast(screenShareProblem(err));
+      }
+      if (!track) return;
+      track.addEventListener('ended', async () => {
+        // The browser's own "Stop sharing".
+        if (this.media.screenTrack !== track) return;
+        this.media.stopScreen();
+        shareShown();
+        await this.calls.stopScreen();
+      });
+      shareShown();
+      await this.calls.shareScreen(track);
     });
     $('leave').addEventListener('click', () => {
       this.signaling.leave();
@@ -735,6 +751,7 @@ class Meeting {
     bindShortcutsHelp();
     this.devices.bind();
     this.layout.bind();
+    this.audioOnly.bind();
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);
       if (ev.ctrlKey || ev.metaKey || ev.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;

@@ -31,8 +31,12 @@ const STANDBY_DELAY_MS = 1000;
  *   for the participant (a P2P peer's, or one pulled from the node while the room is on it)
  * @property {{participant: ParticipantId}} remote-gone the participant's stream stopped (the
  *   direct call closed)
+ * @property {{participant: ParticipantId, stream: MediaStream}} remote-screen show the
+ *   participant's shared screen (large: the presenter view)
+ * @property {{participant: ParticipantId}} remote-screen-gone their screen stopped arriving
  * @property {undefined} remotes-gone the node link closed: the page detaches every remote tile
- *   (a direct call's too; its stream comes back with the next `remote-stream`)
+ *   (a direct call's too; its stream comes back with the next `remote-stream`) and ends every
+ *   shared screen's tile
  * @property {{state: RTCPeerConnectionState}} connection the state of the connection the media
  *   goes through (the direct call's, or the node's while the room is on it; never a standby's)
  * @property {{step: string}} mark a step of joining happened (for `timings.marks`)
@@ -72,8 +76,10 @@ export class MediaController extends Emitter {
      * @type {MediaMode | null}
      */
     this.lastMedia = null;
-    /** @type {MediaStreamTrack | null} what we send instead of the camera (a shared screen) */
+    /** @type {MediaStreamTrack | null} our shared screen, sent beside the camera on every link */
     this.sharedVideo = null;
+    /** audio-only mode: no link receives video */
+    this.videoOff = false;
     /** The room moves to another node (`node_moved`): open the new link before closing the old. */
     this.handover = false;
     /** @type {SfuLink | null} the old node's link while a handover runs (failover.js) */
@@ -169,6 +175,7 @@ export class MediaController extends Emitter {
     const keepP2p = media.mode === 'p2p' && this.link?.peer === media.peer;
     if (!keepP2p && this.link) {
       this.emit('remote-gone', { participant: this.link.peer });
+      this.emit('remote-screen-gone', { participant: this.link.peer });
       this.link.close();
       this.link = null;
     }
@@ -206,6 +213,7 @@ export class MediaController extends Emitter {
     // On the node, the remote tiles switch from the P2P streams to those pulled from it.
     if (sending) {
       for (const [participant, stream] of sfu.pulledStreams()) this.emit('remote-stream', { participant, stream });
+      for (const [participant, stream] of sfu.pulledScreens()) this.emit('remote-screen', { participant, stream });
       if (sfu.grant) this.emit('connection', { state: sfu.pc.connectionState });
     }
     if (node && !sfu.grant) await this.startSfu(sfu, node);
@@ -222,13 +230,15 @@ export class MediaController extends Emitter {
       send: (payload) => this.send({ type: 'signal', to: media.peer, payload }),
     });
     link.on('track', ({ stream }) => this.emit('remote-stream', { participant: media.peer, stream }));
+    link.on('screen', ({ stream }) => { if (this.link === link) this.emit('remote-screen', { participant: media.peer, stream }); });
+    link.on('screen-gone', () => { if (this.link === link) this.emit('remote-screen-gone', { participant: media.peer }); });
+    link.videoOff = this.videoOff;
     link.on('state', (state) => this.emit('mark', { step: `p2p:${state}` }));
     link.on('state', (state) => this.emit('connection', { state }));
     // Both pages reach the edge but not each other: the room moves the pair to its node.
     link.on('stuck', () => { if (this.link === link) this.send({ type: 'direct_failed' }); });
     this.link = link;
-    await link.start(this.media.stream);
-    if (this.sharedVideo) await link.replaceVideo(this.sharedVideo);
+    await link.start(this.media.stream, this.sharedVideo);
   }
 
   /**
@@ -274,11 +284,14 @@ export class MediaController extends Emitter {
       this.closeSfu();
       this.apply(this.lastMedia).catch((e) => console.error(e));
     });
+    link.on('screen', ({ participant, stream }) => { if (this.mode === 'sfu' && this.sfu === link) this.emit('remote-screen', { participant, stream }); });
+    link.on('screen-gone', ({ participant }) => { if (this.mode === 'sfu' && this.sfu === link) this.emit('remote-screen-gone', { participant }); });
     link.on('ice', (state) => mark(`sfu:ice-${state}`));
+    link.videoOff = this.videoOff;
     link.prepare(this.media.stream);
-    // Built while the screen is shared (e.g. the standby, a second after the direct call): send
-    // the screen, not the camera the stream holds.
-    if (this.sharedVideo) link.replaceVideo(this.sharedVideo).catch(() => {});
+    // Built while the screen is shared (e.g. the standby, a second after the direct call): the
+    // screen goes in its opening offer.
+    if (this.sharedVideo) link.shareScreen(this.sharedVideo);
     return link;
   }
 
@@ -315,13 +328,44 @@ export class MediaController extends Emitter {
   }
 
   /**
-   * Send `track` as our video (camera <-> screen) on every connection, without renegotiating.
-   * @param {MediaStreamTrack | null} track
+   * Share a screen beside the camera on every connection: the direct call (renegotiated) and the
+   * node link (pushed, then announced to the room; a standby's too, so that a move to the node
+   * keeps it). Links built later share it from their start.
+   * @param {MediaStreamTrack} track
    */
-  async replaceVideo(track) {
-    this.sharedVideo = track && track !== this.media.videoTrack ? track : null;
-    await this.link?.replaceVideo(track);
-    await this.sfu?.replaceVideo(track);
+  async shareScreen(track) {
+    this.sharedVideo = track;
+    const sfu = this.sfu;
+    await Promise.all([this.link?.shareScreen(track), sfu && this.announce(sfu, sfu.shareScreen(track))]);
+  }
+
+  /** Stop sharing the screen on every connection; the camera goes on as it was. */
+  async stopScreen() {
+    this.sharedVideo = null;
+    const sfu = this.sfu;
+    await Promise.all([this.link?.stopScreen(), sfu && this.announce(sfu, sfu.stopScreen())]);
+  }
+
+  /**
+   * Tell the room what the node link publishes once it changed (a screen pushed or closed).
+   * @param {SfuLink} sfu @param {Promise<TrackInfo[] | undefined>} changed
+   */
+  async announce(sfu, changed) {
+    const tracks = await changed;
+    if (tracks && sfu === this.sfu && sfu.sessionId) this.send({ type: 'tracks', session_id: sfu.sessionId, tracks });
+  }
+
+  /**
+   * Audio-only mode (`on` false): no connection receives video (the node link closes its video
+   * pulls, the direct call stops receiving video); our own audio and video still go out. Back on,
+   * video is pulled and received again.
+   * @param {boolean} on
+   */
+  async setVideoReceive(on) {
+    this.videoOff = !on;
+    if (this.warm) this.warm.videoOff = !on;
+    this.sfu?.setVideoReceive(on);
+    await this.link?.setVideoReceive(on);
   }
 
   /**

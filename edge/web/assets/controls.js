@@ -11,6 +11,7 @@ export const SHORTCUTS = [
   ['H', 'Raise or lower your hand'],
   ['D', 'Devices: camera, microphone, speaker'],
   ['G', 'Grid or speaker view'],
+  ['A', 'Audio-only mode: receive no video (saves bandwidth)'],
   ['?', 'This list of shortcuts'],
   ['Escape', 'Close this list or the Devices panel'],
 ];

@@ -122,9 +122,8 @@ export class DevicePicker {
     // direct call of a later pair, leaving) finds the new track.
     if (old) media.stream.removeTrack(old);
     media.stream.addTrack(track);
-    // While the screen is shared, the camera's sender carries the screen: the new camera is sent
-    // when sharing stops (app.js replaces the video with `media.videoTrack` then).
-    if (!(kind === 'video' && media.screenTrack)) await this.calls.replaceTrack(kind, track);
+    // A shared screen has its own sender: the camera's is switched while sharing too.
+    await this.calls.replaceTrack(kind, track);
     old?.stop();
     // Our own tile shows the new camera.
     for (const v of /** @type {NodeListOf<HTMLVideoElement>} */ (document.querySelectorAll('video'))) {

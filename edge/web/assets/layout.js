@@ -1,15 +1,27 @@
 // Grid or speaker view, and pinning. In speaker view one tile is large and the others form a strip
-// beside it: the pinned participant if any, else the active speaker (the node's dominant_speaker;
-// never ourselves while someone else is there), else the first other participant. Pinning is this
-// page's own choice: nobody else hears of it. Tiles stay where Grid (ui.js) put them; only classes
-// change, so no video element is moved (which would restart its playback).
+// beside it: the pinned participant if any, else a shared screen (the presenter view: the newest
+// screen large, every camera beside it), else the active speaker (the node's dominant_speaker;
+// never ourselves while someone else is there), else the first other participant. A shared screen
+// turns speaker view on by itself until the person picks the grid (a new share turns it on
+// again). Pinning is this page's own choice: nobody else hears of it. Tiles stay where Grid
+// (ui.js) put them; only classes change, so no video element is moved (which would restart its
+// playback).
 import { $ } from './ui.js';
+import { screenOwner } from './screen.js';
 
 export class Layout {
   /** @param {() => string | null} me our participant id @param {(id: string) => string} nameOf */
   constructor(me, nameOf) {
     this.me = me;
-    this.nameOf = nameOf;
+    /** @param {string} id a participant's tile id, or a screen's */
+    this.nameOf = (id) => {
+      const owner = screenOwner(id);
+      return owner === null ? nameOf(id) : `${nameOf(owner)}'s screen`;
+    };
+    /** the person chose the grid while a screen was shared */
+    this.gridChosen = false;
+    /** @type {Set<string>} the screen tiles the last render saw */
+    this.screensSeen = new Set();
     /** speaker view chosen with its button (a pin shows it too) */
     this.speakerView = false;
     /** @type {string | null} */
@@ -33,8 +45,9 @@ export class Layout {
 
   /** Grid <-> speaker view; back to the grid also lets go of a pin. */
   toggleView() {
-    const on = !(this.speakerView || this.pinned);
+    const on = !this.staged();
     this.speakerView = on;
+    this.gridChosen = !on && this.screens().length > 0;
     if (!on) this.pinned = null;
     this.render();
     this.say(on ? 'Speaker view' : 'Grid view');
@@ -58,11 +71,23 @@ export class Layout {
     this.render();
   }
 
-  /** The tile shown large in speaker view, by participant id. */
+  /** @returns {string[]} the tile ids of shared screens, oldest first */
+  screens() {
+    return this.tiles().map((t) => t.dataset.participant || '').filter((id) => screenOwner(id) !== null);
+  }
+
+  /** Whether one tile is shown large: speaker view, a pin, or a shared screen. */
+  staged() {
+    return this.speakerView || !!this.pinned || (this.screens().length > 0 && !this.gridChosen);
+  }
+
+  /** The tile shown large in speaker view, by participant id (or screen tile id). */
   featured() {
     const tiles = this.tiles();
     const ids = tiles.map((t) => t.dataset.participant || '');
     if (this.pinned && ids.includes(this.pinned)) return this.pinned;
+    const screens = this.screens();
+    if (screens.length) return screens[screens.length - 1];
     const me = this.me();
     if (this.speaker && this.speaker !== me && ids.includes(this.speaker)) return this.speaker;
     return ids.find((id) => id !== me) ?? ids[0] ?? null;
@@ -81,7 +106,13 @@ export class Layout {
   render() {
     const grid = $('grid');
     if (this.pinned && !this.tiles().some((t) => t.dataset.participant === this.pinned)) this.pinned = null;
-    const stage = this.speakerView || !!this.pinned;
+    const screens = this.screens();
+    const shared = screens.filter((id) => !this.screensSeen.has(id));
+    if (shared.length) this.gridChosen = false;
+    this.screensSeen = new Set(screens);
+    // Said once to screen readers: the picture that takes the stage.
+    if (shared.length && !this.pinned) this.say(`${this.nameOf(shared[shared.length - 1])}, shown large`);
+    const stage = this.staged();
     const featured = stage ? this.featured() : null;
     // Class and attribute writes only when they change: the MutationObserver watches children,
     // not attributes, so this never loops.

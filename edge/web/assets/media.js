@@ -1,4 +1,5 @@
 // Local media: camera and microphone, device choice, screen sharing.
+import { SCREEN_CAPTURE } from './screen.js';
 
 const LOWRES = new URLSearchParams(location.search).has('lowres');
 /** `?fps=N` (tests on small machines): the camera at most N frames per second. */
@@ -67,8 +68,10 @@ export class LocalMedia {
    */
   async startScreen() {
     try {
-      const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
+      const s = await navigator.mediaDevices.getDisplayMedia({ video: SCREEN_CAPTURE });
       this.screenTrack = s.getVideoTracks()[0];
+      // Text and lines: the encoder keeps the size and gives up frames rather than sharpness.
+      if ('contentHint' in this.screenTrack) this.screenTrack.contentHint = 'detail';
       return this.screenTrack;
     } catch (err) {
       if (/** @type {any} */ (err)?.name === 'NotAllowedError' || /** @type {any} */ (err)?.name === 'AbortError') return null;

@@ -1,5 +1,6 @@
-// One RTCPeerConnection to the room's media node: push our microphone and camera (simulcast),
-// pull every other participant's tracks. API: docs/media-node-api.md.
+// One RTCPeerConnection to the room's media node: push our microphone and camera (simulcast) and a
+// shared screen (its own track, one encoding), pull every other participant's tracks (their
+// screens apart from their cameras). API: docs/media-node-api.md.
 //
 // While the room is P2P the link is a standby: connected, tracks pushed and pulled, but its
 // senders hold no track, so no media reaches the node. A third join gives them their tracks.
@@ -7,6 +8,7 @@
 // renegotiation, and a standby's initial values would be "off".)
 import { preferVp8, withoutRed } from './e2ee.js';
 import { Emitter } from './events.js';
+import { SCREEN_ENCODING } from './screen.js';
 
 /**
  * @typedef {import('./protocol.js').MediaKind} MediaKind
@@ -15,9 +17,12 @@ import { Emitter } from './events.js';
  * @typedef {import('./protocol.js').SessionDescription} SessionDescription
  * @typedef {{node_id: string, url: string, token: string}} Grant the parts of a `NodeGrant` a link uses
  * @typedef {{name: string, kind: MediaKind, source: string, mid: string | null}} Pushed a track we push
+ * @typedef {{mid: string, kind: MediaKind, source: string}} PulledTrack a pulled track ('' mid: asked for)
  * @typedef {object} SfuLinkEvents
  * @property {{participant: string, stream: MediaStream}} track a pulled track arrived, in the
  *   publisher's stream
+ * @property {{participant: string, stream: MediaStream}} screen a participant's shared screen arrived
+ * @property {{participant: string}} screen-gone we stopped pulling a participant's screen
  * @property {RTCPeerConnectionState} state the connection's state changed
  * @property {RTCIceConnectionState} ice its ICE state changed (join timings)
  * @property {unknown} error a negotiation or node call failed
@@ -70,8 +75,29 @@ export class SfuLink extends Emitter {
     this.sessionId = null;
     /** @type {Promise<Pushed[]> | null} */
     this.prepared = null;
-    /** @type {Map<string, {participant: string, mids: string[]}>} pulled tracks by publisher session */
+    /**
+     * Pulled tracks by publisher session: their mids, and each track by name (a `tracks` message
+     * that adds or drops one, a screen share, changes only that one).
+     * @type {Map<string, {participant: string, mids: string[], names: Map<string, PulledTrack>}>}
+     */
     this.pulled = new Map();
+    /** @type {Map<string, TrackInfo[]>} what each publisher session announced last */
+    this.announced = new Map();
+    /** @type {Map<string, string>} pulled mid -> its source (`screen` tracks go to their own stream) */
+    this.sources = new Map();
+    /** @type {Map<string, MediaStream>} pulled screens, by publisher session */
+    this.screens = new Map();
+    /** audio-only mode: no video pulled (`setVideoReceive`) */
+    this.videoOff = false;
+    /** @type {Set<string>} publisher sessions whose stream lost its video to audio-only mode */
+    this.videoDropped = new Set();
+    /** @type {{t: RTCRtpTransceiver, name: string, track: MediaStreamTrack} | null} our shared screen */
+    this.screen = null;
+    this.screenCount = 0;
+    /** @type {RTCRtpSender | null} the camera's sender */
+    this.videoSender = null;
+    /** @type {Pushed[]} the microphone and camera `prepare` pushed */
+    this.pushedBase = [];
     /** @type {Map<string, {participant: string, tracks: TrackInfo[], attempt: number}>} pulls not yet asked for, by publisher session */
     this.wanted = new Map();
     this.flushQueued = false;
@@ -83,8 +109,6 @@ export class SfuLink extends Emitter {
     this.offerStale = false;
     /** @type {Map<string, MediaStream>} one stream per publisher session */
     this.streams = new Map();
-    /** @type {RTCRtpSender | null} the camera's sender (screen sharing replaces its track) */
-    this.videoSender = null;
     /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
     this.closed = false;
@@ -94,8 +118,17 @@ export class SfuLink extends Emitter {
       // The node names pulled streams by the publisher's session id.
       const session = ev.streams[0]?.id || '';
       const participant = this.owners.get(session);
+      if (this.sources.get(ev.transceiver.mid || '') === 'screen') {
+        const screen = new MediaStream([ev.track]);
+        this.screens.set(session, screen);
+        if (participant) this.emit('screen', { participant, stream: screen });
+        return;
+      }
       let stream = this.streams.get(session);
-      if (!stream) { stream = new MediaStream(); this.streams.set(session, stream); }
+      // Video back after audio-only mode: a new stream object, so that its tile plays it.
+      if (stream && ev.track.kind === 'video' && this.videoDropped.delete(session)) stream = new MediaStream(stream.getTracks());
+      if (!stream) stream = new MediaStream();
+      this.streams.set(session, stream);
       stream.addTrack(ev.track);
       if (participant) this.emit('track', { participant, stream });
     };
@@ -169,7 +202,8 @@ export class SfuLink extends Emitter {
       this.videoSender = pushed.find((p) => p.kind === 'video')?.t.sender || null;
       await this.pc.setLocalDescription();
       this.mark('sfu:offer');
-      return pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source, mid: p.t.mid }));
+      this.pushedBase = pushed.map((p) => ({ name: p.name, kind: p.kind, source: p.source, mid: p.t.mid }));
+      return this.pushedBase;
     })();
     // Failures surface in `start`; a link closed before it started has nothing to report.
     this.prepared.catch(() => {});
@@ -218,28 +252,37 @@ export class SfuLink extends Emitter {
     const announced = this.enqueue(async () => {
       const pushed = await prepared;
       if (this.closed) return undefined;
-      /** @type {{participant: string, session: string, name: string, kind: MediaKind, t: RTCRtpTransceiver}[]} */
+      /** @type {{participant: string, session: string, name: string, kind: MediaKind, source: string, t: RTCRtpTransceiver}[]} */
       const inOffer = [];
       for (const [participant, t] of others) {
         if (this.pulled.has(t.session_id) || !t.tracks.length) continue;
         this.owners.set(t.session_id, participant);
-        this.pulled.set(t.session_id, { participant, mids: [] });
+        this.announced.set(t.session_id, t.tracks);
+        const entry = { participant, mids: [], names: new Map() };
+        this.pulled.set(t.session_id, entry);
         for (const tr of t.tracks) {
+          if (this.videoOff && tr.kind === 'video') continue;
+          entry.names.set(tr.name, { mid: '', kind: tr.kind, source: tr.source });
           // The first free receive-only m-line of the kind (the node's track lands there), or a
           // new one (then the offer is made again).
           const i = this.freeReceivers.findIndex((x) => x.receiver.track.kind === tr.kind);
           const transceiver = i >= 0 ? this.freeReceivers.splice(i, 1)[0] : this.addReceiver(tr.kind, true);
-          inOffer.push({ participant, session: t.session_id, name: tr.name, kind: tr.kind, t: transceiver });
+          inOffer.push({ participant, session: t.session_id, name: tr.name, kind: tr.kind, source: tr.source, t: transceiver });
+          if (transceiver.mid) this.sources.set(transceiver.mid, tr.source);
         }
+        if (!entry.names.size) this.pulled.delete(t.session_id);
       }
+      // A screen shared before the session opened (the link was built while sharing): pushed now.
+      const screen = this.screen;
       if (this.offerStale) {
         await this.pc.setLocalDescription();
         this.offerStale = false;
       }
+      for (const p of inOffer) if (p.t.mid) this.sources.set(p.t.mid, p.source);
       /** @type {NodeTrackObject[]} */
-      const local = pushed.map((p) => ({ location: 'local', mid: p.mid, trackName: p.name }));
+      const local = [...pushed, ...(screen ? [{ mid: screen.t.mid, name: screen.name }] : [])].map((p) => ({ location: 'local', mid: p.mid, trackName: p.name }));
       /** @type {NodeTrackObject[]} */
-      const remote = inOffer.map((p) => ({ location: 'remote', mid: p.t.mid, trackName: p.name, sessionId: p.session, ...(p.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) }));
+      const remote = inOffer.map((p) => ({ location: 'remote', mid: p.t.mid, trackName: p.name, sessionId: p.session, ...pullLayer(p) }));
       /** @type {import('./protocol.js').NewSessionResponse} */
       let res;
       const tracks = [...local, ...remote];
@@ -263,7 +306,10 @@ export class SfuLink extends Emitter {
         const entry = this.pulled.get(p.session);
         // Refused (the publisher just left or republished): pulled again with `pull`.
         if (!r || r.error || !p.t.mid) this.pulled.delete(p.session);
-        else entry?.mids.push(p.t.mid);
+        else if (entry) {
+          entry.mids.push(p.t.mid);
+          entry.names.set(p.name, { mid: p.t.mid, kind: p.kind, source: p.source });
+        }
       }
       if (!res.tracks && local.length) {
         // A node older than the push in `sessions/new` answered the transport only: push with a
@@ -275,13 +321,132 @@ export class SfuLink extends Emitter {
         const again = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, { sessionDescription: this.offer(), tracks: local });
         answer = again.sessionDescription ?? null;
       }
-      return pushed.map(({ name, kind, source }) => ({ name, kind, source }));
+      return this.published();
     });
     this.enqueue(async () => {
       if (answer) await this.pc.setRemoteDescription(answer);
       this.mark('sfu:answer-set');
     });
     return announced;
+  }
+
+  /** @returns {TrackInfo[]} what this link publishes now, for the room's `tracks` message */
+  published() {
+    /** @type {TrackInfo[]} */
+    const out = this.pushedBase.map(({ name, kind, source }) => ({ name, kind, source }));
+    if (this.screen) out.push({ name: this.screen.name, kind: 'video', source: 'screen' });
+    return out;
+  }
+
+  /**
+   * Share a screen: pushed as a track of its own beside the camera (one encoding at full size and
+   * a low frame rate, see screen.js), in the opening offer if the session is not open yet, else
+   * with an offer of its own. Another screen while one is shared replaces its track. Resolves to
+   * the tracks to announce once the node took it (undefined: nothing to announce yet).
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<TrackInfo[] | undefined>}
+   */
+  shareScreen(track) {
+    return this.enqueue(async () => {
+      await this.prepared;
+      if (this.screen) {
+        this.screen.track = track;
+        this.senders.set(this.screen.t.sender, track);
+        if (this.sending) await this.screen.t.sender.replaceTrack(track);
+        return undefined;
+      }
+      const t = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])], sendEncodings: [SCREEN_ENCODING] });
+      // The encrypting transform before the offer and while the sender has its track (see prepare).
+      if (this.e2ee) {
+        this.e2ee.sender(t.sender, 'video');
+        preferVp8(t);
+      }
+      this.senders.set(t.sender, track);
+      if (!this.sending) await t.sender.replaceTrack(null);
+      this.screen = { t, name: `screen-${++this.screenCount}`, track };
+      if (!this.sessionId) {
+        // `start` pushes it in the opening offer.
+        this.offerStale = true;
+        return undefined;
+      }
+      await this.pc.setLocalDescription();
+      /** @type {import('./protocol.js').TracksResponse} */
+      const res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
+        sessionDescription: this.offer(), tracks: [{ location: 'local', mid: t.mid, trackName: this.screen.name }],
+      });
+      if (res.sessionDescription) await this.pc.setRemoteDescription(res.sessionDescription);
+      return this.published();
+    });
+  }
+
+  /**
+   * Stop sharing: the screen's publication closes on the node (the node ends every pull of it),
+   * its m-line stays, inactive. Resolves to the tracks to announce (undefined: nothing to say).
+   * @returns {Promise<TrackInfo[] | undefined>}
+   */
+  stopScreen() {
+    return this.enqueue(async () => {
+      const s = this.screen;
+      if (!s) return undefined;
+      this.screen = null;
+      this.senders.delete(s.t.sender);
+      await s.t.sender.replaceTrack(null);
+      s.t.direction = 'inactive';
+      if (!this.sessionId || !s.t.mid) {
+        this.offerStale = true;
+        return undefined;
+      }
+      /** @type {import('./protocol.js').TracksResponse | null} */
+      const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: [{ mid: s.t.mid }], force: false })
+        // A session the node no longer has (closed or reaped) took the publication with it: the
+        // screen is not sent any more either way, nothing to report.
+        .catch((err) => { console.info('media node: closing the screen:', err); return null; });
+      if (res?.requiresImmediateRenegotiation && res.sessionDescription) await this.answerNodeOffer(res.sessionDescription);
+      return this.published();
+    });
+  }
+
+  /**
+   * Audio-only mode (off: `on` false): every video pull closes, so the node sends this page no
+   * video; back on, the video tracks are pulled again (a new pull starts on a keyframe).
+   * @param {boolean} on
+   */
+  setVideoReceive(on) {
+    if (this.videoOff === !on) return;
+    this.videoOff = !on;
+    if (on) {
+      for (const [session, tracks] of this.announced) {
+        const participant = this.owners.get(session);
+        if (participant) this.pull(participant, session, tracks);
+      }
+      return;
+    }
+    /** @type {string[]} */
+    const mids = [];
+    for (const [session, entry] of this.pulled) {
+      for (const [name, t] of entry.names) {
+        if (t.kind !== 'video') continue;
+        entry.names.delete(name);
+        if (t.mid) mids.push(t.mid);
+      }
+      entry.mids = entry.mids.filter((m) => !mids.includes(m));
+      // The tile shows no frozen frame: the video leaves the stream it plays.
+      const stream = this.streams.get(session);
+      for (const v of stream?.getVideoTracks() || []) {
+        stream?.removeTrack(v);
+        this.videoDropped.add(session);
+      }
+      this.dropScreen(session);
+      if (!entry.names.size) this.pulled.delete(session);
+    }
+    if (mids.length) this.closeMids(mids);
+  }
+
+  /** @param {string} session a publisher session whose screen we no longer pull */
+  dropScreen(session) {
+    if (!this.screens.delete(session)) return;
+    const participant = this.owners.get(session);
+    if (participant) this.emit('screen-gone', { participant });
   }
 
   /**
@@ -292,10 +457,32 @@ export class SfuLink extends Emitter {
    * @param {TrackInfo[]} tracks
    */
   pull(participant, sessionId, tracks, attempt = 0) {
-    if (!tracks.length || this.pulled.has(sessionId)) return;
     this.owners.set(sessionId, participant);
-    this.pulled.set(sessionId, { participant, mids: [] });
-    this.wanted.set(sessionId, { participant, tracks, attempt });
+    this.announced.set(sessionId, tracks);
+    let entry = this.pulled.get(sessionId);
+    if (entry) {
+      // Announced again: a track the publisher no longer has (a screen share ended) is let go.
+      const names = new Set(tracks.map((t) => t.name));
+      /** @type {string[]} */
+      const gone = [];
+      for (const [name, t] of entry.names) {
+        if (names.has(name)) continue;
+        entry.names.delete(name);
+        if (t.mid) gone.push(t.mid);
+        if (t.source === 'screen') this.dropScreen(sessionId);
+      }
+      entry.mids = entry.mids.filter((m) => !gone.includes(m));
+      if (gone.length) this.closeMids(gone);
+    }
+    const fresh = tracks.filter((t) => !entry?.names.has(t.name) && !(this.videoOff && t.kind === 'video'));
+    if (!fresh.length) return;
+    if (!entry) {
+      entry = { participant, mids: [], names: new Map() };
+      this.pulled.set(sessionId, entry);
+    }
+    for (const t of fresh) entry.names.set(t.name, { mid: '', kind: t.kind, source: t.source });
+    const before = this.wanted.get(sessionId)?.tracks || [];
+    this.wanted.set(sessionId, { participant, tracks: [...before, ...fresh], attempt });
     if (this.flushQueued) return;
     this.flushQueued = true;
     this.enqueue(async () => {
@@ -308,27 +495,43 @@ export class SfuLink extends Emitter {
       this.mark('sfu:pull-asked');
       try {
         res = await this.api('POST', `/sessions/${this.sessionId}/tracks/new`, {
-          tracks: batch.flatMap(([session, w]) => w.tracks.map((t) => ({ location: 'remote', sessionId: session, trackName: t.name, ...(t.kind === 'video' ? { simulcast: { preferredRid: PULL_RID } } : {}) }))),
+          tracks: batch.flatMap(([session, w]) => w.tracks.map((t) => ({ location: 'remote', sessionId: session, trackName: t.name, ...pullLayer(t) }))),
         });
       } catch (err) {
         res = null;
         this.emit('error', err);
       }
+      /** @type {string[]} */
+      const unwanted = [];
       for (const [session, w] of batch) {
         const ok = (res?.tracks || []).filter((t) => t.sessionId === session && !t.error);
         const entry = this.pulled.get(session);
-        if (!entry) {
-          // Left while the request was on its way: stop pulling what the node added.
-          if (ok.length) this.closeMids(midsOf(ok));
-          continue;
+        let failed = 0;
+        for (const t of w.tracks) {
+          const r = ok.find((x) => x.trackName === t.name) || (w.tracks.length === 1 ? ok[0] : undefined);
+          const asked = entry?.names.get(t.name);
+          if (r?.mid && asked && !asked.mid) {
+            asked.mid = r.mid;
+            entry?.mids.push(r.mid);
+            this.sources.set(r.mid, t.source);
+          } else if (r?.mid) {
+            // Left, stopped or turned off while the request was on its way: stop pulling it.
+            unwanted.push(r.mid);
+          } else if (asked && !asked.mid) {
+            entry?.names.delete(t.name);
+            failed++;
+          }
         }
-        entry.mids = midsOf(ok);
-        if (!ok.length) {
+        if (entry && !entry.names.size) this.pulled.delete(session);
+        if (failed && w.attempt < 3) {
           // E.g. the publisher's push is not through yet on a busy node: try again shortly.
-          this.pulled.delete(session);
-          if (w.attempt < 3) setTimeout(() => { if (!this.closed) this.pull(w.participant, session, w.tracks, w.attempt + 1); }, 500 * (w.attempt + 1));
+          setTimeout(() => {
+            const latest = this.announced.get(session);
+            if (!this.closed && latest) this.pull(w.participant, session, latest, w.attempt + 1);
+          }, 500 * (w.attempt + 1));
         }
       }
+      if (unwanted.length) this.closeMids(unwanted);
       if (res?.requiresImmediateRenegotiation && res.sessionDescription) await this.answerNodeOffer(res.sessionDescription);
       this.mark('sfu:pull-answered');
     });
@@ -377,6 +580,17 @@ export class SfuLink extends Emitter {
     return out;
   }
 
+  /** @returns {[string, MediaStream][]} pulled screens by participant */
+  pulledScreens() {
+    /** @type {[string, MediaStream][]} */
+    const out = [];
+    for (const [session, stream] of this.screens) {
+      const participant = this.owners.get(session);
+      if (participant) out.push([participant, stream]);
+    }
+    return out;
+  }
+
   /** Our current offer, for the node. @returns {SessionDescription} */
   offer() {
     return { type: 'offer', sdp: this.pc.localDescription?.sdp ?? '' };
@@ -398,8 +612,10 @@ export class SfuLink extends Emitter {
       if (entry.participant !== participant) continue;
       this.pulled.delete(session);
       this.streams.delete(session);
+      this.dropScreen(session);
       if (entry.mids.length) this.closeMids(entry.mids);
     }
+    for (const [session, owner] of this.owners) if (owner === participant) this.announced.delete(session);
   }
 
   /** @param {string[]} mids pulled tracks to stop */
@@ -416,15 +632,6 @@ export class SfuLink extends Emitter {
     this.grant = grant;
   }
 
-  /** @param {MediaStreamTrack | null} track our video from now on (camera or screen) */
-  async replaceVideo(track) {
-    // A link still making its first offer has no video sender yet.
-    await this.prepared?.catch(() => {});
-    if (!this.videoSender) return;
-    this.senders.set(this.videoSender, track);
-    if (this.sending) await this.videoSender.replaceTrack(track);
-  }
-
   /**
    * Our microphone or camera from now on (another device), without renegotiating: sent at once
    * while sending, kept for later by a standby (and by a link still being prepared). The sender
@@ -434,7 +641,7 @@ export class SfuLink extends Emitter {
   async replaceTrack(kind, track) {
     await this.prepared?.catch(() => {});
     for (const t of this.pc.getTransceivers()) {
-      if (!this.senders.has(t.sender) || t.receiver.track.kind !== kind) continue;
+      if (!this.senders.has(t.sender) || t.receiver.track.kind !== kind || t.sender === this.screen?.t.sender) continue;
       this.senders.set(t.sender, track);
       if (this.sending) await t.sender.replaceTrack(track);
     }
@@ -448,10 +655,9 @@ export class SfuLink extends Emitter {
 }
 
 /**
- * The mids of the tracks a node call added.
- * @param {import('./protocol.js').NodeTrackResult[]} results
- * @returns {string[]}
+ * The layer a video pull asks for: the camera's middle layer; a screen has one encoding.
+ * @param {{kind: MediaKind, source: string}} t
  */
-function midsOf(results) {
-  return results.flatMap((t) => (t.mid ? [t.mid] : []));
+function pullLayer(t) {
+  return t.kind === 'video' && t.source !== 'screen' ? { simulcast: { preferredRid: PULL_RID } } : {};
 }

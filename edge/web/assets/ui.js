@@ -1,5 +1,7 @@
 // DOM helpers: screens, video tiles, chat log, participant list. Text always goes in as text.
 
+import { screenTileId } from './screen.js';
+
 /** @typedef {import('./protocol.js').Participant} Participant */
 
 /** The element with this id (the page has every id this code asks for). @param {string} id */
@@ -53,6 +55,8 @@ export class Grid {
     this.lastFrame = new Map();
     /** @type {Set<string>} remote participants whose camera is on: their tile expects frames */
     this.expectVideo = new Set();
+    /** audio-only mode (audio-only.js): remote tiles show the avatar or initials, no video */
+    this.audioOnly = false;
     // One check for all tiles: a frozen or black frame is never shown as if it were live.
     setInterval(() => this.checkVideo(), 500);
   }
@@ -90,14 +94,17 @@ export class Grid {
     const mismatch = !isMe && p.media && theirs !== myE2ee
       ? (theirs ? ' (encrypted: join with the passphrase to see them)' : ' (not encrypted: hidden while you use E2EE)') : '';
     // Words, not emoji: systems without an emoji font show empty boxes.
-    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${p.away ? ' · reconnecting…' : ''}${mismatch}`;
+    const videoOff = this.audioOnly && !isMe;
+    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${p.away ? ' · reconnecting…' : ''}${videoOff ? ' · video off (audio-only mode)' : ''}${mismatch}`;
+    tile.classList.toggle('video-off', videoOff);
     tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}${theirs ? ', end-to-end encrypted' : ''}`);
     // A decoder fed ciphertext paints and plays noise: hide and mute instead.
     tile.classList.toggle('undecodable', !!mismatch);
-    if (!isMe && p.media?.video && !mismatch) this.expectVideo.add(p.id); else this.expectVideo.delete(p.id);
+    if (!isMe && p.media?.video && !mismatch && !videoOff) this.expectVideo.add(p.id); else this.expectVideo.delete(p.id);
     if (!isMe) /** @type {HTMLVideoElement} */ (tile.querySelector('video')).muted = !!mismatch;
     let img = /** @type {HTMLImageElement | null} */ (tile.querySelector('img.avatar'));
-    const wantAvatar = p.avatar && p.media && !p.media.video && !p.media.screen;
+    const noPicture = videoOff || (p.media && !p.media.video && !p.media.screen);
+    const wantAvatar = p.avatar && noPicture;
     if (wantAvatar && !img) {
       img = document.createElement('img');
       img.className = 'avatar';
@@ -110,7 +117,7 @@ export class Grid {
     }
     // No picture (avatars are shown only from hosts the operator allows): initials instead.
     let initials = /** @type {HTMLElement | null} */ (tile.querySelector('.initials'));
-    const wantInitials = !wantAvatar && p.media && !p.media.video && !p.media.screen;
+    const wantInitials = !wantAvatar && noPicture;
     if (wantInitials && !initials) {
       initials = document.createElement('span');
       initials.className = 'initials';
@@ -164,6 +171,24 @@ export class Grid {
       status.hidden = !waiting;
       status.textContent = waiting ? 'Waiting for video…' : '';
     }
+  }
+
+  /**
+   * Show a participant's shared screen in a tile of its own (layout.js makes it the large one).
+   * @param {string} id the participant @param {MediaStream} stream @param {string} name theirs
+   */
+  attachScreen(id, stream, name) {
+    const key = screenTileId(id);
+    const tile = this.tile(key);
+    tile.classList.add('screen');
+    /** @type {HTMLElement} */ (tile.querySelector('.label')).textContent = `${name}'s screen`;
+    tile.setAttribute('aria-label', `${name}'s shared screen`);
+    this.attach(key, stream, true);
+  }
+
+  /** @param {string} id the participant whose screen tile ends (they stopped sharing, or left) */
+  removeScreen(id) {
+    this.remove(screenTileId(id));
   }
 
   /** @param {string} id */
