@@ -14,6 +14,7 @@ mod fanout;
 mod offer;
 mod retransmit;
 mod router;
+mod rtcp_order;
 mod sessions;
 
 use std::net::SocketAddr;
