@@ -117,6 +117,10 @@ impl Connection {
             Slot::from(super::retransmit::SLOT),
             super::retransmit::RetransmitCounter::new(metrics),
         );
+        let registry = registry.with(
+            Slot::from(super::rtcp_order::SLOT),
+            super::rtcp_order::RtcpOrder::default(),
+        );
         // DTLS server (`a=setup:passive`): the browser's ClientHello is answered as it arrives (docs/field-notes.md, "DTLS role of the node").
         let se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)

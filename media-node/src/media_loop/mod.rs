@@ -10,6 +10,7 @@ mod fanout;
 mod offer;
 mod retransmit;
 pub(crate) mod router;
+mod rtcp_order;
 mod rtcp_to_app;
 mod sessions;
 
