@@ -13,6 +13,9 @@ pub const NODE_RETRY_FIRST_MS: u64 = 500;
 /// ...up to this: a node that registers is taken within this long.
 pub const NODE_RETRY_MAX_MS: u64 = 4_000;
 
+/// `node_retry`'s time while the host is asked (no alarm for it).
+const ASKED: u64 = u64::MAX;
+
 /// The wait before retry number `attempt` (0-based).
 pub fn node_retry_delay_ms(attempt: u32) -> u64 {
     NODE_RETRY_FIRST_MS
@@ -46,6 +49,7 @@ impl Room {
             .as_ref()
             .and_then(|m| m.media.node_retry)
             .map(|(at, _)| at)
+            .filter(|at| *at != ASKED)
     }
 
     /// The alarm: ask for a node again if it is time and the room still needs one.
@@ -71,6 +75,8 @@ impl Room {
             return;
         }
         media.node_requested = true;
+        // Asked: no alarm until the answer (a refusal sets the next time).
+        media.node_retry = media.node_retry.map(|(_, n)| (ASKED, n));
         out.0.push(Effect::RequestNode { location });
     }
 }
