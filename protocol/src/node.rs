@@ -318,6 +318,12 @@ pub struct ApiError {
 pub struct StartRecordingRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropbox: Option<RecordingDropbox>,
+    /// Without `dropbox`: the id of this meeting's recording on the room's previous node (the
+    /// room moved). The node takes the recorder's sealed token from that recording's storage
+    /// (journal or manifest; it opens only for the same meeting) for the further file, so the
+    /// edge need not keep the grant (the Worker's room forgets it when it hibernates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_from: Option<String>,
 }
 
 /// The recorder's Dropbox OAuth grant (PKCE, `token_access_type=offline`).

@@ -135,6 +135,8 @@ struct Session {
     closed: bool,
     concurrent: bool,
     pieces: BTreeMap<u64, Vec<u8>>,
+    /// The bytes, where the emulator keeps committed files (`keep_files_in`).
+    kept: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -144,6 +146,11 @@ struct State {
     /// refresh token -> app key
     refresh: HashMap<String, String>,
     sessions: HashMap<String, Session>,
+    /// Where committed files' bytes are written (`/` in their path as `_`), if anywhere: a test
+    /// that must play what arrived. Off by default (the benchmark sends gigabytes).
+    keep_dir: Option<std::path::PathBuf>,
+    /// The path the last successful commit took.
+    last_committed: String,
     /// Sessions already committed: Dropbox answers `closed` for them.
     committed: std::collections::HashSet<String>,
     files: BTreeMap<String, StoredFile>,
@@ -289,6 +296,11 @@ impl Emulator {
     /// Each append is acknowledged this late (its data is already taken in).
     pub fn set_append_delay(&self, d: Duration) {
         self.state.lock().unwrap().append_delay = d;
+    }
+
+    /// From now on, committed files (from upload sessions) are also written into `dir`.
+    pub fn keep_files_in(&self, dir: impl Into<std::path::PathBuf>) {
+        self.state.lock().unwrap().keep_dir = Some(dir.into());
     }
 
     pub fn put_file(&self, path: &str, content: &[u8]) {
@@ -950,6 +962,11 @@ fn start(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) ->
     let closed = arg.get("close").and_then(Value::as_bool).unwrap_or(false);
     let mut content = ContentHasher::default();
     content.update(&data);
+    let kept = s
+        .keep_dir
+        .as_ref()
+        .filter(|_| !concurrent)
+        .map(|_| data.clone());
     let mut pieces = BTreeMap::new();
     if concurrent && !data.is_empty() {
         pieces.insert(0, data);
@@ -963,6 +980,7 @@ fn start(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) ->
             closed,
             concurrent,
             pieces,
+            kept,
         },
     );
     json_resp(StatusCode::OK, json!({"session_id": id}))
@@ -1030,6 +1048,9 @@ fn append(s: &mut State, arg: &Value, len: u64, hasher: Sha256, data: Vec<u8>) -
         let _ = hasher;
         sess.hasher.update(&data);
         sess.content.update(&data);
+        if let Some(k) = &mut sess.kept {
+            k.extend_from_slice(&data);
+        }
         sess.len += len;
     }
     if arg.get("close").and_then(Value::as_bool).unwrap_or(false) {
@@ -1096,6 +1117,7 @@ fn commit(
         content_hash,
     };
     s.files.insert(final_path.to_lowercase(), f.clone());
+    s.last_committed = final_path;
     s.next_id += 1;
     json_resp(StatusCode::OK, file_meta(&f, s.next_id))
 }
@@ -1150,8 +1172,11 @@ fn finish(s: &mut State, arg: &Value, len: u64, _hasher: Sha256, _data: Vec<u8>)
     let resp = commit(s, &c, size, sha, content_hash);
     // Only a commit ends the session; after a path error the caller may finish it again.
     if resp.status().is_success() {
-        s.sessions.remove(&id);
+        let sess = s.sessions.remove(&id);
         s.committed.insert(id);
+        if let (Some(dir), Some(bytes)) = (&s.keep_dir, sess.and_then(|x| x.kept)) {
+            let _ = std::fs::write(dir.join(s.last_committed.replace('/', "_")), bytes);
+        }
     }
     resp
 }

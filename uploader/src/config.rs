@@ -163,6 +163,9 @@ fn default_retry_initial() -> u64 {
 fn default_retry_max() -> u64 {
     900
 }
+fn default_salvage_after() -> u64 {
+    20
+}
 fn default_listen() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
 }
@@ -195,6 +198,10 @@ struct FileConfig {
     /// Address of the recorders' delivery-status links (`/v1/recording-status/{token}`); off by
     /// default. Put it behind the public HTTPS proxy, never `listen`'s metrics.
     status_listen: Option<String>,
+    /// A recording with a journal but no manifest, untouched this long (seconds), lost its node:
+    /// its journal becomes its files (`journal.rs`). Nodes refresh theirs every 5 s.
+    #[serde(default = "default_salvage_after")]
+    salvage_after_secs: u64,
 }
 
 /// The uploader's validated configuration.
@@ -216,6 +223,8 @@ pub struct Config {
     pub retry_max: Duration,
     /// Status-link server; `None` = not started (embedders mount [`crate::status::router`]).
     pub status_listen: Option<SocketAddr>,
+    /// A journaled recording untouched this long lost its node and is salvaged.
+    pub salvage_after: Duration,
 }
 
 const ENV_PREFIX: &str = "EDGEMEET_UPLOADER_";
@@ -238,6 +247,7 @@ impl Config {
             retry_initial: Duration::from_millis(default_retry_initial()),
             retry_max: Duration::from_secs(default_retry_max()),
             status_listen: None,
+            salvage_after: Duration::from_secs(default_salvage_after()),
         }
     }
 
@@ -340,6 +350,9 @@ impl Config {
         }
         if let Some(v) = num("RETRY_MAX_SECS")? {
             f.retry_max_secs = v;
+        }
+        if let Some(v) = num("SALVAGE_AFTER_SECS")? {
+            f.salvage_after_secs = v;
         }
         let destination = var("DESTINATION").or(f.destination);
         let local_folder = var("LOCAL_FOLDER").map(PathBuf::from).or(f.local_folder);
@@ -459,6 +472,14 @@ impl Config {
                 "must be positive and at least retry_initial_ms",
             ));
         }
+        // Nodes refresh a live recording every 5 s: anything under 10 s could take a slow one
+        // for dead.
+        if f.salvage_after_secs < 10 || f.salvage_after_secs > 3600 {
+            return Err(invalid(
+                "salvage_after_secs",
+                "must be between 10 and 3600 (nodes refresh a live recording every 5 s)",
+            ));
+        }
         Ok(Config {
             s3,
             dropbox,
@@ -470,6 +491,7 @@ impl Config {
             retry_initial: Duration::from_millis(f.retry_initial_ms),
             retry_max: Duration::from_secs(f.retry_max_secs),
             status_listen,
+            salvage_after: Duration::from_secs(f.salvage_after_secs),
         })
     }
 }

@@ -87,6 +87,16 @@ impl TokenKey {
     /// Opens the credentials sealed in a manifest.
     pub fn open(&self, manifest: &RecordingManifest) -> Result<DropboxCredentials, CryptoError> {
         let sealed = manifest.dropbox.as_ref().ok_or(CryptoError::Missing)?;
+        self.open_sealed(&manifest.recording_id, &manifest.meeting_id, sealed)
+    }
+
+    /// Opens credentials sealed for `recording_id` of `meeting_id` (fails for any other).
+    pub fn open_sealed(
+        &self,
+        recording_id: &str,
+        meeting_id: &str,
+        sealed: &SealedDropboxToken,
+    ) -> Result<DropboxCredentials, CryptoError> {
         let nonce = B64
             .decode(&sealed.nonce)
             .map_err(|_| CryptoError::Malformed)?;
@@ -94,7 +104,7 @@ impl TokenKey {
             .decode(&sealed.ciphertext)
             .map_err(|_| CryptoError::Malformed)?;
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Malformed)?;
-        let aad = SealedDropboxToken::associated_data(&manifest.recording_id, &manifest.meeting_id);
+        let aad = SealedDropboxToken::associated_data(recording_id, meeting_id);
         let plain = self
             .0
             .decrypt(

@@ -25,6 +25,7 @@ pub mod dropbox;
 pub mod embedded_s3;
 pub mod error;
 pub mod job;
+pub mod journal;
 pub mod local;
 pub mod logging;
 pub mod metrics;

@@ -358,6 +358,33 @@ impl Poller {
                 }
                 continue;
             }
+            if g.manifest_key.is_none()
+                && !self.running.contains_key(id)
+                && let Some(newest) =
+                    crate::journal::journal_state(sh.store.prefix(), id, &g.objects)
+                && now
+                    .duration_since(newest)
+                    .is_ok_and(|quiet| quiet >= sh.config.salvage_after)
+            {
+                // Its node stopped writing without finishing it: the journal becomes the files,
+                // then the delivery goes on as for any finished recording.
+                let queued = InQueue::new(&sh.metrics);
+                let (sh2, id2) = (sh.clone(), id.clone());
+                let task = async move {
+                    let _queued = queued;
+                    match crate::journal::salvage(&sh2.store, &id2).await {
+                        Ok(crate::journal::Salvaged::Files(_)) => deliver(sh2, id2, since).await,
+                        Ok(crate::journal::Salvaged::Nothing) => Outcome::Gone,
+                        Err(e) => {
+                            // Tried again at the next poll; the purge ends it after 24 h.
+                            tracing::warn!(recording = %id2, error = %e, "salvage failed");
+                            Outcome::Gone
+                        }
+                    }
+                };
+                self.running.insert(id.clone(), tokio::spawn(task));
+                continue;
+            }
             if g.manifest_key.is_some()
                 && !self.running.contains_key(id)
                 && !self.parked.contains(id)

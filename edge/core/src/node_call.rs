@@ -76,9 +76,10 @@ pub fn record(
     let (url, body) = match start {
         Some(start) => (
             format!("{base}/v1/rooms/{meeting_id}/recording/start"),
-            Some(match start.dropbox {
-                Some(grant) => json!({ "dropbox": grant }).to_string(),
-                None => "{}".to_string(),
+            Some(match (start.dropbox, start.continue_from) {
+                (Some(grant), _) => json!({ "dropbox": grant }).to_string(),
+                (None, Some(old)) => json!({ "continueFrom": old }).to_string(),
+                (None, None) => "{}".to_string(),
             }),
         ),
         None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
@@ -104,13 +105,13 @@ impl RecordCall {
         let Ok(body) = answer else {
             return Some(Input::RecordingFailed { meeting_id });
         };
-        let token = serde_json::from_slice::<StartRecordingResponse>(body)
-            .ok()
-            .and_then(|a| a.status_token)?;
+        let answer = serde_json::from_slice::<StartRecordingResponse>(body).ok()?;
+        let token = answer.status_token?;
         Some(Input::RecordingStarted {
             meeting_id,
             recorder,
             status_token: StatusToken(token),
+            recording_id: Some(answer.recording_id),
         })
     }
 }
@@ -333,6 +334,7 @@ mod tests {
         let start = RecordStart {
             dropbox: None,
             recorder: "p1".into(),
+            continue_from: None,
         };
         let r = record(b, "m1".into(), "t".into(), Some(start));
         assert_eq!(r.call.url, "https://n1.example/v1/rooms/m1/recording/start");
@@ -354,6 +356,7 @@ mod tests {
                 Some(RecordStart {
                     dropbox: None,
                     recorder: "p1".into(),
+                    continue_from: None,
                 }),
             )
         };
@@ -364,6 +367,7 @@ mod tests {
                 meeting_id: "m1".into(),
                 recorder: "p1".into(),
                 status_token: StatusToken("00112233445566778899aabbccddeeff".into()),
+                recording_id: Some("r".into()),
             })
         );
         assert_eq!(

@@ -272,6 +272,7 @@ fn a_recording_goes_on_as_a_further_file_on_the_new_node() {
         meeting_id: meeting,
         recorder: ids[0].clone(),
         status_token: edgemeet_core::StatusToken("0123456789abcdef0123456789abcdef".into()),
+        recording_id: None,
     });
     assert!(matches!(
         h.take(1).as_slice(),
@@ -334,22 +335,179 @@ fn draining_with_migrate_moves_rooms_and_a_leave_still_reaches_the_old_node() {
     assert_eq!(closed, vec!["n1".to_string(), "n2".to_string()]);
 }
 
+/// The room's alarm as the host holds it (the last `SetAlarm`).
+fn alarm(h: &Harness) -> Option<u64> {
+    h.other.iter().rev().find_map(|e| match e {
+        Effect::SetAlarm { at_ms } => Some(*at_ms),
+        Effect::ClearAlarm => Some(u64::MAX),
+        _ => None,
+    })
+}
+
+fn node_requests(h: &Harness) -> usize {
+    h.other
+        .iter()
+        .filter(|e| matches!(e, Effect::RequestNode { .. }))
+        .count()
+}
+
 #[test]
-fn no_other_node_is_said_plainly() {
-    let (mut h, _) = room_of_three_on_n1();
+fn with_no_node_free_the_room_asks_again_with_backoff_until_one_takes_it() {
+    let (mut h, ids) = room_of_three_on_n1();
+    let grant = json!({"access_token": "sl.token", "refresh_token": "refresh", "app_key": "app"});
+    h.send(1, json!({"type": "start_recording", "dropbox": grant}));
+    for conn in 1..=3 {
+        h.take(conn);
+    }
     h.input(Input::MoveOffNode {
         node_id: "n1".into(),
         reason: MoveReason::NodeLost,
     });
     h.input(Input::NodeAssigned(None));
-    assert!(matches!(
-        h.take(1).as_slice(),
-        [ServerMessage::Error {
-            code: ErrorCode::NoMediaNode,
-            ..
-        }]
-    ));
-    // A node found later is announced as a plain media_mode (no move left pending).
+    // Said once, plainly; the recording is not given up.
+    for conn in 1..=3 {
+        let msgs = h.take(conn);
+        assert!(
+            matches!(
+                msgs.as_slice(),
+                [ServerMessage::Error {
+                    code: ErrorCode::NoMediaNode,
+                    ..
+                }]
+            ),
+            "{msgs:?}"
+        );
+    }
+    // Asked again after 0.5, 1, 2, 4, 4, 4 s: each refusal doubles the wait, up to 4 s; the
+    // pages hear nothing more meanwhile.
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        let at = alarm(&h).expect("an alarm for the next try");
+        waits.push(at - h.now);
+        h.now = at;
+        // The pages keep talking (their sockets are not silent).
+        for conn in 1..=3 {
+            h.input(Input::Heard { conn, at_ms: at });
+        }
+        let before = node_requests(&h);
+        h.input(Input::Alarm);
+        assert_eq!(node_requests(&h), before + 1, "asks the host again");
+        h.input(Input::NodeAssigned(None));
+        for conn in 1..=3 {
+            assert_eq!(h.take(conn), vec![]);
+        }
+    }
+    assert_eq!(waits, vec![500, 1000, 2000, 4000, 4000, 4000]);
+    // An early alarm (another deadline) asks nothing before its time.
+    let before = node_requests(&h);
+    h.now += 100;
+    h.input(Input::Alarm);
+    assert_eq!(node_requests(&h), before);
+    // A node registers: the next try takes it; the pages move there, the recording goes on.
+    h.now = alarm(&h).unwrap();
+    h.input(Input::Alarm);
+    h.input(Input::NodeAssigned(Some(node("n2"))));
+    for conn in 1..=3 {
+        let msgs = h.take(conn);
+        assert_eq!(
+            msgs.first(),
+            Some(&ServerMessage::NodeMoved {
+                reason: MoveReason::NodeLost
+            }),
+            "{msgs:?}"
+        );
+        assert_eq!(msgs.get(1).and_then(node_of).as_deref(), Some("n2"));
+    }
+    assert!(h.other.iter().any(|e| matches!(e,
+        Effect::RecordOnNode { node, start: Some(_), .. } if node.id == "n2")));
+    // No more tries once it has a node.
+    let before = node_requests(&h);
+    h.now += 60_000;
+    h.input(Input::Alarm);
+    assert_eq!(node_requests(&h), before);
+    let _ = ids;
+}
+
+#[test]
+fn a_room_that_never_had_a_node_waits_for_one_too() {
+    let mut h = Harness::new(None);
+    for conn in 1..=3 {
+        h.join(conn, json!({}));
+    }
+    h.input(Input::NodeAssigned(None));
+    assert_eq!(h.error_code(1), ErrorCode::NoMediaNode);
     h.send(1, json!({"type": "refresh_node_grant"}));
     assert_eq!(h.error_code(1), ErrorCode::NoMediaNode);
+    h.now = alarm(&h).expect("asks again");
+    h.input(Input::Alarm);
+    h.input(Input::NodeAssigned(Some(node("n2"))));
+    let msgs = h.take(1);
+    assert!(
+        msgs.iter().any(|m| node_of(m).as_deref() == Some("n2")),
+        "{msgs:?}"
+    );
+    assert!(
+        !msgs
+            .iter()
+            .any(|m| matches!(m, ServerMessage::NodeMoved { .. }))
+    );
+}
+
+#[test]
+fn a_room_restored_from_its_snapshot_carries_its_recording_over_to_the_new_node() {
+    let (mut h, ids) = room_of_three_on_n1();
+    let grant = json!({"access_token": "sl.token-kept-in-memory", "refresh_token": "refresh", "app_key": "app"});
+    h.send(1, json!({"type": "start_recording", "dropbox": grant}));
+    let meeting = h.room.meeting_id().unwrap().to_string();
+    let old = "00112233445566778899aabbccddeeff";
+    h.input(Input::RecordingStarted {
+        meeting_id: meeting,
+        recorder: ids[0].clone(),
+        status_token: edgemeet_core::StatusToken("0123456789abcdef0123456789abcdef".into()),
+        recording_id: Some(old.into()),
+    });
+    // The Worker's room hibernates: what survives is the stored snapshot, without the grant.
+    let snapshot = serde_json::to_string(&h.room).unwrap();
+    assert!(
+        !snapshot.contains("sl.token-kept-in-memory"),
+        "no grant at rest"
+    );
+    h.room = serde_json::from_str(&snapshot).unwrap();
+    h.other.clear();
+    h.input(Input::MoveOffNode {
+        node_id: "n1".into(),
+        reason: MoveReason::NodeLost,
+    });
+    h.input(Input::NodeAssigned(Some(node("n2"))));
+    let starts: Vec<_> = h
+        .other
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RecordOnNode {
+                node,
+                start: Some(s),
+                ..
+            } => Some((
+                node.id.clone(),
+                s.dropbox.is_some(),
+                s.continue_from.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        vec![("n2".to_string(), false, Some(old.to_string()))],
+        "the new node carries the grant over from the recording on n1"
+    );
+    // Nothing says the recording failed.
+    for conn in 1..=3 {
+        assert!(!h.take(conn).iter().any(|m| matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::RecordingFailed,
+                ..
+            } | ServerMessage::Recording { active: false, .. }
+        )));
+    }
 }

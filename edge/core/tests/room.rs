@@ -567,6 +567,7 @@ fn the_status_link_goes_to_the_recorder_alone_and_is_kept_nowhere() {
         meeting_id: meeting.clone(),
         recorder: ada.clone(),
         status_token: StatusToken(token.into()),
+        recording_id: None,
     };
     assert!(
         !format!("{started:?}").contains(token),
@@ -608,6 +609,7 @@ fn the_status_link_goes_to_the_recorder_alone_and_is_kept_nowhere() {
             meeting_id: meeting_id.into(),
             recorder: recorder.into(),
             status_token: StatusToken(token.into()),
+            recording_id: None,
         });
         for conn in [1, 2, 3] {
             assert_eq!(h.take(conn), [], "{meeting_id} {recorder} {token}");
@@ -625,6 +627,7 @@ fn the_status_link_goes_to_the_recorder_alone_and_is_kept_nowhere() {
         meeting_id: meeting.clone(),
         recorder: ada.clone(),
         status_token: StatusToken(later.into()),
+        recording_id: None,
     });
     assert_eq!(
         h.take(1),
@@ -640,6 +643,7 @@ fn the_status_link_goes_to_the_recorder_alone_and_is_kept_nowhere() {
         meeting_id: meeting,
         recorder: ada,
         status_token: StatusToken(later.into()),
+        recording_id: None,
     });
     for conn in [2, 3] {
         assert_eq!(h.take(conn), []);

@@ -375,7 +375,7 @@ class Meeting {
         // Sent to moderators only: someone is trying passwords on this meeting.
         return toast(`Someone is guessing this meeting's password: ${msg.wrong_guesses} wrong tries from ${msg.addresses} address${msg.addresses === 1 ? '' : 'es'} in the last hour${msg.limited ? '; newcomers may have to wait' : ''}.`);
       case 'node_moved': return this.failover.moved(msg.reason);
-      case 'media_mode': return this.calls.apply(msg.media);
+      case 'media_mode': this.failover.nodeFound(); return this.calls.apply(msg.media);
       case 'tracks': return this.calls.tracks(msg);
       case 'signal': return this.calls.signal(msg);
       case 'dominant_speaker': this.layout.speakerChanged(msg.id); return this.grid.speaking(msg.id);
@@ -537,7 +537,7 @@ class Meeting {
       el.hidden = false;
       return;
     }
-    if (msg.code === 'no_media_node') return toast('No media server is available right now.');
+    if (msg.code === 'no_media_node') return this.failover.waitingForNode();
     toast(msg.message);
   }
 

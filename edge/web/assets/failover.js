@@ -33,6 +33,8 @@ const LINGER_MS = 1500;
 /** A new stream that shows no decoded frame this long is shown all the same. */
 const FIRST_FRAME_MAX_MS = 3000;
 const MOVED_TEXT = 'Moved to another server';
+/** Shown while the edge finds no media server for the room (it keeps asking by itself). */
+const WAITING_TEXT = 'Waiting for a media server…';
 
 export class NodeFailover {
   /**
@@ -86,6 +88,16 @@ export class NodeFailover {
     if (Date.now() - last < REPORT_EVERY_MS) return;
     this.reported.set(node, Date.now());
     this.send({ type: 'node_unreachable', node_id: node });
+  }
+
+  /** `no_media_node`: the edge keeps looking; say so until a node takes the room. */
+  waitingForNode() {
+    banner(WAITING_TEXT);
+  }
+
+  /** A `media_mode` (a node took the room, or a mode change): the wait, if any, is over. */
+  nodeFound() {
+    if (document.getElementById('conn-banner')?.textContent === WAITING_TEXT) banner('');
   }
 
   /**

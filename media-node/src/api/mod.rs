@@ -313,7 +313,7 @@ async fn start_recording(
     };
     shared
         .recordings
-        .start(&shared, &meeting, req.dropbox)
+        .start(&shared, &meeting, req.dropbox, req.continue_from)
         .await
         .map(Json)
 }

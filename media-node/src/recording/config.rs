@@ -24,6 +24,15 @@ pub struct RecordingConfig {
     /// destination is Dropbox, so a recording nobody could deliver is never made.
     #[serde(default)]
     pub require_dropbox: bool,
+    /// How often each recorded file's new bytes go to the recording's journal (ms, 500 to
+    /// 30000): at most this much (plus the node's death detection) is lost when the node dies
+    /// mid-recording, since the uploader rebuilds the file from the journal.
+    #[serde(default = "default_journal_ms")]
+    pub journal_interval_ms: u64,
+}
+
+fn default_journal_ms() -> u64 {
+    2000
 }
 
 fn default_part_mib() -> usize {
@@ -42,6 +51,7 @@ impl std::fmt::Debug for RecordingConfig {
             .field("part_size_mib", &self.part_size_mib)
             .field("queue_packets", &self.queue_packets)
             .field("require_dropbox", &self.require_dropbox)
+            .field("journal_interval_ms", &self.journal_interval_ms)
             .finish()
     }
 }
@@ -55,6 +65,7 @@ impl RecordingConfig {
             part_size_mib: default_part_mib(),
             queue_packets: default_queue(),
             require_dropbox: false,
+            journal_interval_ms: default_journal_ms(),
         }
     }
 
@@ -78,6 +89,12 @@ impl RecordingConfig {
             return Err(ConfigError::invalid(
                 "recording.part_size_mib",
                 "must be 5 to 64",
+            ));
+        }
+        if !(500..=30_000).contains(&self.journal_interval_ms) {
+            return Err(ConfigError::invalid(
+                "recording.journal_interval_ms",
+                "must be 500 to 30000",
             ));
         }
         if self.queue_packets == 0 {

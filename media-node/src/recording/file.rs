@@ -8,12 +8,18 @@
 //! uploaded in any order), and at the end part 1 goes up as the exact head followed by the held
 //! clusters. Every file thus has its exact Info Duration and Segment size, whatever its length,
 //! for at most two parts of memory per file. Nothing touches the node's disk.
+//!
+//! So that a node killed mid-recording still leaves a playable file, the clusters also go to the
+//! recording's journal every `journal_interval` (the open cluster is cut to do so), with the head
+//! as it stands: the uploader rebuilds the file from it if no manifest ever comes
+//! (`edgemeet_uploader::journal`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use edgemeet_uploader::journal::JournalWriter;
 use edgemeet_uploader::{FileWriter, RecordingFile, RecordingWriter};
 use tokio::sync::{mpsc, watch};
 
@@ -45,6 +51,29 @@ pub struct FileTask {
     pub fixed: Arc<AtomicBool>,
     /// Ask the video publisher for a keyframe.
     pub need_keyframe: Arc<AtomicBool>,
+    /// Where the file goes every `journal_interval` while it grows; None: no journal.
+    pub journal: Option<Journal>,
+}
+
+/// A file's journal: the bytes closed since the last write, written every `interval`.
+pub struct Journal {
+    pub writer: JournalWriter,
+    pub interval: Duration,
+    pending: Vec<u8>,
+    head_for: Option<TrackSet>,
+    due: Instant,
+}
+
+impl Journal {
+    pub fn new(writer: JournalWriter, interval: Duration) -> Self {
+        Self {
+            writer,
+            interval,
+            pending: Vec::new(),
+            head_for: None,
+            due: Instant::now() + interval,
+        }
+    }
 }
 
 struct State {
@@ -73,11 +102,22 @@ impl FileTask {
             clusters: Clusters::default(),
             out: Output::Memory(Vec::new()),
         };
+        // A quiet file (a muted participant) still journals what it closed.
+        let mut tick = tokio::time::interval(
+            self.journal
+                .as_ref()
+                .map_or(Duration::from_secs(3600), |j| j.interval),
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = tokio::select! {
                 biased;
                 p = self.rx.recv() => p,
                 _ = crate::node::stopped(&mut self.stop) => None,
+                _ = tick.tick() => {
+                    self.journal_if_due(&mut st).await;
+                    continue;
+                }
             };
             match next {
                 Some(p) => self.handle(&mut st, p).await,
@@ -157,11 +197,46 @@ impl FileTask {
             st.clusters.push(AUDIO_TRACK, ms, true, dur, &pkt.payload);
         }
         self.flush(st).await;
+        self.journal_if_due(st).await;
+    }
+
+    /// Every `interval`: cuts the open cluster and writes what closed since the last time
+    /// (and the head, when the tracks changed). A failing journal is dropped, the file goes on.
+    async fn journal_if_due(&mut self, st: &mut State) {
+        if self.journal.as_ref().is_none_or(|j| Instant::now() < j.due) {
+            return;
+        }
+        st.clusters.cut();
+        self.flush(st).await;
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        j.due = Instant::now() + j.interval;
+        if st.clusters.blocks == 0 || matches!(st.out, Output::Failed) {
+            return;
+        }
+        let mut result = Ok(());
+        if j.head_for != Some(st.tracks) {
+            result = j.writer.put_head(webm::head(st.tracks, None, None)).await;
+            if result.is_ok() {
+                j.head_for = Some(st.tracks);
+            }
+        }
+        if result.is_ok() && !j.pending.is_empty() {
+            result = j.writer.append(std::mem::take(&mut j.pending)).await;
+        }
+        if let Err(e) = result {
+            tracing::warn!(file = %self.name, error = %e, "recording journal failed; the file goes on without");
+            self.journal = None;
+        }
     }
 
     /// Moves closed clusters to memory or storage; switches to streaming past one part.
     async fn flush(&mut self, st: &mut State) {
         let ready = st.clusters.take_ready();
+        if let Some(j) = &mut self.journal {
+            j.pending.extend_from_slice(&ready);
+        }
         match &mut st.out {
             Output::Memory(buf) => {
                 buf.extend_from_slice(&ready);
@@ -335,6 +410,7 @@ mod tests {
             stop,
             fixed: Arc::new(AtomicBool::new(false)),
             need_keyframe: Arc::new(AtomicBool::new(false)),
+            journal: None,
         };
         let handle = tokio::spawn(task.run());
         // 12 s of 30 fps video at 60 kB a frame (about 21 MB: five parts) and 20 ms Opus.

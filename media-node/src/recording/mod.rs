@@ -36,6 +36,7 @@ struct Ready {
     part_size: usize,
     queue: usize,
     require_dropbox: bool,
+    journal_interval: std::time::Duration,
 }
 
 /// The node's recordings: at most one per meeting.
@@ -64,6 +65,8 @@ struct Active {
     slots: Mutex<Vec<FileSlot>>,
     tasks: Mutex<Vec<JoinHandle<Option<RecordingFile>>>>,
     dropped: Arc<AtomicU64>,
+    /// Rewrites `pending.json` while the recording runs (its sign of life for the uploader).
+    alive: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -92,6 +95,7 @@ impl Recordings {
                 part_size: c.part_size_mib * 1024 * 1024,
                 queue: c.queue_packets,
                 require_dropbox: c.require_dropbox,
+                journal_interval: std::time::Duration::from_millis(c.journal_interval_ms),
             })
         });
         Self {
@@ -110,6 +114,7 @@ impl Recordings {
         shared: &Arc<Shared>,
         meeting: &str,
         dropbox: Option<RecordingDropbox>,
+        continue_from: Option<String>,
     ) -> Result<StartRecordingResponse, ApiError> {
         let ready = self.ready.as_ref().ok_or(ApiError::Unavailable(
             "recording is not configured on this node",
@@ -119,7 +124,13 @@ impl Recordings {
                 "meeting id must be 1-64 characters of A-Z a-z 0-9 _ -".into(),
             ));
         }
-        if dropbox.is_none() && ready.require_dropbox {
+        // A room that moved off a dead node: the recorder's grant comes from the recording
+        // there (sealed for that recording of this same meeting, or it does not open).
+        let carried = match (&dropbox, continue_from) {
+            (None, Some(old)) => Self::carried_grant(ready, meeting, &old).await,
+            _ => None,
+        };
+        if dropbox.is_none() && carried.is_none() && ready.require_dropbox {
             return Err(ApiError::BadRequest(
                 "this node records for Dropbox: the recorder's dropbox grant is required".into(),
             ));
@@ -144,7 +155,15 @@ impl Recordings {
                     .map_err(|e| ApiError::Media(format!("cannot seal the token: {e}")))?;
                 Some(sealed)
             }
-            None => None,
+            None => match carried {
+                Some((app_key, creds)) => Some(
+                    ready
+                        .key
+                        .seal(&id, meeting, &app_key, &creds)
+                        .map_err(|e| ApiError::Media(format!("cannot seal the token: {e}")))?,
+                ),
+                None => None,
+            },
         };
         let started = SystemTime::now();
         let active = Arc::new(Active {
@@ -157,6 +176,7 @@ impl Recordings {
             slots: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
+            alive: Mutex::new(None),
         });
         {
             let mut map = self.active.lock().unwrap();
@@ -172,12 +192,70 @@ impl Recordings {
         {
             tracing::warn!(recording = %id, error = %e, "recording status not written; the link answers once it is delivered");
         }
+        // What the uploader needs to finish the recording from its journal if this node dies
+        // (the sealed token, as in a manifest), rewritten while it runs as a sign of life.
+        let alive = {
+            let (store, id, meeting) = (ready.store.clone(), id.clone(), meeting.to_owned());
+            let sealed = active.sealed.clone();
+            let mut stop = active.stop.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    let write = edgemeet_uploader::journal::write_pending(
+                        &store,
+                        &id,
+                        &meeting,
+                        started,
+                        sealed.as_ref(),
+                    );
+                    if let Err(e) = write.await {
+                        tracing::warn!(recording = %id, error = %e, "recording journal: pending not written");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(edgemeet_uploader::journal::PENDING_REFRESH) => {}
+                        _ = crate::node::stopped(&mut stop) => break,
+                    }
+                }
+            })
+        };
+        *active.alive.lock().unwrap() = Some(alive);
         tracing::info!(recording = %id, "recording started");
         Ok(StartRecordingResponse {
             recording_id: id,
             started_at_ms: unix_ms(started),
             status_token: Some(status_token),
         })
+    }
+
+    /// The recorder's grant as sealed for `old`, this meeting's recording on its previous node.
+    async fn carried_grant(
+        ready: &Ready,
+        meeting: &str,
+        old: &str,
+    ) -> Option<(String, DropboxCredentials)> {
+        // A recording id: 32 lowercase hex digits (nothing else reaches a storage key).
+        let well_formed =
+            old.len() == 32 && old.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        if !well_formed {
+            return None;
+        }
+        let sealed = match edgemeet_uploader::journal::sealed_token(&ready.store, old).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tracing::info!(recording = %old, "no grant to carry over from the previous recording");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(recording = %old, error = %e, "previous recording unreadable");
+                return None;
+            }
+        };
+        match ready.key.open_sealed(old, meeting, &sealed) {
+            Ok(creds) => Some((sealed.app_key, creds)),
+            Err(e) => {
+                tracing::warn!(recording = %old, error = %e, "previous recording's grant does not open for this meeting");
+                None
+            }
+        }
     }
 
     /// The file a participant's track of kind `video` goes to (a new one when its files hold
@@ -217,7 +295,7 @@ impl Recordings {
                 )
                 .with_part_size(ready.part_size);
                 let task = FileTask {
-                    name,
+                    name: name.clone(),
                     writer,
                     start: active.start,
                     part_size: ready.part_size,
@@ -225,6 +303,14 @@ impl Recordings {
                     stop: active.stop.subscribe(),
                     fixed: fixed.clone(),
                     need_keyframe: need_keyframe.clone(),
+                    journal: Some(file::Journal::new(
+                        edgemeet_uploader::journal::JournalWriter::new(
+                            ready.store.clone(),
+                            &active.id,
+                            &name,
+                        ),
+                        ready.journal_interval,
+                    )),
                 };
                 active.tasks.lock().unwrap().push(tokio::spawn(task.run()));
                 slots.push(FileSlot {
@@ -303,6 +389,10 @@ impl Recordings {
         let n = files.len() as u32;
         let dropped = active.dropped.load(Relaxed);
         let ready = self.ready.as_ref().expect("a recording implies a config");
+        let alive = active.alive.lock().unwrap().take();
+        if let Some(alive) = alive {
+            let _ = alive.await;
+        }
         if files.is_empty() {
             // Nothing to deliver: the status written at start goes too (its link then says
             // "unknown", like any expired one).
@@ -329,6 +419,10 @@ impl Recordings {
                 ApiError::Media("recording could not be finalized in storage".into())
             })?;
             tracing::info!(recording = %active.id, files = n, dropped, "recording finalized");
+        }
+        // Finished (manifest written, or nothing to deliver): the journal has no use any more.
+        if let Err(e) = edgemeet_uploader::journal::clear(&ready.store, &active.id).await {
+            tracing::warn!(recording = %active.id, error = %e, "recording journal not deleted; the uploader deletes it with the recording");
         }
         Ok(StopRecordingResponse {
             recording_id: active.id.clone(),

@@ -193,6 +193,11 @@ impl Clusters {
         self.blocks += 1;
     }
 
+    /// Closes the open cluster now (the journal's cut): the next block starts a new one.
+    pub fn cut(&mut self) {
+        self.close();
+    }
+
     fn close(&mut self) {
         if self.current.is_empty() {
             return;

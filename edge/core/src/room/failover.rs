@@ -35,6 +35,11 @@ impl Room {
                 "the room is not using a media node",
             ));
         };
+        if media.node.is_none() && media.node_retry.is_some() {
+            // The room already left that node and waits for another (`node_retry.rs`): the
+            // page's link to the dead one is still failing, which is nothing new.
+            return Ok(());
+        }
         let Some(node) = media.node.clone().filter(|n| n.id == node_id) else {
             // A report that came after a move (or names a node the room never used).
             return Err(ProtocolError::new(
@@ -86,7 +91,7 @@ impl Room {
 
     /// The first participant's location (in join order) that the host knows: where the room's
     /// node should be near.
-    fn room_location(&self) -> Option<Location> {
+    pub(super) fn room_location(&self) -> Option<Location> {
         let meeting = self.meeting.as_ref()?;
         meeting
             .order

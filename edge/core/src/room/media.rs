@@ -48,6 +48,10 @@ pub(super) struct MediaState {
     /// on its node instead of returning to P2P.
     #[serde(default)]
     pub(super) direct_failed: Option<(ParticipantId, ParticipantId)>,
+    /// No node was free: when to ask again, and how many times it was refused
+    /// (`room/node_retry.rs`).
+    #[serde(default)]
+    pub(super) node_retry: Option<(u64, u32)>,
 }
 
 impl MediaState {
@@ -348,6 +352,7 @@ impl Room {
             None if !in_sfu => {}
             Some(node) => {
                 meeting.media.node = Some(node);
+                meeting.media.node_retry = None;
                 // A pair's standby moving is nothing the people in a direct call notice.
                 if let Some(reason) = meeting.media.moving.take()
                     && in_sfu
@@ -359,16 +364,13 @@ impl Room {
                 self.start_recording_on_node(env, out);
             }
             None => {
-                meeting.media.moving = None;
-                let id = meeting.id.clone();
-                self.on_recording_failed(env, out, &id);
-                let conns = self.member_conns();
-                let err = ServerMessage::Error {
-                    code: ErrorCode::NoMediaNode,
-                    message: "no media node is available for this room right now".into(),
-                    request: None,
-                };
-                out.send_many(conns, &err);
+                // Asked again later; a move (`moving` kept) is announced when a node comes. A
+                // recording that never had a node fails; one that moves waits for the next.
+                if meeting.media.moving.is_none() && meeting.media.node_retry.is_none() {
+                    let id = meeting.id.clone();
+                    self.on_recording_failed(env, out, &id);
+                }
+                self.retry_node_later(env, out);
             }
         }
     }

@@ -10,6 +10,7 @@ mod failover;
 mod join;
 mod lobby;
 mod media;
+mod node_retry;
 mod password;
 mod recording;
 mod resume;
@@ -109,6 +110,9 @@ pub enum Input {
         meeting_id: String,
         recorder: ParticipantId,
         status_token: StatusToken,
+        /// The recording's id on the node (from its answer): a move carries the recording on
+        /// from it (`RecordStart::continue_from`).
+        recording_id: Option<String>,
     },
 }
 
@@ -186,6 +190,10 @@ pub struct RecordStart {
     /// Who started it (not told to the node): the host hands the node's answer back with
     /// [`Input::RecordingStarted`], for this participant only.
     pub recorder: ParticipantId,
+    /// After a move: the meeting's recording on the previous node, whose sealed grant the new
+    /// node carries over (the room may no longer hold the grant: a Worker's room forgets it
+    /// when it hibernates).
+    pub continue_from: Option<String>,
 }
 
 /// Close codes sent to browsers.
@@ -387,7 +395,14 @@ impl Room {
                 meeting_id,
                 recorder,
                 status_token,
-            } => self.on_recording_started(&mut out, &meeting_id, &recorder, status_token),
+                recording_id,
+            } => self.on_recording_started(
+                &mut out,
+                &meeting_id,
+                &recorder,
+                status_token,
+                recording_id,
+            ),
             Input::MoveOffNode { node_id, reason } => {
                 self.move_off_node(&mut out, &node_id, reason)
             }
@@ -435,7 +450,8 @@ impl Room {
         let lobby = self.conns.values().filter_map(|c| c.join_by_ms);
         let media = self.meeting.as_ref().and_then(|m| m.media.return_at());
         let recovery = self.recovery_deadline(env.config);
-        let next = lobby.chain(media).chain(recovery).min();
+        let retry = self.node_retry_at();
+        let next = lobby.chain(media).chain(recovery).chain(retry).min();
         // An alarm due earlier stays: it plans again when it fires. (Every frame moves a silent
         // deadline; setting the alarm again on each would cost the Worker a storage write each.)
         if next == self.alarm_at || matches!((self.alarm_at, next), (Some(a), Some(n)) if a <= n) {
@@ -467,6 +483,7 @@ impl Room {
         }
         self.on_recovery_alarm(env, out);
         self.on_media_alarm(env, out);
+        self.on_node_retry_alarm(env, out);
     }
 
     fn on_frame(

@@ -19,6 +19,11 @@ pub(super) struct Recording {
     #[serde(skip)]
     pending: Option<DropboxGrant>,
     started_on_node: bool,
+    /// The recording's id on the node that records it now (from the node's answer): kept in
+    /// the stored snapshot (an id, no secret) so that a move carries the recording on even when
+    /// the grant above is gone (a Worker's room that hibernated).
+    #[serde(default)]
+    on_node: Option<String>,
 }
 
 impl Room {
@@ -68,6 +73,7 @@ impl Room {
             by: id.to_string(),
             pending: grant,
             started_on_node: false,
+            on_node: None,
         });
         out.send_many(
             self.member_conns(),
@@ -105,6 +111,7 @@ impl Room {
         let start = rec.pending.clone();
         rec.started_on_node = true;
         let recorder = rec.by.clone();
+        let continue_from = rec.on_node.take();
         out.0.push(Effect::RecordOnNode {
             node,
             meeting_id,
@@ -112,6 +119,7 @@ impl Room {
             start: Some(RecordStart {
                 dropbox: start,
                 recorder,
+                continue_from,
             }),
         });
     }
@@ -171,12 +179,22 @@ impl Room {
     /// holds it. Sent even if the recording stopped meanwhile (its files exist all the same),
     /// and dropped if the recorder left or the meeting ended.
     pub(super) fn on_recording_started(
-        &self,
+        &mut self,
         out: &mut Out,
         meeting_id: &str,
         recorder: &str,
         token: StatusToken,
+        recording_id: Option<String>,
     ) {
+        if let Some(rec) = self
+            .meeting
+            .as_mut()
+            .filter(|m| m.id == meeting_id)
+            .and_then(|m| m.recording.as_mut())
+            .filter(|r| r.started_on_node && r.by == recorder)
+        {
+            rec.on_node = recording_id;
+        }
         // What the uploader accepts (32 lowercase hex digits); anything else is not a link.
         let well_formed = token.0.len() == 32
             && token
