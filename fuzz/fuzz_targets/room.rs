@@ -553,6 +553,8 @@ fuzz_target!(|script: Script| {
                     StatusToken::WellFormed(n) => format!("{n:032x}"),
                     StatusToken::Raw(t) => t.to_string(),
                 }),
+                // The node's recording id: none, as from a node before `continueFrom`.
+                recording_id: None,
             },
         };
         h.input(input);

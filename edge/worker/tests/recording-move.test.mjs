@@ -73,7 +73,8 @@ test("a recording goes on on the next node after the room's object hibernated an
   const children = [];
   const tag = randomBytes(4).toString("hex");
   // A region of their own, at the caller's place: the room lands on one of these two.
-  const region = `rec-move-${tag}`;
+  const continent = String(cf?.continent ?? "").toLowerCase();
+  const region = `${["af", "an", "as", "eu", "na", "oc", "sa"].includes(continent) ? continent : "eu"}-recmove${tag}`;
   try {
     children.push(
       await startProcess(
