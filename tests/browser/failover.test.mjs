@@ -7,14 +7,8 @@
 // meeting and say so in one line.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, waitForVideo, uniqueRoom, tempDir, root } from './lib.mjs';
-
-/** The fixture's `edge.node_secret` (tests/fixtures/edge.toml). */
-const NODE_SECRET = 'conformance-node-secret-0123456789abcdef';
+import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, waitForVideo, uniqueRoom } from './lib.mjs';
+import { freePort, startMediaNode } from './nodes.mjs';
 
 let edge;
 let browser;
@@ -36,38 +30,10 @@ after(async () => {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort() {
-  const srv = createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(undefined)));
-  const address = srv.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise((resolve) => srv.close(() => resolve(undefined)));
-  return port;
-}
-
-/** Start a media node of region eu-west reporting to the edge; resolves once the edge knows it. */
+/** Start a media node of region eu-west reporting to the edge. */
 async function startNode(id) {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const file = join(tempDir(), `${id}.toml`);
-  writeFileSync(file, [
-    `id = "${id}"`, 'region = "eu-west"', `listen = "127.0.0.1:${port}"`, `public_url = "${url}"`,
-    `edge_url = "${edge.url}"`, 'heartbeat_secs = 1', '',
-  ].join('\n'));
-  const bin = join(process.env.EDGEMEET_BIN_DIR || join(root, 'target', 'debug'), 'edgemeet-media-node');
-  const child = spawn(bin, [file], { env: { ...process.env, EDGEMEET_NODE_SECRET: NODE_SECRET, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs = [];
-  for (const s of [child.stdout, child.stderr]) s.on('data', (d) => logs.push(String(d)));
-  const node = { id, url, pid: /** @type {number} */ (child.pid), logs, kill: (signal = 'SIGTERM') => { child.kill(signal); } };
+  const node = await startMediaNode(edge.url, id);
   nodes.set(id, node);
-  // Up, and heard by the edge (its first heartbeat goes out at once).
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (i > 100) throw new Error(`node ${id} did not start:\n${logs.join('')}`);
-    await sleep(100);
-  }
-  await sleep(1500);
   return node;
 }
 

@@ -9,16 +9,14 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { createServer } from 'node:net';
-import { mkdirSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { root, startEdge, launchBrowser, joinPage, inMeeting, waitForVideo, uniqueRoom, tempDir } from './lib.mjs';
+import { startEdge, launchBrowser, joinPage, inMeeting, waitForVideo, uniqueRoom, tempDir } from './lib.mjs';
+import { BIN_DIR, freePort, startMediaNode, startProcess as spawnProcess } from './nodes.mjs';
 
-const NODE_SECRET = 'conformance-node-secret-0123456789abcdef';
 const APP_KEY = 'failoverappkey';
-const BIN_DIR = process.env.EDGEMEET_BIN_DIR || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug');
 const S3S_FS = process.env.EDGEMEET_S3S_FS
   || join(process.env.EDGEMEET_CACHE || join(homedir(), '.cache', 'edgemeet'), 'tools', 'bin', 's3s-fs');
 /** The uploader salvages a recording nothing was written to for this long. */
@@ -36,28 +34,11 @@ const procs = [];
 let s3;
 let key;
 
-async function freePort() {
-  const srv = createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(undefined)));
-  const address = srv.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise((resolve) => srv.close(() => resolve(undefined)));
-  return port;
-}
-
-/** Spawn `bin`; resolves once `ready()` holds (polled), with the process and its output. */
+/** Spawn `bin` (killed when the file's tests end); resolves once `ready()` holds. */
 async function startProcess(bin, args, env, ready) {
-  assert.ok(existsSync(bin), `${bin} is missing`);
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs = [];
-  for (const s of [child.stdout, child.stderr]) s.on('data', (d) => logs.push(String(d)));
-  const p = { pid: /** @type {number} */ (child.pid), logs, kill: (s = 'SIGTERM') => { child.kill(s); } };
+  const p = await spawnProcess(bin, args, env, ready);
   procs.push(p);
-  for (let i = 0; ; i++) {
-    if (await ready().catch(() => false)) return p;
-    if (i > 200) throw new Error(`${bin} did not start:\n${logs.join('')}`);
-    await sleep(100);
-  }
+  return p;
 }
 
 async function startEmulator() {
@@ -77,20 +58,16 @@ async function startEmulator() {
 
 /** A media node of region eu-west recording into the test's S3; resolves once the edge knows it. */
 async function startNode(id) {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const file = join(dir, `${id}.toml`);
-  writeFileSync(file, [
-    `id = "${id}"`, 'region = "eu-west"', `listen = "127.0.0.1:${port}"`, `public_url = "${url}"`,
-    `edge_url = "${edge.url}"`, 'heartbeat_secs = 1', '',
-    '[recording]', `encryption_key = "${key}"`, 'require_dropbox = true', '',
-    '[recording.s3]', `endpoint = "${s3.endpoint}"`, 'bucket = "recordings"',
-    `access_key_id = "${s3.ak}"`, `secret_access_key = "${s3.sk}"`, '',
-  ].join('\n'));
-  const node = await startProcess(join(BIN_DIR, 'edgemeet-media-node'), [file],
-    { EDGEMEET_NODE_SECRET: NODE_SECRET, RUST_LOG: 'warn' }, async () => (await fetch(`${url}/healthz`)).ok);
+  const node = await startMediaNode(edge.url, id, {
+    dir,
+    more: [
+      '[recording]', `encryption_key = "${key}"`, 'require_dropbox = true', '',
+      '[recording.s3]', `endpoint = "${s3.endpoint}"`, 'bucket = "recordings"',
+      `access_key_id = "${s3.ak}"`, `secret_access_key = "${s3.sk}"`,
+    ],
+  });
+  procs.push(node);
   nodes.set(id, node);
-  await sleep(1500); // its first heartbeat reached the edge
   return node;
 }
 

@@ -10,6 +10,17 @@ export function uniqueRoom(prefix) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `pred` every 50 ms until it returns something truthy (that), or throws after `timeoutMs`. */
+export async function waitFor(pred, timeoutMs = 4000) {
+  const start = Date.now();
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() - start > timeoutMs) throw new Error("condition not reached");
+    await sleep(50);
+  }
+}
+
 const open = new Set();
 
 /** Close every client still open (a socket left open keeps the test process alive). */

@@ -5,19 +5,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
 
-import { Client, closeAll, probe, roomState, sleep, uniqueRoom } from "./lib.mjs";
+import { Client, closeAll, probe, roomState, uniqueRoom, waitFor } from "./lib.mjs";
 
 after(closeAll);
-
-async function waitFor(pred, timeoutMs = 4000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error("condition not reached");
-    await sleep(50);
-  }
-}
 
 test("a knocker's name is in the room's storage while they wait, and gone when the meeting ends", async () => {
   const room = uniqueRoom("lobby-wipe");

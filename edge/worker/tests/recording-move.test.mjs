@@ -6,52 +6,16 @@
 // read back from storage) as a further file: the recorder gets a second status link, nobody hears
 // that the recording failed, and the new recording's storage holds the grant, sealed.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, test } from "node:test";
 
 import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom } from "./lib.mjs";
+import { BIN_DIR, NODE_SECRET, freePort, startProcess, startS3 } from "./processes.mjs";
 
 after(closeAll);
-
-const NODE_SECRET = process.env.EDGEMEET_NODE_SECRET || "conformance-node-secret-0123456789abcdef";
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const BIN_DIR =
-  process.env.EDGEMEET_BIN_DIR || join(process.env.CARGO_TARGET_DIR || join(ROOT, "target"), "debug");
-const S3S_FS =
-  process.env.EDGEMEET_S3S_FS ||
-  join(process.env.EDGEMEET_CACHE || join(homedir(), ".cache", "edgemeet"), "tools", "bin", "s3s-fs");
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = /** @type {import("node:net").AddressInfo} */ (srv.address());
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Start `bin`; resolves with the child once `ready()` holds. */
-async function startProcess(bin, args, env, ready) {
-  assert.ok(existsSync(bin), `${bin} is missing (tests/suites/worker.sh builds it)`);
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`${bin} exited: ${stderr}`);
-    if (await ready().catch(() => false)) return child;
-    await sleep(50);
-  }
-  child.kill("SIGKILL");
-  throw new Error(`${bin} did not become ready: ${stderr}`);
-}
 
 /** Every file under `dir`. */
 function walk(dir) {
@@ -68,7 +32,6 @@ test("a recording goes on on the next node after the room's object hibernated an
   const cf = (await probe("cf")).location;
   const dir = mkdtempSync(join(tmpdir(), "edgemeet-worker-recmove-"));
   mkdirSync(join(dir, "s3", "recordings"), { recursive: true });
-  const s3Port = await freePort();
   const [ak, sk, key] = [`AK${randomBytes(8).toString("hex")}`, randomBytes(20).toString("hex"), randomBytes(32).toString("base64")];
   const children = [];
   const tag = randomBytes(4).toString("hex");
@@ -76,14 +39,8 @@ test("a recording goes on on the next node after the room's object hibernated an
   const continent = String(cf?.continent ?? "").toLowerCase();
   const region = `${["af", "an", "as", "eu", "na", "oc", "sa"].includes(continent) ? continent : "eu"}-recmove${tag}`;
   try {
-    children.push(
-      await startProcess(
-        S3S_FS,
-        ["--host", "127.0.0.1", "--port", String(s3Port), "--access-key", ak, "--secret-key", sk, join(dir, "s3")],
-        {},
-        async () => (await fetch(`http://127.0.0.1:${s3Port}/`)).status > 0,
-      ),
-    );
+    const store = await startS3(join(dir, "s3"), ak, sk);
+    children.push(store.child);
     /** @type {Map<string, import("node:child_process").ChildProcess>} */
     const nodes = new Map();
     for (const id of [`0-recmove-a-${tag}`, `0-recmove-b-${tag}`]) {
@@ -91,11 +48,11 @@ test("a recording goes on on the next node after the room's object hibernated an
       const env = {
         EDGEMEET_NODE_ID: id, EDGEMEET_NODE_REGION: region, EDGEMEET_NODE_LAT: String(cf.lat), EDGEMEET_NODE_LON: String(cf.lon),
         EDGEMEET_NODE_LISTEN: `127.0.0.1:${port}`, EDGEMEET_NODE_SECRET: NODE_SECRET, EDGEMEET_NODE_EDGE_URL: BASE,
-        EDGEMEET_NODE_RECORDING_KEY: key, EDGEMEET_NODE_RECORDING_S3_ENDPOINT: `http://127.0.0.1:${s3Port}`,
+        EDGEMEET_NODE_RECORDING_KEY: key, EDGEMEET_NODE_RECORDING_S3_ENDPOINT: `http://127.0.0.1:${store.port}`,
         EDGEMEET_NODE_RECORDING_S3_BUCKET: "recordings", EDGEMEET_NODE_RECORDING_S3_ACCESS_KEY_ID: ak,
         EDGEMEET_NODE_RECORDING_S3_SECRET_ACCESS_KEY: sk,
       };
-      const child = await startProcess(join(BIN_DIR, "edgemeet-media-node"), [], env, async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
+      const { child } = await startProcess(join(BIN_DIR, "edgemeet-media-node"), [], env, async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
       children.push(child);
       nodes.set(id, child);
     }

@@ -9,21 +9,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
 
-import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom } from "./lib.mjs";
+import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom, waitFor } from "./lib.mjs";
 
 after(closeAll);
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-
-async function waitFor(pred, timeoutMs = 4000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error("condition not reached");
-    await sleep(50);
-  }
-}
 
 /** A socket on `base` that sends `resume` for `who` (a joined Client); resolves with it and its answer. */
 async function resume(base, room, who) {

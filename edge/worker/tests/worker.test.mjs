@@ -3,68 +3,16 @@
 //   EDGEMEET_URL=http://127.0.0.1:PORT node --experimental-websocket --test edge/worker/tests/
 // The protocol itself is covered by the shared conformance suite (tests/tests/conformance.rs).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, test } from "node:test";
 
-import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom } from "./lib.mjs";
+import { BASE, Client, closeAll, probe, roomState, sleep, uniqueRoom, waitFor } from "./lib.mjs";
+import { BIN_DIR, NODE_SECRET, freePort, startProcess, startS3 } from "./processes.mjs";
 
 after(closeAll);
-
-const NODE_SECRET = process.env.EDGEMEET_NODE_SECRET || "conformance-node-secret-0123456789abcdef";
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const BIN_DIR =
-  process.env.EDGEMEET_BIN_DIR || join(process.env.CARGO_TARGET_DIR || join(ROOT, "target"), "debug");
-const S3S_FS =
-  process.env.EDGEMEET_S3S_FS ||
-  join(process.env.EDGEMEET_CACHE || join(homedir(), ".cache", "edgemeet"), "tools", "bin", "s3s-fs");
-
-/** A free loopback port (released before use: the process started on it binds it). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = /** @type {import("node:net").AddressInfo} */ (srv.address());
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Start `bin` and wait until `ready()` holds; the process is killed with the returned stop(). */
-async function startProcess(bin, args, env, ready) {
-  assert.ok(existsSync(bin), `${bin} is missing (tests/suites/worker.sh builds it)`);
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  const stop = async () => {
-    child.kill("SIGTERM");
-    await exited;
-  };
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`${bin} exited: ${stderr}`);
-    if (await ready().catch(() => false)) return stop;
-    await sleep(50);
-  }
-  await stop();
-  throw new Error(`${bin} did not become ready: ${stderr}`);
-}
-
-async function waitFor(pred, timeoutMs = 4000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error("condition not reached");
-    await sleep(50);
-  }
-}
 
 // First in this file, so that no stand-in node of the tests below competes for the room: a real
 // media node (edgemeet-media-node, recording to a real S3-compatible server, s3s-fs) and the
@@ -73,20 +21,14 @@ test("a real node's recording: the recorder, and only the recorder, gets the sta
   const cf = (await probe("cf")).location;
   const dir = mkdtempSync(join(tmpdir(), "edgemeet-worker-rec-"));
   mkdirSync(join(dir, "s3", "recordings"), { recursive: true }); // s3s-fs: a bucket is a folder
-  const [s3Port, nodePort, statusPort] = [await freePort(), await freePort(), await freePort()];
+  const [nodePort, statusPort] = [await freePort(), await freePort()];
   const [ak, sk, key] = [`AK${randomBytes(8).toString("hex")}`, randomBytes(20).toString("hex"), randomBytes(32).toString("base64")];
   const stops = [];
   const nodeId = `rec-node-${randomBytes(4).toString("hex")}`;
   try {
-    stops.push(
-      await startProcess(
-        S3S_FS,
-        ["--host", "127.0.0.1", "--port", String(s3Port), "--access-key", ak, "--secret-key", sk, join(dir, "s3")],
-        {},
-        async () => (await fetch(`http://127.0.0.1:${s3Port}/`)).status > 0,
-      ),
-    );
-    const s3 = { ENDPOINT: `http://127.0.0.1:${s3Port}`, BUCKET: "recordings", ACCESS_KEY_ID: ak, SECRET_ACCESS_KEY: sk };
+    const store = await startS3(join(dir, "s3"), ak, sk);
+    stops.push(store.stop);
+    const s3 = { ENDPOINT: `http://127.0.0.1:${store.port}`, BUCKET: "recordings", ACCESS_KEY_ID: ak, SECRET_ACCESS_KEY: sk };
     const uploaderEnv = { EDGEMEET_UPLOADER_DESTINATION: "local", EDGEMEET_UPLOADER_LOCAL_FOLDER: join(dir, "delivered"),
       EDGEMEET_UPLOADER_ENCRYPTION_KEY: key, EDGEMEET_UPLOADER_LISTEN: "off", EDGEMEET_UPLOADER_POLL_INTERVAL_MS: "500",
       EDGEMEET_UPLOADER_STATUS_LISTEN: `127.0.0.1:${statusPort}` };
@@ -98,12 +40,10 @@ test("a real node's recording: the recorder, and only the recorder, gets the sta
       nodeEnv[`EDGEMEET_NODE_RECORDING_S3_${k}`] = v;
     }
     const statusBase = `http://127.0.0.1:${statusPort}/v1/recording-status/`;
-    stops.push(
-      await startProcess(join(BIN_DIR, "edgemeet-uploader"), ["run"], uploaderEnv, async () => (await fetch(`${statusBase}x`)).status === 404),
-    );
-    stops.push(
-      await startProcess(join(BIN_DIR, "edgemeet-media-node"), [], nodeEnv, async () => (await fetch(`http://127.0.0.1:${nodePort}/healthz`)).ok),
-    );
+    const uploader = await startProcess(join(BIN_DIR, "edgemeet-uploader"), ["run"], uploaderEnv, async () => (await fetch(`${statusBase}x`)).status === 404);
+    stops.push(uploader.stop);
+    const node = await startProcess(join(BIN_DIR, "edgemeet-media-node"), [], nodeEnv, async () => (await fetch(`http://127.0.0.1:${nodePort}/healthz`)).ok);
+    stops.push(node.stop);
     // Its first heartbeat reached the Worker: callers from here get this node.
     const chosen = async () => (await probe("registry/select", { cf: (await probe("cf")).cf }))?.id;
     for (let i = 0; i < 100 && (await chosen()) !== nodeId; i++) await sleep(100);
