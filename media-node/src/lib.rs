@@ -56,8 +56,6 @@ mod error;
 pub mod inbound;
 mod keyframes;
 mod layers;
-// Not yet called by the loop (issue 18: the per-subscriber estimate comes next).
-#[allow(dead_code)]
 mod allocation;
 mod media_loop;
 mod metrics;

@@ -1,0 +1,118 @@
+// A viewer on a thin downlink (tc tbf, 500 kbit/s) in a room of four through the node (issue 18):
+// the node estimates the viewer's link from its transport-cc feedback and fits its pulls into it
+// (audio first, the active speaker next, what does not fit paused and shown as such), so the
+// viewer keeps decoding the speaker and hearing everyone while the others notice nothing; when the
+// cap lifts the viewer climbs back to the layers its page asks for. Pages on machines of their own
+// (netlab.mjs): three publishers on machine 0, the viewer on machine 1.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { joinPage, inMeeting, waitMode, uniqueRoom } from './lib.mjs';
+import { NetLab } from './netlab.mjs';
+import { remoteVideo, watchVideo, receivingAudio, receivingVideo, concealedPercent, nodeCounters, counterDelta } from './video.mjs';
+
+/** @type {NetLab} */
+let lab;
+before(async () => {
+  lab = new NetLab(2);
+  await lab.startEdge();
+  await lab.browser(0);
+  await lab.browser(1);
+});
+after(async () => { await lab?.close(); });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Each received video's height and decoded frames, by the participant it comes from. */
+async function videosByParticipant(page) {
+  return page.evaluate(async () => {
+    const m = /** @type {any} */ (window).edgemeet;
+    /** @type {Record<string, {height: number, frames: number, freezeS: number}>} */
+    const out = {};
+    for (const [, pc] of m.peerConnections()) {
+      for (const t of pc.getTransceivers()) {
+        if (t.receiver.track.kind !== 'video' || !/recv/.test(t.currentDirection || '')) continue;
+        const from = m.sfu?.pulledStreams().find(([, st]) => st.getTracks().includes(t.receiver.track))?.[0];
+        if (!from) continue;
+        for (const s of (await t.receiver.getStats()).values()) {
+          if (s.type !== 'inbound-rtp') continue;
+          out[from] = { height: s.frameHeight || 0, frames: s.framesDecoded || 0, freezeS: s.totalFreezesDuration || 0 };
+        }
+      }
+    }
+    return out;
+  });
+}
+
+test('a viewer capped at 500 kbit/s keeps the speaker\'s video and all audio, the others are unaffected, and it is back on its layers within 5 s of the cap lifting', async () => {
+  const room = uniqueRoom('bwe');
+  const pages = [];
+  for (let i = 0; i < 4; i++) {
+    pages.push(await joinPage(lab.browsers[i < 3 ? 0 : 1], lab.edge.url, room, { name: `P${i}` }));
+    await inMeeting(pages[i]);
+  }
+  for (const p of pages) await waitMode(p, 'Via server');
+  const deadline = Date.now() + 20000;
+  for (const p of pages) assert.ok((await remoteVideo(p, 3, deadline)).ok, 'everyone decodes everyone first');
+  const viewer = pages[3];
+  const ids = await Promise.all(pages.map((p) => p.evaluate(() => /** @type {any} */ (window).edgemeet.me)));
+  // P0 is the one speaking: the others' microphones are off.
+  for (const p of pages.slice(1)) await p.click('#toggle-mic');
+  await viewer.waitForFunction((id) => /** @type {any} */ (window).edgemeet.layout.speaker === id, ids[0], { timeout: 15000 });
+  await sleep(2000);
+  const open = await videosByParticipant(viewer);
+  console.log(`open link, viewer receives: ${JSON.stringify(open)}`);
+
+  const node0 = await nodeCounters(lab.edge.url);
+  lab.setDownlink(1, 500);
+  let watched, others, audio0, audio1, speaker0, speaker1, paused;
+  try {
+    // The estimate follows the cap down within a few feedback rounds; then 20 s are watched.
+    await sleep(4000);
+    audio0 = await receivingAudio(viewer);
+    speaker0 = (await videosByParticipant(viewer))[ids[0]];
+    [watched, ...others] = await Promise.all([viewer, ...pages.slice(0, 3)].map((p) => watchVideo(p, 3, 20000)));
+    audio1 = await receivingAudio(viewer);
+    speaker1 = (await videosByParticipant(viewer))[ids[0]];
+    paused = await viewer.evaluate(() => [...document.querySelectorAll('.tile.bandwidth-paused .label')].map((e) => e.textContent));
+  } catch (e) {
+    lab.setDownlink(1, 0);
+    throw e;
+  }
+  const capped = await videosByParticipant(viewer);
+  console.log(`node during the cap: ${JSON.stringify(counterDelta(node0, await nodeCounters(lab.edge.url)))}`);
+  const concealed = concealedPercent(audio0, audio1);
+  const speakerStream = Object.values(watched.streams).find((s) => s.from === ids[0]);
+  const figures = {
+    concealedPercent: Number(concealed.toFixed(2)),
+    speakerMaxGapMs: speakerStream?.maxGapMs,
+    speakerFreezeS: Number(((speaker1?.freezeS ?? 0) - (speaker0?.freezeS ?? 0)).toFixed(2)),
+    speakerFrames: (speaker1?.frames ?? 0) - (speaker0?.frames ?? 0),
+    capped,
+    paused,
+  };
+  console.log(`viewer at 500 kbit/s, 20 s: ${JSON.stringify(figures)}; others: ${JSON.stringify(others.map((o) => o.stalls))}`);
+
+  // Lift the cap: back on the layers its page asks for (the height each video had before).
+  lab.setDownlink(1, 0);
+  const t0 = Date.now();
+  let back = -1;
+  let last = {};
+  while (Date.now() - t0 < 30000) {
+    last = await videosByParticipant(viewer);
+    if (Object.entries(open).every(([id, v]) => (last[id]?.height ?? 0) >= v.height)) { back = Date.now() - t0; break; }
+    await sleep(250);
+  }
+  console.log(`cap lifted: viewer back on its layers after ${back} ms (${JSON.stringify(last)})`);
+
+  assert.ok(speakerStream, `the speaker's video is received (${JSON.stringify(watched.streams)})`);
+  assert.ok(figures.speakerFrames > 100, `the speaker's video keeps decoding (${JSON.stringify(figures)})`);
+  assert.ok(speakerStream.maxGapMs <= 1000 && figures.speakerFreezeS < 1, `no freeze over 1 s of the speaker (${JSON.stringify(figures)})`);
+  assert.ok(concealed < 2, `audio concealment ${concealed.toFixed(2)} % (${JSON.stringify(figures)})`);
+  assert.deepEqual(others.flatMap((o) => o.stalls), [], 'the others are unaffected');
+  // A video the viewer does not decode is shown as paused, not as a frozen frame.
+  for (const [key, s] of Object.entries(watched.streams)) {
+    if (s.maxGapMs > 1000 && s.from !== ids[0]) assert.ok(paused.length > 0, `${key} stood still without a paused tile (${JSON.stringify(figures)})`);
+  }
+  assert.ok(back >= 0 && back <= 5000, `back on its layers within 5 s of the cap lifting (${back} ms)`);
+  await Promise.all(pages.map((p) => p.context().close()));
+});
