@@ -97,19 +97,25 @@ async fn the_node_estimates_a_viewers_downlink_from_its_feedback_and_it_drops_on
         "an open link is estimated above what it is sent ({open} bit/s)"
     );
 
-    // Cap the viewer's downlink at 400 kbit/s: queueing delay and drops.
+    // Cap the viewer's downlink at 400 kbit/s: queueing delay and drops. The video (1 Mbit/s,
+    // one layer) is paused then; the estimator probes now and then, so the lowest estimate seen
+    // is what shows it followed the cap.
     link.set_downlink(Some(400_000));
     let t0 = Instant::now();
     let (dropped, s) = until_state(&b, WAIT, |s| {
         s["downlink"]["estimateBps"]
             .as_u64()
-            .is_some_and(|e| e < 450_000)
+            .is_some_and(|e| e < 800_000)
     })
     .await;
     let took = t0.elapsed();
     assert!(dropped, "the estimate follows the cap down: {s}");
+    assert!(
+        s["downlink"]["packetsLost"].as_u64().unwrap_or(0) > 0,
+        "the drops at the cap are reported: {s}"
+    );
     eprintln!(
-        "estimate: open {open} bit/s; capped at 400k: {} bit/s after {:.1} s (delay-based {}, \
+        "estimate: open {open} bit/s; capped at 400k: {} bit/s (under 800k) after {:.1} s (delay-based {}, \
          loss-based {}, {} of {} reported packets lost, {} dropped at the cap)",
         s["downlink"]["estimateBps"],
         took.as_secs_f64(),
@@ -152,6 +158,24 @@ async fn a_viewers_pull_gets_the_layer_its_link_carries_and_pauses_when_none_fit
     let layer_of = |r: &edgemeet_testsupport::node_client::Received| {
         check_payload(true, &r.payload).map(|i| i.layer)
     };
+    // Packets newer than any received before `since` (not retransmissions of older ones).
+    let fresh = |b: &TestClient, since: Instant| -> Vec<(u16, Option<u8>)> {
+        let pkts = b.packets(&vid);
+        let before: Vec<u16> = pkts
+            .iter()
+            .filter(|p| p.at <= since)
+            .map(|p| p.seq)
+            .collect();
+        let newest = before
+            .iter()
+            .fold(before.first().copied().unwrap_or(0), |n, &q| {
+                if q.wrapping_sub(n) < 0x8000 { q } else { n }
+            });
+        pkts.iter()
+            .filter(|p| p.at > since && p.seq.wrapping_sub(newest).wrapping_sub(1) < 0x8000)
+            .map(|p| (p.seq, layer_of(p)))
+            .collect()
+    };
     let recent_layers = |b: &TestClient, since: Instant| -> Vec<Option<u8>> {
         b.packets(&vid)
             .iter()
@@ -190,29 +214,30 @@ async fn a_viewers_pull_gets_the_layer_its_link_carries_and_pauses_when_none_fit
         .await,
         "h's packets arrive after the switch"
     );
+    // New packets (not retransmissions of what the cap dropped before the switch) are all h.
     let since = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let fresh_h = fresh(&b, since);
     assert!(
-        recent_layers(&b, since).iter().all(|l| *l == Some(1)),
-        "only h while the link carries h: {:?}",
-        recent_layers(&b, since)
+        fresh_h.len() > 30 && fresh_h.iter().all(|(_, l)| *l == Some(1)),
+        "only h while the link carries h: {fresh_h:?}"
     );
 
     // 150 kbit/s: not even q fits beside audio. The video pauses, the audio goes on.
     link.set_downlink(Some(150_000));
     let t0 = Instant::now();
-    let (paused, s) = until_state(&b, WAIT, |s| {
-        forwarding(s)["pausedForBandwidth"] == true
-    })
-    .await;
+    let (paused, s) = until_state(&b, WAIT, |s| forwarding(s)["pausedForBandwidth"] == true).await;
     assert!(paused, "a 150 kbit/s link pauses the video: {s}");
     let down_pause = t0.elapsed();
-    // What was queued at the cap drains; then no video packet comes.
+    // What was queued at the cap drains; then no new video packet comes (retransmissions of
+    // older ones may, within their budget).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (v0, a0) = (b.packets(&vid).len(), b.packets(&aud).len());
+    let a0 = b.packets(&aud).len();
+    let since = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (v1, a1) = (b.packets(&vid).len(), b.packets(&aud).len());
-    assert_eq!(v1, v0, "no video packets while paused");
+    let a1 = b.packets(&aud).len();
+    let new_video = fresh(&b, since);
+    assert!(new_video.is_empty(), "no video while paused: {new_video:?}");
     assert!(a1 >= a0 + 25, "audio keeps flowing ({a0} -> {a1} in 1 s)");
     let m = reqwest::get(format!("{}/metrics", node.base))
         .await
@@ -221,9 +246,9 @@ async fn a_viewers_pull_gets_the_layer_its_link_carries_and_pauses_when_none_fit
         .await
         .unwrap();
     assert!(
-        m.lines()
-            .any(|l| l.starts_with("edgemeet_node_video_paused_bandwidth_total ")
-                && !l.ends_with(" 0")),
+        m.lines().any(
+            |l| l.starts_with("edgemeet_node_video_paused_bandwidth_total ") && !l.ends_with(" 0")
+        ),
         "the pause is counted"
     );
 
@@ -241,11 +266,15 @@ async fn a_viewers_pull_gets_the_layer_its_link_carries_and_pauses_when_none_fit
         eventually(WAIT, || recent_layers(&b, t).len() > 20).await,
         "video packets again after the resume"
     );
+    let first_new = fresh(&b, t0)
+        .first()
+        .map(|f| f.0)
+        .expect("a new packet after the resume");
     let first = b
         .packets(&vid)
         .into_iter()
-        .find(|p| p.at > t0)
-        .expect("a packet after the resume");
+        .find(|p| p.at > t0 && p.seq == first_new)
+        .expect("found");
     assert!(
         check_payload(true, &first.payload).is_some_and(|i| i.keyframe),
         "the resumed stream starts at a keyframe"

@@ -319,6 +319,11 @@ pub struct DownlinkState {
     /// What the last allocation gave the session's audio and video pulls, bits per second.
     pub audio_bps: u64,
     pub video_bps: u64,
+    /// Probes (the estimator restarted higher to find headroom), and those the link refused.
+    pub probes: u64,
+    pub probes_refused: u64,
+    /// Retransmissions not sent: over their share of the estimate.
+    pub retransmissions_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -587,8 +587,10 @@ impl TestClient {
                     sdp: peer.local_sdp().await?,
                 }
             }
-            None if self.session_id.is_empty() => self.open_with_push(sdp, pulls).await?,
-            None => self.push_offer(sdp).await?,
+            None if self.session_id.is_empty() => {
+                self.open_with_push(self.to_node(sdp), pulls).await?
+            }
+            None => self.push_offer(self.to_node(sdp)).await?,
         };
         let sdp = self.from_node(answer.sdp);
         self.pc
@@ -859,9 +861,19 @@ impl TestClient {
         self.pc.set_local_description(answer).await?;
         let sdp = self.local_sdp().await?;
         let path = format!("/v1/sessions/{}/renegotiate", self.session_id);
-        let body = serde_json::json!({"sessionDescription": {"type": "answer", "sdp": sdp}});
+        let body =
+            serde_json::json!({"sessionDescription": {"type": "answer", "sdp": self.to_node(sdp)}});
         let _: serde_json::Value = self.call(reqwest::Method::PUT, &path, Some(&body)).await?;
         Ok(())
+    }
+
+    /// An SDP of this client as the node gets it (through its shaped link, if any: the node,
+    /// offering or answering, sends its checks and media to the link, not straight here).
+    fn to_node(&self, sdp: String) -> String {
+        match &self.via {
+            Some(link) => link.rewrite_client_sdp(&sdp),
+            None => sdp,
+        }
     }
 
     /// An SDP of the node as this client applies it (through its shaped link, if any).

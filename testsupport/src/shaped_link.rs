@@ -29,6 +29,8 @@ struct Shared {
 pub struct ShapedLink {
     /// The address the client sends to (it takes it for the node's).
     pub addr: SocketAddr,
+    /// The address the node sends to (it takes it for the client's).
+    pub back_addr: SocketAddr,
     shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -38,6 +40,7 @@ impl ShapedLink {
         let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let addr = front.local_addr()?;
+        let back_addr = back.local_addr()?;
         let shared = Arc::new(Shared::default());
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let mut tasks = Vec::new();
@@ -94,15 +97,14 @@ impl ShapedLink {
                     let to = *client.lock().unwrap();
                     if let Some(to) = to {
                         let _ = front.send_to(&pkt, to).await;
-                        shared
-                            .delivered_bytes
-                            .fetch_add(pkt.len() as u64, Relaxed);
+                        shared.delivered_bytes.fetch_add(pkt.len() as u64, Relaxed);
                     }
                 }
             }));
         }
         Ok(Self {
             addr,
+            back_addr,
             shared,
             tasks,
         })
@@ -126,28 +128,41 @@ impl ShapedLink {
     /// `sdp` with every candidate of the node replaced by this relay's address (and the node's
     /// address learnt from them).
     pub fn rewrite_sdp(&self, sdp: &str) -> String {
-        let mut out = String::with_capacity(sdp.len());
-        for line in sdp.split_inclusive('\n') {
-            let body = line.trim_end_matches(['\r', '\n']);
-            let end = &line[body.len()..];
-            let fields: Vec<&str> = body.split(' ').collect();
-            if body.starts_with("a=candidate:")
-                && fields.len() > 5
-                && let (Ok(ip), Ok(port)) = (fields[4].parse(), fields[5].parse::<u16>())
-            {
-                *self.shared.node.lock().unwrap() = Some(SocketAddr::new(ip, port));
-                let mut f = fields.clone();
-                let (ip, port) = (self.addr.ip().to_string(), self.addr.port().to_string());
-                f[4] = &ip;
-                f[5] = &port;
-                out.push_str(&f.join(" "));
-                out.push_str(end);
-                continue;
-            }
-            out.push_str(line);
-        }
-        out
+        rewrite_candidates(sdp, self.addr, |a| {
+            *self.shared.node.lock().unwrap() = Some(a)
+        })
     }
+
+    /// `sdp` of the client with every candidate replaced by the relay's node-facing address:
+    /// the node's own checks and media go through the relay too.
+    pub fn rewrite_client_sdp(&self, sdp: &str) -> String {
+        rewrite_candidates(sdp, self.back_addr, |_| {})
+    }
+}
+
+/// `sdp` with the address of every `a=candidate` line replaced by `to` (each old one seen).
+fn rewrite_candidates(sdp: &str, to: SocketAddr, mut seen: impl FnMut(SocketAddr)) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let end = &line[body.len()..];
+        let fields: Vec<&str> = body.split(' ').collect();
+        if body.starts_with("a=candidate:")
+            && fields.len() > 5
+            && let (Ok(ip), Ok(port)) = (fields[4].parse(), fields[5].parse::<u16>())
+        {
+            seen(SocketAddr::new(ip, port));
+            let mut f = fields.clone();
+            let (ip, port) = (to.ip().to_string(), to.port().to_string());
+            f[4] = &ip;
+            f[5] = &port;
+            out.push_str(&f.join(" "));
+            out.push_str(end);
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 impl Drop for ShapedLink {

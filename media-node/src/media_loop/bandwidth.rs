@@ -59,6 +59,8 @@ pub struct EstimateCell {
     /// Probes started, and those the path refused (the estimate fell back within the verdict).
     probes: AtomicU64,
     probes_failed: AtomicU64,
+    /// Retransmissions not sent: over their budget (`rtx_budget.rs`).
+    rtx_dropped: AtomicU64,
 }
 
 /// A connection's downlink estimate as the loop reads it.
@@ -71,6 +73,7 @@ pub struct Estimate {
     pub lost: u64,
     pub probes: u64,
     pub probes_failed: u64,
+    pub rtx_dropped: u64,
 }
 
 impl EstimateCell {
@@ -86,7 +89,12 @@ impl EstimateCell {
             lost: self.lost.load(Relaxed),
             probes: self.probes.load(Relaxed),
             probes_failed: self.probes_failed.load(Relaxed),
+            rtx_dropped: self.rtx_dropped.load(Relaxed),
         })
+    }
+
+    pub fn note_rtx_dropped(&self) {
+        self.rtx_dropped.fetch_add(1, Relaxed);
     }
 
     /// The loop's tick: what the viewer's pulls would take at the layers their pages ask for.
@@ -116,8 +124,9 @@ struct Prober {
 
 /// No backoff for this long before a probe.
 const CALM: Duration = Duration::from_secs(2);
-/// A backoff this soon after a probe refuses it.
-const VERDICT: Duration = Duration::from_secs(2);
+/// A backoff this soon after a probe refuses it (the allocation needs a tick, its hold and a
+/// keyframe to use the room a probe makes).
+const VERDICT: Duration = Duration::from_secs(4);
 const BASE_BACKOFF: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Loss (average) above which the path is not calm.
@@ -218,7 +227,8 @@ impl BandwidthEstimator for PublishedGcc {
             .store(self.gcc.target_bitrate() as u64, Relaxed);
         c.delay_bps
             .store(self.gcc.delay_based_bitrate() as u64, Relaxed);
-        c.loss_bps.store(self.gcc.loss_based_bitrate() as u64, Relaxed);
+        c.loss_bps
+            .store(self.gcc.loss_based_bitrate() as u64, Relaxed);
         c.lost.fetch_add(lost, Relaxed);
         c.reported.fetch_add(reports.len() as u64, Relaxed);
     }
@@ -245,6 +255,10 @@ impl BandwidthEstimator for PublishedGcc {
 /// offers the transport-cc extension and feedback (rtc's default interceptors register them).
 pub fn with_estimator(registry: Registry) -> (Registry, Arc<EstimateCell>) {
     let cell = Arc::new(EstimateCell::default());
+    let registry = registry.with(
+        Slot::from(super::rtx_budget::SLOT),
+        super::rtx_budget::RtxBudget::new(cell.clone()),
+    );
     let estimator = PublishedGcc {
         gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
         cell: cell.clone(),
@@ -444,6 +458,9 @@ impl MediaLoop {
             packets_lost: e.lost,
             audio_bps: d.audio_bps,
             video_bps: d.video_bps,
+            probes: e.probes,
+            probes_refused: e.probes_failed,
+            retransmissions_dropped: e.rtx_dropped,
         })
     }
 
@@ -501,7 +518,10 @@ mod tests {
         let on_h = start.next(Grant::Layer(1), true);
         assert_eq!(on_h.layer, Some(1));
         assert_eq!(start.change_to(on_h), GrantChange::Layer(1));
-        assert_eq!(on_h.change_to(on_h.next(Grant::Layer(1), true)), GrantChange::Same);
+        assert_eq!(
+            on_h.change_to(on_h.next(Grant::Layer(1), true)),
+            GrantChange::Same
+        );
         let paused = on_h.next(Grant::Paused(PauseReason::Bandwidth), true);
         assert!(paused.paused);
         assert_eq!(on_h.change_to(paused), GrantChange::Paused);
@@ -529,7 +549,10 @@ mod tests {
         assert_eq!(p.step(at(0), 500e3, 400e3, 1.5e6, 0.0), ProbeStep::None);
         assert_eq!(p.step(at(1_000), 400e3, 410e3, 1.5e6, 0.0), ProbeStep::None);
         // Lossy: not calm either.
-        assert_eq!(p.step(at(2_100), 410e3, 420e3, 1.5e6, 0.05), ProbeStep::None);
+        assert_eq!(
+            p.step(at(2_100), 410e3, 420e3, 1.5e6, 0.05),
+            ProbeStep::None
+        );
         // Calm for 2 s: a probe, one step (twice the estimate) towards what is wanted.
         assert_eq!(
             p.step(at(2_200), 420e3, 430e3, 1.5e6, 0.0),

@@ -14,6 +14,7 @@ mod retransmit;
 pub(crate) mod router;
 mod rtcp_order;
 mod rtcp_to_app;
+mod rtx_budget;
 mod sessions;
 
 use std::net::SocketAddr;
