@@ -569,9 +569,11 @@ mod tests {
             p.step(at(8_700), 470e3, 480e3, 1.5e6, 0.0),
             ProbeStep::Jump(_)
         ));
-        // This one holds: after the verdict the next step goes at once, up to what is wanted.
+        // This one holds: after the verdict (4 s) the next step goes at once, up to what is
+        // wanted.
+        assert_eq!(p.step(at(10_800), 960e3, 980e3, 1.5e6, 0.0), ProbeStep::None);
         assert!(matches!(
-            p.step(at(10_800), 960e3, 980e3, 1.5e6, 0.0),
+            p.step(at(12_800), 980e3, 990e3, 1.5e6, 0.0),
             ProbeStep::Jump(f) if f == 1.5e6
         ));
         // Nothing wanted beyond the estimate: no probe.

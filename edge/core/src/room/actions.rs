@@ -292,7 +292,11 @@ impl Room {
         if meeting.id != meeting_id || !meeting.members.contains_key(&publisher) {
             return;
         }
-        let Some(member) = meeting.members.get(viewer).filter(|m| m.away_since.is_none()) else {
+        let Some(member) = meeting
+            .members
+            .get(viewer)
+            .filter(|m| m.away_since.is_none())
+        else {
             return;
         };
         let conn = member.conn;
