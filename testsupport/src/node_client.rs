@@ -592,7 +592,7 @@ impl TestClient {
             }
             None => self.push_offer(self.to_node(sdp)).await?,
         };
-        let sdp = self.from_node(answer.sdp);
+        let sdp = self.node_sdp_as_applied(answer.sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
@@ -853,7 +853,7 @@ impl TestClient {
 
     /// Answers an offer the node returned, through `renegotiate`.
     pub async fn answer_node_offer(&self, offer: SessionDescription) -> Result<(), Error> {
-        let sdp = self.from_node(offer.sdp);
+        let sdp = self.node_sdp_as_applied(offer.sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
@@ -877,7 +877,7 @@ impl TestClient {
     }
 
     /// An SDP of the node as this client applies it (through its shaped link, if any).
-    fn from_node(&self, sdp: String) -> String {
+    fn node_sdp_as_applied(&self, sdp: String) -> String {
         match &self.via {
             Some(link) => link.rewrite_sdp(&sdp),
             None => sdp,

@@ -70,18 +70,19 @@ impl ShapedLink {
                 while let Ok((n, _)) = back.recv_from(&mut buf).await {
                     let now = Instant::now();
                     let rate = shared.rate_bps.load(Relaxed);
-                    let at = if rate == 0 {
-                        now
-                    } else {
-                        let start = free_at.max(now);
-                        if start - now > MAX_QUEUE {
-                            shared.dropped.fetch_add(1, Relaxed);
-                            continue;
+                    // 28 bytes of IP and UDP header count against the cap, as on a wire.
+                    let bits = (n as u64 + 28) * 8;
+                    let at = match (bits * 1_000_000_000).checked_div(rate) {
+                        None => now,
+                        Some(ns) => {
+                            let start = free_at.max(now);
+                            if start - now > MAX_QUEUE {
+                                shared.dropped.fetch_add(1, Relaxed);
+                                continue;
+                            }
+                            free_at = start + Duration::from_nanos(ns);
+                            free_at
                         }
-                        // 28 bytes of IP and UDP header count against the cap, as on a wire.
-                        let bits = (n as u64 + 28) * 8;
-                        free_at = start + Duration::from_nanos(bits * 1_000_000_000 / rate);
-                        free_at
                     };
                     if tx.send((buf[..n].to_vec(), at)).is_err() {
                         return;

@@ -571,7 +571,10 @@ mod tests {
         ));
         // This one holds: after the verdict (4 s) the next step goes at once, up to what is
         // wanted.
-        assert_eq!(p.step(at(10_800), 960e3, 980e3, 1.5e6, 0.0), ProbeStep::None);
+        assert_eq!(
+            p.step(at(10_800), 960e3, 980e3, 1.5e6, 0.0),
+            ProbeStep::None
+        );
         assert!(matches!(
             p.step(at(12_800), 980e3, 990e3, 1.5e6, 0.0),
             ProbeStep::Jump(f) if f == 1.5e6
