@@ -94,6 +94,10 @@ impl Allocator {
         demands: &[VideoDemand],
     ) -> Allocation {
         let mut left = estimate_bps.saturating_sub(audio_bps);
+        // One pull goes up (or resumes) per tick: several at once would add their keyframes
+        // and rates together, and an estimate that overshoots the link would hit every video.
+        // A new pull's first placement is no upgrade.
+        let mut upgraded: Option<usize> = None;
         let mut grants: Vec<Option<Grant>> = vec![None; demands.len()];
         let mut order: Vec<usize> = (0..demands.len()).collect();
         // Stable: equal priorities keep the caller's order (e.g. join order).
@@ -117,10 +121,13 @@ impl Allocator {
             );
             // Coming back from a bandwidth pause is an upgrade too: margin and hold.
             let fits = if was_paused {
-                self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
+                upgraded.is_none() && self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
             } else {
                 cost <= left
             };
+            if fits && was_paused {
+                upgraded = Some(d.key);
+            }
             if fits {
                 left -= cost;
                 grants[i] = Some(Grant::Layer(low));
@@ -148,12 +155,17 @@ impl Allocator {
                 // Up to where it was is no upgrade: only its cost must fit.
                 let upgrade = before.is_none_or(|b| next > b);
                 let fits = if upgrade {
-                    self.may_go_up(d.key, now_ms) && with_margin(extra) <= left
+                    upgraded.is_none_or(|k| k == d.key)
+                        && self.may_go_up(d.key, now_ms)
+                        && with_margin(extra) <= left
                 } else {
                     extra <= left
                 };
                 if !fits {
                     break;
+                }
+                if upgrade && before.is_some() {
+                    upgraded = Some(d.key);
                 }
                 left -= extra;
                 at = next;
@@ -462,6 +474,25 @@ mod tests {
         assert_eq!(
             layers(&al.allocate(32_100, 600_000, 0, &d)),
             [Grant::Layer(2)]
+        );
+    }
+
+    #[test]
+    fn one_video_goes_up_per_tick() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(2)), video(2, 2, Some(2))];
+        assert_eq!(
+            layers(&al.allocate(0, 300_000, 0, &d)),
+            [Grant::Layer(1), Grant::Layer(0)]
+        );
+        // Room for both to climb: the speaker first, the other at the next tick.
+        assert_eq!(
+            layers(&al.allocate(250, 5_000_000, 0, &d)),
+            [Grant::Layer(2), Grant::Layer(0)]
+        );
+        assert_eq!(
+            layers(&al.allocate(500, 5_000_000, 0, &d)),
+            [Grant::Layer(2), Grant::Layer(2)]
         );
     }
 

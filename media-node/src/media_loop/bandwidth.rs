@@ -129,6 +129,9 @@ const CALM: Duration = Duration::from_secs(2);
 const VERDICT: Duration = Duration::from_secs(4);
 const BASE_BACKOFF: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A probe goes at most this far above the estimate: media is the probe, so an overshoot
+/// costs the viewer loss until the estimator backs off.
+const PROBE_FACTOR: f64 = 1.5;
 /// Loss (average) above which the path is not calm.
 const CALM_LOSS: f64 = 0.02;
 
@@ -186,7 +189,7 @@ impl Prober {
         if self.probing_since.is_none() && calm && allowed && want > after * 1.1 {
             self.probing_since = Some(now);
             self.next_allowed = Some(now + self.backoff);
-            return ProbeStep::Jump(want.min(after * 2.0));
+            return ProbeStep::Jump(want.min(after * PROBE_FACTOR));
         }
         ProbeStep::None
     }
@@ -553,14 +556,14 @@ mod tests {
             p.step(at(2_100), 410e3, 420e3, 1.5e6, 0.05),
             ProbeStep::None
         );
-        // Calm for 2 s: a probe, one step (twice the estimate) towards what is wanted.
+        // Calm for 2 s: a probe, one step (1.5 times the estimate) towards what is wanted.
         assert_eq!(
             p.step(at(2_200), 420e3, 430e3, 1.5e6, 0.0),
-            ProbeStep::Jump(860e3)
+            ProbeStep::Jump(645e3)
         );
         // The path says no within the verdict: refused, and the next probe waits longer.
         assert_eq!(
-            p.step(at(2_600), 860e3, 450e3, 1.5e6, 0.0),
+            p.step(at(2_600), 645e3, 450e3, 1.5e6, 0.0),
             ProbeStep::Refused
         );
         assert_eq!(p.step(at(4_700), 450e3, 460e3, 1.5e6, 0.0), ProbeStep::None);
@@ -576,8 +579,8 @@ mod tests {
             ProbeStep::None
         );
         assert!(matches!(
-            p.step(at(12_800), 980e3, 990e3, 1.5e6, 0.0),
-            ProbeStep::Jump(f) if f == 1.5e6
+            p.step(at(12_800), 980e3, 990e3, 1.2e6, 0.0),
+            ProbeStep::Jump(f) if f == 1.2e6
         ));
         // Nothing wanted beyond the estimate: no probe.
         let mut q = Prober::default();
