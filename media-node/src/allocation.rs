@@ -15,8 +15,13 @@ use crate::layers::MAX_LAYERS;
 
 /// Extra room an upgrade needs beyond its cost (×100): 15 %.
 const UP_MARGIN_PCT: u64 = 115;
-/// After a pull went down, it goes up again only after this long.
+/// After a pull went down, it goes up again only after this long...
 const UP_HOLD_MS: u64 = 2_000;
+/// ...twice as long each time an upgrade failed (down again within this long), up to
+/// `MAX_HOLD_MS`: an estimate that climbs past what the link carries (rtc's loss-based half
+/// climbs 5 % per 200 ms on a clean path) does not flap a viewer between two layers.
+const FAIL_WINDOW_MS: u64 = 5_000;
+const MAX_HOLD_MS: u64 = 32_000;
 
 /// What one subscriber's video pull asks for and what its layers cost.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +62,10 @@ struct Previous {
     grant: Grant,
     /// When it last went down (or was paused for bandwidth).
     down_ms: Option<u64>,
+    /// When it last went up (or resumed).
+    up_ms: Option<u64>,
+    /// How long it waits after going down before going up again.
+    hold_ms: u64,
 }
 
 /// One subscriber's allocator; it remembers the last grants.
@@ -85,6 +94,10 @@ impl Allocator {
         demands: &[VideoDemand],
     ) -> Allocation {
         let mut left = estimate_bps.saturating_sub(audio_bps);
+        // One pull goes up (or resumes) per tick: several at once would add their keyframes
+        // and rates together, and an estimate that overshoots the link would hit every video.
+        // A new pull's first placement is no upgrade.
+        let mut upgraded: Option<usize> = None;
         let mut grants: Vec<Option<Grant>> = vec![None; demands.len()];
         let mut order: Vec<usize> = (0..demands.len()).collect();
         // Stable: equal priorities keep the caller's order (e.g. join order).
@@ -108,10 +121,13 @@ impl Allocator {
             );
             // Coming back from a bandwidth pause is an upgrade too: margin and hold.
             let fits = if was_paused {
-                self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
+                upgraded.is_none() && self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
             } else {
                 cost <= left
             };
+            if fits && was_paused {
+                upgraded = Some(d.key);
+            }
             if fits {
                 left -= cost;
                 grants[i] = Some(Grant::Layer(low));
@@ -139,12 +155,17 @@ impl Allocator {
                 // Up to where it was is no upgrade: only its cost must fit.
                 let upgrade = before.is_none_or(|b| next > b);
                 let fits = if upgrade {
-                    self.may_go_up(d.key, now_ms) && with_margin(extra) <= left
+                    upgraded.is_none_or(|k| k == d.key)
+                        && self.may_go_up(d.key, now_ms)
+                        && with_margin(extra) <= left
                 } else {
                     extra <= left
                 };
                 if !fits {
                     break;
+                }
+                if upgrade && before.is_some() {
+                    upgraded = Some(d.key);
                 }
                 left -= extra;
                 at = next;
@@ -174,9 +195,10 @@ impl Allocator {
     }
 
     fn may_go_up(&self, key: usize, now_ms: u64) -> bool {
-        self.previous_of(key)
-            .and_then(|p| p.down_ms)
-            .is_none_or(|down| now_ms.saturating_sub(down) >= UP_HOLD_MS)
+        self.previous_of(key).is_none_or(|p| {
+            p.down_ms
+                .is_none_or(|down| now_ms.saturating_sub(down) >= p.hold_ms)
+        })
     }
 
     fn remember(&mut self, now_ms: u64, grants: &[(usize, Grant)]) {
@@ -191,6 +213,26 @@ impl Allocator {
                     (None, Grant::Paused(PauseReason::Bandwidth)) => true,
                     _ => false,
                 };
+                let went_up = match (old.map(|p| p.grant), grant) {
+                    (Some(Grant::Layer(a)), Grant::Layer(b)) => b > a,
+                    (Some(Grant::Paused(PauseReason::Bandwidth)), Grant::Layer(_)) => true,
+                    _ => false,
+                };
+                let up_ms = if went_up {
+                    Some(now_ms)
+                } else {
+                    old.and_then(|p| p.up_ms)
+                };
+                let mut hold_ms = old.map_or(UP_HOLD_MS, |p| p.hold_ms);
+                if went_down {
+                    // Down soon after going up: that upgrade failed, wait longer for the next.
+                    let failed = up_ms.is_some_and(|u| now_ms.saturating_sub(u) < FAIL_WINDOW_MS);
+                    hold_ms = if failed {
+                        (hold_ms * 2).min(MAX_HOLD_MS)
+                    } else {
+                        UP_HOLD_MS
+                    };
+                }
                 let down_ms = if went_down {
                     Some(now_ms)
                 } else {
@@ -200,6 +242,8 @@ impl Allocator {
                     key,
                     grant,
                     down_ms,
+                    up_ms,
+                    hold_ms,
                 }
             })
             .collect();
@@ -382,6 +426,73 @@ mod tests {
         assert_eq!(
             layers(&al.allocate(2_100, 100_000, 0, &d)),
             [Grant::Layer(0)]
+        );
+    }
+
+    #[test]
+    fn an_upgrade_that_fails_again_and_again_is_tried_ever_less_often() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(2))];
+        assert_eq!(layers(&al.allocate(0, 600_000, 0, &d)), [Grant::Layer(2)]);
+        // The link carries h only; the estimate keeps climbing past f's cost and falling back.
+        assert_eq!(layers(&al.allocate(500, 300_000, 0, &d)), [Grant::Layer(1)]);
+        assert_eq!(
+            layers(&al.allocate(2_500, 600_000, 0, &d)),
+            [Grant::Layer(2)]
+        );
+        // Down 1 s after that upgrade: it failed; the next waits 4 s, not 2.
+        assert_eq!(
+            layers(&al.allocate(3_500, 300_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        assert_eq!(
+            layers(&al.allocate(6_000, 600_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        assert_eq!(
+            layers(&al.allocate(7_500, 600_000, 0, &d)),
+            [Grant::Layer(2)]
+        );
+        // Fails again: 8 s.
+        assert_eq!(
+            layers(&al.allocate(8_000, 300_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        assert_eq!(
+            layers(&al.allocate(15_000, 600_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        assert_eq!(
+            layers(&al.allocate(16_000, 600_000, 0, &d)),
+            [Grant::Layer(2)]
+        );
+        // This time it holds; a later drop (a real change of the link) waits 2 s again.
+        assert_eq!(
+            layers(&al.allocate(30_000, 300_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        assert_eq!(
+            layers(&al.allocate(32_100, 600_000, 0, &d)),
+            [Grant::Layer(2)]
+        );
+    }
+
+    #[test]
+    fn one_video_goes_up_per_tick() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(2)), video(2, 2, Some(2))];
+        assert_eq!(
+            layers(&al.allocate(0, 300_000, 0, &d)),
+            [Grant::Layer(1), Grant::Layer(0)]
+        );
+        // Room for both to climb: the speaker first, the other at the next tick.
+        assert_eq!(
+            layers(&al.allocate(250, 5_000_000, 0, &d)),
+            [Grant::Layer(2), Grant::Layer(0)]
+        );
+        assert_eq!(
+            layers(&al.allocate(500, 5_000_000, 0, &d)),
+            [Grant::Layer(2), Grant::Layer(2)]
         );
     }
 

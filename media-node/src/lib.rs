@@ -49,6 +49,7 @@
 //! go from memory straight to S3-compatible storage. Logs carry session ids, never tokens,
 //! names or participant ids.
 
+mod allocation;
 mod api;
 mod auth;
 mod config;
@@ -56,9 +57,6 @@ mod error;
 pub mod inbound;
 mod keyframes;
 mod layers;
-// Not yet called by the loop (issue 18: the per-subscriber estimate comes next).
-#[allow(dead_code)]
-mod allocation;
 mod media_loop;
 mod metrics;
 mod node;

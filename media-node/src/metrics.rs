@@ -22,6 +22,10 @@ pub struct Metrics {
     pub pli_suppressed: AtomicU64,
     /// Sequence-number gaps seen on ingress (packets lost between publisher and node).
     pub ingress_lost: AtomicU64,
+    /// Video pulls paused because not even their lowest layer fit the viewer's estimate.
+    pub video_paused_bandwidth: AtomicU64,
+    /// Layer changes of pulls made by the bandwidth allocation (either way).
+    pub layer_switches_bandwidth: AtomicU64,
     pub sessions_created: AtomicU64,
     pub sessions_reaped: AtomicU64,
     /// Participants' grants the edge revoked (leave, kick).
@@ -157,6 +161,16 @@ impl Metrics {
                 "edgemeet_node_rtp_ingress_lost_total",
                 "Sequence gaps on packets from publishers.",
                 &self.ingress_lost,
+            ),
+            (
+                "edgemeet_node_video_paused_bandwidth_total",
+                "Video pulls paused because their lowest layer did not fit the viewer's estimate.",
+                &self.video_paused_bandwidth,
+            ),
+            (
+                "edgemeet_node_layer_switches_bandwidth_total",
+                "Simulcast layer changes made by the bandwidth allocation.",
+                &self.layer_switches_bandwidth,
             ),
             (
                 "edgemeet_node_sessions_created_total",

@@ -112,11 +112,11 @@ impl Rewriter {
             return self.forward(seq, ts, now_ms);
         }
         if ssrc != wanted {
-            // Nothing forwarded yet: start on whichever layer brings a keyframe first (a new
-            // subscriber sees video sooner); the wanted layer takes over at its own keyframe.
+            // Nothing forwarded yet (or paused): start on whichever layer brings a keyframe
+            // first (a new subscriber sees video sooner); the wanted layer takes over at its
+            // own keyframe.
             if self.current.is_none() && is_video && keyframe() {
-                self.current = Some(ssrc);
-                return self.forward(seq, ts, now_ms);
+                return self.take(ssrc, seq, ts, now_ms, clock_rate);
             }
             return Decision::Drop;
         }
@@ -125,6 +125,18 @@ impl Rewriter {
             // Keep the old layer flowing meanwhile (the `current` branch above).
             return Decision::DropNeedKeyframe;
         }
+        self.take(ssrc, seq, ts, now_ms, clock_rate)
+    }
+
+    /// Stops forwarding (the viewer's link does not carry this video now). The numbering goes
+    /// on from where it stopped at the next keyframe of whichever layer is wanted then.
+    pub fn pause(&mut self) {
+        self.current = None;
+    }
+
+    /// Continues the stream on layer `ssrc` from this packet (a keyframe, or any packet of a
+    /// first audio stream).
+    fn take(&mut self, ssrc: u32, seq: u16, ts: u32, now_ms: u64, clock_rate: u32) -> Decision {
         if self.started {
             // A switch after a pause (the old layer stopped) spans the pause in time too.
             let gap = now_ms.saturating_sub(self.last_ms).min(60_000);
@@ -322,6 +334,31 @@ mod tests {
         assert_eq!(
             r.decide(lo, 103, 10000, Some(hi), || true, true, 0, 90000),
             Decision::Drop
+        );
+    }
+
+    #[test]
+    fn a_paused_stream_resumes_at_a_keyframe_with_contiguous_numbering() {
+        let mut r = Rewriter::default();
+        assert_eq!(
+            r.decide(1, 100, 1000, Some(1), || true, true, 0, 90000),
+            Decision::Forward { seq: 100, ts: 1000 }
+        );
+        r.pause();
+        assert_eq!(r.current(), None);
+        // Back, wanting the same layer: its packets wait for a keyframe.
+        assert_eq!(
+            r.decide(1, 150, 90_000, Some(1), || false, true, 1_000, 90000),
+            Decision::DropNeedKeyframe
+        );
+        // Another layer's keyframe comes first: taken, numbered on from the last sent, its
+        // timestamp a second (the pause) later.
+        assert_eq!(
+            r.decide(2, 7, 5, Some(1), || true, true, 1_000, 90000),
+            Decision::Forward {
+                seq: 101,
+                ts: 91_000
+            }
         );
     }
 

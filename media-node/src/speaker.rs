@@ -54,6 +54,11 @@ impl SpeakerTracker {
         self.rooms.remove(room);
     }
 
+    /// The room's dominant speaker now (the allocator serves them first).
+    pub fn current(&self, room: &str) -> Option<&str> {
+        self.rooms.get(room)?.current.as_deref()
+    }
+
     /// Re-evaluates every room; returns the changes to report.
     pub fn tick(&mut self, now: Instant) -> Vec<SpeakerChange> {
         let mut out = Vec::new();

@@ -68,6 +68,11 @@ impl Stitch {
         self.rewriter.current()
     }
 
+    /// Stops the stream until the next keyframe (a pull paused for bandwidth).
+    pub fn pause(&mut self) {
+        self.rewriter.pause();
+    }
+
     /// Decides for one packet (`ssrc`, `seq`, `ts`, `payload`) given the pull's preferred rank.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
@@ -96,7 +101,9 @@ impl Stitch {
         match d {
             Decision::Forward { seq, ts } => {
                 let payload = if kind.vp8 {
-                    if before.is_some() && self.rewriter.current() != before {
+                    // Also after a pause (nothing current): numbering goes on from the last
+                    // picture sent (a no-op before the first).
+                    if self.rewriter.current() != before {
                         self.vp8.switch_to(payload);
                     }
                     self.vp8.rewrite(payload).map(Bytes::from)

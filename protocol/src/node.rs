@@ -101,6 +101,19 @@ pub enum NodeEvent {
         room: String,
         participant: String,
     },
+    /// The node paused (or resumed) a viewer's pull of a video: the viewer's downlink estimate
+    /// does not carry even its lowest layer (issue 18). The viewer's page shows the tile as
+    /// "video paused (bandwidth)" until it is resumed.
+    VideoPaused {
+        route: String,
+        room: String,
+        /// The participant whose page is told.
+        viewer: String,
+        /// Whose video, and which of their tracks (`video`, `screen-1`, ...).
+        publisher: String,
+        track: String,
+        paused: bool,
+    },
 }
 
 /// A batch of events from one node.
@@ -272,6 +285,45 @@ pub struct TrackState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     pub status: TrackStatus,
+    /// For pulled video once the session has a downlink estimate: what the node's bandwidth
+    /// allocation forwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<Forwarding>,
+}
+
+/// What the node forwards of a pulled video, within the viewer's downlink estimate (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Forwarding {
+    /// The simulcast layer (rid) the allocation chose; absent: the one the client asked for
+    /// (not simulcast, or nothing decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    /// No video is forwarded: not even its lowest layer fits the estimate.
+    pub paused_for_bandwidth: bool,
+}
+
+/// The node's send-side estimate of a session's downlink (`GET /v1/sessions/{id}`), from the
+/// client's transport-cc feedback about what the node sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownlinkState {
+    /// What the link carries, by the node's estimator (GCC: delay and loss), bits per second.
+    pub estimate_bps: u64,
+    /// Its delay-based and loss-based halves (the estimate is the lower).
+    pub delay_based_bps: u64,
+    pub loss_based_bps: u64,
+    /// Packets the client reported on so far, and of those, lost.
+    pub packets_reported: u64,
+    pub packets_lost: u64,
+    /// What the last allocation gave the session's audio and video pulls, bits per second.
+    pub audio_bps: u64,
+    pub video_bps: u64,
+    /// Probes (the estimator restarted higher to find headroom), and those the link refused.
+    pub probes: u64,
+    pub probes_refused: u64,
+    /// Retransmissions not sent: over their share of the estimate.
+    pub retransmissions_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +344,9 @@ pub struct SessionStateResponse {
     /// `new`, `connecting`, `connected`, `disconnected`, `failed`, `closed`.
     pub connection_state: String,
     pub tracks: Vec<TrackState>,
+    /// Absent until the client's first transport-cc feedback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downlink: Option<DownlinkState>,
 }
 
 /// Answer of the edge's close calls (`POST /v1/participants/{id}/close`,

@@ -216,6 +216,13 @@ pub enum ServerMessage {
     DominantSpeaker {
         id: ParticipantId,
     },
+    /// To one viewer (SFU): the node stopped (`paused`) or resumed forwarding participant
+    /// `id`'s video `track`, because the viewer's downlink does not carry it now.
+    VideoPaused {
+        id: ParticipantId,
+        track: String,
+        paused: bool,
+    },
     /// To moderators: someone is guessing the room's password. Figures over the last hour;
     /// `limited` when the room's guessing budget is spent (newcomers may be kept waiting).
     PasswordGuessing {

@@ -4,6 +4,8 @@
 //! - [`node_client`]: a webrtc-rs participant of the media node (publishes checkable synthetic
 //!   RTP, pulls tracks through the node's HTTP API, counts keyframe requests).
 //! - [`media`]: real VP8 and Opus encoded by ffmpeg, sent in real time on a client's tracks.
+//! - [`shaped_link`]: a UDP relay with a downlink cap and a bounded queue, between a client and
+//!   the node (bandwidth estimation tests).
 //! - [`s3s_fs`]: the s3s-fs server (a real S3-compatible server) as a child process.
 //! - [`dropbox_emulator`]: a strict local Dropbox HTTP API v2 (the only emulated service).
 //!
@@ -18,3 +20,4 @@ pub mod media;
 pub mod node_client;
 mod rtcp_to_app;
 pub mod s3s_fs;
+pub mod shaped_link;

@@ -287,6 +287,11 @@ pub struct TestClient {
     /// Simulcast: stamp the mid and rid extensions on only this many first packets of each layer
     /// (Chromium stops once a receiver report acknowledges the layer); `None`: on every packet.
     pub rid_packets: Option<usize>,
+    /// Video packets per frame of each simulcast layer (low to high), instead of the same
+    /// count on every layer: layers that cost what a browser's do.
+    pub layer_pkts: Option<Vec<usize>>,
+    /// Reach the node through this shaped link (its SDP candidates are rewritten to it).
+    pub via: Option<Arc<crate::shaped_link::ShapedLink>>,
     http: reqwest::Client,
     inbox: Arc<Mutex<Inbox>>,
     gathered: watch::Receiver<bool>,
@@ -371,6 +376,8 @@ impl TestClient {
             received_count: count,
             pull_on_open: Vec::new(),
             rid_packets: None,
+            layer_pkts: None,
+            via: None,
             http,
             inbox,
             gathered: grx,
@@ -580,11 +587,14 @@ impl TestClient {
                     sdp: peer.local_sdp().await?,
                 }
             }
-            None if self.session_id.is_empty() => self.open_with_push(sdp, pulls).await?,
-            None => self.push_offer(sdp).await?,
+            None if self.session_id.is_empty() => {
+                self.open_with_push(self.to_node(sdp), pulls).await?
+            }
+            None => self.push_offer(self.to_node(sdp)).await?,
         };
+        let sdp = self.node_sdp_as_applied(answer.sdp);
         self.pc
-            .set_remote_description(RTCSessionDescription::answer(answer.sdp)?)
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
         for lt in &mut self.tracks {
             let Some(sender) = &lt.sender else { continue };
@@ -715,6 +725,7 @@ impl TestClient {
             let (level_ext, level) = (lt.level_ext, self.audio_level);
             let paused = lt.paused.clone();
             let rid_packets = self.rid_packets.unwrap_or(usize::MAX);
+            let layer_pkts = self.layer_pkts.clone();
             tokio::spawn(async move {
                 let period = if video {
                     Duration::from_secs_f64(1.0 / f64::from(fps.max(1)))
@@ -733,7 +744,14 @@ impl TestClient {
                         if paused.load(Relaxed) & (1 << li) != 0 {
                             continue;
                         }
-                        let n = if video { video_pkts.max(1) } else { 1 };
+                        let n = match &layer_pkts {
+                            Some(per) if video => per.get(li).copied().unwrap_or(video_pkts),
+                            _ if video => video_pkts.max(1),
+                            _ => 1,
+                        };
+                        if n == 0 {
+                            continue;
+                        }
                         for k in 0..n {
                             let ts = frame.wrapping_mul(if video { 3000 } else { 960 });
                             let size = if video { video_size } else { 120 };
@@ -835,16 +853,35 @@ impl TestClient {
 
     /// Answers an offer the node returned, through `renegotiate`.
     pub async fn answer_node_offer(&self, offer: SessionDescription) -> Result<(), Error> {
+        let sdp = self.node_sdp_as_applied(offer.sdp);
         self.pc
-            .set_remote_description(RTCSessionDescription::offer(offer.sdp)?)
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         let sdp = self.local_sdp().await?;
         let path = format!("/v1/sessions/{}/renegotiate", self.session_id);
-        let body = serde_json::json!({"sessionDescription": {"type": "answer", "sdp": sdp}});
+        let body =
+            serde_json::json!({"sessionDescription": {"type": "answer", "sdp": self.to_node(sdp)}});
         let _: serde_json::Value = self.call(reqwest::Method::PUT, &path, Some(&body)).await?;
         Ok(())
+    }
+
+    /// An SDP of this client as the node gets it (through its shaped link, if any: the node,
+    /// offering or answering, sends its checks and media to the link, not straight here).
+    fn to_node(&self, sdp: String) -> String {
+        match &self.via {
+            Some(link) => link.rewrite_client_sdp(&sdp),
+            None => sdp,
+        }
+    }
+
+    /// An SDP of the node as this client applies it (through its shaped link, if any).
+    fn node_sdp_as_applied(&self, sdp: String) -> String {
+        match &self.via {
+            Some(link) => link.rewrite_sdp(&sdp),
+            None => sdp,
+        }
     }
 
     /// Track ids of the tracks received so far.

@@ -399,6 +399,50 @@ fn speaker_stats_follow_dominant_speaker_events() {
 }
 
 #[test]
+fn a_video_paused_for_bandwidth_is_told_to_its_viewer_only() {
+    let mut h = Harness::new(None);
+    let (a, meeting) = welcome_id(&h.join(1, json!({})));
+    let (b, _) = welcome_id(&h.join(2, json!({})));
+    let (_c, _) = welcome_id(&h.join(3, json!({})));
+    h.take(1);
+    h.take(2);
+    h.take(3);
+    h.input(Input::VideoPaused {
+        meeting_id: meeting.clone(),
+        viewer: b.clone(),
+        publisher: a.clone(),
+        track: "video".into(),
+        paused: true,
+    });
+    assert_eq!(
+        h.take(2),
+        vec![ServerMessage::VideoPaused {
+            id: a.clone(),
+            track: "video".into(),
+            paused: true
+        }]
+    );
+    assert!(h.take(1).is_empty(), "not to the publisher");
+    assert!(h.take(3).is_empty(), "not to another viewer");
+    // Another meeting's event (an ended one) or an unknown publisher: nothing.
+    h.input(Input::VideoPaused {
+        meeting_id: "old-meeting".into(),
+        viewer: b.clone(),
+        publisher: a.clone(),
+        track: "video".into(),
+        paused: false,
+    });
+    h.input(Input::VideoPaused {
+        meeting_id: meeting,
+        viewer: b,
+        publisher: "gone".into(),
+        track: "video".into(),
+        paused: false,
+    });
+    assert!(h.take(2).is_empty());
+}
+
+#[test]
 fn recording_without_a_grant_asks_the_node_to_record_for_a_local_folder() {
     let mut h = Harness::new(None);
     h.join(1, json!({}));

@@ -286,6 +286,10 @@ class Meeting {
     calls.on('remote-gone', ({ participant }) => this.grid.detach(participant));
     calls.on('remotes-gone', () => {
       for (const id of this.people.keys()) if (id !== this.me) { this.grid.detach(id); this.grid.removeScreen(id); }
+      // Pauses were the old node's (or connection's): a new one decides afresh.
+      const paused = [...this.grid.pausedForBandwidth];
+      this.grid.pausedForBandwidth.clear();
+      for (const id of paused) { const p = this.people.get(id); if (p) this.grid.update(p, false, !!this.e2ee); }
     });
     calls.on('remote-screen', ({ participant, stream }) => this.grid.attachScreen(participant, stream, displayName(this.people.get(participant))));
     calls.on('remote-screen-gone', ({ participant }) => this.grid.removeScreen(participant));
@@ -379,6 +383,14 @@ class Meeting {
       case 'tracks': return this.calls.tracks(msg);
       case 'signal': return this.calls.signal(msg);
       case 'dominant_speaker': this.layout.speakerChanged(msg.id); return this.grid.speaking(msg.id);
+      case 'video_paused': {
+        // The node paused (or resumed) this participant's camera for us: our downlink is short.
+        if (msg.track !== 'video') return;
+        if (msg.paused) this.grid.pausedForBandwidth.add(msg.id); else this.grid.pausedForBandwidth.delete(msg.id);
+        const p = this.people.get(msg.id);
+        if (p) this.grid.update(p, p.id === this.me, !!this.e2ee);
+        return;
+      }
       case 'speaker_stats':
         $('stats').replaceChildren(...msg.stats.map((s) => {
           const li = document.createElement('li');

@@ -228,6 +228,7 @@
  *   | {type: 'e2ee_key', from: ParticipantId, blob: string}
  *   | ({type: 'tracks'} & ParticipantTracks)
  *   | {type: 'dominant_speaker', id: ParticipantId}
+ *   | {type: 'video_paused', id: ParticipantId, track: string, paused: boolean}
  *   | {type: 'password_guessing', wrong_guesses: number, addresses: number, limited: boolean}
  *   | {type: 'speaker_stats', stats: SpeakerStat[]}
  *   | {type: 'node_moved', reason: 'node_lost' | 'drain'}

@@ -57,6 +57,8 @@ export class Grid {
     this.expectVideo = new Set();
     /** audio-only mode (audio-only.js): remote tiles show the avatar or initials, no video */
     this.audioOnly = false;
+    /** @type {Set<string>} participants whose video the node paused for us: our downlink does not carry it now */
+    this.pausedForBandwidth = new Set();
     // One check for all tiles: a frozen or black frame is never shown as if it were live.
     setInterval(() => this.checkVideo(), 500);
   }
@@ -94,9 +96,14 @@ export class Grid {
     const mismatch = !isMe && p.media && theirs !== myE2ee
       ? (theirs ? ' (encrypted: join with the passphrase to see them)' : ' (not encrypted: hidden while you use E2EE)') : '';
     // Words, not emoji: systems without an emoji font show empty boxes.
-    const videoOff = this.audioOnly && !isMe;
-    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${p.away ? ' · reconnecting…' : ''}${videoOff ? ' · video off (audio-only mode)' : ''}${mismatch}`;
+    const audioOnly = this.audioOnly && !isMe;
+    // The node stopped forwarding their video to us (our link does not carry it): the avatar,
+    // not a frozen frame.
+    const bandwidth = !isMe && !audioOnly && !!p.media?.video && this.pausedForBandwidth.has(p.id);
+    const videoOff = audioOnly || bandwidth;
+    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${p.away ? ' · reconnecting…' : ''}${audioOnly ? ' · video off (audio-only mode)' : ''}${bandwidth ? ' · video paused (bandwidth)' : ''}${mismatch}`;
     tile.classList.toggle('video-off', videoOff);
+    tile.classList.toggle('bandwidth-paused', bandwidth);
     tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}${theirs ? ', end-to-end encrypted' : ''}`);
     // A decoder fed ciphertext paints and plays noise: hide and mute instead.
     tile.classList.toggle('undecodable', !!mismatch);
@@ -203,6 +210,7 @@ export class Grid {
     this.tiles.delete(id);
     this.lastFrame.delete(id);
     this.expectVideo.delete(id);
+    this.pausedForBandwidth.delete(id);
   }
 
   /** @param {string} id */

@@ -44,6 +44,8 @@ pub struct Connection {
     pub deadline: Option<Instant>,
     /// Last datagram or call of its participant (the idle reaper's clock).
     pub last_activity: Instant,
+    /// The send-side estimate of what its downlink carries, and the allocation within it.
+    pub downlink: super::bandwidth::Downlink,
 }
 
 /// A track the node sends on this connection (a pull).
@@ -121,6 +123,8 @@ impl Connection {
             Slot::from(super::rtcp_order::SLOT),
             super::rtcp_order::RtcpOrder::default(),
         );
+        // Issue 18: transport-wide sequence numbers on what the node sends, GCC on the feedback.
+        let (registry, estimate) = super::bandwidth::with_estimator(registry);
         // DTLS server (`a=setup:passive`): the browser's ClientHello is answered as it arrives (docs/field-notes.md, "DTLS role of the node").
         let se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -152,6 +156,10 @@ impl Connection {
             up_at: None,
             deadline: None,
             last_activity: now,
+            downlink: super::bandwidth::Downlink {
+                cell: estimate,
+                ..Default::default()
+            },
         })
     }
 

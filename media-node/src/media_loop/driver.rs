@@ -64,6 +64,7 @@ pub struct MediaLoop {
     pub(super) dirty: bool,
     next_reap: Instant,
     next_speaker_tick: Instant,
+    next_bandwidth_tick: Instant,
 }
 
 impl MediaLoop {
@@ -83,6 +84,7 @@ impl MediaLoop {
             dirty: false,
             next_reap: now,
             next_speaker_tick: now + SPEAKER_TICK,
+            next_bandwidth_tick: now + super::bandwidth::TICK,
         })
     }
 
@@ -183,8 +185,12 @@ impl MediaLoop {
         }
     }
 
-    /// The loop's own timers: idle reaper, dominant speaker.
+    /// The loop's own timers: idle reaper, dominant speaker, bandwidth allocation.
     fn timers(&mut self, now: Instant) {
+        if now >= self.next_bandwidth_tick {
+            self.next_bandwidth_tick = now + super::bandwidth::TICK;
+            self.bandwidth_tick(now);
+        }
         if now >= self.next_reap {
             let timeout = self.setup.idle_timeout;
             self.next_reap =
@@ -435,6 +441,15 @@ impl MediaLoop {
             let view = p
                 .layers
                 .on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
+            // What this layer costs a viewer (bandwidth allocation).
+            let rank = if p.rids.is_empty() {
+                Some(0)
+            } else {
+                view.rank_of(pkt.header.ssrc)
+            };
+            if let Some(rank) = rank {
+                p.costs.on_packet(rank, pkt.payload.len(), now_ms);
+            }
             (view, p.pulls.clone())
         };
         let mut need_keyframe = None;

@@ -11,7 +11,9 @@ use crate::layers::{LayerTracker, LayerView};
 use crate::red::RedEncoder;
 use crate::stitch::{Stitch, Stitched, TrackKind};
 
+use super::bandwidth::PullGrant;
 use super::connection::TrackId;
+use super::layer_costs::LayerCosts;
 use super::router::ConnId;
 
 pub type PubId = usize;
@@ -47,6 +49,8 @@ pub struct Publication {
     pub last_seq: Vec<(u32, u16)>,
     /// Set while the meeting records this track.
     pub tap: Option<crate::recording::tap::LoopTap>,
+    /// What each layer costs a viewer now (bandwidth allocation, issue 18).
+    pub costs: LayerCosts,
 }
 
 impl Publication {
@@ -167,6 +171,8 @@ pub struct Pull {
     /// Prepared packets kept until the puller's transport first comes up (its first keyframe).
     pub held: Vec<rtp::Packet>,
     pub created_ms: u64,
+    /// The layer the viewer's estimate allows, or a pause (`bandwidth.rs`).
+    pub grant: PullGrant,
 }
 
 /// What to do with a publisher's packet for one pull.
@@ -194,7 +200,13 @@ impl Pull {
         }
         self.stitch
             .current()
-            .or_else(|| p.ssrc_of_rank(self.preferred?))
+            .or_else(|| p.ssrc_of_rank(self.layer()?))
+    }
+
+    /// The layer (rank) this pull should get: what the viewer's estimate allows, else what its
+    /// page asked for.
+    pub fn layer(&self) -> Option<usize> {
+        self.grant.layer.or(self.preferred)
     }
 
     pub fn step(
@@ -207,12 +219,12 @@ impl Pull {
         let Some(pt) = self.payload_type else {
             return Step::Drop;
         };
-        if self.status != TrackStatus::Active {
+        if self.status != TrackStatus::Active || self.grant.paused {
             return Step::Drop;
         }
         match self.stitch.step(
             p.kind(),
-            self.preferred,
+            self.layer(),
             view,
             pkt.header.ssrc,
             pkt.header.sequence_number,
@@ -272,6 +284,7 @@ mod tests {
             keyframes: KeyframeRequests::default(),
             last_seq: Vec::new(),
             tap: None,
+            costs: LayerCosts::default(),
         }
     }
 
@@ -321,6 +334,7 @@ mod tests {
             red: None,
             held: Vec::new(),
             created_ms: 0,
+            grant: PullGrant::default(),
         }
     }
 

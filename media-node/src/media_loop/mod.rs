@@ -3,15 +3,18 @@
 //! out and sends, with no task per track and no lock on the packet path. The HTTP API talks to
 //! it over a channel ([`LoopHandle::call`]).
 
+mod bandwidth;
 pub mod command;
 pub(crate) mod connection;
 mod driver;
 mod fanout;
+mod layer_costs;
 mod offer;
 mod retransmit;
 pub(crate) mod router;
 mod rtcp_order;
 mod rtcp_to_app;
+mod rtx_budget;
 mod sessions;
 
 use std::net::SocketAddr;

@@ -366,6 +366,7 @@ impl MediaLoop {
                         keyframes: Default::default(),
                         last_seq: Vec::new(),
                         tap: None,
+                        costs: Default::default(),
                     }));
                 }
                 None => {
@@ -464,6 +465,7 @@ impl MediaLoop {
             red: None,
             held: Vec::new(),
             created_ms: now_ms,
+            grant: Default::default(),
         }));
         self.pulls.len() - 1
     }
@@ -749,6 +751,7 @@ impl MediaLoop {
                 track_name: p.name.clone(),
                 session_id: None,
                 status: TrackStatus::Active,
+                forwarding: None,
             })
             .collect();
         tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
@@ -768,12 +771,14 @@ impl MediaLoop {
                     } else {
                         TrackStatus::Inactive
                     },
+                    forwarding: self.forwarding(p),
                 }),
         );
         SessionStateResponse {
             session_id: conn.session_id.clone(),
             connection_state: conn.state.to_string(),
             tracks,
+            downlink: self.downlink_state(id),
         }
     }
 

@@ -64,18 +64,34 @@ pub fn events(
 
 /// The route of the room an event is for.
 pub fn route_of(event: &NodeEvent) -> &str {
-    let NodeEvent::DominantSpeaker { route, .. } = event;
-    route
+    match event {
+        NodeEvent::DominantSpeaker { route, .. } | NodeEvent::VideoPaused { route, .. } => route,
+    }
 }
 
 /// What the room hears of an event.
 pub fn input(event: NodeEvent) -> Input {
-    let NodeEvent::DominantSpeaker {
-        room, participant, ..
-    } = event;
-    Input::DominantSpeaker {
-        meeting_id: room,
-        participant,
+    match event {
+        NodeEvent::DominantSpeaker {
+            room, participant, ..
+        } => Input::DominantSpeaker {
+            meeting_id: room,
+            participant,
+        },
+        NodeEvent::VideoPaused {
+            room,
+            viewer,
+            publisher,
+            track,
+            paused,
+            ..
+        } => Input::VideoPaused {
+            meeting_id: room,
+            viewer,
+            publisher,
+            track,
+            paused,
+        },
     }
 }
 

@@ -277,6 +277,39 @@ impl Room {
         }
     }
 
+    pub(super) fn on_video_paused(
+        &mut self,
+        out: &mut Out,
+        meeting_id: &str,
+        viewer: &str,
+        publisher: String,
+        track: String,
+        paused: bool,
+    ) {
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
+        if meeting.id != meeting_id || !meeting.members.contains_key(&publisher) {
+            return;
+        }
+        let Some(member) = meeting
+            .members
+            .get(viewer)
+            .filter(|m| m.away_since.is_none())
+        else {
+            return;
+        };
+        let conn = member.conn;
+        out.send(
+            conn,
+            &ServerMessage::VideoPaused {
+                id: publisher,
+                track,
+                paused,
+            },
+        );
+    }
+
     pub(super) fn update_member(
         &mut self,
         out: &mut Out,

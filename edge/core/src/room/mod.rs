@@ -93,6 +93,15 @@ pub enum Input {
         meeting_id: String,
         participant: ParticipantId,
     },
+    /// A media node paused (or resumed) `viewer`'s pull of `publisher`'s video `track` for
+    /// bandwidth: told to the viewer only.
+    VideoPaused {
+        meeting_id: String,
+        viewer: ParticipantId,
+        publisher: ParticipantId,
+        track: String,
+        paused: bool,
+    },
     /// The media node refused or could not be reached to start a recording.
     RecordingFailed {
         meeting_id: String,
@@ -388,6 +397,13 @@ impl Room {
                 meeting_id,
                 participant,
             } => self.on_dominant_speaker(env, &mut out, &meeting_id, &participant),
+            Input::VideoPaused {
+                meeting_id,
+                viewer,
+                publisher,
+                track,
+                paused,
+            } => self.on_video_paused(&mut out, &meeting_id, &viewer, publisher, track, paused),
             Input::RecordingFailed { meeting_id } => {
                 self.on_recording_failed(env, &mut out, &meeting_id)
             }

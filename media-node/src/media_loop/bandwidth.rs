@@ -1,0 +1,608 @@
+//! Every viewer gets the video its link carries (issue 18, `docs/bandwidth-design.md`): the
+//! send-side estimate of each connection's downlink, and the allocation tick that fits each
+//! viewer's pulls into it (`allocation.rs`, with layer costs from `layer_costs.rs`).
+//!
+//! **Estimate.** rtc's GCC (`CongestionControlInterceptor<Gcc>`: delay trend and loss) reads the
+//! viewer's transport-cc feedback about what the node sent; `TwccSender` numbers everything that
+//! leaves (media and RTX) with the transport-wide sequence number the browser reports against.
+//! Not rtc's pacer: it paces at exactly the target with a 4096-packet queue, which on an SFU
+//! would throttle every forwarded stream to the first estimate and add seconds of queue; the
+//! allocation keeps what is sent under the estimate instead. The estimator lives inside the
+//! connection's interceptor chain, out of the loop's reach, so it is wrapped: each feedback
+//! writes the target into a cell the connection also holds, and the loop reads it on its tick
+//! (never per packet).
+//!
+//! **Allocation tick.** Every [`TICK`], per connection with an estimate: audio first, then each
+//! video pull's layer by priority (a shared screen, the dominant speaker, the rest); a pull whose
+//! lowest layer does not fit is paused (no video packets, its page is told) and resumes on a
+//! keyframe; a new layer is switched to on its keyframe, as a page's own `tracks/update` is.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use edgemeet_protocol::node::{DownlinkState, Forwarding, NodeEvent, TrackStatus};
+use rtc::interceptor::{
+    BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, PacketReport, Registry,
+    Slot, TwccSenderBuilder,
+};
+
+use super::driver::MediaLoop;
+use super::fanout::{Pull, PullId};
+use super::router::ConnId;
+use crate::allocation::{Allocator, Grant, PauseReason, VideoDemand};
+use crate::layers::MAX_LAYERS;
+
+/// How often each viewer's pulls are fitted into its estimate.
+pub const TICK: Duration = Duration::from_millis(250);
+/// Where the estimate starts before the first feedback. Optimistic (a pull starts on the
+/// layer its page asked for, as before the estimate existed): GCC backs off to 85 % of what
+/// arrives within a few feedback intervals when the link is narrower.
+const INITIAL_BPS: f64 = 2_500_000.0;
+const MIN_BPS: f64 = 30_000.0;
+const MAX_BPS: f64 = 50_000_000.0;
+
+/// What the estimator last said, written on each transport-cc feedback (inside rtc's chain),
+/// read on the loop's tick. One per connection; atomics only because rtc wants its estimator
+/// `Send + Sync`: both sides run on the loop's thread.
+#[derive(Debug, Default)]
+pub struct EstimateCell {
+    target_bps: AtomicU64,
+    delay_bps: AtomicU64,
+    loss_bps: AtomicU64,
+    /// Packets the viewer reported on, and of those, lost.
+    reported: AtomicU64,
+    lost: AtomicU64,
+    /// What the viewer's pulls would take at the layers their pages ask for (written by the
+    /// loop's tick): the estimator probes towards it.
+    want_bps: AtomicU64,
+    /// Probes started, and those the path refused (the estimate fell back within the verdict).
+    probes: AtomicU64,
+    probes_failed: AtomicU64,
+    /// Retransmissions not sent: over their budget (`rtx_budget.rs`).
+    rtx_dropped: AtomicU64,
+}
+
+/// A connection's downlink estimate as the loop reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Estimate {
+    pub target_bps: u64,
+    pub delay_bps: u64,
+    pub loss_bps: u64,
+    pub reported: u64,
+    pub lost: u64,
+    pub probes: u64,
+    pub probes_failed: u64,
+    pub rtx_dropped: u64,
+}
+
+impl EstimateCell {
+    /// `None` until the viewer's first transport-cc feedback (a client without transport-cc
+    /// gets what its page asks for, as before).
+    pub fn read(&self) -> Option<Estimate> {
+        let reported = self.reported.load(Relaxed);
+        (reported > 0).then(|| Estimate {
+            target_bps: self.target_bps.load(Relaxed),
+            delay_bps: self.delay_bps.load(Relaxed),
+            loss_bps: self.loss_bps.load(Relaxed),
+            reported,
+            lost: self.lost.load(Relaxed),
+            probes: self.probes.load(Relaxed),
+            probes_failed: self.probes_failed.load(Relaxed),
+            rtx_dropped: self.rtx_dropped.load(Relaxed),
+        })
+    }
+
+    pub fn note_rtx_dropped(&self) {
+        self.rtx_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// The loop's tick: what the viewer's pulls would take at the layers their pages ask for.
+    pub fn want(&self, bps: u64) {
+        self.want_bps.store(bps, Relaxed);
+    }
+}
+
+/// Ramp-up. rtc's GCC climbs 8 % a second, and after a backoff only 12 kbit per 200 ms (60
+/// kbit/s per second): after a 500 kbit/s cap lifts, a viewer would need 15-20 s to get its
+/// 640x360 videos back. Chromium probes with padding bursts; rtc's RTP writer pads to 4 bytes
+/// at most and a duplicate packet fails SRTP's replay check at the receiver, so the node probes
+/// with the media itself: when the viewer's pulls want more than the estimate, the path has
+/// been calm (no backoff, under 2 % loss) for [`CALM`], the estimator starts afresh at what they
+/// want (at most twice the estimate, so an upgrade is one step). The allocation then upgrades
+/// (on keyframes) and the fresh GCC either sees the path carry it or backs off to 85 % of what
+/// arrives, and the allocation steps down again. A refused probe doubles the wait before the
+/// next (up to [`MAX_BACKOFF`]), so a capped link is probed rarely.
+#[derive(Debug)]
+struct Prober {
+    last_drop: Option<Instant>,
+    /// When the running probe started.
+    probing_since: Option<Instant>,
+    next_allowed: Option<Instant>,
+    backoff: Duration,
+}
+
+/// No backoff for this long before a probe.
+const CALM: Duration = Duration::from_secs(2);
+/// A backoff this soon after a probe refuses it (the allocation needs a tick, its hold and a
+/// keyframe to use the room a probe makes).
+const VERDICT: Duration = Duration::from_secs(4);
+const BASE_BACKOFF: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A probe goes at most this far above the estimate: media is the probe, so an overshoot
+/// costs the viewer loss until the estimator backs off.
+const PROBE_FACTOR: f64 = 1.5;
+/// Loss (average) above which the path is not calm.
+const CALM_LOSS: f64 = 0.02;
+
+/// What one feedback's new estimate means for probing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ProbeStep {
+    None,
+    /// Start the estimator afresh at this rate.
+    Jump(f64),
+    /// The running probe was refused.
+    Refused,
+}
+
+impl Default for Prober {
+    fn default() -> Self {
+        Self {
+            last_drop: None,
+            probing_since: None,
+            next_allowed: None,
+            backoff: BASE_BACKOFF,
+        }
+    }
+}
+
+impl Prober {
+    /// After feedback at `now` moved the estimate from `before` to `after`, with `want` wanted
+    /// and `loss` the average loss.
+    fn step(&mut self, now: Instant, before: f64, after: f64, want: f64, loss: f64) -> ProbeStep {
+        let mut refused = false;
+        if after < before * 0.97 {
+            self.last_drop = Some(now);
+            if self.probing_since.take().is_some() {
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                self.next_allowed = Some(now + self.backoff);
+                refused = true;
+            }
+        }
+        if self
+            .probing_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= VERDICT)
+        {
+            // The path carried it: the next step may follow once calm.
+            self.probing_since = None;
+            self.backoff = BASE_BACKOFF;
+            self.next_allowed = Some(now);
+        }
+        if refused {
+            return ProbeStep::Refused;
+        }
+        let calm = self
+            .last_drop
+            .is_none_or(|t| now.saturating_duration_since(t) >= CALM)
+            && loss < CALM_LOSS;
+        let allowed = self.next_allowed.is_none_or(|t| now >= t);
+        if self.probing_since.is_none() && calm && allowed && want > after * 1.1 {
+            self.probing_since = Some(now);
+            self.next_allowed = Some(now + self.backoff);
+            return ProbeStep::Jump(want.min(after * PROBE_FACTOR));
+        }
+        ProbeStep::None
+    }
+}
+
+/// rtc's GCC, publishing each new target into the connection's [`EstimateCell`].
+struct PublishedGcc {
+    gcc: Gcc,
+    cell: Arc<EstimateCell>,
+    prober: Prober,
+}
+
+impl BandwidthEstimator for PublishedGcc {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        let before = self.gcc.target_bitrate();
+        self.gcc.on_reports(now, reports);
+        if reports.is_empty() {
+            return;
+        }
+        let want = self.cell.want_bps.load(Relaxed) as f64;
+        let loss = self.gcc.stats().packet_loss.unwrap_or(0.0);
+        match self
+            .prober
+            .step(now, before, self.gcc.target_bitrate(), want, loss)
+        {
+            ProbeStep::None => {}
+            ProbeStep::Jump(to) => {
+                self.gcc = Gcc::new(to, MIN_BPS, MAX_BPS);
+                self.cell.probes.fetch_add(1, Relaxed);
+            }
+            ProbeStep::Refused => {
+                self.cell.probes_failed.fetch_add(1, Relaxed);
+            }
+        }
+        let lost = reports.iter().filter(|r| !r.arrived).count() as u64;
+        let c = &self.cell;
+        c.target_bps
+            .store(self.gcc.target_bitrate() as u64, Relaxed);
+        c.delay_bps
+            .store(self.gcc.delay_based_bitrate() as u64, Relaxed);
+        c.loss_bps
+            .store(self.gcc.loss_based_bitrate() as u64, Relaxed);
+        c.lost.fetch_add(lost, Relaxed);
+        c.reported.fetch_add(reports.len() as u64, Relaxed);
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.gcc.target_bitrate()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.gcc.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.gcc.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.gcc.stats()
+    }
+}
+
+/// Adds the send-side estimator to a node connection's interceptors: transport-wide sequence
+/// numbers on what it sends and GCC over the feedback, no pacer. The media engine already
+/// offers the transport-cc extension and feedback (rtc's default interceptors register them).
+pub fn with_estimator(registry: Registry) -> (Registry, Arc<EstimateCell>) {
+    let cell = Arc::new(EstimateCell::default());
+    let registry = registry.with(
+        Slot::from(super::rtx_budget::SLOT),
+        super::rtx_budget::RtxBudget::new(cell.clone()),
+    );
+    let estimator = PublishedGcc {
+        gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
+        cell: cell.clone(),
+        prober: Prober::default(),
+    };
+    let registry = registry
+        .with(
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(estimator).build(),
+        )
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build());
+    (registry, cell)
+}
+
+/// A connection's downlink: its estimate and its allocator (the loop's side).
+#[derive(Debug, Default)]
+pub struct Downlink {
+    pub cell: Arc<EstimateCell>,
+    pub allocator: Allocator,
+    /// What the last tick gave audio and video (bits per second).
+    pub audio_bps: u64,
+    pub video_bps: u64,
+}
+
+/// What the allocation decided for one pull (video).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PullGrant {
+    /// The layer (rank) forwarded; `None`: the page's wish (no estimate yet, not simulcast).
+    pub layer: Option<usize>,
+    /// No video forwarded: not even its lowest layer fits the viewer's estimate.
+    pub paused: bool,
+}
+
+/// What a pull's new grant changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantChange {
+    Same,
+    Paused,
+    Resumed,
+    Layer(usize),
+}
+
+impl PullGrant {
+    /// The grant a tick's decision makes of this one; `simulcast`: the publication has layers.
+    pub fn next(self, g: Grant, simulcast: bool) -> PullGrant {
+        match g {
+            Grant::Layer(r) => PullGrant {
+                layer: simulcast.then_some(r),
+                paused: false,
+            },
+            Grant::Paused(PauseReason::Bandwidth) => PullGrant {
+                layer: self.layer,
+                paused: true,
+            },
+            // Nothing flows (the stitch falls back as it can) or not shown: no decision of ours.
+            Grant::Paused(_) => PullGrant::default(),
+        }
+    }
+
+    pub fn change_to(self, new: PullGrant) -> GrantChange {
+        match (self.paused, new.paused) {
+            (false, true) => GrantChange::Paused,
+            (true, false) => GrantChange::Resumed,
+            _ => match new.layer {
+                Some(r) if new.layer != self.layer && !new.paused => GrantChange::Layer(r),
+                _ => GrantChange::Same,
+            },
+        }
+    }
+}
+
+/// Priority of a video for a viewer (lower first): a shared screen, then the speaker.
+fn priority(track_name: &str, speaking: bool) -> u8 {
+    if track_name.contains("screen") {
+        0
+    } else if speaking {
+        1
+    } else {
+        2
+    }
+}
+
+impl MediaLoop {
+    /// The allocation tick: every connection with an estimate gets its pulls fitted into it.
+    pub(super) fn bandwidth_tick(&mut self, now: Instant) {
+        let now_ms = self.now_ms(now);
+        let mut by_conn: Vec<Vec<PullId>> = vec![Vec::new(); self.conns.len()];
+        for (id, pull) in self.pulls.iter().enumerate() {
+            if let Some(p) = pull
+                && p.status == TrackStatus::Active
+                && let Some(v) = by_conn.get_mut(p.conn)
+            {
+                v.push(id);
+            }
+        }
+        let mut decided: Vec<(PullId, Grant)> = Vec::new();
+        for (conn_id, pulls) in by_conn.into_iter().enumerate() {
+            if pulls.is_empty() {
+                continue;
+            }
+            let Some(conn) = self.conns[conn_id].as_ref() else {
+                continue;
+            };
+            let Some(estimate) = conn.downlink.cell.read() else {
+                continue;
+            };
+            let speaker = self.speakers.current(&conn.owner.room);
+            let mut audio_bps = 0;
+            let mut demands = Vec::new();
+            for pull_id in pulls {
+                let Some(pull) = self.pulls[pull_id].as_ref() else {
+                    continue;
+                };
+                let Some(p) = self.pubs[pull.publication].as_ref() else {
+                    continue;
+                };
+                if !p.video {
+                    // RED carries each packet twice.
+                    let copies = if pull.red.is_some() { 2 } else { 1 };
+                    audio_bps += p.costs.total_bps(now_ms) * copies;
+                    continue;
+                }
+                let speaking = speaker.is_some_and(|s| {
+                    self.conns[p.conn]
+                        .as_ref()
+                        .is_some_and(|c| c.owner.participant == s)
+                });
+                let mut layer_bps = p.costs.bps(now_ms);
+                let max_rank = if p.rids.is_empty() {
+                    layer_bps[1..].fill(None);
+                    0
+                } else {
+                    pull.preferred.unwrap_or(p.rids.len() - 1)
+                };
+                demands.push(VideoDemand {
+                    key: pull_id,
+                    priority: priority(&p.name, speaking),
+                    max_rank: Some(max_rank.min(MAX_LAYERS - 1)),
+                    layer_bps,
+                });
+            }
+            // What the pages ask for: each video at its wish (or the best below it that flows).
+            let want = audio_bps
+                + demands
+                    .iter()
+                    .map(|d| {
+                        let top = d.max_rank.unwrap_or(0);
+                        d.layer_bps[..=top].iter().rev().flatten().next().copied()
+                    })
+                    .map(|b| b.unwrap_or(0))
+                    .sum::<u64>();
+            let conn = self.conns[conn_id].as_mut().expect("checked");
+            let d = &mut conn.downlink;
+            d.cell.want(want);
+            let a = d
+                .allocator
+                .allocate(now_ms, estimate.target_bps, audio_bps, &demands);
+            d.audio_bps = audio_bps;
+            d.video_bps = a.video_bps;
+            decided.extend(a.grants);
+        }
+        for (pull_id, g) in decided {
+            self.apply_grant(pull_id, g, now);
+        }
+    }
+
+    /// The viewer's page is told (through the edge) that a pull's video paused or resumed.
+    fn tell_viewer(&self, pull_id: PullId, paused: bool) {
+        let Some(pull) = self.pulls[pull_id].as_ref() else {
+            return;
+        };
+        let publisher = self.pubs[pull.publication]
+            .as_ref()
+            .and_then(|p| self.conns[p.conn].as_ref());
+        let (Some(viewer), Some(publisher)) = (self.conns[pull.conn].as_ref(), publisher) else {
+            return;
+        };
+        let _ = self.setup.events.send(NodeEvent::VideoPaused {
+            route: viewer.owner.route.clone(),
+            room: viewer.owner.room.clone(),
+            viewer: viewer.owner.participant.clone(),
+            publisher: publisher.owner.participant.clone(),
+            track: pull.track_name.clone(),
+            paused,
+        });
+    }
+
+    /// A session's downlink for its state (`GET /v1/sessions/{id}`).
+    pub(super) fn downlink_state(&self, id: ConnId) -> Option<DownlinkState> {
+        let d = &self.conns[id].as_ref()?.downlink;
+        let e = d.cell.read()?;
+        Some(DownlinkState {
+            estimate_bps: e.target_bps,
+            delay_based_bps: e.delay_bps,
+            loss_based_bps: e.loss_bps,
+            packets_reported: e.reported,
+            packets_lost: e.lost,
+            audio_bps: d.audio_bps,
+            video_bps: d.video_bps,
+            probes: e.probes,
+            probes_refused: e.probes_failed,
+            retransmissions_dropped: e.rtx_dropped,
+        })
+    }
+
+    /// What the allocation forwards of a pulled video, once its viewer has an estimate.
+    pub(super) fn forwarding(&self, pull: &Pull) -> Option<Forwarding> {
+        let p = self.pubs[pull.publication].as_ref().filter(|p| p.video)?;
+        self.conns[pull.conn].as_ref()?.downlink.cell.read()?;
+        Some(Forwarding {
+            rid: pull.grant.layer.and_then(|r| p.rids.get(r).cloned()),
+            paused_for_bandwidth: pull.grant.paused,
+        })
+    }
+
+    fn apply_grant(&mut self, pull_id: PullId, g: Grant, now: Instant) {
+        let Some(pull) = self.pulls[pull_id].as_mut() else {
+            return;
+        };
+        let Some(p) = self.pubs[pull.publication].as_ref() else {
+            return;
+        };
+        let new = pull.grant.next(g, !p.rids.is_empty());
+        let change = pull.grant.change_to(new);
+        pull.grant = new;
+        let m = &self.setup.metrics;
+        match change {
+            GrantChange::Same => {}
+            GrantChange::Paused => {
+                // The page shows the avatar; on resume the stream restarts at a keyframe.
+                pull.stitch.pause();
+                m.video_paused_bandwidth.fetch_add(1, Relaxed);
+                tracing::debug!(pull = pull_id, "video paused for bandwidth");
+                self.tell_viewer(pull_id, true);
+            }
+            GrantChange::Resumed => {
+                tracing::debug!(pull = pull_id, "video resumed");
+                self.tell_viewer(pull_id, false);
+                self.pull_keyframe(pull_id, now);
+            }
+            GrantChange::Layer(r) => {
+                m.layer_switches_bandwidth.fetch_add(1, Relaxed);
+                let (pid, target) = (pull.publication, p.ssrc_of_rank(r));
+                self.request_keyframe(pid, target, crate::keyframes::LAYER_INTERVAL_MS, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_pauses_resumes_and_switches_only_on_a_change() {
+        let start = PullGrant::default();
+        let on_h = start.next(Grant::Layer(1), true);
+        assert_eq!(on_h.layer, Some(1));
+        assert_eq!(start.change_to(on_h), GrantChange::Layer(1));
+        assert_eq!(
+            on_h.change_to(on_h.next(Grant::Layer(1), true)),
+            GrantChange::Same
+        );
+        let paused = on_h.next(Grant::Paused(PauseReason::Bandwidth), true);
+        assert!(paused.paused);
+        assert_eq!(on_h.change_to(paused), GrantChange::Paused);
+        assert_eq!(
+            paused.change_to(paused.next(Grant::Layer(0), true)),
+            GrantChange::Resumed
+        );
+        // Without simulcast there is no layer to pick: only pauses count.
+        let single = start.next(Grant::Layer(0), false);
+        assert_eq!(single, PullGrant::default());
+        assert_eq!(start.change_to(single), GrantChange::Same);
+        // Nothing of the publisher flows: no decision of the allocator, the stitch falls back.
+        assert_eq!(
+            on_h.next(Grant::Paused(PauseReason::NothingFlows), true),
+            PullGrant::default()
+        );
+    }
+
+    #[test]
+    fn a_calm_path_that_is_asked_for_more_is_probed_and_a_refusal_backs_off() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = Prober::default();
+        // The estimate just fell: not calm.
+        assert_eq!(p.step(at(0), 500e3, 400e3, 1.5e6, 0.0), ProbeStep::None);
+        assert_eq!(p.step(at(1_000), 400e3, 410e3, 1.5e6, 0.0), ProbeStep::None);
+        // Lossy: not calm either.
+        assert_eq!(
+            p.step(at(2_100), 410e3, 420e3, 1.5e6, 0.05),
+            ProbeStep::None
+        );
+        // Calm for 2 s: a probe, one step (1.5 times the estimate) towards what is wanted.
+        assert_eq!(
+            p.step(at(2_200), 420e3, 430e3, 1.5e6, 0.0),
+            ProbeStep::Jump(645e3)
+        );
+        // The path says no within the verdict: refused, and the next probe waits longer.
+        assert_eq!(
+            p.step(at(2_600), 645e3, 450e3, 1.5e6, 0.0),
+            ProbeStep::Refused
+        );
+        assert_eq!(p.step(at(4_700), 450e3, 460e3, 1.5e6, 0.0), ProbeStep::None);
+        assert_eq!(p.step(at(8_000), 460e3, 470e3, 1.5e6, 0.0), ProbeStep::None);
+        assert!(matches!(
+            p.step(at(8_700), 470e3, 480e3, 1.5e6, 0.0),
+            ProbeStep::Jump(_)
+        ));
+        // This one holds: after the verdict (4 s) the next step goes at once, up to what is
+        // wanted.
+        assert_eq!(
+            p.step(at(10_800), 960e3, 980e3, 1.5e6, 0.0),
+            ProbeStep::None
+        );
+        assert!(matches!(
+            p.step(at(12_800), 980e3, 990e3, 1.2e6, 0.0),
+            ProbeStep::Jump(f) if f == 1.2e6
+        ));
+        // Nothing wanted beyond the estimate: no probe.
+        let mut q = Prober::default();
+        assert_eq!(q.step(at(0), 1e6, 1e6, 1.05e6, 0.0), ProbeStep::None);
+    }
+
+    #[test]
+    fn a_screen_goes_first_then_the_speaker() {
+        assert!(priority("screen", false) < priority("video", true));
+        assert!(priority("video", true) < priority("video", false));
+    }
+
+    #[test]
+    fn no_estimate_before_the_first_feedback() {
+        let cell = EstimateCell::default();
+        assert_eq!(cell.read(), None);
+        let mut e = PublishedGcc {
+            gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
+            cell: Arc::new(EstimateCell::default()),
+            prober: Prober::default(),
+        };
+        e.on_reports(Instant::now(), &[]);
+        assert_eq!(e.cell.read(), None, "empty feedback says nothing");
+    }
+}
