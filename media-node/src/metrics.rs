@@ -45,6 +45,38 @@ pub struct Gauges {
 }
 
 impl Metrics {
+    /// The counters of `parts` added up (the API's and each media loop's: every loop counts in
+    /// its own, so no counter is shared between cores on the packet path).
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a Metrics>) -> Metrics {
+        let total = Metrics::default();
+        for m in parts {
+            for (t, x) in [
+                (&total.packets_in, &m.packets_in),
+                (&total.bytes_in, &m.bytes_in),
+                (&total.packets_out, &m.packets_out),
+                (&total.bytes_out, &m.bytes_out),
+                (&total.packets_dropped, &m.packets_dropped),
+                (&total.nack_in, &m.nack_in),
+                (&total.retransmitted, &m.retransmitted),
+                (&total.pli_in, &m.pli_in),
+                (&total.pli_out, &m.pli_out),
+                (&total.pli_suppressed, &m.pli_suppressed),
+                (&total.ingress_lost, &m.ingress_lost),
+                (&total.sessions_created, &m.sessions_created),
+                (&total.sessions_reaped, &m.sessions_reaped),
+                (&total.grants_revoked, &m.grants_revoked),
+                (&total.latency_sum_us, &m.latency_sum_us),
+                (&total.latency_count, &m.latency_count),
+            ] {
+                t.fetch_add(x.load(Relaxed), Relaxed);
+            }
+            for (t, x) in total.latency_buckets.iter().zip(&m.latency_buckets) {
+                t.fetch_add(x.load(Relaxed), Relaxed);
+            }
+        }
+        total
+    }
+
     pub fn observe_latency_us(&self, us: u64) {
         let i = LATENCY_BUCKETS_US
             .iter()
@@ -195,5 +227,45 @@ impl Metrics {
             self.latency_count.load(Relaxed)
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loops_counters_add_up_in_one_rendering() {
+        let (a, b) = (Metrics::default(), Metrics::default());
+        a.packets_out.fetch_add(3, Relaxed);
+        b.packets_out.fetch_add(4, Relaxed);
+        b.sessions_created.fetch_add(1, Relaxed);
+        a.observe_latency_us(30);
+        b.observe_latency_us(30_000);
+        let text = Metrics::sum([&a, &b]).render(&Gauges {
+            sessions: 0,
+            sessions_direct_send: 0,
+            tracks_published: 0,
+            tracks_subscribed: 0,
+            rooms: 0,
+            draining: false,
+            grants_revoked_held: 0,
+        });
+        assert!(
+            text.contains("edgemeet_node_rtp_packets_out_total 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edgemeet_node_sessions_created_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edgemeet_node_forward_latency_seconds_bucket{le=\"0.00005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edgemeet_node_forward_latency_seconds_count 2\n"),
+            "{text}"
+        );
     }
 }
