@@ -50,6 +50,7 @@ test('three participants go through the media node, then back to P2P', async () 
     }
     assert.ok(s.extension && s.feedback, `transport-cc negotiated with the node: ${JSON.stringify(s)}`);
     assert.ok(s.bitrate > 300000, `send-side estimate towards the node grows (first ${first}): ${JSON.stringify(s)}`);
+    console.log(`availableOutgoingBitrate towards the node: first ${first}, then ${s.bitrate}`);
   }
   // The node's sender reports reach each page for every stream it forwards (lip sync needs them;
   // the node sends them itself, one per stream and second).
