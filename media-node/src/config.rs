@@ -25,11 +25,16 @@ pub struct NodeConfig {
     pub public_url: Option<String>,
     /// Local IP the media (ICE/UDP) sockets bind to.
     pub media_ip: IpAddr,
-    /// UDP port range for media, inclusive; each session takes one port. `0..=0` = ephemeral.
+    /// UDP port range for media, inclusive; each media loop takes the first free one (every
+    /// session of the loop shares it). `0..=0` = ephemeral.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
-    /// One UDP port shared by every session (ICE UDP mux); 0 = off (the range above applies).
+    /// The first media loop's UDP port (loop `i` takes `udp_mux_port + i`), shared by every
+    /// session of the loop; 0 = off (the range above applies).
     pub udp_mux_port: u16,
+    /// Media loops: threads, each with its own UDP socket and the rooms pinned to it (a room's
+    /// sessions are all on one loop). 0 = one per available core.
+    pub media_loops: usize,
     /// Public IP announced in ICE candidates instead of `media_ip` (NAT 1:1 on cloud VMs).
     pub public_ip: Option<IpAddr>,
     /// Edge base URL for heartbeats and events; none = don't report.
@@ -72,6 +77,7 @@ impl Default for NodeConfig {
             udp_port_min: 0,
             udp_port_max: 0,
             udp_mux_port: 0,
+            media_loops: 0,
             public_ip: None,
             edge_url: None,
             secret: String::new(),
@@ -109,7 +115,7 @@ impl NodeConfig {
         edgemeet_config::file::parse(text)
     }
 
-    /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,PUBLIC_IP,EDGE_URL,
+    /// Applies `EDGEMEET_NODE_{ID,REGION,LISTEN,PUBLIC_URL,MEDIA_IP,UDP_PORTS,UDP_MUX_PORT,MEDIA_LOOPS,PUBLIC_IP,EDGE_URL,
     /// SECRET,LAT,LON,IDLE_TIMEOUT_SECS,WORKER_THREADS,DRAINING,MAX_SESSIONS_PER_ROOM}`. `UDP_PORTS` is `N` or `MIN-MAX`;
     /// `DRAINING` is a switch (`on`/`off`). The removed `DIRECT_SEND` and `ENGINE` are noted
     /// (a warning at start) and ignored.
@@ -135,6 +141,7 @@ impl NodeConfig {
             self.udp_port_max = hi;
         }
         vars.set_parsed("EDGEMEET_NODE_UDP_MUX_PORT", &mut self.udp_mux_port)?;
+        vars.set_parsed("EDGEMEET_NODE_MEDIA_LOOPS", &mut self.media_loops)?;
         if let Some(ip) = vars.parse("EDGEMEET_NODE_PUBLIC_IP")? {
             self.public_ip = Some(ip);
         }
@@ -285,6 +292,14 @@ impl NodeConfig {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
     }
+
+    /// How many media loops to start: `media_loops`, else one per available core.
+    pub fn media_loops(&self) -> usize {
+        match self.media_loops {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -319,6 +334,10 @@ mod tests {
         c.apply_env(|k| (k == "EDGEMEET_NODE_UDP_MUX_PORT").then(|| "40000".into()))
             .unwrap();
         assert_eq!(c.udp_mux_port, 40000);
+        assert!(c.media_loops() >= 1, "one per core by default");
+        c.apply_env(|k| (k == "EDGEMEET_NODE_MEDIA_LOOPS").then(|| "3".into()))
+            .unwrap();
+        assert_eq!((c.media_loops, c.media_loops()), (3, 3));
         c.apply_env(|k| (k == "EDGEMEET_NODE_UDP_PORTS").then(|| "50000-50010".into()))
             .unwrap();
         let err = c.validate().unwrap_err().to_string();

@@ -49,64 +49,31 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn observe_latency_us(&self, us: u64) {
-        let i = LATENCY_BUCKETS_US
-            .iter()
-            .position(|b| us <= *b)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        self.latency_buckets[i].fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(us, Relaxed);
-        self.latency_count.fetch_add(1, Relaxed);
+    /// The counters of `parts` added up (the API's and each media loop's: every loop counts in
+    /// its own, so no counter is shared between cores on the packet path).
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a Metrics>) -> Metrics {
+        let total = Metrics::default();
+        for m in parts {
+            for ((_, _, t), (_, _, x)) in total.counters().into_iter().zip(m.counters()) {
+                t.fetch_add(x.load(Relaxed), Relaxed);
+            }
+            for (t, x) in [
+                (&total.latency_sum_us, &m.latency_sum_us),
+                (&total.latency_count, &m.latency_count),
+            ] {
+                t.fetch_add(x.load(Relaxed), Relaxed);
+            }
+            for (t, x) in total.latency_buckets.iter().zip(&m.latency_buckets) {
+                t.fetch_add(x.load(Relaxed), Relaxed);
+            }
+        }
+        total
     }
 
-    pub fn render(&self, g: &Gauges) -> String {
-        let mut s = String::with_capacity(4096);
-        let mut line = |name: &str, kind: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
-        };
-        line(
-            "edgemeet_node_sessions",
-            "gauge",
-            "Open sessions.",
-            g.sessions,
-        );
-        line(
-            "edgemeet_node_sessions_direct_send",
-            "gauge",
-            "Sessions whose forwarded media the node encrypts and sends itself (else webrtc-rs does).",
-            g.sessions_direct_send,
-        );
-        line(
-            "edgemeet_node_rooms",
-            "gauge",
-            "Rooms with a session.",
-            g.rooms,
-        );
-        line(
-            "edgemeet_node_tracks_published",
-            "gauge",
-            "Pushed tracks.",
-            g.tracks_published,
-        );
-        line(
-            "edgemeet_node_tracks_subscribed",
-            "gauge",
-            "Pulled tracks.",
-            g.tracks_subscribed,
-        );
-        line(
-            "edgemeet_node_draining",
-            "gauge",
-            "1 while the node takes no new rooms.",
-            g.draining as u64,
-        );
-        line(
-            "edgemeet_node_grants_revoked",
-            "gauge",
-            "Revoked participant grants held until they expire.",
-            g.grants_revoked_held,
-        );
-        for (name, help, c) in [
+    /// Every counter with its Prometheus name and help: what `/metrics` shows and what
+    /// [`Metrics::sum`] adds up, listed once so a new counter cannot be left out of either.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 16] {
+        [
             (
                 "edgemeet_node_rtp_packets_in_total",
                 "RTP packets received.",
@@ -187,7 +154,67 @@ impl Metrics {
                 "Participant grants revoked by the edge (leave, kick).",
                 &self.grants_revoked,
             ),
-        ] {
+        ]
+    }
+
+    pub fn observe_latency_us(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency_buckets[i].fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(us, Relaxed);
+        self.latency_count.fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut s = String::with_capacity(4096);
+        let mut line = |name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        line(
+            "edgemeet_node_sessions",
+            "gauge",
+            "Open sessions.",
+            g.sessions,
+        );
+        line(
+            "edgemeet_node_sessions_direct_send",
+            "gauge",
+            "Sessions whose forwarded media the node encrypts and sends itself (else webrtc-rs does).",
+            g.sessions_direct_send,
+        );
+        line(
+            "edgemeet_node_rooms",
+            "gauge",
+            "Rooms with a session.",
+            g.rooms,
+        );
+        line(
+            "edgemeet_node_tracks_published",
+            "gauge",
+            "Pushed tracks.",
+            g.tracks_published,
+        );
+        line(
+            "edgemeet_node_tracks_subscribed",
+            "gauge",
+            "Pulled tracks.",
+            g.tracks_subscribed,
+        );
+        line(
+            "edgemeet_node_draining",
+            "gauge",
+            "1 while the node takes no new rooms.",
+            g.draining as u64,
+        );
+        line(
+            "edgemeet_node_grants_revoked",
+            "gauge",
+            "Revoked participant grants held until they expire.",
+            g.grants_revoked_held,
+        );
+        for (name, help, c) in self.counters() {
             line(name, "counter", help, c.load(Relaxed));
         }
         let name = "edgemeet_node_forward_latency_seconds";
@@ -209,5 +236,45 @@ impl Metrics {
             self.latency_count.load(Relaxed)
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loops_counters_add_up_in_one_rendering() {
+        let (a, b) = (Metrics::default(), Metrics::default());
+        a.packets_out.fetch_add(3, Relaxed);
+        b.packets_out.fetch_add(4, Relaxed);
+        b.sessions_created.fetch_add(1, Relaxed);
+        a.observe_latency_us(30);
+        b.observe_latency_us(30_000);
+        let text = Metrics::sum([&a, &b]).render(&Gauges {
+            sessions: 0,
+            sessions_direct_send: 0,
+            tracks_published: 0,
+            tracks_subscribed: 0,
+            rooms: 0,
+            draining: false,
+            grants_revoked_held: 0,
+        });
+        assert!(
+            text.contains("edgemeet_node_rtp_packets_out_total 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edgemeet_node_sessions_created_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edgemeet_node_forward_latency_seconds_bucket{le=\"0.00005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edgemeet_node_forward_latency_seconds_count 2\n"),
+            "{text}"
+        );
     }
 }

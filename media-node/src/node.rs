@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::auth::TokenVerifier;
 use crate::config::NodeConfig;
 use crate::error::StartError;
-use crate::media_loop::LoopHandle;
+use crate::media_loop::{Loops, Ports};
 use crate::metrics::{Gauges, Metrics};
 use crate::recording::Recordings;
 
@@ -30,14 +30,14 @@ pub struct Shared {
     /// Send a heartbeat now (a drain changed): the edge should not wait for the next tick.
     pub report_now: tokio::sync::Notify,
     pub recordings: Recordings,
-    /// The media loop: every session, connection and track.
-    pub media: LoopHandle,
+    /// The media loops: every session, connection and track, each room on one loop.
+    pub media: Loops,
     /// Last CPU sample: (wall instant, process CPU seconds) and the derived load.
     cpu: Mutex<(Instant, f64, f32)>,
 }
 
 impl Shared {
-    fn new(cfg: NodeConfig, metrics: Arc<Metrics>, media: LoopHandle) -> Self {
+    fn new(cfg: NodeConfig, metrics: Arc<Metrics>, media: Loops) -> Self {
         Self {
             media,
             verifier: TokenVerifier::new(&cfg.secret, &cfg.id),
@@ -63,6 +63,11 @@ impl Shared {
             draining: self.draining.load(Relaxed),
             grants_revoked_held: self.verifier.revoked_count() as u64,
         }
+    }
+
+    /// The node's counters: the API's and every loop's, added up.
+    pub fn metrics_total(&self) -> Metrics {
+        self.media.metrics(&self.metrics)
     }
 
     /// Load for heartbeats; `bitrate_bps` is over the last sample period.
@@ -151,25 +156,19 @@ impl MediaNode {
         config.validate()?;
         let metrics = Arc::new(Metrics::default());
         let (etx, erx) = mpsc::unbounded_channel::<NodeEvent>();
-        // The loop's one port: `udp_mux_port`, else the first free one of the port range.
-        let ports: Vec<u16> = match (config.udp_mux_port, config.udp_port_min) {
-            (0, 0) => vec![0],
-            (0, lo) => (lo..=config.udp_port_max).collect(),
-            (port, _) => vec![port],
+        // One port per loop: `udp_mux_port + i`, else the first free ones of the port range.
+        let ports = match (config.udp_mux_port, config.udp_port_min) {
+            (0, 0) => Ports::Any,
+            (0, lo) => Ports::Range(lo, config.udp_port_max),
+            (port, _) => Ports::Mux(port),
         };
-        let mut started = None;
-        for port in ports {
-            let addr = SocketAddr::new(config.media_ip, port);
-            let r = LoopHandle::start(addr, metrics.clone(), etx.clone(), config.idle_timeout())
-                .map_err(|source| StartError::MediaBind { addr, source });
-            let taken = r.is_err();
-            started = Some(r);
-            if !taken {
-                break;
-            }
-        }
-        let media = started.expect("at least one port")?;
-        tracing::info!(addr = %media.local_addr(), "media loop on one UDP port");
+        let media = Loops::start(
+            config.media_ip,
+            ports,
+            config.media_loops(),
+            etx,
+            config.idle_timeout(),
+        )?;
         config.warn_removed_settings();
         let shared = Arc::new(Shared::new(config, metrics, media));
         let (stop, _) = watch::channel(false);
@@ -213,7 +212,7 @@ impl MediaNodeHandle {
 
     /// Prometheus text, as served on `/metrics`.
     pub fn metrics_text(&self) -> String {
-        self.shared.metrics.render(&self.shared.gauges())
+        self.shared.metrics_total().render(&self.shared.gauges())
     }
 
     /// Finalizes recordings, closes every session and stops serving and all background tasks.

@@ -49,7 +49,8 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let bytes = shared.metrics.bytes_in.load(Relaxed) + shared.metrics.bytes_out.load(Relaxed);
+                let total = shared.metrics_total();
+                let bytes = total.bytes_in.load(Relaxed) + total.bytes_out.load(Relaxed);
                 let secs = last_at.elapsed().as_secs_f64().max(0.001);
                 let bps = ((bytes.saturating_sub(last_bytes)) as f64 * 8.0 / secs) as u64;
                 (last_bytes, last_at) = (bytes, Instant::now());

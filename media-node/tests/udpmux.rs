@@ -1,6 +1,6 @@
-//! One UDP port for every session (`udp_mux_port`): real webrtc-rs clients on 127.0.0.1, the
-//! node's media on 127.0.0.2 (and .3, .4: one address per test), so the node's UDP sockets can be
-//! told apart from the clients' and the other tests'.
+//! One UDP port per media loop (`udp_mux_port + i`) for every session of its rooms: real
+//! webrtc-rs clients on 127.0.0.1, the node's media on 127.0.0.2 (and .3, .4, .6: one address per
+//! test), so the node's UDP sockets can be told apart from the clients' and the other tests'.
 
 mod common;
 
@@ -56,6 +56,7 @@ async fn three_sessions_share_one_udp_port() {
     let mut cfg = config();
     cfg.media_ip = ip;
     cfg.udp_mux_port = port;
+    cfg.media_loops = 1;
     let node = start_with(cfg).await;
     let mut clients = Vec::new();
     for (i, who) in ["pa", "pb", "pc"].iter().enumerate() {
@@ -105,6 +106,92 @@ async fn three_sessions_share_one_udp_port() {
     let m = node.handle.metrics_text();
     assert!(m.contains("edgemeet_node_sessions_direct_send 3\n"), "{m}");
     for c in &clients {
+        c.close().await;
+    }
+    node.handle.shutdown().await;
+}
+
+/// Two loops: each room on one loop, so all of a room's sessions answer on that loop's port;
+/// a second room goes to the other (less loaded) loop and its port; media flows in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rooms_on_two_loops_each_on_its_own_port() {
+    let ip: IpAddr = "127.0.0.6".parse().unwrap();
+    let port = loop {
+        let p = free_udp_port(ip);
+        // The second loop takes the next port: it must be free too.
+        if p < u16::MAX && UdpSocket::bind((ip, p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let mut cfg = config();
+    cfg.media_ip = ip;
+    cfg.udp_mux_port = port;
+    cfg.media_loops = 2;
+    let node = start_with(cfg).await;
+    assert_eq!(udp_sockets_on([127, 0, 0, 6]), 2, "a socket per loop");
+    let mut rooms = Vec::new();
+    for (r, room) in ["loopsA", "loopsB"].iter().enumerate() {
+        let mut clients = Vec::new();
+        for (i, who) in ["pa", "pb"].iter().enumerate() {
+            let mut c = client(&node, room, who, (r * 2 + i) as u8 + 1).await;
+            c.publish(false, true, false).await.expect("publish");
+            clients.push(c);
+        }
+        rooms.push(clients);
+    }
+    let stops: Vec<_> = rooms
+        .iter()
+        .flatten()
+        .map(|c| c.start_sending(30, 1, 900))
+        .collect();
+    for clients in &rooms {
+        let (a, b) = (&clients[0], &clients[1]);
+        a.pull(&[(b.session_id.clone(), "video".into())], None)
+            .await
+            .expect("pull");
+        b.pull(&[(a.session_id.clone(), "video".into())], None)
+            .await
+            .expect("pull");
+    }
+    // A pull naming the other room's session (on the other loop) is refused as before.
+    let err = rooms[0][0]
+        .pull(&[(rooms[1][0].session_id.clone(), "video".into())], None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("403"), "{err}");
+    let all_flow = eventually(WAIT, || {
+        rooms.iter().all(|clients| {
+            let (a, b) = (&clients[0], &clients[1]);
+            a.packets(&remote_track_id(&b.session_id, "video")).len() > 20
+                && b.packets(&remote_track_id(&a.session_id, "video")).len() > 20
+        })
+    })
+    .await;
+    for s in &stops {
+        s.store(true, Relaxed);
+    }
+    assert!(all_flow, "both rooms forward");
+    let mut room_ports = Vec::new();
+    for clients in &rooms {
+        let mut ports = Vec::new();
+        for c in clients {
+            ports.extend(candidates(&answer_sdp(c).await).into_iter().map(|c| c.1));
+        }
+        ports.dedup();
+        assert_eq!(ports.len(), 1, "a room on one loop: {ports:?}");
+        room_ports.push(ports[0].clone());
+    }
+    room_ports.sort();
+    assert_eq!(
+        room_ports,
+        [port.to_string(), (port + 1).to_string()],
+        "the second room on the other loop"
+    );
+    let m = node.handle.metrics_text();
+    assert!(m.contains("edgemeet_node_sessions 4\n"), "{m}");
+    assert!(m.contains("edgemeet_node_rooms 2\n"), "{m}");
+    for c in rooms.iter().flatten() {
         c.close().await;
     }
     node.handle.shutdown().await;

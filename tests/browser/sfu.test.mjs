@@ -24,6 +24,34 @@ test('three participants go through the media node, then back to P2P', async () 
     assert.deepEqual(await page.evaluate(() => /** @type {any} */ (window).edgemeet.peerConnections().map(([peer]) => peer)), ['sfu']);
   }
   await pages[0].screenshot({ path: join(artifacts, 'sfu-meeting.png') });
+  // The node answers the publishers' transport-wide congestion control (the extension and
+  // feedback negotiated, transport-cc feedback sent), so Chromium's own send-side estimate runs
+  // on the node's link: availableOutgoingBitrate is there and grows past its 300 kbps start.
+  const sendSide = (page) => page.evaluate(async () => {
+    const pc = /** @type {any} */ (window).edgemeet.sfu.pc;
+    const sdp = pc.remoteDescription?.sdp ?? '';
+    const video = sdp.split('\r\nm=').find((m) => m.startsWith('video')) ?? '';
+    let bitrate;
+    (await pc.getStats()).forEach((/** @type {any} */ s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined) bitrate = s.availableOutgoingBitrate;
+    });
+    return {
+      extension: /a=extmap:\d+ http:\/\/www\.ietf\.org\/id\/draft-holmer-rmcat-transport-wide-cc-extensions-01/.test(video),
+      feedback: /a=rtcp-fb:\d+ transport-cc/.test(video),
+      bitrate,
+    };
+  });
+  for (const page of pages) {
+    let s = await sendSide(page);
+    const first = s.bitrate;
+    for (let i = 0; i < 50 && !(s.bitrate > 300000); i++) {
+      await new Promise((done) => setTimeout(done, 200));
+      s = await sendSide(page);
+    }
+    assert.ok(s.extension && s.feedback, `transport-cc negotiated with the node: ${JSON.stringify(s)}`);
+    assert.ok(s.bitrate > 300000, `send-side estimate towards the node grows (first ${first}): ${JSON.stringify(s)}`);
+    console.log(`availableOutgoingBitrate towards the node: first ${first}, then ${s.bitrate}`);
+  }
   // The node's sender reports reach each page for every stream it forwards (lip sync needs them;
   // the node sends them itself, one per stream and second).
   for (const page of pages) {

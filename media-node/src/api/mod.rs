@@ -138,7 +138,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(&shared.gauges()),
+        shared.metrics_total().render(&shared.gauges()),
     )
 }
 

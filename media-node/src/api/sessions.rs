@@ -10,11 +10,11 @@ use axum::Json;
 use edgemeet_protocol::node::{
     CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
     RenegotiateRequest, SdpType, SessionDescription, SessionStateResponse, TrackLocation,
-    TracksRequest, TracksResponse, UpdateTracksRequest,
+    TrackObject, TracksRequest, TracksResponse, UpdateTracksRequest,
 };
 
 use crate::error::ApiError;
-use crate::media_loop::LoopHandle;
+use crate::media_loop::Loops;
 use crate::media_loop::command::{Caller, Command, OpenRequest, Owner, SessionOp, SessionReply};
 use crate::node::Shared;
 
@@ -45,13 +45,17 @@ pub async fn new_session(
         crate::tracks::check_tracks(ts)?;
     }
     // One token must not be able to exhaust the node.
-    let (room_count, mine) = media
-        .call(|reply| Command::Count {
-            room: c.room.clone(),
-            participant: c.sub.clone(),
-            reply,
-        })
-        .await?;
+    let (room_count, mine) = match media.of_room(&c.room) {
+        Some(l) => {
+            l.call(|reply| Command::Count {
+                room: c.room.clone(),
+                participant: c.sub.clone(),
+                reply,
+            })
+            .await?
+        }
+        None => (0, 0),
+    };
     if mine >= MAX_SESSIONS_PER_PARTICIPANT {
         return Err(ApiError::TooMany("too many sessions for this participant"));
     }
@@ -60,6 +64,9 @@ pub async fn new_session(
     }
     if shared.draining.load(Relaxed) && room_count == 0 {
         return Err(ApiError::Unavailable("node is draining: no new rooms"));
+    }
+    if let Some(ts) = &tracks {
+        same_room(media, &c.room, ts)?;
     }
     let id = crate::auth::new_session_id(&shared.cfg.secret, &c.room, &c.sub);
     let open = OpenRequest {
@@ -72,7 +79,12 @@ pub async fn new_session(
         offer: offer.map(|o| o.sdp),
         tracks: tracks.clone().unwrap_or_default(),
     };
-    let opened = media.call(|tx| Command::Open(open, tx)).await??;
+    // The room's loop (or the least loaded, for a new room); the loop says when the session
+    // is gone, also if this open fails.
+    let opened = media
+        .open(&c.room, &id)
+        .call(|tx| Command::Open(open, tx))
+        .await??;
     // Revoked while the session was being opened: the edge's close may have missed it.
     if shared.verifier.is_revoked(&c.room, &c.sub) {
         let caller = Caller {
@@ -103,21 +115,35 @@ pub async fn new_session(
 /// Behind a 1:1 NAT the loop's candidate is announced under the public address.
 fn announced(shared: &Shared, sdp: String) -> String {
     match shared.cfg.public_ip {
-        Some(public) => {
-            let local = shared.media.local_addr();
-            crate::sdp::announce_addr(&sdp, local.ip(), public, None)
-        }
+        Some(public) => crate::sdp::announce_addr(&sdp, shared.media.local_ip(), public, None),
         None => sdp,
     }
 }
 
+/// Pulls name sessions of the caller's room only. Rooms are pinned to loops, so a session on
+/// another loop than the room's is another room's (one on the same loop, the loop checks).
+fn same_room(media: &Loops, room: &str, tracks: &[TrackObject]) -> Result<(), ApiError> {
+    let elsewhere = tracks
+        .iter()
+        .filter(|t| t.location == TrackLocation::Remote)
+        .filter_map(|t| t.session_id.as_deref())
+        .any(|sid| media.elsewhere(sid, room));
+    if elsewhere {
+        return Err(ApiError::Forbidden("track belongs to another room"));
+    }
+    Ok(())
+}
+
+/// A call on a session, on the loop that holds it.
 async fn call(
-    media: &LoopHandle,
+    media: &Loops,
     session: String,
     caller: Caller,
     op: SessionOp,
 ) -> Result<SessionReply, ApiError> {
     media
+        .of_session(&session)
+        .ok_or(ApiError::NotFound("unknown session"))?
         .call(|reply| Command::Session {
             session,
             caller,
@@ -184,6 +210,9 @@ pub async fn tracks_new(
                 "pulling takes no session description: the node makes the offer".into(),
             ));
         }
+        if media.of_session(&sid).is_some() {
+            same_room(media, &c.room, &req.tracks)?;
+        }
         SessionOp::Pull(req.tracks)
     };
     let r = call(media, sid, caller(c), op).await?;
@@ -196,7 +225,7 @@ pub async fn tracks_new(
 
 /// `PUT /v1/sessions/{id}/renegotiate`: the client's answer to the node's last offer.
 pub async fn renegotiate(
-    media: &LoopHandle,
+    media: &Loops,
     c: &NodeTokenClaims,
     sid: String,
     req: RenegotiateRequest,
@@ -235,7 +264,7 @@ pub async fn tracks_update(
 
 /// `DELETE /v1/sessions/{id}`.
 pub async fn close_session(
-    media: &LoopHandle,
+    media: &Loops,
     c: &NodeTokenClaims,
     sid: String,
 ) -> Result<Json<ClosedResponse>, ApiError> {
@@ -245,7 +274,7 @@ pub async fn close_session(
 
 /// `GET /v1/sessions/{id}`.
 pub async fn session_state(
-    media: &LoopHandle,
+    media: &Loops,
     c: &NodeTokenClaims,
     sid: String,
 ) -> Result<Json<SessionStateResponse>, ApiError> {
@@ -257,20 +286,24 @@ pub async fn session_state(
 
 /// Closes a room's sessions on the loop, or one participant's of them; how many.
 pub async fn close_where(
-    media: &LoopHandle,
+    media: &Loops,
     room: &str,
     participant: Option<&str>,
 ) -> Result<u32, ApiError> {
-    media
-        .call(|reply| Command::CloseWhere {
-            room: room.to_owned(),
-            participant: participant.map(str::to_owned),
-            reply,
-        })
-        .await
+    let Some(l) = media.of_room(room) else {
+        return Ok(0);
+    };
+    l.call(|reply| Command::CloseWhere {
+        room: room.to_owned(),
+        participant: participant.map(str::to_owned),
+        reply,
+    })
+    .await
 }
 
-/// Closes every session of the loop (node shutdown).
-pub async fn close_all(media: &LoopHandle) {
-    let _ = media.call(Command::CloseAll).await;
+/// Closes every session of every loop (node shutdown).
+pub async fn close_all(media: &Loops) {
+    for l in media.all() {
+        let _ = l.call(Command::CloseAll).await;
+    }
 }

@@ -46,6 +46,11 @@ pub struct Connection {
     pub last_activity: Instant,
     /// The send-side estimate of what its downlink carries, and the allocation within it.
     pub downlink: super::bandwidth::Downlink,
+    /// Listed for the loop's next drain (fed since the last one).
+    pub touched: bool,
+    /// The publication each of its inbound tracks feeds (rtc's track id -> the loop's id): the
+    /// per-packet lookup, a few entries per connection.
+    tracks_in: Vec<(TrackId, usize)>,
 }
 
 /// A track the node sends on this connection (a pull).
@@ -119,10 +124,6 @@ impl Connection {
             Slot::from(super::retransmit::SLOT),
             super::retransmit::RetransmitCounter::new(metrics),
         );
-        let registry = registry.with(
-            Slot::from(super::rtcp_order::SLOT),
-            super::rtcp_order::RtcpOrder::default(),
-        );
         // Issue 18: transport-wide sequence numbers on what the node sends, GCC on the feedback.
         let (registry, estimate) = super::bandwidth::with_estimator(registry);
         // DTLS server (`a=setup:passive`): the browser's ClientHello is answered as it arrives (docs/field-notes.md, "DTLS role of the node").
@@ -160,6 +161,8 @@ impl Connection {
                 cell: estimate,
                 ..Default::default()
             },
+            touched: false,
+            tracks_in: Vec::new(),
         })
     }
 
@@ -318,6 +321,27 @@ impl Connection {
 
     pub fn is_up(&self) -> bool {
         self.state == RTCPeerConnectionState::Connected
+    }
+
+    /// The publication inbound track `track` feeds.
+    pub fn publication_of(&self, track: &str) -> Option<usize> {
+        self.tracks_in
+            .iter()
+            .find(|(t, _)| t == track)
+            .map(|(_, p)| *p)
+    }
+
+    /// Inbound track `track` feeds `publication` (rtc opened it; once per simulcast layer).
+    pub fn index_track(&mut self, track: &TrackId, publication: usize) {
+        if self.publication_of(track) != Some(publication) {
+            self.tracks_in.retain(|(t, _)| t != track);
+            self.tracks_in.push((track.clone(), publication));
+        }
+    }
+
+    /// A publication of this connection ended.
+    pub fn forget_publication(&mut self, publication: usize) {
+        self.tracks_in.retain(|(_, p)| *p != publication);
     }
 }
 

@@ -1,9 +1,10 @@
 //! The media loop: one OS thread that owns a UDP socket and every connection, publication and
-//! pull of its rooms. Each wake-up: commands, then every datagram the socket holds (routed to its
-//! connection's `handle_read`), then due timers; then every connection is drained: what it read
-//! (RTP to fan out), its events, and what it wants sent (`poll_write` -> the socket).
-//! No media logic here: that is `fanout.rs` and the pure models; the API's calls are
-//! `sessions.rs`.
+//! pull of its rooms. Each wake-up: commands, then the datagrams the socket holds, a batch at a
+//! time (`recvmmsg`, each routed to its connection's `handle_read`), then due timers. After each
+//! batch, the connections it touched (and only those) are drained: what they read (RTP to fan
+//! out), their events, then what every connection touched on the way wants sent (`poll_write`),
+//! out in one `sendmmsg` batch. No media logic here: that is `fanout.rs` and the pure models;
+//! the API's calls are `sessions.rs`.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,6 +30,7 @@ use super::command::Command;
 use super::connection::Connection;
 use super::fanout::{PubId, Publication, Pull, PullId, Step};
 use super::router::{ConnId, Router};
+use super::udp::{RECV_BATCH, RecvBatch, SendBatch};
 use crate::metrics::Metrics;
 use crate::speaker::SpeakerTracker;
 
@@ -47,6 +49,9 @@ pub struct LoopSetup {
     pub events: tokio::sync::mpsc::UnboundedSender<NodeEvent>,
     /// A session silent this long (and not connected) is closed.
     pub idle_timeout: Duration,
+    /// Sessions this loop closed on its own or on a call (the API's session and room tables
+    /// forget them).
+    pub closed: std::sync::mpsc::Sender<super::Closed>,
 }
 
 pub struct MediaLoop {
@@ -65,6 +70,13 @@ pub struct MediaLoop {
     next_reap: Instant,
     next_speaker_tick: Instant,
     next_bandwidth_tick: Instant,
+    /// Connections fed since the last drain (a datagram, a timeout, a packet or RTCP written
+    /// on them): only these are drained. Each is listed once (`Connection::touched`).
+    touched: Vec<ConnId>,
+    /// A command ran: every connection is drained (commands are rare, and may touch any).
+    pub(super) drain_all: bool,
+    /// Datagrams the connections produced, sent at the end of each drain.
+    out: SendBatch,
 }
 
 impl MediaLoop {
@@ -85,6 +97,9 @@ impl MediaLoop {
             next_reap: now,
             next_speaker_tick: now + SPEAKER_TICK,
             next_bandwidth_tick: now + super::bandwidth::TICK,
+            touched: Vec::new(),
+            drain_all: false,
+            out: SendBatch::default(),
         })
     }
 
@@ -95,7 +110,7 @@ impl MediaLoop {
     /// Runs until the command channel closes (the `LoopHandle` was dropped).
     pub fn run(mut self, mut poll: mio::Poll, commands: Receiver<Command>) {
         let mut events = mio::Events::with_capacity(16);
-        let mut buf = vec![0u8; 2048];
+        let mut rx = RecvBatch::default();
         loop {
             let now = Instant::now();
             let sleep = self
@@ -115,17 +130,33 @@ impl MediaLoop {
                     Err(TryRecvError::Disconnected) => return self.close_all(),
                 }
             }
-            let now = Instant::now();
+            // A batch at a time, each fanned out and sent before the next is read: a busy
+            // socket does not hold the first packets back.
+            let mut transient = 0;
             loop {
-                match self.socket.recv_from(&mut buf) {
-                    Ok((n, from)) => self.datagram(from, &buf[..n], now),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                let n = match rx.read(&self.socket) {
+                    Ok(n) => n,
                     // ICMP errors of earlier sends surface here; the socket is fine.
-                    Err(e) if is_transient(&e) => continue,
+                    Err(e) if is_transient(&e) && transient < RECV_BATCH => {
+                        transient += 1;
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "media loop: receive failed");
-                        break;
+                        0
                     }
+                };
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                for i in 0..n {
+                    let (from, data) = rx.get(i);
+                    self.datagram(from, data, now);
+                }
+                self.drain(now);
+                if n < RECV_BATCH {
+                    break;
                 }
             }
             let now = Instant::now();
@@ -160,6 +191,10 @@ impl MediaLoop {
             return;
         };
         conn.last_activity = now;
+        if !conn.touched {
+            conn.touched = true;
+            self.touched.push(id);
+        }
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -176,11 +211,17 @@ impl MediaLoop {
     }
 
     fn timeouts(&mut self, now: Instant) {
-        for conn in self.conns.iter_mut().flatten() {
-            if conn.deadline.is_some_and(|d| d <= now)
-                && let Err(e) = conn.rtc.handle_timeout(now)
-            {
+        for (id, conn) in self.conns.iter_mut().enumerate() {
+            let Some(conn) = conn else { continue };
+            if conn.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            if let Err(e) = conn.rtc.handle_timeout(now) {
                 tracing::debug!(session = %conn.session_id, error = %e, "timeout handling failed");
+            }
+            if !conn.touched {
+                conn.touched = true;
+                self.touched.push(id);
             }
         }
     }
@@ -224,13 +265,25 @@ impl MediaLoop {
         }
     }
 
-    /// Everything the connections produced: RTP read (fanned out), events, datagrams to send.
+    /// Everything the touched connections produced: RTP read (fanned out), events, then the
+    /// datagrams of every connection touched on the way, sent in one batch.
     fn drain(&mut self, now: Instant) {
+        if self.drain_all {
+            self.drain_all = false;
+            for id in 0..self.conns.len() {
+                mark(&mut self.conns, &mut self.touched, id);
+            }
+        }
+        if self.touched.is_empty() {
+            return;
+        }
         let mut read = Vec::new();
         let mut keyframe_asks = Vec::new();
         let mut events = Vec::new();
-        for (id, conn) in self.conns.iter_mut().enumerate() {
-            let Some(conn) = conn else { continue };
+        for &id in &self.touched {
+            let Some(conn) = self.conns[id].as_mut() else {
+                continue;
+            };
             while let Some(m) = conn.rtc.poll_read() {
                 match m.message {
                     RTCMessage::RtpPacket(track, pkt) => read.push((id, track, pkt)),
@@ -281,17 +334,15 @@ impl MediaLoop {
                 self.metrics().pli_suppressed.fetch_add(1, Relaxed);
             }
         }
+        // Everything touched on the way (pullers written to, publishers asked for keyframes).
         let mut failed = Vec::new();
-        for (id, conn) in self.conns.iter_mut().enumerate() {
-            let Some(conn) = conn else { continue };
+        for &id in &self.touched {
+            let Some(conn) = self.conns[id].as_mut() else {
+                continue;
+            };
+            conn.touched = false;
             while let Some(out) = conn.rtc.poll_write() {
-                match self.socket.send_to(&out.message, out.transport.peer_addr) {
-                    Ok(_) => {}
-                    Err(e) if is_transient(&e) => {
-                        self.setup.metrics.packets_dropped.fetch_add(1, Relaxed);
-                    }
-                    Err(e) => tracing::debug!(error = %e, "media loop: send failed"),
-                }
+                self.out.push(out.message, out.transport.peer_addr);
             }
             conn.deadline = conn.rtc.poll_timeout();
             if matches!(
@@ -300,6 +351,14 @@ impl MediaLoop {
             ) {
                 failed.push(id);
             }
+        }
+        self.touched.clear();
+        let flushed = self.out.flush(&self.socket);
+        if flushed.dropped > 0 {
+            self.setup
+                .metrics
+                .packets_dropped
+                .fetch_add(flushed.dropped, Relaxed);
         }
         for id in failed {
             self.close(id, "ice failed");
@@ -329,12 +388,14 @@ impl MediaLoop {
                 let Some(mid) = conn.mid_of_receiver(init.receiver_id) else {
                     return;
                 };
-                if let Some(p) = self
+                let found = self
                     .pubs
                     .iter_mut()
-                    .flatten()
-                    .find(|p| p.conn == id && p.mid == mid)
-                {
+                    .enumerate()
+                    .filter_map(|(i, p)| Some((i, p.as_mut()?)))
+                    .find(|(_, p)| p.conn == id && p.mid == mid);
+                if let Some((pid, p)) = found {
+                    conn.index_track(&init.track_id, pid);
                     p.track = Some(init.track_id);
                     p.receiver = Some(init.receiver_id);
                     match init.rid.as_deref() {
@@ -365,95 +426,69 @@ impl MediaLoop {
         }
     }
 
-    /// Writes a prepared packet on a puller's sender (rtc: interceptors, SRTP).
-    fn send(
-        &mut self,
-        conn: ConnId,
-        sender: rtc::rtp_transceiver::RTCRtpSenderId,
-        pkt: rtp::Packet,
-        now: Instant,
-    ) {
-        let n = pkt.payload.len() as u64;
-        let sent = self.conns[conn]
-            .as_mut()
-            .and_then(|c| c.rtc.rtp_sender(sender))
-            .map(|mut s| s.write_rtp(now, pkt));
-        let m = &self.setup.metrics;
-        match sent {
-            Some(Ok(())) => {
-                m.packets_out.fetch_add(1, Relaxed);
-                m.bytes_out.fetch_add(n, Relaxed);
-            }
-            _ => {
-                m.packets_dropped.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
     /// A publisher's packet to every pull of its track.
     fn forward(&mut self, from: ConnId, track: &str, pkt: rtp::Packet, now: Instant) {
-        let Some(pid) = self.pubs.iter().position(|p| {
-            p.as_ref()
-                .is_some_and(|p| p.conn == from && p.track.as_deref() == Some(track))
-        }) else {
+        let Some(pid) = self.conns[from]
+            .as_ref()
+            .and_then(|c| c.publication_of(track))
+        else {
             return;
         };
-        let t0 = Instant::now();
-        let m = self.setup.metrics.clone();
-        m.packets_in.fetch_add(1, Relaxed);
-        m.bytes_in.fetch_add(pkt.payload.len() as u64, Relaxed);
         let now_ms = self.now_ms(now);
         let mut tap_keyframe = None;
-        let (view, pulls) = {
-            let p = self.pubs[pid].as_mut().expect("found above");
-            let lost = p.lost_before(pkt.header.ssrc, pkt.header.sequence_number);
-            if lost > 0 {
-                m.ingress_lost.fetch_add(lost, Relaxed);
-            }
-            if let Some(id) = p.audio_level_id
-                && let Some(ext) = pkt.header.get_extension(id)
-                && let Some(b) = ext.first()
-                && let Some(conn) = self.conns[from].as_ref()
-            {
-                let o = &conn.owner;
-                self.speakers
-                    .observe(&o.room, &o.route, &o.participant, b & 0x7f, now);
-            }
-            if pkt.header.payload_type != p.payload_type {
-                // The publisher's RTX or another codec: not forwarded as media.
-                return;
-            }
-            if p.rids.is_empty() && p.media_ssrc.is_none() {
-                p.media_ssrc = Some(pkt.header.ssrc);
-            }
-            let layers = if p.tap.is_some() {
-                p.layer_ssrcs()
-            } else {
-                Vec::new()
-            };
-            match p.tap.as_mut().map(|t| t.offer(&layers, &pkt)) {
-                // The recorder lost the stream (start, a gap): a keyframe on this layer.
-                Some(Some(true)) => tap_keyframe = Some(pkt.header.ssrc),
-                Some(Some(false)) | None => {}
-                // Its recording ended.
-                Some(None) => p.tap = None,
-            }
-            let view = p
-                .layers
-                .on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
-            // What this layer costs a viewer (bandwidth allocation).
-            let rank = if p.rids.is_empty() {
-                Some(0)
-            } else {
-                view.rank_of(pkt.header.ssrc)
-            };
-            if let Some(rank) = rank {
-                p.costs.on_packet(rank, pkt.payload.len(), now_ms);
-            }
-            (view, p.pulls.clone())
+        let Some(p) = self.pubs[pid].as_mut() else {
+            return;
         };
+        let m = &self.setup.metrics;
+        m.packets_in.fetch_add(1, Relaxed);
+        m.bytes_in.fetch_add(pkt.payload.len() as u64, Relaxed);
+        let lost = p.lost_before(pkt.header.ssrc, pkt.header.sequence_number);
+        if lost > 0 {
+            m.ingress_lost.fetch_add(lost, Relaxed);
+        }
+        if let Some(id) = p.audio_level_id
+            && let Some(ext) = pkt.header.get_extension(id)
+            && let Some(b) = ext.first()
+            && let Some(conn) = self.conns[from].as_ref()
+        {
+            let o = &conn.owner;
+            self.speakers
+                .observe(&o.room, &o.route, &o.participant, b & 0x7f, now);
+        }
+        if pkt.header.payload_type != p.payload_type {
+            // The publisher's RTX or another codec: not forwarded as media.
+            return;
+        }
+        if p.rids.is_empty() && p.media_ssrc.is_none() {
+            p.media_ssrc = Some(pkt.header.ssrc);
+        }
+        if p.tap.is_some() {
+            let layers = p.layer_ssrcs();
+            match p.tap.as_mut().and_then(|t| t.offer(&layers, &pkt)) {
+                // The recorder lost the stream (start, a gap): a keyframe on this layer.
+                Some(true) => tap_keyframe = Some(pkt.header.ssrc),
+                Some(false) => {}
+                // Its recording ended.
+                None => p.tap = None,
+            }
+        }
+        let view = p
+            .layers
+            .on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
+        // What this layer costs a viewer (bandwidth allocation).
+        let rank = if p.rids.is_empty() {
+            Some(0)
+        } else {
+            view.rank_of(pkt.header.ssrc)
+        };
+        if let Some(rank) = rank {
+            p.costs.on_packet(rank, pkt.payload.len(), now_ms);
+        }
+        // The pull list is lent out for the fan-out (nothing below changes it), not cloned.
+        let pulls = std::mem::take(&mut p.pulls);
+        let mut tally = Tally::default();
         let mut need_keyframe = None;
-        for pull_id in pulls.iter().copied() {
+        for &pull_id in &pulls {
             let Some(pull) = self.pulls[pull_id].as_mut() else {
                 continue;
             };
@@ -469,21 +504,50 @@ impl MediaLoop {
             let up = up && conn.up_at.is_some_and(|t| t < now);
             if up && !pull.held.is_empty() {
                 // Its transport came up: what was held for it first (from its first keyframe).
-                let held = std::mem::take(&mut pull.held);
-                for h in held {
-                    self.send(conn_id, sender, h, now);
+                for h in std::mem::take(&mut pull.held) {
+                    tally.add(write_rtp(
+                        &mut self.conns,
+                        &mut self.touched,
+                        conn_id,
+                        sender,
+                        h,
+                        now,
+                    ));
                 }
             }
-            let (Some(pull), Some(p)) = (self.pulls[pull_id].as_mut(), self.pubs[pid].as_ref())
-            else {
+            let Some(p) = self.pubs[pid].as_ref() else {
                 continue;
             };
             match pull.step(p, &view, &pkt, now_ms) {
-                Step::Send(out) if up => self.send(conn_id, sender, out, now),
+                Step::Send(out) if up => tally.add(write_rtp(
+                    &mut self.conns,
+                    &mut self.touched,
+                    conn_id,
+                    sender,
+                    out,
+                    now,
+                )),
                 Step::Send(out) => pull.hold(out),
                 Step::Drop => {}
                 Step::NeedKeyframe(ssrc) => need_keyframe = Some(ssrc),
             }
+        }
+        let fanned_out = !pulls.is_empty();
+        if let Some(p) = self.pubs[pid].as_mut() {
+            p.pulls = pulls;
+        }
+        let m = &self.setup.metrics;
+        if tally.sent > 0 {
+            m.packets_out.fetch_add(tally.sent, Relaxed);
+            m.bytes_out.fetch_add(tally.bytes, Relaxed);
+        }
+        if tally.failed > 0 {
+            m.packets_dropped.fetch_add(tally.failed, Relaxed);
+        }
+        if fanned_out {
+            // From the batch's read (it waited behind the packets before it) to encrypted and
+            // queued for the socket.
+            m.observe_latency_us(now.elapsed().as_micros() as u64);
         }
         if let Some(ssrc) = tap_keyframe {
             self.request_keyframe(pid, Some(ssrc), crate::keyframes::LAYER_INTERVAL_MS, now);
@@ -503,9 +567,6 @@ impl MediaLoop {
             .and_then(|p| p.keyframes.due(now_ms));
         if let Some(ssrc) = due {
             self.send_pli(pid, ssrc, now);
-        }
-        if !pulls.is_empty() {
-            m.observe_latency_us(t0.elapsed().as_micros() as u64);
         }
     }
 
@@ -553,6 +614,7 @@ impl MediaLoop {
         let Some(conn) = self.conns[p.conn].as_mut() else {
             return;
         };
+        let conn_id = p.conn;
         if let Some(mut r) = conn.rtc.rtp_receiver(receiver) {
             tracing::debug!(media_ssrc, "keyframe asked of a publisher");
             let pli = PictureLossIndication {
@@ -563,6 +625,7 @@ impl MediaLoop {
                 self.setup.metrics.pli_out.fetch_add(1, Relaxed);
             }
         }
+        mark(&mut self.conns, &mut self.touched, conn_id);
     }
 
     /// Recomputes the gauges the node's `/metrics` and heartbeats add up.
@@ -585,6 +648,58 @@ impl MediaLoop {
             .filter(|p| p.status == TrackStatus::Active && self.pubs[p.publication].is_some())
             .count();
         g.tracks_subscribed.store(subscribed as u64, Relaxed);
+    }
+}
+
+/// Lists a connection for the next drain (once).
+fn mark(conns: &mut [Option<Connection>], touched: &mut Vec<ConnId>, id: ConnId) {
+    if let Some(c) = conns.get_mut(id).and_then(Option::as_mut)
+        && !c.touched
+    {
+        c.touched = true;
+        touched.push(id);
+    }
+}
+
+/// Writes a prepared packet on a puller's sender (rtc: interceptors, SRTP); the datagram leaves
+/// at the end of the drain. `Err(())`: refused (counted as dropped).
+fn write_rtp(
+    conns: &mut [Option<Connection>],
+    touched: &mut Vec<ConnId>,
+    conn: ConnId,
+    sender: rtc::rtp_transceiver::RTCRtpSenderId,
+    pkt: rtp::Packet,
+    now: Instant,
+) -> Result<u64, ()> {
+    let n = pkt.payload.len() as u64;
+    let sent = conns[conn]
+        .as_mut()
+        .and_then(|c| c.rtc.rtp_sender(sender))
+        .map(|mut s| s.write_rtp(now, pkt));
+    mark(conns, touched, conn);
+    match sent {
+        Some(Ok(())) => Ok(n),
+        _ => Err(()),
+    }
+}
+
+/// What one packet's fan-out wrote, for the counters (added once per packet).
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    bytes: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, r: Result<u64, ()>) {
+        match r {
+            Ok(n) => {
+                self.sent += 1;
+                self.bytes += n;
+            }
+            Err(()) => self.failed += 1,
+        }
     }
 }
 

@@ -1,7 +1,8 @@
-//! The media loop (`docs/media-node-design.md`): a plain thread that owns the node's UDP socket
-//! and every connection (webrtc-rs's sans-IO `rtc`), routes datagrams to connections, fans RTP
-//! out and sends, with no task per track and no lock on the packet path. The HTTP API talks to
-//! it over a channel ([`LoopHandle::call`]).
+//! The media loops (`docs/media-node-design.md`): each a plain thread that owns one UDP socket
+//! and every connection (webrtc-rs's sans-IO `rtc`) of the rooms pinned to it, routes datagrams
+//! to connections, fans RTP out and sends, with no task per track and no lock on the packet
+//! path. The HTTP API talks to a loop over a channel ([`LoopHandle::call`]); [`Loops`] picks a
+//! room's loop and routes each call to it.
 
 mod bandwidth;
 pub mod command;
@@ -9,13 +10,16 @@ pub(crate) mod connection;
 mod driver;
 mod fanout;
 mod layer_costs;
+mod loops;
 mod offer;
 mod retransmit;
 pub(crate) mod router;
-mod rtcp_order;
 mod rtcp_to_app;
 mod rtx_budget;
 mod sessions;
+mod udp;
+
+pub use loops::{Loops, Ports};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +43,15 @@ pub struct LoopHandle {
     waker: Arc<mio::Waker>,
     local: SocketAddr,
     gauges: Arc<LoopGauges>,
+    /// This loop's counters (summed with the others' for `/metrics`).
+    metrics: Arc<Metrics>,
+}
+
+/// A session a loop closed (by a call, the idle reaper, a failure, or an open that failed):
+/// the API's tables forget it. Exactly one per session the API asked a loop to open.
+pub struct Closed {
+    pub session_id: String,
+    pub room: String,
 }
 
 /// What the loop holds, for `/metrics` and heartbeats (written by the loop when its tables
@@ -54,14 +67,17 @@ pub struct LoopGauges {
 }
 
 impl LoopHandle {
-    /// Binds the loop's UDP socket on `addr` and starts its thread. Dominant-speaker changes
-    /// go to `events`; sessions silent for `idle_timeout` (and not connected) are closed.
+    /// Binds loop `index`'s UDP socket on `addr` and starts its thread. Dominant-speaker
+    /// changes go to `events`, closed sessions to `closed`; sessions silent for `idle_timeout`
+    /// (and not connected) are closed.
     pub fn start(
         addr: SocketAddr,
-        metrics: Arc<Metrics>,
+        index: usize,
         events: tokio::sync::mpsc::UnboundedSender<NodeEvent>,
+        closed: mpsc::Sender<Closed>,
         idle_timeout: Duration,
     ) -> std::io::Result<Self> {
+        let metrics = Arc::new(Metrics::default());
         let std_socket = std::net::UdpSocket::bind(addr)?;
         grow_buffers(&std_socket, 8 << 20);
         std_socket.set_nonblocking(true)?;
@@ -72,23 +88,30 @@ impl LoopHandle {
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
         let gauges = Arc::new(LoopGauges::default());
         let setup = driver::LoopSetup {
-            metrics,
+            metrics: metrics.clone(),
             gauges: gauges.clone(),
             events,
             idle_timeout,
+            closed,
         };
         let media_loop = driver::MediaLoop::new(socket, setup)?;
         let local = socket_addr(&media_loop);
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
-            .name("media-loop".into())
+            .name(format!("media-loop-{index}"))
             .spawn(move || media_loop.run(poll, rx))?;
         Ok(Self {
             commands: tx,
             waker,
             local,
             gauges,
+            metrics,
         })
+    }
+
+    /// This loop's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The loop's UDP address (announced in every answer's candidate).

@@ -26,6 +26,7 @@ use crate::tracks::{MAX_TRACKS_PER_SESSION, result};
 impl MediaLoop {
     pub(super) fn command(&mut self, c: Command) {
         self.dirty = true;
+        self.drain_all = true;
         match c {
             Command::Open(req, reply) => {
                 let r = self.open(req);
@@ -201,15 +202,27 @@ impl MediaLoop {
         Ok(())
     }
 
+    /// Tells the API's tables a session is gone (see `Closed`).
+    fn notify_closed(&self, session_id: &str, room: &str) {
+        let _ = self.setup.closed.send(super::Closed {
+            session_id: session_id.to_owned(),
+            room: room.to_owned(),
+        });
+    }
+
     fn open(&mut self, req: OpenRequest) -> Result<Opened, ApiError> {
         let now = Instant::now();
-        if let Some(offer) = &req.offer {
+        if let Some(offer) = &req.offer
             // Refuse a bad offer before a connection exists for it.
-            sdp::parse(offer).map_err(ApiError::bad_sdp)?;
+            && let Err(e) = sdp::parse(offer)
+        {
+            self.notify_closed(&req.session_id, &req.owner.room);
+            return Err(ApiError::bad_sdp(e));
         }
         let ufrag = crate::tracks::random_id()[..16].to_owned();
         let pwd = crate::tracks::random_id();
-        let mut conn = Connection::new(
+        let (session_id, room) = (req.session_id.clone(), req.owner.room.clone());
+        let conn = Connection::new(
             req.session_id.clone(),
             req.owner,
             self.local,
@@ -217,7 +230,14 @@ impl MediaLoop {
             &pwd,
             self.setup.metrics.clone(),
             now,
-        )?;
+        );
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                self.notify_closed(&session_id, &room);
+                return Err(e);
+            }
+        };
         conn.deadline = conn.rtc.poll_timeout();
         let id = self.conns.len();
         self.conns.push(Some(conn));
@@ -642,10 +662,9 @@ impl MediaLoop {
                 let p = self.pubs[pid].take().expect("found");
                 r.track_name = Some(p.name);
                 self.end_pulls_of(&p.pulls);
-                self.conns[id]
-                    .as_mut()
-                    .expect("live")
-                    .set_inactive(&[t.mid.as_str()]);
+                let conn = self.conns[id].as_mut().expect("live");
+                conn.forget_publication(pid);
+                conn.set_inactive(&[t.mid.as_str()]);
                 changed = true;
             } else if let Some(pull_id) = pull {
                 let pull = self.pulls[pull_id].take().expect("found");
@@ -788,6 +807,7 @@ impl MediaLoop {
         };
         self.dirty = true;
         tracing::info!(session = %conn.session_id, reason = why, "session closed");
+        self.notify_closed(&conn.session_id, &conn.owner.room);
         let _ = conn.rtc.close();
         self.router.remove(id);
         self.by_session.remove(&conn.session_id);

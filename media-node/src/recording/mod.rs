@@ -335,8 +335,12 @@ impl Recordings {
 
     /// Taps the tracks of `meeting` on the media loop that its recording does not hold yet
     /// (at start, and after a push while it records): each a `tap::LoopTap` the loop owns.
-    pub async fn attach_loop(&self, media: &crate::media_loop::LoopHandle, meeting: &str) {
+    pub async fn attach_loop(&self, media: &crate::media_loop::Loops, meeting: &str) {
         let Some(ready) = &self.ready else { return };
+        // The room's loop holds all its tracks.
+        let Some(media) = media.of_room(meeting) else {
+            return;
+        };
         let Some(active) = self.active.lock().unwrap().get(meeting).cloned() else {
             return;
         };

@@ -2,10 +2,14 @@
 //! 127.0.0.1, with webrtc-rs clients in this process. Prints forwarded packets/s, the node's CPU
 //! seconds per million forwarded packets, end-to-end latency p50/p99 and loss.
 //!
-//! Usage: `edgemeet-media-bench [--quick] [--one-call]`; the node binary is looked up next to
-//! this one (or `EDGEMEET_NODE_BIN`). `--one-call`: every client opens its session, pushes and
-//! pulls in one `sessions/new` (the browser's join), instead of `tracks/new` and a renegotiation
-//! per pull.
+//! Usage: `edgemeet-media-bench [--quick] [--one-call] [--loops N] [--rooms R] [--case PxS@PPS]...
+//! [--secs S]`; the node binary is looked up next to this one (or `EDGEMEET_NODE_BIN`).
+//! `--one-call`: every client opens its session, pushes and pulls in one `sessions/new` (the
+//! browser's join), instead of `tracks/new` and a renegotiation per pull. `--loops N`: the node's
+//! media loops (`EDGEMEET_NODE_MEDIA_LOOPS`; default: the node's, one per core). `--rooms R`: each
+//! case runs in R rooms at once (the node pins each room to a loop, the least loaded). `--case`
+//! (repeatable) replaces the default cases, e.g. `--case 4x8@1000`. Each row also prints the
+//! node's resident memory grown per session while the row ran.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -61,6 +65,7 @@ struct SubStats {
 }
 
 struct Row {
+    rooms: usize,
     pubs: usize,
     subs: usize,
     pps_per_pub: u32,
@@ -74,6 +79,19 @@ struct Row {
     clients_cpu: f64,
     dups: u64,
     node_drops: f64,
+    kib_per_session: f64,
+}
+
+/// The process's resident memory in KiB (0 where /proc is missing).
+fn proc_rss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 fn proc_cpu_secs(pid: u32) -> f64 {
@@ -125,20 +143,134 @@ async fn node_latency_quantile(http: &reqwest::Client, base: &str, q: f64) -> an
         .map_or(f64::NAN, |(le, _)| le * 1e6))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     base: &str,
     pid: u32,
+    rooms: usize,
     pubs: usize,
     subs: usize,
     pps_per_pub: u32,
     secs: u64,
     one_call: bool,
 ) -> anyhow::Result<Row> {
-    let room = format!("bench-{pubs}x{subs}-{pps_per_pub}");
+    let rss0 = proc_rss_kib(pid);
     let measuring = Arc::new(AtomicBool::new(false));
     let mut publishers = Vec::new();
+    let mut subscribers = Vec::new();
+    let mut stats = Vec::new();
+    let mut room_names = Vec::new();
+    for r in 0..rooms {
+        let room = format!("bench-{pubs}x{subs}-{pps_per_pub}-r{r}");
+        let (p, s, st) = join_room(base, &room, pubs, subs, one_call, &measuring).await?;
+        publishers.extend(p);
+        subscribers.extend(s);
+        stats.extend(st);
+        room_names.push(room);
+    }
+    let sessions = (rooms * (pubs + subs)) as f64;
+    // 50 frames/s, packets per frame to reach the wanted rate.
+    let per_frame = (pps_per_pub / 50).max(1) as usize;
+    let stops: Vec<_> = publishers
+        .iter()
+        .map(|p| p.start_sending(50, per_frame, PACKET_SIZE))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let http = reqwest::Client::new();
+    let out0 = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await?;
+    let drop0 = metric(&http, base, "edgemeet_node_rtp_packets_dropped_total").await?;
+    let cpu0 = proc_cpu_secs(pid);
+    let me = std::process::id();
+    let clients0 = proc_cpu_secs(me);
+    let t0 = Instant::now();
+    measuring.store(true, Relaxed);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    measuring.store(false, Relaxed);
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = proc_cpu_secs(pid) - cpu0;
+    let clients_cpu = (proc_cpu_secs(me) - clients0) / wall;
+    let out = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await? - out0;
+    let node_drops = metric(&http, base, "edgemeet_node_rtp_packets_dropped_total").await? - drop0;
+    // Sessions up and forwarding (buffers of every connection filled): what they hold.
+    let kib_per_session = (proc_rss_kib(pid) - rss0).max(0.0) / sessions;
+    for s in &stops {
+        s.store(true, Relaxed);
+    }
+    let node_p99_us = node_latency_quantile(&http, base, 0.99).await?;
+    let (mut lat, mut expected, mut got, mut corrupt, mut dups) =
+        (Vec::new(), 0u64, 0u64, 0u64, 0u64);
+    for st in &stats {
+        let s = st.lock().unwrap();
+        lat.extend_from_slice(&s.latencies_us);
+        corrupt += s.corrupt;
+        for p in s.pairs.values() {
+            expected += u64::from(p.max - p.min) + 1;
+            got += p.unique;
+            dups += p.dups;
+        }
+        // A pair that got nothing in the window lost everything.
+        expected += (pubs - s.pairs.len()) as u64 * u64::from(pps_per_pub) * secs;
+    }
+    if corrupt > 0 {
+        bail!("{corrupt} corrupt packets");
+    }
+    lat.sort_unstable();
+    let q = |f: f64| {
+        lat.get(((lat.len() as f64 * f) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(f64::NAN, |v| f64::from(*v) / 1000.0)
+    };
+    for c in publishers.iter().chain(subscribers.iter()) {
+        c.close().await;
+    }
+    for room in &room_names {
+        let edge = token(SECRET, NODE_ID, room, "edge", 600);
+        let _ = http
+            .post(format!("{base}/v1/rooms/{room}/close"))
+            .bearer_auth(edge)
+            .send()
+            .await;
+    }
+    Ok(Row {
+        rooms,
+        pubs,
+        subs,
+        pps_per_pub,
+        fwd_pps: out / wall,
+        cpu_per_m: if out > 0.0 {
+            cpu / (out / 1e6)
+        } else {
+            f64::NAN
+        },
+        node_cpu: cpu / wall,
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        loss: if expected > 0 {
+            1.0 - got as f64 / expected as f64
+        } else {
+            1.0
+        },
+        node_p99_us,
+        clients_cpu,
+        dups,
+        node_drops,
+        kib_per_session,
+    })
+}
+
+type Joined = (Vec<TestClient>, Vec<TestClient>, Vec<Arc<Mutex<SubStats>>>);
+
+/// One room's publishers and subscribers, joined and pulling (not sending yet).
+async fn join_room(
+    base: &str,
+    room: &str,
+    pubs: usize,
+    subs: usize,
+    one_call: bool,
+    measuring: &Arc<AtomicBool>,
+) -> anyhow::Result<Joined> {
+    let mut publishers = Vec::new();
     for i in 0..pubs {
-        let t = token(SECRET, NODE_ID, &room, &format!("pub{i}"), 600);
+        let t = token(SECRET, NODE_ID, room, &format!("pub{i}"), 600);
         let mut c = if one_call {
             TestClient::build(base, &t, i as u8, ClientOptions::default()).await
         } else {
@@ -169,7 +301,7 @@ async fn run(
                 .push((now.saturating_sub(info.sent_ns) / 1000) as u32);
             s.pairs.entry(info.tag).or_default().add(info.counter);
         });
-        let t = token(SECRET, NODE_ID, &room, &format!("sub{j}"), 600);
+        let t = token(SECRET, NODE_ID, room, &format!("sub{j}"), 600);
         let opts = ClientOptions {
             on_packet: Some(hook),
             ..ClientOptions::default()
@@ -199,86 +331,7 @@ async fn run(
         subscribers.push(c);
         stats.push(st);
     }
-    // 50 frames/s, packets per frame to reach the wanted rate.
-    let per_frame = (pps_per_pub / 50).max(1) as usize;
-    let stops: Vec<_> = publishers
-        .iter()
-        .map(|p| p.start_sending(50, per_frame, PACKET_SIZE))
-        .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let http = reqwest::Client::new();
-    let out0 = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await?;
-    let drop0 = metric(&http, base, "edgemeet_node_rtp_packets_dropped_total").await?;
-    let cpu0 = proc_cpu_secs(pid);
-    let me = std::process::id();
-    let clients0 = proc_cpu_secs(me);
-    let t0 = Instant::now();
-    measuring.store(true, Relaxed);
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    measuring.store(false, Relaxed);
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = proc_cpu_secs(pid) - cpu0;
-    let clients_cpu = (proc_cpu_secs(me) - clients0) / wall;
-    let out = metric(&http, base, "edgemeet_node_rtp_packets_out_total").await? - out0;
-    let node_drops = metric(&http, base, "edgemeet_node_rtp_packets_dropped_total").await? - drop0;
-    for s in &stops {
-        s.store(true, Relaxed);
-    }
-    let node_p99_us = node_latency_quantile(&http, base, 0.99).await?;
-    let (mut lat, mut expected, mut got, mut corrupt, mut dups) =
-        (Vec::new(), 0u64, 0u64, 0u64, 0u64);
-    for st in &stats {
-        let s = st.lock().unwrap();
-        lat.extend_from_slice(&s.latencies_us);
-        corrupt += s.corrupt;
-        for p in s.pairs.values() {
-            expected += u64::from(p.max - p.min) + 1;
-            got += p.unique;
-            dups += p.dups;
-        }
-        // A pair that got nothing in the window lost everything.
-        expected += (pubs - s.pairs.len()) as u64 * u64::from(pps_per_pub) * secs;
-    }
-    if corrupt > 0 {
-        bail!("{corrupt} corrupt packets");
-    }
-    lat.sort_unstable();
-    let q = |f: f64| {
-        lat.get(((lat.len() as f64 * f) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(f64::NAN, |v| f64::from(*v) / 1000.0)
-    };
-    for c in publishers.iter().chain(subscribers.iter()) {
-        c.close().await;
-    }
-    let edge = token(SECRET, NODE_ID, &room, "edge", 600);
-    let _ = http
-        .post(format!("{base}/v1/rooms/{room}/close"))
-        .bearer_auth(edge)
-        .send()
-        .await;
-    Ok(Row {
-        pubs,
-        subs,
-        pps_per_pub,
-        fwd_pps: out / wall,
-        cpu_per_m: if out > 0.0 {
-            cpu / (out / 1e6)
-        } else {
-            f64::NAN
-        },
-        node_cpu: cpu / wall,
-        p50_ms: q(0.5),
-        p99_ms: q(0.99),
-        loss: if expected > 0 {
-            1.0 - got as f64 / expected as f64
-        } else {
-            1.0
-        },
-        node_p99_us,
-        clients_cpu,
-        dups,
-        node_drops,
-    })
+    Ok((publishers, subscribers, stats))
 }
 
 /// The same traffic from one webrtc-rs client straight to another: what the clients cost alone.
@@ -332,8 +385,42 @@ async fn direct_baseline(pps: u32, secs: u64) -> anyhow::Result<(f64, f64)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     edgemeet_testsupport::node_client::init_crypto();
-    let quick = std::env::args().any(|a| a == "--quick");
-    let one_call = std::env::args().any(|a| a == "--one-call");
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let values = |name: &str| -> Vec<String> {
+        args.windows(2)
+            .filter(|w| w[0] == name)
+            .map(|w| w[1].clone())
+            .collect()
+    };
+    let quick = flag("--quick");
+    let one_call = flag("--one-call");
+    let loops = values("--loops").pop();
+    let rooms: usize = values("--rooms")
+        .pop()
+        .map_or(Ok(1), |v| v.parse())
+        .context("--rooms N")?;
+    let mut cases: Vec<(usize, usize, u32)> = Vec::new();
+    for c in values("--case") {
+        let parse = || -> Option<(usize, usize, u32)> {
+            let (ps, pps) = c.split_once('@')?;
+            let (p, s) = ps.split_once('x')?;
+            Some((p.parse().ok()?, s.parse().ok()?, pps.parse().ok()?))
+        };
+        cases.push(parse().with_context(|| format!("--case {c}: PxS@PPS, e.g. 4x8@1000"))?);
+    }
+    if cases.is_empty() {
+        cases = if quick {
+            vec![(2, 2, 500)]
+        } else {
+            vec![(2, 4, 1000), (4, 4, 1000), (4, 8, 1000), (4, 8, 1500)]
+        };
+    }
+    let secs: u64 = match values("--secs").pop() {
+        Some(v) => v.parse().context("--secs S")?,
+        None if quick => 3,
+        None => 8,
+    };
     let bin = std::env::var("EDGEMEET_NODE_BIN").unwrap_or_else(|_| {
         let exe = std::env::current_exe().unwrap_or_default();
         exe.with_file_name("edgemeet-media-node")
@@ -344,13 +431,18 @@ async fn main() -> anyhow::Result<()> {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
-    let mut node = tokio::process::Command::new(&bin)
+    let mut command = tokio::process::Command::new(&bin);
+    command
         .env("EDGEMEET_NODE_ID", NODE_ID)
         .env("EDGEMEET_NODE_SECRET", SECRET)
         .env("EDGEMEET_NODE_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    if let Some(n) = &loops {
+        command.env("EDGEMEET_NODE_MEDIA_LOOPS", n);
+    }
+    let mut node = command
         .spawn()
         .with_context(|| format!("starting the node binary {bin}"))?;
     let pid = node.id().context("node pid")?;
@@ -363,17 +455,15 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cases: &[(usize, usize, u32)] = if quick {
-        &[(2, 2, 500)]
-    } else {
-        &[(2, 4, 1000), (4, 4, 1000), (4, 8, 1000), (4, 8, 1500)]
-    };
-    let secs = if quick { 3 } else { 8 };
     println!(
-        "media node benchmark: {PACKET_SIZE}-byte VP8-like packets, 50 frames/s, loopback, clients in the bench process, node in its own"
+        "media node benchmark: {PACKET_SIZE}-byte VP8-like packets, 50 frames/s, loopback, clients in the bench process, node in its own; media loops: {}; {rooms} room(s) per row",
+        loops
+            .as_deref()
+            .unwrap_or("the node's default (one per core)")
     );
     println!(
-        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>10} {:>10} {:>10} {:>8} {:>6} {:>11} {:>10}",
+        "{:>5} {:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>10} {:>10} {:>10} {:>8} {:>6} {:>11} {:>10} {:>10}",
+        "rooms",
         "pubs",
         "subs",
         "pps/pub",
@@ -386,17 +476,21 @@ async fn main() -> anyhow::Result<()> {
         "loss",
         "dups",
         "clients CPU",
-        "node drops"
+        "node drops",
+        "KiB/sess"
     );
-    let (b50, b99) = direct_baseline(1000, secs).await?;
-    println!(
-        "{:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>8.2}ms {:>8.2}ms {:>10} {:>8} {:>6} {:>11} {:>10}",
-        "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-", "-", "-", "-"
-    );
-    for &(p, s, pps) in cases {
-        let r = run(&base, pid, p, s, pps, secs, one_call).await?;
+    if !flag("--no-direct") {
+        let (b50, b99) = direct_baseline(1000, secs).await?;
         println!(
-            "{:>4} x {:<4} {:>8} | {:>11.0} {:>8.0}% {:>14.2} {:>8.2}ms {:>8.2}ms {:>8.0}us {:>7.3}% {:>6} {:>10.0}% {:>10.0}",
+            "{:>5} {:>4} x {:<4} {:>8} | {:>11} {:>9} {:>14} {:>8.2}ms {:>8.2}ms {:>10} {:>8} {:>6} {:>11} {:>10} {:>10}",
+            "-", "1", "1", 1000, "direct", "-", "-", b50, b99, "-", "-", "-", "-", "-", "-"
+        );
+    }
+    for &(p, s, pps) in &cases {
+        let r = run(&base, pid, rooms, p, s, pps, secs, one_call).await?;
+        println!(
+            "{:>5} {:>4} x {:<4} {:>8} | {:>11.0} {:>8.0}% {:>14.2} {:>8.2}ms {:>8.2}ms {:>8.0}us {:>7.3}% {:>6} {:>10.0}% {:>10.0} {:>10.0}",
+            r.rooms,
             r.pubs,
             r.subs,
             r.pps_per_pub,
@@ -409,15 +503,17 @@ async fn main() -> anyhow::Result<()> {
             r.loss * 100.0,
             r.dups,
             r.clients_cpu * 100.0,
-            r.node_drops
+            r.node_drops,
+            r.kib_per_session
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     println!(
         "node CPU: share of one core. e2e: publisher send to subscriber receive, both client \
          stacks included; the 'direct' row is the same traffic client to client without the node, \
-         so the node adds about e2e minus direct. node p99: time inside the node from the \
-         publisher's track to the subscribers' queues (histogram bucket bound)."
+         so the node adds about e2e minus direct. node p99: time inside the node from reading \
+         the publisher's datagram to its copies encrypted and queued for the socket (histogram \
+         bucket bound). KiB/sess: the node's resident memory grown while the row ran, per session."
     );
     let _ = node.kill().await;
     Ok(())
