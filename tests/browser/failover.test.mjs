@@ -8,7 +8,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, waitForVideo, uniqueRoom } from './lib.mjs';
-import { freePort, startMediaNode } from './nodes.mjs';
+import { NODE_SECRET, freePort, startMediaNode } from './nodes.mjs';
 
 let edge;
 let browser;
