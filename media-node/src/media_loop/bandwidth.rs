@@ -59,7 +59,7 @@ pub struct EstimateCell {
     /// Probes started, and those the path refused (the estimate fell back within the verdict).
     probes: AtomicU64,
     probes_failed: AtomicU64,
-    /// Retransmissions not sent: over their budget (`rtx_budget.rs`).
+    /// Retransmissions not sent: over their budget (`retransmit.rs`).
     rtx_dropped: AtomicU64,
 }
 
@@ -256,24 +256,19 @@ impl BandwidthEstimator for PublishedGcc {
 /// Adds the send-side estimator to a node connection's interceptors: transport-wide sequence
 /// numbers on what it sends and GCC over the feedback, no pacer. The media engine already
 /// offers the transport-cc extension and feedback (rtc's default interceptors register them).
-pub fn with_estimator(registry: Registry) -> (Registry, Arc<EstimateCell>) {
-    let cell = Arc::new(EstimateCell::default());
-    let registry = registry.with(
-        Slot::from(super::rtx_budget::SLOT),
-        super::rtx_budget::RtxBudget::new(cell.clone()),
-    );
+/// The estimate goes into `cell` (shared with the retransmission budget, `retransmit.rs`).
+pub fn with_estimator(registry: Registry, cell: &Arc<EstimateCell>) -> Registry {
     let estimator = PublishedGcc {
         gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
         cell: cell.clone(),
         prober: Prober::default(),
     };
-    let registry = registry
+    registry
         .with(
             Slot::CongestionControl,
             CongestionControlBuilder::new(estimator).build(),
         )
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build());
-    (registry, cell)
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
 }
 
 /// A connection's downlink: its estimate and its allocator (the loop's side).

@@ -120,12 +120,14 @@ impl Connection {
         now: Instant,
     ) -> Result<Self, ApiError> {
         let (media, registry) = media_and_interceptors(metrics.clone()).map_err(ApiError::Media)?;
+        // Issue 18: the downlink estimate (GCC on the transport-cc feedback about what the node
+        // sends), which also bounds the retransmissions.
+        let estimate = Arc::new(super::bandwidth::EstimateCell::default());
         let registry = registry.with(
             Slot::from(super::retransmit::SLOT),
-            super::retransmit::RetransmitCounter::new(metrics),
+            super::retransmit::RetransmitCounter::new(metrics, estimate.clone()),
         );
-        // Issue 18: transport-wide sequence numbers on what the node sends, GCC on the feedback.
-        let (registry, estimate) = super::bandwidth::with_estimator(registry);
+        let registry = super::bandwidth::with_estimator(registry, &estimate);
         // DTLS server (`a=setup:passive`): the browser's ClientHello is answered as it arrives (docs/field-notes.md, "DTLS role of the node").
         let se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)

@@ -15,7 +15,6 @@ mod offer;
 mod retransmit;
 pub(crate) mod router;
 mod rtcp_to_app;
-mod rtx_budget;
 mod sessions;
 mod udp;
 
