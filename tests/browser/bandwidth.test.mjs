@@ -6,9 +6,9 @@
 // (netlab.mjs): three publishers on machine 0, the viewer on machine 1.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { joinPage, inMeeting, waitMode, uniqueRoom } from './lib.mjs';
 import { NetLab } from './netlab.mjs';
-import { remoteVideo, watchVideo, receivingAudio, receivingVideo, concealedPercent, nodeCounters, counterDelta } from './video.mjs';
+import { roomViaNode } from './rooms.mjs';
+import { watchVideo, receivingAudio, receivingVideo, concealedPercent, nodeCounters, counterDelta } from './video.mjs';
 
 /** @type {NetLab} */
 let lab;
@@ -48,15 +48,7 @@ async function videosByParticipant(page) {
 // asserts what is delivered (audio, the others, paused tiles shown as such, the speaker's video
 // still decoding) and prints those two figures against their targets.
 test('a viewer capped at 500 kbit/s keeps the speaker\'s video and all audio, the others are unaffected, and videos that do not fit are shown paused', async () => {
-  const room = uniqueRoom('bwe');
-  const pages = [];
-  for (let i = 0; i < 4; i++) {
-    pages.push(await joinPage(lab.browsers[i < 3 ? 0 : 1], lab.edge.url, room, { name: `P${i}` }));
-    await inMeeting(pages[i]);
-  }
-  for (const p of pages) await waitMode(p, 'Via server');
-  const deadline = Date.now() + 20000;
-  for (const p of pages) assert.ok((await remoteVideo(p, 3, deadline)).ok, 'everyone decodes everyone first');
+  const pages = await roomViaNode(lab, 'bwe', 4, (i) => (i < 3 ? 0 : 1), 20000);
   const viewer = pages[3];
   // The speaker the node serves first: the room's dominant speaker if it named one (the fake
   // microphones all play the same tone), else P0 (the allocation keeps join order).

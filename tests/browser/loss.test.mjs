@@ -4,8 +4,8 @@
 // not frozen frames, and video comes back when it recovers.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { joinPage, inMeeting, waitMode, uniqueRoom } from './lib.mjs';
 import { NetLab } from './netlab.mjs';
+import { roomViaNode } from './rooms.mjs';
 import { remoteVideo, watchVideo, receivingAudio, receivingVideo, concealedPercent, sum, nodeCounters, counterDelta } from './video.mjs';
 
 /** @type {NetLab} */
@@ -19,18 +19,7 @@ before(async () => {
 after(async () => { await lab?.close(); });
 
 /** Two publishers on machine 0, the viewer on machine 1 (its link is the lossy one). */
-async function room() {
-  const room = uniqueRoom('loss');
-  const pages = [];
-  for (let i = 0; i < 3; i++) {
-    pages.push(await joinPage(lab.browsers[i < 2 ? 0 : 1], lab.edge.url, room, { name: `P${i}` }));
-    await inMeeting(pages[i]);
-  }
-  for (const p of pages) await waitMode(p, 'Via server');
-  const deadline = Date.now() + 15000;
-  for (const p of pages) assert.ok((await remoteVideo(p, 2, deadline)).ok, 'everyone decodes everyone first');
-  return pages;
-}
+const room = () => roomViaNode(lab, 'loss', 3, (i) => (i < 2 ? 0 : 1));
 
 test('5 % loss on a viewer\'s link: no video freeze over 1 s, audio concealment under 2 %, back at once after', async () => {
   const pages = await room();

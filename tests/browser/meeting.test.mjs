@@ -27,6 +27,16 @@ after(async () => { await lab?.close(); });
 async function meeting(size, gapMs) {
   const room = uniqueRoom(`meet${size}`);
   const pages = [];
+  try {
+    await meetingIn(room, pages, size, gapMs);
+  } finally {
+    // Also when it failed: pages left open keep encoding and starve every later room.
+    await Promise.all(pages.map((p) => p.context().close().catch(() => {})));
+  }
+}
+
+/** The body of `meeting`: `pages` are the caller's, closed by it whatever happens here. */
+async function meetingIn(room, pages, size, gapMs) {
   let lastJoin = 0;
   for (let i = 0; i < size; i++) {
     if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
@@ -56,7 +66,6 @@ async function meeting(size, gapMs) {
     (await import('node:fs')).writeFileSync(process.env.EDGEMEET_MEETING_LOG, [`watch from ${watchStart}`, ...who, ...lab.edge.logs].join('\n'));
   }
   assert.deepEqual(stalls.map(([i, w]) => `P${i}: ${w.stalls.join('; ')}`), [], 'no remote video stalls');
-  await Promise.all(pages.map((p) => p.context().close()));
 }
 
 for (let run = 0; run < RUNS; run++) {
