@@ -107,8 +107,8 @@ pub struct Composition {
 
 impl Composition {
     pub fn start(settings: Settings, output: Output) -> Result<Self, Error> {
-        std::fs::create_dir_all(&settings.work_dir).map_err(Error::Output)?;
-        // The publisher connects before ffmpeg starts: a wrong URL or key fails at once.
+        // The publisher connects before anything else: a wrong URL or key fails at once, and
+        // leaves nothing behind.
         let (container, sink) = match output {
             Output::Rtmp(target) => (
                 Container::Flv,
@@ -116,6 +116,14 @@ impl Composition {
             ),
             Output::Mp4(w) => (Container::Mp4, Sink::Writer(w)),
         };
+        std::fs::create_dir_all(&settings.work_dir).map_err(Error::Output)?;
+        let work_dir = settings.work_dir.clone();
+        Self::start_encoding(settings, container, sink).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&work_dir);
+        })
+    }
+
+    fn start_encoding(settings: Settings, container: Container, sink: Sink) -> Result<Self, Error> {
         let Encoder {
             child,
             pictures,

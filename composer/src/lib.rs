@@ -3,11 +3,13 @@
 //!
 //! - [`layout`], [`frame`], [`text`], [`mixer`], [`compositor`]: pure (pictures, sound and scene
 //!   in; a canvas and 20 ms of sound out), tested without ffmpeg.
+//! - [`decoder`]: a participant's track (live WebM) decoded by ffmpeg into the composition.
 //! - [`composition`]: the host: a clock thread, ffmpeg ([`encoder`]) as a supervised process,
 //!   and the output (an RTMP session of our own, [`rtmp`] over [`flv`] tags, or a writer).
 
 pub mod composition;
 pub mod compositor;
+pub mod decoder;
 pub mod encoder;
 pub mod flv;
 pub mod frame;

@@ -284,5 +284,9 @@ fn an_unreachable_server_fails_at_once_and_leaves_nothing() {
         .err()
         .expect("refused");
     assert!(!err.to_string().contains(KEY));
+    assert!(
+        !dir.join("work").exists(),
+        "a failed start leaves no folder"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -52,6 +52,7 @@
 mod allocation;
 mod api;
 mod auth;
+mod composition;
 mod config;
 mod error;
 pub mod inbound;

@@ -30,6 +30,8 @@ pub struct Shared {
     /// Send a heartbeat now (a drain changed): the edge should not wait for the next tick.
     pub report_now: tokio::sync::Notify,
     pub recordings: Recordings,
+    /// Livestreams (issue 21), one per meeting at most.
+    pub compositions: crate::composition::Compositions,
     /// The media loops: every session, connection and track, each room on one loop.
     pub media: Loops,
     /// Last CPU sample: (wall instant, process CPU seconds) and the derived load.
@@ -46,6 +48,7 @@ impl Shared {
             migrate: AtomicBool::new(false),
             report_now: tokio::sync::Notify::new(),
             recordings: Recordings::new(cfg.recording.as_ref()),
+            compositions: crate::composition::Compositions::default(),
             cpu: Mutex::new((Instant::now(), process_cpu_secs(), 0.0)),
             cfg,
         }

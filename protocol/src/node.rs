@@ -450,6 +450,80 @@ pub struct StopRecordingResponse {
     pub files: u32,
 }
 
+/// `POST /v1/rooms/{meeting}/livestream/start` (edge -> node, moderator's request): compose the
+/// meeting and stream it to an RTMP ingest (issue 21). The stream key goes from the moderator's
+/// page through the edge to here and nowhere else: never logged, never stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartLivestreamRequest {
+    /// `rtmp://host[:port]/app` (the ingest's URL without the key).
+    pub url: String,
+    pub stream_key: String,
+    /// Who is in the picture at the start (updated with `PUT .../composition/scene`).
+    #[serde(default)]
+    pub scene: CompositionScene,
+}
+
+impl std::fmt::Debug for StartLivestreamRequest {
+    // The stream key is a credential; names are personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartLivestreamRequest")
+            .field("url", &self.url)
+            .field("stream_key", &"<redacted>")
+            .field("scene", &self.scene)
+            .finish()
+    }
+}
+
+/// Who a composition shows: participants (the room's opaque ids and the names drawn on their
+/// tiles), the active speaker, who shares a screen, and the layout.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompositionScene {
+    #[serde(default)]
+    pub people: Vec<ScenePerson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<String>,
+    /// A grid of equal tiles instead of the speaker view.
+    #[serde(default)]
+    pub grid: bool,
+}
+
+impl std::fmt::Debug for CompositionScene {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompositionScene")
+            .field("people", &self.people.len())
+            .field("grid", &self.grid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenePerson {
+    pub id: String,
+    /// Drawn on the tile; memory only.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartLivestreamResponse {
+    pub livestream_id: String,
+    pub started_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopLivestreamResponse {
+    pub livestream_id: String,
+    /// Pictures sent (a picture repeated when composing fell behind counts).
+    pub pictures: u64,
+    pub output_bytes: u64,
+}
+
 /// Continent codes, as in Cloudflare's `CF-IPContinent` (lower case here).
 pub const CONTINENTS: [&str; 7] = ["af", "an", "as", "eu", "na", "oc", "sa"];
 

@@ -2,6 +2,7 @@
 //! Here: routes, tokens, bodies, rooms, recording and drain; the session calls, each one
 //! command to the media loop, are in `sessions.rs`.
 
+mod livestream;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -45,6 +46,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/rooms/{meeting}/close", post(close_room))
         .route("/v1/rooms/{meeting}/recording/start", post(start_recording))
         .route("/v1/rooms/{meeting}/recording/stop", post(stop_recording))
+        .route(
+            "/v1/rooms/{meeting}/livestream/start",
+            post(livestream::start),
+        )
+        .route(
+            "/v1/rooms/{meeting}/livestream/stop",
+            post(livestream::stop),
+        )
+        .route(
+            "/v1/rooms/{meeting}/composition/scene",
+            put(livestream::scene),
+        )
         .route("/v1/drain", post(drain))
         .route(
             "/v1/{*rest}",
@@ -276,12 +289,21 @@ async fn close_room(
     {
         tracing::warn!(error = %e, "recording not finalized at room close");
     }
+    // And its livestream ends.
+    if shared.compositions.is_live(&meeting)
+        && let Err(e) = shared
+            .compositions
+            .stop_livestream(&shared.media, &meeting)
+            .await
+    {
+        tracing::warn!(error = %e, "livestream not ended cleanly at room close");
+    }
     let n = sessions::close_where(&shared.media, &meeting, None).await?;
     Ok(Json(ClosedResponse { closed_sessions: n }))
 }
 
 /// The edge's token for this very meeting.
-fn edge_claims_for(
+pub(crate) fn edge_claims_for(
     shared: &Shared,
     headers: &HeaderMap,
     meeting: &str,

@@ -98,9 +98,8 @@ pub async fn new_session(
     }
     shared.metrics.sessions_created.fetch_add(1, Relaxed);
     tracing::info!(session = %id, "session created");
-    if tracks.is_some() && shared.recordings.is_recording(&c.room) {
-        // Pushed while the meeting records: recorded too.
-        shared.recordings.attach_loop(media, &c.room).await;
+    if tracks.is_some() {
+        attach_taps(shared, media, &c.room).await;
     }
     Ok(Json(NewSessionResponse {
         session_id: id,
@@ -216,9 +215,8 @@ pub async fn tracks_new(
         SessionOp::Pull(req.tracks)
     };
     let r = call(media, sid, caller(c), op).await?;
-    if push && shared.recordings.is_recording(&c.room) {
-        // Pushed while the meeting records: recorded too.
-        shared.recordings.attach_loop(media, &c.room).await;
+    if push {
+        attach_taps(shared, media, &c.room).await;
     }
     tracks_reply(shared, r)
 }
@@ -305,5 +303,15 @@ pub async fn close_where(
 pub async fn close_all(media: &Loops) {
     for l in media.all() {
         let _ = l.call(Command::CloseAll).await;
+    }
+}
+
+/// A track pushed while the meeting records or streams: recorded and composed too.
+async fn attach_taps(shared: &Shared, media: &crate::media_loop::Loops, room: &str) {
+    if shared.recordings.is_recording(room) {
+        shared.recordings.attach_loop(media, room).await;
+    }
+    if shared.compositions.is_live(room) {
+        shared.compositions.attach_loop(media, room).await;
     }
 }

@@ -83,13 +83,16 @@ pub enum Command {
     },
     /// Closes everything (node shutdown).
     CloseAll(oneshot::Sender<()>),
-    /// The room's pushed tracks that recording `recording_id` does not tap yet.
+    /// The room's pushed tracks that recording (or composition) `recording_id` does not tap yet.
     Recordable {
         room: String,
         recording_id: String,
         reply: oneshot::Sender<Vec<RecordableTrack>>,
     },
-    /// Taps publications for a recording (each video one is asked for a keyframe).
+    /// Drops every tap of a recording or composition (its sources see their queues close).
+    Untap(String, oneshot::Sender<()>),
+    /// Taps publications for a recording or a composition (each video one is asked for a
+    /// keyframe).
     Tap(
         Vec<(usize, crate::recording::tap::LoopTap)>,
         oneshot::Sender<()>,
@@ -101,6 +104,8 @@ pub struct RecordableTrack {
     pub publication: usize,
     pub participant: String,
     pub session_id: String,
+    /// The track's name (`video`, `screen-1`, `audio`).
+    pub name: String,
     pub video: bool,
     pub mime: String,
 }

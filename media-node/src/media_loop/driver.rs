@@ -462,15 +462,18 @@ impl MediaLoop {
         if p.rids.is_empty() && p.media_ssrc.is_none() {
             p.media_ssrc = Some(pkt.header.ssrc);
         }
-        if p.tap.is_some() {
+        if !p.taps.is_empty() {
             let layers = p.layer_ssrcs();
-            match p.tap.as_mut().and_then(|t| t.offer(&layers, &pkt)) {
+            p.taps.retain_mut(|t| match t.offer(&layers, &pkt) {
                 // The recorder lost the stream (start, a gap): a keyframe on this layer.
-                Some(true) => tap_keyframe = Some(pkt.header.ssrc),
-                Some(false) => {}
-                // Its recording ended.
-                None => p.tap = None,
-            }
+                Some(true) => {
+                    tap_keyframe = Some(pkt.header.ssrc);
+                    true
+                }
+                Some(false) => true,
+                // Its recording (or composition) ended.
+                None => false,
+            });
         }
         let view = p
             .layers

@@ -48,7 +48,7 @@ pub struct Publication {
     /// Last sequence number per SSRC (ingress loss counter).
     pub last_seq: Vec<(u32, u16)>,
     /// Set while the meeting records this track.
-    pub tap: Option<crate::recording::tap::LoopTap>,
+    pub taps: Vec<crate::recording::tap::LoopTap>,
     /// What each layer costs a viewer now (bandwidth allocation, issue 18).
     pub costs: LayerCosts,
 }
@@ -283,7 +283,7 @@ mod tests {
             pulls: Vec::new(),
             keyframes: KeyframeRequests::default(),
             last_seq: Vec::new(),
-            tap: None,
+            taps: Vec::new(),
             costs: LayerCosts::default(),
         }
     }

@@ -152,6 +152,12 @@ impl LoopHandle {
         self.call(|reply| Command::Tap(taps, reply)).await
     }
 
+    /// Drops the taps of a recording or composition.
+    pub async fn untap(&self, consumer: &str) -> Result<(), ApiError> {
+        let consumer = consumer.to_owned();
+        self.call(|reply| Command::Untap(consumer, reply)).await
+    }
+
     /// Sends a command built around a reply sender and waits for the reply.
     pub async fn call<T>(
         &self,

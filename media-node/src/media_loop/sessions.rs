@@ -97,15 +97,13 @@ impl MediaLoop {
                     let Some(c) = self.conns[p.conn].as_ref() else {
                         continue;
                     };
-                    let tapped = p
-                        .tap
-                        .as_ref()
-                        .is_some_and(|t| t.recording_id() == recording_id);
+                    let tapped = p.taps.iter().any(|t| t.consumer() == recording_id);
                     if c.owner.room == room && !tapped {
                         out.push(super::command::RecordableTrack {
                             publication: i,
                             participant: c.owner.participant.clone(),
                             session_id: c.session_id.clone(),
+                            name: p.name.clone(),
                             video: p.video,
                             mime: p.mime.clone(),
                         });
@@ -113,13 +111,21 @@ impl MediaLoop {
                 }
                 let _ = reply.send(out);
             }
+            Command::Untap(consumer, reply) => {
+                for p in self.pubs.iter_mut().flatten() {
+                    p.taps.retain(|t| t.consumer() != consumer);
+                }
+                let _ = reply.send(());
+            }
             Command::Tap(taps, reply) => {
                 let now = Instant::now();
                 for (pid, tap) in taps {
                     let Some(p) = self.pubs.get_mut(pid).and_then(Option::as_mut) else {
                         continue;
                     };
-                    p.tap = Some(tap);
+                    // A later recording (or composition) of the same id replaces its tap.
+                    p.taps.retain(|t| t.consumer() != tap.consumer());
+                    p.taps.push(tap);
                     if p.video {
                         // Video starts at a keyframe: ask for one now rather than wait.
                         self.request_keyframe(pid, None, crate::keyframes::LAYER_INTERVAL_MS, now);
@@ -385,7 +391,7 @@ impl MediaLoop {
                         pulls: Vec::new(),
                         keyframes: Default::default(),
                         last_seq: Vec::new(),
-                        tap: None,
+                        taps: Vec::new(),
                         costs: Default::default(),
                     }));
                 }

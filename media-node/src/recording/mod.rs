@@ -8,9 +8,9 @@ pub mod config;
 mod ebml;
 mod file;
 pub mod tap;
-mod timeline;
+pub(crate) mod timeline;
 pub(crate) mod vp8;
-mod webm;
+pub(crate) mod webm;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;

@@ -76,7 +76,7 @@ impl Tap {
     }
 }
 
-/// A tap the media loop owns, one per publication: the layer choice in a plain field (no lock on
+/// A tap the media loop owns, one per publication and consumer (a recording, a composition): the layer choice in a plain field (no lock on
 /// the loop's packet path).
 pub struct LoopTap {
     sink: Tap,
@@ -88,7 +88,8 @@ impl LoopTap {
         Self { sink, layer: None }
     }
 
-    pub fn recording_id(&self) -> &str {
+    /// The recording's (or composition's) id.
+    pub fn consumer(&self) -> &str {
         &self.sink.recording_id
     }
 

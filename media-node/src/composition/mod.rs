@@ -1,0 +1,295 @@
+//! Compositions (issue 21): a meeting composed into one picture and one sound by the composer
+//! crate and streamed out: a livestream to an RTMP ingest. At most one per meeting.
+//!
+//! The media comes from the media loop's taps (the recording's), one per pushed track: each
+//! track's RTP goes through a [`source`] thread into its own ffmpeg decoder, whose pictures and
+//! sound feed the composition. Who is shown, with which names, who speaks and who shares a
+//! screen come from the edge (the scene), in memory only. The stream key is handed to the
+//! composer's own RTMP session and nothing else: not logged, not stored, not on a command line.
+
+mod source;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use edgemeet_composer::decoder::{Decoder, Kind};
+use edgemeet_composer::layout::{Mode, Person, Scene, Source};
+use edgemeet_composer::rtmp::{RtmpTarget, StreamKey};
+use edgemeet_composer::{Composition, Output, Settings};
+use edgemeet_protocol::node::{
+    CompositionScene, StartLivestreamRequest, StartLivestreamResponse, StopLivestreamResponse,
+};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::media_loop::Loops;
+use crate::recording::tap::{LoopTap, Tap};
+
+/// Packets queued per tapped track before the tap drops (the loop never waits for a decoder).
+const QUEUE: usize = 512;
+/// Each participant's pictures reach the composition at this size (letterboxed): enough for the
+/// main picture of a 720p canvas.
+const SOURCE_SIZE: (u32, u32) = (640, 360);
+
+pub struct Compositions {
+    ffmpeg: PathBuf,
+    work_root: PathBuf,
+    active: Mutex<HashMap<String, Arc<Active>>>,
+}
+
+struct Active {
+    id: String,
+    start: Instant,
+    composition: Mutex<Option<Composition>>,
+    feeder: edgemeet_composer::Feeder,
+    sources: Mutex<Vec<JoinHandle<()>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// 128 random bits in hex.
+fn new_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The composer's scene from the edge's.
+fn scene_of(s: &CompositionScene) -> Scene {
+    Scene {
+        people: s
+            .people
+            .iter()
+            .map(|p| Person {
+                id: p.id.clone(),
+                name: p.name.clone(),
+            })
+            .collect(),
+        speaker: s.speaker.clone(),
+        screen: s.screen.clone(),
+        mode: if s.grid { Mode::Grid } else { Mode::Speaker },
+    }
+}
+
+impl Default for Compositions {
+    fn default() -> Self {
+        Self::new(
+            std::env::var_os("EDGEMEET_FFMPEG").map_or_else(|| "ffmpeg".into(), PathBuf::from),
+            std::env::temp_dir().join(format!("edgemeet-compositions-{}", std::process::id())),
+        )
+    }
+}
+
+impl Compositions {
+    pub fn new(ffmpeg: PathBuf, work_root: PathBuf) -> Self {
+        Self {
+            ffmpeg,
+            work_root,
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_live(&self, meeting: &str) -> bool {
+        self.active.lock().unwrap().contains_key(meeting)
+    }
+
+    /// Starts streaming `meeting`: connects to the ingest (a wrong URL or key fails here), starts
+    /// the encoder, taps every pushed track of the meeting.
+    pub async fn start_livestream(
+        &self,
+        media: &Loops,
+        meeting: &str,
+        req: StartLivestreamRequest,
+    ) -> Result<StartLivestreamResponse, ApiError> {
+        if self.is_live(meeting) {
+            return Err(ApiError::Conflict("this meeting is already being streamed"));
+        }
+        let target = RtmpTarget::parse(&req.url, StreamKey::new(req.stream_key))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let id = new_id();
+        let mut settings = Settings::hd(self.work_root.join(&id));
+        settings.ffmpeg = self.ffmpeg.clone();
+        let composition =
+            tokio::task::spawn_blocking(move || Composition::start(settings, Output::Rtmp(target)))
+                .await
+                .map_err(|_| ApiError::Media("the composer did not start".into()))?
+                // The composer's errors name neither the key nor the URL's secrets (its tests check).
+                .map_err(|e| ApiError::Unavailable(livestream_error(&e)))?;
+        let feeder = composition.feeder();
+        feeder.scene(scene_of(&req.scene));
+        let started = SystemTime::now();
+        let active = Arc::new(Active {
+            id: id.clone(),
+            start: Instant::now(),
+            composition: Mutex::new(Some(composition)),
+            feeder,
+            sources: Mutex::new(Vec::new()),
+            dropped: Arc::new(AtomicU64::new(0)),
+        });
+        let raced = {
+            let mut map = self.active.lock().unwrap();
+            if map.contains_key(meeting) {
+                true
+            } else {
+                map.insert(meeting.to_owned(), active.clone());
+                false
+            }
+        };
+        if raced {
+            finish(active).await;
+            return Err(ApiError::Conflict("this meeting is already being streamed"));
+        }
+        self.attach_loop(media, meeting).await;
+        tracing::info!(livestream = %id, "livestream started");
+        Ok(StartLivestreamResponse {
+            livestream_id: id,
+            started_at_ms: unix_ms(started),
+        })
+    }
+
+    /// A new scene (who is in, names, speaker, screen, layout) for `meeting`'s composition.
+    pub fn set_scene(&self, meeting: &str, scene: &CompositionScene) -> Result<(), ApiError> {
+        let active = self.active.lock().unwrap().get(meeting).cloned();
+        let active = active.ok_or(ApiError::NotFound("this meeting is not being streamed"))?;
+        active.feeder.scene(scene_of(scene));
+        Ok(())
+    }
+
+    /// Stops `meeting`'s livestream: the taps go, the encoder finishes the stream.
+    pub async fn stop_livestream(
+        &self,
+        media: &Loops,
+        meeting: &str,
+    ) -> Result<StopLivestreamResponse, ApiError> {
+        let active = self
+            .active
+            .lock()
+            .unwrap()
+            .remove(meeting)
+            .ok_or(ApiError::NotFound("this meeting is not being streamed"))?;
+        if let Some(lp) = media.of_room(meeting) {
+            let _ = lp.untap(&active.id).await;
+        }
+        let id = active.id.clone();
+        let report = finish(active).await;
+        // The process's folder goes with its last composition (fails while others run).
+        let _ = std::fs::remove_dir(&self.work_root);
+        tracing::info!(livestream = %id, pictures = report.pictures, "livestream stopped");
+        Ok(StopLivestreamResponse {
+            livestream_id: id,
+            pictures: report.pictures,
+            output_bytes: report.output_bytes,
+        })
+    }
+
+    /// Taps the tracks of `meeting` that its composition does not take yet (at the start, and
+    /// after every push): each into a decoder of its own.
+    pub async fn attach_loop(&self, media: &Loops, meeting: &str) {
+        let Some(active) = self.active.lock().unwrap().get(meeting).cloned() else {
+            return;
+        };
+        let Some(lp) = media.of_room(meeting) else {
+            return;
+        };
+        let Ok(tracks) = lp.recordable(meeting, &active.id).await else {
+            return;
+        };
+        let mut taps = Vec::new();
+        for t in tracks {
+            let mime = t.mime.to_ascii_lowercase();
+            if !(mime == "video/vp8" || mime == "audio/opus") {
+                tracing::info!(livestream = %active.id, "track codec not composable; skipped");
+                continue;
+            }
+            let kind = if t.video {
+                let (width, height) = SOURCE_SIZE;
+                let source = if t.name.starts_with("screen") {
+                    Source::Screen(t.participant.clone())
+                } else {
+                    Source::Camera(t.participant.clone())
+                };
+                Kind::Video {
+                    source,
+                    width,
+                    height,
+                }
+            } else {
+                Kind::Audio {
+                    participant: t.participant.clone(),
+                }
+            };
+            let decoder = match Decoder::start(&self.ffmpeg, kind, active.feeder.clone()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(livestream = %active.id, error = %e, "decoder did not start");
+                    continue;
+                }
+            };
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let need_keyframe = Arc::new(AtomicBool::new(false));
+            match source::spawn(t.video, decoder, rx, need_keyframe.clone(), active.start) {
+                Ok(h) => active.sources.lock().unwrap().push(h),
+                Err(e) => {
+                    tracing::warn!(livestream = %active.id, error = %e, "source thread did not start");
+                    continue;
+                }
+            }
+            let tap = Tap::new(
+                active.id.clone(),
+                t.video,
+                tx,
+                need_keyframe,
+                active.dropped.clone(),
+            );
+            taps.push((t.publication, LoopTap::new(tap)));
+        }
+        if !taps.is_empty() {
+            let _ = lp.tap(taps).await;
+        }
+    }
+}
+
+/// Ends a composition that no loop taps any more: its sources first (their queues are closed),
+/// then the encoder.
+async fn finish(active: Arc<Active>) -> edgemeet_composer::Report {
+    tokio::task::spawn_blocking(move || {
+        let sources = std::mem::take(&mut *active.sources.lock().unwrap());
+        for s in sources {
+            let _ = s.join();
+        }
+        let composition = active.composition.lock().unwrap().take();
+        match composition.map(Composition::stop) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                tracing::warn!(livestream = %active.id, error = %e, "livestream ended with an error");
+                edgemeet_composer::Report::default()
+            }
+            None => edgemeet_composer::Report::default(),
+        }
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// What the caller is told when the stream cannot start (the composer's own words: they name
+/// the host at most, never the key).
+fn livestream_error(e: &edgemeet_composer::Error) -> &'static str {
+    match e {
+        edgemeet_composer::Error::BadTarget(_) => "bad RTMP URL",
+        edgemeet_composer::Error::Rtmp(_) => "the RTMP server cannot be reached",
+        edgemeet_composer::Error::RtmpProtocol(_) => "the RTMP server refused the stream",
+        edgemeet_composer::Error::Encoder(_) | edgemeet_composer::Error::Output(_) => {
+            "the composer could not start"
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Livestreaming, end to end with real pieces: three webrtc-rs publishers send real VP8 (a solid
+//! colour each) and Opus (a tone) through the node; the edge's calls start a livestream to an RTMP
+//! server (ffmpeg listening, as an ingest would), switch the speaker, and stop it. What a viewer
+//! of the stream would notice is checked on what the server received: H.264 + AAC that plays for
+//! as long as the stream ran, the speaker's colour as the main picture before and after the
+//! switch, the tones heard; and what must not happen: the stream key in a log line, the stream
+//! started by anyone but the room's edge, anything of it left on disk.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use edgemeet_composer::frame::{Frame, Yuv};
+use edgemeet_composer::layout::{Mode, Person, Scene, layout};
+use edgemeet_testsupport::media::{self as testmedia, opus_packets, vp8_clip};
+use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
+use reqwest::Method;
+
+const KEY: &str = "live-key-9a8b7c6d5e4f";
+/// ffmpeg's BT.601 limited-range conversion of pure red and blue.
+const RED: Yuv = Yuv(81, 90, 240);
+const BLUE: Yuv = Yuv(41, 240, 110);
+
+/// Every log line the node writes, at every level.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn publisher(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
+    let mut c = TestClient::connect(
+        &node.base,
+        &tok(room, participant),
+        tag,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    c.publish(true, true, false).await.unwrap();
+    c.wait_connected(Duration::from_secs(10)).await.unwrap();
+    c
+}
+
+fn scene_json(speaker: &str) -> serde_json::Value {
+    serde_json::json!({
+        "people": [
+            {"id": "ada", "name": "Ada"},
+            {"id": "bob", "name": "Bob"},
+            {"id": "cyd", "name": "Cyd"},
+        ],
+        "speaker": speaker,
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn probe(file: &Path) -> (Vec<String>, f64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut codecs = Vec::new();
+    let mut duration = 0.0;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.parse::<f64>() {
+            Ok(d) => duration = d,
+            Err(_) => codecs.push(line.trim_end_matches(',').to_string()),
+        }
+    }
+    codecs.sort();
+    (codecs, duration)
+}
+
+/// The decoded 720p picture at `at` seconds.
+fn picture_at(file: &Path, at: f64) -> Frame {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{at:.2}"), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuv420p"])
+        .args(["-s", "1280x720", "pipe:1"])
+        .output()
+        .expect("ffmpeg decode");
+    Frame::from_i420(1280, 720, out.stdout).expect("one 720p picture")
+}
+
+fn near(a: Yuv, b: Yuv) -> bool {
+    let d = |x: u8, y: u8| (i16::from(x) - i16::from(y)).abs() <= 16;
+    d(a.0, b.0) && d(a.1, b.1) && d(a.2, b.2)
+}
+
+fn mean_volume(file: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(file)
+        .args(["-af", "volumedetect", "-vn", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines()
+        .find_map(|l| l.split("mean_volume:").nth(1))
+        .and_then(|v| v.trim().trim_end_matches(" dB").parse().ok())
+        .unwrap_or(-91.0)
+}
+
+/// The centre of the main picture (the speaker's) on the 720p canvas.
+fn main_centre() -> (u32, u32) {
+    let scene = Scene {
+        people: ["ada", "bob", "cyd"]
+            .iter()
+            .map(|id| Person {
+                id: (*id).into(),
+                name: String::new(),
+            })
+            .collect(),
+        speaker: Some("ada".into()),
+        screen: None,
+        mode: Mode::Speaker,
+    };
+    let main = layout(&scene, 1280, 720)[0].rect;
+    (main.x + main.w / 2, main.y + main.h / 2)
+}
+
+/// What this process's compositions left in their work folder (the sound FIFO lives there).
+fn compositions_left() -> Vec<PathBuf> {
+    let root = std::env::temp_dir().join(format!("edgemeet-compositions-{}", std::process::id()));
+    std::fs::read_dir(root)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_picture() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .unwrap();
+
+    let (red, blue, green, audio) = tokio::join!(
+        vp8_clip("color=c=red:size=320x240:rate=30:duration=3", "200k"),
+        vp8_clip("color=c=blue:size=320x240:rate=30:duration=3", "200k"),
+        vp8_clip("color=c=green:size=320x240:rate=30:duration=3", "200k"),
+        opus_packets(),
+    );
+    let audio = Arc::new(audio);
+    let node = start().await;
+    let meeting = "live-meeting-1";
+    let mut clients = Vec::new();
+    let stop_media = Arc::new(AtomicBool::new(false));
+    for (i, (id, clip)) in [("ada", red), ("bob", blue), ("cyd", green)]
+        .into_iter()
+        .enumerate()
+    {
+        let c = publisher(&node, meeting, id, i as u8 + 1).await;
+        testmedia::send_media(&c, Arc::new(clip), audio.clone(), stop_media.clone()).await;
+        clients.push(c);
+    }
+
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("edgemeet-live-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let received = dir.join("received.flv");
+    let mut server = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-listen", "1", "-i"])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/{KEY}"))
+        .args(["-c", "copy", "-y"])
+        .arg(&received)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg as an RTMP server");
+
+    let url = format!("{}/v1/rooms/{meeting}/livestream/start", node.base);
+    let body = |speaker: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "url": format!("rtmp://127.0.0.1:{port}/live"),
+            "streamKey": KEY,
+            "scene": scene_json(speaker),
+        }))
+        .unwrap()
+    };
+    // Only the room's edge starts a stream: not a participant, not another room's edge.
+    let (st, _) = http(
+        Method::POST,
+        &url,
+        Some(&tok(meeting, "ada")),
+        Some(body("ada")),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = http(
+        Method::POST,
+        &url,
+        Some(&tok("other", "edge")),
+        Some(body("ada")),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, err) = http(
+        Method::POST,
+        &url,
+        Some(&tok(meeting, "edge")),
+        Some(b"{\"url\": 1}".to_vec()),
+    )
+    .await;
+    assert_eq!(st, 400, "{err}");
+
+    let edge = tok(meeting, "edge");
+    // The server may take a moment to listen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = loop {
+        let (st, v) = http(Method::POST, &url, Some(&edge), Some(body("ada"))).await;
+        if st == 200 {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "livestream did not start: {st} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(started["livestreamId"].is_string(), "{started}");
+    let t0 = Instant::now();
+    let (st, _) = http(Method::POST, &url, Some(&edge), Some(body("ada"))).await;
+    assert_eq!(st, 409, "one livestream per meeting");
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let switched_at = t0.elapsed().as_secs_f64();
+    let scene_url = format!("{}/v1/rooms/{meeting}/composition/scene", node.base);
+    let (st, v) = http(
+        Method::PUT,
+        &scene_url,
+        Some(&edge),
+        Some(serde_json::to_vec(&scene_json("bob")).unwrap()),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stop_url = format!("{}/v1/rooms/{meeting}/livestream/stop", node.base);
+    let (st, stopped) = http(Method::POST, &stop_url, Some(&edge), None).await;
+    let streamed = t0.elapsed().as_secs_f64();
+    assert_eq!(st, 200, "{stopped}");
+    eprintln!("figure: livestream of {streamed:.1} s: {stopped}");
+    let (st, _) = http(Method::POST, &stop_url, Some(&edge), None).await;
+    assert_eq!(st, 404, "stopped once");
+
+    let waited = Instant::now();
+    while server.try_wait().unwrap().is_none() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "the server saw the stream end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut err = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+
+    let (codecs, duration) = probe(&received);
+    assert_eq!(
+        codecs,
+        vec!["aac", "h264"],
+        "streams received; server: {err}"
+    );
+    assert!(
+        (duration - streamed).abs() < 1.5,
+        "{duration} s received of a {streamed:.1} s stream"
+    );
+    let (x, y) = main_centre();
+    let first = picture_at(&received, switched_at - 1.0).pixel(x, y);
+    let second = picture_at(&received, duration - 1.0).pixel(x, y);
+    assert!(near(first, RED), "Ada's red as the main picture: {first:?}");
+    assert!(
+        near(second, BLUE),
+        "Bob's blue after the switch: {second:?}"
+    );
+    let volume = mean_volume(&received);
+    assert!(volume > -40.0, "the tones are heard: {volume} dB");
+
+    stop_media.store(true, Relaxed);
+    let left = compositions_left();
+    assert!(left.is_empty(), "left on disk: {left:?}");
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(!logged.is_empty(), "the node's log was captured");
+    assert!(!logged.contains(KEY), "the stream key is in a log line");
+    assert!(!logged.contains("Ada"), "a name is in a log line");
+    let _ = std::fs::remove_dir_all(&dir);
+    node.handle.shutdown().await;
+}
