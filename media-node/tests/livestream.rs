@@ -262,7 +262,7 @@ async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_
     let switched_at = t0.elapsed().as_secs_f64();
     let scene_url = format!("{}/v1/rooms/{meeting}/composition/scene", node.base);
     let (st, v) = http(
-        Method::PUT,
+        Method::POST,
         &scene_url,
         Some(&edge),
         Some(serde_json::to_vec(&scene_json("bob")).unwrap()),

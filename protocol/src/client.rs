@@ -78,6 +78,18 @@ impl std::fmt::Debug for DropboxGrant {
     }
 }
 
+/// An RTMP stream key: a credential. Its `Debug` prints a placeholder, so no `{:?}` of a message
+/// can log it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StreamKey(pub String);
+
+impl std::fmt::Debug for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Every message a browser may send. On the wire: `{"v":1,"type":"<snake_case name>", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -138,6 +150,15 @@ pub enum ClientMessage {
     },
     /// Moderator: stop the recording; it is uploaded, then deleted from our storage.
     StopRecording,
+    /// Moderator (in jwt modes: token feature `livestreaming`): stream the meeting, composed into
+    /// one picture and sound, to an RTMP ingest (`rtmp://host[:port]/app`, YouTube, Twitch, any
+    /// RTMP server) with its stream key. The key goes to the room's media node and nowhere else.
+    StartLivestream {
+        url: String,
+        stream_key: StreamKey,
+    },
+    /// Moderator: end the livestream.
+    StopLivestream,
     SpeakerStats,
     Ping,
     /// Moderator: newcomers knock and wait to be let in (`true`), or come straight in.
@@ -216,6 +237,8 @@ impl ClientMessage {
             Self::RefreshNodeGrant => "refresh_node_grant",
             Self::StartRecording { .. } => "start_recording",
             Self::StopRecording => "stop_recording",
+            Self::StartLivestream { .. } => "start_livestream",
+            Self::StopLivestream => "stop_livestream",
             Self::SpeakerStats => "speaker_stats",
             Self::Ping => "ping",
             Self::Resume { .. } => "resume",
@@ -259,6 +282,8 @@ const KNOWN_TYPES: &[&str] = &[
     "refresh_node_grant",
     "start_recording",
     "stop_recording",
+    "start_livestream",
+    "stop_livestream",
     "speaker_stats",
     "ping",
     "resume",

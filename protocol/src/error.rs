@@ -61,6 +61,17 @@ pub enum ErrorCode {
     RecordingActive,
     NotRecording,
     RecordingFailed,
+    // Livestreaming.
+    LivestreamNotAllowed,
+    LivestreamE2ee,
+    LivestreamActive,
+    NotLive,
+    /// The media node refused (a bad URL, the ingest unreachable or refusing the key) or could
+    /// not be reached; the livestream stopped.
+    LivestreamFailed,
+    /// `start_livestream` with a URL that is not `rtmp://host[:port]/app`, or a key that is empty
+    /// or too long.
+    InvalidLivestream,
     /// A `resume` named no participant that may come back with that secret (wrong secret,
     /// window over, or the meeting ended): join afresh.
     ResumeFailed,

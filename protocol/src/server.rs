@@ -141,6 +141,9 @@ pub enum ServerMessage {
         /// The meeting is being recorded.
         #[serde(default)]
         recording: bool,
+        /// The meeting is streamed live.
+        #[serde(default)]
+        livestream: bool,
         /// How to come back as this participant if the socket drops (`resume`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<ResumeGrant>,
@@ -182,6 +185,13 @@ pub enum ServerMessage {
     RoomLocked {
         locked: bool,
         by: ParticipantId,
+    },
+    /// The livestream started or stopped (`by` is absent when it stopped by itself: failure, E2EE
+    /// turned on). Everyone is told: the page shows LIVE.
+    Livestream {
+        active: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
     },
     /// Recording started or stopped (`by` is absent when it stopped by itself, e.g. on failure).
     Recording {

@@ -16,7 +16,7 @@ use edgemeet_protocol::ParticipantId;
 use edgemeet_protocol::node::StartRecordingResponse;
 use serde_json::json;
 
-use crate::{Input, NodeInfo, NodeScope, RecordStart, StatusToken};
+use crate::{Input, LivestreamCall, NodeInfo, NodeScope, RecordStart, StatusToken};
 
 /// How long one try may take, answer body included.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,6 +113,75 @@ impl RecordCall {
             status_token: StatusToken(token),
             recording_id: Some(answer.recording_id),
         })
+    }
+}
+
+/// Start, re-scene or stop a meeting's livestream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveCall {
+    pub call: NodeCall,
+    pub meeting_id: String,
+    starting: bool,
+}
+
+pub fn livestream(base: &str, meeting_id: String, token: String, live: LivestreamCall) -> LiveCall {
+    let starting = matches!(live, LivestreamCall::Start { .. });
+    let (what, body) = match live {
+        LivestreamCall::Start {
+            url,
+            stream_key,
+            scene,
+        } => (
+            "livestream/start",
+            Some(json!({ "url": url, "streamKey": stream_key, "scene": scene }).to_string()),
+        ),
+        LivestreamCall::Scene(scene) => (
+            "composition/scene",
+            Some(serde_json::to_string(&scene).unwrap_or_default()),
+        ),
+        LivestreamCall::Stop => ("livestream/stop", None),
+    };
+    LiveCall {
+        call: NodeCall {
+            url: format!("{base}/v1/rooms/{meeting_id}/{what}"),
+            token,
+            body,
+        },
+        meeting_id,
+        starting,
+    }
+}
+
+impl LiveCall {
+    /// A start that failed ends the stream (the room tells everyone); nothing else does.
+    pub fn into_input(self, answer: &Result<Vec<u8>, Failure>) -> Option<Input> {
+        (self.starting && answer.is_err()).then_some(Input::LivestreamFailed {
+            meeting_id: self.meeting_id,
+        })
+    }
+}
+
+/// A room's call whose order matters (a recording's or livestream's start before its stop):
+/// hosts send them one after another and hand each answer back to the room.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderedCall {
+    Record(RecordCall),
+    Live(LiveCall),
+}
+
+impl OrderedCall {
+    pub fn call(&self) -> &NodeCall {
+        match self {
+            Self::Record(r) => &r.call,
+            Self::Live(l) => &l.call,
+        }
+    }
+
+    pub fn into_input(self, answer: &Result<Vec<u8>, Failure>) -> Option<Input> {
+        match self {
+            Self::Record(r) => r.into_input(answer),
+            Self::Live(l) => l.into_input(answer),
+        }
     }
 }
 
@@ -384,5 +453,63 @@ mod tests {
         let stop = || record("b", "m1".into(), "t".into(), None);
         assert_eq!(stop().into_input(&Err(Failure::Refused(409))), None);
         assert_eq!(stop().into_input(&Ok(Vec::new())), None);
+    }
+
+    #[test]
+    fn livestream_calls_and_what_their_answers_tell_the_room() {
+        use edgemeet_protocol::client::StreamKey;
+        use edgemeet_protocol::node::CompositionScene;
+        let start = || {
+            livestream(
+                "https://n1.example",
+                "m1".into(),
+                "t".into(),
+                LivestreamCall::Start {
+                    url: "rtmp://ingest.example/live".into(),
+                    stream_key: StreamKey("k-123".into()),
+                    scene: CompositionScene::default(),
+                },
+            )
+        };
+        let s = start();
+        assert_eq!(
+            s.call.url,
+            "https://n1.example/v1/rooms/m1/livestream/start"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(s.call.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["streamKey"], "k-123");
+        assert_eq!(body["url"], "rtmp://ingest.example/live");
+        assert!(
+            !format!(
+                "{:?}",
+                LivestreamCall::Start {
+                    url: String::new(),
+                    stream_key: StreamKey("k-123".into()),
+                    scene: CompositionScene::default(),
+                }
+            )
+            .contains("k-123")
+        );
+        assert_eq!(
+            start().into_input(&Err(Failure::Refused(503))),
+            Some(Input::LivestreamFailed {
+                meeting_id: "m1".into()
+            })
+        );
+        assert_eq!(start().into_input(&Ok(Vec::new())), None);
+        let scene = livestream(
+            "b",
+            "m1".into(),
+            "t".into(),
+            LivestreamCall::Scene(CompositionScene::default()),
+        );
+        assert_eq!(scene.call.url, "b/v1/rooms/m1/composition/scene");
+        assert_eq!(scene.into_input(&Err(Failure::TimedOut)), None);
+        let stop = livestream("b", "m1".into(), "t".into(), LivestreamCall::Stop);
+        assert_eq!(
+            (stop.call.url.as_str(), stop.call.body.as_deref()),
+            ("b/v1/rooms/m1/livestream/stop", None)
+        );
     }
 }

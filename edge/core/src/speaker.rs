@@ -23,6 +23,11 @@ impl SpeakerStats {
         true
     }
 
+    /// The dominant speaker now, if any.
+    pub fn current(&self) -> Option<&str> {
+        self.current.as_ref().map(|(id, _)| id.as_str())
+    }
+
     /// A participant left: their stats go with them.
     pub fn forget(&mut self, id: &str, now_ms: u64) {
         if self.current.as_ref().is_some_and(|(c, _)| c == id) {

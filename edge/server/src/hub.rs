@@ -289,6 +289,28 @@ impl Hub {
                             }
                         }));
                     }
+                    Effect::LivestreamOnNode {
+                        node,
+                        meeting_id,
+                        token,
+                        call,
+                    } => {
+                        let call = self.node_calls.livestream(&node, meeting_id, token, call);
+                        let (hub, route) = (self.clone(), route.to_string());
+                        // After the room's earlier recording and livestream calls (a stop must
+                        // not overtake its start).
+                        let before = e.last_record_call.take();
+                        e.last_record_call = Some(tokio::spawn(async move {
+                            if let Some(before) = before {
+                                let _ = before.await;
+                            }
+                            let answer = hub.node_calls.send(&node, &call.call).await;
+                            tracing::info!(room = %route, node = %node.id, ok = answer.is_ok(), "livestream call");
+                            if let Some(input) = call.into_input(&answer) {
+                                hub.room_input(&route, input);
+                            }
+                        }));
+                    }
                     Effect::ProbeNode { node } => {
                         let hub = self.clone();
                         tokio::spawn(async move {

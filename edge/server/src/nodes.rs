@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use edgemeet_core::http::{Reply, node_api};
 use edgemeet_core::node_call::{self, Failure, NodeCall};
-use edgemeet_core::{NodeInfo, NodeScope, RecordStart};
+use edgemeet_core::{LivestreamCall, NodeInfo, NodeScope, RecordStart};
 
 use crate::AppState;
 use crate::http::{response, text};
@@ -122,6 +122,16 @@ impl NodeCaller {
         start: Option<RecordStart>,
     ) -> node_call::RecordCall {
         node_call::record(&self.base(node), meeting_id, token, start)
+    }
+
+    pub fn livestream(
+        &self,
+        node: &NodeInfo,
+        meeting_id: String,
+        token: String,
+        call: LivestreamCall,
+    ) -> node_call::LiveCall {
+        node_call::livestream(&self.base(node), meeting_id, token, call)
     }
 
     /// Check a node after a page reported it (`node_call::probe`): whether it answers.

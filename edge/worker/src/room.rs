@@ -42,10 +42,10 @@ struct RoomMem {
     sockets: HashMap<ConnId, WebSocket>,
     /// A snapshot write is scheduled (see [`Inner::persist`]).
     flush_scheduled: bool,
-    /// Recording calls not yet sent, in the order the core issued them: one task sends them one
-    /// after another, so a stop issued before a start reaches the node before it (independent
-    /// tasks would race, and a late stop would remove the next recording).
-    record_calls: VecDeque<node_call::RecordCall>,
+    /// Recording and livestream calls not yet sent, in the order the core issued them: one task
+    /// sends them one after another, so a stop issued before a start reaches the node before it
+    /// (independent tasks would race, and a late stop would remove the next recording).
+    record_calls: VecDeque<node_call::OrderedCall>,
     /// The task sending `record_calls` is running.
     record_sender_running: bool,
 }
@@ -175,7 +175,7 @@ impl Inner {
     /// Sends a recording call after the room's earlier ones, in the background as on the native
     /// host: the room goes on while the node answers (or times out); the answer comes back as an
     /// input.
-    fn queue_record_call(self: &Rc<Self>, call: node_call::RecordCall) {
+    fn queue_record_call(self: &Rc<Self>, call: node_call::OrderedCall) {
         let start_sender = {
             let mut mem = self.mem.borrow_mut();
             mem.record_calls.push_back(call);
@@ -192,7 +192,7 @@ impl Inner {
                     this.mem.borrow_mut().record_sender_running = false;
                     break;
                 };
-                let answer = glue::call_node(&call.call).await;
+                let answer = glue::call_node(call.call()).await;
                 if let Some(input) = call.into_input(&answer) {
                     let run = async {
                         if this.load().await? {
@@ -201,7 +201,7 @@ impl Inner {
                         Ok::<_, worker::Error>(())
                     };
                     if let Err(e) = run.await {
-                        worker::console_error!("recording answer not applied: {e}");
+                        worker::console_error!("node call's answer not applied: {e}");
                     }
                 }
             }
@@ -392,7 +392,17 @@ impl Inner {
                     } => {
                         let call =
                             node_call::record(node_call::base(&node), meeting_id, token, start);
-                        self.queue_record_call(call);
+                        self.queue_record_call(node_call::OrderedCall::Record(call));
+                    }
+                    Effect::LivestreamOnNode {
+                        node,
+                        meeting_id,
+                        token,
+                        call,
+                    } => {
+                        let call =
+                            node_call::livestream(node_call::base(&node), meeting_id, token, call);
+                        self.queue_record_call(node_call::OrderedCall::Live(call));
                     }
                     Effect::Ended => ended = true,
                 }

@@ -56,7 +56,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/v1/rooms/{meeting}/composition/scene",
-            put(livestream::scene),
+            post(livestream::scene),
         )
         .route("/v1/drain", post(drain))
         .route(

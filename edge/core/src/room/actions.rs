@@ -39,6 +39,10 @@ impl Room {
                     // Encrypted frames cannot be recorded: stop rather than record nothing.
                     let _ = self.stop_recording(env, out, None);
                 }
+                if state.e2ee && self.is_live() {
+                    // Nor composed: stop rather than stream a black picture.
+                    let _ = self.stop_livestream(env, out, None);
+                }
                 Ok(())
             }
             ClientMessage::StartRecording { dropbox } => {
@@ -47,6 +51,13 @@ impl Room {
             ClientMessage::StopRecording => {
                 self.require_moderator(id)?;
                 self.stop_recording(env, out, Some(id))
+            }
+            ClientMessage::StartLivestream { url, stream_key } => {
+                self.start_livestream(env, out, id, url, stream_key)
+            }
+            ClientMessage::StopLivestream => {
+                self.require_moderator(id)?;
+                self.stop_livestream(env, out, Some(id))
             }
             ClientMessage::Mute { target, kind } => {
                 self.require_moderator(id)?;

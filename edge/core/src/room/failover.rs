@@ -82,6 +82,7 @@ impl Room {
             m.tracks = None;
         }
         self.recording_needs_new_node();
+        self.livestream_needs_new_node();
         let meeting = self.meeting.as_mut().expect("checked above");
         if !meeting.media.node_requested {
             meeting.media.node_requested = true;

@@ -106,6 +106,7 @@ impl Room {
             speakers: Default::default(),
             media: Default::default(),
             recording: None,
+            livestream: None,
             lobby: false,
         });
         let id = loop {
@@ -184,6 +185,7 @@ impl Room {
             features: member.features.clone(),
             tracks,
             recording: meeting.recording.is_some(),
+            livestream: meeting.livestream.is_some(),
             resume,
             lobby: meeting.lobby,
         };

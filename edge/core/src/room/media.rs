@@ -82,10 +82,10 @@ impl Room {
         {
             media.direct_failed = None;
         }
-        // A recording keeps the room on its node, whatever the count; so does a pair that could
-        // not connect directly.
+        // A recording or a livestream keeps the room on its node, whatever the count; so does a
+        // pair that could not connect directly.
         let want_sfu = n >= 3
-            || (n >= 1 && meeting.recording.is_some())
+            || (n >= 1 && (meeting.recording.is_some() || meeting.livestream.is_some()))
             || (n == 2 && media.direct_failed.is_some());
         let target = match (n, &media.mode) {
             (0, _) => Mode::None,
@@ -362,6 +362,7 @@ impl Room {
                 }
                 self.announce_media(env, out, None);
                 self.start_recording_on_node(env, out);
+                self.start_livestream_on_node(env, out);
             }
             None => {
                 // Asked again later; a move (`moving` kept) is announced when a node comes. A
@@ -369,6 +370,7 @@ impl Room {
                 if meeting.media.moving.is_none() && meeting.media.node_retry.is_none() {
                     let id = meeting.id.clone();
                     self.on_recording_failed(env, out, &id);
+                    self.on_livestream_failed(env, out, &id);
                 }
                 self.retry_node_later(env, out);
             }

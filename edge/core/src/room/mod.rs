@@ -8,6 +8,7 @@ mod actions;
 mod e2ee_relay;
 mod failover;
 mod join;
+mod livestream;
 mod lobby;
 mod media;
 mod node_retry;
@@ -106,6 +107,10 @@ pub enum Input {
     RecordingFailed {
         meeting_id: String,
     },
+    /// The media node refused or could not be reached to start the livestream.
+    LivestreamFailed {
+        meeting_id: String,
+    },
     /// The room's media node `node_id` is dead (silent too long, or failed the edge's check) or
     /// drained with `migrate` ([`crate::registry::NodeMove`]): the room moves to another node.
     /// Ignored by a room on another node.
@@ -181,6 +186,14 @@ pub enum Effect {
         /// `Some`: start (with the grant, if the recorder gave one); `None`: stop.
         start: Option<RecordStart>,
     },
+    /// Start, re-scene or stop the meeting's livestream on its node. On a failed start the host
+    /// answers with [`Input::LivestreamFailed`].
+    LivestreamOnNode {
+        node: NodeInfo,
+        meeting_id: String,
+        token: String,
+        call: LivestreamCall,
+    },
     /// A page reported the room's node unreachable: check it (`GET {url}/healthz`, by
     /// [`crate::node_call::probe`]); if it does not answer, the registry marks it lost
     /// ([`crate::Registry::mark_lost`]) and its rooms get [`Input::MoveOffNode`].
@@ -189,6 +202,20 @@ pub enum Effect {
     },
     /// The room has no sockets left: the host drops it and any stored copy.
     Ended,
+}
+
+/// What a node is told about a livestream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LivestreamCall {
+    /// The ingest and its key (never logged: `StreamKey`'s `Debug` is a placeholder), and who
+    /// is in the picture.
+    Start {
+        url: String,
+        stream_key: edgemeet_protocol::client::StreamKey,
+        scene: edgemeet_protocol::node::CompositionScene,
+    },
+    Scene(edgemeet_protocol::node::CompositionScene),
+    Stop,
 }
 
 /// What a node is told when a recording starts.
@@ -299,6 +326,8 @@ struct Meeting {
     speakers: SpeakerStats,
     media: media::MediaState,
     recording: Option<recording::Recording>,
+    #[serde(default)]
+    livestream: Option<livestream::Livestream>,
     /// Newcomers knock (`room/lobby.rs`).
     #[serde(default)]
     lobby: bool,
@@ -407,6 +436,9 @@ impl Room {
             Input::RecordingFailed { meeting_id } => {
                 self.on_recording_failed(env, &mut out, &meeting_id)
             }
+            Input::LivestreamFailed { meeting_id } => {
+                self.on_livestream_failed(env, &mut out, &meeting_id)
+            }
             Input::RecordingStarted {
                 meeting_id,
                 recorder,
@@ -423,6 +455,7 @@ impl Room {
                 self.move_off_node(&mut out, &node_id, reason)
             }
         }
+        self.sync_livestream_scene(env, &mut out);
         if self.is_ended() {
             out.0.push(Effect::Ended);
         } else {

@@ -1,0 +1,215 @@
+//! Livestreaming in the room core: who may start it, what everyone is told, what the node is
+//! told (the key, the scene with names, the speaker), and where the key never goes.
+
+mod support;
+
+use edgemeet_core::room::Mode;
+use edgemeet_core::{Effect, Input, LivestreamCall};
+use edgemeet_protocol::client::StreamKey;
+use edgemeet_protocol::node::CompositionScene;
+use edgemeet_protocol::{ErrorCode, ServerMessage};
+use serde_json::json;
+use support::*;
+
+const KEY: &str = "live-key-0a1b2c3d";
+
+fn start_msg() -> serde_json::Value {
+    json!({"type": "start_livestream", "url": "rtmp://ingest.example/live", "stream_key": KEY})
+}
+
+fn live_calls(h: &Harness) -> Vec<LivestreamCall> {
+    h.other
+        .iter()
+        .filter_map(|e| match e {
+            Effect::LivestreamOnNode { call, .. } => Some(call.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn scenes(h: &Harness) -> Vec<CompositionScene> {
+    live_calls(h)
+        .into_iter()
+        .filter_map(|c| match c {
+            LivestreamCall::Start { scene, .. } | LivestreamCall::Scene(scene) => Some(scene),
+            LivestreamCall::Stop => None,
+        })
+        .collect()
+}
+
+fn told_live(h: &mut Harness, conn: u64) -> Option<bool> {
+    h.take(conn).iter().find_map(|m| match m {
+        ServerMessage::Livestream { active, .. } => Some(*active),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_moderator_streams_everyone_is_told_and_the_node_gets_the_key_scene_and_speaker() {
+    let mut h = Harness::new(None);
+    let (ada, meeting) = welcome_id(&h.join(1, json!({"profile": {"name": "Ada"}})));
+    let (bob, _) = welcome_id(&h.join(2, json!({"profile": {"name": "Bob"}})));
+    assert!(matches!(h.room.mode(), Some(Mode::P2p { .. })));
+    h.take(1);
+    h.take(2);
+
+    // Malformed: an http URL, an empty key.
+    h.send(
+        1,
+        json!({"type": "start_livestream", "url": "http://x/live", "stream_key": KEY}),
+    );
+    assert_eq!(h.error_code(1), ErrorCode::InvalidLivestream);
+    h.send(
+        1,
+        json!({"type": "start_livestream", "url": "rtmp://x/live", "stream_key": ""}),
+    );
+    assert_eq!(h.error_code(1), ErrorCode::InvalidLivestream);
+
+    h.other.clear();
+    h.send(1, start_msg());
+    assert_eq!(told_live(&mut h, 1), Some(true));
+    assert_eq!(told_live(&mut h, 2), Some(true));
+    assert_eq!(
+        h.room.mode(),
+        Some(&Mode::Sfu),
+        "the stream needs the node, even for two"
+    );
+    assert!(live_calls(&h).is_empty(), "nothing to call before a node");
+    h.assign_node();
+    let calls = live_calls(&h);
+    let Some(LivestreamCall::Start {
+        url,
+        stream_key,
+        scene,
+    }) = calls.first()
+    else {
+        panic!("the node is asked to stream: {calls:?}");
+    };
+    assert_eq!(url, "rtmp://ingest.example/live");
+    assert_eq!(stream_key, &StreamKey(KEY.into()));
+    let people: Vec<(&str, &str)> = scene
+        .people
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str()))
+        .collect();
+    assert_eq!(people, vec![(ada.as_str(), "Ada"), (bob.as_str(), "Bob")]);
+
+    // The stored snapshot never holds the key; no page is sent it.
+    let snapshot = serde_json::to_string(&h.room).unwrap();
+    assert!(!snapshot.contains(KEY));
+    assert!(!format!("{:?}", h.inbox).contains(KEY));
+    assert!(
+        !format!("{:?}", h.other).contains(KEY),
+        "not even through Debug"
+    );
+
+    // The speaker changes: the node gets the new scene, once.
+    h.other.clear();
+    h.input(Input::DominantSpeaker {
+        meeting_id: meeting.clone(),
+        participant: bob.clone(),
+    });
+    assert_eq!(
+        scenes(&h)
+            .iter()
+            .map(|s| s.speaker.clone())
+            .collect::<Vec<_>>(),
+        vec![Some(bob.clone())]
+    );
+    h.other.clear();
+    h.input(Input::DominantSpeaker {
+        meeting_id: meeting.clone(),
+        participant: bob.clone(),
+    });
+    assert!(
+        scenes(&h).is_empty(),
+        "an unchanged scene is not sent again"
+    );
+
+    // Someone joins, someone renames: the scene follows.
+    h.join(3, json!({"profile": {"name": "Cyd"}}));
+    assert_eq!(scenes(&h).last().unwrap().people.len(), 3);
+    h.other.clear();
+    h.send(
+        2,
+        json!({"type": "update_profile", "profile": {"name": "Robert"}}),
+    );
+    assert_eq!(scenes(&h).last().unwrap().people[1].name, "Robert");
+
+    // One at a time; only moderators stop it.
+    h.take(1);
+    h.send(1, start_msg());
+    assert_eq!(h.error_code(1), ErrorCode::LivestreamActive);
+    h.other.clear();
+    h.send(1, json!({"type": "stop_livestream"}));
+    assert_eq!(live_calls(&h), vec![LivestreamCall::Stop]);
+    assert_eq!(told_live(&mut h, 3), Some(false));
+    h.send(1, json!({"type": "stop_livestream"}));
+    assert_eq!(h.error_code(1), ErrorCode::NotLive);
+}
+
+#[test]
+fn e2ee_refuses_and_stops_a_livestream_and_a_failed_start_ends_it() {
+    let mut h = Harness::new(None);
+    let (_, meeting) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.assign_node();
+    h.send(2, json!({"type": "media_state", "e2ee": true}));
+    h.take(1);
+    h.send(1, start_msg());
+    assert_eq!(h.error_code(1), ErrorCode::LivestreamE2ee);
+    h.send(2, json!({"type": "media_state", "e2ee": false}));
+    h.take(1);
+
+    h.send(1, start_msg());
+    assert_eq!(told_live(&mut h, 2), Some(true));
+    h.take(1);
+    h.other.clear();
+    h.send(2, json!({"type": "media_state", "e2ee": true}));
+    assert_eq!(live_calls(&h), vec![LivestreamCall::Stop]);
+    assert_eq!(told_live(&mut h, 1), Some(false));
+
+    // The node could not start it: it ends, and everyone hears why.
+    h.send(2, json!({"type": "media_state", "e2ee": false}));
+    h.send(1, start_msg());
+    h.take(1);
+    h.take(2);
+    h.input(Input::LivestreamFailed {
+        meeting_id: meeting,
+    });
+    let got = h.take(2);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMessage::Livestream { active: false, .. }))
+    );
+    assert!(got.iter().any(|m| matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::LivestreamFailed,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn livestreaming_needs_moderation_and_the_feature_in_jwt_rooms() {
+    let mut h = Harness::new(Some("host"));
+    let now_s = h.now / 1000;
+    let token = |features: serde_json::Value| {
+        let claims = json!({"iss": "test", "aud": "edgemeet", "sub": "host", "room": "*", "exp": now_s + 60,
+            "context": {"user": {"moderator": true}, "features": features}});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    h.join(1, json!({"token": token(json!({"recording": "true"}))}));
+    h.send(1, start_msg());
+    assert_eq!(h.error_code(1), ErrorCode::LivestreamNotAllowed);
+    h.join(2, json!({"token": token(json!({"livestreaming": "true"}))}));
+    h.take(2);
+    h.send(2, start_msg());
+    assert_eq!(told_live(&mut h, 2), Some(true));
+}
