@@ -8,6 +8,7 @@ import { E2ee, deriveKey, e2eeSupported } from './e2ee.js';
 import { SenderKeys, renderVerification } from './e2ee-keys.js';
 import { $, show, toast, banner, displayName, Grid, addChat, deliveryItem } from './ui.js';
 import { LobbyView, showWaiting } from './lobby.js';
+import { LivestreamView } from './livestream.js';
 import { NodeFailover } from './failover.js';
 import {
   applyJoinChoices, copyInviteLink, ChatBadge, bindShortcutsHelp, handOrder, handText, renderHands, bindReactions, showReaction,
@@ -242,6 +243,7 @@ class Meeting {
     /** @type {ParticipantId | null} the moderator who removed us */
     this.kickedBy = null;
     this.lobby = new LobbyView((msg) => this.signaling.send(msg));
+    this.live = new LivestreamView((msg) => this.signaling.send(msg));
     this.chatBadge = new ChatBadge();
     this.devices = new DevicePicker(media, calls);
     this.layout = new Layout(() => this.me, (id) => displayName(this.people.get(id)));
@@ -375,6 +377,7 @@ class Meeting {
         if (!msg.active) for (const d of this.deliveries) if (d.state === 'recording') this.readDelivery(d, 1000);
         return toast(msg.active ? 'This meeting is being recorded' : 'Recording stopped');
       case 'recording_status_link': return this.onStatusLink(msg);
+      case 'livestream': return this.live.set(msg.active, true);
       case 'password_guessing':
         // Sent to moderators only: someone is trying passwords on this meeting.
         return toast(`Someone is guessing this meeting's password: ${msg.wrong_guesses} wrong tries from ${msg.addresses} address${msg.addresses === 1 ? '' : 'es'} in the last hour${msg.limited ? '; newcomers may have to wait' : ''}.`);
@@ -419,6 +422,7 @@ class Meeting {
     $('meeting-name').textContent = this.room;
     $('lock-badge').hidden = !msg.locked;
     $('rec-badge').hidden = !msg.recording;
+    this.live.set(!!msg.livestream);
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
     this.lobby.enabled = !!msg.lobby;
@@ -456,6 +460,7 @@ class Meeting {
     const e2ee = !!this.e2ee || [...this.people.values()].some((p) => p.media?.e2ee);
     let why = '';
     if (!this.recording && e2ee) why = 'Recording is off while end-to-end encryption is on: encrypted media cannot be recorded.';
+    this.live.render({ moderator: !!(this.moderator && this.me), e2ee });
     button.disabled = !!why || !!this.recordingBusy;
     button.title = why || (this.recording ? 'Stop the recording' : cfg.destination === 'dropbox'
       ? 'Record this meeting to your Dropbox' : 'Record this meeting');

@@ -72,6 +72,8 @@
  *   | {type: 'refresh_node_grant'}
  *   | {type: 'start_recording', dropbox?: DropboxGrant}
  *   | {type: 'stop_recording'}
+ *   | {type: 'start_livestream', url: string, stream_key: string}
+ *   | {type: 'stop_livestream'}
  *   | {type: 'speaker_stats'}
  *   | {type: 'ping'}
  *   | {type: 'set_lobby', enabled: boolean}
@@ -163,7 +165,9 @@
  *   | 'password_rate_limited' | 'invalid_password' | 'not_moderator' | 'unknown_participant'
  *   | 'chat_too_long' | 'chat_empty' | 'not_in_p2p' | 'not_in_sfu' | 'not_your_session'
  *   | 'no_media_node' | 'unknown_node' | 'recording_not_allowed' | 'recording_e2ee' | 'recording_active'
- *   | 'not_recording' | 'recording_failed' | 'resume_failed' | 'roles_fixed' | 'internal'} ErrorCode
+ *   | 'not_recording' | 'recording_failed' | 'livestream_not_allowed' | 'livestream_e2ee'
+ *   | 'livestream_active' | 'not_live' | 'livestream_failed' | 'invalid_livestream'
+ *   | 'resume_failed' | 'roles_fixed' | 'internal'} ErrorCode
  */
 
 /**
@@ -180,6 +184,7 @@
  * @property {string[]} features granted by the invite token (e.g. `recording`)
  * @property {ParticipantTracks[]} tracks already published on the media node by others
  * @property {boolean} recording
+ * @property {boolean} [livestream] the meeting is streamed live
  * @property {{secret: string, window_ms: number}} [resume] how to come back as this participant
  *   after the socket drops (page memory only: never stored, logged or put in a URL)
  * @property {boolean} [lobby] newcomers knock
@@ -222,6 +227,7 @@
  *   | {type: 'kicked', by: ParticipantId}
  *   | {type: 'room_locked', locked: boolean, by: ParticipantId}
  *   | {type: 'recording', active: boolean, by?: ParticipantId}
+ *   | {type: 'livestream', active: boolean, by?: ParticipantId}
  *   | {type: 'recording_status_link', token: string}
  *   | {type: 'media_mode', media: MediaMode}
  *   | {type: 'signal', from: ParticipantId, payload: SignalPayload}
