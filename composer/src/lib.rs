@@ -15,6 +15,7 @@ pub mod flv;
 pub mod frame;
 pub mod layout;
 pub mod mixer;
+pub mod mp4;
 pub mod rtmp;
 pub mod text;
 

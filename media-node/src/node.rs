@@ -221,7 +221,9 @@ impl MediaNodeHandle {
     /// Finalizes recordings, closes every session and stops serving and all background tasks.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        // Recordings are finalized (files and manifest in storage) before the media stops.
+        // Compositions end (a livestream's last pictures, a composed file's end), then recordings
+        // are finalized (files and manifest in storage), before the media stops.
+        self.shared.compositions.stop_all(&self.shared.media).await;
         self.shared.recordings.stop_all().await;
         crate::api::sessions::close_all(&self.shared.media).await;
         for t in self.tasks {

@@ -201,7 +201,7 @@ async fn ffprobe(webm: &[u8]) -> Probe {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["codec_name"] == "vp8")
+        .find(|s| s["codec_name"] == "vp8" || s["codec_name"] == "h264")
         .cloned()
         .unwrap_or_default();
     let f = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
@@ -573,4 +573,93 @@ fn rss_kib() -> u64 {
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_recording_is_one_playable_mp4_beside_the_per_person_files() {
+    let (video, audio) = tokio::join!(vp8_frames(), opus_packets());
+    let (video, audio) = (Arc::new(video), Arc::new(audio));
+    let s3 = start_s3().await;
+    let node = node_with_recording(&s3).await;
+    let meeting = "m-composite";
+    let mut stops = Vec::new();
+    let mut clients = Vec::new();
+    for (i, p) in ["ada", "bob"].iter().enumerate() {
+        let c = publisher(&node, meeting, p, i as u8 + 1).await;
+        stops.push(send_media(&c, video.clone(), audio.clone()).await);
+        clients.push(c);
+    }
+    let edge = tok(meeting, "edge");
+    let body = serde_json::to_vec(&serde_json::json!({
+        "dropbox": {"accessToken": ACCESS, "refreshToken": REFRESH, "appKey": "app-key-1"},
+        "composite": true,
+        "scene": {"people": [{"id": "ada", "name": "Ada"}, {"id": "bob", "name": "Bob"}], "speaker": "ada"},
+    }))
+    .unwrap();
+    let t_start = Instant::now();
+    let (st, started) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "start"),
+        Some(&edge),
+        Some(body),
+    )
+    .await;
+    assert_eq!(st, 200, "{started}");
+    let rec_id = started["recordingId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (st, stopped) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&edge),
+        None,
+    )
+    .await;
+    let recorded = t_start.elapsed().as_secs_f64();
+    assert_eq!(st, 200, "{stopped}");
+    assert_eq!(
+        stopped["files"], 3,
+        "two people's files and the composed one: {stopped}"
+    );
+
+    let objects = s3.objects().await;
+    let manifest = objects
+        .iter()
+        .find(|(k, _)| *k == format!("recordings/{rec_id}/manifest.json"))
+        .map(|(_, b)| RecordingManifest::from_json(b).expect("valid manifest"))
+        .expect("manifest written");
+    let composed: Vec<_> = manifest
+        .files
+        .iter()
+        .filter(|f| f.content_type == "video/mp4")
+        .collect();
+    assert_eq!(composed.len(), 1, "{:?}", manifest.files);
+    let f = composed[0];
+    assert!(f.name.ends_with("-meeting.mp4"), "{}", f.name);
+    let (_, body) = objects
+        .iter()
+        .find(|(k, _)| *k == f.key)
+        .expect("composed file in S3");
+    assert_eq!(body.len() as u64, f.size);
+    let p = ffprobe(body).await;
+    eprintln!(
+        "figure: composite {} of {recorded:.2} s recorded: {p:?}",
+        f.name
+    );
+    let mut codecs = p.codecs.clone();
+    codecs.sort();
+    assert_eq!(codecs, ["aac", "h264"]);
+    assert_eq!(p.size, (1280, 720));
+    assert!(
+        (p.duration - recorded).abs() <= 1.5,
+        "the composed file lasts {} s of {recorded:.2} s recorded",
+        p.duration
+    );
+    decodes_cleanly(body).await;
+    for s in stops {
+        s.store(true, Relaxed);
+    }
+    for c in &clients {
+        c.close().await;
+    }
+    node.handle.shutdown().await;
 }

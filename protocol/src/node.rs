@@ -379,6 +379,13 @@ pub struct StartRecordingRequest {
     /// edge need not keep the grant (the Worker's room forgets it when it hibernates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continue_from: Option<String>,
+    /// Also one composed MP4 of the whole meeting (the livestream's layout), delivered with the
+    /// per-person files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub composite: bool,
+    /// Who the composed file shows at the start (updated with `POST .../composition/scene`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<CompositionScene>,
 }
 
 /// The recorder's Dropbox OAuth grant (PKCE, `token_access_type=offline`).

@@ -283,7 +283,12 @@ async fn close_room(
     if c.room != meeting {
         return Err(ApiError::Forbidden("token is for another room"));
     }
-    // The room ends: its recording is finalized (files, then manifest) before the media stops.
+    // The room ends: its recording is finalized (its composed file, then the others, then the
+    // manifest) before the media stops.
+    shared
+        .compositions
+        .stop_recording(&shared.media, &meeting)
+        .await;
     if shared.recordings.is_recording(&meeting)
         && let Err(e) = shared.recordings.stop(&meeting).await
     {
@@ -333,11 +338,23 @@ async fn start_recording(
             )
         })?
     };
-    shared
+    let (composite, scene) = (req.composite, req.scene.unwrap_or_default());
+    let started = shared
         .recordings
         .start(&shared, &meeting, req.dropbox, req.continue_from)
-        .await
-        .map(Json)
+        .await?;
+    // One composed MP4 of the meeting beside the per-person files, if asked: a failure here
+    // leaves the per-person recording running.
+    if composite
+        && let Some(file) = shared.recordings.streamed_mp4(&meeting, "meeting.mp4")
+        && let Err(e) = shared
+            .compositions
+            .start_recording(&shared.media, &meeting, file, &scene)
+            .await
+    {
+        tracing::warn!(recording = %started.recording_id, error = %e, "composite recording not started");
+    }
+    Ok(Json(started))
 }
 
 async fn stop_recording(
@@ -346,6 +363,11 @@ async fn stop_recording(
     Path(meeting): Path<String>,
 ) -> Result<Json<StopRecordingResponse>, ApiError> {
     edge_claims_for(&shared, &headers, &meeting)?;
+    // The composed file first: its last bytes reach storage before the manifest lists it.
+    shared
+        .compositions
+        .stop_recording(&shared.media, &meeting)
+        .await;
     shared.recordings.stop(&meeting).await.map(Json)
 }
 

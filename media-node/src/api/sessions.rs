@@ -311,7 +311,7 @@ async fn attach_taps(shared: &Shared, media: &crate::media_loop::Loops, room: &s
     if shared.recordings.is_recording(room) {
         shared.recordings.attach_loop(media, room).await;
     }
-    if shared.compositions.is_live(room) {
+    if shared.compositions.is_composing(room) {
         shared.compositions.attach_loop(media, room).await;
     }
 }

@@ -1,5 +1,6 @@
 //! Compositions (issue 21): a meeting composed into one picture and one sound by the composer
-//! crate and streamed out: a livestream to an RTMP ingest. At most one per meeting.
+//! crate: a livestream to an RTMP ingest, and a composite recording (one MP4 of the meeting, a
+//! file of its recording). At most one of each per meeting.
 //!
 //! The media comes from the media loop's taps (the recording's), one per pushed track: each
 //! track's RTP goes through a [`source`] thread into its own ffmpeg decoder, whose pictures and
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::media_loop::Loops;
+use crate::recording::StreamedChunk;
 use crate::recording::tap::{LoopTap, Tap};
 
 /// Packets queued per tapped track before the tap drops (the loop never waits for a decoder).
@@ -35,14 +37,40 @@ const QUEUE: usize = 512;
 /// main picture of a 720p canvas.
 const SOURCE_SIZE: (u32, u32) = (640, 360);
 
+/// What a composition is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    Livestream,
+    Recording,
+}
+
 pub struct Compositions {
     ffmpeg: PathBuf,
     work_root: PathBuf,
-    active: Mutex<HashMap<String, Arc<Active>>>,
+    active: Mutex<HashMap<(String, Purpose), Arc<Active>>>,
+    /// Per meeting with a composite recording: its file's channel, for the duration at the end.
+    file_ends: Mutex<HashMap<String, mpsc::Sender<StreamedChunk>>>,
+}
+
+/// The composed MP4's bytes to the recording's file task (from the composer's output thread).
+struct ChannelWriter(mpsc::Sender<StreamedChunk>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(StreamedChunk::Bytes(buf.to_vec()))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct Active {
     id: String,
+    /// Pictures per second of its output.
+    fps: u32,
     start: Instant,
     composition: Mutex<Option<Composition>>,
     feeder: edgemeet_composer::Feeder,
@@ -96,11 +124,38 @@ impl Compositions {
             ffmpeg,
             work_root,
             active: Mutex::new(HashMap::new()),
+            file_ends: Mutex::new(HashMap::new()),
         }
     }
 
+    fn is(&self, meeting: &str, purpose: Purpose) -> bool {
+        self.active
+            .lock()
+            .unwrap()
+            .contains_key(&(meeting.to_owned(), purpose))
+    }
+
     pub fn is_live(&self, meeting: &str) -> bool {
-        self.active.lock().unwrap().contains_key(meeting)
+        self.is(meeting, Purpose::Livestream)
+    }
+
+    /// Anything composed of `meeting` (its tracks are tapped).
+    pub fn is_composing(&self, meeting: &str) -> bool {
+        self.active
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|(m, _)| m == meeting)
+    }
+
+    fn of_meeting(&self, meeting: &str) -> Vec<Arc<Active>> {
+        self.active
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((m, _), _)| m == meeting)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 
     /// Starts streaming `meeting`: connects to the ingest (a wrong URL or key fails here), starts
@@ -116,20 +171,57 @@ impl Compositions {
         }
         let target = RtmpTarget::parse(&req.url, StreamKey::new(req.stream_key))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let started = SystemTime::now();
+        let output = Output::Rtmp(target);
+        let id = self
+            .start(media, meeting, Purpose::Livestream, output, &req.scene)
+            .await?;
+        Ok(StartLivestreamResponse {
+            livestream_id: id,
+            started_at_ms: unix_ms(started),
+        })
+    }
+
+    /// Composes `meeting` into one MP4 whose bytes go to `file` (a file of its recording).
+    pub async fn start_recording(
+        &self,
+        media: &Loops,
+        meeting: &str,
+        file: mpsc::Sender<StreamedChunk>,
+        scene: &CompositionScene,
+    ) -> Result<(), ApiError> {
+        let output = Output::Mp4(Box::new(ChannelWriter(file.clone())));
+        self.start(media, meeting, Purpose::Recording, output, scene)
+            .await?;
+        self.file_ends
+            .lock()
+            .unwrap()
+            .insert(meeting.to_owned(), file);
+        Ok(())
+    }
+
+    async fn start(
+        &self,
+        media: &Loops,
+        meeting: &str,
+        purpose: Purpose,
+        output: Output,
+        scene: &CompositionScene,
+    ) -> Result<String, ApiError> {
         let id = new_id();
         let mut settings = Settings::hd(self.work_root.join(&id));
         settings.ffmpeg = self.ffmpeg.clone();
-        let composition =
-            tokio::task::spawn_blocking(move || Composition::start(settings, Output::Rtmp(target)))
-                .await
-                .map_err(|_| ApiError::Media("the composer did not start".into()))?
-                // The composer's errors name neither the key nor the URL's secrets (its tests check).
-                .map_err(|e| ApiError::Unavailable(livestream_error(&e)))?;
+        let fps = settings.fps;
+        let composition = tokio::task::spawn_blocking(move || Composition::start(settings, output))
+            .await
+            .map_err(|_| ApiError::Media("the composer did not start".into()))?
+            // The composer's errors name neither the key nor the URL's secrets (its tests check).
+            .map_err(|e| ApiError::Unavailable(livestream_error(&e)))?;
         let feeder = composition.feeder();
-        feeder.scene(scene_of(&req.scene));
-        let started = SystemTime::now();
+        feeder.scene(scene_of(scene));
         let active = Arc::new(Active {
             id: id.clone(),
+            fps,
             start: Instant::now(),
             composition: Mutex::new(Some(composition)),
             feeder,
@@ -138,30 +230,33 @@ impl Compositions {
         });
         let raced = {
             let mut map = self.active.lock().unwrap();
-            if map.contains_key(meeting) {
-                true
-            } else {
-                map.insert(meeting.to_owned(), active.clone());
-                false
+            let key = (meeting.to_owned(), purpose);
+            match map.entry(key) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(active.clone());
+                    false
+                }
+                std::collections::hash_map::Entry::Occupied(_) => true,
             }
         };
         if raced {
             finish(active).await;
-            return Err(ApiError::Conflict("this meeting is already being streamed"));
+            return Err(ApiError::Conflict("this meeting is already being composed"));
         }
-        self.attach_loop(media, meeting).await;
-        tracing::info!(livestream = %id, "livestream started");
-        Ok(StartLivestreamResponse {
-            livestream_id: id,
-            started_at_ms: unix_ms(started),
-        })
+        self.attach(media, meeting, &active).await;
+        tracing::info!(composition = %id, ?purpose, "composition started");
+        Ok(id)
     }
 
-    /// A new scene (who is in, names, speaker, screen, layout) for `meeting`'s composition.
+    /// A new scene (who is in, names, speaker, screen, layout) for `meeting`'s compositions.
     pub fn set_scene(&self, meeting: &str, scene: &CompositionScene) -> Result<(), ApiError> {
-        let active = self.active.lock().unwrap().get(meeting).cloned();
-        let active = active.ok_or(ApiError::NotFound("this meeting is not being streamed"))?;
-        active.feeder.scene(scene_of(scene));
+        let all = self.of_meeting(meeting);
+        if all.is_empty() {
+            return Err(ApiError::NotFound("this meeting is not being composed"));
+        }
+        for active in all {
+            active.feeder.scene(scene_of(scene));
+        }
         Ok(())
     }
 
@@ -171,20 +266,10 @@ impl Compositions {
         media: &Loops,
         meeting: &str,
     ) -> Result<StopLivestreamResponse, ApiError> {
-        let active = self
-            .active
-            .lock()
-            .unwrap()
-            .remove(meeting)
+        let (id, report, _) = self
+            .stop(media, meeting, Purpose::Livestream)
+            .await
             .ok_or(ApiError::NotFound("this meeting is not being streamed"))?;
-        if let Some(lp) = media.of_room(meeting) {
-            let _ = lp.untap(&active.id).await;
-        }
-        let id = active.id.clone();
-        let report = finish(active).await;
-        // The process's folder goes with its last composition (fails while others run).
-        let _ = std::fs::remove_dir(&self.work_root);
-        tracing::info!(livestream = %id, pictures = report.pictures, "livestream stopped");
         Ok(StopLivestreamResponse {
             livestream_id: id,
             pictures: report.pictures,
@@ -192,12 +277,57 @@ impl Compositions {
         })
     }
 
-    /// Taps the tracks of `meeting` that its composition does not take yet (at the start, and
+    /// Ends `meeting`'s composite recording, if it has one: its MP4 is complete, with its
+    /// duration, (its file task finishing the upload) when this returns.
+    pub async fn stop_recording(&self, media: &Loops, meeting: &str) {
+        let report = self.stop(media, meeting, Purpose::Recording).await;
+        let end = self.file_ends.lock().unwrap().remove(meeting);
+        if let (Some((_, report, fps)), Some(end)) = (report, end) {
+            // The composer gives pictures at a steady rate: their count is the file's length.
+            let secs = report.pictures as f64 / f64::from(fps.max(1));
+            let _ = end.send(StreamedChunk::End { secs }).await;
+        }
+    }
+
+    /// Ends every composition (node shutdown).
+    pub async fn stop_all(&self, media: &Loops) {
+        let keys: Vec<(String, Purpose)> = self.active.lock().unwrap().keys().cloned().collect();
+        for (meeting, purpose) in keys {
+            self.stop(media, &meeting, purpose).await;
+        }
+    }
+
+    async fn stop(
+        &self,
+        media: &Loops,
+        meeting: &str,
+        purpose: Purpose,
+    ) -> Option<(String, edgemeet_composer::Report, u32)> {
+        let active = self
+            .active
+            .lock()
+            .unwrap()
+            .remove(&(meeting.to_owned(), purpose))?;
+        if let Some(lp) = media.of_room(meeting) {
+            let _ = lp.untap(&active.id).await;
+        }
+        let (id, fps) = (active.id.clone(), active.fps);
+        let report = finish(active).await;
+        // The process's folder goes with its last composition (fails while others run).
+        let _ = std::fs::remove_dir(&self.work_root);
+        tracing::info!(composition = %id, ?purpose, pictures = report.pictures, "composition stopped");
+        Some((id, report, fps))
+    }
+
+    /// Taps the tracks of `meeting` that its compositions do not take yet (at the start, and
     /// after every push): each into a decoder of its own.
     pub async fn attach_loop(&self, media: &Loops, meeting: &str) {
-        let Some(active) = self.active.lock().unwrap().get(meeting).cloned() else {
-            return;
-        };
+        for active in self.of_meeting(meeting) {
+            self.attach(media, meeting, &active).await;
+        }
+    }
+
+    async fn attach(&self, media: &Loops, meeting: &str, active: &Arc<Active>) {
         let Some(lp) = media.of_room(meeting) else {
             return;
         };
@@ -208,7 +338,7 @@ impl Compositions {
         for t in tracks {
             let mime = t.mime.to_ascii_lowercase();
             if !(mime == "video/vp8" || mime == "audio/opus") {
-                tracing::info!(livestream = %active.id, "track codec not composable; skipped");
+                tracing::info!(composition = %active.id, "track codec not composable; skipped");
                 continue;
             }
             let kind = if t.video {
@@ -231,7 +361,7 @@ impl Compositions {
             let decoder = match Decoder::start(&self.ffmpeg, kind, active.feeder.clone()) {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::warn!(livestream = %active.id, error = %e, "decoder did not start");
+                    tracing::warn!(composition = %active.id, error = %e, "decoder did not start");
                     continue;
                 }
             };
@@ -240,7 +370,7 @@ impl Compositions {
             match source::spawn(t.video, decoder, rx, need_keyframe.clone(), active.start) {
                 Ok(h) => active.sources.lock().unwrap().push(h),
                 Err(e) => {
-                    tracing::warn!(livestream = %active.id, error = %e, "source thread did not start");
+                    tracing::warn!(composition = %active.id, error = %e, "source thread did not start");
                     continue;
                 }
             }
@@ -271,7 +401,7 @@ async fn finish(active: Arc<Active>) -> edgemeet_composer::Report {
         match composition.map(Composition::stop) {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
-                tracing::warn!(livestream = %active.id, error = %e, "livestream ended with an error");
+                tracing::warn!(composition = %active.id, error = %e, "livestream ended with an error");
                 edgemeet_composer::Report::default()
             }
             None => edgemeet_composer::Report::default(),

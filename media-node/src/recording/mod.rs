@@ -39,6 +39,13 @@ struct Ready {
     journal_interval: std::time::Duration,
 }
 
+/// What a streamed file of a recording is given: its bytes as they are made, then (before the
+/// sender is dropped) its duration.
+pub enum StreamedChunk {
+    Bytes(Vec<u8>),
+    End { secs: f64 },
+}
+
 /// The node's recordings: at most one per meeting.
 pub struct Recordings {
     ready: Option<Ready>,
@@ -331,6 +338,85 @@ impl Recordings {
             slot.audio = true;
         }
         Some((slot.tx.clone(), slot.need_keyframe.clone()))
+    }
+
+    /// A file of `meeting`'s recording fed with bytes as they come (the composed MP4): the
+    /// returned sender takes them; the file is finished, and delivered with the others, once the
+    /// sender is dropped. None: the meeting is not recorded.
+    pub fn streamed_mp4(&self, meeting: &str, name: &str) -> Option<mpsc::Sender<StreamedChunk>> {
+        let ready = self.ready.as_ref()?;
+        let active = self.active.lock().unwrap().get(meeting).cloned()?;
+        let (tx, mut rx) = mpsc::channel::<StreamedChunk>(64);
+        let part_size = ready.part_size;
+        let writer = RecordingWriter::new(
+            ready.store.clone(),
+            active.id.clone(),
+            active.meeting.clone(),
+            active.started,
+        )
+        .with_part_size(ready.part_size);
+        let (name, id) = (format!("{}-{name}", &active.id[..8]), active.id.clone());
+        let task = tokio::spawn(async move {
+            let mut file = match writer.create_file(&name, "video/mp4").await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(recording = %id, error = %e, "composed file not created");
+                    return None;
+                }
+            };
+            // The first part stays here until the duration is known (its head says 0 until
+            // then); the rest streams.
+            let (mut first, mut streaming, mut secs) = (Vec::new(), false, None);
+            while let Some(chunk) = rx.recv().await {
+                let bytes = match chunk {
+                    StreamedChunk::End { secs: s } => {
+                        secs = Some(s);
+                        continue;
+                    }
+                    StreamedChunk::Bytes(b) if !streaming => {
+                        first.extend_from_slice(&b);
+                        if first.len() < part_size {
+                            continue;
+                        }
+                        streaming = true;
+                        file.hold_first_part();
+                        first.split_off(part_size)
+                    }
+                    StreamedChunk::Bytes(b) => b,
+                };
+                if let Err(e) = file.write(&bytes).await {
+                    tracing::warn!(recording = %id, error = %e, "composed file failed");
+                    file.abort().await;
+                    return None;
+                }
+            }
+            if first.is_empty() {
+                file.abort().await;
+                return None;
+            }
+            if let Some(s) = secs
+                && !edgemeet_composer::mp4::set_duration(&mut first, s)
+            {
+                tracing::warn!(recording = %id, "composed file's head not found; its duration stays unset");
+            }
+            let done = if streaming {
+                file.finish_with_first_part(first).await
+            } else {
+                match file.write(&first).await {
+                    Ok(()) => file.finish().await,
+                    Err(e) => Err(e),
+                }
+            };
+            match done {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(recording = %id, error = %e, "composed file not finished");
+                    None
+                }
+            }
+        });
+        active.tasks.lock().unwrap().push(task);
+        Some(tx)
     }
 
     /// Taps the tracks of `meeting` on the media loop that its recording does not hold yet
