@@ -147,6 +147,10 @@ pub enum ClientMessage {
     StartRecording {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dropbox: Option<DropboxGrant>,
+        /// Also one composed video of the whole meeting (the livestream's layout: the speaker
+        /// large, names on the tiles), delivered with the per-person files.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        composite: bool,
     },
     /// Moderator: stop the recording; it is uploaded, then deleted from our storage.
     StopRecording,
@@ -416,12 +420,21 @@ mod tests {
     #[test]
     fn start_recording_with_or_without_a_dropbox_grant() {
         let m = parse_client(r#"{"v":1,"type":"start_recording"}"#).unwrap();
-        assert_eq!(m, ClientMessage::StartRecording { dropbox: None });
+        assert_eq!(
+            m,
+            ClientMessage::StartRecording {
+                dropbox: None,
+                composite: false
+            }
+        );
         let m = parse_client(
             r#"{"v":1,"type":"start_recording","dropbox":{"access_token":"sl.a","refresh_token":"r","app_key":"k"}}"#,
         )
         .unwrap();
-        let ClientMessage::StartRecording { dropbox: Some(g) } = &m else {
+        let ClientMessage::StartRecording {
+            dropbox: Some(g), ..
+        } = &m
+        else {
             panic!("{m:?}")
         };
         assert_eq!((g.access_token.as_str(), g.app_key.as_str()), ("sl.a", "k"));

@@ -186,3 +186,35 @@ test('a moderator connects Dropbox, records; the other page sees the indicator; 
   assert.equal(await ada.isVisible('#record-note'), true);
   for (const page of [ada, bob, cy]) await page.context().close();
 });
+
+test('"One video": a composed video of the whole meeting lands in Dropbox beside the per-person files', async () => {
+  const room = uniqueRoom('rec');
+  const ada = await joinPage(browser, edge.url, room, { name: 'Ada' });
+  await inMeeting(ada);
+  const bob = await joinPage(browser, edge.url, room, { name: 'Bob' });
+  await inMeeting(bob);
+  await ada.waitForFunction(() => !document.getElementById('record').hidden);
+  assert.equal(await ada.isVisible('#record-composite-choice'), true);
+  await ada.check('#record-composite');
+  const before = new Set((await (await fetch(`${emuUrl}/_emulator/files`)).json()).map((f) => f.path_display));
+  const popupPromise = ada.context().waitForEvent('page');
+  await ada.click('#record');
+  const popup = await popupPromise;
+  await popup.waitForEvent('close', { timeout: 15000 });
+  await ada.waitForFunction(() => document.getElementById('record').textContent === 'Stop recording', null, { timeout: 15000 });
+  // The choice is made before a recording starts.
+  assert.equal(await ada.isVisible('#record-composite-choice'), false);
+  await ada.waitForTimeout(6000);
+  await ada.click('#record');
+  const list = await deliveryReaches(ada, 0, 'delivered', 60000);
+  assert.match(list.items[0].text, /^Delivered to your Dropbox \(3 files\)/, edge.logs.filter((l) => /composit|record/.test(l)).join("\n"));
+  const files = (await (await fetch(`${emuUrl}/_emulator/files`)).json()).filter((f) => !before.has(f.path_display));
+  console.log(`one video: ${files.map((f) => `${f.path_display} ${f.size} bytes`).join(', ')}`);
+  const composed = files.filter((f) => f.path_display.endsWith('.mp4'));
+  assert.equal(composed.length, 1, JSON.stringify(files));
+  assert.match(composed[0].path_display, /^\/edgemeet\/\d{4}-\d{2}-\d{2}\/[0-9a-f]{8}-meeting\.mp4$/);
+  // About 6 s of 720p H.264 with sound: far more than a head alone.
+  assert.ok(composed[0].size > 100000, `${composed[0].size} bytes`);
+  assert.equal(files.filter((f) => f.path_display.endsWith('.webm')).length, 2);
+  for (const page of [ada, bob]) await page.context().close();
+});

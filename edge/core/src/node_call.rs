@@ -76,10 +76,17 @@ pub fn record(
     let (url, body) = match start {
         Some(start) => (
             format!("{base}/v1/rooms/{meeting_id}/recording/start"),
-            Some(match (start.dropbox, start.continue_from) {
-                (Some(grant), _) => json!({ "dropbox": grant }).to_string(),
-                (None, Some(old)) => json!({ "continueFrom": old }).to_string(),
-                (None, None) => "{}".to_string(),
+            Some({
+                let mut body = match (start.dropbox, start.continue_from) {
+                    (Some(grant), _) => json!({ "dropbox": grant }),
+                    (None, Some(old)) => json!({ "continueFrom": old }),
+                    (None, None) => json!({}),
+                };
+                if let Some(scene) = start.scene {
+                    body["composite"] = json!(true);
+                    body["scene"] = json!(scene);
+                }
+                body.to_string()
             }),
         ),
         None => (format!("{base}/v1/rooms/{meeting_id}/recording/stop"), None),
@@ -404,6 +411,7 @@ mod tests {
             dropbox: None,
             recorder: "p1".into(),
             continue_from: None,
+            scene: None,
         };
         let r = record(b, "m1".into(), "t".into(), Some(start));
         assert_eq!(r.call.url, "https://n1.example/v1/rooms/m1/recording/start");
@@ -426,6 +434,7 @@ mod tests {
                     dropbox: None,
                     recorder: "p1".into(),
                     continue_from: None,
+                    scene: None,
                 }),
             )
         };

@@ -213,3 +213,46 @@ fn livestreaming_needs_moderation_and_the_feature_in_jwt_rooms() {
     h.send(2, start_msg());
     assert_eq!(told_live(&mut h, 2), Some(true));
 }
+
+#[test]
+fn a_composite_recording_gets_the_scene_at_its_start_and_when_it_changes() {
+    let mut h = Harness::new(None);
+    let (ada, meeting) = welcome_id(&h.join(1, json!({"profile": {"name": "Ada"}})));
+    h.assign_node();
+    h.other.clear();
+    h.send(1, json!({"type": "start_recording", "composite": true}));
+    h.assign_node();
+    let start = h.other.iter().find_map(|e| match e {
+        Effect::RecordOnNode {
+            start: Some(edgemeet_core::RecordStart { scene, .. }),
+            ..
+        } => Some(scene.clone()),
+        _ => None,
+    });
+    let scene = start
+        .expect("the node is asked to record")
+        .expect("with a scene");
+    assert_eq!(scene.people[0].name, "Ada");
+    h.other.clear();
+    h.input(Input::DominantSpeaker {
+        meeting_id: meeting,
+        participant: ada.clone(),
+    });
+    assert_eq!(scenes(&h).last().and_then(|s| s.speaker.clone()), Some(ada));
+
+    // A plain recording sends none.
+    let mut h = Harness::new(None);
+    h.join(1, json!({"profile": {"name": "Ada"}}));
+    h.send(1, json!({"type": "start_recording"}));
+    h.assign_node();
+    assert!(h.other.iter().any(|e| matches!(
+        e,
+        Effect::RecordOnNode {
+            start: Some(edgemeet_core::RecordStart { scene: None, .. }),
+            ..
+        }
+    )));
+    h.other.clear();
+    h.join(2, json!({"profile": {"name": "Bob"}}));
+    assert!(scenes(&h).is_empty());
+}

@@ -455,6 +455,8 @@ class Meeting {
     const note = $('record-note');
     const cfg = this.recordingConfig;
     button.hidden = !(this.moderator && cfg.available && this.me);
+    // The choice of one composed video is made before a recording starts.
+    $('record-composite-choice').hidden = button.hidden || this.recording;
     button.textContent = this.recording ? 'Stop recording' : 'Record';
     button.setAttribute('aria-pressed', String(this.recording));
     const e2ee = !!this.e2ee || [...this.people.values()].some((p) => p.media?.e2ee);
@@ -520,6 +522,7 @@ class Meeting {
     const cfg = this.recordingConfig;
     /** @type {any} */
     const msg = { type: 'start_recording' };
+    if (/** @type {HTMLInputElement} */ ($('record-composite')).checked) msg.composite = true;
     if (cfg.destination === 'dropbox' && cfg.dropbox) {
       if (!this.dropbox) {
         this.recordingBusy = true;

@@ -70,7 +70,7 @@
  *   | {type: 'e2ee_key', to: ParticipantId, blob: string}
  *   | {type: 'tracks', session_id: string, tracks: TrackInfo[]}
  *   | {type: 'refresh_node_grant'}
- *   | {type: 'start_recording', dropbox?: DropboxGrant}
+ *   | {type: 'start_recording', dropbox?: DropboxGrant, composite?: boolean}
  *   | {type: 'stop_recording'}
  *   | {type: 'start_livestream', url: string, stream_key: string}
  *   | {type: 'stop_livestream'}

@@ -45,8 +45,8 @@ impl Room {
                 }
                 Ok(())
             }
-            ClientMessage::StartRecording { dropbox } => {
-                self.start_recording(env, out, id, dropbox)
+            ClientMessage::StartRecording { dropbox, composite } => {
+                self.start_recording(env, out, id, dropbox, composite)
             }
             ClientMessage::StopRecording => {
                 self.require_moderator(id)?;

@@ -107,6 +107,7 @@ impl Room {
             media: Default::default(),
             recording: None,
             livestream: None,
+            composition_scene: None,
             lobby: false,
         });
         let id = loop {

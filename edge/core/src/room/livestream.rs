@@ -27,9 +27,6 @@ pub(super) struct Livestream {
     #[serde(skip)]
     target: Option<(String, StreamKey)>,
     started_on_node: bool,
-    /// The scene the node has (memory only: after a wake-up it is sent again once).
-    #[serde(skip)]
-    scene: Option<CompositionScene>,
 }
 
 /// `rtmp://host[:port]/app...` (or `rtmps://`): the node checks the rest.
@@ -85,7 +82,6 @@ impl Room {
             by: id.to_string(),
             target: Some((url, key)),
             started_on_node: false,
-            scene: None,
         });
         out.send_many(
             self.member_conns(),
@@ -120,14 +116,13 @@ impl Room {
         let Some(token) = self.node_token(env, &node, &meeting_id, "edge") else {
             return;
         };
-        let scene = self.scene();
+        let scene = self.scene_sent();
         let live = self
             .meeting
             .as_mut()
             .and_then(|m| m.livestream.as_mut())
             .expect("checked above");
         live.started_on_node = true;
-        live.scene = Some(scene.clone());
         out.0.push(Effect::LivestreamOnNode {
             node,
             meeting_id,
@@ -205,28 +200,33 @@ impl Room {
     }
 
     /// After every input: a changed scene (someone came or left, a new name, a new speaker, a
-    /// screen shared) goes to the node.
-    pub(super) fn sync_livestream_scene(&mut self, env: &mut Env, out: &mut Out) {
+    /// screen shared) goes to the node while it composes the meeting (a livestream, a composite
+    /// recording).
+    pub(super) fn sync_composition_scene(&mut self, env: &mut Env, out: &mut Out) {
+        let live = self
+            .meeting
+            .as_ref()
+            .and_then(|m| m.livestream.as_ref())
+            .is_some_and(|l| l.started_on_node);
+        if !live && !self.records_composite() {
+            return;
+        }
         let Some(meeting) = self.meeting.as_ref() else {
             return;
         };
-        let (Some(node), Some(live)) = (meeting.media.node.clone(), meeting.livestream.as_ref())
-        else {
+        let Some(node) = meeting.media.node.clone() else {
             return;
         };
-        if !live.started_on_node {
-            return;
-        }
         let scene = self.scene();
-        if live.scene.as_ref() == Some(&scene) {
+        if meeting.composition_scene.as_ref() == Some(&scene) {
             return;
         }
         let meeting_id = meeting.id.clone();
         let Some(token) = self.node_token(env, &node, &meeting_id, "edge") else {
             return;
         };
-        if let Some(live) = self.meeting.as_mut().and_then(|m| m.livestream.as_mut()) {
-            live.scene = Some(scene.clone());
+        if let Some(m) = self.meeting.as_mut() {
+            m.composition_scene = Some(scene.clone());
         }
         out.0.push(Effect::LivestreamOnNode {
             node,
@@ -234,6 +234,15 @@ impl Room {
             token,
             call: LivestreamCall::Scene(scene),
         });
+    }
+
+    /// The scene now, remembered as the one the node's compositions have.
+    pub(super) fn scene_sent(&mut self) -> CompositionScene {
+        let scene = self.scene();
+        if let Some(m) = self.meeting.as_mut() {
+            m.composition_scene = Some(scene.clone());
+        }
+        scene
     }
 
     /// Who the stream shows: everyone in join order with their names, the dominant speaker,

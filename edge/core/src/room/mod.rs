@@ -186,8 +186,9 @@ pub enum Effect {
         /// `Some`: start (with the grant, if the recorder gave one); `None`: stop.
         start: Option<RecordStart>,
     },
-    /// Start, re-scene or stop the meeting's livestream on its node. On a failed start the host
-    /// answers with [`Input::LivestreamFailed`].
+    /// Start, re-scene or stop the meeting's livestream on its node (a new scene also reaches
+    /// a composite recording). On a failed start the host answers with
+    /// [`Input::LivestreamFailed`].
     LivestreamOnNode {
         node: NodeInfo,
         meeting_id: String,
@@ -230,6 +231,8 @@ pub struct RecordStart {
     /// node carries over (the room may no longer hold the grant: a Worker's room forgets it
     /// when it hibernates).
     pub continue_from: Option<String>,
+    /// Also one composed video, showing this scene at first (names of the people in it).
+    pub scene: Option<edgemeet_protocol::node::CompositionScene>,
 }
 
 /// Close codes sent to browsers.
@@ -328,6 +331,10 @@ struct Meeting {
     recording: Option<recording::Recording>,
     #[serde(default)]
     livestream: Option<livestream::Livestream>,
+    /// The scene the node's compositions (livestream, composite recording) were last sent;
+    /// memory only (after a wake-up it is sent again once).
+    #[serde(skip)]
+    composition_scene: Option<edgemeet_protocol::node::CompositionScene>,
     /// Newcomers knock (`room/lobby.rs`).
     #[serde(default)]
     lobby: bool,
@@ -455,7 +462,7 @@ impl Room {
                 self.move_off_node(&mut out, &node_id, reason)
             }
         }
-        self.sync_livestream_scene(env, &mut out);
+        self.sync_composition_scene(env, &mut out);
         if self.is_ended() {
             out.0.push(Effect::Ended);
         } else {

@@ -24,6 +24,9 @@ pub(super) struct Recording {
     /// the grant above is gone (a Worker's room that hibernated).
     #[serde(default)]
     on_node: Option<String>,
+    /// Also one composed video of the meeting (the node composes it; the scene follows).
+    #[serde(default)]
+    pub(super) composite: bool,
 }
 
 impl Room {
@@ -33,6 +36,7 @@ impl Room {
         out: &mut Out,
         id: &str,
         grant: Option<DropboxGrant>,
+        composite: bool,
     ) -> Result<(), ProtocolError> {
         let open = env
             .config
@@ -74,6 +78,7 @@ impl Room {
             pending: grant,
             started_on_node: false,
             on_node: None,
+            composite,
         });
         out.send_many(
             self.member_conns(),
@@ -103,6 +108,7 @@ impl Room {
         let Some(token) = self.node_token(env, &node, &meeting_id, "edge") else {
             return;
         };
+        let scene = rec.composite.then(|| self.scene_sent());
         let rec = self
             .meeting
             .as_mut()
@@ -120,6 +126,7 @@ impl Room {
                 dropbox: start,
                 recorder,
                 continue_from,
+                scene,
             }),
         });
     }
@@ -221,6 +228,14 @@ impl Room {
         if let Some(rec) = self.meeting.as_mut().and_then(|m| m.recording.as_mut()) {
             rec.started_on_node = false;
         }
+    }
+
+    /// A composed video of the meeting is being recorded on the node.
+    pub(super) fn records_composite(&self) -> bool {
+        self.meeting
+            .as_ref()
+            .and_then(|m| m.recording.as_ref())
+            .is_some_and(|r| r.composite && r.started_on_node)
     }
 
     pub(super) fn is_recording(&self) -> bool {
