@@ -186,6 +186,7 @@ impl Room {
             recording: meeting.recording.is_some(),
             resume,
             lobby: meeting.lobby,
+            last_n: env.config.last_n,
         };
         out.send(member.conn, &welcome);
         self.welcome_lobby(out, id);
