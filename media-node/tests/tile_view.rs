@@ -81,15 +81,15 @@ async fn a_hidden_tile_gets_no_video_and_comes_back_from_a_keyframe_and_its_heig
             (a.session_id.clone(), "audio".into()),
             (a.session_id.clone(), "video".into()),
         ],
-        Some("f"),
+        Some("h"),
     )
     .await
-    .expect("pull f");
+    .expect("pull h");
     let vid = remote_track_id(&a.session_id, "video");
     let aud = remote_track_id(&a.session_id, "audio");
-    let (on_f, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "f").await;
+    let (on_h, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "h").await;
     assert!(
-        on_f,
+        on_h,
         "before the page says anything, the layer asked for: {s}"
     );
     let video_mid = pulled(&s, "video")["mid"].as_str().expect("mid").to_owned();
@@ -128,7 +128,8 @@ async fn a_hidden_tile_gets_no_video_and_comes_back_from_a_keyframe_and_its_heig
     assert!(e.to_string().starts_with("403"), "{e}");
     assert_eq!(pulled(&state(&b).await, "video")["shown"], true);
 
-    // A small tile (150 px) gets h, a tall pinned one f.
+    // A small tile (80 px) gets q; a tall pinned one f, above the layer asked for; a tall one
+    // that is not pinned, the layer asked for.
     let layer_since = |t: Instant| -> Vec<u8> {
         b.packets(&vid)
             .iter()
@@ -138,19 +139,19 @@ async fn a_hidden_tile_gets_no_video_and_comes_back_from_a_keyframe_and_its_heig
     };
     view(
         &b,
-        json!({"tracks": [{"mid": video_mid, "shown": true, "height": 150}]}),
+        json!({"tracks": [{"mid": video_mid, "shown": true, "height": 80}]}),
     )
     .await
     .expect("small tile");
-    let (on_h, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "h").await;
-    assert!(on_h, "a 150-pixel tile gets the 180-pixel layer: {s}");
+    let (on_q, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "q").await;
+    assert!(on_q, "an 80-pixel tile gets the 90-pixel layer: {s}");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let t = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let small = layer_since(t);
     assert!(
-        small.len() > 5 && small.iter().all(|&l| l == 1),
-        "h's packets only: {small:?}"
+        small.len() > 5 && small.iter().all(|&l| l == 0),
+        "q's packets only: {small:?}"
     );
     view(
         &b,
@@ -159,7 +160,12 @@ async fn a_hidden_tile_gets_no_video_and_comes_back_from_a_keyframe_and_its_heig
     .await
     .expect("large tile");
     let (on_f, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "f").await;
-    assert!(on_f, "a tall tile gets f: {s}");
+    assert!(on_f, "a tall pinned tile gets f: {s}");
+    view(&b, json!({"tracks": [{"mid": video_mid, "shown": true, "height": 720}]}))
+        .await
+        .expect("tall tile, not pinned");
+    let (back_h, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "h").await;
+    assert!(back_h, "not pinned, no higher than asked for: {s}");
 
     // Hidden: no video packet more (audio goes on); the node's count stands still.
     view(&b, json!({"tracks": [{"mid": video_mid, "shown": false}]}))

@@ -333,7 +333,10 @@ impl EdgeConfig {
             );
         }
         if self.last_n == Some(0) {
-            return err("last_n".into(), "must be at least 1 (leave it out for no cap)");
+            return err(
+                "last_n".into(),
+                "must be at least 1 (leave it out for no cap)",
+            );
         }
         if self.node_stale_after_ms < 1500 {
             // Nodes heartbeat every second: less would call a live node dead.

@@ -391,9 +391,14 @@ impl MediaLoop {
                     layer_bps[1..].fill(None);
                     0
                 } else {
-                    // The layer asked for, no higher than the tile needs.
+                    // The layer asked for, no higher than the tile needs; a pinned or large
+                    // tile what it needs, above the layer asked for.
                     let asked = pull.preferred.unwrap_or(p.rids.len() - 1);
-                    pull.view_cap.map_or(asked, |c| asked.min(c))
+                    match pull.view_cap {
+                        Some(c) if pull.view.pinned => c,
+                        Some(c) => asked.min(c),
+                        None => asked,
+                    }
                 };
                 demands.push(VideoDemand {
                     key: pull_id,

@@ -220,12 +220,14 @@ impl Pull {
     }
 
     /// The layer (rank) this pull should get: what the viewer's estimate allows, else what its
-    /// page asked for, no higher than its tile needs.
+    /// page asked for, no higher than its tile needs (a pinned or large tile: what it needs).
     pub fn layer(&self) -> Option<usize> {
         if self.grant.layer.is_some() {
             return self.grant.layer;
         }
         match (self.preferred, self.view_cap) {
+            // A large tile goes by its height, above the layer asked for.
+            (_, Some(c)) if self.view.pinned => Some(c),
             (Some(p), Some(c)) => Some(p.min(c)),
             (p, c) => p.or(c),
         }
