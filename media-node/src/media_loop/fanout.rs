@@ -70,7 +70,7 @@ impl Publication {
     /// The lowest layer (rank) that covers a tile `height` device pixels high; `None`: no cap
     /// (no height known yet, or the tile named none).
     pub fn rank_for_height(&self, height: Option<u32>) -> Option<usize> {
-        let n = self.rids.len().max(1).min(MAX_LAYERS);
+        let n = self.rids.len().clamp(1, MAX_LAYERS);
         crate::tile_view::rank_for_height(&self.heights[..n], height?)
     }
 
