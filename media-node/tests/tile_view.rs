@@ -161,10 +161,14 @@ async fn a_hidden_tile_gets_no_video_and_comes_back_from_a_keyframe_and_its_heig
     .expect("large tile");
     let (on_f, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "f").await;
     assert!(on_f, "a tall pinned tile gets f: {s}");
-    view(&b, json!({"tracks": [{"mid": video_mid, "shown": true, "height": 720}]}))
-        .await
-        .expect("tall tile, not pinned");
-    let (back_h, s) = until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "h").await;
+    view(
+        &b,
+        json!({"tracks": [{"mid": video_mid, "shown": true, "height": 720}]}),
+    )
+    .await
+    .expect("tall tile, not pinned");
+    let (back_h, s) =
+        until_state(&b, WAIT, |s| pulled(s, "video")["forwarding"]["rid"] == "h").await;
     assert!(back_h, "not pinned, no higher than asked for: {s}");
 
     // Hidden: no video packet more (audio goes on); the node's count stands still.
