@@ -84,6 +84,10 @@ test('a hidden tab gets no video and comes back from a keyframe; a pinned tile g
     const sizes = await viewer.evaluate(() => [...document.querySelectorAll('#grid > .tile')].map((t) => Math.round(t.getBoundingClientRect().height)));
     console.log(`pinned tile: ${JSON.stringify(layers)}; tile heights ${JSON.stringify(sizes)} px`);
     assert.ok(layers, 'the pinned (large) tile gets a higher layer than the small one');
+    await sleep(1500);
+    const [big, small] = [await pullOf(viewer, ids[0]), await pullOf(viewer, ids[1])];
+    assert.ok(RANK[big.rid] > RANK[small.rid], `and keeps it: ${big.rid} over ${small.rid}`);
+    assert.ok(big.height > small.height, `the large tile decodes the taller picture (${big.height} > ${small.height} px)`);
     // Unpinned: back to the grid.
     await viewer.click(`#grid > .tile[data-participant="${ids[0]}"] button.pin`);
     await viewer.waitForFunction(() => !document.getElementById('grid').classList.contains('stage'));
