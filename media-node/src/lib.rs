@@ -68,6 +68,7 @@ mod rewrite;
 mod sdp;
 mod speaker;
 mod stitch;
+mod tile_view;
 mod tracks;
 
 pub use api::MAX_BODY_BYTES;

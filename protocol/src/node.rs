@@ -274,6 +274,29 @@ pub struct UpdateTrack {
     pub simulcast: SimulcastPreference,
 }
 
+/// `PUT /v1/sessions/{id}/tracks/view`: how the viewer's page shows pulled videos (issue 18).
+/// The node sends a tile that is not shown no video, and picks the layer that fits its height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ViewTracksRequest {
+    pub tracks: Vec<TrackView>,
+}
+
+/// How one pulled video's tile is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrackView {
+    pub mid: String,
+    /// On screen (false: scrolled off, a hidden tab, not drawn): no video is sent.
+    pub shown: bool,
+    /// The tile's height in device pixels; absent: no limit (the layer asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Pinned or shown large: it goes before the other cameras when the link is short.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
 /// State of one track of a session (`GET /v1/sessions/{id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -289,6 +312,12 @@ pub struct TrackState {
     /// allocation forwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarding: Option<Forwarding>,
+    /// For `remote` tracks: RTP packets the node sent on it so far (retransmissions apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets_sent: Option<u64>,
+    /// For pulled video: whether its tile is shown (`tracks/view`; true until told otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<bool>,
 }
 
 /// What the node forwards of a pulled video, within the viewer's downlink estimate (issue 18).

@@ -150,6 +150,10 @@ pub enum ServerMessage {
         /// Newcomers knock (the room's lobby is on).
         #[serde(default)]
         lobby: bool,
+        /// Most videos this page receives through a media node (the operator's `last_n`):
+        /// the featured tile, shared screens and the latest speakers; absent: no cap.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_n: Option<u32>,
     },
     /// You are held until a moderator joins.
     Waiting {

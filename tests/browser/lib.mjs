@@ -59,11 +59,13 @@ export async function launchBrowser(extraArgs = []) {
 }
 
 /** A new page (own context) in the meeting `room`, joined with `name`. */
-export async function joinPage(browser, base, room, { name = '', query = '', password = '', e2ee = '', viewport = { width: 1280, height: 800 } } = {}) {
-  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport });
+export async function joinPage(browser, base, room, { name = '', query = '', password = '', e2ee = '', viewport = { width: 1280, height: 800 }, lowres = true, scale = 1 } = {}) {
+  // `scale`: device pixels per CSS pixel (0.5: a page zoomed out to 50 %).
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport, deviceScaleFactor: scale });
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[page ${name}]`, err));
-  const url = `${base}/${room}${query}${query.includes('?') ? '&' : '?'}lowres`;
+  // `lowres` (640x360, two simulcast layers flow): light enough for many pages on two cores.
+  const url = lowres ? `${base}/${room}${query}${query.includes('?') ? '&' : '?'}lowres` : `${base}/${room}${query}`;
   await page.goto(url);
   // Twice in whole CI runs (never by hand) the first page of a new browser in a lab namespace
   // loaded but never ran its modules (no page error, no pre-join in 30 s); a reload ran them. Said

@@ -85,6 +85,8 @@ pub struct Received {
 
 /// Marker at the start of every synthetic payload (after the VP8 descriptor for video).
 const MAGIC: [u8; 2] = *b"EM";
+/// The start code of a VP8 keyframe's header.
+const VP8_START: [u8; 3] = [0x9d, 0x01, 0x2a];
 /// Synthetic payload header: magic, sender tag, layer, counter (u32), send time (u64 ns).
 const HEADER_LEN: usize = 2 + 1 + 1 + 4 + 8;
 
@@ -102,7 +104,10 @@ fn filler(counter: u32, i: usize) -> u8 {
     (counter as usize).wrapping_mul(31).wrapping_add(i * 7) as u8
 }
 
-/// Builds a payload: for video a VP8 descriptor (start of partition 0) and frame tag first.
+/// Builds a payload: for video a VP8 descriptor (start of partition 0) and frame tag first;
+/// a keyframe with `dims` (width, height) also the rest of a VP8 keyframe header (RFC 6386
+/// §9.1: two more tag bytes, the start code and the size).
+#[allow(clippy::too_many_arguments)]
 pub fn make_payload(
     video: bool,
     keyframe: bool,
@@ -111,11 +116,18 @@ pub fn make_payload(
     counter: u32,
     sent_ns: u64,
     size: usize,
+    dims: Option<(u16, u16)>,
 ) -> Bytes {
-    let mut v = Vec::with_capacity(size.max(HEADER_LEN + 2));
+    let mut v = Vec::with_capacity(size.max(HEADER_LEN + 12));
     if video {
         v.push(0x10);
         v.push(if keyframe { 0x00 } else { 0x01 });
+        if let (true, Some((w, h))) = (keyframe, dims) {
+            v.extend_from_slice(&[0x00, 0x00]);
+            v.extend_from_slice(&VP8_START);
+            v.extend_from_slice(&w.to_le_bytes());
+            v.extend_from_slice(&h.to_le_bytes());
+        }
     }
     v.extend_from_slice(&MAGIC);
     v.push(tag);
@@ -135,7 +147,10 @@ pub fn check_payload(video: bool, p: &[u8]) -> Option<PayloadInfo> {
         if p.len() < 2 || p[0] != 0x10 {
             return None;
         }
-        (p[1] & 1 == 0, &p[2..])
+        let keyframe = p[1] & 1 == 0;
+        // A keyframe with its size: skip the rest of its header.
+        let sized = keyframe && p.len() >= 11 && p[4..7] == VP8_START;
+        (keyframe, &p[if sized { 11 } else { 2 }..])
     } else {
         (false, p)
     };
@@ -290,6 +305,9 @@ pub struct TestClient {
     /// Video packets per frame of each simulcast layer (low to high), instead of the same
     /// count on every layer: layers that cost what a browser's do.
     pub layer_pkts: Option<Vec<usize>>,
+    /// Height of each simulcast layer (low to high): its keyframes carry a VP8 keyframe header
+    /// with this size (width 16:9), as a browser's do; `None`: keyframes without one.
+    pub layer_heights: Option<Vec<u16>>,
     /// Reach the node through this shaped link (its SDP candidates are rewritten to it).
     pub via: Option<Arc<crate::shaped_link::ShapedLink>>,
     http: reqwest::Client,
@@ -377,6 +395,7 @@ impl TestClient {
             pull_on_open: Vec::new(),
             rid_packets: None,
             layer_pkts: None,
+            layer_heights: None,
             via: None,
             http,
             inbox,
@@ -726,6 +745,7 @@ impl TestClient {
             let paused = lt.paused.clone();
             let rid_packets = self.rid_packets.unwrap_or(usize::MAX);
             let layer_pkts = self.layer_pkts.clone();
+            let layer_heights = self.layer_heights.clone();
             tokio::spawn(async move {
                 let period = if video {
                     Duration::from_secs_f64(1.0 / f64::from(fps.max(1)))
@@ -763,6 +783,10 @@ impl TestClient {
                                 counters[li],
                                 clock_ns(),
                                 size,
+                                layer_heights
+                                    .as_ref()
+                                    .and_then(|hs| hs.get(li))
+                                    .map(|&h| (h / 9 * 16, h)),
                             );
                             let mut header = rtp::header::Header {
                                 version: 2,

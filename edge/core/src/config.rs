@@ -166,6 +166,10 @@ pub struct EdgeConfig {
     /// A P2P pair holds a connection to the room's media node (no media on it), so that a third
     /// join is quick. Off: no node session until the room reaches three.
     pub p2p_standby: bool,
+    /// Most videos each viewer receives through a media node (`last_n`): the featured tile,
+    /// shared screens and the latest speakers get video, the others show their avatar. `None`:
+    /// no cap. Told to pages in `welcome`; the page tells its node which tiles it shows.
+    pub last_n: Option<u32>,
     /// Shared HS256 secret for media-node tokens and node -> edge calls.
     #[serde(skip_serializing)]
     pub node_secret: Option<String>,
@@ -200,6 +204,7 @@ impl Default for EdgeConfig {
             limits: Limits::default(),
             p2p_return_delay_ms: 5_000,
             p2p_standby: true,
+            last_n: None,
             node_secret: None,
             node_token_ttl_ms: 10 * 60_000,
             node_stale_after_ms: crate::registry::STALE_AFTER_MS,
@@ -325,6 +330,12 @@ impl EdgeConfig {
             return err(
                 "limits.join_timeout_ms".into(),
                 "join_timeout_ms is at least 1000 and room_sockets_per_address at least 1",
+            );
+        }
+        if self.last_n == Some(0) {
+            return err(
+                "last_n".into(),
+                "must be at least 1 (leave it out for no cap)",
             );
         }
         if self.node_stale_after_ms < 1500 {

@@ -694,3 +694,21 @@ fn the_status_link_goes_to_the_recorder_alone_and_is_kept_nowhere() {
     }
     assert!(!serde_json::to_string(&h.room).unwrap().contains(later));
 }
+
+#[test]
+fn the_operators_last_n_reaches_each_page_in_its_welcome() {
+    let mut h = Harness::new(None);
+    let ServerMessage::Welcome { last_n, .. } = h.join(1, json!({})) else {
+        panic!()
+    };
+    assert_eq!(last_n, None, "no cap unless the operator sets one");
+    let mut h = Harness::new(None);
+    h.config.last_n = Some(3);
+    let ServerMessage::Welcome { last_n, .. } = h.join(1, json!({})) else {
+        panic!()
+    };
+    assert_eq!(last_n, Some(3));
+    let mut bad = h.config.clone();
+    bad.last_n = Some(0);
+    assert!(bad.validate().is_err(), "a cap of 0 is refused");
+}

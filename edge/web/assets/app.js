@@ -16,6 +16,7 @@ import {
 } from './controls.js';
 import { DevicePicker } from './devices.js';
 import { Layout } from './layout.js';
+import { TileViews } from './tile-views.js';
 import { AudioOnly } from './audio-only.js';
 import {
   recordingConfig, finishOAuthRedirect, connectDropbox, statusLink, readDeliveryStatus, describeDelivery, deliverySettled,
@@ -250,6 +251,11 @@ class Meeting {
     this.audioOnly = new AudioOnly(calls, this.grid, () => {
       for (const p of this.people.values()) this.grid.update(p, p.id === this.me, !!this.e2ee);
     });
+    /** What this page shows of each pulled video, told to the node (and the room's `last_n`). */
+    this.tileViews = new TileViews(() => (this.calls.mode === 'sfu' ? this.calls.sfu : null), this.layout, (capped) => {
+      this.grid.lastNPaused = capped;
+      for (const p of this.people.values()) this.grid.update(p, p.id === this.me, !!this.e2ee);
+    });
     /** @type {string} why the edge ended our stay (`refused`, `meeting_ended`), shown at the close */
     this.endedWhy = '';
     this.recording = false;
@@ -283,6 +289,7 @@ class Meeting {
     const calls = this.calls;
     calls.on('mode', ({ mode }) => {
       $('mode-badge').textContent = mode === 'p2p' ? 'Direct' : mode === 'sfu' ? 'Via server' : 'Alone';
+      this.tileViews?.schedule();
     });
     calls.on('remote-stream', ({ participant, stream }) => this.attachRemote(participant, stream));
     calls.on('remote-gone', ({ participant }) => this.grid.detach(participant));
@@ -385,7 +392,7 @@ class Meeting {
       case 'media_mode': this.failover.nodeFound(); return this.calls.apply(msg.media);
       case 'tracks': return this.calls.tracks(msg);
       case 'signal': return this.calls.signal(msg);
-      case 'dominant_speaker': this.layout.speakerChanged(msg.id); return this.grid.speaking(msg.id);
+      case 'dominant_speaker': this.layout.speakerChanged(msg.id); this.tileViews.spoken(msg.id); return this.grid.speaking(msg.id);
       case 'video_paused': {
         // The node paused (or resumed) this participant's camera for us: our downlink is short.
         if (msg.track !== 'video') return;
@@ -426,6 +433,7 @@ class Meeting {
     $('e2ee-badge').hidden = !this.e2ee;
     $('moderator-tools').hidden = !this.moderator;
     this.lobby.enabled = !!msg.lobby;
+    this.tileViews.setLastN(msg.last_n);
     this.lobby.render(this.moderator);
     const present = new Set(msg.participants.map((p) => p.id));
     for (const id of [...this.grid.tiles.keys()]) if (!resumed || !present.has(id)) this.grid.remove(id);
@@ -772,6 +780,7 @@ class Meeting {
     this.devices.bind();
     this.layout.bind();
     this.audioOnly.bind();
+    this.tileViews.bind();
     document.addEventListener('keydown', (ev) => {
       const target = /** @type {HTMLElement} */ (ev.target);
       if (ev.ctrlKey || ev.metaKey || ev.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;

@@ -188,6 +188,8 @@
  * @property {{secret: string, window_ms: number}} [resume] how to come back as this participant
  *   after the socket drops (page memory only: never stored, logged or put in a URL)
  * @property {boolean} [lobby] newcomers knock
+ * @property {number} [last_n] most videos this page receives through a media node (the
+ *   operator's cap: the featured tile, shared screens and the latest speakers); absent: no cap
  */
 
 /**
@@ -312,6 +314,13 @@
  * @typedef {object} CloseTracksRequest
  * @property {{mid: string}[]} tracks
  * @property {boolean} force
+ */
+
+/**
+ * `PUT /v1/sessions/{id}/tracks/view` request (`ViewTracksRequest`): how the page shows each
+ * pulled video (height in device pixels; not shown: no video is sent).
+ * @typedef {object} ViewTracksRequest
+ * @property {{mid: string, shown: boolean, height?: number, pinned: boolean}[]} tracks
  */
 
 /**

@@ -91,6 +91,10 @@ export class SfuLink extends Emitter {
     this.videoOff = false;
     /** @type {Set<string>} publisher sessions whose stream lost its video to audio-only mode */
     this.videoDropped = new Set();
+    /** @type {Map<string, import('./tile-views.js').TileView>} what the node was last told of each pulled video's tile, by mid */
+    this.viewsSent = new Map();
+    /** the node does not take `tracks/view` */
+    this.viewsRefused = false;
     /** @type {{t: RTCRtpTransceiver, name: string, track: MediaStreamTrack} | null} our shared screen */
     this.screen = null;
     this.screenCount = 0;
@@ -157,7 +161,8 @@ export class SfuLink extends Emitter {
    * @param {'POST' | 'PUT' | 'DELETE'} method
    * @param {string} path under `/v1`
    * @param {import('./protocol.js').NewSessionRequest | import('./protocol.js').TracksRequest
-   *   | import('./protocol.js').CloseTracksRequest | import('./protocol.js').RenegotiateRequest} [body]
+   *   | import('./protocol.js').CloseTracksRequest | import('./protocol.js').RenegotiateRequest
+   *   | import('./protocol.js').ViewTracksRequest} [body]
    * @returns {Promise<any>} the answer's JSON (its type depends on the call; see protocol.js)
    */
   async api(method, path, body) {
@@ -580,6 +585,41 @@ export class SfuLink extends Emitter {
     return out;
   }
 
+  /** @returns {{participant: string, mid: string, source: string}[]} every video pulled (its mid known) */
+  pulledVideos() {
+    /** @type {{participant: string, mid: string, source: string}[]} */
+    const out = [];
+    for (const entry of this.pulled.values()) {
+      for (const t of entry.names.values()) if (t.kind === 'video' && t.mid) out.push({ participant: entry.participant, mid: t.mid, source: t.source });
+    }
+    return out;
+  }
+
+  /**
+   * Tell the node how this page shows the videos it pulls (`tracks/view`), by mid: only what
+   * changed since the last call goes, in one request.
+   * @param {Map<string, import('./tile-views.js').TileView>} views
+   */
+  setViews(views) {
+    if (!this.sessionId || this.closed || this.viewsRefused) return;
+    /** @type {({mid: string} & import('./tile-views.js').TileView)[]} */
+    const changed = [];
+    for (const [mid, v] of views) {
+      const last = this.viewsSent.get(mid);
+      if (last && last.shown === v.shown && last.height === v.height && last.pinned === v.pinned) continue;
+      changed.push({ mid, ...v });
+      this.viewsSent.set(mid, v);
+    }
+    if (!changed.length) return;
+    this.api('PUT', `/sessions/${this.sessionId}/tracks/view`, { tracks: changed }).catch((err) => {
+      // Said again on the next change or check (a node before tracks/view answers 404).
+      for (const c of changed) this.viewsSent.delete(c.mid);
+      // A node without tracks/view (or without our session): no use asking again.
+      if (/: 404 /.test(String(err))) this.viewsRefused = true;
+      console.info('media node: tile views:', err);
+    });
+  }
+
   /** @returns {[string, MediaStream][]} pulled screens by participant */
   pulledScreens() {
     /** @type {[string, MediaStream][]} */
@@ -620,6 +660,8 @@ export class SfuLink extends Emitter {
 
   /** @param {string[]} mids pulled tracks to stop */
   closeMids(mids) {
+    // A later pull on the same m-line starts afresh at the node: its view is told again.
+    for (const mid of mids) this.viewsSent.delete(mid);
     this.enqueue(async () => {
       /** @type {import('./protocol.js').TracksResponse} */
       const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: mids.map((mid) => ({ mid })), force: false });

@@ -59,6 +59,8 @@ export class Grid {
     this.audioOnly = false;
     /** @type {Set<string>} participants whose video the node paused for us: our downlink does not carry it now */
     this.pausedForBandwidth = new Set();
+    /** @type {Set<string>} participants whose camera the room's `last_n` leaves without video here (tile-views.js) */
+    this.lastNPaused = new Set();
     // One check for all tiles: a frozen or black frame is never shown as if it were live.
     setInterval(() => this.checkVideo(), 500);
   }
@@ -100,10 +102,13 @@ export class Grid {
     // The node stopped forwarding their video to us (our link does not carry it): the avatar,
     // not a frozen frame.
     const bandwidth = !isMe && !audioOnly && !!p.media?.video && this.pausedForBandwidth.has(p.id);
-    const videoOff = audioOnly || bandwidth;
-    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${p.away ? ' · reconnecting…' : ''}${audioOnly ? ' · video off (audio-only mode)' : ''}${bandwidth ? ' · video paused (bandwidth)' : ''}${mismatch}`;
+    // Beyond the room's `last_n`: the node sends it no video; the avatar, not a frozen frame.
+    const capped = !isMe && !audioOnly && !bandwidth && !!p.media?.video && this.lastNPaused.has(p.id);
+    const videoOff = audioOnly || bandwidth || capped;
+    label.textContent = `${displayName(p)}${isMe ? ' (you)' : ''}${p.moderator ? ' ★' : ''}${p.media?.audio === false ? ' · mic off' : ''}${theirs ? ' · E2EE' : ''}${p.away ? ' · reconnecting…' : ''}${audioOnly ? ' · video off (audio-only mode)' : ''}${bandwidth ? ' · video paused (bandwidth)' : ''}${capped ? ' · video paused' : ''}${mismatch}`;
     tile.classList.toggle('video-off', videoOff);
     tile.classList.toggle('bandwidth-paused', bandwidth);
+    tile.classList.toggle('last-n-paused', capped);
     tile.setAttribute('aria-label', `${displayName(p)}${isMe ? ', you' : ''}${theirs ? ', end-to-end encrypted' : ''}`);
     // A decoder fed ciphertext paints and plays noise: hide and mute instead.
     tile.classList.toggle('undecodable', !!mismatch);
@@ -211,6 +216,7 @@ export class Grid {
     this.lastFrame.delete(id);
     this.expectVideo.delete(id);
     this.pausedForBandwidth.delete(id);
+    this.lastNPaused.delete(id);
   }
 
   /** @param {string} id */

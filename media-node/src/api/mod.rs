@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use edgemeet_protocol::node::{
     CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
     RenegotiateRequest, SessionStateResponse, StartRecordingRequest, StartRecordingResponse,
-    StopRecordingResponse, TracksRequest, TracksResponse, UpdateTracksRequest,
+    StopRecordingResponse, TracksRequest, TracksResponse, UpdateTracksRequest, ViewTracksRequest,
 };
 use serde::de::DeserializeOwned;
 
@@ -42,6 +42,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/sessions/{sid}/renegotiate", put(renegotiate))
         .route("/v1/sessions/{sid}/tracks/close", put(tracks_close))
         .route("/v1/sessions/{sid}/tracks/update", put(tracks_update))
+        .route("/v1/sessions/{sid}/tracks/view", put(tracks_view))
         .route("/v1/participants/{pid}/close", post(close_participant))
         .route("/v1/rooms/{meeting}/close", post(close_room))
         .route("/v1/rooms/{meeting}/recording/start", post(start_recording))
@@ -242,6 +243,16 @@ async fn tracks_update(
 ) -> Result<Json<TracksResponse>, ApiError> {
     let c = claims(&shared, &headers)?;
     sessions::tracks_update(&shared, &c, sid, req).await
+}
+
+async fn tracks_view(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    JsonBody(req): JsonBody<ViewTracksRequest>,
+) -> Result<Json<TracksResponse>, ApiError> {
+    let c = claims(&shared, &headers)?;
+    sessions::tracks_view(&shared, &c, sid, req).await
 }
 
 async fn close_session(

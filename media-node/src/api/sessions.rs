@@ -10,7 +10,7 @@ use axum::Json;
 use edgemeet_protocol::node::{
     CloseTracksRequest, ClosedResponse, NewSessionRequest, NewSessionResponse, NodeTokenClaims,
     RenegotiateRequest, SdpType, SessionDescription, SessionStateResponse, TrackLocation,
-    TrackObject, TracksRequest, TracksResponse, UpdateTracksRequest,
+    TrackObject, TracksRequest, TracksResponse, UpdateTracksRequest, ViewTracksRequest,
 };
 
 use crate::error::ApiError;
@@ -258,6 +258,41 @@ pub async fn tracks_update(
     let media = &shared.media;
     let r = call(media, sid, caller(c), SessionOp::Update(req)).await?;
     tracks_reply(shared, r)
+}
+
+/// `PUT /v1/sessions/{id}/tracks/view`: how the page shows its pulled videos. The request's
+/// shape is checked here: at least one track, each mid once, heights of 1 to
+/// [`MAX_HEIGHT`](crate::tile_view::MAX_HEIGHT) pixels.
+pub async fn tracks_view(
+    shared: &Arc<Shared>,
+    c: &NodeTokenClaims,
+    sid: String,
+    req: ViewTracksRequest,
+) -> Result<Json<TracksResponse>, ApiError> {
+    check_views(&req)?;
+    let r = call(&shared.media, sid, caller(c), SessionOp::View(req)).await?;
+    tracks_reply(shared, r)
+}
+
+fn check_views(req: &ViewTracksRequest) -> Result<(), ApiError> {
+    use crate::tile_view::MAX_HEIGHT;
+    if req.tracks.is_empty() {
+        return Err(ApiError::BadRequest("no tracks".into()));
+    }
+    if req.tracks.len() > crate::tracks::MAX_TRACKS_PER_SESSION {
+        return Err(ApiError::BadRequest("too many tracks".into()));
+    }
+    for (i, t) in req.tracks.iter().enumerate() {
+        if req.tracks[..i].iter().any(|u| u.mid == t.mid) {
+            return Err(ApiError::BadRequest("a mid named twice".into()));
+        }
+        if t.height.is_some_and(|h| h == 0 || h > MAX_HEIGHT) {
+            return Err(ApiError::BadRequest(format!(
+                "height must be 1 to {MAX_HEIGHT} pixels"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `DELETE /v1/sessions/{id}`.

@@ -328,7 +328,8 @@ impl PullGrant {
     }
 }
 
-/// Priority of a video for a viewer (lower first): a shared screen, then the speaker.
+/// Priority of a video for a viewer (lower first): a shared screen, then the speaker or the
+/// tile its page pins or shows large.
 fn priority(track_name: &str, speaking: bool) -> u8 {
     if track_name.contains("screen") {
         0
@@ -343,6 +344,7 @@ impl MediaLoop {
     /// The allocation tick: every connection with an estimate gets its pulls fitted into it.
     pub(super) fn bandwidth_tick(&mut self, now: Instant) {
         let now_ms = self.now_ms(now);
+        self.follow_tile_heights(now);
         let mut by_conn: Vec<Vec<PullId>> = vec![Vec::new(); self.conns.len()];
         for (id, pull) in self.pulls.iter().enumerate() {
             if let Some(p) = pull
@@ -389,12 +391,19 @@ impl MediaLoop {
                     layer_bps[1..].fill(None);
                     0
                 } else {
-                    pull.preferred.unwrap_or(p.rids.len() - 1)
+                    // The layer asked for, no higher than the tile needs; a pinned or large
+                    // tile what it needs, above the layer asked for.
+                    let asked = pull.preferred.unwrap_or(p.rids.len() - 1);
+                    match pull.view_cap {
+                        Some(c) if pull.view.pinned => c,
+                        Some(c) => asked.min(c),
+                        None => asked,
+                    }
                 };
                 demands.push(VideoDemand {
                     key: pull_id,
-                    priority: priority(&p.name, speaking),
-                    max_rank: Some(max_rank.min(MAX_LAYERS - 1)),
+                    priority: priority(&p.name, speaking || pull.view.pinned),
+                    max_rank: pull.view.shown.then_some(max_rank.min(MAX_LAYERS - 1)),
                     layer_bps,
                 });
             }
@@ -420,6 +429,37 @@ impl MediaLoop {
         }
         for (pull_id, g) in decided {
             self.apply_grant(pull_id, g, now);
+        }
+    }
+
+    /// Each tile's layer cap follows its publisher's layer heights (learned from keyframes, so
+    /// they may come after the page named the tile's height). A viewer without an estimate
+    /// switches at once (its keyframe asked for); one with an estimate switches through its
+    /// allocation.
+    fn follow_tile_heights(&mut self, now: Instant) {
+        let mut switches = Vec::new();
+        for pull in self.pulls.iter_mut().flatten() {
+            let Some(p) = self.pubs[pull.publication].as_ref() else {
+                continue;
+            };
+            if !p.video || p.rids.is_empty() {
+                continue;
+            }
+            let cap = p.rank_for_height(pull.view.height);
+            if cap == pull.view_cap {
+                continue;
+            }
+            let before = pull.layer();
+            pull.view_cap = cap;
+            if pull.grant.layer.is_none()
+                && pull.view.shown
+                && let Some(r) = pull.layer().filter(|&r| Some(r) != before)
+            {
+                switches.push((pull.publication, p.ssrc_of_rank(r)));
+            }
+        }
+        for (pid, target) in switches {
+            self.request_keyframe(pid, target, crate::keyframes::LAYER_INTERVAL_MS, now);
         }
     }
 
@@ -494,8 +534,12 @@ impl MediaLoop {
             }
             GrantChange::Resumed => {
                 tracing::debug!(pull = pull_id, "video resumed");
+                let shown = pull.view.shown;
                 self.tell_viewer(pull_id, false);
-                self.pull_keyframe(pull_id, now);
+                // (A tile hidden meanwhile asks for its keyframe when it is shown again.)
+                if shown {
+                    self.pull_keyframe(pull_id, now);
+                }
             }
             GrantChange::Layer(r) => {
                 m.layer_switches_bandwidth.fetch_add(1, Relaxed);

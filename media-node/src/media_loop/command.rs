@@ -3,7 +3,7 @@
 
 use edgemeet_protocol::node::{
     CloseTracksRequest, SessionDescription, SessionStateResponse, TrackObject, TrackResult,
-    TracksResponse, UpdateTracksRequest,
+    TracksResponse, UpdateTracksRequest, ViewTracksRequest,
 };
 use tokio::sync::oneshot;
 
@@ -43,6 +43,8 @@ pub enum SessionOp {
     Renegotiate(SessionDescription),
     Close(CloseTracksRequest),
     Update(UpdateTracksRequest),
+    /// `tracks/view`: how the page shows pulled videos.
+    View(ViewTracksRequest),
     State,
     /// `DELETE /v1/sessions/{id}`.
     End,

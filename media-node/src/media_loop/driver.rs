@@ -486,6 +486,14 @@ impl MediaLoop {
         };
         if let Some(rank) = rank {
             p.costs.on_packet(rank, pkt.payload.len(), now_ms);
+            // Its height, for the layer a viewer's tile needs (`tile_view.rs`).
+            if p.video
+                && let Some((_, h)) = crate::recording::vp8::packet_keyframe_size(&pkt.payload)
+                && p.mime.eq_ignore_ascii_case("video/VP8")
+                && let Some(slot) = p.heights.get_mut(rank)
+            {
+                *slot = Some(u32::from(h));
+            }
         }
         // The pull list is lent out for the fan-out (nothing below changes it), not cloned.
         let pulls = std::mem::take(&mut p.pulls);
@@ -508,6 +516,7 @@ impl MediaLoop {
             if up && !pull.held.is_empty() {
                 // Its transport came up: what was held for it first (from its first keyframe).
                 for h in std::mem::take(&mut pull.held) {
+                    pull.packets_sent += 1;
                     tally.add(write_rtp(
                         &mut self.conns,
                         &mut self.touched,
@@ -522,14 +531,17 @@ impl MediaLoop {
                 continue;
             };
             match pull.step(p, &view, &pkt, now_ms) {
-                Step::Send(out) if up => tally.add(write_rtp(
-                    &mut self.conns,
-                    &mut self.touched,
-                    conn_id,
-                    sender,
-                    out,
-                    now,
-                )),
+                Step::Send(out) if up => {
+                    pull.packets_sent += 1;
+                    tally.add(write_rtp(
+                        &mut self.conns,
+                        &mut self.touched,
+                        conn_id,
+                        sender,
+                        out,
+                        now,
+                    ))
+                }
                 Step::Send(out) => pull.hold(out),
                 Step::Drop => {}
                 Step::NeedKeyframe(ssrc) => need_keyframe = Some(ssrc),

@@ -7,9 +7,10 @@ use rtc::rtp;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 
 use crate::keyframes::{KeyframeRequests, Outcome};
-use crate::layers::{LayerTracker, LayerView};
+use crate::layers::{LayerTracker, LayerView, MAX_LAYERS};
 use crate::red::RedEncoder;
 use crate::stitch::{Stitch, Stitched, TrackKind};
+use crate::tile_view::TileView;
 
 use super::bandwidth::PullGrant;
 use super::connection::TrackId;
@@ -51,6 +52,8 @@ pub struct Publication {
     pub taps: Vec<crate::recording::tap::LoopTap>,
     /// What each layer costs a viewer now (bandwidth allocation, issue 18).
     pub costs: LayerCosts,
+    /// Each layer's height (rank order), from its last VP8 keyframe: the layer a tile needs.
+    pub heights: [Option<u32>; MAX_LAYERS],
 }
 
 impl Publication {
@@ -62,6 +65,13 @@ impl Publication {
             simulcast: !self.rids.is_empty(),
             clock_rate: self.clock_rate,
         }
+    }
+
+    /// The lowest layer (rank) that covers a tile `height` device pixels high; `None`: no cap
+    /// (no height known yet, or the tile named none).
+    pub fn rank_for_height(&self, height: Option<u32>) -> Option<usize> {
+        let n = self.rids.len().clamp(1, MAX_LAYERS);
+        crate::tile_view::rank_for_height(&self.heights[..n], height?)
     }
 
     pub fn rank_of_rid(&self, rid: &str) -> Option<usize> {
@@ -173,6 +183,12 @@ pub struct Pull {
     pub created_ms: u64,
     /// The layer the viewer's estimate allows, or a pause (`bandwidth.rs`).
     pub grant: PullGrant,
+    /// How the viewer's page shows it (`tracks/view`): not shown, no video.
+    pub view: TileView,
+    /// The highest layer (rank) its tile's height needs (`bandwidth.rs` keeps it current).
+    pub view_cap: Option<usize>,
+    /// RTP packets sent on it (its state shows them).
+    pub packets_sent: u64,
 }
 
 /// What to do with a publisher's packet for one pull.
@@ -204,9 +220,17 @@ impl Pull {
     }
 
     /// The layer (rank) this pull should get: what the viewer's estimate allows, else what its
-    /// page asked for.
+    /// page asked for, no higher than its tile needs (a pinned or large tile: what it needs).
     pub fn layer(&self) -> Option<usize> {
-        self.grant.layer.or(self.preferred)
+        if self.grant.layer.is_some() {
+            return self.grant.layer;
+        }
+        match (self.preferred, self.view_cap) {
+            // A large tile goes by its height, above the layer asked for.
+            (_, Some(c)) if self.view.pinned => Some(c),
+            (Some(p), Some(c)) => Some(p.min(c)),
+            (p, c) => p.or(c),
+        }
     }
 
     pub fn step(
@@ -219,7 +243,7 @@ impl Pull {
         let Some(pt) = self.payload_type else {
             return Step::Drop;
         };
-        if self.status != TrackStatus::Active || self.grant.paused {
+        if self.status != TrackStatus::Active || self.grant.paused || !self.view.shown {
             return Step::Drop;
         }
         match self.stitch.step(
@@ -285,6 +309,7 @@ mod tests {
             last_seq: Vec::new(),
             taps: Vec::new(),
             costs: LayerCosts::default(),
+            heights: [None; MAX_LAYERS],
         }
     }
 
@@ -335,6 +360,9 @@ mod tests {
             held: Vec::new(),
             created_ms: 0,
             grant: PullGrant::default(),
+            view: TileView::default(),
+            view_cap: None,
+            packets_sent: 0,
         }
     }
 

@@ -9,6 +9,7 @@ use rtc::sansio::Protocol;
 use edgemeet_protocol::node::{
     CloseTracksRequest, SdpType, SessionDescription, SessionStateResponse, TrackLocation,
     TrackObject, TrackResult, TrackState, TrackStatus, TracksResponse, UpdateTracksRequest,
+    ViewTracksRequest,
 };
 
 use super::command::{Caller, Command, OpenRequest, Opened, SessionOp, SessionReply};
@@ -21,6 +22,7 @@ use crate::layers::LayerTracker;
 use crate::red::RedEncoder;
 use crate::sdp;
 use crate::stitch::Stitch;
+use crate::tile_view::TileView;
 use crate::tracks::{MAX_TRACKS_PER_SESSION, result};
 
 impl MediaLoop {
@@ -188,6 +190,7 @@ impl MediaLoop {
                 self.close_tracks(id, &req, now).map(SessionReply::Tracks)
             }
             SessionOp::Update(req) => Ok(SessionReply::Tracks(self.update(id, req, now))),
+            SessionOp::View(req) => Ok(SessionReply::Tracks(self.view(id, req, now))),
             SessionOp::State => Ok(SessionReply::State(self.state(id))),
             SessionOp::End => {
                 self.close(id, "closed by client");
@@ -393,6 +396,7 @@ impl MediaLoop {
                         last_seq: Vec::new(),
                         taps: Vec::new(),
                         costs: Default::default(),
+                        heights: Default::default(),
                     }));
                 }
                 None => {
@@ -492,6 +496,9 @@ impl MediaLoop {
             held: Vec::new(),
             created_ms: now_ms,
             grant: Default::default(),
+            view: Default::default(),
+            view_cap: None,
+            packets_sent: 0,
         }));
         self.pulls.len() - 1
     }
@@ -762,6 +769,72 @@ impl MediaLoop {
         }
     }
 
+    /// `tracks/view`: how the page shows pulled videos. A tile hidden gets no more video (its
+    /// stream restarts at a keyframe); shown again, that keyframe is asked for at once. Its
+    /// height and pin reach the allocation on its next tick.
+    fn view(&mut self, id: ConnId, req: ViewTracksRequest, now: Instant) -> TracksResponse {
+        let mut out = Vec::new();
+        let mut shown_again = Vec::new();
+        for t in req.tracks {
+            let mut r = TrackResult {
+                mid: Some(t.mid.clone()),
+                track_name: None,
+                session_id: None,
+                error: None,
+            };
+            let found = self.pulls.iter().enumerate().find_map(|(i, p)| {
+                p.as_ref()
+                    .filter(|p| p.conn == id && p.mid.as_deref() == Some(t.mid.as_str()))
+                    .map(|p| (i, p.publication))
+            });
+            let Some((pull_id, pid)) = found else {
+                r.error = Some(ApiError::NotFound("no pulled track with this mid").body());
+                out.push(r);
+                continue;
+            };
+            let Some(p) = self.pubs[pid].as_ref() else {
+                r.error = Some(ApiError::NotFound("its publisher stopped sending it").body());
+                out.push(r);
+                continue;
+            };
+            if !p.video {
+                r.error = Some(ApiError::BadRequest("not a video track".into()).body());
+                out.push(r);
+                continue;
+            }
+            let cap = if p.rids.is_empty() {
+                None
+            } else {
+                p.rank_for_height(t.height)
+            };
+            let pull = self.pulls[pull_id].as_mut().expect("found");
+            let was_shown = pull.view.shown;
+            pull.view = TileView {
+                shown: t.shown,
+                height: t.height,
+                pinned: t.pinned,
+            };
+            pull.view_cap = cap;
+            if was_shown && !t.shown {
+                // Back on screen, the stream starts at a keyframe (with continuous numbering).
+                pull.stitch.pause();
+                pull.held.clear();
+            } else if !was_shown && t.shown {
+                shown_again.push(pull_id);
+            }
+            r.track_name = Some(pull.track_name.clone());
+            out.push(r);
+        }
+        for pull_id in shown_again {
+            self.pull_keyframe(pull_id, now);
+        }
+        TracksResponse {
+            requires_immediate_renegotiation: false,
+            session_description: None,
+            tracks: out,
+        }
+    }
+
     /// A session's state as `GET /v1/sessions/{id}` shows it.
     fn state(&self, id: ConnId) -> SessionStateResponse {
         let conn = self.conns[id].as_ref().expect("live");
@@ -777,6 +850,8 @@ impl MediaLoop {
                 session_id: None,
                 status: TrackStatus::Active,
                 forwarding: None,
+                packets_sent: None,
+                shown: None,
             })
             .collect();
         tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
@@ -797,6 +872,11 @@ impl MediaLoop {
                         TrackStatus::Inactive
                     },
                     forwarding: self.forwarding(p),
+                    packets_sent: Some(p.packets_sent),
+                    shown: self.pubs[p.publication]
+                        .as_ref()
+                        .filter(|x| x.video)
+                        .map(|_| p.view.shown),
                 }),
         );
         SessionStateResponse {

@@ -20,6 +20,15 @@ pub fn keyframe_size(frame: &[u8]) -> Option<(u16, u16)> {
     (w > 0 && h > 0).then_some((w, h))
 }
 
+/// The pixel size of the keyframe an RTP packet starts (its payload descriptor, then the frame
+/// header); `None` for every other packet. A few byte reads: the forwarding path calls it.
+pub fn packet_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
+    match descriptor(payload)? {
+        (len, true) => keyframe_size(&payload[len..]),
+        _ => None,
+    }
+}
+
 /// Length of the payload descriptor, and whether the packet starts a frame.
 fn descriptor(p: &[u8]) -> Option<(usize, bool)> {
     let b0 = *p.first()?;
@@ -137,6 +146,25 @@ mod tests {
         v.extend_from_slice(&h.to_le_bytes());
         v.extend_from_slice(&[7; 20]);
         v
+    }
+
+    #[test]
+    fn a_packet_that_starts_a_keyframe_tells_its_size() {
+        let mut plain = vec![0x10];
+        plain.extend(key(320, 180));
+        assert_eq!(packet_keyframe_size(&plain), Some((320, 180)));
+        // X, I with a 15-bit PictureID.
+        let mut ext = vec![0x90, 0x80, 0x81, 0x02];
+        ext.extend(key(640, 360));
+        assert_eq!(packet_keyframe_size(&ext), Some((640, 360)));
+        // A packet in the middle of the frame, and a delta frame, say nothing.
+        let mut middle = vec![0x00];
+        middle.extend(key(320, 180));
+        assert_eq!(packet_keyframe_size(&middle), None);
+        let mut delta = vec![0x10, 0x01];
+        delta.extend(&key(320, 180)[1..]);
+        assert_eq!(packet_keyframe_size(&delta), None);
+        assert_eq!(packet_keyframe_size(&[]), None);
     }
 
     #[test]

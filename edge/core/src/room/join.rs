@@ -189,6 +189,7 @@ impl Room {
             livestream: meeting.livestream.is_some(),
             resume,
             lobby: meeting.lobby,
+            last_n: env.config.last_n,
         };
         out.send(member.conn, &welcome);
         self.welcome_lobby(out, id);
