@@ -39,7 +39,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn new(cfg: NodeConfig, metrics: Arc<Metrics>, media: Loops) -> Self {
+    fn new(
+        cfg: NodeConfig,
+        metrics: Arc<Metrics>,
+        media: Loops,
+        events: mpsc::UnboundedSender<NodeEvent>,
+    ) -> Self {
         Self {
             media,
             verifier: TokenVerifier::new(&cfg.secret, &cfg.id),
@@ -48,7 +53,7 @@ impl Shared {
             migrate: AtomicBool::new(false),
             report_now: tokio::sync::Notify::new(),
             recordings: Recordings::new(cfg.recording.as_ref()),
-            compositions: crate::composition::Compositions::default(),
+            compositions: crate::composition::Compositions::new(Some(events)),
             cpu: Mutex::new((Instant::now(), process_cpu_secs(), 0.0)),
             cfg,
         }
@@ -159,6 +164,7 @@ impl MediaNode {
         config.validate()?;
         let metrics = Arc::new(Metrics::default());
         let (etx, erx) = mpsc::unbounded_channel::<NodeEvent>();
+        let composition_events = etx.clone();
         // One port per loop: `udp_mux_port + i`, else the first free ones of the port range.
         let ports = match (config.udp_mux_port, config.udp_port_min) {
             (0, 0) => Ports::Any,
@@ -173,13 +179,12 @@ impl MediaNode {
             config.idle_timeout(),
         )?;
         config.warn_removed_settings();
-        let shared = Arc::new(Shared::new(config, metrics, media));
+        let shared = Arc::new(Shared::new(config, metrics, media, composition_events));
         let (stop, _) = watch::channel(false);
-        let tasks = vec![tokio::spawn(crate::reporter::run(
-            shared.clone(),
-            erx,
-            stop.subscribe(),
-        ))];
+        let tasks = vec![
+            tokio::spawn(crate::reporter::run(shared.clone(), erx, stop.subscribe())),
+            tokio::spawn(crate::composition::watch(shared.clone(), stop.subscribe())),
+        ];
         let router = crate::api::router(shared.clone());
         Ok((
             router,

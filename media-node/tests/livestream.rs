@@ -24,6 +24,8 @@ use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
 use reqwest::Method;
 
 const KEY: &str = "live-key-9a8b7c6d5e4f";
+/// One test at a time: each checks what the process's compositions left on disk.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// ffmpeg's BT.601 limited-range conversion of pure red and blue.
 const RED: Yuv = Yuv(81, 90, 240);
 const BLUE: Yuv = Yuv(41, 240, 110);
@@ -160,6 +162,7 @@ fn compositions_left() -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_picture() {
+    let _serial = SERIAL.lock().await;
     let logs = Logs::default();
     let writer = logs.clone();
     tracing::subscriber::set_global_default(
@@ -322,6 +325,130 @@ async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_
     assert!(!logged.is_empty(), "the node's log was captured");
     assert!(!logged.contains(KEY), "the stream key is in a log line");
     assert!(!logged.contains("Ada"), "a name is in a log line");
+    let _ = std::fs::remove_dir_all(&dir);
+    node.handle.shutdown().await;
+}
+
+/// A stub edge that keeps the events a node reports.
+async fn stub_edge() -> (Arc<Mutex<Vec<edgemeet_protocol::node::NodeEvent>>>, String) {
+    use axum::extract::State;
+    type Seen = Arc<Mutex<Vec<edgemeet_protocol::node::NodeEvent>>>;
+    async fn events(
+        State(s): State<Seen>,
+        axum::Json(ev): axum::Json<edgemeet_protocol::node::NodeEvents>,
+    ) {
+        s.lock().unwrap().extend(ev.events);
+    }
+    async fn heartbeat() {}
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route("/api/nodes/events", axum::routing::post(events))
+        .route("/api/nodes/heartbeat", axum::routing::post(heartbeat))
+        .with_state(seen.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (seen, url)
+}
+
+fn rtmp_server(port: u16, out: &Path) -> std::process::Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-listen", "1", "-i"])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/{KEY}"))
+        .args(["-c", "copy", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg as an RTMP server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_server_goes_away_is_cleaned_up_and_reported_to_the_edge() {
+    let _serial = SERIAL.lock().await;
+    let (seen, edge_url) = stub_edge().await;
+    let mut cfg = config();
+    cfg.edge_url = Some(edge_url);
+    let node = start_with(cfg).await;
+    let meeting = "live-meeting-2";
+    let (clip, audio) = tokio::join!(
+        vp8_clip("color=c=red:size=320x240:rate=30:duration=3", "200k"),
+        opus_packets(),
+    );
+    let c = publisher(&node, meeting, "ada", 1).await;
+    let stop_media = Arc::new(AtomicBool::new(false));
+    testmedia::send_media(&c, Arc::new(clip), Arc::new(audio), stop_media.clone()).await;
+    let dir = std::env::temp_dir().join(format!("edgemeet-live-drop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let edge = tok(meeting, "edge");
+    let url = format!("{}/v1/rooms/{meeting}/livestream/start", node.base);
+    let start = |port: u16| {
+        let (url, edge) = (url.clone(), edge.clone());
+        async move {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "url": format!("rtmp://127.0.0.1:{port}/live"),
+                "streamKey": KEY,
+                "scene": scene_json("ada"),
+            }))
+            .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (st, v) = http(Method::POST, &url, Some(&edge), Some(body.clone())).await;
+                if st == 200 {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "livestream did not start: {st} {v}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let port = free_port();
+    let mut first = rtmp_server(port, &dir.join("first.flv"));
+    start(port).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The ingest goes away.
+    first.kill().unwrap();
+    let _ = first.wait();
+    let gone = Instant::now();
+    let reported = eventually(Duration::from_secs(8), || {
+        seen.lock().unwrap().iter().any(|e| {
+            matches!(e, edgemeet_protocol::node::NodeEvent::CompositionEnded { room, purpose, .. }
+                if room == meeting && purpose == "livestream")
+        })
+    })
+    .await;
+    assert!(reported, "the edge is told the stream ended");
+    eprintln!(
+        "figure: the stream's end reported {:.1} s after its server went away",
+        gone.elapsed().as_secs_f64()
+    );
+    // Cleaned up: nothing to stop, nothing left on disk; a new start (the edge's restart) works.
+    let stop_url = format!("{}/v1/rooms/{meeting}/livestream/stop", node.base);
+    let (st, _) = http(Method::POST, &stop_url, Some(&edge), None).await;
+    assert_eq!(st, 404);
+    let left = compositions_left();
+    assert!(left.is_empty(), "left on disk: {left:?}");
+    let port = free_port();
+    let mut second = rtmp_server(port, &dir.join("second.flv"));
+    start(port).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (st, v) = http(Method::POST, &stop_url, Some(&edge), None).await;
+    assert_eq!(st, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while second.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the second server saw its stream end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (codecs, duration) = probe(&dir.join("second.flv"));
+    assert_eq!(codecs, vec!["aac", "h264"]);
+    assert!(duration > 1.5, "{duration} s after the restart");
+    stop_media.store(true, Relaxed);
     let _ = std::fs::remove_dir_all(&dir);
     node.handle.shutdown().await;
 }

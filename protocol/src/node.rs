@@ -114,6 +114,15 @@ pub enum NodeEvent {
         track: String,
         paused: bool,
     },
+    /// A meeting's composition ended on its own (the RTMP ingest went away, ffmpeg died): the
+    /// node has cleaned it up. For a livestream the edge starts it again (it holds the key) and
+    /// tells the room; a composite recording's file ends where it stopped.
+    CompositionEnded {
+        route: String,
+        room: String,
+        /// `livestream` or `recording`.
+        purpose: String,
+    },
 }
 
 /// A batch of events from one node.

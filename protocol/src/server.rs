@@ -196,6 +196,9 @@ pub enum ServerMessage {
         active: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<ParticipantId>,
+        /// The stream dropped (the ingest went away) and is being started again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restarting: bool,
     },
     /// Recording started or stopped (`by` is absent when it stopped by itself, e.g. on failure).
     Recording {

@@ -256,3 +256,60 @@ fn a_composite_recording_gets_the_scene_at_its_start_and_when_it_changes() {
     h.join(2, json!({"profile": {"name": "Bob"}}));
     assert!(scenes(&h).is_empty());
 }
+
+#[test]
+fn a_stream_that_drops_is_started_again_three_times_then_ends() {
+    let mut h = Harness::new(None);
+    let (_, meeting) = welcome_id(&h.join(1, json!({})));
+    h.send(1, start_msg());
+    h.assign_node();
+    h.take(1);
+    for _ in 0..3 {
+        h.other.clear();
+        h.input(Input::CompositionEnded {
+            meeting_id: meeting.clone(),
+            livestream: true,
+        });
+        assert!(
+            matches!(live_calls(&h).as_slice(), [LivestreamCall::Start { stream_key, .. }] if stream_key.0 == KEY),
+            "started again with its key: {:?}",
+            live_calls(&h)
+        );
+        assert!(h.take(1).iter().any(|m| matches!(
+            m,
+            ServerMessage::Livestream {
+                active: true,
+                restarting: true,
+                ..
+            }
+        )));
+    }
+    h.other.clear();
+    h.input(Input::CompositionEnded {
+        meeting_id: meeting.clone(),
+        livestream: true,
+    });
+    assert!(
+        live_calls(&h)
+            .iter()
+            .all(|c| !matches!(c, LivestreamCall::Start { .. }))
+    );
+    let got = h.take(1);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMessage::Livestream { active: false, .. }))
+    );
+    assert!(got.iter().any(|m| matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::LivestreamFailed,
+            ..
+        }
+    )));
+    // A composite recording's end, or another meeting's, changes nothing here.
+    h.input(Input::CompositionEnded {
+        meeting_id: "old".into(),
+        livestream: true,
+    });
+    assert!(h.take(1).is_empty());
+}

@@ -384,7 +384,7 @@ class Meeting {
         if (!msg.active) for (const d of this.deliveries) if (d.state === 'recording') this.readDelivery(d, 1000);
         return toast(msg.active ? 'This meeting is being recorded' : 'Recording stopped');
       case 'recording_status_link': return this.onStatusLink(msg);
-      case 'livestream': return this.live.set(msg.active, true);
+      case 'livestream': return this.live.set(msg.active, true, !!msg.restarting);
       case 'password_guessing':
         // Sent to moderators only: someone is trying passwords on this meeting.
         return toast(`Someone is guessing this meeting's password: ${msg.wrong_guesses} wrong tries from ${msg.addresses} address${msg.addresses === 1 ? '' : 'es'} in the last hour${msg.limited ? '; newcomers may have to wait' : ''}.`);

@@ -39,12 +39,14 @@ export class LivestreamView {
    * moderator's doing; absent: it stopped by itself).
    * @param {boolean} active
    * @param {boolean} [announce]
+   * @param {boolean} [restarting] it dropped (the streaming server went away) and starts again
    */
-  set(active, announce = false) {
+  set(active, announce = false, restarting = false) {
     const was = this.live;
     this.live = active;
     $('live-badge').hidden = !active;
-    if (announce && was !== active) toast(active ? 'This meeting is now streamed live' : 'The livestream ended');
+    if (restarting) toast('The livestream dropped; starting it again');
+    else if (announce && was !== active) toast(active ? 'This meeting is now streamed live' : 'The livestream ended');
     this.render();
   }
 

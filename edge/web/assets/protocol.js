@@ -229,7 +229,7 @@
  *   | {type: 'kicked', by: ParticipantId}
  *   | {type: 'room_locked', locked: boolean, by: ParticipantId}
  *   | {type: 'recording', active: boolean, by?: ParticipantId}
- *   | {type: 'livestream', active: boolean, by?: ParticipantId}
+ *   | {type: 'livestream', active: boolean, by?: ParticipantId, restarting?: boolean}
  *   | {type: 'recording_status_link', token: string}
  *   | {type: 'media_mode', media: MediaMode}
  *   | {type: 'signal', from: ParticipantId, payload: SignalPayload}

@@ -20,7 +20,7 @@ pub async fn start(
     Path(meeting): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<StartLivestreamResponse>, ApiError> {
-    edge_claims_for(&shared, &headers, &meeting)?;
+    let claims = edge_claims_for(&shared, &headers, &meeting)?;
     // Not serde's own message: it could quote the stream key.
     let req: StartLivestreamRequest = serde_json::from_slice(&body).map_err(|_| {
         ApiError::BadRequest(
@@ -29,7 +29,7 @@ pub async fn start(
     })?;
     shared
         .compositions
-        .start_livestream(&shared.media, &meeting, req)
+        .start_livestream(&shared.media, &meeting, &claims.route, req)
         .await
         .map(Json)
 }

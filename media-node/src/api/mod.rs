@@ -337,7 +337,7 @@ async fn start_recording(
     Path(meeting): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<StartRecordingResponse>, ApiError> {
-    edge_claims_for(&shared, &headers, &meeting)?;
+    let claims = edge_claims_for(&shared, &headers, &meeting)?;
     let req: StartRecordingRequest = if body.iter().all(u8::is_ascii_whitespace) {
         StartRecordingRequest::default()
     } else {
@@ -360,7 +360,7 @@ async fn start_recording(
         && let Some(file) = shared.recordings.streamed_mp4(&meeting, "meeting.mp4")
         && let Err(e) = shared
             .compositions
-            .start_recording(&shared.media, &meeting, file, &scene)
+            .start_recording(&shared.media, &meeting, &claims.route, file, &scene)
             .await
     {
         tracing::warn!(recording = %started.recording_id, error = %e, "composite recording not started");

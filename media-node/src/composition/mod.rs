@@ -47,6 +47,8 @@ pub enum Purpose {
 pub struct Compositions {
     ffmpeg: PathBuf,
     work_root: PathBuf,
+    /// Where a composition that ended on its own is reported (to the edge).
+    events: Option<tokio::sync::mpsc::UnboundedSender<edgemeet_protocol::node::NodeEvent>>,
     active: Mutex<HashMap<(String, Purpose), Arc<Active>>>,
     /// Per meeting with a composite recording: its file's channel, for the duration at the end.
     file_ends: Mutex<HashMap<String, mpsc::Sender<StreamedChunk>>>,
@@ -69,6 +71,8 @@ impl std::io::Write for ChannelWriter {
 
 struct Active {
     id: String,
+    /// The room's route (the edge's token claim): events name the room by it.
+    route: String,
     /// Pictures per second of its output.
     fps: u32,
     start: Instant,
@@ -109,20 +113,18 @@ fn scene_of(s: &CompositionScene) -> Scene {
     }
 }
 
-impl Default for Compositions {
-    fn default() -> Self {
-        Self::new(
-            std::env::var_os("EDGEMEET_FFMPEG").map_or_else(|| "ffmpeg".into(), PathBuf::from),
-            std::env::temp_dir().join(format!("edgemeet-compositions-{}", std::process::id())),
-        )
-    }
-}
-
 impl Compositions {
-    pub fn new(ffmpeg: PathBuf, work_root: PathBuf) -> Self {
+    /// ffmpeg from `EDGEMEET_FFMPEG` or the `PATH`, work folders under the temporary directory;
+    /// compositions that end on their own are reported on `events`.
+    pub fn new(
+        events: Option<tokio::sync::mpsc::UnboundedSender<edgemeet_protocol::node::NodeEvent>>,
+    ) -> Self {
         Self {
-            ffmpeg,
-            work_root,
+            ffmpeg: std::env::var_os("EDGEMEET_FFMPEG")
+                .map_or_else(|| "ffmpeg".into(), PathBuf::from),
+            work_root: std::env::temp_dir()
+                .join(format!("edgemeet-compositions-{}", std::process::id())),
+            events,
             active: Mutex::new(HashMap::new()),
             file_ends: Mutex::new(HashMap::new()),
         }
@@ -164,6 +166,7 @@ impl Compositions {
         &self,
         media: &Loops,
         meeting: &str,
+        route: &str,
         req: StartLivestreamRequest,
     ) -> Result<StartLivestreamResponse, ApiError> {
         if self.is_live(meeting) {
@@ -174,7 +177,14 @@ impl Compositions {
         let started = SystemTime::now();
         let output = Output::Rtmp(target);
         let id = self
-            .start(media, meeting, Purpose::Livestream, output, &req.scene)
+            .start(
+                media,
+                meeting,
+                route,
+                Purpose::Livestream,
+                output,
+                &req.scene,
+            )
             .await?;
         Ok(StartLivestreamResponse {
             livestream_id: id,
@@ -187,11 +197,12 @@ impl Compositions {
         &self,
         media: &Loops,
         meeting: &str,
+        route: &str,
         file: mpsc::Sender<StreamedChunk>,
         scene: &CompositionScene,
     ) -> Result<(), ApiError> {
         let output = Output::Mp4(Box::new(ChannelWriter(file.clone())));
-        self.start(media, meeting, Purpose::Recording, output, scene)
+        self.start(media, meeting, route, Purpose::Recording, output, scene)
             .await?;
         self.file_ends
             .lock()
@@ -204,6 +215,7 @@ impl Compositions {
         &self,
         media: &Loops,
         meeting: &str,
+        route: &str,
         purpose: Purpose,
         output: Output,
         scene: &CompositionScene,
@@ -221,6 +233,7 @@ impl Compositions {
         feeder.scene(scene_of(scene));
         let active = Arc::new(Active {
             id: id.clone(),
+            route: route.to_owned(),
             fps,
             start: Instant::now(),
             composition: Mutex::new(Some(composition)),
@@ -286,6 +299,45 @@ impl Compositions {
             // The composer gives pictures at a steady rate: their count is the file's length.
             let secs = report.pictures as f64 / f64::from(fps.max(1));
             let _ = end.send(StreamedChunk::End { secs }).await;
+        }
+    }
+
+    /// Cleans up the compositions whose output ended on their own (the ingest went away, ffmpeg
+    /// died) and reports each to the edge, which starts a livestream again. Called every second.
+    pub async fn reap_ended(&self, media: &Loops) {
+        let ended: Vec<(String, Purpose, String)> = self
+            .active
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, a)| {
+                a.composition
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .is_some_and(|c| !c.is_running())
+            })
+            .map(|((m, p), a)| (m.clone(), *p, a.route.clone()))
+            .collect();
+        for (meeting, purpose, route) in ended {
+            tracing::warn!(?purpose, "a composition's output ended on its own");
+            match purpose {
+                Purpose::Recording => self.stop_recording(media, &meeting).await,
+                Purpose::Livestream => {
+                    self.stop(media, &meeting, purpose).await;
+                }
+            }
+            if let Some(events) = &self.events {
+                let _ = events.send(edgemeet_protocol::node::NodeEvent::CompositionEnded {
+                    route,
+                    room: meeting,
+                    purpose: match purpose {
+                        Purpose::Livestream => "livestream",
+                        Purpose::Recording => "recording",
+                    }
+                    .into(),
+                });
+            }
         }
     }
 
@@ -420,6 +472,17 @@ fn livestream_error(e: &edgemeet_composer::Error) -> &'static str {
         edgemeet_composer::Error::RtmpProtocol(_) => "the RTMP server refused the stream",
         edgemeet_composer::Error::Encoder(_) | edgemeet_composer::Error::Output(_) => {
             "the composer could not start"
+        }
+    }
+}
+
+/// Every second: compositions that ended on their own are cleaned up and reported.
+pub async fn watch(shared: Arc<crate::node::Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.compositions.reap_ended(&shared.media).await,
+            _ = crate::node::stopped(&mut stop) => return,
         }
     }
 }

@@ -65,7 +65,9 @@ pub fn events(
 /// The route of the room an event is for.
 pub fn route_of(event: &NodeEvent) -> &str {
     match event {
-        NodeEvent::DominantSpeaker { route, .. } | NodeEvent::VideoPaused { route, .. } => route,
+        NodeEvent::DominantSpeaker { route, .. }
+        | NodeEvent::VideoPaused { route, .. }
+        | NodeEvent::CompositionEnded { route, .. } => route,
     }
 }
 
@@ -91,6 +93,10 @@ pub fn input(event: NodeEvent) -> Input {
             publisher,
             track,
             paused,
+        },
+        NodeEvent::CompositionEnded { room, purpose, .. } => Input::CompositionEnded {
+            meeting_id: room,
+            livestream: purpose == "livestream",
         },
     }
 }

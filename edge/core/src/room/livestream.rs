@@ -18,6 +18,8 @@ use super::{Effect, Env, LivestreamCall, Out, Room};
 use crate::config::AuthMode;
 
 const MAX_URL_CHARS: usize = 1024;
+/// A stream that drops is started again this many times in a meeting, then ended.
+const MAX_RESTARTS: u32 = 3;
 const MAX_KEY_CHARS: usize = 512;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +29,9 @@ pub(super) struct Livestream {
     #[serde(skip)]
     target: Option<(String, StreamKey)>,
     started_on_node: bool,
+    /// Times it dropped and was started again.
+    #[serde(default)]
+    restarts: u32,
 }
 
 /// `rtmp://host[:port]/app...` (or `rtmps://`): the node checks the rest.
@@ -82,12 +87,14 @@ impl Room {
             by: id.to_string(),
             target: Some((url, key)),
             started_on_node: false,
+            restarts: 0,
         });
         out.send_many(
             self.member_conns(),
             &ServerMessage::Livestream {
                 active: true,
                 by: Some(id.to_string()),
+                restarting: false,
             },
         );
         self.update_media(env, out);
@@ -165,6 +172,7 @@ impl Room {
             &ServerMessage::Livestream {
                 active: false,
                 by: by.map(str::to_string),
+                restarting: false,
             },
         );
         self.update_media(env, out);
@@ -184,6 +192,35 @@ impl Room {
             };
             out.send_many(self.member_conns(), &err);
         }
+    }
+
+    /// The node's stream ended on its own (the ingest went away): started again, and the room
+    /// told, up to `MAX_RESTARTS` times; then it ends with `livestream_failed`.
+    pub(super) fn on_livestream_dropped(&mut self, env: &mut Env, out: &mut Out, meeting_id: &str) {
+        let Some(live) = self
+            .meeting
+            .as_mut()
+            .filter(|m| m.id == meeting_id)
+            .and_then(|m| m.livestream.as_mut())
+            .filter(|l| l.started_on_node)
+        else {
+            return;
+        };
+        if live.restarts >= MAX_RESTARTS {
+            self.on_livestream_failed(env, out, meeting_id);
+            return;
+        }
+        live.restarts += 1;
+        live.started_on_node = false;
+        out.send_many(
+            self.member_conns(),
+            &ServerMessage::Livestream {
+                active: true,
+                by: None,
+                restarting: true,
+            },
+        );
+        self.start_livestream_on_node(env, out);
     }
 
     /// The room left its node: the stream starts again on the next one.

@@ -107,6 +107,12 @@ pub enum Input {
     RecordingFailed {
         meeting_id: String,
     },
+    /// The node's composition of the meeting ended on its own (a livestream: started again, a
+    /// few times).
+    CompositionEnded {
+        meeting_id: String,
+        livestream: bool,
+    },
     /// The media node refused or could not be reached to start the livestream.
     LivestreamFailed {
         meeting_id: String,
@@ -445,6 +451,14 @@ impl Room {
             }
             Input::LivestreamFailed { meeting_id } => {
                 self.on_livestream_failed(env, &mut out, &meeting_id)
+            }
+            Input::CompositionEnded {
+                meeting_id,
+                livestream,
+            } => {
+                if livestream {
+                    self.on_livestream_dropped(env, &mut out, &meeting_id)
+                }
             }
             Input::RecordingStarted {
                 meeting_id,
