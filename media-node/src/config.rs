@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub draining: bool,
     /// Sessions one room (meeting) may hold on this node.
     pub max_sessions_per_room: usize,
+    /// Compositions (livestreams, composite recordings) this node runs at once; 0 = one per
+    /// available core (one 720p30 composition costs about half a core: `docs/performance.md`).
+    pub max_compositions: usize,
     /// Seconds between heartbeats.
     pub heartbeat_secs: u64,
     /// Threads of the standalone node's async runtime: 0 = one per core, 1 = a single-threaded
@@ -64,6 +67,16 @@ pub struct NodeConfig {
     pub engine: Option<bool>,
     /// Recording to S3-compatible storage (`[recording]`); none = recording disabled.
     pub recording: Option<RecordingConfig>,
+}
+
+impl NodeConfig {
+    /// `max_compositions`, 0 resolved to the cores this process may use.
+    pub fn compositions_allowed(&self) -> usize {
+        match self.max_compositions {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -86,6 +99,7 @@ impl Default for NodeConfig {
             idle_timeout_secs: 30,
             draining: false,
             max_sessions_per_room: 256,
+            max_compositions: 0,
             heartbeat_secs: 1,
             worker_threads: 0,
             direct_send: None,
@@ -162,6 +176,7 @@ impl NodeConfig {
             "EDGEMEET_NODE_MAX_SESSIONS_PER_ROOM",
             &mut self.max_sessions_per_room,
         )?;
+        vars.set_parsed("EDGEMEET_NODE_MAX_COMPOSITIONS", &mut self.max_compositions)?;
         vars.set_switch("EDGEMEET_NODE_DRAINING", &mut self.draining)?;
         for (name, target) in [
             ("EDGEMEET_NODE_DIRECT_SEND", &mut self.direct_send),

@@ -53,7 +53,10 @@ impl Shared {
             migrate: AtomicBool::new(false),
             report_now: tokio::sync::Notify::new(),
             recordings: Recordings::new(cfg.recording.as_ref()),
-            compositions: crate::composition::Compositions::new(Some(events)),
+            compositions: crate::composition::Compositions::new(
+                Some(events),
+                cfg.compositions_allowed(),
+            ),
             cpu: Mutex::new((Instant::now(), process_cpu_secs(), 0.0)),
             cfg,
         }
@@ -94,6 +97,8 @@ impl Shared {
             tracks: (g.tracks_published + g.tracks_subscribed) as u32,
             bitrate_bps,
             cpu: cpu.2,
+            compositions: self.compositions.count() as u32,
+            max_compositions: self.cfg.compositions_allowed() as u32,
         }
     }
 }

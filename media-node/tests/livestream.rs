@@ -452,3 +452,46 @@ async fn a_stream_whose_server_goes_away_is_cleaned_up_and_reported_to_the_edge(
     let _ = std::fs::remove_dir_all(&dir);
     node.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_compositions_beyond_its_limit_and_says_so_in_its_load() {
+    let _serial = SERIAL.lock().await;
+    let mut cfg = config();
+    cfg.max_compositions = 1;
+    let node = start_with(cfg).await;
+    let dir = std::env::temp_dir().join(format!("edgemeet-live-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let mut server = rtmp_server(port, &dir.join("one.flv"));
+    let start = |meeting: &'static str| {
+        let url = format!("{}/v1/rooms/{meeting}/livestream/start", node.base);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "url": format!("rtmp://127.0.0.1:{port}/live"),
+            "streamKey": KEY,
+        }))
+        .unwrap();
+        async move { http(Method::POST, &url, Some(&tok(meeting, "edge")), Some(body)).await }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, v) = start("cap-one").await;
+        if st == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{st} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(node.handle.load().compositions, 1);
+    assert_eq!(node.handle.load().max_compositions, 1);
+    let (st, v) = start("cap-two").await;
+    assert_eq!(st, 503, "{v}");
+    assert!(v.to_string().contains("as many compositions"), "{v}");
+    let stop = format!("{}/v1/rooms/cap-one/livestream/stop", node.base);
+    let (st, _) = http(Method::POST, &stop, Some(&tok("cap-one", "edge")), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(node.handle.load().compositions, 0);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    node.handle.shutdown().await;
+}

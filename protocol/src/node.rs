@@ -86,6 +86,12 @@ pub struct NodeLoad {
     pub bitrate_bps: u64,
     /// CPU use, 0.0 to 1.0 per core summed over cores / cores.
     pub cpu: f32,
+    /// Compositions (livestreams, composite recordings) running, and how many the node runs at
+    /// most: a start beyond it is refused (503).
+    #[serde(default)]
+    pub compositions: u32,
+    #[serde(default)]
+    pub max_compositions: u32,
 }
 
 /// Something a node tells the edge about one meeting (`POST /api/nodes/events` on the edge,

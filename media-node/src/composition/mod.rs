@@ -49,6 +49,8 @@ pub struct Compositions {
     work_root: PathBuf,
     /// Where a composition that ended on its own is reported (to the edge).
     events: Option<tokio::sync::mpsc::UnboundedSender<edgemeet_protocol::node::NodeEvent>>,
+    /// At most this many at once (`max_compositions`).
+    max: usize,
     active: Mutex<HashMap<(String, Purpose), Arc<Active>>>,
     /// Per meeting with a composite recording: its file's channel, for the duration at the end.
     file_ends: Mutex<HashMap<String, mpsc::Sender<StreamedChunk>>>,
@@ -118,6 +120,7 @@ impl Compositions {
     /// compositions that end on their own are reported on `events`.
     pub fn new(
         events: Option<tokio::sync::mpsc::UnboundedSender<edgemeet_protocol::node::NodeEvent>>,
+        max: usize,
     ) -> Self {
         Self {
             ffmpeg: std::env::var_os("EDGEMEET_FFMPEG")
@@ -125,9 +128,15 @@ impl Compositions {
             work_root: std::env::temp_dir()
                 .join(format!("edgemeet-compositions-{}", std::process::id())),
             events,
+            max,
             active: Mutex::new(HashMap::new()),
             file_ends: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Compositions running.
+    pub fn count(&self) -> usize {
+        self.active.lock().unwrap().len()
     }
 
     fn is(&self, meeting: &str, purpose: Purpose) -> bool {
@@ -220,6 +229,12 @@ impl Compositions {
         output: Output,
         scene: &CompositionScene,
     ) -> Result<String, ApiError> {
+        // Checked again when it is entered below; this spares starting ffmpeg for nothing.
+        if self.count() >= self.max {
+            return Err(ApiError::Unavailable(
+                "this node runs as many compositions as its CPU allows",
+            ));
+        }
         let id = new_id();
         let mut settings = Settings::hd(self.work_root.join(&id));
         settings.ffmpeg = self.ffmpeg.clone();
@@ -241,20 +256,26 @@ impl Compositions {
             sources: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
         });
-        let raced = {
+        // Another start for this meeting, or another meeting's, may have come meanwhile.
+        let refused = {
             let mut map = self.active.lock().unwrap();
-            let key = (meeting.to_owned(), purpose);
-            match map.entry(key) {
+            let full = map.len() >= self.max;
+            match map.entry((meeting.to_owned(), purpose)) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    Some(ApiError::Conflict("this meeting is already being composed"))
+                }
+                std::collections::hash_map::Entry::Vacant(_) if full => Some(
+                    ApiError::Unavailable("this node runs as many compositions as its CPU allows"),
+                ),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(active.clone());
-                    false
+                    None
                 }
-                std::collections::hash_map::Entry::Occupied(_) => true,
             }
         };
-        if raced {
+        if let Some(e) = refused {
             finish(active).await;
-            return Err(ApiError::Conflict("this meeting is already being composed"));
+            return Err(e);
         }
         self.attach(media, meeting, &active).await;
         tracing::info!(composition = %id, ?purpose, "composition started");
