@@ -27,6 +27,7 @@ use rtc::interceptor::{
     Slot, TwccSenderBuilder,
 };
 
+use super::delay_based::DelayBased;
 use super::driver::MediaLoop;
 use super::fanout::{Pull, PullId};
 use super::router::ConnId;
@@ -195,29 +196,51 @@ impl Prober {
     }
 }
 
-/// rtc's GCC, publishing each new target into the connection's [`EstimateCell`].
+/// The estimate of one connection: our delay-based half (`delay_based.rs`; rtc's never sees a
+/// `tbf` queue, see there) and rtc's loss-based half, the lower of the two, published into the
+/// connection's [`EstimateCell`].
 struct PublishedGcc {
+    /// rtc's GCC, for its loss-based half only.
     gcc: Gcc,
+    delay: DelayBased,
     cell: Arc<EstimateCell>,
     prober: Prober,
 }
 
+impl PublishedGcc {
+    fn new(cell: Arc<EstimateCell>) -> Self {
+        Self {
+            gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
+            delay: DelayBased::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
+            cell,
+            prober: Prober::default(),
+        }
+    }
+
+    fn target(&self) -> f64 {
+        self.delay.target().min(self.gcc.loss_based_bitrate())
+    }
+}
+
 impl BandwidthEstimator for PublishedGcc {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        let before = self.gcc.target_bitrate();
-        self.gcc.on_reports(now, reports);
         if reports.is_empty() {
             return;
         }
+        let before = self.target();
+        self.gcc.on_reports(now, reports);
+        for r in reports {
+            self.delay
+                .packet(r.departure, r.arrival.filter(|_| r.arrived), r.size);
+        }
+        self.delay.update(now);
         let want = self.cell.want_bps.load(Relaxed) as f64;
         let loss = self.gcc.stats().packet_loss.unwrap_or(0.0);
-        match self
-            .prober
-            .step(now, before, self.gcc.target_bitrate(), want, loss)
-        {
+        match self.prober.step(now, before, self.target(), want, loss) {
             ProbeStep::None => {}
             ProbeStep::Jump(to) => {
                 self.gcc = Gcc::new(to, MIN_BPS, MAX_BPS);
+                self.delay.probe(to);
                 self.cell.probes.fetch_add(1, Relaxed);
             }
             ProbeStep::Refused => {
@@ -226,10 +249,8 @@ impl BandwidthEstimator for PublishedGcc {
         }
         let lost = reports.iter().filter(|r| !r.arrived).count() as u64;
         let c = &self.cell;
-        c.target_bps
-            .store(self.gcc.target_bitrate() as u64, Relaxed);
-        c.delay_bps
-            .store(self.gcc.delay_based_bitrate() as u64, Relaxed);
+        c.target_bps.store(self.target() as u64, Relaxed);
+        c.delay_bps.store(self.delay.target() as u64, Relaxed);
         c.loss_bps
             .store(self.gcc.loss_based_bitrate() as u64, Relaxed);
         c.lost.fetch_add(lost, Relaxed);
@@ -237,7 +258,7 @@ impl BandwidthEstimator for PublishedGcc {
     }
 
     fn target_bitrate(&self) -> f64 {
-        self.gcc.target_bitrate()
+        self.target()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -258,11 +279,7 @@ impl BandwidthEstimator for PublishedGcc {
 /// offers the transport-cc extension and feedback (rtc's default interceptors register them).
 /// The estimate goes into `cell` (shared with the retransmission budget, `retransmit.rs`).
 pub fn with_estimator(registry: Registry, cell: &Arc<EstimateCell>) -> Registry {
-    let estimator = PublishedGcc {
-        gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
-        cell: cell.clone(),
-        prober: Prober::default(),
-    };
+    let estimator = PublishedGcc::new(cell.clone());
     registry
         .with(
             Slot::CongestionControl,
@@ -592,11 +609,7 @@ mod tests {
     fn no_estimate_before_the_first_feedback() {
         let cell = EstimateCell::default();
         assert_eq!(cell.read(), None);
-        let mut e = PublishedGcc {
-            gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
-            cell: Arc::new(EstimateCell::default()),
-            prober: Prober::default(),
-        };
+        let mut e = PublishedGcc::new(Arc::new(EstimateCell::default()));
         e.on_reports(Instant::now(), &[]);
         assert_eq!(e.cell.read(), None, "empty feedback says nothing");
     }
