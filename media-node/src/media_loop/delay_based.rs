@@ -35,8 +35,10 @@ const K_DOWN: f64 = 0.039;
 const OVERUSE_MS: f64 = 10.0;
 /// On overuse: this times what the viewer acknowledges.
 const BACKOFF: f64 = 0.85;
-/// At most this often (a backoff's effect shows a feedback round later).
-const BACKOFF_GAP: Duration = Duration::from_millis(300);
+/// Once per overuse: the trend is a regression over 20 groups and reads overuse for a while
+/// after the backoff; backing off again from what arrives meanwhile (the allocation has just
+/// paused videos) spiralled a viewer down to audio. Again only if the overuse lasts this long.
+const BACKOFF_AGAIN: Duration = Duration::from_secs(1);
 /// Outside a probe the target stays under this times the acknowledged rate, plus `ACK_SLACK`.
 pub const ACK_BOUND: f64 = 1.5;
 const ACK_SLACK: f64 = 10_000.0;
@@ -315,10 +317,11 @@ impl DelayBased {
         let acked = self.acked.bps();
         match self.trend.usage {
             Usage::Over => {
+                let due = !self.hold
+                    || self
+                        .last_backoff
+                        .is_none_or(|t| now.saturating_duration_since(t) >= BACKOFF_AGAIN);
                 self.hold = true;
-                let due = self
-                    .last_backoff
-                    .is_none_or(|t| now.saturating_duration_since(t) >= BACKOFF_GAP);
                 if let Some(acked) = acked
                     && due
                 {
