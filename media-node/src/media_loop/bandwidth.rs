@@ -34,6 +34,9 @@ use super::router::ConnId;
 use crate::allocation::{Allocator, Grant, PauseReason, VideoDemand};
 use crate::layers::MAX_LAYERS;
 
+/// The headers of an Opus stream (50 packets a second of `layer_costs::OVERHEAD_BYTES`).
+const AUDIO_HEADERS_BPS: u64 = 50 * super::layer_costs::OVERHEAD_BYTES * 8;
+
 /// How often each viewer's pulls are fitted into its estimate.
 pub const TICK: Duration = Duration::from_millis(250);
 /// Where the estimate starts before the first feedback. Optimistic (a pull starts on the
@@ -59,12 +62,16 @@ pub struct EstimateCell {
     want_bps: AtomicU64,
     /// What the allocation's next upgrade needs: a probe goes at least that far.
     want_next_bps: AtomicU64,
+    /// What the allocation grants now (audio and video): a probe it did not use proves nothing.
+    granted_bps: AtomicU64,
     /// Probes started, and those the path refused (the estimate fell back within the verdict).
     probes: AtomicU64,
     probes_failed: AtomicU64,
     /// Probes the viewer received most of: the link carries more than before, and the
     /// allocation forgets its per-pull waits.
     probes_held: AtomicU64,
+    /// What the viewer acknowledged lately (bit/s).
+    acked_bps: AtomicU64,
     /// Retransmissions not sent: over their budget (`retransmit.rs`).
     rtx_dropped: AtomicU64,
 }
@@ -80,6 +87,7 @@ pub struct Estimate {
     pub probes: u64,
     pub probes_failed: u64,
     pub probes_held: u64,
+    pub acked_bps: u64,
     pub rtx_dropped: u64,
 }
 
@@ -97,6 +105,7 @@ impl EstimateCell {
             probes: self.probes.load(Relaxed),
             probes_failed: self.probes_failed.load(Relaxed),
             probes_held: self.probes_held.load(Relaxed),
+            acked_bps: self.acked_bps.load(Relaxed),
             rtx_dropped: self.rtx_dropped.load(Relaxed),
         })
     }
@@ -108,6 +117,11 @@ impl EstimateCell {
     /// The loop's tick: what the viewer's pulls would take at the layers their pages ask for.
     pub fn want(&self, bps: u64) {
         self.want_bps.store(bps, Relaxed);
+    }
+
+    /// The loop's tick: what the allocation grants now (audio and video).
+    pub fn granted(&self, bps: u64) {
+        self.granted_bps.store(bps, Relaxed);
     }
 
     /// The loop's tick: what the allocation's next upgrade needs (0: none).
@@ -142,8 +156,21 @@ struct Prober {
 #[derive(Clone, Copy, Debug)]
 struct Probe {
     since: Instant,
+    /// The estimate before it.
     from: f64,
-    to: f64,
+    /// What the allocation granted before it.
+    granted: f64,
+}
+
+/// What the viewer's pulls want, as the loop's tick wrote it (bit/s).
+#[derive(Clone, Copy, Debug, Default)]
+struct Wants {
+    /// Every video at its page's wish.
+    want: f64,
+    /// What the allocation's next upgrade needs (0: none).
+    next: f64,
+    /// What the allocation grants now.
+    granted: f64,
 }
 
 /// No backoff for this long before a probe.
@@ -151,7 +178,8 @@ const CALM: Duration = Duration::from_millis(1_500);
 /// A probe not used by then proves nothing (the allocation needs a tick and a keyframe per
 /// upgrade, and the acknowledged rate half a second to show it).
 const VERDICT: Duration = Duration::from_millis(2_500);
-/// A probe holds when the viewer acknowledges this much of it, and no sooner than `HOLD_AFTER`.
+/// A probe the allocation used holds when the viewer acknowledges this much of what is
+/// granted, and no sooner than `HOLD_AFTER`.
 const USED: f64 = 0.75;
 const HOLD_AFTER: Duration = Duration::from_millis(1_000);
 const BASE_BACKOFF: Duration = Duration::from_millis(1_500);
@@ -198,11 +226,15 @@ impl Prober {
         now: Instant,
         before: f64,
         after: f64,
-        want: f64,
-        next: f64,
+        w: Wants,
         loss: f64,
         acked: Option<f64>,
     ) -> ProbeStep {
+        let Wants {
+            want,
+            next,
+            granted,
+        } = w;
         if after < before * 0.97 {
             self.last_drop = Some(now);
             self.held = false;
@@ -214,7 +246,11 @@ impl Prober {
         }
         if let Some(p) = self.running {
             let age = now.saturating_duration_since(p.since);
-            if age >= HOLD_AFTER && acked.is_some_and(|a| a >= USED * p.to) {
+            // The allocation used it (grants more than before) and the viewer receives most of
+            // that, or it went the whole verdict without a backoff.
+            let used = granted > p.granted * 1.05;
+            let received = acked.is_some_and(|a| a >= USED * granted);
+            if used && ((age >= HOLD_AFTER && received) || age >= VERDICT) {
                 self.running = None;
                 self.backoff = BASE_BACKOFF;
                 self.next_allowed = Some(now);
@@ -246,7 +282,7 @@ impl Prober {
             self.running = Some(Probe {
                 since: now,
                 from: after,
-                to,
+                granted,
             });
             return ProbeStep::Jump(to);
         }
@@ -294,12 +330,21 @@ impl BandwidthEstimator for PublishedGcc {
         self.delay.update(now);
         let want = self.cell.want_bps.load(Relaxed) as f64;
         let next = self.cell.want_next_bps.load(Relaxed) as f64;
+        let granted = self.cell.granted_bps.load(Relaxed) as f64;
         let loss = self.gcc.stats().packet_loss.unwrap_or(0.0);
         let acked = self.delay.acked_bps();
-        match self
-            .prober
-            .step(now, before, self.target(), want, next, loss, acked)
-        {
+        match self.prober.step(
+            now,
+            before,
+            self.target(),
+            Wants {
+                want,
+                next,
+                granted,
+            },
+            loss,
+            acked,
+        ) {
             ProbeStep::None => {}
             ProbeStep::Jump(to) | ProbeStep::Unused(to) => {
                 // rtc's loss half starts afresh there too (it would hold the estimate under).
@@ -320,6 +365,8 @@ impl BandwidthEstimator for PublishedGcc {
         let c = &self.cell;
         c.target_bps.store(self.target() as u64, Relaxed);
         c.delay_bps.store(self.delay.target() as u64, Relaxed);
+        c.acked_bps
+            .store(self.delay.acked_bps().unwrap_or(0.0) as u64, Relaxed);
         c.loss_bps
             .store(self.gcc.loss_based_bitrate() as u64, Relaxed);
         c.lost.fetch_add(lost, Relaxed);
@@ -462,9 +509,14 @@ impl MediaLoop {
                     continue;
                 };
                 if !p.video {
-                    // RED carries each packet twice.
-                    let copies = if pull.red.is_some() { 2 } else { 1 };
-                    audio_bps += p.costs.total_bps(now_ms) * copies;
+                    // RED carries each payload twice, the headers once (Opus: 50 packets
+                    // a second). Counting the headers twice made three audio streams cost
+                    // 290k where 180-220k arrived, and paused the speaker on a 500k link.
+                    let cost = p.costs.total_bps(now_ms);
+                    audio_bps += match pull.red {
+                        Some(_) => (2 * cost).saturating_sub(AUDIO_HEADERS_BPS).max(cost),
+                        None => cost,
+                    };
                     continue;
                 }
                 let speaking = speaker.is_some_and(|s| {
@@ -507,8 +559,27 @@ impl MediaLoop {
             let a = d
                 .allocator
                 .allocate(now_ms, estimate.target_bps, audio_bps, &demands);
+            if now_ms % 1_000 < TICK.as_millis() as u64 {
+                tracing::debug!(
+                    target: "edgemeet::bwe",
+                    conn = conn_id,
+                    estimate = estimate.target_bps,
+                    delay = estimate.delay_bps,
+                    loss = estimate.loss_bps,
+                    acked = estimate.acked_bps,
+                    audio = audio_bps,
+                    video = a.video_bps,
+                    next = ?a.next_up_bps,
+                    probes = estimate.probes,
+                    refused = estimate.probes_failed,
+                    held = estimate.probes_held,
+                    lost = estimate.lost,
+                    "downlink"
+                );
+            }
             d.audio_bps = audio_bps;
             d.video_bps = a.video_bps;
+            d.cell.granted(audio_bps + a.video_bps);
             d.cell
                 .want_next(a.next_up_bps.map_or(0, |n| audio_bps + a.video_bps + n));
             decided.extend(a.grants);
@@ -637,39 +708,44 @@ mod tests {
     fn a_calm_path_that_is_asked_for_more_is_probed_and_a_refusal_backs_off() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let w = |granted: f64| Wants {
+            want: 1.5e6,
+            next: 0.0,
+            granted,
+        };
         let mut p = Prober::default();
         let acked = Some(400e3);
         // The estimate just fell: not calm.
         assert_eq!(
-            p.step(at(0), 500e3, 400e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(0), 500e3, 400e3, w(400e3), 0.0, acked),
             ProbeStep::None
         );
         assert_eq!(
-            p.step(at(1_000), 400e3, 410e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(1_000), 400e3, 410e3, w(400e3), 0.0, acked),
             ProbeStep::None
         );
         // Lossy: not calm either.
         assert_eq!(
-            p.step(at(1_600), 410e3, 420e3, 1.5e6, 0.0, 0.05, acked),
+            p.step(at(1_600), 410e3, 420e3, w(400e3), 0.05, acked),
             ProbeStep::None
         );
         // Calm for 1.5 s: a probe, one step (1.5 times the estimate) towards what is wanted.
         assert_eq!(
-            p.step(at(1_700), 420e3, 420e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(1_700), 420e3, 420e3, w(400e3), 0.0, acked),
             ProbeStep::Jump(630e3)
         );
         // The path says no (the delay trend backs off): refused, the next waits 3 s.
         assert_eq!(
-            p.step(at(2_200), 630e3, 450e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(2_200), 630e3, 450e3, w(500e3), 0.0, acked),
             ProbeStep::Refused
         );
         assert_eq!(
-            p.step(at(4_700), 450e3, 460e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(4_700), 450e3, 460e3, w(400e3), 0.0, acked),
             ProbeStep::None
         );
         let Some(ProbeStep::Jump(to)) = [5_300, 5_400]
             .into_iter()
-            .map(|t| p.step(at(t), 460e3, 460e3, 1.5e6, 0.0, 0.0, acked))
+            .map(|t| p.step(at(t), 460e3, 460e3, w(400e3), 0.0, acked))
             .find(|s| *s != ProbeStep::None)
         else {
             panic!("a probe once the wait is over");
@@ -677,44 +753,51 @@ mod tests {
         assert_eq!(to, 690e3);
         // Not used by the allocation within the verdict: back to where it was, no refusal.
         assert_eq!(
-            p.step(at(6_000), 690e3, 690e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(6_000), 690e3, 690e3, w(400e3), 0.0, acked),
             ProbeStep::None
         );
         assert_eq!(
-            p.step(at(8_000), 690e3, 690e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(8_000), 690e3, 690e3, w(400e3), 0.0, acked),
             ProbeStep::Unused(460e3)
         );
-        // The next one is used: it holds once most of it arrives, and the next goes at once,
-        // twice as far.
+        // The next one is used: it holds once most of what is granted arrives, and the next
+        // goes at once, twice as far.
         assert!(matches!(
-            p.step(at(11_100), 460e3, 460e3, 1.5e6, 0.0, 0.0, acked),
+            p.step(at(11_100), 460e3, 460e3, w(400e3), 0.0, acked),
             ProbeStep::Jump(_)
         ));
         assert_eq!(
-            p.step(at(11_600), 690e3, 690e3, 1.5e6, 0.0, 0.0, Some(600e3)),
+            p.step(at(11_600), 690e3, 690e3, w(600e3), 0.0, Some(600e3)),
             ProbeStep::None,
             "too soon to tell"
         );
         assert_eq!(
-            p.step(at(12_200), 690e3, 690e3, 1.5e6, 0.0, 0.0, Some(600e3)),
+            p.step(at(12_200), 690e3, 690e3, w(600e3), 0.0, Some(600e3)),
             ProbeStep::Held
         );
         assert_eq!(
-            p.step(at(12_300), 690e3, 700e3, 1.5e6, 0.0, 0.0, Some(600e3)),
+            p.step(at(12_300), 690e3, 700e3, w(600e3), 0.0, Some(600e3)),
             ProbeStep::Jump(1.4e6)
         );
         // A probe goes at least as far as the allocation's next upgrade needs.
         let mut r = Prober::default();
+        let needs = Wants {
+            want: 1e6,
+            next: 337e3,
+            granted: 72e3,
+        };
         assert_eq!(
-            r.step(at(0), 176e3, 176e3, 1e6, 337e3, 0.0, None),
+            r.step(at(0), 176e3, 176e3, needs, 0.0, None),
             ProbeStep::Jump(337e3)
         );
         // Nothing wanted beyond the estimate: no probe.
         let mut q = Prober::default();
-        assert_eq!(
-            q.step(at(0), 1e6, 1e6, 1.05e6, 0.0, 0.0, acked),
-            ProbeStep::None
-        );
+        let enough = Wants {
+            want: 1.05e6,
+            next: 0.0,
+            granted: 1e6,
+        };
+        assert_eq!(q.step(at(0), 1e6, 1e6, enough, 0.0, acked), ProbeStep::None);
     }
 
     #[test]
