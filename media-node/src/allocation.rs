@@ -199,8 +199,8 @@ impl Allocator {
         }
     }
 
-    /// The link was shown to carry more (a probe held): every pull may go up at the next tick,
-    /// and failed upgrades before are forgotten.
+    /// A probe made room, or showed the link carries more: every pull may go up at the next
+    /// tick (one per tick, as always), and failed upgrades before are forgotten.
     pub fn forgive(&mut self) {
         for p in &mut self.previous {
             p.down_ms = None;

@@ -412,8 +412,8 @@ pub struct Downlink {
     /// What the last tick gave audio and video (bits per second).
     pub audio_bps: u64,
     pub video_bps: u64,
-    /// Probes that held, as of the last tick.
-    pub probes_held: u64,
+    /// Probes started and held, as of the last tick.
+    pub probes_seen: (u64, u64),
 }
 
 /// What the allocation decided for one pull (video).
@@ -551,9 +551,11 @@ impl MediaLoop {
             let conn = self.conns[conn_id].as_mut().expect("checked");
             let d = &mut conn.downlink;
             d.cell.want(want);
-            if estimate.probes_held > d.probes_held {
-                // The link carries more than it did: upgrades that failed before may go again.
-                d.probes_held = estimate.probes_held;
+            if (estimate.probes, estimate.probes_held) != d.probes_seen {
+                // A probe: the room it makes is for an upgrade now, whatever the per-pull waits
+                // (the prober spaces probes itself). One that held: the link carries more than
+                // it did, upgrades that failed before may go again.
+                d.probes_seen = (estimate.probes, estimate.probes_held);
                 d.allocator.forgive();
             }
             let a = d

@@ -39,6 +39,8 @@ const BACKOFF: f64 = 0.85;
 /// after the backoff; backing off again from what arrives meanwhile (the allocation has just
 /// paused videos) spiralled a viewer down to audio. Again only if the overuse lasts this long.
 const BACKOFF_AGAIN: Duration = Duration::from_secs(1);
+/// A backoff goes to `BACKOFF` times the best acknowledged rate over this long.
+const PEAK_WINDOW: Duration = Duration::from_secs(1);
 /// Outside a probe the target stays under this times the acknowledged rate, plus `ACK_SLACK`.
 pub const ACK_BOUND: f64 = 1.5;
 const ACK_SLACK: f64 = 10_000.0;
@@ -269,6 +271,53 @@ impl AckedRate {
     }
 }
 
+/// A queue standing on the path: the one-way delay (arrival on the viewer's clock minus
+/// departure on ours: an unknown but fixed offset) well above the least seen lately. The
+/// trend sees a queue grow, not one that stays full: on a drop-tail link that overflows, what
+/// the node sends beyond the link is lost at a steady delay, and the trend reads flat.
+#[derive(Debug, Default)]
+struct StandingQueue {
+    /// Our clock's origin for one-way delays.
+    epoch: Option<Instant>,
+    /// Per second (on our clock): the least one-way delay seen (ms), for `BASE_WINDOW`.
+    mins: VecDeque<(Instant, f64)>,
+    /// The least one-way delay of the packets since the last reading.
+    recent: Option<f64>,
+}
+
+/// How far back the path's least delay is looked for.
+const BASE_WINDOW: Duration = Duration::from_secs(10);
+/// A queue above the least delay by this much, over a whole feedback, stands.
+const STANDING_MS: f64 = 100.0;
+
+impl StandingQueue {
+    fn packet(&mut self, departure: Instant, arrival: Duration) {
+        let epoch = *self.epoch.get_or_insert(departure);
+        let owd = ms(arrival) - ms(departure.saturating_duration_since(epoch));
+        self.recent = Some(self.recent.map_or(owd, |r: f64| r.min(owd)));
+        match self.mins.back_mut() {
+            Some((t, m)) if departure.saturating_duration_since(*t) < Duration::from_secs(1) => {
+                *m = m.min(owd);
+            }
+            _ => self.mins.push_back((departure, owd)),
+        }
+    }
+
+    /// Whether even the least delayed packet since the last reading waited in a queue.
+    fn standing(&mut self, now: Instant) -> bool {
+        while self
+            .mins
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > BASE_WINDOW)
+        {
+            self.mins.pop_front();
+        }
+        let base = self.mins.iter().map(|m| m.1).reduce(f64::min);
+        let recent = self.recent.take();
+        matches!((base, recent), (Some(b), Some(r)) if r - b > STANDING_MS)
+    }
+}
+
 /// The delay-based half: trendline, AIMD, the acknowledged-rate bound.
 #[derive(Debug)]
 pub struct DelayBased {
@@ -281,6 +330,9 @@ pub struct DelayBased {
     capacity: Option<f64>,
     last_update: Option<Instant>,
     last_backoff: Option<Instant>,
+    /// The acknowledged rate at each update over the last [`PEAK_WINDOW`].
+    peaks: VecDeque<(Instant, f64)>,
+    queue: StandingQueue,
     /// The queue drained or grew since the last normal reading: no increase until normal.
     hold: bool,
 }
@@ -296,6 +348,8 @@ impl DelayBased {
             capacity: None,
             last_update: None,
             last_backoff: None,
+            peaks: VecDeque::new(),
+            queue: StandingQueue::default(),
             hold: false,
         }
     }
@@ -308,6 +362,7 @@ impl DelayBased {
         };
         self.trend.packet(departure, arrival);
         self.acked.add(arrival, size + WIRE_OVERHEAD);
+        self.queue.packet(departure, arrival);
     }
 
     /// After a feedback's packets: the rate moves with what the trend says. Returns the target.
@@ -318,6 +373,33 @@ impl DelayBased {
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
             .min(Duration::from_secs(1));
         let acked = self.acked.bps();
+        if let Some(a) = acked {
+            self.peaks.push_back((now, a));
+        }
+        while self
+            .peaks
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > PEAK_WINDOW)
+        {
+            self.peaks.pop_front();
+        }
+        // What the path carried at its best lately: the allocation pauses videos as soon as
+        // the estimate falls, and what arrives a moment later is no measure of the link.
+        let peak = self.peaks.iter().map(|p| p.1).reduce(f64::max);
+        let standing = self.queue.standing(now);
+        if standing
+            && let Some(acked) = acked
+            && self
+                .last_backoff
+                .is_none_or(|t| now.saturating_duration_since(t) >= BACKOFF_AGAIN)
+        {
+            // A queue that stopped growing because it is full: the trend reads flat, the link
+            // drops what does not fit. What arrives is what it carries.
+            self.target = self.target.min(BACKOFF * acked);
+            self.capacity = Some(acked);
+            self.last_backoff = Some(now);
+            self.hold = true;
+        }
         match self.trend.usage {
             Usage::Over => {
                 let due = !self.hold
@@ -325,7 +407,7 @@ impl DelayBased {
                         .last_backoff
                         .is_none_or(|t| now.saturating_duration_since(t) >= BACKOFF_AGAIN);
                 self.hold = true;
-                if let Some(acked) = acked
+                if let Some(acked) = peak
                     && due
                 {
                     self.target = self.target.min(BACKOFF * acked);
@@ -485,6 +567,21 @@ mod tests {
         assert!(max < 600_000.0, "stays near the link: {targets:?}");
         assert!(min > 300_000.0, "and uses most of it: {targets:?}");
         assert!(p.lost < 10, "{} packets lost", p.lost);
+    }
+
+    #[test]
+    fn a_queue_that_stays_full_is_seen_and_the_target_goes_under_the_link() {
+        let mut d = DelayBased::new(600_000.0, 30_000.0, 50e6);
+        let mut p = Path::new(500_000.0, 200.0);
+        p.run(&mut d, 3_000, |_| 400_000.0);
+        // The link narrows at once to a third: the queue is full within a few frames, before
+        // the trend has a window of groups that grew.
+        p.link_bps = 300_000.0;
+        let targets = p.run(&mut d, 2_000, |_| 600_000.0);
+        assert!(
+            targets.iter().any(|t| *t < 300_000.0),
+            "under the link: {targets:?}"
+        );
     }
 
     #[test]
