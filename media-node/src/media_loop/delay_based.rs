@@ -283,12 +283,15 @@ struct StandingQueue {
     mins: VecDeque<(Instant, f64)>,
     /// The least one-way delay of the packets since the last reading.
     recent: Option<f64>,
+    /// Since when every reading was high.
+    high_since: Option<Instant>,
 }
 
 /// How far back the path's least delay is looked for.
 const BASE_WINDOW: Duration = Duration::from_secs(10);
-/// A queue above the least delay by this much, over a whole feedback, stands.
+/// A queue above the least delay by this much, over whole feedbacks for `STANDING_FOR`, stands.
 const STANDING_MS: f64 = 100.0;
+const STANDING_FOR: Duration = Duration::from_millis(200);
 
 impl StandingQueue {
     fn packet(&mut self, departure: Instant, arrival: Duration) {
@@ -314,7 +317,16 @@ impl StandingQueue {
         }
         let base = self.mins.iter().map(|m| m.1).reduce(f64::min);
         let recent = self.recent.take();
-        matches!((base, recent), (Some(b), Some(r)) if r - b > STANDING_MS)
+        let high = matches!((base, recent), (Some(b), Some(r)) if r - b > STANDING_MS);
+        // Since the first high reading, and for this long: a loaded machine delays a reading
+        // now and then, a full queue stands for seconds.
+        let since = if high {
+            *self.high_since.get_or_insert(now)
+        } else {
+            self.high_since = None;
+            return false;
+        };
+        now.saturating_duration_since(since) >= STANDING_FOR
     }
 }
 
@@ -388,7 +400,7 @@ impl DelayBased {
         let peak = self.peaks.iter().map(|p| p.1).reduce(f64::max);
         let standing = self.queue.standing(now);
         if standing
-            && let Some(acked) = acked
+            && let Some(acked) = peak
             && self
                 .last_backoff
                 .is_none_or(|t| now.saturating_duration_since(t) >= BACKOFF_AGAIN)
