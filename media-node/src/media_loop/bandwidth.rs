@@ -278,7 +278,7 @@ impl Prober {
             };
             // At least as far as the next upgrade needs: a probe the allocation cannot use
             // proves nothing.
-            let to = want.min((after * factor).max(next));
+            let to = want.min(after * factor).max(next);
             self.running = Some(Probe {
                 since: now,
                 from: after,

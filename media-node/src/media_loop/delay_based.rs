@@ -39,8 +39,9 @@ const BACKOFF: f64 = 0.85;
 /// after the backoff; backing off again from what arrives meanwhile (the allocation has just
 /// paused videos) spiralled a viewer down to audio. Again only if the overuse lasts this long.
 const BACKOFF_AGAIN: Duration = Duration::from_secs(1);
-/// A backoff goes to `BACKOFF` times the best acknowledged rate over this long.
-const PEAK_WINDOW: Duration = Duration::from_secs(1);
+/// A backoff goes to `BACKOFF` times the best acknowledged rate over this long (a reading a
+/// moment after the allocation paused videos is no measure of the link).
+const PEAK_WINDOW: Duration = Duration::from_millis(250);
 /// Outside a probe the target stays under this times the acknowledged rate, plus `ACK_SLACK`.
 pub const ACK_BOUND: f64 = 1.5;
 const ACK_SLACK: f64 = 10_000.0;
@@ -290,7 +291,7 @@ struct StandingQueue {
 /// How far back the path's least delay is looked for.
 const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// A queue above the least delay by this much, over whole feedbacks for `STANDING_FOR`, stands.
-const STANDING_MS: f64 = 100.0;
+const STANDING_MS: f64 = 60.0;
 const STANDING_FOR: Duration = Duration::from_millis(200);
 
 impl StandingQueue {
