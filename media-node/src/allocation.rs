@@ -13,6 +13,10 @@
 
 use crate::layers::MAX_LAYERS;
 
+/// A flowing video of this priority or more important (a screen, the speaker) keeps its
+/// lowest layer while the room left is short of its cost by at most `KEEP_SLACK_PCT` %.
+const KEEP_PRIORITY: u8 = 1;
+const KEEP_SLACK_PCT: u64 = 30;
 /// Extra room an upgrade needs beyond its cost (×100): 15 %.
 const UP_MARGIN_PCT: u64 = 115;
 /// After a pull went down, it goes up again only after this long...
@@ -123,12 +127,21 @@ impl Allocator {
                 self.previous_of(d.key).map(|p| p.grant),
                 Some(Grant::Paused(PauseReason::Bandwidth))
             );
+            let was_flowing = matches!(
+                self.previous_of(d.key).map(|p| p.grant),
+                Some(Grant::Layer(_))
+            );
             // Coming back from a bandwidth pause is an upgrade too: margin and hold.
             let fits = if was_paused {
                 upgraded.is_none() && self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
+            } else if was_flowing && d.priority <= KEEP_PRIORITY {
+                // The speaker's or a screen's lowest layer is paused only for a clear deficit:
+                // an estimate dipping for a moment would cost a keyframe wait and the avatar.
+                cost.saturating_mul(100 - KEEP_SLACK_PCT) / 100 <= left
             } else {
                 cost <= left
             };
+            let cost = cost.min(left);
             if fits && was_paused {
                 upgraded = Some(d.key);
             }
@@ -448,6 +461,29 @@ mod tests {
         assert_eq!(
             layers(&al.allocate(2_700, 600_000, 0, &d)),
             [Grant::Layer(2)]
+        );
+    }
+
+    #[test]
+    fn the_speakers_lowest_layer_survives_a_small_dip_not_a_clear_deficit() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(0)), video(2, 2, Some(0))];
+        assert_eq!(
+            layers(&al.allocate(0, 300_000, 100_000, &d)),
+            [Grant::Layer(0), Grant::Layer(0)]
+        );
+        // 50k left for two layers of 60k: the speaker stays, the other pauses.
+        assert_eq!(
+            layers(&al.allocate(250, 150_000, 100_000, &d)),
+            [Grant::Layer(0), Grant::Paused(PauseReason::Bandwidth)]
+        );
+        // 30k left: a clear deficit, the speaker pauses too.
+        assert_eq!(
+            layers(&al.allocate(500, 130_000, 100_000, &d)),
+            [
+                Grant::Paused(PauseReason::Bandwidth),
+                Grant::Paused(PauseReason::Bandwidth)
+            ]
         );
     }
 
