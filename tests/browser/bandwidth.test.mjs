@@ -14,11 +14,11 @@ import { watchVideo, receivingAudio, receivingVideo, concealedPercent, nodeCount
 let lab;
 before(async () => {
   lab = new NetLab(2);
-  await lab.startEdge({ EDGEMEET_LOG: 'info,edgemeet::bwe=debug' });
+  await lab.startEdge();
   await lab.browser(0);
   await lab.browser(1);
 });
-after(async () => { (await import('node:fs')).writeFileSync('/tmp/bwe2-edge.log', (lab?.edge?.logs ?? []).join('\n')); await lab?.close(); });
+after(async () => { await lab?.close(); });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,10 +43,11 @@ async function videosByParticipant(page) {
   });
 }
 
-// Two of the issue's targets are not met yet (2026-12-04, docs/bandwidth-design.md, Status): the
-// speaker's video froze 2-7 s in 20 s at the cap, and the way back took 8.5 s or more. This test
-// asserts what is delivered (audio, the others, paused tiles shown as such, the speaker's video
-// still decoding) and prints those two figures against their targets.
+// One of the issue's targets is not met reliably yet (2026-12-04, docs/bandwidth-design.md,
+// Status): the speaker's video stood still 0.1-0.3 s at most in some runs, 1.4-4.6 s in others
+// (target: no freeze over 1 s). This test asserts what is delivered (audio, the others, paused
+// tiles shown as such, the speaker's video still decoding, back on the layers within 5 s of the
+// lift) and prints the speaker's longest still against its target.
 test('a viewer capped at 500 kbit/s keeps the speaker\'s video and all audio, the others are unaffected, and videos that do not fit are shown paused', async () => {
   const pages = await roomViaNode(lab, 'bwe', 4, (i) => (i < 3 ? 0 : 1), 20000);
   const viewer = pages[3];
@@ -115,8 +116,9 @@ test('a viewer capped at 500 kbit/s keeps the speaker\'s video and all audio, th
   }
   console.log(`cap lifted: viewer back on its layers after ${back} ms (${JSON.stringify(last)})`);
 
-  // Not met yet, printed against their targets (see the top of this file).
-  console.log(`targets not asserted yet: speaker's longest still ${speakerStream?.maxGapMs} ms and frozen ${figures.speakerFreezeS} s in 20 s (target: no freeze over 1 s); back on its layers after ${back} ms (target 5000)`);
+  // Not met reliably yet, printed against its target (see the top of this file).
+  console.log(`target not asserted yet: speaker's longest still ${speakerStream?.maxGapMs} ms and frozen ${figures.speakerFreezeS} s in 20 s (target: no freeze over 1 s); back on its layers after ${back} ms (asserted: within 5000)`);
+  assert.ok(back >= 0 && back <= 5000, `back on its layers within 5 s of the lift (${back} ms; ${JSON.stringify(last)})`);
   assert.ok(speakerStream, `the speaker's video is received (${JSON.stringify(watched.streams)})`);
   assert.ok(figures.speakerFrames > 100, `the speaker's video keeps decoding (${JSON.stringify(figures)})`);
   assert.ok(concealed < 2, `audio concealment ${concealed.toFixed(2)} % (${JSON.stringify(figures)})`);

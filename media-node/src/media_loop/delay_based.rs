@@ -457,7 +457,8 @@ impl DelayBased {
         self.target
     }
 
-    pub fn usage(&self) -> Usage {
+    #[cfg(test)]
+    fn usage(&self) -> Usage {
         self.trend.usage
     }
 
@@ -527,7 +528,7 @@ mod tests {
                     d.packet(self.t0 + dur(depart), Some(dur(done + 20.0)), 1200);
                 }
                 self.now_ms += 33.0;
-                if (self.now_ms as u64 / 33) % 3 == 0 {
+                if (self.now_ms as u64 / 33).is_multiple_of(3) {
                     targets.push(d.update(self.t0 + dur(self.now_ms)));
                 }
             }
