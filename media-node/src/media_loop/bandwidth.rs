@@ -198,8 +198,8 @@ enum ProbeStep {
     None,
     /// Start the estimator afresh at this rate.
     Jump(f64),
-    /// The running probe was refused.
-    Refused,
+    /// The running probe was refused; what the allocation granted before it.
+    Refused(f64),
     /// The running probe was not used: back to this rate.
     Unused(f64),
     /// The running probe held: the viewer receives most of it.
@@ -238,10 +238,10 @@ impl Prober {
         if after < before * 0.97 {
             self.last_drop = Some(now);
             self.held = false;
-            if self.running.take().is_some() {
+            if let Some(p) = self.running.take() {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 self.next_allowed = Some(now + self.backoff);
-                return ProbeStep::Refused;
+                return ProbeStep::Refused(p.granted);
             }
         }
         if let Some(p) = self.running {
@@ -354,7 +354,12 @@ impl BandwidthEstimator for PublishedGcc {
                     self.cell.probes.fetch_add(1, Relaxed);
                 }
             }
-            ProbeStep::Refused => {
+            ProbeStep::Refused(granted) => {
+                // The path carried what was granted before the probe: the estimate goes back
+                // to that at least, not to 85 % of what arrived while the probe's upgrade
+                // filled the queue (that dipped it under the speaker's lowest layer). Were the
+                // link narrower now, the delay half backs off again.
+                self.delay.restore(granted);
                 self.cell.probes_failed.fetch_add(1, Relaxed);
             }
             ProbeStep::Held => {
@@ -738,8 +743,8 @@ mod tests {
         );
         // The path says no (the delay trend backs off): refused, the next waits 3 s.
         assert_eq!(
-            p.step(at(2_200), 630e3, 450e3, w(500e3), 0.0, acked),
-            ProbeStep::Refused
+            p.step(at(2_200), 630e3, 350e3, w(500e3), 0.0, acked),
+            ProbeStep::Refused(400e3)
         );
         assert_eq!(
             p.step(at(4_700), 450e3, 460e3, w(400e3), 0.0, acked),

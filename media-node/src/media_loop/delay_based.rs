@@ -467,6 +467,15 @@ impl DelayBased {
         self.acked.bps()
     }
 
+    /// A refused probe: the target goes back up to `bps` (what the path carried before it) if
+    /// the backoff took it lower; that is where the path was last seen to hold.
+    pub fn restore(&mut self, bps: f64) {
+        if self.target < bps {
+            self.target = bps.clamp(self.min, self.max);
+            self.capacity = Some(bps);
+        }
+    }
+
     /// A probe: the target jumps to `bps`, past the acknowledged bound, and the last backoff's
     /// ceiling is forgotten (the probe tests whether it still holds).
     pub fn probe(&mut self, bps: f64) {
