@@ -286,6 +286,9 @@ struct StandingQueue {
     recent: Option<f64>,
     /// Since when every reading was high.
     high_since: Option<Instant>,
+    /// Packets reported, and of those lost, since the last reading.
+    reported: u64,
+    lost: u64,
 }
 
 /// How far back the path's least delay is looked for.
@@ -293,6 +296,8 @@ const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// A queue above the least delay by this much, over whole feedbacks for `STANDING_FOR`, stands.
 const STANDING_MS: f64 = 60.0;
 const STANDING_FOR: Duration = Duration::from_millis(200);
+/// ...and the path drops more than this (%) of what it is sent.
+const STANDING_LOSS_PCT: u64 = 2;
 
 impl StandingQueue {
     fn packet(&mut self, departure: Instant, arrival: Duration) {
@@ -318,7 +323,11 @@ impl StandingQueue {
         }
         let base = self.mins.iter().map(|m| m.1).reduce(f64::min);
         let recent = self.recent.take();
-        let high = matches!((base, recent), (Some(b), Some(r)) if r - b > STANDING_MS);
+        // A full drop-tail queue drops what does not fit; a machine short of CPU delays
+        // everything and drops nothing: that is no reason to send less.
+        let dropping = self.lost * 100 > self.reported * STANDING_LOSS_PCT;
+        (self.lost, self.reported) = (0, 0);
+        let high = dropping && matches!((base, recent), (Some(b), Some(r)) if r - b > STANDING_MS);
         // Since the first high reading, and for this long: a loaded machine delays a reading
         // now and then, a full queue stands for seconds.
         let since = if high {
@@ -370,7 +379,9 @@ impl DelayBased {
     /// One packet the viewer reported on (in the order they were sent); `arrival`: `None` if
     /// lost or reported without a time.
     pub fn packet(&mut self, departure: Instant, arrival: Option<Duration>, size: usize) {
+        self.queue.reported += 1;
         let Some(arrival) = arrival else {
+            self.queue.lost += 1;
             return;
         };
         self.trend.packet(departure, arrival);
