@@ -13,6 +13,10 @@
 
 use crate::layers::MAX_LAYERS;
 
+/// A flowing video of this priority or more important (a screen, the speaker) keeps its
+/// lowest layer while the room left is short of its cost by at most `KEEP_SLACK_PCT` %.
+const KEEP_PRIORITY: u8 = 1;
+const KEEP_SLACK_PCT: u64 = 30;
 /// Extra room an upgrade needs beyond its cost (×100): 15 %.
 const UP_MARGIN_PCT: u64 = 115;
 /// After a pull went down, it goes up again only after this long...
@@ -81,6 +85,10 @@ pub struct Allocation {
     pub grants: Vec<(usize, Grant)>,
     /// Bits per second the grants (video) add up to.
     pub video_bps: u64,
+    /// What the next upgrade (the first one the allocator would make with more room: a paused
+    /// video resumed, else a layer up, most important first) needs beyond `video_bps`, margin
+    /// included; `None`: every video has what its page asked for. A probe goes at least this far.
+    pub next_up_bps: Option<u64>,
 }
 
 impl Allocator {
@@ -119,12 +127,21 @@ impl Allocator {
                 self.previous_of(d.key).map(|p| p.grant),
                 Some(Grant::Paused(PauseReason::Bandwidth))
             );
+            let was_flowing = matches!(
+                self.previous_of(d.key).map(|p| p.grant),
+                Some(Grant::Layer(_))
+            );
             // Coming back from a bandwidth pause is an upgrade too: margin and hold.
             let fits = if was_paused {
                 upgraded.is_none() && self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
+            } else if was_flowing && d.priority <= KEEP_PRIORITY {
+                // The speaker's or a screen's lowest layer is paused only for a clear deficit:
+                // an estimate dipping for a moment would cost a keyframe wait and the avatar.
+                cost.saturating_mul(100 - KEEP_SLACK_PCT) / 100 <= left
             } else {
                 cost <= left
             };
+            let cost = cost.min(left);
             if fits && was_paused {
                 upgraded = Some(d.key);
             }
@@ -186,8 +203,22 @@ impl Allocator {
                 Grant::Paused(_) => 0,
             })
             .sum();
+        let next_up_bps = next_up(demands, &grants, &order);
         self.remember(now_ms, &grants);
-        Allocation { grants, video_bps }
+        Allocation {
+            grants,
+            video_bps,
+            next_up_bps,
+        }
+    }
+
+    /// A probe made room, or showed the link carries more: every pull may go up at the next
+    /// tick (one per tick, as always), and failed upgrades before are forgotten.
+    pub fn forgive(&mut self) {
+        for p in &mut self.previous {
+            p.down_ms = None;
+            p.hold_ms = UP_HOLD_MS;
+        }
     }
 
     fn previous_of(&self, key: usize) -> Option<&Previous> {
@@ -248,6 +279,28 @@ impl Allocator {
             })
             .collect();
     }
+}
+
+/// The extra a tick with more room would grant first, margin included.
+fn next_up(demands: &[VideoDemand], grants: &[(usize, Grant)], order: &[usize]) -> Option<u64> {
+    let resume = order.iter().find_map(|&i| {
+        let d = &demands[i];
+        matches!(grants[i].1, Grant::Paused(PauseReason::Bandwidth))
+            .then(|| lowest_flowing(d, d.max_rank?).and_then(|r| d.layer_bps[r]))
+            .flatten()
+    });
+    let up = || {
+        order.iter().find_map(|&i| {
+            let d = &demands[i];
+            let Grant::Layer(at) = grants[i].1 else {
+                return None;
+            };
+            let max = d.max_rank?.min(MAX_LAYERS - 1);
+            let next = (at + 1..=max).find_map(|r| d.layer_bps[r])?;
+            Some(next.saturating_sub(d.layer_bps[at].unwrap_or(0)))
+        })
+    };
+    resume.or_else(up).map(with_margin)
 }
 
 fn lowest_flowing(d: &VideoDemand, max: usize) -> Option<usize> {
@@ -409,6 +462,65 @@ mod tests {
             layers(&al.allocate(2_700, 600_000, 0, &d)),
             [Grant::Layer(2)]
         );
+    }
+
+    #[test]
+    fn the_speakers_lowest_layer_survives_a_small_dip_not_a_clear_deficit() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(0)), video(2, 2, Some(0))];
+        assert_eq!(
+            layers(&al.allocate(0, 300_000, 100_000, &d)),
+            [Grant::Layer(0), Grant::Layer(0)]
+        );
+        // 50k left for two layers of 60k: the speaker stays, the other pauses.
+        assert_eq!(
+            layers(&al.allocate(250, 150_000, 100_000, &d)),
+            [Grant::Layer(0), Grant::Paused(PauseReason::Bandwidth)]
+        );
+        // 30k left: a clear deficit, the speaker pauses too.
+        assert_eq!(
+            layers(&al.allocate(500, 130_000, 100_000, &d)),
+            [
+                Grant::Paused(PauseReason::Bandwidth),
+                Grant::Paused(PauseReason::Bandwidth)
+            ]
+        );
+    }
+
+    #[test]
+    fn it_says_what_the_next_upgrade_needs() {
+        let mut al = Allocator::default();
+        let d = [video(1, 2, Some(2)), video(2, 1, Some(2))];
+        // The speaker (key 2) on q, the other paused: resuming the other comes first.
+        let a = al.allocate(0, 100_000, 0, &d);
+        assert_eq!(
+            layers(&a),
+            [Grant::Paused(PauseReason::Bandwidth), Grant::Layer(0)]
+        );
+        assert_eq!(a.next_up_bps, Some(69_000));
+        // Both on q: the speaker's h next (120k more).
+        let a = al.allocate(5_000, 130_000, 0, &d);
+        assert_eq!(layers(&a), [Grant::Layer(0), Grant::Layer(0)]);
+        assert_eq!(a.next_up_bps, Some(138_000));
+        // Everything as asked (one upgrade per tick): nothing next.
+        let a = (0..4)
+            .map(|i| al.allocate(10_000 + i * 250, 5_000_000, 0, &d))
+            .last()
+            .unwrap();
+        assert_eq!(layers(&a), [Grant::Layer(2), Grant::Layer(2)]);
+        assert_eq!(a.next_up_bps, None);
+    }
+
+    #[test]
+    fn a_probe_that_held_lifts_the_holds() {
+        let mut al = Allocator::default();
+        let d = [video(1, 1, Some(2))];
+        assert_eq!(layers(&al.allocate(0, 600_000, 0, &d)), [Grant::Layer(2)]);
+        assert_eq!(layers(&al.allocate(500, 300_000, 0, &d)), [Grant::Layer(1)]);
+        assert_eq!(layers(&al.allocate(800, 600_000, 0, &d)), [Grant::Layer(1)]);
+        // A probe held: the link carries more than when the pull went down.
+        al.forgive();
+        assert_eq!(layers(&al.allocate(900, 600_000, 0, &d)), [Grant::Layer(2)]);
     }
 
     #[test]

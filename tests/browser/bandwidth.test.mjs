@@ -43,10 +43,9 @@ async function videosByParticipant(page) {
   });
 }
 
-// Two of the issue's targets are not met yet (2026-12-04, docs/bandwidth-design.md, Status): the
-// speaker's video froze 2-7 s in 20 s at the cap, and the way back took 8.5 s or more. This test
-// asserts what is delivered (audio, the others, paused tiles shown as such, the speaker's video
-// still decoding) and prints those two figures against their targets.
+// The issue's targets for this link (docs/bandwidth-design.md, Status): the speaker's video never
+// stands still over 1 s at the cap, and the viewer is back on the layers its page asks for within
+// 5 s of the lift; audio keeps going, the others notice nothing, what does not fit is shown paused.
 test('a viewer capped at 500 kbit/s keeps the speaker\'s video and all audio, the others are unaffected, and videos that do not fit are shown paused', async () => {
   const pages = await roomViaNode(lab, 'bwe', 4, (i) => (i < 3 ? 0 : 1), 20000);
   const viewer = pages[3];
@@ -67,10 +66,20 @@ test('a viewer capped at 500 kbit/s keeps the speaker\'s video and all audio, th
     await sleep(4000);
     audio0 = await receivingAudio(viewer);
     speaker0 = (await videosByParticipant(viewer))[speakerId];
+    // Every tile shown paused during the watch (a probe may resume a paused video for a while).
+    await viewer.evaluate(() => {
+      const w = /** @type {any} */ (window);
+      w.pausedSeen = new Set();
+      w.pausedTimer = setInterval(() => document.querySelectorAll('.tile.bandwidth-paused .label').forEach((e) => w.pausedSeen.add(e.textContent)), 100);
+    });
     [watched, ...others] = await Promise.all([viewer, ...pages.slice(0, 3)].map((p) => watchVideo(p, 3, 20000)));
     audio1 = await receivingAudio(viewer);
     speaker1 = (await videosByParticipant(viewer))[speakerId];
-    paused = await viewer.evaluate(() => [...document.querySelectorAll('.tile.bandwidth-paused .label')].map((e) => e.textContent));
+    paused = await viewer.evaluate(() => {
+      const w = /** @type {any} */ (window);
+      clearInterval(w.pausedTimer);
+      return [...w.pausedSeen];
+    });
   } catch (e) {
     lab.setDownlink(1, 0);
     throw e;
@@ -105,9 +114,10 @@ test('a viewer capped at 500 kbit/s keeps the speaker\'s video and all audio, th
   }
   console.log(`cap lifted: viewer back on its layers after ${back} ms (${JSON.stringify(last)})`);
 
-  // Not met yet, printed against their targets (see the top of this file).
-  console.log(`targets not asserted yet: speaker's longest still ${speakerStream?.maxGapMs} ms and frozen ${figures.speakerFreezeS} s in 20 s (target: no freeze over 1 s); back on its layers after ${back} ms (target 5000)`);
+  console.log(`targets: speaker's longest still ${speakerStream?.maxGapMs} ms and frozen ${figures.speakerFreezeS} s in 20 s (no freeze over 1 s); back on its layers after ${back} ms (within 5000)`);
   assert.ok(speakerStream, `the speaker's video is received (${JSON.stringify(watched.streams)})`);
+  assert.ok(speakerStream.maxGapMs <= 1000, `the speaker's video never stands still over 1 s (${JSON.stringify(figures)})`);
+  assert.ok(back >= 0 && back <= 5000, `back on its layers within 5 s of the lift (${back} ms; ${JSON.stringify(last)})`);
   assert.ok(figures.speakerFrames > 100, `the speaker's video keeps decoding (${JSON.stringify(figures)})`);
   assert.ok(concealed < 2, `audio concealment ${concealed.toFixed(2)} % (${JSON.stringify(figures)})`);
   assert.deepEqual(others.flatMap((o) => o.stalls), [], 'the others are unaffected');

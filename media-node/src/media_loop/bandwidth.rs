@@ -27,11 +27,15 @@ use rtc::interceptor::{
     Slot, TwccSenderBuilder,
 };
 
+use super::delay_based::DelayBased;
 use super::driver::MediaLoop;
 use super::fanout::{Pull, PullId};
 use super::router::ConnId;
 use crate::allocation::{Allocator, Grant, PauseReason, VideoDemand};
 use crate::layers::MAX_LAYERS;
+
+/// The headers of an Opus stream (50 packets a second of `layer_costs::OVERHEAD_BYTES`).
+const AUDIO_HEADERS_BPS: u64 = 50 * super::layer_costs::OVERHEAD_BYTES * 8;
 
 /// How often each viewer's pulls are fitted into its estimate.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -56,9 +60,18 @@ pub struct EstimateCell {
     /// What the viewer's pulls would take at the layers their pages ask for (written by the
     /// loop's tick): the estimator probes towards it.
     want_bps: AtomicU64,
+    /// What the allocation's next upgrade needs: a probe goes at least that far.
+    want_next_bps: AtomicU64,
+    /// What the allocation grants now (audio and video): a probe it did not use proves nothing.
+    granted_bps: AtomicU64,
     /// Probes started, and those the path refused (the estimate fell back within the verdict).
     probes: AtomicU64,
     probes_failed: AtomicU64,
+    /// Probes the viewer received most of: the link carries more than before, and the
+    /// allocation forgets its per-pull waits.
+    probes_held: AtomicU64,
+    /// What the viewer acknowledged lately (bit/s).
+    acked_bps: AtomicU64,
     /// Retransmissions not sent: over their budget (`retransmit.rs`).
     rtx_dropped: AtomicU64,
 }
@@ -73,6 +86,8 @@ pub struct Estimate {
     pub lost: u64,
     pub probes: u64,
     pub probes_failed: u64,
+    pub probes_held: u64,
+    pub acked_bps: u64,
     pub rtx_dropped: u64,
 }
 
@@ -89,6 +104,8 @@ impl EstimateCell {
             lost: self.lost.load(Relaxed),
             probes: self.probes.load(Relaxed),
             probes_failed: self.probes_failed.load(Relaxed),
+            probes_held: self.probes_held.load(Relaxed),
+            acked_bps: self.acked_bps.load(Relaxed),
             rtx_dropped: self.rtx_dropped.load(Relaxed),
         })
     }
@@ -101,37 +118,77 @@ impl EstimateCell {
     pub fn want(&self, bps: u64) {
         self.want_bps.store(bps, Relaxed);
     }
+
+    /// The loop's tick: what the allocation grants now (audio and video).
+    pub fn granted(&self, bps: u64) {
+        self.granted_bps.store(bps, Relaxed);
+    }
+
+    /// The loop's tick: what the allocation's next upgrade needs (0: none).
+    pub fn want_next(&self, bps: u64) {
+        self.want_next_bps.store(bps, Relaxed);
+    }
 }
 
-/// Ramp-up. rtc's GCC climbs 8 % a second, and after a backoff only 12 kbit per 200 ms (60
-/// kbit/s per second): after a 500 kbit/s cap lifts, a viewer would need 15-20 s to get its
-/// 640x360 videos back. Chromium probes with padding bursts; rtc's RTP writer pads to 4 bytes
-/// at most and a duplicate packet fails SRTP's replay check at the receiver, so the node probes
-/// with the media itself: when the viewer's pulls want more than the estimate, the path has
-/// been calm (no backoff, under 2 % loss) for [`CALM`], the estimator starts afresh at what they
-/// want (at most twice the estimate, so an upgrade is one step). The allocation then upgrades
-/// (on keyframes) and the fresh GCC either sees the path carry it or backs off to 85 % of what
-/// arrives, and the allocation steps down again. A refused probe doubles the wait before the
-/// next (up to [`MAX_BACKOFF`]), so a capped link is probed rarely.
+/// Ramp-up. Outside a probe the estimate climbs at most to 1.5 x what the viewer acknowledges
+/// (`delay_based.rs`), and after a backoff only about 50 kbit/s per second: after a 500 kbit/s
+/// cap lifts a viewer would need many seconds to get its 640x360 videos back. Chromium probes
+/// with padding bursts; rtc's RTP writer pads to 4 bytes at most and a duplicate packet fails
+/// SRTP's replay check at the receiver, so the node probes with the media itself: when the
+/// viewer's pulls want more than the estimate and the path has been calm (no backoff, under
+/// 2 % loss) for [`CALM`], the estimate jumps towards what they want (1.5 x, then 2 x after a
+/// probe that held). The allocation upgrades one pull per tick into it (on keyframes); the
+/// probe **holds** once the viewer acknowledges most of it, then the next may follow at once,
+/// and the allocation forgets its per-pull waits (the link changed). A probe the delay trend
+/// refuses (a backoff) doubles the wait before the next (up to [`MAX_BACKOFF`]: recovery after
+/// a cap lifts must not wait longer); a probe the allocation did not use within [`VERDICT`]
+/// proves nothing and the estimate goes back to where it was.
 #[derive(Debug)]
 struct Prober {
     last_drop: Option<Instant>,
-    /// When the running probe started.
-    probing_since: Option<Instant>,
+    running: Option<Probe>,
     next_allowed: Option<Instant>,
     backoff: Duration,
+    /// The last probe held: the next one goes further.
+    held: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    since: Instant,
+    /// The estimate before it.
+    from: f64,
+    /// What the allocation granted before it.
+    granted: f64,
+}
+
+/// What the viewer's pulls want, as the loop's tick wrote it (bit/s).
+#[derive(Clone, Copy, Debug, Default)]
+struct Wants {
+    /// Every video at its page's wish.
+    want: f64,
+    /// What the allocation's next upgrade needs (0: none).
+    next: f64,
+    /// What the allocation grants now.
+    granted: f64,
 }
 
 /// No backoff for this long before a probe.
-const CALM: Duration = Duration::from_secs(2);
-/// A backoff this soon after a probe refuses it (the allocation needs a tick, its hold and a
-/// keyframe to use the room a probe makes).
-const VERDICT: Duration = Duration::from_secs(4);
-const BASE_BACKOFF: Duration = Duration::from_secs(3);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const CALM: Duration = Duration::from_millis(1_500);
+/// A probe not used by then proves nothing (the allocation needs a tick and a keyframe per
+/// upgrade, and the acknowledged rate half a second to show it).
+const VERDICT: Duration = Duration::from_millis(2_500);
+/// A probe the allocation used holds when the viewer acknowledges this much of what is
+/// granted, and no sooner than `HOLD_AFTER`.
+const USED: f64 = 0.75;
+const HOLD_AFTER: Duration = Duration::from_millis(1_000);
+const BASE_BACKOFF: Duration = Duration::from_millis(1_500);
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
 /// A probe goes at most this far above the estimate: media is the probe, so an overshoot
-/// costs the viewer loss until the estimator backs off.
+/// costs the viewer queueing until the estimator backs off...
 const PROBE_FACTOR: f64 = 1.5;
+/// ...or this far after a probe that held.
+const PROBE_FACTOR_HELD: f64 = 2.0;
 /// Loss (average) above which the path is not calm.
 const CALM_LOSS: f64 = 0.02;
 
@@ -141,95 +198,180 @@ enum ProbeStep {
     None,
     /// Start the estimator afresh at this rate.
     Jump(f64),
-    /// The running probe was refused.
-    Refused,
+    /// The running probe was refused; what the allocation granted before it.
+    Refused(f64),
+    /// The running probe was not used: back to this rate.
+    Unused(f64),
+    /// The running probe held: the viewer receives most of it.
+    Held,
 }
 
 impl Default for Prober {
     fn default() -> Self {
         Self {
             last_drop: None,
-            probing_since: None,
+            running: None,
             next_allowed: None,
             backoff: BASE_BACKOFF,
+            held: false,
         }
     }
 }
 
 impl Prober {
-    /// After feedback at `now` moved the estimate from `before` to `after`, with `want` wanted
-    /// and `loss` the average loss.
-    fn step(&mut self, now: Instant, before: f64, after: f64, want: f64, loss: f64) -> ProbeStep {
-        let mut refused = false;
+    /// After feedback at `now` moved the estimate from `before` to `after`, with `want` wanted,
+    /// `loss` the average loss and `acked` what the viewer acknowledges (bit/s).
+    fn step(
+        &mut self,
+        now: Instant,
+        before: f64,
+        after: f64,
+        w: Wants,
+        loss: f64,
+        acked: Option<f64>,
+    ) -> ProbeStep {
+        let Wants {
+            want,
+            next,
+            granted,
+        } = w;
         if after < before * 0.97 {
             self.last_drop = Some(now);
-            if self.probing_since.take().is_some() {
+            self.held = false;
+            if let Some(p) = self.running.take() {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 self.next_allowed = Some(now + self.backoff);
-                refused = true;
+                return ProbeStep::Refused(p.granted);
             }
         }
-        if self
-            .probing_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= VERDICT)
-        {
-            // The path carried it: the next step may follow once calm.
-            self.probing_since = None;
-            self.backoff = BASE_BACKOFF;
-            self.next_allowed = Some(now);
-        }
-        if refused {
-            return ProbeStep::Refused;
+        if let Some(p) = self.running {
+            let age = now.saturating_duration_since(p.since);
+            // The allocation used it (grants more than before) and the viewer receives most of
+            // that, or it went the whole verdict without a backoff.
+            let used = granted > p.granted * 1.05;
+            let received = acked.is_some_and(|a| a >= USED * granted);
+            if used && ((age >= HOLD_AFTER && received) || age >= VERDICT) {
+                self.running = None;
+                self.backoff = BASE_BACKOFF;
+                self.next_allowed = Some(now);
+                self.held = true;
+                return ProbeStep::Held;
+            }
+            if age >= VERDICT {
+                self.running = None;
+                self.held = false;
+                self.next_allowed = Some(now + self.backoff);
+                return ProbeStep::Unused(p.from.min(after));
+            }
+            return ProbeStep::None;
         }
         let calm = self
             .last_drop
             .is_none_or(|t| now.saturating_duration_since(t) >= CALM)
             && loss < CALM_LOSS;
         let allowed = self.next_allowed.is_none_or(|t| now >= t);
-        if self.probing_since.is_none() && calm && allowed && want > after * 1.1 {
-            self.probing_since = Some(now);
-            self.next_allowed = Some(now + self.backoff);
-            return ProbeStep::Jump(want.min(after * PROBE_FACTOR));
+        if calm && allowed && want > after * 1.1 {
+            let factor = if self.held {
+                PROBE_FACTOR_HELD
+            } else {
+                PROBE_FACTOR
+            };
+            // At least as far as the next upgrade needs: a probe the allocation cannot use
+            // proves nothing.
+            let to = want.min(after * factor).max(next);
+            self.running = Some(Probe {
+                since: now,
+                from: after,
+                granted,
+            });
+            return ProbeStep::Jump(to);
         }
         ProbeStep::None
     }
 }
 
-/// rtc's GCC, publishing each new target into the connection's [`EstimateCell`].
+/// The estimate of one connection: our delay-based half (`delay_based.rs`; rtc's never sees a
+/// `tbf` queue, see there) and rtc's loss-based half, the lower of the two, published into the
+/// connection's [`EstimateCell`].
 struct PublishedGcc {
+    /// rtc's GCC, for its loss-based half only.
     gcc: Gcc,
+    delay: DelayBased,
     cell: Arc<EstimateCell>,
     prober: Prober,
 }
 
+impl PublishedGcc {
+    fn new(cell: Arc<EstimateCell>) -> Self {
+        Self {
+            gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
+            delay: DelayBased::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
+            cell,
+            prober: Prober::default(),
+        }
+    }
+
+    fn target(&self) -> f64 {
+        self.delay.target().min(self.gcc.loss_based_bitrate())
+    }
+}
+
 impl BandwidthEstimator for PublishedGcc {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        let before = self.gcc.target_bitrate();
-        self.gcc.on_reports(now, reports);
         if reports.is_empty() {
             return;
         }
+        let before = self.target();
+        self.gcc.on_reports(now, reports);
+        for r in reports {
+            self.delay
+                .packet(r.departure, r.arrival.filter(|_| r.arrived), r.size);
+        }
+        self.delay.update(now);
         let want = self.cell.want_bps.load(Relaxed) as f64;
+        let next = self.cell.want_next_bps.load(Relaxed) as f64;
+        let granted = self.cell.granted_bps.load(Relaxed) as f64;
         let loss = self.gcc.stats().packet_loss.unwrap_or(0.0);
-        match self
-            .prober
-            .step(now, before, self.gcc.target_bitrate(), want, loss)
-        {
+        let acked = self.delay.acked_bps();
+        match self.prober.step(
+            now,
+            before,
+            self.target(),
+            Wants {
+                want,
+                next,
+                granted,
+            },
+            loss,
+            acked,
+        ) {
             ProbeStep::None => {}
-            ProbeStep::Jump(to) => {
+            ProbeStep::Jump(to) | ProbeStep::Unused(to) => {
+                // rtc's loss half starts afresh there too (it would hold the estimate under).
                 self.gcc = Gcc::new(to, MIN_BPS, MAX_BPS);
-                self.cell.probes.fetch_add(1, Relaxed);
+                self.delay.probe(to);
+                if to > before {
+                    self.cell.probes.fetch_add(1, Relaxed);
+                }
             }
-            ProbeStep::Refused => {
+            ProbeStep::Refused(granted) => {
+                // The path carried what was granted before the probe: the estimate goes back
+                // to that at least, not to 85 % of what arrived while the probe's upgrade
+                // filled the queue (that dipped it under the speaker's lowest layer). Were the
+                // link narrower now, the delay half backs off again.
+                self.delay.restore(granted);
                 self.cell.probes_failed.fetch_add(1, Relaxed);
+            }
+            ProbeStep::Held => {
+                self.cell.probes_held.fetch_add(1, Relaxed);
             }
         }
         let lost = reports.iter().filter(|r| !r.arrived).count() as u64;
         let c = &self.cell;
-        c.target_bps
-            .store(self.gcc.target_bitrate() as u64, Relaxed);
-        c.delay_bps
-            .store(self.gcc.delay_based_bitrate() as u64, Relaxed);
+        c.target_bps.store(self.target() as u64, Relaxed);
+        c.delay_bps.store(self.delay.target() as u64, Relaxed);
+        c.acked_bps
+            .store(self.delay.acked_bps().unwrap_or(0.0) as u64, Relaxed);
         c.loss_bps
             .store(self.gcc.loss_based_bitrate() as u64, Relaxed);
         c.lost.fetch_add(lost, Relaxed);
@@ -237,7 +379,7 @@ impl BandwidthEstimator for PublishedGcc {
     }
 
     fn target_bitrate(&self) -> f64 {
-        self.gcc.target_bitrate()
+        self.target()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -258,11 +400,7 @@ impl BandwidthEstimator for PublishedGcc {
 /// offers the transport-cc extension and feedback (rtc's default interceptors register them).
 /// The estimate goes into `cell` (shared with the retransmission budget, `retransmit.rs`).
 pub fn with_estimator(registry: Registry, cell: &Arc<EstimateCell>) -> Registry {
-    let estimator = PublishedGcc {
-        gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
-        cell: cell.clone(),
-        prober: Prober::default(),
-    };
+    let estimator = PublishedGcc::new(cell.clone());
     registry
         .with(
             Slot::CongestionControl,
@@ -279,6 +417,8 @@ pub struct Downlink {
     /// What the last tick gave audio and video (bits per second).
     pub audio_bps: u64,
     pub video_bps: u64,
+    /// Probes started and held, as of the last tick.
+    pub probes_seen: (u64, u64),
 }
 
 /// What the allocation decided for one pull (video).
@@ -376,9 +516,14 @@ impl MediaLoop {
                     continue;
                 };
                 if !p.video {
-                    // RED carries each packet twice.
-                    let copies = if pull.red.is_some() { 2 } else { 1 };
-                    audio_bps += p.costs.total_bps(now_ms) * copies;
+                    // RED carries each payload twice, the headers once (Opus: 50 packets
+                    // a second). Counting the headers twice made three audio streams cost
+                    // 290k where 180-220k arrived, and paused the speaker on a 500k link.
+                    let cost = p.costs.total_bps(now_ms);
+                    audio_bps += match pull.red {
+                        Some(_) => (2 * cost).saturating_sub(AUDIO_HEADERS_BPS).max(cost),
+                        None => cost,
+                    };
                     continue;
                 }
                 let speaking = speaker.is_some_and(|s| {
@@ -420,11 +565,39 @@ impl MediaLoop {
             let conn = self.conns[conn_id].as_mut().expect("checked");
             let d = &mut conn.downlink;
             d.cell.want(want);
+            if (estimate.probes, estimate.probes_held) != d.probes_seen {
+                // A probe: the room it makes is for an upgrade now, whatever the per-pull waits
+                // (the prober spaces probes itself). One that held: the link carries more than
+                // it did, upgrades that failed before may go again.
+                d.probes_seen = (estimate.probes, estimate.probes_held);
+                d.allocator.forgive();
+            }
             let a = d
                 .allocator
                 .allocate(now_ms, estimate.target_bps, audio_bps, &demands);
+            if now_ms % 1_000 < TICK.as_millis() as u64 {
+                tracing::debug!(
+                    target: "edgemeet::bwe",
+                    conn = conn_id,
+                    estimate = estimate.target_bps,
+                    delay = estimate.delay_bps,
+                    loss = estimate.loss_bps,
+                    acked = estimate.acked_bps,
+                    audio = audio_bps,
+                    video = a.video_bps,
+                    next = ?a.next_up_bps,
+                    probes = estimate.probes,
+                    refused = estimate.probes_failed,
+                    held = estimate.probes_held,
+                    lost = estimate.lost,
+                    "downlink"
+                );
+            }
             d.audio_bps = audio_bps;
             d.video_bps = a.video_bps;
+            d.cell.granted(audio_bps + a.video_bps);
+            d.cell
+                .want_next(a.next_up_bps.map_or(0, |n| audio_bps + a.video_bps + n));
             decided.extend(a.grants);
         }
         for (pull_id, g) in decided {
@@ -586,44 +759,96 @@ mod tests {
     fn a_calm_path_that_is_asked_for_more_is_probed_and_a_refusal_backs_off() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let w = |granted: f64| Wants {
+            want: 1.5e6,
+            next: 0.0,
+            granted,
+        };
         let mut p = Prober::default();
+        let acked = Some(400e3);
         // The estimate just fell: not calm.
-        assert_eq!(p.step(at(0), 500e3, 400e3, 1.5e6, 0.0), ProbeStep::None);
-        assert_eq!(p.step(at(1_000), 400e3, 410e3, 1.5e6, 0.0), ProbeStep::None);
+        assert_eq!(
+            p.step(at(0), 500e3, 400e3, w(400e3), 0.0, acked),
+            ProbeStep::None
+        );
+        assert_eq!(
+            p.step(at(1_000), 400e3, 410e3, w(400e3), 0.0, acked),
+            ProbeStep::None
+        );
         // Lossy: not calm either.
         assert_eq!(
-            p.step(at(2_100), 410e3, 420e3, 1.5e6, 0.05),
+            p.step(at(1_600), 410e3, 420e3, w(400e3), 0.05, acked),
             ProbeStep::None
         );
-        // Calm for 2 s: a probe, one step (1.5 times the estimate) towards what is wanted.
+        // Calm for 1.5 s: a probe, one step (1.5 times the estimate) towards what is wanted.
         assert_eq!(
-            p.step(at(2_200), 420e3, 430e3, 1.5e6, 0.0),
-            ProbeStep::Jump(645e3)
+            p.step(at(1_700), 420e3, 420e3, w(400e3), 0.0, acked),
+            ProbeStep::Jump(630e3)
         );
-        // The path says no within the verdict: refused, and the next probe waits longer.
+        // The path says no (the delay trend backs off): refused, the next waits 3 s.
         assert_eq!(
-            p.step(at(2_600), 645e3, 450e3, 1.5e6, 0.0),
-            ProbeStep::Refused
+            p.step(at(2_200), 630e3, 350e3, w(500e3), 0.0, acked),
+            ProbeStep::Refused(400e3)
         );
-        assert_eq!(p.step(at(4_700), 450e3, 460e3, 1.5e6, 0.0), ProbeStep::None);
-        assert_eq!(p.step(at(8_000), 460e3, 470e3, 1.5e6, 0.0), ProbeStep::None);
+        assert_eq!(
+            p.step(at(4_700), 450e3, 460e3, w(400e3), 0.0, acked),
+            ProbeStep::None
+        );
+        let Some(ProbeStep::Jump(to)) = [5_300, 5_400]
+            .into_iter()
+            .map(|t| p.step(at(t), 460e3, 460e3, w(400e3), 0.0, acked))
+            .find(|s| *s != ProbeStep::None)
+        else {
+            panic!("a probe once the wait is over");
+        };
+        assert_eq!(to, 690e3);
+        // Not used by the allocation within the verdict: back to where it was, no refusal.
+        assert_eq!(
+            p.step(at(6_000), 690e3, 690e3, w(400e3), 0.0, acked),
+            ProbeStep::None
+        );
+        assert_eq!(
+            p.step(at(8_000), 690e3, 690e3, w(400e3), 0.0, acked),
+            ProbeStep::Unused(460e3)
+        );
+        // The next one is used: it holds once most of what is granted arrives, and the next
+        // goes at once, twice as far.
         assert!(matches!(
-            p.step(at(8_700), 470e3, 480e3, 1.5e6, 0.0),
+            p.step(at(11_100), 460e3, 460e3, w(400e3), 0.0, acked),
             ProbeStep::Jump(_)
         ));
-        // This one holds: after the verdict (4 s) the next step goes at once, up to what is
-        // wanted.
         assert_eq!(
-            p.step(at(10_800), 960e3, 980e3, 1.5e6, 0.0),
-            ProbeStep::None
+            p.step(at(11_600), 690e3, 690e3, w(600e3), 0.0, Some(600e3)),
+            ProbeStep::None,
+            "too soon to tell"
         );
-        assert!(matches!(
-            p.step(at(12_800), 980e3, 990e3, 1.2e6, 0.0),
-            ProbeStep::Jump(f) if f == 1.2e6
-        ));
+        assert_eq!(
+            p.step(at(12_200), 690e3, 690e3, w(600e3), 0.0, Some(600e3)),
+            ProbeStep::Held
+        );
+        assert_eq!(
+            p.step(at(12_300), 690e3, 700e3, w(600e3), 0.0, Some(600e3)),
+            ProbeStep::Jump(1.4e6)
+        );
+        // A probe goes at least as far as the allocation's next upgrade needs.
+        let mut r = Prober::default();
+        let needs = Wants {
+            want: 1e6,
+            next: 337e3,
+            granted: 72e3,
+        };
+        assert_eq!(
+            r.step(at(0), 176e3, 176e3, needs, 0.0, None),
+            ProbeStep::Jump(337e3)
+        );
         // Nothing wanted beyond the estimate: no probe.
         let mut q = Prober::default();
-        assert_eq!(q.step(at(0), 1e6, 1e6, 1.05e6, 0.0), ProbeStep::None);
+        let enough = Wants {
+            want: 1.05e6,
+            next: 0.0,
+            granted: 1e6,
+        };
+        assert_eq!(q.step(at(0), 1e6, 1e6, enough, 0.0, acked), ProbeStep::None);
     }
 
     #[test]
@@ -636,11 +861,7 @@ mod tests {
     fn no_estimate_before_the_first_feedback() {
         let cell = EstimateCell::default();
         assert_eq!(cell.read(), None);
-        let mut e = PublishedGcc {
-            gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
-            cell: Arc::new(EstimateCell::default()),
-            prober: Prober::default(),
-        };
+        let mut e = PublishedGcc::new(Arc::new(EstimateCell::default()));
         e.on_reports(Instant::now(), &[]);
         assert_eq!(e.cell.read(), None, "empty feedback says nothing");
     }

@@ -7,6 +7,7 @@
 mod bandwidth;
 pub mod command;
 pub(crate) mod connection;
+mod delay_based;
 mod driver;
 mod fanout;
 mod layer_costs;
