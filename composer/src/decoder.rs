@@ -43,8 +43,9 @@ impl Decoder {
     pub fn start(ffmpeg: &Path, kind: Kind, feeder: Feeder) -> Result<Self, Error> {
         let mut cmd = Command::new(ffmpeg);
         cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-            // Low delay: no input probing beyond the head, no frame threads (each holds a frame).
-            .args(["-fflags", "nobuffer", "-flags", "low_delay"])
+            // Low delay: no input probing beyond the head, no frame threads (each holds a
+            // frame). Not `-fflags nobuffer` nor `-flags low_delay`: with either, ffmpeg's VP8
+            // decoder refused every frame of Chromium's ("Invalid data found").
             .args([
                 "-probesize",
                 "4096",

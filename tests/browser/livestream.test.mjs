@@ -98,6 +98,7 @@ test('a moderator streams the meeting to an RTMP server; everyone sees LIVE; sto
   assert.equal(a.length, 160 * 90);
   const moved = a.reduce((n, v, i) => n + Math.abs(v - b[i]), 0) / a.length;
   console.log(`livestream: the picture moved ${moved.toFixed(2)} grey levels on average in 2 s`);
+  if (moved <= 0.5) console.log(edge.logs.filter((l) => /composition/.test(l)).join('\n'));
   assert.ok(moved > 0.5, `the picture moved by ${moved.toFixed(2)} grey levels on average`);
   for (const page of [ada, bob]) {
     assert.ok(!(await page.content()).includes(KEY), 'no page holds the key');

@@ -31,8 +31,11 @@ pub fn spawn(
         .name("composer-source".into())
         .spawn(move || {
             let mut mux = Mux::new(video, start);
+            let (mut packets, mut written) = (0u64, 0u64);
             while let Some(p) = rx.blocking_recv() {
+                packets += 1;
                 let (bytes, keyframe) = mux.packet(&p);
+                written += bytes.len() as u64;
                 if keyframe {
                     need_keyframe.store(true, Relaxed);
                 }
@@ -42,7 +45,15 @@ pub fn spawn(
                 }
             }
             drop(rx);
-            decoder.stop();
+            let decoded = decoder.stop();
+            tracing::debug!(
+                video,
+                packets,
+                written,
+                decoded,
+                started = mux.started,
+                "composition source ended"
+            );
         })
 }
 
@@ -52,6 +63,8 @@ struct Mux {
     start: Instant,
     depacketizer: Depacketizer,
     time: Timeline,
+    /// The RTP stream it comes on (another when the tap follows another simulcast layer).
+    ssrc: Option<u32>,
     started: bool,
     last_ms: Option<i64>,
     step_ms: f64,
@@ -65,6 +78,7 @@ impl Mux {
             start,
             depacketizer: Depacketizer::default(),
             time: Timeline::new(if video { 90_000 } else { 48_000 }),
+            ssrc: None,
             started: false,
             last_ms: None,
             step_ms: 33.0,
@@ -80,8 +94,14 @@ impl Mux {
             return (Vec::new(), false);
         }
         let mut out = Vec::new();
-        self.time
-            .observe(pkt.header.timestamp, self.start, p.arrival);
+        if self.ssrc.is_some_and(|s| s != pkt.header.ssrc) {
+            self.time
+                .restart(pkt.header.timestamp, self.start, p.arrival);
+        } else {
+            self.time
+                .observe(pkt.header.timestamp, self.start, p.arrival);
+        }
+        self.ssrc = Some(pkt.header.ssrc);
         if self.video {
             let frame = match self.depacketizer.push(
                 pkt.header.sequence_number,

@@ -462,10 +462,15 @@ impl MediaLoop {
         if p.rids.is_empty() && p.media_ssrc.is_none() {
             p.media_ssrc = Some(pkt.header.ssrc);
         }
+        let view = p
+            .layers
+            .on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
         if !p.taps.is_empty() {
             let layers = p.layer_ssrcs();
-            p.taps.retain_mut(|t| match t.offer(&layers, &pkt) {
-                // The recorder lost the stream (start, a gap): a keyframe on this layer.
+            let best = view.pick(crate::layers::MAX_LAYERS - 1);
+            p.taps.retain_mut(|t| match t.offer(&layers, best, &pkt) {
+                // The recorder lost the stream (start, a gap, a new layer): a keyframe on this
+                // layer.
                 Some(true) => {
                     tap_keyframe = Some(pkt.header.ssrc);
                     true
@@ -475,9 +480,6 @@ impl MediaLoop {
                 None => false,
             });
         }
-        let view = p
-            .layers
-            .on_packet(pkt.header.ssrc, pkt.header.timestamp, now_ms);
         // What this layer costs a viewer (bandwidth allocation).
         let rank = if p.rids.is_empty() {
             Some(0)

@@ -79,6 +79,8 @@ impl Journal {
 struct State {
     video: Depacketizer,
     video_time: Timeline,
+    /// The RTP stream video comes on (it changes when the tap follows another simulcast layer).
+    video_ssrc: Option<u32>,
     audio_time: Timeline,
     tracks: TrackSet,
     video_started: bool,
@@ -94,6 +96,7 @@ impl FileTask {
         let mut st = State {
             video: Depacketizer::default(),
             video_time: Timeline::new(90_000),
+            video_ssrc: None,
             audio_time: Timeline::new(48_000),
             tracks: TrackSet::default(),
             video_started: false,
@@ -138,8 +141,14 @@ impl FileTask {
         }
         let fixed = self.fixed.load(Relaxed);
         if p.video {
-            st.video_time
-                .observe(pkt.header.timestamp, self.start, p.arrival);
+            if st.video_ssrc.is_some_and(|s| s != pkt.header.ssrc) {
+                st.video_time
+                    .restart(pkt.header.timestamp, self.start, p.arrival);
+            } else {
+                st.video_time
+                    .observe(pkt.header.timestamp, self.start, p.arrival);
+            }
+            st.video_ssrc = Some(pkt.header.ssrc);
             let frame = match st.video.push(
                 pkt.header.sequence_number,
                 pkt.header.timestamp,

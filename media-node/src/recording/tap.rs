@@ -94,15 +94,25 @@ impl LoopTap {
     }
 
     /// Offers a packet; `layers`: the SSRC of each offered simulcast layer, if seen (empty: not
-    /// simulcast). `Some(true)`: ask the publisher for a keyframe; `None`: the recording ended
-    /// (its file task is gone), drop this tap.
-    pub fn offer(&mut self, layers: &[Option<u32>], packet: &rtp::Packet) -> Option<bool> {
+    /// simulcast); `best`: the best layer flowing now (`LayerView::pick`). Once chosen, the tap
+    /// follows the best layer: one the publisher paused (short of CPU or bandwidth) would freeze
+    /// the file, and one that comes back is sharper. `Some(true)`: ask the publisher for a
+    /// keyframe; `None`: the recording ended (its file task is gone), drop this tap.
+    pub fn offer(
+        &mut self,
+        layers: &[Option<u32>],
+        best: Option<u32>,
+        packet: &rtp::Packet,
+    ) -> Option<bool> {
         if self.sink.tx.is_closed() {
             return None;
         }
         if !layers.is_empty() {
             if self.layer.is_none() {
                 self.layer = self.sink.choose_layer(layers);
+            } else if best.is_some() && best != self.layer {
+                // The sink sees a new stream: it waits for that layer's keyframe and asks.
+                self.layer = best;
             }
             if self.layer != Some(packet.header.ssrc) {
                 return Some(false);

@@ -51,6 +51,19 @@ impl Timeline {
         }
     }
 
+    /// The track goes on with another RTP stream (a simulcast layer switch: its own timestamp
+    /// base): anchored again at this packet's arrival, never before what was handed out.
+    pub fn restart(&mut self, ts: u32, start: Instant, arrival: Instant) {
+        let kept = self.last_ms;
+        self.anchor = None;
+        self.observe(ts, start, arrival);
+        if let Some((t0, ms0)) = self.anchor.as_mut() {
+            let _ = t0;
+            *ms0 = (*ms0).max(kept);
+        }
+        self.last_ms = self.last_ms.max(kept);
+    }
+
     /// File time (ms) of timestamp `ts` (already observed or close to the last one).
     pub fn ms(&mut self, ts: u32) -> i64 {
         let Some((t0, ms0)) = self.anchor else {
@@ -69,6 +82,21 @@ impl Timeline {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_new_stream_goes_on_from_its_arrival_and_never_back() {
+        let start = Instant::now();
+        let mut t = Timeline::new(90_000);
+        t.observe(1_000, start, start + Duration::from_millis(100));
+        assert_eq!(t.ms(1_000 + 90_000), 1_100);
+        // Another layer, another timestamp base, arriving at 1.2 s.
+        t.restart(5_000_000, start, start + Duration::from_millis(1_200));
+        assert_eq!(t.ms(5_000_000), 1_200);
+        assert_eq!(t.ms(5_000_000 + 9_000), 1_300);
+        // One arriving early by the clock still never goes back.
+        t.restart(7, start, start + Duration::from_millis(50));
+        assert_eq!(t.ms(7), 1_300);
+    }
 
     #[test]
     fn wraps_and_clock_rates() {
