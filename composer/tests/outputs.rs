@@ -8,13 +8,13 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edgemeet_composer::frame::{Frame, Yuv};
 use edgemeet_composer::layout::{Person, Scene, Source};
 use edgemeet_composer::rtmp::{RtmpTarget, StreamKey};
 use edgemeet_composer::{Composition, Feeder, Output, Settings};
+use edgemeet_testsupport::media_files::{Logs, mean_volume, picture_i420_at, probe};
 
 const RED: Yuv = Yuv(81, 90, 240);
 const BLUE: Yuv = Yuv(41, 240, 110);
@@ -76,71 +76,14 @@ fn meeting(feeder: &Feeder, secs: f64) {
     }
 }
 
-fn probe(file: &Path) -> (Vec<String>, f64) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut codecs = Vec::new();
-    let mut duration = 0.0;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match line.parse::<f64>() {
-            Ok(d) => duration = d,
-            Err(_) => codecs.push(line.trim_end_matches(',').to_string()),
-        }
-    }
-    codecs.sort();
-    (codecs, duration)
-}
-
 /// The decoded picture at `at` seconds.
 fn picture_at(file: &Path, at: f64) -> Frame {
-    let out = Command::new(ffmpeg())
-        .args(["-v", "error", "-ss", &at.to_string(), "-i"])
-        .arg(file)
-        .args([
-            "-frames:v",
-            "1",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-s",
-            "1280x720",
-            "pipe:1",
-        ])
-        .output()
-        .expect("ffmpeg decode");
-    Frame::from_i420(1280, 720, out.stdout).expect("one 720p picture")
+    Frame::from_i420(1280, 720, picture_i420_at(file, at, 1280, 720)).expect("one 720p picture")
 }
 
 fn near(a: Yuv, b: Yuv) -> bool {
     let d = |x: u8, y: u8| (i16::from(x) - i16::from(y)).abs() <= 12;
     d(a.0, b.0) && d(a.1, b.1) && d(a.2, b.2)
-}
-
-/// Loudness of the audio in the file (mean volume in dB, from ffmpeg's volumedetect).
-fn mean_volume(file: &Path) -> f64 {
-    let out = Command::new(ffmpeg())
-        .args(["-hide_banner", "-i"])
-        .arg(file)
-        .args(["-af", "volumedetect", "-vn", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.lines()
-        .find_map(|l| l.split("mean_volume:").nth(1))
-        .and_then(|v| v.trim().trim_end_matches(" dB").parse().ok())
-        .unwrap_or(-91.0)
 }
 
 fn check_meeting_file(file: &Path, secs: f64) {
@@ -160,20 +103,6 @@ fn check_meeting_file(file: &Path, secs: f64) {
         "main picture after the switch: {second:?}"
     );
     assert!(mean_volume(file) > -40.0, "the tones are heard");
-}
-
-/// Every log line the composer writes, at every level.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]
@@ -243,7 +172,7 @@ fn a_livestream_reaches_an_rtmp_server_and_plays() {
         !dir.join("work").exists(),
         "nothing of the composition left on disk"
     );
-    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    let logged = logs.text();
     assert!(!logged.contains(KEY), "the stream key is in a log line");
     let _ = std::fs::remove_dir_all(&dir);
 }

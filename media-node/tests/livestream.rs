@@ -20,6 +20,7 @@ use common::*;
 use edgemeet_composer::frame::{Frame, Yuv};
 use edgemeet_composer::layout::{Mode, Person, Scene, layout};
 use edgemeet_testsupport::media::{self as testmedia, opus_packets, vp8_clip};
+use edgemeet_testsupport::media_files::{Logs, mean_volume, picture_i420_at, probe};
 use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
 use reqwest::Method;
 
@@ -29,20 +30,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// ffmpeg's BT.601 limited-range conversion of pure red and blue.
 const RED: Yuv = Yuv(81, 90, 240);
 const BLUE: Yuv = Yuv(41, 240, 110);
-
-/// Every log line the node writes, at every level.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn publisher(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
     let mut c = TestClient::connect(
@@ -77,61 +64,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn probe(file: &Path) -> (Vec<String>, f64) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut codecs = Vec::new();
-    let mut duration = 0.0;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match line.parse::<f64>() {
-            Ok(d) => duration = d,
-            Err(_) => codecs.push(line.trim_end_matches(',').to_string()),
-        }
-    }
-    codecs.sort();
-    (codecs, duration)
-}
-
 /// The decoded 720p picture at `at` seconds.
 fn picture_at(file: &Path, at: f64) -> Frame {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &format!("{at:.2}"), "-i"])
-        .arg(file)
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuv420p"])
-        .args(["-s", "1280x720", "pipe:1"])
-        .output()
-        .expect("ffmpeg decode");
-    Frame::from_i420(1280, 720, out.stdout).expect("one 720p picture")
+    Frame::from_i420(1280, 720, picture_i420_at(file, at, 1280, 720)).expect("one 720p picture")
 }
 
 fn near(a: Yuv, b: Yuv) -> bool {
     let d = |x: u8, y: u8| (i16::from(x) - i16::from(y)).abs() <= 16;
     d(a.0, b.0) && d(a.1, b.1) && d(a.2, b.2)
-}
-
-fn mean_volume(file: &Path) -> f64 {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-i"])
-        .arg(file)
-        .args(["-af", "volumedetect", "-vn", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.lines()
-        .find_map(|l| l.split("mean_volume:").nth(1))
-        .and_then(|v| v.trim().trim_end_matches(" dB").parse().ok())
-        .unwrap_or(-91.0)
 }
 
 /// The centre of the main picture (the speaker's) on the 720p canvas.
@@ -321,7 +261,7 @@ async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_
     stop_media.store(true, Relaxed);
     let left = compositions_left();
     assert!(left.is_empty(), "left on disk: {left:?}");
-    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    let logged = logs.text();
     assert!(!logged.is_empty(), "the node's log was captured");
     assert!(!logged.contains(KEY), "the stream key is in a log line");
     assert!(!logged.contains("Ada"), "a name is in a log line");

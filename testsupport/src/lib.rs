@@ -4,6 +4,8 @@
 //! - [`node_client`]: a webrtc-rs participant of the media node (publishes checkable synthetic
 //!   RTP, pulls tracks through the node's HTTP API, counts keyframe requests).
 //! - [`media`]: real VP8 and Opus encoded by ffmpeg, sent in real time on a client's tracks.
+//! - [`media_files`]: what a viewer of a produced file would notice (codecs, duration, the
+//!   picture at a moment, loudness), and a log capture.
 //! - [`shaped_link`]: a UDP relay with a downlink cap and a bounded queue, between a client and
 //!   the node (bandwidth estimation tests).
 //! - [`s3s_fs`]: the s3s-fs server (a real S3-compatible server) as a child process.
@@ -17,6 +19,7 @@
 
 pub mod dropbox_emulator;
 pub mod media;
+pub mod media_files;
 pub mod node_client;
 mod rtcp_to_app;
 pub mod s3s_fs;

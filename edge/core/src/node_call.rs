@@ -190,6 +190,21 @@ impl OrderedCall {
             Self::Live(l) => l.into_input(answer),
         }
     }
+
+    /// What it is about, for a log line: `recording start`, `livestream`, ...
+    pub fn what(&self) -> &'static str {
+        match self {
+            Self::Record(r) if r.starting() => "recording start",
+            Self::Record(_) => "recording stop",
+            Self::Live(l) if l.starting => "livestream start",
+            Self::Live(_) => "livestream",
+        }
+    }
+
+    /// A recording's stop: once it succeeded, the recording's files wait for the uploader.
+    pub fn stops_recording(&self) -> bool {
+        matches!(self, Self::Record(r) if !r.starting())
+    }
 }
 
 /// Why a call gave up.

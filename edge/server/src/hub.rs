@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use edgemeet_core::node_call::OrderedCall;
 use edgemeet_core::registry::NodeMove;
 use edgemeet_core::{
-    ClientInfo, ConnId, EdgeConfig, Effect, Env, Input, Registry, Room, RoomAddress,
+    ClientInfo, ConnId, EdgeConfig, Effect, Env, Input, NodeInfo, Registry, Room, RoomAddress,
 };
 use rand_core::OsRng;
 use tokio::sync::mpsc;
@@ -28,8 +29,8 @@ struct Entry {
     room: Room,
     sockets: HashMap<ConnId, mpsc::Sender<Outgoing>>,
     alarm: Option<AbortHandle>,
-    /// The room's last recording call: the next one waits for it, so a stop issued before a
-    /// start reaches the node before it (spawned calls would otherwise race).
+    /// The room's last recording or livestream call: the next one waits for it, so a stop
+    /// issued before a start reaches the node before it (spawned calls would otherwise race).
     last_record_call: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -270,24 +271,7 @@ impl Hub {
                         start,
                     } => {
                         let call = self.node_calls.record(&node, meeting_id, token, start);
-                        let (hub, route) = (self.clone(), route.to_string());
-                        // In the background: the room goes on while the node answers (or times
-                        // out); the answer comes back as an input.
-                        let before = e.last_record_call.take();
-                        e.last_record_call = Some(tokio::spawn(async move {
-                            if let Some(before) = before {
-                                let _ = before.await;
-                            }
-                            let answer = hub.node_calls.send(&node, &call.call).await;
-                            let (starting, ok) = (call.starting(), answer.is_ok());
-                            tracing::info!(room = %route, node = %node.id, starting, ok, "recording call");
-                            if !starting && ok {
-                                hub.recording_stopped.notify_one();
-                            }
-                            if let Some(input) = call.into_input(&answer) {
-                                hub.room_input(&route, input);
-                            }
-                        }));
+                        self.send_in_order(e, node, route, OrderedCall::Record(call));
                     }
                     Effect::LivestreamOnNode {
                         node,
@@ -296,20 +280,7 @@ impl Hub {
                         call,
                     } => {
                         let call = self.node_calls.livestream(&node, meeting_id, token, call);
-                        let (hub, route) = (self.clone(), route.to_string());
-                        // After the room's earlier recording and livestream calls (a stop must
-                        // not overtake its start).
-                        let before = e.last_record_call.take();
-                        e.last_record_call = Some(tokio::spawn(async move {
-                            if let Some(before) = before {
-                                let _ = before.await;
-                            }
-                            let answer = hub.node_calls.send(&node, &call.call).await;
-                            tracing::info!(room = %route, node = %node.id, ok = answer.is_ok(), "livestream call");
-                            if let Some(input) = call.into_input(&answer) {
-                                hub.room_input(&route, input);
-                            }
-                        }));
+                        self.send_in_order(e, node, route, OrderedCall::Live(call));
                     }
                     Effect::ProbeNode { node } => {
                         let hub = self.clone();
@@ -336,6 +307,34 @@ impl Hub {
                 self.remove_if_ended(entry, route);
             }
         }
+    }
+
+    /// Sends a recording or livestream call in the background, after the room's earlier ones (a
+    /// stop must not overtake its start): the room goes on while the node answers (or times
+    /// out); the answer comes back as an input.
+    fn send_in_order(
+        self: &Arc<Self>,
+        e: &mut Entry,
+        node: NodeInfo,
+        route: &str,
+        call: OrderedCall,
+    ) {
+        let (hub, route) = (self.clone(), route.to_string());
+        let before = e.last_record_call.take();
+        e.last_record_call = Some(tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            let answer = hub.node_calls.send(&node, call.call()).await;
+            let (what, ok) = (call.what(), answer.is_ok());
+            tracing::info!(room = %route, node = %node.id, call = what, ok, "node call");
+            if ok && call.stops_recording() {
+                hub.recording_stopped.notify_one();
+            }
+            if let Some(input) = call.into_input(&answer) {
+                hub.room_input(&route, input);
+            }
+        }));
     }
 
     fn remove_if_ended(&self, entry: &Arc<Mutex<Entry>>, route: &str) {

@@ -15,7 +15,6 @@ use edgemeet_protocol::{ErrorCode, ParticipantId, ProtocolError, ServerMessage};
 use serde::{Deserialize, Serialize};
 
 use super::{Effect, Env, LivestreamCall, Out, Room};
-use crate::config::AuthMode;
 
 const MAX_URL_CHARS: usize = 1024;
 /// A stream that drops is started again this many times in a meeting, then ended.
@@ -53,24 +52,20 @@ impl Room {
         url: String,
         key: StreamKey,
     ) -> Result<(), ProtocolError> {
-        let open = env
-            .config
-            .tenant(&self.address.tenant)
-            .is_none_or(|t| t.auth == AuthMode::Open);
-        let meeting = self.meeting.as_mut().expect("joined");
-        let member = &meeting.members[id];
-        if !member.moderator || (!open && !member.features.iter().any(|f| f == "livestreaming")) {
-            return Err(ProtocolError::new(
+        self.may_take_media_out(
+            env,
+            id,
+            "livestreaming",
+            ProtocolError::new(
                 ErrorCode::LivestreamNotAllowed,
                 "only moderators allowed to stream can start a livestream",
-            ));
-        }
-        if meeting.members.values().any(|m| m.media.e2ee) {
-            return Err(ProtocolError::new(
+            ),
+            ProtocolError::new(
                 ErrorCode::LivestreamE2ee,
                 "livestreaming is off while anyone uses end-to-end encryption",
-            ));
-        }
+            ),
+        )?;
+        let meeting = self.meeting.as_mut().expect("joined");
         if meeting.livestream.is_some() {
             return Err(ProtocolError::new(
                 ErrorCode::LivestreamActive,

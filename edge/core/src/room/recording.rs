@@ -38,24 +38,20 @@ impl Room {
         grant: Option<DropboxGrant>,
         composite: bool,
     ) -> Result<(), ProtocolError> {
-        let open = env
-            .config
-            .tenant(&self.address.tenant)
-            .is_none_or(|t| t.auth == AuthMode::Open);
-        let meeting = self.meeting.as_mut().expect("joined");
-        let member = &meeting.members[id];
-        if !member.moderator || (!open && !member.features.iter().any(|f| f == "recording")) {
-            return Err(ProtocolError::new(
+        self.may_take_media_out(
+            env,
+            id,
+            "recording",
+            ProtocolError::new(
                 ErrorCode::RecordingNotAllowed,
                 "only moderators allowed to record can start a recording",
-            ));
-        }
-        if meeting.members.values().any(|m| m.media.e2ee) {
-            return Err(ProtocolError::new(
+            ),
+            ProtocolError::new(
                 ErrorCode::RecordingE2ee,
                 "recording is off while anyone uses end-to-end encryption",
-            ));
-        }
+            ),
+        )?;
+        let meeting = self.meeting.as_mut().expect("joined");
         if meeting.recording.is_some() {
             return Err(ProtocolError::new(
                 ErrorCode::RecordingActive,
@@ -236,6 +232,32 @@ impl Room {
             .as_ref()
             .and_then(|m| m.recording.as_ref())
             .is_some_and(|r| r.composite && r.started_on_node)
+    }
+
+    /// Whether `id` may start taking the meeting's media out of it (a recording, a livestream):
+    /// a moderator, in jwt modes one whose token grants `feature`, and never while anyone has
+    /// E2EE on (encrypted media can be neither recorded nor composed).
+    pub(super) fn may_take_media_out(
+        &self,
+        env: &Env,
+        id: &str,
+        feature: &str,
+        not_allowed: ProtocolError,
+        e2ee: ProtocolError,
+    ) -> Result<(), ProtocolError> {
+        let open = env
+            .config
+            .tenant(&self.address.tenant)
+            .is_none_or(|t| t.auth == AuthMode::Open);
+        let meeting = self.meeting.as_ref().expect("joined");
+        let member = &meeting.members[id];
+        if !member.moderator || (!open && !member.features.iter().any(|f| f == feature)) {
+            return Err(not_allowed);
+        }
+        if meeting.members.values().any(|m| m.media.e2ee) {
+            return Err(e2ee);
+        }
+        Ok(())
     }
 
     pub(super) fn is_recording(&self) -> bool {
