@@ -9,7 +9,7 @@
 use std::io::Cursor;
 
 use base64::Engine;
-use edgemeet_core::{Location, Registry};
+use edgemeet_core::{Location, Need, Registry};
 use edgemeet_media_node::inbound::{TokenVerifier, find_mid, parse_body, parse_sdp};
 use edgemeet_protocol::node::{
     CloseTracksRequest, Heartbeat, NewSessionRequest, NodeEvents, RenegotiateRequest,
@@ -117,7 +117,7 @@ fuzz_target!(|data: &[u8]| {
             let mut header = || lines.next().filter(|l| !l.is_empty());
             let at = Location::from_parts(header(), header(), header(), header());
             // A live node is always a choice, wherever the caller is.
-            assert_eq!(registry.select(Some(&at), NOW_MS).is_some(), !draining);
+            assert_eq!(registry.select(Some(&at), Need::Media, NOW_MS).is_some(), !draining);
         }
     }
 });

@@ -46,6 +46,9 @@ pub struct Gauges {
     pub draining: bool,
     /// Revoked grants still remembered (until they expire).
     pub grants_revoked_held: u64,
+    /// Livestreams and composite recordings running, and how many may run at once.
+    pub compositions: u64,
+    pub max_compositions: u64,
 }
 
 impl Metrics {
@@ -214,6 +217,18 @@ impl Metrics {
             "Revoked participant grants held until they expire.",
             g.grants_revoked_held,
         );
+        line(
+            "edgemeet_node_compositions",
+            "gauge",
+            "Livestreams and composite recordings being composed.",
+            g.compositions,
+        );
+        line(
+            "edgemeet_node_max_compositions",
+            "gauge",
+            "Compositions this node runs at most (max_compositions); a start beyond is refused.",
+            g.max_compositions,
+        );
         for (name, help, c) in self.counters() {
             line(name, "counter", help, c.load(Relaxed));
         }
@@ -259,6 +274,8 @@ mod tests {
             rooms: 0,
             draining: false,
             grants_revoked_held: 0,
+            compositions: 0,
+            max_compositions: 2,
         });
         assert!(
             text.contains("edgemeet_node_rtp_packets_out_total 7\n"),

@@ -73,6 +73,8 @@ impl Shared {
             rooms,
             draining: self.draining.load(Relaxed),
             grants_revoked_held: self.verifier.revoked_count() as u64,
+            compositions: self.compositions.count() as u64,
+            max_compositions: self.cfg.compositions_allowed() as u64,
         }
     }
 
@@ -97,8 +99,8 @@ impl Shared {
             tracks: (g.tracks_published + g.tracks_subscribed) as u32,
             bitrate_bps,
             cpu: cpu.2,
-            compositions: self.compositions.count() as u32,
-            max_compositions: self.cfg.compositions_allowed() as u32,
+            compositions: g.compositions as u32,
+            max_compositions: g.max_compositions as u32,
         }
     }
 }

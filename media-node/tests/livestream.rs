@@ -424,7 +424,7 @@ async fn a_node_refuses_compositions_beyond_its_limit_and_says_so_in_its_load() 
     assert_eq!(node.handle.load().compositions, 1);
     assert_eq!(node.handle.load().max_compositions, 1);
     let (st, v) = start("cap-two").await;
-    assert_eq!(st, 503, "{v}");
+    assert_eq!(st, 429, "{v}");
     assert!(v.to_string().contains("as many compositions"), "{v}");
     let stop = format!("{}/v1/rooms/cap-one/livestream/stop", node.base);
     let (st, _) = http(Method::POST, &stop, Some(&tok("cap-one", "edge")), None).await;

@@ -103,6 +103,9 @@ pub enum MoveReason {
     /// The operator drains the node with `migrate`: it still works, so pages open the new
     /// session before they close the old one (no gap).
     Drain,
+    /// A livestream or composite recording was started and the room's node had no composer free:
+    /// the room moved to a node that has one. The old node still works (no gap, as `drain`).
+    Composer,
 }
 
 /// Why a participant is held before joining.

@@ -5,11 +5,12 @@
 // is in no line the server logged and left on no page.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { startEdge, launchBrowser, joinPage, inMeeting, waitMode, uniqueRoom, tempDir } from './lib.mjs';
+import { freePort } from './nodes.mjs';
+import { probe, pictureAt } from './media-files.mjs';
 
 const KEY = 'live-key-from-the-page-7f3e';
 let edge;
@@ -27,28 +28,6 @@ after(async () => {
   edge?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** A TCP port nobody listens on now. */
-const freePort = () => new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
-    s.close(() => resolve(port));
-  });
-});
-
-/** The codecs and duration (s) of a media file, by ffprobe. */
-function probe(file) {
-  const out = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name:format=duration', '-of', 'csv=p=0', file], { encoding: 'utf8' });
-  const lines = out.stdout.split('\n').map((l) => l.trim().replace(/,$/, '')).filter(Boolean);
-  const duration = Number(lines.find((l) => !Number.isNaN(Number(l))) ?? 0);
-  return { codecs: lines.filter((l) => Number.isNaN(Number(l))).sort(), duration };
-}
-
-/** The picture at `at` s, as 160x90 grey levels. */
-function pictureAt(file, at) {
-  const out = spawnSync('ffmpeg', ['-v', 'error', '-ss', String(at), '-i', file, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', '-s', '160x90', 'pipe:1']);
-  return out.stdout;
-}
 
 const badge = (page) => page.isVisible('#live-badge');
 

@@ -19,7 +19,7 @@ pub mod web;
 
 pub use address::{RoomAddress, client_key, keyed_hash, route};
 pub use config::{AuthMode, EdgeConfig, Moderation, TenantConfig};
-pub use registry::{Location, NodeInfo, Registry};
+pub use registry::{Location, Need, NodeInfo, Registry};
 pub use room::{
     ClientInfo, ConnId, Effect, Env, Input, LivestreamCall, NodeScope, RecordStart, Room,
     StatusToken,

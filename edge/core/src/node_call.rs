@@ -160,11 +160,15 @@ pub fn livestream(base: &str, meeting_id: String, token: String, live: Livestrea
 }
 
 impl LiveCall {
-    /// A start that failed ends the stream (the room tells everyone); nothing else does.
+    /// A start the node refused for lack of a composer (429) moves the room to a node with one;
+    /// any other failed start ends the stream (the room tells everyone); nothing else matters.
     pub fn into_input(self, answer: &Result<Vec<u8>, Failure>) -> Option<Input> {
-        (self.starting && answer.is_err()).then_some(Input::LivestreamFailed {
-            meeting_id: self.meeting_id,
-        })
+        let meeting_id = self.meeting_id;
+        match answer {
+            Err(Failure::Refused(429)) if self.starting => Some(Input::NoComposer { meeting_id }),
+            Err(_) if self.starting => Some(Input::LivestreamFailed { meeting_id }),
+            _ => None,
+        }
     }
 }
 
@@ -518,6 +522,13 @@ mod tests {
         assert_eq!(
             start().into_input(&Err(Failure::Refused(503))),
             Some(Input::LivestreamFailed {
+                meeting_id: "m1".into()
+            })
+        );
+        // The node runs as many compositions as it may: the room looks for another node.
+        assert_eq!(
+            start().into_input(&Err(Failure::Refused(429))),
+            Some(Input::NoComposer {
                 meeting_id: "m1".into()
             })
         );

@@ -1,6 +1,8 @@
 //! Media-node registry: heartbeats in, a node for a new room out, and the rooms to move when a
 //! node dies or is drained with `migrate`. Nodes silent for `node_stale_after_ms` (3 s), lost, or
 //! draining are not chosen; among the rest, the nearest to the caller with the least load wins.
+//! A room that needs a composer (a livestream or composite recording its node had no room for)
+//! is offered only nodes with a free composition slot by their last heartbeat.
 //! The registry remembers which rooms it placed on each node, so that a node's loss names them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +62,18 @@ impl Location {
             lon: coord(lon, 180.0),
         }
     }
+}
+
+/// What a room needs of a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Need {
+    /// Any live node: forwarding media is what every node does.
+    #[default]
+    Media,
+    /// A node with a free composition slot (`compositions < max_compositions` in its last
+    /// heartbeat): the room's own node refused a livestream or composite recording for lack of one.
+    Composer,
 }
 
 /// The node a room uses.
@@ -162,19 +176,26 @@ impl Registry {
         self.nodes.get(id).map(|n| info(&n.heartbeat))
     }
 
-    /// The best live node for a caller at `location`, or none.
-    pub fn select(&self, location: Option<&Location>, now_ms: u64) -> Option<NodeInfo> {
-        self.best(location, now_ms).map(|n| info(&n.heartbeat))
+    /// The best live node for a caller at `location` (with a free composition slot if `need`
+    /// says so), or none.
+    pub fn select(&self, location: Option<&Location>, need: Need, now_ms: u64) -> Option<NodeInfo> {
+        self.best(location, need, now_ms)
+            .map(|n| info(&n.heartbeat))
     }
 
-    /// [`Registry::select`], remembering that room `route` is on the node chosen.
+    /// [`Registry::select`], remembering that room `route` is on the node chosen (and on no
+    /// other: a room moved for a composer leaves a node that lives on).
     pub fn place(
         &mut self,
         route: &str,
         location: Option<&Location>,
+        need: Need,
         now_ms: u64,
     ) -> Option<NodeInfo> {
-        let id = self.best(location, now_ms)?.heartbeat.id.clone();
+        let id = self.best(location, need, now_ms)?.heartbeat.id.clone();
+        for n in self.nodes.values_mut() {
+            n.rooms.remove(route);
+        }
         let record = self.nodes.get_mut(&id)?;
         record.rooms.insert(route.to_string());
         Some(info(&record.heartbeat))
@@ -212,13 +233,15 @@ impl Registry {
             .min()
     }
 
-    fn best(&self, location: Option<&Location>, now_ms: u64) -> Option<&NodeRecord> {
+    fn best(&self, location: Option<&Location>, need: Need, now_ms: u64) -> Option<&NodeRecord> {
         self.nodes
             .values()
             .filter(|n| {
                 !n.lost
                     && !n.heartbeat.draining
                     && now_ms.saturating_sub(n.last_seen_ms) < self.stale_after_ms
+                    && (need == Need::Media
+                        || n.heartbeat.load.compositions < n.heartbeat.load.max_compositions)
             })
             .map(|n| (cost(&n.heartbeat, location), n))
             .min_by(|(a, na), (b, nb)| {
@@ -314,8 +337,8 @@ mod tests {
         r.heartbeat(hb("us1", "na-east", 0), 0);
         let eu = Location::from_parts(Some("EU"), Some("DE"), None, None);
         let na = Location::from_parts(Some("NA"), Some("US"), Some("40.7"), Some("-74.0"));
-        assert_eq!(r.select(Some(&eu), 1_000).unwrap().id, "eu2");
-        assert_eq!(r.select(Some(&na), 1_000).unwrap().id, "us1");
+        assert_eq!(r.select(Some(&eu), Need::Media, 1_000).unwrap().id, "eu2");
+        assert_eq!(r.select(Some(&na), Need::Media, 1_000).unwrap().id, "us1");
     }
 
     #[test]
@@ -327,8 +350,8 @@ mod tests {
         r.heartbeat(d, 20_000);
         r.heartbeat(hb("far", "na-east", 50), 20_000);
         let eu = Location::from_parts(Some("EU"), None, None, None);
-        assert_eq!(r.select(Some(&eu), 20_000).unwrap().id, "far");
-        assert_eq!(r.select(Some(&eu), 40_000), None);
+        assert_eq!(r.select(Some(&eu), Need::Media, 20_000).unwrap().id, "far");
+        assert_eq!(r.select(Some(&eu), Need::Media, 40_000), None);
     }
 
     #[test]
@@ -337,6 +360,35 @@ mod tests {
         assert_eq!(loc, Location::default());
         let mut r = Registry::default();
         r.heartbeat(hb("n", "x", 0), 0);
-        assert!(r.select(Some(&loc), 0).is_some());
+        assert!(r.select(Some(&loc), Need::Media, 0).is_some());
+    }
+
+    #[test]
+    fn a_composer_goes_to_a_node_with_a_free_slot_and_the_room_leaves_its_old_node() {
+        let mut r = Registry::default();
+        let with = |id: &str, sessions, compositions, max| {
+            let mut h = hb(id, "eu-west", sessions);
+            h.load.compositions = compositions;
+            h.load.max_compositions = max;
+            h
+        };
+        r.heartbeat(with("full", 0, 2, 2), 0);
+        r.heartbeat(with("none", 0, 0, 0), 0);
+        r.heartbeat(with("free", 30, 1, 2), 0);
+        let eu = Location::from_parts(Some("EU"), None, None, None);
+        assert_eq!(
+            r.place("room", Some(&eu), Need::Media, 0).unwrap().id,
+            "full"
+        );
+        let moved = r.place("room", Some(&eu), Need::Composer, 0).unwrap();
+        assert_eq!(moved.id, "free");
+        // The old node's loss no longer names the room.
+        assert_eq!(r.mark_lost("full").unwrap().routes, Vec::<String>::new());
+        assert_eq!(
+            r.mark_lost("free").unwrap().routes,
+            vec!["room".to_string()]
+        );
+        r.heartbeat(with("free", 30, 2, 2), 0);
+        assert_eq!(r.select(Some(&eu), Need::Composer, 0), None);
     }
 }

@@ -7,7 +7,7 @@
 mod support;
 
 use edgemeet_core::registry::{NodeMove, STALE_AFTER_MS};
-use edgemeet_core::{Effect, Input, Location, NodeInfo, NodeScope, Registry};
+use edgemeet_core::{Effect, Input, Location, Need, NodeInfo, NodeScope, Registry};
 use edgemeet_protocol::node::{Heartbeat, NodeLoad};
 use edgemeet_protocol::server::{MediaMode, MoveReason};
 use edgemeet_protocol::{ErrorCode, ServerMessage};
@@ -74,8 +74,14 @@ fn a_node_silent_for_3_s_is_lost_and_names_its_rooms() {
     let mut r = Registry::new(STALE_AFTER_MS);
     r.heartbeat(hb("eu-1", "eu-west", 0), 0);
     r.heartbeat(hb("eu-2", "eu-west", 5), 0);
-    assert_eq!(r.place("room-a", Some(&eu()), 0).unwrap().id, "eu-1");
-    assert_eq!(r.place("room-b", Some(&eu()), 0).unwrap().id, "eu-1");
+    assert_eq!(
+        r.place("room-a", Some(&eu()), Need::Media, 0).unwrap().id,
+        "eu-1"
+    );
+    assert_eq!(
+        r.place("room-b", Some(&eu()), Need::Media, 0).unwrap().id,
+        "eu-1"
+    );
     assert_eq!(r.next_sweep_at(), Some(3_000));
     // eu-2 keeps beating each second; eu-1 is silent from 0.
     for t in [1_000, 2_000, 2_999] {
@@ -94,7 +100,12 @@ fn a_node_silent_for_3_s_is_lost_and_names_its_rooms() {
     );
     assert_eq!(r.sweep(3_500), vec![], "a node is lost once");
     // The best other node of the region takes its rooms.
-    assert_eq!(r.place("room-a", Some(&eu()), 3_000).unwrap().id, "eu-2");
+    assert_eq!(
+        r.place("room-a", Some(&eu()), Need::Media, 3_000)
+            .unwrap()
+            .id,
+        "eu-2"
+    );
 }
 
 #[test]
@@ -103,22 +114,22 @@ fn rooms_go_to_the_same_region_first_then_the_nearest_one() {
     r.heartbeat(hb("eu-1", "eu-west", 0), 0);
     r.heartbeat(hb("eu-2", "eu-west", 40), 0);
     r.heartbeat(hb("na-1", "na-east", 0), 0);
-    r.place("room", Some(&eu()), 0);
+    r.place("room", Some(&eu()), Need::Media, 0);
     r.mark_lost("eu-1").expect("eu-1 held the room");
-    assert_eq!(r.select(Some(&eu()), 100).unwrap().id, "eu-2");
+    assert_eq!(r.select(Some(&eu()), Need::Media, 100).unwrap().id, "eu-2");
     r.mark_lost("eu-2");
-    assert_eq!(r.select(Some(&eu()), 100).unwrap().id, "na-1");
+    assert_eq!(r.select(Some(&eu()), Need::Media, 100).unwrap().id, "na-1");
     // A lost node that beats again is a choice again.
     r.heartbeat(hb("eu-1", "eu-west", 0), 200);
-    assert_eq!(r.select(Some(&eu()), 200).unwrap().id, "eu-1");
+    assert_eq!(r.select(Some(&eu()), Need::Media, 200).unwrap().id, "eu-1");
 }
 
 #[test]
 fn an_ended_room_is_not_moved() {
     let mut r = Registry::default();
     r.heartbeat(hb("n", "eu-west", 0), 0);
-    r.place("gone", None, 0);
-    r.place("here", None, 0);
+    r.place("gone", None, Need::Media, 0);
+    r.place("here", None, Need::Media, 0);
     r.release("gone");
     assert_eq!(r.mark_lost("n").unwrap().routes, vec!["here".to_string()]);
 }
@@ -285,7 +296,7 @@ fn draining_with_migrate_moves_rooms_and_a_leave_still_reaches_the_old_node() {
     let mut r = Registry::default();
     r.heartbeat(hb("n1", "eu-west", 0), 0);
     r.heartbeat(hb("n2", "eu-west", 9), 0);
-    r.place("room", Some(&eu()), 0);
+    r.place("room", Some(&eu()), Need::Media, 0);
     let mut drained = hb("n1", "eu-west", 0);
     drained.draining = true;
     assert_eq!(

@@ -313,3 +313,172 @@ fn a_stream_that_drops_is_started_again_three_times_then_ends() {
     });
     assert!(h.take(1).is_empty());
 }
+
+fn node(id: &str) -> edgemeet_core::NodeInfo {
+    edgemeet_core::NodeInfo {
+        id: id.into(),
+        url: format!("http://{id}.example"),
+        region: "eu".into(),
+    }
+}
+
+fn starts_on(h: &Harness) -> Vec<String> {
+    h.other
+        .iter()
+        .filter_map(|e| match e {
+            Effect::LivestreamOnNode {
+                node,
+                call: LivestreamCall::Start { .. },
+                ..
+            } => Some(node.id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closes_on(h: &Harness) -> Vec<String> {
+    h.other
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CloseOnNode {
+                node,
+                scope: edgemeet_core::NodeScope::Meeting,
+                ..
+            } => Some(node.id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failed(msgs: &[ServerMessage]) -> bool {
+    msgs.iter().any(|m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::LivestreamFailed,
+                ..
+            }
+        )
+    })
+}
+
+#[test]
+fn a_node_with_no_composer_free_hands_the_room_to_one_that_has_one() {
+    use edgemeet_core::Need;
+    use edgemeet_protocol::server::MoveReason;
+    let mut h = Harness::new(None);
+    let (_, meeting) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.send(1, start_msg());
+    h.assign_node();
+    assert_eq!(starts_on(&h), vec!["n1"]);
+    h.take(1);
+    h.take(2);
+
+    // n1 runs as many compositions as it may: the room asks for a node with a composer free.
+    h.other.clear();
+    h.input(Input::NoComposer {
+        meeting_id: meeting.clone(),
+    });
+    assert!(
+        h.other.iter().any(|e| matches!(
+            e,
+            Effect::RequestNode {
+                need: Need::Composer,
+                ..
+            }
+        )),
+        "{:?}",
+        h.other
+    );
+    assert_eq!(h.take(1), vec![], "nothing to say before a node is found");
+
+    // n2 has one: everyone moves there as in a drain, and the stream starts there with the key.
+    h.other.clear();
+    h.input(Input::NodeAssigned(Some(node("n2"))));
+    for conn in [1, 2] {
+        let msgs = h.take(conn);
+        assert_eq!(
+            msgs.first(),
+            Some(&ServerMessage::NodeMoved {
+                reason: MoveReason::Composer
+            }),
+            "{msgs:?}"
+        );
+        assert!(!failed(&msgs));
+    }
+    assert_eq!(starts_on(&h), vec!["n2"]);
+    assert!(matches!(
+        live_calls(&h).first(),
+        Some(LivestreamCall::Start { stream_key, .. }) if stream_key == &StreamKey(KEY.into())
+    ));
+    assert_eq!(
+        closes_on(&h),
+        Vec::<String>::new(),
+        "n1 still carries the pages"
+    );
+
+    // Once the pages have switched, the meeting is closed on n1.
+    h.now += edgemeet_core::room::RELEASE_OLD_NODE_AFTER_MS;
+    h.other.clear();
+    h.input(Input::Alarm);
+    assert_eq!(closes_on(&h), vec!["n1"]);
+    assert_eq!(told_live(&mut h, 1), None, "still live");
+
+    // A second refusal (the registry's view was a heartbeat old) ends the stream.
+    h.other.clear();
+    h.input(Input::NoComposer {
+        meeting_id: meeting,
+    });
+    assert!(
+        !h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. }))
+    );
+    let msgs = h.take(2);
+    assert!(failed(&msgs), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, ServerMessage::Livestream { active: false, .. }))
+    );
+}
+
+#[test]
+fn with_no_composer_free_anywhere_the_stream_ends_and_the_room_stays_on_its_node() {
+    let mut h = Harness::new(None);
+    let (_, meeting) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.send(1, start_msg());
+    h.assign_node();
+    h.take(1);
+    h.take(2);
+    h.input(Input::NoComposer {
+        meeting_id: meeting.clone(),
+    });
+    h.other.clear();
+    h.input(Input::NodeAssigned(None));
+    let msgs = h.take(1);
+    assert!(failed(&msgs), "{msgs:?}");
+    assert!(
+        !msgs
+            .iter()
+            .any(|m| matches!(m, ServerMessage::NodeMoved { .. })),
+        "{msgs:?}"
+    );
+    assert!(closes_on(&h).is_empty());
+    assert!(
+        !h.other
+            .iter()
+            .any(|e| matches!(e, Effect::RequestNode { .. })),
+        "the room keeps its node: {:?}",
+        h.other
+    );
+    // The same node offered again (its heartbeat was a second old) ends it too.
+    h.send(1, start_msg());
+    h.input(Input::NoComposer {
+        meeting_id: meeting,
+    });
+    h.take(1);
+    h.input(Input::NodeAssigned(Some(node("n1"))));
+    assert!(failed(&h.take(1)));
+}

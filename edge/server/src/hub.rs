@@ -246,11 +246,12 @@ impl Hub {
                             old.abort();
                         }
                     }
-                    Effect::RequestNode { location } => {
+                    Effect::RequestNode { location, need } => {
                         let location = location.or_else(|| self.default_location());
                         let node = self.registry.lock().expect("registry lock").place(
                             route,
                             location.as_ref(),
+                            need,
                             now_ms(),
                         );
                         tracing::info!(room = %route, node = node.as_ref().map(|n| n.id.as_str()), "media node for room");

@@ -103,7 +103,7 @@ export class NodeFailover {
   /**
    * `node_moved`: say so for a moment; what was published on the old node is gone (new `tracks`
    * follow); the next `media_mode` opens the session on the new node, before the old one closes.
-   * @param {'node_lost' | 'drain'} reason
+   * @param {'node_lost' | 'drain' | 'composer'} reason
    */
   moved(reason) {
     this.movedAt = Date.now();

@@ -12,7 +12,7 @@ use worker::{DurableObject, Env, Request, Response, Result, ScheduledTime, State
 
 use crate::core::http::Reply;
 use crate::core::registry::NodeMove;
-use crate::core::{self, Location};
+use crate::core::{self, Location, Need};
 use crate::glue::{self, now_ms};
 use crate::{REGISTRY_BINDING, ROOM_BINDING, config};
 use edgemeet_protocol::node::Heartbeat;
@@ -72,12 +72,15 @@ impl DurableObject for Registry {
                     /// The asking room: remembered on the node, to move it if the node dies.
                     #[serde(default)]
                     route: Option<String>,
+                    /// Any node, or one with a composer free.
+                    #[serde(default)]
+                    need: Need,
                 }
                 let body: Body = req.json().await?;
                 let now = now_ms();
                 let node = self.with(|r| match &body.route {
-                    Some(route) => r.place(route, body.location.as_ref(), now),
-                    None => r.select(body.location.as_ref(), now),
+                    Some(route) => r.place(route, body.location.as_ref(), body.need, now),
+                    None => r.select(body.location.as_ref(), body.need, now),
                 });
                 if body.route.is_some() && node.is_some() {
                     self.save().await?;

@@ -18,7 +18,7 @@ use worker::{
 };
 
 use crate::core::http::{Reply, node_api};
-use crate::core::{self, ConnId, Effect, Input, Location, NodeInfo, node_call};
+use crate::core::{self, ConnId, Effect, Input, Location, Need, NodeInfo, node_call};
 use crate::glue::{self, JsRng, now_ms, send_js};
 use crate::logic::{self, Attachment};
 use crate::socket::{CONNECT_HEADER, Connect};
@@ -351,8 +351,8 @@ impl Inner {
                             .await?;
                     }
                     Effect::ClearAlarm => self.state.storage().delete_alarm().await?,
-                    Effect::RequestNode { location } => {
-                        queue.push_back(Input::NodeAssigned(self.select_node(location).await))
+                    Effect::RequestNode { location, need } => {
+                        queue.push_back(Input::NodeAssigned(self.select_node(location, need).await))
                     }
                     Effect::ProbeNode { node } => {
                         // In the background: if the node does not answer, the registry marks it
@@ -422,7 +422,7 @@ impl Inner {
         }
     }
 
-    async fn select_node(&self, location: Option<Location>) -> Option<NodeInfo> {
+    async fn select_node(&self, location: Option<Location>, need: Need) -> Option<NodeInfo> {
         let route = self
             .mem
             .borrow()
@@ -430,7 +430,7 @@ impl Inner {
             .as_ref()
             .map(|r| r.address().route.clone());
         let stub = registry::stub(&self.env).ok()?;
-        let body = json!({ "location": location, "route": route });
+        let body = json!({ "location": location, "route": route, "need": need });
         let mut resp = glue::do_post(&stub, "/select", &body).await.ok()?;
         resp.json::<Option<NodeInfo>>().await.ok().flatten()
     }

@@ -230,8 +230,10 @@ impl Compositions {
         scene: &CompositionScene,
     ) -> Result<String, ApiError> {
         // Checked again when it is entered below; this spares starting ffmpeg for nothing.
+        // 429, not 503: the edge does not try again here but moves the room to a node with a
+        // composer free (`MoveReason::Composer`).
         if self.count() >= self.max {
-            return Err(ApiError::Unavailable(
+            return Err(ApiError::TooMany(
                 "this node runs as many compositions as its CPU allows",
             ));
         }
@@ -264,9 +266,9 @@ impl Compositions {
                 std::collections::hash_map::Entry::Occupied(_) => {
                     Some(ApiError::Conflict("this meeting is already being composed"))
                 }
-                std::collections::hash_map::Entry::Vacant(_) if full => Some(
-                    ApiError::Unavailable("this node runs as many compositions as its CPU allows"),
-                ),
+                std::collections::hash_map::Entry::Vacant(_) if full => Some(ApiError::TooMany(
+                    "this node runs as many compositions as its CPU allows",
+                )),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(active.clone());
                     None

@@ -10,7 +10,7 @@ use edgemeet_protocol::{ErrorCode, ProtocolError};
 
 use super::media::Mode;
 use super::{Effect, Env, Out, Room};
-use crate::registry::Location;
+use crate::registry::{Location, Need};
 
 /// A room asks the host to check its node at most this often, however many pages report it.
 pub const PROBE_INTERVAL_MS: u64 = 2_000;
@@ -86,7 +86,10 @@ impl Room {
         let meeting = self.meeting.as_mut().expect("checked above");
         if !meeting.media.node_requested {
             meeting.media.node_requested = true;
-            out.0.push(Effect::RequestNode { location });
+            out.0.push(Effect::RequestNode {
+                location,
+                need: Need::Media,
+            });
         }
     }
 

@@ -31,6 +31,19 @@ pub(super) struct Livestream {
     /// Times it dropped and was started again.
     #[serde(default)]
     restarts: u32,
+    /// The room moved to another node for a composer once for this stream: a second refusal
+    /// ends it.
+    #[serde(default)]
+    moved_for_composer: bool,
+}
+
+impl Livestream {
+    /// A node refused to compose the stream: whether the room may move for it (once), and the
+    /// stream is to start again on the node the room gets.
+    pub(super) fn refused_for_composer(&mut self) -> bool {
+        self.started_on_node = false;
+        !std::mem::replace(&mut self.moved_for_composer, true)
+    }
 }
 
 /// `rtmp://host[:port]/app...` (or `rtmps://`): the node checks the rest.
@@ -83,6 +96,7 @@ impl Room {
             target: Some((url, key)),
             started_on_node: false,
             restarts: 0,
+            moved_for_composer: false,
         });
         out.send_many(
             self.member_conns(),
@@ -175,6 +189,22 @@ impl Room {
     }
 
     pub(super) fn on_livestream_failed(&mut self, env: &mut Env, out: &mut Out, meeting_id: &str) {
+        self.end_failed_livestream(
+            env,
+            out,
+            meeting_id,
+            "the livestream could not be started or went down",
+        );
+    }
+
+    /// The stream ends, and everyone hears why.
+    pub(super) fn end_failed_livestream(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        meeting_id: &str,
+        why: &str,
+    ) {
         let matches = self
             .meeting
             .as_ref()
@@ -182,7 +212,7 @@ impl Room {
         if matches && self.stop_livestream(env, out, None).is_ok() {
             let err = ServerMessage::Error {
                 code: ErrorCode::LivestreamFailed,
-                message: "the livestream could not be started or went down".into(),
+                message: why.into(),
                 request: Some("start_livestream".into()),
             };
             out.send_many(self.member_conns(), &err);

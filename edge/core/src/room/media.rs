@@ -11,7 +11,7 @@ use edgemeet_protocol::{ErrorCode, ParticipantId, ProtocolError, ServerMessage};
 use serde::{Deserialize, Serialize};
 
 use super::{Effect, Env, Member, NodeScope, Out, Room};
-use crate::registry::NodeInfo;
+use crate::registry::{Need, NodeInfo};
 
 /// The room's media mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,13 @@ pub(super) struct MediaState {
     /// (`room/node_retry.rs`).
     #[serde(default)]
     pub(super) node_retry: Option<(u64, u32)>,
+    /// The node asked for must have a composer free (`room/composer_move.rs`).
+    #[serde(default)]
+    pub(super) composer_wanted: bool,
+    /// A node the room left for a composer, still working: when to close the meeting there (once
+    /// the pages have switched), and the node.
+    #[serde(default)]
+    pub(super) release_old: Option<(u64, NodeInfo)>,
 }
 
 impl MediaState {
@@ -120,6 +127,7 @@ impl Room {
         if leaving_node {
             let node = media.node.take();
             media.node_requested = false;
+            media.composer_wanted = false;
             for m in meeting.members.values_mut() {
                 m.tracks = None;
             }
@@ -148,7 +156,10 @@ impl Room {
                         .get(&m.conn)
                         .and_then(|c| c.client.location.clone())
                 });
-            out.0.push(Effect::RequestNode { location });
+            out.0.push(Effect::RequestNode {
+                location,
+                need: Need::Media,
+            });
         }
         true
     }
@@ -284,7 +295,7 @@ impl Room {
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).ok()
     }
 
-    fn push_close(
+    pub(super) fn push_close(
         &self,
         env: &Env,
         out: &mut Out,
@@ -340,6 +351,12 @@ impl Room {
             return;
         };
         meeting.media.node_requested = false;
+        if std::mem::take(&mut meeting.media.composer_wanted)
+            && !self.composer_node_assigned(env, out, node.as_ref())
+        {
+            return;
+        }
+        let meeting = self.meeting.as_mut().expect("checked above");
         let in_sfu = match meeting.media.mode {
             Mode::None => return,
             Mode::P2p { .. } if !env.config.p2p_standby => return,

@@ -5,6 +5,7 @@
 //! leaves, the meeting (roster, password, speaker stats, media state) is dropped at once.
 
 mod actions;
+mod composer_move;
 mod e2ee_relay;
 mod failover;
 mod join;
@@ -29,10 +30,11 @@ use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::ratelimit::{FailureWindow, TokenBucket};
-use crate::registry::{Location, NodeInfo};
+use crate::registry::{Location, Need, NodeInfo};
 use crate::speaker::SpeakerStats;
 use crate::{EdgeConfig, RoomAddress};
 
+pub use composer_move::RELEASE_OLD_NODE_AFTER_MS;
 pub use media::Mode;
 
 /// A socket's id, assigned by the host (kept in the socket's attachment on Cloudflare).
@@ -117,6 +119,11 @@ pub enum Input {
     LivestreamFailed {
         meeting_id: String,
     },
+    /// The media node refused the livestream for lack of a composer (it runs
+    /// `max_compositions`): the room moves to a node with one (`room/composer_move.rs`).
+    NoComposer {
+        meeting_id: String,
+    },
     /// The room's media node `node_id` is dead (silent too long, or failed the edge's check) or
     /// drained with `migrate` ([`crate::registry::NodeMove`]): the room moves to another node.
     /// Ignored by a room on another node.
@@ -175,6 +182,8 @@ pub enum Effect {
     /// Find a media node for this room and answer with [`Input::NodeAssigned`].
     RequestNode {
         location: Option<Location>,
+        /// Any node, or one with a free composer ([`crate::registry::Need`]).
+        need: Need,
     },
     /// Tell the room's media node to close sessions; `token` is signed for the edge itself.
     CloseOnNode {
@@ -452,6 +461,7 @@ impl Room {
             Input::LivestreamFailed { meeting_id } => {
                 self.on_livestream_failed(env, &mut out, &meeting_id)
             }
+            Input::NoComposer { meeting_id } => self.on_no_composer(env, &mut out, &meeting_id),
             Input::CompositionEnded {
                 meeting_id,
                 livestream,
@@ -521,7 +531,13 @@ impl Room {
         let media = self.meeting.as_ref().and_then(|m| m.media.return_at());
         let recovery = self.recovery_deadline(env.config);
         let retry = self.node_retry_at();
-        let next = lobby.chain(media).chain(recovery).chain(retry).min();
+        let release = self.release_old_node_at();
+        let next = lobby
+            .chain(media)
+            .chain(recovery)
+            .chain(retry)
+            .chain(release)
+            .min();
         // An alarm due earlier stays: it plans again when it fires. (Every frame moves a silent
         // deadline; setting the alarm again on each would cost the Worker a storage write each.)
         if next == self.alarm_at || matches!((self.alarm_at, next), (Some(a), Some(n)) if a <= n) {
@@ -554,6 +570,7 @@ impl Room {
         self.on_recovery_alarm(env, out);
         self.on_media_alarm(env, out);
         self.on_node_retry_alarm(env, out);
+        self.on_release_old_node_alarm(env, out);
     }
 
     fn on_frame(

@@ -7,6 +7,7 @@ use edgemeet_protocol::{ErrorCode, ServerMessage};
 
 use super::media::Mode;
 use super::{Effect, Env, Out, Room};
+use crate::registry::Need;
 
 /// The first retry comes this long after a refusal; each next one waits twice as long...
 pub const NODE_RETRY_FIRST_MS: u64 = 500;
@@ -77,6 +78,9 @@ impl Room {
         media.node_requested = true;
         // Asked: no alarm until the answer (a refusal sets the next time).
         media.node_retry = media.node_retry.map(|(_, n)| (ASKED, n));
-        out.0.push(Effect::RequestNode { location });
+        out.0.push(Effect::RequestNode {
+            location,
+            need: Need::Media,
+        });
     }
 }
