@@ -29,6 +29,9 @@ pub enum Error {
     Rtmp(#[source] std::io::Error),
     #[error("RTMP: {0}")]
     RtmpProtocol(String),
+    /// `rtmps://`: the TLS session failed (the server's certificate is not trusted, no roots).
+    #[error("RTMPS: {0}")]
+    RtmpTls(String),
     #[error("encoder: {0}")]
     Encoder(String),
     #[error("output: {0}")]

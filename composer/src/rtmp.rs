@@ -1,10 +1,12 @@
 //! Publishes the composed stream to an RTMP server (YouTube, Twitch, any ingest) from our own
-//! process, so the stream key is never on a command line, in a URL we log, or on disk.
+//! process, so the stream key is never on a command line, in a URL we log, or on disk. `rtmps://`
+//! targets speak the same session over TLS (rustls), the server verified against the system's
+//! roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` replace them when set).
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +15,8 @@ use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
 use rml_rtmp::time::RtmpTimestamp;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use crate::Error;
 use crate::flv::{Tag, TagKind};
@@ -33,59 +37,72 @@ impl fmt::Debug for StreamKey {
     }
 }
 
-/// Where to publish: `rtmp://host[:port]/app` and the key the service gave.
+/// Where to publish: `rtmp://host[:port]/app` or `rtmps://host[:port]/app` (`tls`), and the key
+/// the service gave.
 #[derive(Clone, Debug)]
 pub struct RtmpTarget {
     pub host: String,
     pub port: u16,
     pub app: String,
+    /// `rtmps://`: RTMP over TLS, the server's certificate verified for `host`.
+    pub tls: bool,
     pub key: StreamKey,
 }
 
 impl RtmpTarget {
-    /// Parses the ingest URL (`rtmp://host[:port]/app[/more]`). `rtmps://` is refused for now
-    /// (no TLS in this first version): say so rather than send the key in clear by surprise.
+    /// Parses the ingest URL: `rtmp://host[:port]/app[/more]` (port 1935 by default) or
+    /// `rtmps://host[:port]/app[/more]` (port 443 by default).
     pub fn parse(url: &str, key: StreamKey) -> Result<Self, Error> {
-        let rest = url
-            .strip_prefix("rtmp://")
-            .ok_or(Error::BadTarget("the URL must start with rtmp://"))?;
+        let (rest, tls) = if let Some(rest) = url.strip_prefix("rtmps://") {
+            (rest, true)
+        } else if let Some(rest) = url.strip_prefix("rtmp://") {
+            (rest, false)
+        } else {
+            return Err(Error::BadTarget(
+                "the URL must start with rtmp:// or rtmps://",
+            ));
+        };
         let (authority, app) = rest
             .split_once('/')
             .ok_or(Error::BadTarget("no application in the URL"))?;
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) => (h, p.parse().map_err(|_| Error::BadTarget("bad port"))?),
-            None => (authority, 1935),
+            None => (authority, if tls { 443 } else { 1935 }),
         };
         let app = app.trim_end_matches('/');
         if host.is_empty() || app.is_empty() || key.0.is_empty() {
             return Err(Error::BadTarget("host, application and key are all needed"));
         }
+        if tls && ServerName::try_from(host).is_err() {
+            return Err(Error::BadTarget("the host is not a name TLS can verify"));
+        }
         Ok(Self {
             host: host.to_string(),
             port,
             app: app.to_string(),
+            tls,
             key,
         })
     }
 
     fn tc_url(&self) -> String {
-        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+        let scheme = if self.tls { "rtmps" } else { "rtmp" };
+        format!("{scheme}://{}:{}/{}", self.host, self.port, self.app)
     }
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An RTMP session publishing live.
-pub struct Publisher {
+/// The connection to the server, plain or TLS. One owner reads and writes: the server's few
+/// messages (acks, pings) are read between tags, without waiting (`Transport::read` with no
+/// wait), so publishing never stalls on a read.
+struct Transport {
     socket: TcpStream,
-    session: ClientSession,
-    /// Bytes the server sent (acks, pings), read by a thread of their own.
-    inbound: mpsc::Receiver<Vec<u8>>,
+    tls: Option<Box<ClientConnection>>,
 }
 
-impl Publisher {
-    /// Connects, shakes hands, and asks to publish; returns once the server accepted.
-    pub fn connect(target: &RtmpTarget) -> Result<Self, Error> {
+impl Transport {
+    fn connect(target: &RtmpTarget) -> Result<Self, Error> {
         let addr = (target.host.as_str(), target.port)
             .to_socket_addrs()
             .map_err(Error::Rtmp)?
@@ -96,30 +113,157 @@ impl Publisher {
         socket
             .set_read_timeout(Some(CONNECT_TIMEOUT))
             .map_err(Error::Rtmp)?;
-        let remaining = handshake(&mut socket)?;
+        let tls = if target.tls {
+            let name = ServerName::try_from(target.host.clone())
+                .map_err(|_| Error::BadTarget("the host is not a name TLS can verify"))?;
+            let mut conn = ClientConnection::new(tls_config()?, name).map_err(tls_error)?;
+            while conn.is_handshaking() {
+                // A certificate the roots do not vouch for ends here, before anything of the
+                // RTMP session (the key) is sent.
+                conn.complete_io(&mut socket).map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidData => tls_error(e),
+                    _ => Error::Rtmp(e),
+                })?;
+            }
+            tracing::debug!(
+                version = ?conn.protocol_version(),
+                "RTMPS: TLS session established"
+            );
+            Some(Box::new(conn))
+        } else {
+            None
+        };
+        Ok(Self { socket, tls })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.tls {
+            None => self.socket.write_all(bytes),
+            Some(conn) => {
+                conn.writer().write_all(bytes)?;
+                flush_tls(conn, &mut self.socket)
+            }
+        }
+    }
+
+    /// What the server sent: waits up to `wait` for it, or with `None` takes only what has
+    /// already arrived. Empty when nothing came; an error when the server closed.
+    fn read(&mut self, wait: Option<Duration>) -> io::Result<Vec<u8>> {
+        match wait {
+            Some(d) => {
+                self.socket
+                    .set_read_timeout(Some(d.max(Duration::from_millis(1))))?;
+                self.read_now()
+            }
+            None => {
+                self.socket.set_nonblocking(true)?;
+                let r = self.read_now();
+                self.socket.set_nonblocking(false)?;
+                r
+            }
+        }
+        .and_then(|bytes| {
+            // TLS may owe the server an answer (a key update): sent while blocking again.
+            if let Some(conn) = &mut self.tls {
+                flush_tls(conn, &mut self.socket)?;
+            }
+            Ok(bytes)
+        })
+    }
+
+    fn read_now(&mut self) -> io::Result<Vec<u8>> {
+        let closed = || io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed");
+        let waiting = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        let Some(conn) = &mut self.tls else {
+            return match self.socket.read(&mut buf) {
+                Ok(0) => Err(closed()),
+                Ok(n) => Ok(buf[..n].to_vec()),
+                Err(e) if waiting(&e) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            };
+        };
+        loop {
+            match conn.reader().read(&mut buf) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => return Ok(buf[..n].to_vec()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            match conn.read_tls(&mut self.socket) {
+                Ok(0) => return Err(closed()),
+                Ok(_) => {
+                    conn.process_new_packets().map_err(io::Error::other)?;
+                }
+                Err(e) if waiting(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn close(mut self) {
+        if let Some(conn) = &mut self.tls {
+            conn.send_close_notify();
+            let _ = flush_tls(conn, &mut self.socket);
+        }
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn flush_tls(conn: &mut ClientConnection, socket: &mut TcpStream) -> io::Result<()> {
+    while conn.wants_write() {
+        conn.write_tls(socket)?;
+    }
+    Ok(())
+}
+
+/// TLS with the system's roots, or those of `SSL_CERT_FILE` / `SSL_CERT_DIR` when set (how an
+/// operator trusts a private ingest CA). Read at each connection: a changed file is taken at once.
+fn tls_config() -> Result<Arc<ClientConfig>, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(Error::RtmpTls(format!(
+            "no trusted root certificates ({} errors loading them)",
+            found.errors.len()
+        )));
+    }
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(tls_error)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn tls_error(e: impl fmt::Display) -> Error {
+    Error::RtmpTls(e.to_string())
+}
+
+/// An RTMP session publishing live.
+pub struct Publisher {
+    transport: Transport,
+    session: ClientSession,
+}
+
+impl Publisher {
+    /// Connects (TLS first for `rtmps://`), shakes hands, and asks to publish; returns once the
+    /// server accepted.
+    pub fn connect(target: &RtmpTarget) -> Result<Self, Error> {
+        let mut transport = Transport::connect(target)?;
+        let remaining = handshake(&mut transport)?;
 
         let mut config = ClientSessionConfig::new();
         config.tc_url = Some(target.tc_url());
         let (session, _) = ClientSession::new(config).map_err(proto)?;
-        let (tx, inbound) = mpsc::channel();
-        let mut reader = socket.try_clone().map_err(Error::Rtmp)?;
-        reader.set_read_timeout(None).map_err(Error::Rtmp)?;
-        std::thread::Builder::new()
-            .name("rtmp-in".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(Error::Rtmp)?;
-        let mut p = Self {
-            socket,
-            session,
-            inbound,
-        };
+        let mut p = Self { transport, session };
         if !remaining.is_empty() {
             p.handle(&remaining)?;
         }
@@ -158,13 +302,13 @@ impl Publisher {
         for r in self.session.stop_publishing().map_err(proto)? {
             self.send(r)?;
         }
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.transport.close();
         Ok(())
     }
 
     fn send(&mut self, r: ClientSessionResult) -> Result<(), Error> {
         if let ClientSessionResult::OutboundResponse(p) = r {
-            self.socket.write_all(&p.bytes).map_err(Error::Rtmp)?;
+            self.transport.write_all(&p.bytes).map_err(Error::Rtmp)?;
         }
         Ok(())
     }
@@ -181,23 +325,27 @@ impl Publisher {
         Ok(events)
     }
 
+    /// Handles whatever the server sent since, without waiting.
     fn drain(&mut self) -> Result<(), Error> {
-        while let Ok(bytes) = self.inbound.try_recv() {
+        loop {
+            let bytes = self.transport.read(None).map_err(Error::Rtmp)?;
+            if bytes.is_empty() {
+                return Ok(());
+            }
             for e in self.handle(&bytes)? {
                 refused(&e)?;
             }
         }
-        Ok(())
     }
 
     fn wait_for(&mut self, want: impl Fn(&ClientSessionEvent) -> bool) -> Result<(), Error> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let bytes = self
-                .inbound
-                .recv_timeout(left)
-                .map_err(|_| Error::RtmpProtocol("the server did not answer".into()))?;
+            if left.is_zero() {
+                return Err(Error::RtmpProtocol("the server did not answer".into()));
+            }
+            let bytes = self.transport.read(Some(left)).map_err(Error::Rtmp)?;
             for e in self.handle(&bytes)? {
                 refused(&e)?;
                 if want(&e) {
@@ -217,30 +365,39 @@ fn refused(e: &ClientSessionEvent) -> Result<(), Error> {
     }
 }
 
-fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, Error> {
+fn handshake(transport: &mut Transport) -> Result<Vec<u8>, Error> {
     let mut hs = Handshake::new(PeerType::Client);
     let p0p1 = hs
         .generate_outbound_p0_and_p1()
         .map_err(|e| Error::RtmpProtocol(e.to_string()))?;
-    socket.write_all(&p0p1).map_err(Error::Rtmp)?;
-    let mut buf = vec![0u8; 4096];
+    transport.write_all(&p0p1).map_err(Error::Rtmp)?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
-        let n = socket.read(&mut buf).map_err(Error::Rtmp)?;
-        if n == 0 {
-            return Err(Error::RtmpProtocol("closed during the handshake".into()));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::RtmpProtocol("no answer during the handshake".into()));
+        }
+        let bytes = transport.read(Some(left)).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                Error::RtmpProtocol("closed during the handshake".into())
+            }
+            _ => Error::Rtmp(e),
+        })?;
+        if bytes.is_empty() {
+            continue;
         }
         match hs
-            .process_bytes(&buf[..n])
+            .process_bytes(&bytes)
             .map_err(|e| Error::RtmpProtocol(e.to_string()))?
         {
             HandshakeProcessResult::InProgress { response_bytes } => {
-                socket.write_all(&response_bytes).map_err(Error::Rtmp)?;
+                transport.write_all(&response_bytes).map_err(Error::Rtmp)?;
             }
             HandshakeProcessResult::Completed {
                 response_bytes,
                 remaining_bytes,
             } => {
-                socket.write_all(&response_bytes).map_err(Error::Rtmp)?;
+                transport.write_all(&response_bytes).map_err(Error::Rtmp)?;
                 return Ok(remaining_bytes);
             }
         }
@@ -268,13 +425,28 @@ mod tests {
         );
         assert!(!format!("{t:?}").contains("abcd"));
         let t = RtmpTarget::parse("rtmp://127.0.0.1:19350/live/", StreamKey::new("k")).unwrap();
-        assert_eq!((t.port, t.app.as_str()), (19350, "live"));
+        assert_eq!((t.port, t.app.as_str(), t.tls), (19350, "live", false));
+        let t = RtmpTarget::parse(
+            "rtmps://live-api-s.facebook.com/rtmp/",
+            StreamKey::new("FB-1"),
+        )
+        .unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.app.as_str(), t.tls),
+            ("live-api-s.facebook.com", 443, "rtmp", true)
+        );
+        assert_eq!(t.tc_url(), "rtmps://live-api-s.facebook.com:443/rtmp");
+        let t = RtmpTarget::parse("rtmps://127.0.0.1:4443/live", StreamKey::new("k")).unwrap();
+        assert_eq!((t.port, t.tls), (4443, true));
         for bad in [
             "http://x/live",
             "rtmp://x",
             "rtmp://x:notaport/live",
-            "rtmps://x/live",
             "rtmp:///live",
+            "rtmps:///live",
+            "rtmps://x",
+            "rtmps://x:99999/live",
+            "rtmps://bad_host!/live",
         ] {
             assert!(
                 RtmpTarget::parse(bad, StreamKey::new("k")).is_err(),

@@ -1,5 +1,6 @@
-// Livestreaming on the page: a moderator's "Go live" form (the RTMP URL and stream key of
-// YouTube, Twitch or any RTMP server) and "Stop live", and the LIVE badge everyone sees while the
+// Livestreaming on the page: a moderator's "Go live" form (the RTMPS or RTMP URL and stream key of
+// YouTube, Twitch, Facebook or any RTMP server; an rtmp:// URL is warned about: its key travels in
+// clear) and "Stop live", and the LIVE badge everyone sees while the
 // meeting is streamed. The rules are the edge's (edge/core/src/room/livestream.rs): moderators
 // only, refused while anyone has end-to-end encryption on. The key is sent once, to the edge, and
 // the form forgets it at once; it is never shown again or stored by the page.
@@ -24,6 +25,10 @@ export class LivestreamView {
       if (!form.hidden) $('live-url').focus();
     });
     $('live-cancel').addEventListener('click', () => { form.hidden = true; });
+    const url = /** @type {HTMLInputElement} */ ($('live-url'));
+    url.addEventListener('input', () => {
+      $('live-clear').hidden = !url.value.trim().toLowerCase().startsWith('rtmp://');
+    });
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const url = /** @type {HTMLInputElement} */ ($('live-url'));
@@ -65,7 +70,7 @@ export class LivestreamView {
     button.disabled = off;
     button.title = off
       ? 'Livestreaming is off while end-to-end encryption is on: encrypted media cannot be composed.'
-      : this.live ? 'End the livestream' : 'Stream this meeting to YouTube, Twitch or any RTMP server';
+      : this.live ? 'End the livestream' : 'Stream this meeting to YouTube, Twitch, Facebook or any RTMP(S) server';
     if (button.hidden || off || this.live) $('live-form').hidden = true;
   }
 }

@@ -493,6 +493,9 @@ fn livestream_error(e: &edgemeet_composer::Error) -> &'static str {
         edgemeet_composer::Error::BadTarget(_) => "bad RTMP URL",
         edgemeet_composer::Error::Rtmp(_) => "the RTMP server cannot be reached",
         edgemeet_composer::Error::RtmpProtocol(_) => "the RTMP server refused the stream",
+        edgemeet_composer::Error::RtmpTls(_) => {
+            "the RTMPS server's certificate is not trusted (TLS failed)"
+        }
         edgemeet_composer::Error::Encoder(_) | edgemeet_composer::Error::Output(_) => {
             "the composer could not start"
         }
