@@ -426,6 +426,20 @@ async fn a_node_refuses_compositions_beyond_its_limit_and_says_so_in_its_load() 
     let (st, v) = start("cap-two").await;
     assert_eq!(st, 429, "{v}");
     assert!(v.to_string().contains("as many compositions"), "{v}");
+    // A composite recording is refused as a whole too (the edge moves the room for it), before
+    // the node looks at anything else (this node records nothing: a plain start gets 503).
+    let record = format!("{}/v1/rooms/cap-two/recording/start", node.base);
+    let composite = serde_json::to_vec(&serde_json::json!({ "composite": true })).unwrap();
+    let (st, v) = http(
+        Method::POST,
+        &record,
+        Some(&tok("cap-two", "edge")),
+        Some(composite),
+    )
+    .await;
+    assert_eq!(st, 429, "{v}");
+    let (st, v) = http(Method::POST, &record, Some(&tok("cap-two", "edge")), None).await;
+    assert_eq!(st, 503, "{v}");
     let stop = format!("{}/v1/rooms/cap-one/livestream/stop", node.base);
     let (st, _) = http(Method::POST, &stop, Some(&tok("cap-one", "edge")), None).await;
     assert_eq!(st, 200);

@@ -109,8 +109,16 @@ impl RecordCall {
     pub fn into_input(self, answer: &Result<Vec<u8>, Failure>) -> Option<Input> {
         let recorder = self.recorder?;
         let meeting_id = self.meeting_id;
-        let Ok(body) = answer else {
-            return Some(Input::RecordingFailed { meeting_id });
+        let body = match answer {
+            Ok(body) => body,
+            // A composite recording the node has no composer for: the room finds one.
+            Err(Failure::Refused(429)) => {
+                return Some(Input::NoComposer {
+                    meeting_id,
+                    livestream: false,
+                });
+            }
+            Err(_) => return Some(Input::RecordingFailed { meeting_id }),
         };
         let answer = serde_json::from_slice::<StartRecordingResponse>(body).ok()?;
         let token = answer.status_token?;
@@ -165,7 +173,10 @@ impl LiveCall {
     pub fn into_input(self, answer: &Result<Vec<u8>, Failure>) -> Option<Input> {
         let meeting_id = self.meeting_id;
         match answer {
-            Err(Failure::Refused(429)) if self.starting => Some(Input::NoComposer { meeting_id }),
+            Err(Failure::Refused(429)) if self.starting => Some(Input::NoComposer {
+                meeting_id,
+                livestream: true,
+            }),
             Err(_) if self.starting => Some(Input::LivestreamFailed { meeting_id }),
             _ => None,
         }
@@ -529,7 +540,8 @@ mod tests {
         assert_eq!(
             start().into_input(&Err(Failure::Refused(429))),
             Some(Input::NoComposer {
-                meeting_id: "m1".into()
+                meeting_id: "m1".into(),
+                livestream: true,
             })
         );
         assert_eq!(start().into_input(&Ok(Vec::new())), None);

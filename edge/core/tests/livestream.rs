@@ -379,6 +379,7 @@ fn a_node_with_no_composer_free_hands_the_room_to_one_that_has_one() {
     h.other.clear();
     h.input(Input::NoComposer {
         meeting_id: meeting.clone(),
+        livestream: true,
     });
     assert!(
         h.other.iter().any(|e| matches!(
@@ -429,6 +430,7 @@ fn a_node_with_no_composer_free_hands_the_room_to_one_that_has_one() {
     h.other.clear();
     h.input(Input::NoComposer {
         meeting_id: meeting,
+        livestream: true,
     });
     assert!(
         !h.other
@@ -454,6 +456,7 @@ fn with_no_composer_free_anywhere_the_stream_ends_and_the_room_stays_on_its_node
     h.take(2);
     h.input(Input::NoComposer {
         meeting_id: meeting.clone(),
+        livestream: true,
     });
     h.other.clear();
     h.input(Input::NodeAssigned(None));
@@ -477,8 +480,72 @@ fn with_no_composer_free_anywhere_the_stream_ends_and_the_room_stays_on_its_node
     h.send(1, start_msg());
     h.input(Input::NoComposer {
         meeting_id: meeting,
+        livestream: true,
     });
     h.take(1);
     h.input(Input::NodeAssigned(Some(node("n1"))));
     assert!(failed(&h.take(1)));
+}
+
+fn recording_starts_on(h: &Harness) -> Vec<(String, bool)> {
+    h.other
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RecordOnNode {
+                node,
+                start: Some(edgemeet_core::RecordStart { scene, .. }),
+                ..
+            } => Some((node.id.clone(), scene.is_some())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_composite_recording_refused_for_a_composer_moves_the_room_or_ends_saying_why() {
+    use edgemeet_protocol::server::MoveReason;
+    let mut h = Harness::new(None);
+    let (_, meeting) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.join(3, json!({}));
+    h.assign_node();
+    h.other.clear();
+    h.send(1, json!({"type": "start_recording", "composite": true}));
+    assert_eq!(recording_starts_on(&h), vec![("n1".to_string(), true)]);
+    h.take(1);
+    h.input(Input::NoComposer {
+        meeting_id: meeting.clone(),
+        livestream: false,
+    });
+    h.other.clear();
+    h.input(Input::NodeAssigned(Some(node("n2"))));
+    assert_eq!(
+        h.take(1).first(),
+        Some(&ServerMessage::NodeMoved {
+            reason: MoveReason::Composer
+        })
+    );
+    assert_eq!(recording_starts_on(&h), vec![("n2".to_string(), true)]);
+
+    // Refused there too: it ends, and everyone hears why.
+    h.input(Input::NoComposer {
+        meeting_id: meeting,
+        livestream: false,
+    });
+    let msgs = h.take(2);
+    assert!(
+        msgs.iter().any(|m| matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::RecordingFailed,
+                message,
+                ..
+            } if message.contains("compose")
+        )),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, ServerMessage::Recording { active: false, .. }))
+    );
 }

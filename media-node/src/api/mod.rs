@@ -350,6 +350,13 @@ async fn start_recording(
         })?
     };
     let (composite, scene) = (req.composite, req.scene.unwrap_or_default());
+    // The recorder asked for one composed video: with no composer free it is refused as a whole
+    // (429), and the edge moves the room to a node with one, rather than record without it.
+    if composite && shared.compositions.is_full() {
+        return Err(ApiError::TooMany(
+            "this node runs as many compositions as its CPU allows",
+        ));
+    }
     let started = shared
         .recordings
         .start(&shared, &meeting, req.dropbox, req.continue_from)

@@ -139,6 +139,11 @@ impl Compositions {
         self.active.lock().unwrap().len()
     }
 
+    /// As many run as may: a start now is refused.
+    pub fn is_full(&self) -> bool {
+        self.count() >= self.max
+    }
+
     fn is(&self, meeting: &str, purpose: Purpose) -> bool {
         self.active
             .lock()
@@ -232,7 +237,7 @@ impl Compositions {
         // Checked again when it is entered below; this spares starting ffmpeg for nothing.
         // 429, not 503: the edge does not try again here but moves the room to a node with a
         // composer free (`MoveReason::Composer`).
-        if self.count() >= self.max {
+        if self.is_full() {
             return Err(ApiError::TooMany(
                 "this node runs as many compositions as its CPU allows",
             ));

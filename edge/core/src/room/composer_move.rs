@@ -1,11 +1,12 @@
 //! Placing a composition (issue 21). A node runs at most `max_compositions` livestreams and
-//! composite recordings, and the composition must run where the room's media is. When the room's
-//! node refuses a livestream for lack of a composer (429), the room asks the registry for a node
-//! with one free and moves there as a drain does: `node_moved` with `composer`, the pages open
-//! their sessions on the new node before they close the old ones, the stream starts on the new
-//! node, a recording goes on there as a further file. The old node still works: once the pages
-//! have switched, the room closes the meeting there (which finalizes its part of a recording).
-//! With no node free, or a second refusal, the stream ends with `livestream_failed`.
+//! composite recordings, and a composition must run where the room's media is. When the room's
+//! node refuses a livestream or a composite recording for lack of a composer (429), the room asks
+//! the registry for a node with one free and moves there as a drain does: `node_moved` with
+//! `composer`, the pages open their sessions on the new node before they close the old ones, the
+//! composition starts on the new node, a recording goes on there as a further file. The old node
+//! still works: once the pages have switched, the room closes the meeting there (which finalizes
+//! its part of a recording). With no node free, or a second refusal, what waited for a composer
+//! ends with `livestream_failed` / `recording_failed`.
 
 use edgemeet_protocol::server::MoveReason;
 
@@ -19,22 +20,41 @@ pub const RELEASE_OLD_NODE_AFTER_MS: u64 = 6_000;
 const NO_COMPOSER: &str = "no media server can compose the meeting now (every composer is busy)";
 
 impl Room {
-    /// The node refused to compose the livestream: find one that can, once per stream.
-    pub(super) fn on_no_composer(&mut self, env: &mut Env, out: &mut Out, meeting_id: &str) {
+    /// The node refused to compose the livestream (or the composite recording): find a node
+    /// that can, once per stream or recording.
+    pub(super) fn on_no_composer(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        meeting_id: &str,
+        livestream: bool,
+    ) {
         let location = self.room_location();
         let Some(meeting) = self.meeting.as_mut().filter(|m| m.id == meeting_id) else {
             return;
         };
-        let Some(live) = meeting.livestream.as_mut() else {
-            return;
+        let may_move = if livestream {
+            let Some(live) = meeting.livestream.as_mut() else {
+                return;
+            };
+            live.refused_for_composer()
+        } else {
+            let Some(rec) = meeting.recording.as_mut().filter(|r| r.composite) else {
+                return;
+            };
+            rec.refused_for_composer()
         };
-        if !live.refused_for_composer() {
-            self.end_failed_livestream(env, out, meeting_id, NO_COMPOSER);
+        if !may_move {
+            if livestream {
+                self.end_failed_livestream(env, out, meeting_id, NO_COMPOSER);
+            } else {
+                self.end_failed_recording(env, out, meeting_id, NO_COMPOSER);
+            }
             return;
         }
         if meeting.media.node_requested {
-            // The room is already finding a node (its own died meanwhile): the stream starts
-            // on that one, or fails there for good.
+            // The room is already finding a node (its own died meanwhile, or the other
+            // composition asked): it starts on that one, or fails there for good.
             return;
         }
         meeting.media.node_requested = true;
@@ -63,8 +83,7 @@ impl Room {
             (None, _) => return true,
             (Some(old), Some(new)) if old.id != new.id => old,
             _ => {
-                let id = meeting.id.clone();
-                self.end_failed_livestream(env, out, &id, NO_COMPOSER);
+                self.end_what_awaits_a_composer(env, out);
                 return false;
             }
         };
@@ -114,5 +133,27 @@ impl Room {
         }
         let id = meeting.id.clone();
         self.push_close(env, out, node, id, NodeScope::Meeting);
+    }
+
+    /// No node has a composer free: what waited for one ends, and everyone hears why.
+    fn end_what_awaits_a_composer(&mut self, env: &mut Env, out: &mut Out) {
+        let Some(meeting) = self.meeting.as_ref() else {
+            return;
+        };
+        let id = meeting.id.clone();
+        let live = meeting
+            .livestream
+            .as_ref()
+            .is_some_and(|l| l.awaits_composer());
+        let rec = meeting
+            .recording
+            .as_ref()
+            .is_some_and(|r| r.awaits_composer());
+        if live {
+            self.end_failed_livestream(env, out, &id, NO_COMPOSER);
+        }
+        if rec {
+            self.end_failed_recording(env, out, &id, NO_COMPOSER);
+        }
     }
 }

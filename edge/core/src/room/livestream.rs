@@ -44,6 +44,11 @@ impl Livestream {
         self.started_on_node = false;
         !std::mem::replace(&mut self.moved_for_composer, true)
     }
+
+    /// Waiting for a node with a composer.
+    pub(super) fn awaits_composer(&self) -> bool {
+        !self.started_on_node
+    }
 }
 
 /// `rtmp://host[:port]/app...` (or `rtmps://`): the node checks the rest.

@@ -119,10 +119,12 @@ pub enum Input {
     LivestreamFailed {
         meeting_id: String,
     },
-    /// The media node refused the livestream for lack of a composer (it runs
-    /// `max_compositions`): the room moves to a node with one (`room/composer_move.rs`).
+    /// The media node refused the livestream (or the composite recording, `livestream` false)
+    /// for lack of a composer (it runs `max_compositions`): the room moves to a node with one
+    /// (`room/composer_move.rs`).
     NoComposer {
         meeting_id: String,
+        livestream: bool,
     },
     /// The room's media node `node_id` is dead (silent too long, or failed the edge's check) or
     /// drained with `migrate` ([`crate::registry::NodeMove`]): the room moves to another node.
@@ -461,7 +463,10 @@ impl Room {
             Input::LivestreamFailed { meeting_id } => {
                 self.on_livestream_failed(env, &mut out, &meeting_id)
             }
-            Input::NoComposer { meeting_id } => self.on_no_composer(env, &mut out, &meeting_id),
+            Input::NoComposer {
+                meeting_id,
+                livestream,
+            } => self.on_no_composer(env, &mut out, &meeting_id, livestream),
             Input::CompositionEnded {
                 meeting_id,
                 livestream,

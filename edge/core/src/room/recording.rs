@@ -27,6 +27,24 @@ pub(super) struct Recording {
     /// Also one composed video of the meeting (the node composes it; the scene follows).
     #[serde(default)]
     pub(super) composite: bool,
+    /// The room moved to another node for a composer once for this recording: a second
+    /// refusal ends it.
+    #[serde(default)]
+    moved_for_composer: bool,
+}
+
+impl Recording {
+    /// A node refused to compose the recording: whether the room may move for it (once), and
+    /// the recording is to start on the node the room gets.
+    pub(super) fn refused_for_composer(&mut self) -> bool {
+        self.started_on_node = false;
+        !std::mem::replace(&mut self.moved_for_composer, true)
+    }
+
+    /// A composed recording waiting for a node with a composer.
+    pub(super) fn awaits_composer(&self) -> bool {
+        self.composite && !self.started_on_node
+    }
 }
 
 impl Room {
@@ -75,6 +93,7 @@ impl Room {
             started_on_node: false,
             on_node: None,
             composite,
+            moved_for_composer: false,
         });
         out.send_many(
             self.member_conns(),
@@ -163,6 +182,22 @@ impl Room {
     }
 
     pub(super) fn on_recording_failed(&mut self, env: &mut Env, out: &mut Out, meeting_id: &str) {
+        self.end_failed_recording(
+            env,
+            out,
+            meeting_id,
+            "the recording could not be started on the media node",
+        );
+    }
+
+    /// The recording ends, and everyone hears why.
+    pub(super) fn end_failed_recording(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        meeting_id: &str,
+        why: &str,
+    ) {
         let matches = self
             .meeting
             .as_ref()
@@ -170,7 +205,7 @@ impl Room {
         if matches && self.stop_recording(env, out, None).is_ok() {
             let err = ServerMessage::Error {
                 code: ErrorCode::RecordingFailed,
-                message: "the recording could not be started on the media node".into(),
+                message: why.into(),
                 request: Some("start_recording".into()),
             };
             out.send_many(self.member_conns(), &err);
