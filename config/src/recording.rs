@@ -27,6 +27,28 @@ pub enum DestinationChoice {
     Local,
 }
 
+/// What a recording delivers unless the recorder chooses otherwise in the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilesChoice {
+    /// One file per person.
+    #[default]
+    PerPerson,
+    /// One composed video of the meeting (the livestream's layout).
+    Composite,
+    Both,
+}
+
+impl FilesChoice {
+    fn word(self) -> &'static str {
+        match self {
+            Self::PerPerson => "per_person",
+            Self::Composite => "composite",
+            Self::Both => "both",
+        }
+    }
+}
+
 /// `[recording]` of the edge's file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -51,6 +73,8 @@ pub struct RecordingSettings {
     /// `status_listen` as browsers reach it, up to `/v1/recording-status/`. Default: this edge
     /// (`/v1/recording-status/`) when it runs the uploader itself; none otherwise (no link).
     pub status_url: Option<String>,
+    /// The page's first choice of files: `per_person`, `composite` or `both`.
+    pub files: FilesChoice,
     pub dropbox: DropboxSettings,
 }
 
@@ -82,6 +106,7 @@ impl Default for RecordingSettings {
             retention_secs: 86_400,
             poll_interval_ms: 5_000,
             status_url: None,
+            files: FilesChoice::PerPerson,
             dropbox: DropboxSettings::default(),
         }
     }
@@ -109,8 +134,8 @@ impl RecordingSettings {
         }
     }
 
-    /// `EDGEMEET_RECORDING` (a switch), `EDGEMEET_RECORDING_{DESTINATION,LOCAL_FOLDER,DATA_DIR,
-    /// KEY,STATUS_URL}`, `EDGEMEET_DROPBOX_{APP_KEY,AUTHORIZE_URL,API_URL,CONTENT_URL}`.
+    /// `EDGEMEET_RECORDING` (a switch), `EDGEMEET_RECORDING_{DESTINATION,FILES,LOCAL_FOLDER,
+    /// DATA_DIR,KEY,STATUS_URL}`, `EDGEMEET_DROPBOX_{APP_KEY,AUTHORIZE_URL,API_URL,CONTENT_URL}`.
     pub fn apply_env(&mut self, vars: &Vars) -> Result<(), ConfigError> {
         if let Some(v) = vars.get("EDGEMEET_RECORDING")
             && v.trim_start().starts_with('{')
@@ -134,6 +159,16 @@ impl RecordingSettings {
             ],
         )? {
             self.destination = d;
+        }
+        if let Some(f) = vars.one_of(
+            "EDGEMEET_RECORDING_FILES",
+            &[
+                ("per_person", FilesChoice::PerPerson),
+                ("composite", FilesChoice::Composite),
+                ("both", FilesChoice::Both),
+            ],
+        )? {
+            self.files = f;
         }
         if let Some(v) = vars.get("EDGEMEET_RECORDING_LOCAL_FOLDER") {
             self.local_folder = v.into();
@@ -240,6 +275,7 @@ impl RecordingSettings {
         if let Some(url) = status_url {
             config["recording"]["status_url"] = json!(url);
         }
+        config["recording"]["files"] = json!(self.files.word());
         config
     }
 }
@@ -298,6 +334,23 @@ mod tests {
             err.contains("EDGEMEET_RECORDING_DESTINATION") && err.contains("auto, dropbox, local"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_pages_first_choice_of_files_is_the_operators() {
+        let mut s = RecordingSettings::default();
+        assert_eq!(
+            s.public_json(true, None)["recording"]["files"],
+            "per_person"
+        );
+        s.apply_env(&vars(&[("EDGEMEET_RECORDING_FILES", "Composite")]))
+            .unwrap();
+        assert_eq!(s.public_json(true, None)["recording"]["files"], "composite");
+        let err = RecordingSettings::default()
+            .apply_env(&vars(&[("EDGEMEET_RECORDING_FILES", "all")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("per_person, composite, both"), "{err}");
     }
 
     #[test]

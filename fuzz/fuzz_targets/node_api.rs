@@ -117,7 +117,10 @@ fuzz_target!(|data: &[u8]| {
             let mut header = || lines.next().filter(|l| !l.is_empty());
             let at = Location::from_parts(header(), header(), header(), header());
             // A live node is always a choice, wherever the caller is.
-            assert_eq!(registry.select(Some(&at), Need::Media, NOW_MS).is_some(), !draining);
+            assert_eq!(
+                registry.select(Some(&at), Need::Media, NOW_MS).is_some(),
+                !draining
+            );
         }
     }
 });

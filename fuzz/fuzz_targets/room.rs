@@ -16,7 +16,9 @@ use edgemeet_core::config::{AuthMode, Limits, Moderation};
 use edgemeet_core::{
     ClientInfo, EdgeConfig, Effect, Env, Input, NodeInfo, Room, TenantConfig, route,
 };
-use edgemeet_protocol::client::{DropboxGrant, Join, MediaState, Profile, ResumeSecret, TrackInfo};
+use edgemeet_protocol::client::{
+    DropboxGrant, Join, MediaState, Profile, RecordingFiles, ResumeSecret, StreamKey, TrackInfo,
+};
 use edgemeet_protocol::e2ee::KeyBlob;
 use edgemeet_protocol::reaction::Reaction;
 use edgemeet_protocol::server::decode_server;
@@ -71,7 +73,20 @@ enum Op<'a> {
         ms: u16,
     },
     Alarm,
-    NodeAssigned(bool),
+    /// None, the room's first node, or another (a move).
+    NodeAssigned(Option<bool>),
+    /// A node refused a composition for lack of a composer.
+    NoComposer {
+        this_meeting: bool,
+        livestream: bool,
+    },
+    LivestreamFailed {
+        this_meeting: bool,
+    },
+    CompositionEnded {
+        this_meeting: bool,
+        livestream: bool,
+    },
     DominantSpeaker {
         this_meeting: bool,
         who: u8,
@@ -143,7 +158,14 @@ enum Msg<'a> {
     RefreshNodeGrant,
     StartRecording {
         dropbox: Option<(&'a str, Option<&'a str>, &'a str)>,
+        composite: bool,
+        files: Option<u8>,
     },
+    StartLivestream {
+        url: &'a str,
+        key: &'a str,
+    },
+    StopLivestream,
     StopRecording,
     SpeakerStats,
     Ping,
@@ -322,6 +344,14 @@ impl Harness {
         }
     }
 
+    /// The meeting's id, or one of no meeting.
+    fn meeting_if(&self, this_meeting: bool) -> String {
+        self.meeting
+            .clone()
+            .filter(|_| this_meeting)
+            .unwrap_or_default()
+    }
+
     fn id(&self, i: u8) -> String {
         if self.ids.is_empty() {
             format!("p{i}")
@@ -431,13 +461,28 @@ impl Harness {
                     .collect(),
             },
             Msg::RefreshNodeGrant => ClientMessage::RefreshNodeGrant,
-            Msg::StartRecording { dropbox } => ClientMessage::StartRecording {
+            Msg::StartRecording {
+                dropbox,
+                composite,
+                files,
+            } => ClientMessage::StartRecording {
                 dropbox: dropbox.map(|(access, refresh, app)| DropboxGrant {
                     access_token: access.to_string(),
                     refresh_token: refresh.map(str::to_string),
                     app_key: app.to_string(),
                 }),
+                composite,
+                files: files.map(|f| match f % 3 {
+                    0 => RecordingFiles::PerPerson,
+                    1 => RecordingFiles::Composite,
+                    _ => RecordingFiles::Both,
+                }),
             },
+            Msg::StartLivestream { url, key } => ClientMessage::StartLivestream {
+                url: url.to_string(),
+                stream_key: StreamKey(key.to_string()),
+            },
+            Msg::StopLivestream => ClientMessage::StopLivestream,
             Msg::StopRecording => ClientMessage::StopRecording,
             Msg::SpeakerStats => ClientMessage::SpeakerStats,
             Msg::Ping => ClientMessage::Ping,
@@ -518,11 +563,31 @@ fuzz_target!(|script: Script| {
                 continue;
             }
             Op::Alarm => Input::Alarm,
-            Op::NodeAssigned(some) => Input::NodeAssigned(some.then(|| NodeInfo {
-                id: "n1".into(),
-                url: "http://127.0.0.1:9".into(),
-                region: "eu".into(),
+            Op::NodeAssigned(which) => Input::NodeAssigned(which.map(|other| {
+                let id = if other { "n2" } else { "n1" };
+                NodeInfo {
+                    id: id.into(),
+                    url: format!("http://{id}.example"),
+                    region: "eu".into(),
+                }
             })),
+            Op::NoComposer {
+                this_meeting,
+                livestream,
+            } => Input::NoComposer {
+                meeting_id: h.meeting_if(this_meeting),
+                livestream,
+            },
+            Op::LivestreamFailed { this_meeting } => Input::LivestreamFailed {
+                meeting_id: h.meeting_if(this_meeting),
+            },
+            Op::CompositionEnded {
+                this_meeting,
+                livestream,
+            } => Input::CompositionEnded {
+                meeting_id: h.meeting_if(this_meeting),
+                livestream,
+            },
             Op::DominantSpeaker { this_meeting, who } => Input::DominantSpeaker {
                 meeting_id: h
                     .meeting
@@ -566,7 +631,10 @@ fuzz_target!(|script: Script| {
     let stored = serde_json::to_string(&h.room).expect("a room serializes");
     let back: Room = serde_json::from_str(&stored).expect("a stored room reads back");
     let value: serde_json::Value = serde_json::from_str(&stored).expect("stored as JSON");
-    if value["meeting"]["recording"]["started_on_node"] == serde_json::Value::Bool(false) {
+    // A livestream's URL and key are not stored either (memory only).
+    if value["meeting"]["recording"]["started_on_node"] == serde_json::Value::Bool(false)
+        || !value["meeting"]["livestream"].is_null()
+    {
         let again = serde_json::to_string(&back).expect("a room serializes");
         assert_eq!(again, stored);
     } else {

@@ -577,11 +577,25 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composite_recording_is_one_playable_mp4_beside_the_per_person_files() {
+    composite_recording(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_only_recording_delivers_the_mp4_alone() {
+    composite_recording(false).await;
+}
+
+/// Two people recorded with one composed video, and (`per_person`) a file each.
+async fn composite_recording(per_person: bool) {
     let (video, audio) = tokio::join!(vp8_frames(), opus_packets());
     let (video, audio) = (Arc::new(video), Arc::new(audio));
     let s3 = start_s3().await;
     let node = node_with_recording(&s3).await;
-    let meeting = "m-composite";
+    let meeting = if per_person {
+        "m-composite"
+    } else {
+        "m-composite-only"
+    };
     let mut stops = Vec::new();
     let mut clients = Vec::new();
     for (i, p) in ["ada", "bob"].iter().enumerate() {
@@ -594,6 +608,7 @@ async fn a_composite_recording_is_one_playable_mp4_beside_the_per_person_files()
         "dropbox": {"accessToken": ACCESS, "refreshToken": REFRESH, "appKey": "app-key-1"},
         "composite": true,
         "scene": {"people": [{"id": "ada", "name": "Ada"}, {"id": "bob", "name": "Bob"}], "speaker": "ada"},
+        "perPerson": per_person,
     }))
     .unwrap();
     let t_start = Instant::now();
@@ -617,8 +632,9 @@ async fn a_composite_recording_is_one_playable_mp4_beside_the_per_person_files()
     let recorded = t_start.elapsed().as_secs_f64();
     assert_eq!(st, 200, "{stopped}");
     assert_eq!(
-        stopped["files"], 3,
-        "two people's files and the composed one: {stopped}"
+        stopped["files"],
+        if per_person { 3 } else { 1 },
+        "two people's files (if asked) and the composed one: {stopped}"
     );
 
     let objects = s3.objects().await;
@@ -633,6 +649,12 @@ async fn a_composite_recording_is_one_playable_mp4_beside_the_per_person_files()
         .filter(|f| f.content_type == "video/mp4")
         .collect();
     assert_eq!(composed.len(), 1, "{:?}", manifest.files);
+    assert_eq!(
+        manifest.files.len(),
+        if per_person { 3 } else { 1 },
+        "{:?}",
+        manifest.files
+    );
     let f = composed[0];
     assert!(f.name.ends_with("-meeting.mp4"), "{}", f.name);
     let (_, body) = objects

@@ -58,6 +58,36 @@ pub struct MediaState {
     pub e2ee: bool,
 }
 
+/// What a recording delivers: a file per person, one composed video of the meeting (the
+/// livestream's layout), or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingFiles {
+    #[default]
+    PerPerson,
+    Composite,
+    Both,
+}
+
+impl RecordingFiles {
+    /// `composite`: the older flag (true meant both).
+    pub fn resolve(files: Option<Self>, composite: bool) -> Self {
+        match (files, composite) {
+            (Some(f), _) => f,
+            (None, true) => Self::Both,
+            (None, false) => Self::PerPerson,
+        }
+    }
+
+    pub fn composite(self) -> bool {
+        self != Self::PerPerson
+    }
+
+    pub fn per_person(self) -> bool {
+        self != Self::Composite
+    }
+}
+
 /// The recorder's Dropbox authorization (OAuth 2 with PKCE, `token_access_type=offline`), handed to
 /// the media node, which seals it into the recording's manifest at once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,9 +178,13 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dropbox: Option<DropboxGrant>,
         /// Also one composed video of the whole meeting (the livestream's layout: the speaker
-        /// large, names on the tiles), delivered with the per-person files.
+        /// large, names on the tiles), delivered with the per-person files. Older pages' form
+        /// of `files: both`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         composite: bool,
+        /// Which files: one per person (the default), one composed video, or both.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files: Option<RecordingFiles>,
     },
     /// Moderator: stop the recording; it is uploaded, then deleted from our storage.
     StopRecording,
@@ -424,7 +458,8 @@ mod tests {
             m,
             ClientMessage::StartRecording {
                 dropbox: None,
-                composite: false
+                composite: false,
+                files: None,
             }
         );
         let m = parse_client(

@@ -23,7 +23,7 @@ pub mod node;
 pub mod reaction;
 pub mod server;
 
-pub use client::{ClientMessage, parse_client};
+pub use client::{ClientMessage, RecordingFiles, parse_client};
 pub use error::{ErrorCode, ProtocolError};
 pub use server::{ServerMessage, encode_server};
 

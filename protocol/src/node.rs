@@ -412,7 +412,7 @@ pub struct ApiError {
 /// `POST /v1/rooms/{meeting}/recording/start` (edge token): the recorder's Dropbox grant. The
 /// node seals it at once into the recording's manifest; it is never logged or stored in clear.
 /// Without `dropbox` the manifest carries no token (local-folder destination, all-in-one).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartRecordingRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -427,6 +427,9 @@ pub struct StartRecordingRequest {
     /// per-person files.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub composite: bool,
+    /// `false`: no file per person, only the composed one (`composite` must then be set).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub per_person: bool,
     /// Who the composed file shows at the start (updated with `POST .../composition/scene`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scene: Option<CompositionScene>,
@@ -639,5 +642,25 @@ mod session_id_tests {
             "p1"
         ));
         assert!(!session_belongs_to("secret-0123456789", "s1", "m1", "p1"));
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(v: &bool) -> bool {
+    *v
+}
+
+impl Default for StartRecordingRequest {
+    fn default() -> Self {
+        Self {
+            dropbox: None,
+            continue_from: None,
+            composite: false,
+            per_person: true,
+            scene: None,
+        }
     }
 }

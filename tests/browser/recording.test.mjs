@@ -194,8 +194,9 @@ test('"One video": a composed video of the whole meeting lands in Dropbox beside
   const bob = await joinPage(browser, edge.url, room, { name: 'Bob' });
   await inMeeting(bob);
   await ada.waitForFunction(() => !document.getElementById('record').hidden);
-  assert.equal(await ada.isVisible('#record-composite-choice'), true);
-  await ada.check('#record-composite');
+  assert.equal(await ada.isVisible('#record-files-choice'), true);
+  assert.equal(await ada.inputValue('#record-files'), 'per_person', "the operator's default");
+  await ada.selectOption('#record-files', 'both');
   const before = new Set((await (await fetch(`${emuUrl}/_emulator/files`)).json()).map((f) => f.path_display));
   const popupPromise = ada.context().waitForEvent('page');
   await ada.click('#record');
@@ -203,7 +204,7 @@ test('"One video": a composed video of the whole meeting lands in Dropbox beside
   await popup.waitForEvent('close', { timeout: 15000 });
   await ada.waitForFunction(() => document.getElementById('record').textContent === 'Stop recording', null, { timeout: 15000 });
   // The choice is made before a recording starts.
-  assert.equal(await ada.isVisible('#record-composite-choice'), false);
+  assert.equal(await ada.isVisible('#record-files-choice'), false);
   await ada.waitForTimeout(6000);
   await ada.click('#record');
   const list = await deliveryReaches(ada, 0, 'delivered', 60000);

@@ -86,6 +86,9 @@ pub fn record(
                     body["composite"] = json!(true);
                     body["scene"] = json!(scene);
                 }
+                if !start.per_person {
+                    body["perPerson"] = json!(false);
+                }
                 body.to_string()
             }),
         ),
@@ -442,10 +445,29 @@ mod tests {
             recorder: "p1".into(),
             continue_from: None,
             scene: None,
+            per_person: true,
         };
-        let r = record(b, "m1".into(), "t".into(), Some(start));
+        let r = record(b, "m1".into(), "t".into(), Some(start.clone()));
         assert_eq!(r.call.url, "https://n1.example/v1/rooms/m1/recording/start");
         assert_eq!(r.call.body.as_deref(), Some("{}"));
+        // Only the composed video.
+        let only = RecordStart {
+            scene: Some(Default::default()),
+            per_person: false,
+            ..start
+        };
+        let body: serde_json::Value = serde_json::from_str(
+            record(b, "m1".into(), "t".into(), Some(only))
+                .call
+                .body
+                .as_deref()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (&body["composite"], &body["perPerson"]),
+            (&json!(true), &json!(false))
+        );
         let stop = record(b, "m1".into(), "t".into(), None);
         assert_eq!(
             (stop.call.url.as_str(), stop.call.body.as_deref()),
@@ -465,6 +487,7 @@ mod tests {
                     recorder: "p1".into(),
                     continue_from: None,
                     scene: None,
+                    per_person: true,
                 }),
             )
         };

@@ -255,6 +255,23 @@ fn a_composite_recording_gets_the_scene_at_its_start_and_when_it_changes() {
     h.other.clear();
     h.join(2, json!({"profile": {"name": "Bob"}}));
     assert!(scenes(&h).is_empty());
+
+    // Only the composed video: the node is told to record no file per person.
+    let mut h = Harness::new(None);
+    h.join(1, json!({"profile": {"name": "Ada"}}));
+    h.send(1, json!({"type": "start_recording", "files": "composite"}));
+    h.assign_node();
+    assert!(h.other.iter().any(|e| matches!(
+        e,
+        Effect::RecordOnNode {
+            start: Some(edgemeet_core::RecordStart {
+                scene: Some(_),
+                per_person: false,
+                ..
+            }),
+            ..
+        }
+    )));
 }
 
 #[test]

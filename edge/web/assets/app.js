@@ -463,8 +463,11 @@ class Meeting {
     const note = $('record-note');
     const cfg = this.recordingConfig;
     button.hidden = !(this.moderator && cfg.available && this.me);
-    // The choice of one composed video is made before a recording starts.
-    $('record-composite-choice').hidden = button.hidden || this.recording;
+    // Which files (a file per person, one composed video, both) is chosen before a recording
+    // starts; the operator's default (`recording.files`) is chosen at first.
+    const files = /** @type {HTMLSelectElement} */ ($('record-files'));
+    if (cfg.files && !files.dataset.touched) files.value = cfg.files;
+    $('record-files-choice').hidden = button.hidden || this.recording;
     button.textContent = this.recording ? 'Stop recording' : 'Record';
     button.setAttribute('aria-pressed', String(this.recording));
     const e2ee = !!this.e2ee || [...this.people.values()].some((p) => p.media?.e2ee);
@@ -530,7 +533,7 @@ class Meeting {
     const cfg = this.recordingConfig;
     /** @type {any} */
     const msg = { type: 'start_recording' };
-    if (/** @type {HTMLInputElement} */ ($('record-composite')).checked) msg.composite = true;
+    msg.files = /** @type {HTMLSelectElement} */ ($('record-files')).value;
     if (cfg.destination === 'dropbox' && cfg.dropbox) {
       if (!this.dropbox) {
         this.recordingBusy = true;
@@ -751,6 +754,8 @@ class Meeting {
     });
     $('mute-all').addEventListener('click', () => this.signaling.send({ type: 'mute_all', kind: 'audio' }));
     $('record').addEventListener('click', () => this.toggleRecording().catch((e) => console.error(e)));
+    // A choice made by the person stays (the operator's default no longer overrides it).
+    $('record-files').addEventListener('change', (e) => { /** @type {HTMLElement} */ (e.target).dataset.touched = '1'; });
     $('lock-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const pw = /** @type {HTMLInputElement} */ ($('lock-password'));

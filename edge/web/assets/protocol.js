@@ -70,7 +70,8 @@
  *   | {type: 'e2ee_key', to: ParticipantId, blob: string}
  *   | {type: 'tracks', session_id: string, tracks: TrackInfo[]}
  *   | {type: 'refresh_node_grant'}
- *   | {type: 'start_recording', dropbox?: DropboxGrant, composite?: boolean}
+ *   | {type: 'start_recording', dropbox?: DropboxGrant, composite?: boolean,
+ *       files?: 'per_person' | 'composite' | 'both'}
  *   | {type: 'stop_recording'}
  *   | {type: 'start_livestream', url: string, stream_key: string}
  *   | {type: 'stop_livestream'}

@@ -9,8 +9,9 @@ const CHANNEL = 'edgemeet-dropbox-oauth';
 /**
  * @typedef {{available: boolean, destination?: 'dropbox' | 'local',
  *   dropbox?: {app_key: string, authorize_url: string, token_url: string},
- *   status_url?: string}} RecordingConfig
+ *   status_url?: string, files?: 'per_person' | 'composite' | 'both'}} RecordingConfig
  *   `status_url`: where a recording's delivery status is read, `{status_url}{token}`.
+ *   `files`: the operator's default choice of files (`recording.files`).
  * @typedef {{access_token: string, refresh_token?: string, app_key: string}} DropboxGrant
  * @typedef {{type: 'recording_status_link', token: string}} RecordingStatusLinkMessage
  *   To the recorder only: the delivery-status capability of the recording they started.

@@ -350,6 +350,11 @@ async fn start_recording(
         })?
     };
     let (composite, scene) = (req.composite, req.scene.unwrap_or_default());
+    if !req.per_person && !composite {
+        return Err(ApiError::BadRequest(
+            "perPerson: false records nothing without composite: true".into(),
+        ));
+    }
     // The recorder asked for one composed video: with no composer free it is refused as a whole
     // (429), and the edge moves the room to a node with one, rather than record without it.
     if composite && shared.compositions.is_full() {
@@ -359,7 +364,13 @@ async fn start_recording(
     }
     let started = shared
         .recordings
-        .start(&shared, &meeting, req.dropbox, req.continue_from)
+        .start(
+            &shared,
+            &meeting,
+            req.dropbox,
+            req.continue_from,
+            req.per_person,
+        )
         .await?;
     // One composed MP4 of the meeting beside the per-person files, if asked: a failure here
     // leaves the per-person recording running.

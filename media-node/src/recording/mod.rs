@@ -74,6 +74,8 @@ struct Active {
     dropped: Arc<AtomicU64>,
     /// Rewrites `pending.json` while the recording runs (its sign of life for the uploader).
     alive: Mutex<Option<JoinHandle<()>>>,
+    /// A file per person (off: the recording holds only the composed video).
+    per_person: bool,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -122,6 +124,7 @@ impl Recordings {
         meeting: &str,
         dropbox: Option<RecordingDropbox>,
         continue_from: Option<String>,
+        per_person: bool,
     ) -> Result<StartRecordingResponse, ApiError> {
         let ready = self.ready.as_ref().ok_or(ApiError::Unavailable(
             "recording is not configured on this node",
@@ -184,6 +187,7 @@ impl Recordings {
             tasks: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
             alive: Mutex::new(None),
+            per_person,
         });
         {
             let mut map = self.active.lock().unwrap();
@@ -430,6 +434,10 @@ impl Recordings {
         let Some(active) = self.active.lock().unwrap().get(meeting).cloned() else {
             return;
         };
+        // Only the composed video: its own taps feed it (`composition`), none here.
+        if !active.per_person {
+            return;
+        }
         let Ok(mut tracks) = media.recordable(meeting, &active.id).await else {
             return;
         };

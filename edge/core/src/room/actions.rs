@@ -3,7 +3,7 @@
 
 use edgemeet_protocol::node::session_belongs_to;
 use edgemeet_protocol::server::LeaveReason;
-use edgemeet_protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage};
+use edgemeet_protocol::{ClientMessage, ErrorCode, ProtocolError, RecordingFiles, ServerMessage};
 
 use super::join::with_token_fields;
 use super::password::password_hash;
@@ -45,9 +45,17 @@ impl Room {
                 }
                 Ok(())
             }
-            ClientMessage::StartRecording { dropbox, composite } => {
-                self.start_recording(env, out, id, dropbox, composite)
-            }
+            ClientMessage::StartRecording {
+                dropbox,
+                composite,
+                files,
+            } => self.start_recording(
+                env,
+                out,
+                id,
+                dropbox,
+                RecordingFiles::resolve(files, composite),
+            ),
             ClientMessage::StopRecording => {
                 self.require_moderator(id)?;
                 self.stop_recording(env, out, Some(id))

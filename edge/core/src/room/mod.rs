@@ -250,6 +250,8 @@ pub struct RecordStart {
     pub continue_from: Option<String>,
     /// Also one composed video, showing this scene at first (names of the people in it).
     pub scene: Option<edgemeet_protocol::node::CompositionScene>,
+    /// A file per person (false: only the composed video).
+    pub per_person: bool,
 }
 
 /// Close codes sent to browsers.

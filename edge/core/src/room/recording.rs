@@ -2,7 +2,7 @@
 //! grant; the room moves to its media node (even with two) and the node records. Refused while any
 //! participant has E2EE on; turning E2EE on stops it.
 
-use edgemeet_protocol::client::DropboxGrant;
+use edgemeet_protocol::client::{DropboxGrant, RecordingFiles};
 use edgemeet_protocol::{ErrorCode, ParticipantId, ProtocolError, ServerMessage};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,9 @@ pub(super) struct Recording {
     /// Also one composed video of the meeting (the node composes it; the scene follows).
     #[serde(default)]
     pub(super) composite: bool,
+    /// A file per person (off: only the composed video).
+    #[serde(default = "yes")]
+    per_person: bool,
     /// The room moved to another node for a composer once for this recording: a second
     /// refusal ends it.
     #[serde(default)]
@@ -54,7 +57,7 @@ impl Room {
         out: &mut Out,
         id: &str,
         grant: Option<DropboxGrant>,
-        composite: bool,
+        files: RecordingFiles,
     ) -> Result<(), ProtocolError> {
         self.may_take_media_out(
             env,
@@ -92,7 +95,8 @@ impl Room {
             pending: grant,
             started_on_node: false,
             on_node: None,
-            composite,
+            composite: files.composite(),
+            per_person: files.per_person(),
             moved_for_composer: false,
         });
         out.send_many(
@@ -132,6 +136,7 @@ impl Room {
         let start = rec.pending.clone();
         rec.started_on_node = true;
         let recorder = rec.by.clone();
+        let per_person = rec.per_person;
         let continue_from = rec.on_node.take();
         out.0.push(Effect::RecordOnNode {
             node,
@@ -142,6 +147,7 @@ impl Room {
                 recorder,
                 continue_from,
                 scene,
+                per_person,
             }),
         });
     }
@@ -298,4 +304,8 @@ impl Room {
     pub(super) fn is_recording(&self) -> bool {
         self.meeting.as_ref().is_some_and(|m| m.recording.is_some())
     }
+}
+
+fn yes() -> bool {
+    true
 }
