@@ -86,6 +86,7 @@ enum Op<'a> {
     CompositionEnded {
         this_meeting: bool,
         livestream: bool,
+        restarted: bool,
     },
     DominantSpeaker {
         this_meeting: bool,
@@ -170,6 +171,7 @@ enum Msg<'a> {
     SpeakerStats,
     Ping,
     SetLobby(bool),
+    SetCompositionLayout(bool),
     /// Let in (`admit`) or turn away someone knocking: a knock id the room announced, or anything.
     Admit {
         admit: bool,
@@ -487,6 +489,7 @@ impl Harness {
             Msg::SpeakerStats => ClientMessage::SpeakerStats,
             Msg::Ping => ClientMessage::Ping,
             Msg::SetLobby(enabled) => ClientMessage::SetLobby { enabled },
+            Msg::SetCompositionLayout(grid) => ClientMessage::SetCompositionLayout { grid },
             Msg::Admit { admit, target } => {
                 let target = match target {
                     Knock::Known(i) if !self.knocks.is_empty() => {
@@ -584,9 +587,11 @@ fuzz_target!(|script: Script| {
             Op::CompositionEnded {
                 this_meeting,
                 livestream,
+                restarted,
             } => Input::CompositionEnded {
                 meeting_id: h.meeting_if(this_meeting),
                 livestream,
+                restarted,
             },
             Op::DominantSpeaker { this_meeting, who } => Input::DominantSpeaker {
                 meeting_id: h

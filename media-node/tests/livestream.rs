@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -267,28 +267,6 @@ async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_
     assert!(!logged.contains("Ada"), "a name is in a log line");
     let _ = std::fs::remove_dir_all(&dir);
     node.handle.shutdown().await;
-}
-
-/// A stub edge that keeps the events a node reports.
-async fn stub_edge() -> (Arc<Mutex<Vec<edgemeet_protocol::node::NodeEvent>>>, String) {
-    use axum::extract::State;
-    type Seen = Arc<Mutex<Vec<edgemeet_protocol::node::NodeEvent>>>;
-    async fn events(
-        State(s): State<Seen>,
-        axum::Json(ev): axum::Json<edgemeet_protocol::node::NodeEvents>,
-    ) {
-        s.lock().unwrap().extend(ev.events);
-    }
-    async fn heartbeat() {}
-    let seen = Seen::default();
-    let app = axum::Router::new()
-        .route("/api/nodes/events", axum::routing::post(events))
-        .route("/api/nodes/heartbeat", axum::routing::post(heartbeat))
-        .with_state(seen.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (seen, url)
 }
 
 fn rtmp_server(port: u16, out: &Path) -> std::process::Child {

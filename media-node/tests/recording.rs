@@ -575,14 +575,128 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// One composing test at a time: the restart test kills this process's composer (an ffmpeg).
+static COMPOSING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composite_recording_is_one_playable_mp4_beside_the_per_person_files() {
+    let _one = COMPOSING.lock().await;
     composite_recording(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composite_only_recording_delivers_the_mp4_alone() {
+    let _one = COMPOSING.lock().await;
     composite_recording(false).await;
+}
+
+/// The pids of this process's children whose command line holds `needle`.
+fn children_with(needle: &str) -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The parent's pid is the second field after the command name's closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(me.as_str()) && String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_recordings_composer_that_dies_goes_on_in_a_further_file() {
+    let _one = COMPOSING.lock().await;
+    let (video, audio) = tokio::join!(vp8_frames(), opus_packets());
+    let (video, audio) = (Arc::new(video), Arc::new(audio));
+    let s3 = start_s3().await;
+    let (seen, edge) = stub_edge().await;
+    let mut cfg = config();
+    cfg.recording = Some(RecordingConfig::new(s3.s3_config(), KEY_B64));
+    cfg.edge_url = Some(edge);
+    let node = start_with(cfg).await;
+    let meeting = "m-composer-dies";
+    let c = publisher(&node, meeting, "ada", 1).await;
+    let stop_media = send_media(&c, video, audio).await;
+    let token = tok(meeting, "edge");
+    let body = serde_json::to_vec(&serde_json::json!({
+        "dropbox": {"accessToken": ACCESS, "refreshToken": REFRESH, "appKey": "app-key-1"},
+        "composite": true,
+        "perPerson": false,
+        "scene": {"people": [{"id": "ada", "name": "Ada"}], "speaker": "ada"},
+    }))
+    .unwrap();
+    let url = edge_url(&node, meeting, "start");
+    let (st, started) = http(Method::POST, &url, Some(&token), Some(body)).await;
+    assert_eq!(st, 200, "{started}");
+    let rec_id = started["recordingId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The composer's encoder dies (as ffmpeg would, out of memory or killed).
+    let encoders = children_with("frag_keyframe");
+    assert_eq!(encoders.len(), 1, "one encoder: {encoders:?}");
+    std::process::Command::new("kill")
+        .args(["-9", &encoders[0].to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let restarted = loop {
+        let told = seen.lock().unwrap().iter().find_map(|e| match e {
+            edgemeet_protocol::node::NodeEvent::CompositionEnded {
+                purpose, restarted, ..
+            } if purpose == "recording" => Some(*restarted),
+            _ => None,
+        });
+        if let Some(r) = told {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the edge was never told");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(restarted, "the node started the composer again");
+    assert_eq!(children_with("frag_keyframe").len(), 1, "a new encoder");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (st, stopped) = http(
+        Method::POST,
+        &edge_url(&node, meeting, "stop"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{stopped}");
+    assert_eq!(stopped["files"], 2, "the video before and after: {stopped}");
+    let objects = s3.objects().await;
+    let manifest = objects
+        .iter()
+        .find(|(k, _)| *k == format!("recordings/{rec_id}/manifest.json"))
+        .map(|(_, b)| RecordingManifest::from_json(b).expect("valid manifest"))
+        .expect("manifest written");
+    let mut names = Vec::new();
+    for f in &manifest.files {
+        let (_, body) = objects.iter().find(|(k, _)| *k == f.key).expect("in S3");
+        let p = ffprobe(body).await;
+        eprintln!("figure: {} lasts {:.2} s: {p:?}", f.name, p.duration);
+        let mut codecs = p.codecs.clone();
+        codecs.sort();
+        assert_eq!(codecs, ["aac", "h264"], "{}", f.name);
+        assert!(p.duration > 1.5, "{} lasts {} s", f.name, p.duration);
+        names.push(f.name.clone());
+    }
+    names.sort();
+    assert!(
+        names[0].ends_with("-meeting-2.mp4") && names[1].ends_with("-meeting.mp4"),
+        "{names:?}"
+    );
+    stop_media.store(true, Relaxed);
+    c.close().await;
+    node.handle.shutdown().await;
 }
 
 /// Two people recorded with one composed video, and (`per_person`) a file each.

@@ -199,6 +199,11 @@ pub enum ClientMessage {
     StopLivestream,
     SpeakerStats,
     Ping,
+    /// Moderator: how the meeting's composed video (livestream, composite recording) is laid
+    /// out: everyone the same size in a grid (`true`), or the speaker large (the default).
+    SetCompositionLayout {
+        grid: bool,
+    },
     /// Moderator: newcomers knock and wait to be let in (`true`), or come straight in.
     SetLobby {
         enabled: bool,
@@ -281,6 +286,7 @@ impl ClientMessage {
             Self::Ping => "ping",
             Self::Resume { .. } => "resume",
             Self::SetLobby { .. } => "set_lobby",
+            Self::SetCompositionLayout { .. } => "set_composition_layout",
             Self::Admit { .. } => "admit",
             Self::AdmitAll => "admit_all",
             Self::Refuse { .. } => "refuse",
@@ -325,6 +331,7 @@ const KNOWN_TYPES: &[&str] = &[
     "speaker_stats",
     "ping",
     "resume",
+    "set_composition_layout",
     "set_lobby",
     "admit",
     "admit_all",

@@ -122,12 +122,16 @@ pub enum NodeEvent {
     },
     /// A meeting's composition ended on its own (the RTMP ingest went away, ffmpeg died): the
     /// node has cleaned it up. For a livestream the edge starts it again (it holds the key) and
-    /// tells the room; a composite recording's file ends where it stopped.
+    /// tells the room. A composite recording's file ends where it stopped, and the node starts
+    /// the composition again into a further file of the recording (`restarted`, a few times);
+    /// when it did not, the edge ends the recording.
     CompositionEnded {
         route: String,
         room: String,
         /// `livestream` or `recording`.
         purpose: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restarted: bool,
     },
 }
 

@@ -208,6 +208,9 @@ pub enum ServerMessage {
         active: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<ParticipantId>,
+        /// The meeting's composed video stopped and goes on in a further file.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restarting: bool,
     },
     /// To the recorder only (the moderator whose `start_recording` started it), once the media
     /// node has started the recording: the recording's delivery-status capability. The page reads

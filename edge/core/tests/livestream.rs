@@ -286,6 +286,7 @@ fn a_stream_that_drops_is_started_again_three_times_then_ends() {
         h.input(Input::CompositionEnded {
             meeting_id: meeting.clone(),
             livestream: true,
+            restarted: false,
         });
         assert!(
             matches!(live_calls(&h).as_slice(), [LivestreamCall::Start { stream_key, .. }] if stream_key.0 == KEY),
@@ -305,6 +306,7 @@ fn a_stream_that_drops_is_started_again_three_times_then_ends() {
     h.input(Input::CompositionEnded {
         meeting_id: meeting.clone(),
         livestream: true,
+        restarted: false,
     });
     assert!(
         live_calls(&h)
@@ -327,6 +329,7 @@ fn a_stream_that_drops_is_started_again_three_times_then_ends() {
     h.input(Input::CompositionEnded {
         meeting_id: "old".into(),
         livestream: true,
+        restarted: false,
     });
     assert!(h.take(1).is_empty());
 }
@@ -564,5 +567,66 @@ fn a_composite_recording_refused_for_a_composer_moves_the_room_or_ends_saying_wh
     assert!(
         msgs.iter()
             .any(|m| matches!(m, ServerMessage::Recording { active: false, .. }))
+    );
+}
+
+#[test]
+fn a_recordings_composer_that_stopped_is_told_and_one_that_could_not_go_on_ends_the_recording() {
+    let mut h = Harness::new(None);
+    let (_, meeting) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.join(3, json!({}));
+    h.assign_node();
+    h.send(1, json!({"type": "start_recording", "files": "both"}));
+    h.take(1);
+    h.take(2);
+    h.input(Input::CompositionEnded {
+        meeting_id: meeting.clone(),
+        livestream: false,
+        restarted: true,
+    });
+    assert!(h.take(2).iter().any(|m| matches!(
+        m,
+        ServerMessage::Recording {
+            active: true,
+            restarting: true,
+            ..
+        }
+    )));
+    h.input(Input::CompositionEnded {
+        meeting_id: meeting,
+        livestream: false,
+        restarted: false,
+    });
+    let msgs = h.take(2);
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, ServerMessage::Recording { active: false, .. })),
+        "{msgs:?}"
+    );
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::RecordingFailed,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_moderator_lays_the_composed_video_out_as_a_grid() {
+    let mut h = Harness::new(None);
+    h.join(1, json!({}));
+    h.join(2, json!({}));
+    h.send(1, start_msg());
+    h.assign_node();
+    assert_eq!(scenes(&h).last().map(|s| s.grid), Some(false));
+    h.other.clear();
+    h.send(1, json!({"type": "set_composition_layout", "grid": true}));
+    assert_eq!(
+        scenes(&h).last().map(|s| s.grid),
+        Some(true),
+        "{:?}",
+        h.other
     );
 }

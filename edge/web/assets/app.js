@@ -377,6 +377,7 @@ class Meeting {
         $('lock-badge').hidden = !msg.locked;
         return toast(msg.locked ? 'The meeting is now locked' : 'The meeting is unlocked');
       case 'recording':
+        if (msg.restarting) return toast("The meeting's video stopped for a moment; it goes on in a further file");
         this.recording = msg.active;
         $('rec-badge').hidden = !msg.active;
         this.renderRecord();

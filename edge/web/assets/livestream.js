@@ -25,6 +25,9 @@ export class LivestreamView {
       if (!form.hidden) $('live-url').focus();
     });
     $('live-cancel').addEventListener('click', () => { form.hidden = true; });
+    // The composed video's layout (livestream and one-video recording), at any time.
+    const grid = /** @type {HTMLInputElement} */ ($('composition-grid'));
+    grid.addEventListener('change', () => this.send({ type: 'set_composition_layout', grid: grid.checked }));
     const url = /** @type {HTMLInputElement} */ ($('live-url'));
     url.addEventListener('input', () => {
       $('live-clear').hidden = !url.value.trim().toLowerCase().startsWith('rtmp://');
@@ -64,6 +67,7 @@ export class LivestreamView {
     if (state.e2ee !== undefined) this.e2ee = state.e2ee;
     const button = /** @type {HTMLButtonElement} */ ($('live'));
     button.hidden = !this.moderator;
+    $('composition-grid-choice').hidden = !this.moderator;
     button.textContent = this.live ? 'Stop live' : 'Go live';
     button.setAttribute('aria-pressed', String(this.live));
     const off = !this.live && this.e2ee;

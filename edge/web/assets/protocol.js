@@ -78,6 +78,7 @@
  *   | {type: 'speaker_stats'}
  *   | {type: 'ping'}
  *   | {type: 'set_lobby', enabled: boolean}
+ *   | {type: 'set_composition_layout', grid: boolean}
  *   | {type: 'admit', target: string}
  *   | {type: 'admit_all'}
  *   | {type: 'refuse', target: string}
@@ -229,7 +230,7 @@
  *   | {type: 'muted', kind: MediaKind, by: ParticipantId}
  *   | {type: 'kicked', by: ParticipantId}
  *   | {type: 'room_locked', locked: boolean, by: ParticipantId}
- *   | {type: 'recording', active: boolean, by?: ParticipantId}
+ *   | {type: 'recording', active: boolean, by?: ParticipantId, restarting?: boolean}
  *   | {type: 'livestream', active: boolean, by?: ParticipantId, restarting?: boolean}
  *   | {type: 'recording_status_link', token: string}
  *   | {type: 'media_mode', media: MediaMode}

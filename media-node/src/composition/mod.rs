@@ -54,6 +54,21 @@ pub struct Compositions {
     active: Mutex<HashMap<(String, Purpose), Arc<Active>>>,
     /// Per meeting with a composite recording: its file's channel, for the duration at the end.
     file_ends: Mutex<HashMap<String, mpsc::Sender<StreamedChunk>>>,
+    /// Per meeting: times its recording's composer stopped on its own and was started again.
+    recording_restarts: Mutex<HashMap<String, u32>>,
+}
+
+/// A composite recording's composer that stops on its own is started again this many times in a
+/// recording (each time into a further file), then the recording ends.
+pub const MAX_RECORDING_RESTARTS: u32 = 3;
+
+/// A composition that ended on its own, cleaned up: to report, and a recording's to restart.
+pub struct Ended {
+    pub meeting: String,
+    pub purpose: Purpose,
+    pub route: String,
+    /// The last scene it showed (a restart shows it again).
+    pub scene: CompositionScene,
 }
 
 /// The composed MP4's bytes to the recording's file task (from the composer's output thread).
@@ -80,6 +95,8 @@ struct Active {
     start: Instant,
     composition: Mutex<Option<Composition>>,
     feeder: edgemeet_composer::Feeder,
+    /// The scene it shows now (names stay in memory only).
+    scene: Mutex<CompositionScene>,
     sources: Mutex<Vec<JoinHandle<()>>>,
     dropped: Arc<AtomicU64>,
 }
@@ -131,6 +148,7 @@ impl Compositions {
             max,
             active: Mutex::new(HashMap::new()),
             file_ends: Mutex::new(HashMap::new()),
+            recording_restarts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -260,6 +278,7 @@ impl Compositions {
             start: Instant::now(),
             composition: Mutex::new(Some(composition)),
             feeder,
+            scene: Mutex::new(scene.clone()),
             sources: Mutex::new(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
         });
@@ -297,6 +316,7 @@ impl Compositions {
         }
         for active in all {
             active.feeder.scene(scene_of(scene));
+            *active.scene.lock().unwrap() = scene.clone();
         }
         Ok(())
     }
@@ -321,6 +341,12 @@ impl Compositions {
     /// Ends `meeting`'s composite recording, if it has one: its MP4 is complete, with its
     /// duration, (its file task finishing the upload) when this returns.
     pub async fn stop_recording(&self, media: &Loops, meeting: &str) {
+        self.recording_restarts.lock().unwrap().remove(meeting);
+        self.finish_recording(media, meeting).await;
+    }
+
+    /// The composed file of `meeting`'s recording ends (complete, with its duration).
+    async fn finish_recording(&self, media: &Loops, meeting: &str) {
         let report = self.stop(media, meeting, Purpose::Recording).await;
         let end = self.file_ends.lock().unwrap().remove(meeting);
         if let (Some((_, report, fps)), Some(end)) = (report, end) {
@@ -331,9 +357,10 @@ impl Compositions {
     }
 
     /// Cleans up the compositions whose output ended on their own (the ingest went away, ffmpeg
-    /// died) and reports each to the edge, which starts a livestream again. Called every second.
-    pub async fn reap_ended(&self, media: &Loops) {
-        let ended: Vec<(String, Purpose, String)> = self
+    /// died): a composite recording's file ends where it stopped. Returns them, to report (and a
+    /// recording's to start again). Called every second.
+    pub async fn reap_ended(&self, media: &Loops) -> Vec<Ended> {
+        let ended: Vec<Ended> = self
             .active
             .lock()
             .unwrap()
@@ -345,27 +372,47 @@ impl Compositions {
                     .as_ref()
                     .is_some_and(|c| !c.is_running())
             })
-            .map(|((m, p), a)| (m.clone(), *p, a.route.clone()))
+            .map(|((m, p), a)| Ended {
+                meeting: m.clone(),
+                purpose: *p,
+                route: a.route.clone(),
+                scene: a.scene.lock().unwrap().clone(),
+            })
             .collect();
-        for (meeting, purpose, route) in ended {
-            tracing::warn!(?purpose, "a composition's output ended on its own");
-            match purpose {
-                Purpose::Recording => self.stop_recording(media, &meeting).await,
+        for e in &ended {
+            tracing::warn!(purpose = ?e.purpose, "a composition's output ended on its own");
+            match e.purpose {
+                Purpose::Recording => self.finish_recording(media, &e.meeting).await,
                 Purpose::Livestream => {
-                    self.stop(media, &meeting, purpose).await;
+                    self.stop(media, &e.meeting, e.purpose).await;
                 }
             }
-            if let Some(events) = &self.events {
-                let _ = events.send(edgemeet_protocol::node::NodeEvent::CompositionEnded {
-                    route,
-                    room: meeting,
-                    purpose: match purpose {
-                        Purpose::Livestream => "livestream",
-                        Purpose::Recording => "recording",
-                    }
-                    .into(),
-                });
-            }
+        }
+        ended
+    }
+
+    /// The next restart of `meeting`'s recording's composer: its number (1, 2, ...), or none
+    /// once it was restarted [`MAX_RECORDING_RESTARTS`] times.
+    fn next_recording_restart(&self, meeting: &str) -> Option<u32> {
+        let mut restarts = self.recording_restarts.lock().unwrap();
+        let n = restarts.entry(meeting.to_owned()).or_insert(0);
+        *n += 1;
+        (*n <= MAX_RECORDING_RESTARTS).then_some(*n)
+    }
+
+    /// Tells the edge that a composition ended on its own (and whether it was started again).
+    fn report(&self, e: Ended, restarted: bool) {
+        if let Some(events) = &self.events {
+            let _ = events.send(edgemeet_protocol::node::NodeEvent::CompositionEnded {
+                route: e.route,
+                room: e.meeting,
+                purpose: match e.purpose {
+                    Purpose::Livestream => "livestream",
+                    Purpose::Recording => "recording",
+                }
+                .into(),
+                restarted,
+            });
         }
     }
 
@@ -507,13 +554,48 @@ fn livestream_error(e: &edgemeet_composer::Error) -> &'static str {
     }
 }
 
-/// Every second: compositions that ended on their own are cleaned up and reported.
+/// Every second: compositions that ended on their own are cleaned up and reported; a composite
+/// recording's composer is started again into a further file of the recording while the
+/// recording runs (a few times).
 pub async fn watch(shared: Arc<crate::node::Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.compositions.reap_ended(&shared.media).await,
+            _ = tick.tick() => {
+                let compositions = &shared.compositions;
+                for e in compositions.reap_ended(&shared.media).await {
+                    let restarted = e.purpose == Purpose::Recording
+                        && restart_recording(&shared, &e).await;
+                    compositions.report(e, restarted);
+                }
+            }
             _ = crate::node::stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Starts `e`'s recording's composer again into a further file (`meeting-2.mp4`, ...), if the
+/// recording still runs and it was not restarted too often. Whether it was.
+async fn restart_recording(shared: &Arc<crate::node::Shared>, e: &Ended) -> bool {
+    if !shared.recordings.is_recording(&e.meeting) {
+        return false;
+    }
+    let Some(n) = shared.compositions.next_recording_restart(&e.meeting) else {
+        return false;
+    };
+    let name = format!("meeting-{}.mp4", n + 1);
+    let Some(file) = shared.recordings.streamed_mp4(&e.meeting, &name) else {
+        return false;
+    };
+    match shared
+        .compositions
+        .start_recording(&shared.media, &e.meeting, &e.route, file, &e.scene)
+        .await
+    {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "a recording's composer did not start again");
+            false
         }
     }
 }

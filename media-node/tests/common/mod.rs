@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edgemeet_media_node::{MediaNode, MediaNodeHandle, NodeConfig};
@@ -98,4 +99,26 @@ pub async fn http(
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// A stub edge that keeps the events a node reports.
+pub async fn stub_edge() -> (Arc<Mutex<Vec<edgemeet_protocol::node::NodeEvent>>>, String) {
+    use axum::extract::State;
+    type Seen = Arc<Mutex<Vec<edgemeet_protocol::node::NodeEvent>>>;
+    async fn events(
+        State(s): State<Seen>,
+        axum::Json(ev): axum::Json<edgemeet_protocol::node::NodeEvents>,
+    ) {
+        s.lock().unwrap().extend(ev.events);
+    }
+    async fn heartbeat() {}
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route("/api/nodes/events", axum::routing::post(events))
+        .route("/api/nodes/heartbeat", axum::routing::post(heartbeat))
+        .with_state(seen.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (seen, url)
 }

@@ -94,9 +94,15 @@ pub fn input(event: NodeEvent) -> Input {
             track,
             paused,
         },
-        NodeEvent::CompositionEnded { room, purpose, .. } => Input::CompositionEnded {
+        NodeEvent::CompositionEnded {
+            room,
+            purpose,
+            restarted,
+            ..
+        } => Input::CompositionEnded {
             meeting_id: room,
             livestream: purpose == "livestream",
+            restarted,
         },
     }
 }

@@ -163,6 +163,14 @@ impl Room {
                 Ok(())
             }
             ClientMessage::SetLobby { enabled } => self.set_lobby(env, out, id, enabled),
+            ClientMessage::SetCompositionLayout { grid } => {
+                self.require_moderator(id)?;
+                // The node gets the new scene after this input (`sync_composition_scene`).
+                if let Some(m) = self.meeting.as_mut() {
+                    m.composition_grid = grid;
+                }
+                Ok(())
+            }
             ClientMessage::Admit { target } => {
                 self.require_moderator(id)?;
                 self.admit_knockers(env, out, Some(&target))

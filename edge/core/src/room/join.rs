@@ -108,6 +108,7 @@ impl Room {
             recording: None,
             livestream: None,
             composition_scene: None,
+            composition_grid: false,
             lobby: false,
         });
         let id = loop {

@@ -340,7 +340,7 @@ impl Room {
             people,
             speaker: meeting.speakers.current().map(str::to_string),
             screen: screen.cloned(),
-            grid: false,
+            grid: meeting.composition_grid,
         }
     }
 }

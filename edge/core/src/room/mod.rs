@@ -114,6 +114,8 @@ pub enum Input {
     CompositionEnded {
         meeting_id: String,
         livestream: bool,
+        /// The node started it again itself (a composite recording's composer).
+        restarted: bool,
     },
     /// The media node refused or could not be reached to start the livestream.
     LivestreamFailed {
@@ -354,6 +356,9 @@ struct Meeting {
     /// memory only (after a wake-up it is sent again once).
     #[serde(skip)]
     composition_scene: Option<edgemeet_protocol::node::CompositionScene>,
+    /// The composed video's layout a moderator chose: a grid (else the speaker large).
+    #[serde(default)]
+    composition_grid: bool,
     /// Newcomers knock (`room/lobby.rs`).
     #[serde(default)]
     lobby: bool,
@@ -472,9 +477,12 @@ impl Room {
             Input::CompositionEnded {
                 meeting_id,
                 livestream,
+                restarted,
             } => {
                 if livestream {
                     self.on_livestream_dropped(env, &mut out, &meeting_id)
+                } else {
+                    self.on_composite_recording_dropped(env, &mut out, &meeting_id, restarted)
                 }
             }
             Input::RecordingStarted {

@@ -104,6 +104,7 @@ impl Room {
             &ServerMessage::Recording {
                 active: true,
                 by: Some(id.to_string()),
+                restarting: false,
             },
         );
         self.update_media(env, out);
@@ -181,6 +182,7 @@ impl Room {
             &ServerMessage::Recording {
                 active: false,
                 by: by.map(str::to_string),
+                restarting: false,
             },
         );
         self.update_media(env, out);
@@ -215,6 +217,44 @@ impl Room {
                 request: Some("start_recording".into()),
             };
             out.send_many(self.member_conns(), &err);
+        }
+    }
+
+    /// The composer of the meeting's recorded video stopped on its own: the node started it
+    /// again into a further file (everyone is told), or could not (the recording ends, saying
+    /// why: its files so far are delivered).
+    pub(super) fn on_composite_recording_dropped(
+        &mut self,
+        env: &mut Env,
+        out: &mut Out,
+        meeting_id: &str,
+        restarted: bool,
+    ) {
+        let composite = self
+            .meeting
+            .as_ref()
+            .filter(|m| m.id == meeting_id)
+            .and_then(|m| m.recording.as_ref())
+            .is_some_and(|r| r.composite && r.started_on_node);
+        if !composite {
+            return;
+        }
+        if restarted {
+            out.send_many(
+                self.member_conns(),
+                &ServerMessage::Recording {
+                    active: true,
+                    by: None,
+                    restarting: true,
+                },
+            );
+        } else {
+            self.end_failed_recording(
+                env,
+                out,
+                meeting_id,
+                "the meeting's video stopped and could not be started again",
+            );
         }
     }
 
