@@ -630,3 +630,43 @@ fn a_moderator_lays_the_composed_video_out_as_a_grid() {
         h.other
     );
 }
+
+#[test]
+fn a_shared_screen_becomes_the_composed_main_picture_and_leaves_it_when_stopped() {
+    let mut h = Harness::new(None);
+    let (ada, meeting) = welcome_id(&h.join(1, json!({})));
+    h.join(2, json!({}));
+    h.send(1, start_msg());
+    h.assign_node();
+    assert_eq!(scenes(&h).last().and_then(|s| s.screen.clone()), None);
+    let session = edgemeet_protocol::node::session_id(
+        h.config.node_secret.as_deref().unwrap(),
+        &meeting,
+        &ada,
+        [3; 16],
+    );
+    let with_screen = json!([
+        {"name": "video", "kind": "video", "source": "camera"},
+        {"name": "screen-1", "kind": "video", "source": "screen"},
+    ]);
+    h.other.clear();
+    h.send(
+        1,
+        json!({"type": "tracks", "session_id": session, "tracks": with_screen}),
+    );
+    assert_eq!(
+        scenes(&h).last().and_then(|s| s.screen.clone()),
+        Some(ada.clone())
+    );
+    h.other.clear();
+    h.send(
+        1,
+        json!({"type": "tracks", "session_id": session, "tracks": [{"name": "video", "kind": "video", "source": "camera"}]}),
+    );
+    assert_eq!(
+        scenes(&h).last().map(|s| s.screen.clone()),
+        Some(None),
+        "{:?}",
+        h.other
+    );
+}
