@@ -20,7 +20,7 @@ fn a_livestream_reaches_an_rtmp_server_and_plays() {
     let dir = work_dir("rtmp");
     let port = free_port();
     let received = dir.join("received.flv");
-    let mut server = rtmp_server(port, &received);
+    let mut server = rtmp_server(port, KEY, &received);
     let target = RtmpTarget::parse(
         &format!("rtmp://127.0.0.1:{port}/live"),
         StreamKey::new(KEY),

@@ -232,7 +232,7 @@ fn rtmps_livestreams_play_and_untrusted_servers_are_refused() {
     // Our CA and the right name: the stream plays.
     let backend = free_port();
     let received = dir.join("received.flv");
-    let mut server = rtmp_server(backend, &received);
+    let mut server = rtmp_server(backend, KEY, &received);
     let front = tls_front(server_cert(&ours, &["127.0.0.1"]), backend);
     let target = RtmpTarget::parse(
         &format!("rtmps://127.0.0.1:{}/live", front.port),

@@ -8,10 +8,7 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -22,6 +19,7 @@ use edgemeet_composer::layout::{Mode, Person, Scene, layout};
 use edgemeet_testsupport::media::{self as testmedia, opus_packets, vp8_clip};
 use edgemeet_testsupport::media_files::{Logs, mean_volume, picture_i420_at, probe};
 use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
+use edgemeet_testsupport::rtmp_server::{free_port, rtmp_server, server_ended};
 use reqwest::Method;
 
 const KEY: &str = "live-key-9a8b7c6d5e4f";
@@ -54,14 +52,6 @@ fn scene_json(speaker: &str) -> serde_json::Value {
         ],
         "speaker": speaker,
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The decoded 720p picture at `at` seconds.
@@ -137,15 +127,7 @@ async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_
     let dir = std::env::temp_dir().join(format!("edgemeet-live-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let received = dir.join("received.flv");
-    let mut server = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-listen", "1", "-i"])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/{KEY}"))
-        .args(["-c", "copy", "-y"])
-        .arg(&received)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg as an RTMP server");
+    let mut server = rtmp_server(port, KEY, &received);
 
     let url = format!("{}/v1/rooms/{meeting}/livestream/start", node.base);
     let body = |speaker: &str| {
@@ -221,21 +203,7 @@ async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_
     let (st, _) = http(Method::POST, &stop_url, Some(&edge), None).await;
     assert_eq!(st, 404, "stopped once");
 
-    let waited = Instant::now();
-    while server.try_wait().unwrap().is_none() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "the server saw the stream end"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut err = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = server_ended(&mut server);
 
     let (codecs, duration) = probe(&received);
     assert_eq!(
@@ -267,18 +235,6 @@ async fn a_meeting_of_three_streams_to_an_rtmp_server_and_the_speaker_takes_the_
     assert!(!logged.contains("Ada"), "a name is in a log line");
     let _ = std::fs::remove_dir_all(&dir);
     node.handle.shutdown().await;
-}
-
-fn rtmp_server(port: u16, out: &Path) -> std::process::Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-listen", "1", "-i"])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/{KEY}"))
-        .args(["-c", "copy", "-y"])
-        .arg(out)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg as an RTMP server")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +280,7 @@ async fn a_stream_whose_server_goes_away_is_cleaned_up_and_reported_to_the_edge(
         }
     };
     let port = free_port();
-    let mut first = rtmp_server(port, &dir.join("first.flv"));
+    let mut first = rtmp_server(port, KEY, &dir.join("first.flv"));
     start(port).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The ingest goes away.
@@ -350,7 +306,7 @@ async fn a_stream_whose_server_goes_away_is_cleaned_up_and_reported_to_the_edge(
     let left = compositions_left();
     assert!(left.is_empty(), "left on disk: {left:?}");
     let port = free_port();
-    let mut second = rtmp_server(port, &dir.join("second.flv"));
+    let mut second = rtmp_server(port, KEY, &dir.join("second.flv"));
     start(port).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (st, v) = http(Method::POST, &stop_url, Some(&edge), None).await;
@@ -380,7 +336,7 @@ async fn a_node_refuses_compositions_beyond_its_limit_and_says_so_in_its_load() 
     let dir = std::env::temp_dir().join(format!("edgemeet-live-cap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    let mut server = rtmp_server(port, &dir.join("one.flv"));
+    let mut server = rtmp_server(port, KEY, &dir.join("one.flv"));
     let start = |meeting: &'static str| {
         let url = format!("{}/v1/rooms/{meeting}/livestream/start", node.base);
         let body = serde_json::to_vec(&serde_json::json!({

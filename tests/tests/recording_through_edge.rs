@@ -406,7 +406,7 @@ async fn a_recorded_meeting_lands_in_the_local_folder_and_plays() {
     assert_eq!(
         cfg,
         json!({"recording": {"available": true, "destination": "local",
-            "status_url": "/v1/recording-status/"}})
+            "status_url": "/v1/recording-status/", "files": "per_person"}})
     );
     let status_url = cfg["recording"]["status_url"].as_str().unwrap();
 

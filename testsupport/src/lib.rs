@@ -6,6 +6,7 @@
 //! - [`media`]: real VP8 and Opus encoded by ffmpeg, sent in real time on a client's tracks.
 //! - [`media_files`]: what a viewer of a produced file would notice (codecs, duration, the
 //!   picture at a moment, loudness), and a log capture.
+//! - [`rtmp_server`]: ffmpeg as an RTMP server (a livestream's ingest), writing what it receives.
 //! - [`shaped_link`]: a UDP relay with a downlink cap and a bounded queue, between a client and
 //!   the node (bandwidth estimation tests).
 //! - [`s3s_fs`]: the s3s-fs server (a real S3-compatible server) as a child process.
@@ -22,5 +23,6 @@ pub mod media;
 pub mod media_files;
 pub mod node_client;
 mod rtcp_to_app;
+pub mod rtmp_server;
 pub mod s3s_fs;
 pub mod shaped_link;

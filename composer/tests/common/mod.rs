@@ -2,10 +2,7 @@
 //! received file would check, an RTMP server (ffmpeg listening, as an ingest would), log capture.
 #![allow(dead_code)] // each test binary uses its part
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgemeet_composer::frame::{Frame, Yuv};
@@ -13,6 +10,7 @@ use edgemeet_composer::layout::{Person, Scene, Source};
 use edgemeet_composer::rtmp::RtmpTarget;
 use edgemeet_composer::{Composition, Feeder, Output, Settings};
 use edgemeet_testsupport::media_files::{Logs, mean_volume, picture_i420_at, probe};
+pub use edgemeet_testsupport::rtmp_server::{free_port, rtmp_server, server_ended};
 
 pub const RED: Yuv = Yuv(81, 90, 240);
 pub const BLUE: Yuv = Yuv(41, 240, 110);
@@ -114,48 +112,6 @@ pub fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
             .finish(),
     );
     (logs, guard)
-}
-
-/// A port nobody listens on (yet).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// ffmpeg as an RTMP server on `port`, taking the stream `live/KEY` into `received` as it comes.
-pub fn rtmp_server(port: u16, received: &Path) -> Child {
-    Command::new(ffmpeg())
-        .args(["-hide_banner", "-loglevel", "error", "-listen", "1", "-i"])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/{KEY}"))
-        .args(["-c", "copy", "-y"])
-        .arg(received)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg as an RTMP server")
-}
-
-/// Waits for the server to see the stream end and close its file; returns its error output.
-pub fn server_ended(server: &mut Child) -> String {
-    let waited = Instant::now();
-    while server.try_wait().unwrap().is_none() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "the server saw the stream end"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut err = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    err
 }
 
 /// Starts the livestream, retried while the server is not yet listening.
