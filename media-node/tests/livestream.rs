@@ -18,7 +18,6 @@ use edgemeet_composer::frame::{Frame, Yuv};
 use edgemeet_composer::layout::{Mode, Person, Scene, layout};
 use edgemeet_testsupport::media::{self as testmedia, opus_packets, vp8_clip};
 use edgemeet_testsupport::media_files::{Logs, mean_volume, picture_i420_at, probe};
-use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
 use edgemeet_testsupport::rtmp_server::{free_port, rtmp_server, server_ended};
 use reqwest::Method;
 
@@ -28,20 +27,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// ffmpeg's BT.601 limited-range conversion of pure red and blue.
 const RED: Yuv = Yuv(81, 90, 240);
 const BLUE: Yuv = Yuv(41, 240, 110);
-
-async fn publisher(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
-    let mut c = TestClient::connect(
-        &node.base,
-        &tok(room, participant),
-        tag,
-        ClientOptions::default(),
-    )
-    .await
-    .unwrap();
-    c.publish(true, true, false).await.unwrap();
-    c.wait_connected(Duration::from_secs(10)).await.unwrap();
-    c
-}
 
 fn scene_json(speaker: &str) -> serde_json::Value {
     serde_json::json!({

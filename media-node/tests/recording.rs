@@ -16,7 +16,7 @@ use common::*;
 use edgemeet_media_node::RecordingConfig;
 use edgemeet_protocol::job::RecordingManifest;
 use edgemeet_testsupport::media::{self as testmedia, opus_packets, vp8_frames};
-use edgemeet_testsupport::node_client::{ClientOptions, TestClient};
+use edgemeet_testsupport::node_client::TestClient;
 use edgemeet_uploader::{S3Config, Store, TokenKey};
 use reqwest::Method;
 use tokio::io::AsyncWriteExt;
@@ -124,20 +124,6 @@ async fn send_media(
     let stop = Arc::new(AtomicBool::new(false));
     testmedia::send_media(client, video, audio, stop.clone()).await;
     stop
-}
-
-async fn publisher(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
-    let mut c = TestClient::connect(
-        &node.base,
-        &tok(room, participant),
-        tag,
-        ClientOptions::default(),
-    )
-    .await
-    .unwrap();
-    c.publish(true, true, false).await.unwrap();
-    c.wait_connected(Duration::from_secs(10)).await.unwrap();
-    c
 }
 
 // ---------------------------------------------------------------------------------------------

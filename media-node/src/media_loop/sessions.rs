@@ -725,6 +725,14 @@ impl MediaLoop {
         }
     }
 
+    /// The pull of connection `id` on m-line `mid`.
+    fn pull_by_mid(&self, id: ConnId, mid: &str) -> Option<usize> {
+        self.pulls.iter().position(|p| {
+            p.as_ref()
+                .is_some_and(|p| p.conn == id && p.mid.as_deref() == Some(mid))
+        })
+    }
+
     /// `tracks/update`: another simulcast layer for a pull; its keyframe is asked for at once.
     fn update(&mut self, id: ConnId, req: UpdateTracksRequest, now: Instant) -> TracksResponse {
         let mut out = Vec::new();
@@ -735,11 +743,7 @@ impl MediaLoop {
                 session_id: None,
                 error: None,
             };
-            let pull_id = self.pulls.iter().position(|p| {
-                p.as_ref()
-                    .is_some_and(|p| p.conn == id && p.mid.as_deref() == Some(t.mid.as_str()))
-            });
-            let Some(pull_id) = pull_id else {
+            let Some(pull_id) = self.pull_by_mid(id, &t.mid) else {
                 r.error = Some(ApiError::NotFound("no pulled track with this mid").body());
                 out.push(r);
                 continue;
@@ -782,11 +786,9 @@ impl MediaLoop {
                 session_id: None,
                 error: None,
             };
-            let found = self.pulls.iter().enumerate().find_map(|(i, p)| {
-                p.as_ref()
-                    .filter(|p| p.conn == id && p.mid.as_deref() == Some(t.mid.as_str()))
-                    .map(|p| (i, p.publication))
-            });
+            let found = self
+                .pull_by_mid(id, &t.mid)
+                .and_then(|i| Some((i, self.pulls[i].as_ref()?.publication)));
             let Some((pull_id, pid)) = found else {
                 r.error = Some(ApiError::NotFound("no pulled track with this mid").body());
                 out.push(r);

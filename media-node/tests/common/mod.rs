@@ -122,3 +122,18 @@ pub async fn stub_edge() -> (Arc<Mutex<Vec<edgemeet_protocol::node::NodeEvent>>>
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     (seen, url)
 }
+
+/// A participant pushing audio and simulcast video, connected.
+pub async fn publisher(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
+    let mut c = TestClient::connect(
+        &node.base,
+        &tok(room, participant),
+        tag,
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    c.publish(true, true, false).await.unwrap();
+    c.wait_connected(Duration::from_secs(10)).await.unwrap();
+    c
+}
