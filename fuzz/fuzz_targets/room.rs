@@ -92,6 +92,17 @@ enum Op<'a> {
         this_meeting: bool,
         who: u8,
     },
+    VideoPaused {
+        this_meeting: bool,
+        viewer: u8,
+        publisher: u8,
+        paused: bool,
+    },
+    LayersNeeded {
+        this_meeting: bool,
+        publisher: u8,
+        rids: Vec<String>,
+    },
     RecordingFailed {
         this_meeting: bool,
     },
@@ -600,6 +611,28 @@ fuzz_target!(|script: Script| {
                     .filter(|_| this_meeting)
                     .unwrap_or_default(),
                 participant: h.id(who),
+            },
+            Op::VideoPaused {
+                this_meeting,
+                viewer,
+                publisher,
+                paused,
+            } => Input::VideoPaused {
+                meeting_id: h.meeting_if(this_meeting),
+                viewer: h.id(viewer),
+                publisher: h.id(publisher),
+                track: "video".into(),
+                paused,
+            },
+            Op::LayersNeeded {
+                this_meeting,
+                publisher,
+                rids,
+            } => Input::LayersNeeded {
+                meeting_id: h.meeting_if(this_meeting),
+                publisher: h.id(publisher),
+                track: "video".into(),
+                rids,
             },
             Op::RecordingFailed { this_meeting } => Input::RecordingFailed {
                 meeting_id: h

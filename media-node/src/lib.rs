@@ -54,6 +54,7 @@ mod api;
 mod auth;
 mod composition;
 mod config;
+mod dynacast;
 mod error;
 pub mod inbound;
 mod keyframes;

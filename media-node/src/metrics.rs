@@ -26,6 +26,8 @@ pub struct Metrics {
     pub video_paused_bandwidth: AtomicU64,
     /// Layer changes of pulls made by the bandwidth allocation (either way).
     pub layer_switches_bandwidth: AtomicU64,
+    /// Publishers told to stop encoding simulcast layers no viewer needs (dynacast).
+    pub layers_turned_off: AtomicU64,
     pub sessions_created: AtomicU64,
     pub sessions_reaped: AtomicU64,
     /// Participants' grants the edge revoked (leave, kick).
@@ -75,7 +77,7 @@ impl Metrics {
 
     /// Every counter with its Prometheus name and help: what `/metrics` shows and what
     /// [`Metrics::sum`] adds up, listed once so a new counter cannot be left out of either.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 16] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 17] {
         [
             (
                 "edgemeet_node_rtp_packets_in_total",
@@ -141,6 +143,11 @@ impl Metrics {
                 "edgemeet_node_layer_switches_bandwidth_total",
                 "Simulcast layer changes made by the bandwidth allocation.",
                 &self.layer_switches_bandwidth,
+            ),
+            (
+                "edgemeet_node_publisher_layers_off_total",
+                "Times a publisher was told to stop encoding simulcast layers no viewer needs.",
+                &self.layers_turned_off,
             ),
             (
                 "edgemeet_node_sessions_created_total",

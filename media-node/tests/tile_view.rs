@@ -231,3 +231,128 @@ async fn a_hidden_tile_gets_no_video_and_comes_back_from_a_keyframe_and_its_heig
     b.close().await;
     a.close().await;
 }
+
+/// The `LayersNeeded` events about `publisher` the stub edge has seen, as rid lists.
+fn layers_told(
+    seen: &std::sync::Mutex<Vec<edgemeet_protocol::node::NodeEvent>>,
+    publisher: &str,
+) -> Vec<Vec<String>> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            edgemeet_protocol::node::NodeEvent::LayersNeeded {
+                publisher: p, rids, ..
+            } if p == publisher => Some(rids.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_no_viewer_needs_is_turned_off_at_its_publisher_and_back_on_when_one_does() {
+    let (seen, edge_url) = stub_edge().await;
+    let mut cfg = config();
+    cfg.edge_url = Some(edge_url);
+    let node = start_with(cfg).await;
+    let mut a = client(&node, "dyna", "pa", 1).await;
+    a.layer_heights = Some(vec![90, 180, 360]);
+    a.layer_pkts = Some(vec![1, 1, 2]);
+    a.publish(true, true, true)
+        .await
+        .expect("publish simulcast");
+    let stop = a.start_sending(30, 1, 500);
+    let started = Instant::now();
+    let b = client(&node, "dyna", "pb", 2).await;
+    b.pull(&[(a.session_id.clone(), "video".into())], Some("h"))
+        .await
+        .expect("pull h");
+    let (has_mid, s) = until_state(&b, WAIT, |s| pulled(s, "video")["mid"].is_string()).await;
+    assert!(has_mid, "{s}");
+    let mid = pulled(&s, "video")["mid"].as_str().expect("mid").to_owned();
+    // A 150-pixel tile: h (180) covers it, f is needed by nobody.
+    view(
+        &b,
+        json!({"tracks": [{"mid": mid, "shown": true, "height": 150}]}),
+    )
+    .await
+    .expect("view");
+    let q_h = vec!["q".to_string(), "h".to_string()];
+    assert!(
+        eventually(Duration::from_secs(15), || layers_told(&seen, "pa")
+            .last()
+            .is_some_and(|r| *r == q_h))
+        .await,
+        "the publisher is told to send q and h: {:?}",
+        layers_told(&seen, "pa")
+    );
+    let off_after = started.elapsed();
+    let sending = |s: &Value| {
+        s["tracks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["location"] == "local" && t["trackName"] == "video")
+            .map(|t| t["sendingRids"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(sending(&state(&a).await), json!(["q", "h"]));
+    assert_eq!(
+        pulled(&state(&b).await, "video")["forwarding"]["rid"],
+        "h",
+        "the viewer keeps its layer"
+    );
+
+    // Pinned and tall: f is asked for again on the next tick.
+    let told = layers_told(&seen, "pa").len();
+    let t = Instant::now();
+    view(
+        &b,
+        json!({"tracks": [{"mid": mid, "shown": true, "height": 720, "pinned": true}]}),
+    )
+    .await
+    .expect("pinned");
+    assert!(
+        eventually(Duration::from_secs(3), || layers_told(&seen, "pa")
+            .get(told)
+            .is_some_and(|r| r.len() == 3))
+        .await,
+        "f asked for again: {:?}",
+        layers_told(&seen, "pa")
+    );
+    let on_after = t.elapsed();
+    assert_eq!(sending(&state(&a).await), json!(["q", "h", "f"]));
+
+    // Hidden: only the lowest layer, which is always sent.
+    view(&b, json!({"tracks": [{"mid": mid, "shown": false}]}))
+        .await
+        .expect("hidden");
+    assert!(
+        eventually(Duration::from_secs(6), || layers_told(&seen, "pa")
+            .last()
+            .is_some_and(|r| *r == ["q"]))
+        .await,
+        "q alone while no viewer shows it: {:?}",
+        layers_told(&seen, "pa")
+    );
+    let metrics = reqwest::get(format!("{}/metrics", node.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("edgemeet_node_publisher_layers_off_total ") && !l.ends_with(" 0")
+        ),
+        "counted"
+    );
+    eprintln!(
+        "dynacast: f off {:.1} s after the publisher joined, back on {} ms after a pinned tile asked",
+        off_after.as_secs_f64(),
+        on_after.as_millis()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    b.close().await;
+    a.close().await;
+}

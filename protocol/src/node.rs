@@ -120,6 +120,19 @@ pub enum NodeEvent {
         track: String,
         paused: bool,
     },
+    /// The simulcast layers of a publisher's video that some viewer needs changed (dynacast):
+    /// its page stops encoding the others, or starts one again. The lowest layer is always
+    /// among them. Said again every 15 s while layers are off.
+    LayersNeeded {
+        route: String,
+        room: String,
+        /// The participant whose page is told.
+        publisher: String,
+        /// Which of their tracks (`video`).
+        track: String,
+        /// The rids to send, low to high.
+        rids: Vec<String>,
+    },
     /// A meeting's composition ended on its own (the RTMP ingest went away, ffmpeg died): the
     /// node has cleaned it up. For a livestream the edge starts it again (it holds the key) and
     /// tells the room. A composite recording's file ends where it stopped, and the node starts
@@ -337,6 +350,10 @@ pub struct TrackState {
     /// For pulled video: whether its tile is shown (`tracks/view`; true until told otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shown: Option<bool>,
+    /// For a pushed simulcast video: the layers (rids) its page is asked to send, the others
+    /// being needed by no viewer (dynacast, `NodeEvent::LayersNeeded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending_rids: Option<Vec<String>>,
 }
 
 /// What the node forwards of a pulled video, within the viewer's downlink estimate (issue 18).

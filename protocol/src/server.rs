@@ -246,6 +246,12 @@ pub enum ServerMessage {
         track: String,
         paused: bool,
     },
+    /// To a publisher (SFU): send only these simulcast layers (rids) of your `track`; no viewer
+    /// needs the others now (dynacast). Another comes when a viewer needs more.
+    SendLayers {
+        track: String,
+        rids: Vec<String>,
+    },
     /// To moderators: someone is guessing the room's password. Figures over the last hour;
     /// `limited` when the room's guessing budget is spent (newcomers may be kept waiting).
     PasswordGuessing {

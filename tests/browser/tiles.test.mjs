@@ -169,3 +169,95 @@ test('last_n = 1: the viewer gets one camera, the other shows its avatar and is 
     edge.stop();
   }
 });
+
+test('dynacast: a camera layer no viewer needs is not encoded, and is again once a pinned tile needs it', async () => {
+  const edge = await startEdge();
+  try {
+    const name = uniqueRoom('dynacast');
+    // The publisher's camera at 1280x720: three layers (q 180, h 360, f 720 pixels high). The
+    // viewers' tiles in a grid of three need h at most.
+    const pub = await joinPage(browser, edge.url, name, { name: 'P0', lowres: false });
+    await inMeeting(pub);
+    const pages = [pub];
+    for (let i = 1; i < 3; i++) {
+      pages.push(await joinPage(browser, edge.url, name, { name: `P${i}` }));
+      await inMeeting(pages[i]);
+    }
+    for (const p of pages) await waitMode(p, 'Via server', 30000);
+    const joined = Date.now();
+    const id = await pub.evaluate(() => /** @type {any} */ (window).edgemeet.me);
+    const viewer = pages[2];
+    /** The camera's encodings as the publisher's page set them, and what each encoded. */
+    const camera = () => pub.evaluate(async () => {
+      const s = /** @type {any} */ (window).edgemeet.sfu.videoSender;
+      /** @type {Record<string, {active: boolean, frames: number, height: number}>} */
+      const out = {};
+      for (const e of s.getParameters().encodings) out[e.rid] = { active: e.active, frames: 0, height: 0 };
+      for (const r of (await s.getStats()).values()) {
+        if (r.type === 'outbound-rtp' && out[r.rid]) Object.assign(out[r.rid], { frames: r.framesEncoded || 0, height: r.frameHeight || 0 });
+      }
+      return out;
+    });
+
+    const off = await until(25000, async () => {
+      const c = await camera();
+      return c.f && !c.f.active ? c : null;
+    });
+    assert.ok(off, `f is turned off: ${JSON.stringify(await camera())}`);
+    const offAfter = Date.now() - joined;
+    await sleep(500);
+    const a = await camera();
+    const [va, vb] = [await pullOf(viewer, id), await pullOf(pages[1], id)];
+    await sleep(2000);
+    const b = await camera();
+    const [va2, vb2] = [await pullOf(viewer, id), await pullOf(pages[1], id)];
+    console.log(`f off ${(offAfter / 1000).toFixed(1)} s after all were in; over 2 s encoded q ${b.q.frames - a.q.frames}, h ${b.h.frames - a.h.frames}, f ${b.f.frames - a.f.frames} frames; viewers decoded ${va2.frames - va.frames} and ${vb2.frames - vb.frames}`);
+    assert.equal(b.f.frames, a.f.frames, 'the publisher encodes no f frame');
+    assert.ok(b.h.frames - a.h.frames > 10 && b.q.frames - a.q.frames > 10, 'q and h go on');
+    assert.ok(va2.frames - va.frames > 10 && vb2.frames - vb.frames > 10, 'both viewers keep decoding');
+
+    // One viewer pins the publisher: its tile, about 600 pixels high, needs f.
+    await viewer.click(`#grid > .tile[data-participant="${id}"] button.pin`);
+    const pinned = Date.now();
+    const on = await until(10000, async () => {
+      const c = await camera();
+      return c.f.active && c.f.frames > b.f.frames ? c : null;
+    });
+    const onAfter = Date.now() - pinned;
+    assert.ok(on, 'f is encoded again');
+    const sharp = await until(10000, async () => {
+      const p = await pullOf(viewer, id);
+      return p?.rid === 'f' && p.height >= 700 ? p : null;
+    });
+    const sharpAfter = Date.now() - pinned;
+    console.log(`pinned: f encoded again after ${onAfter} ms; the viewer decodes ${sharp?.height ?? '?'} pixels high after ${sharpAfter} ms`);
+    assert.ok(sharp, `the pinned tile gets f: ${JSON.stringify(await pullOf(viewer, id))}`);
+
+    // Unpinned: nobody needs f, it goes off again.
+    await viewer.click(`#grid > .tile[data-participant="${id}"] button.pin`);
+    const unpinned = Date.now();
+    assert.ok(await until(10000, async () => !(await camera()).f.active), 'f off again once unpinned');
+    console.log(`unpinned: f off again after ${Date.now() - unpinned} ms`);
+
+    // A fourth joins: the publisher's link renegotiates (it pulls the newcomer), which puts
+    // Chromium's encodings back to active; the page turns f off again at once.
+    await pub.evaluate(() => {
+      const m = /** @type {any} */ (window).edgemeet;
+      m.renegotiated = 0;
+      m.sfu.pc.addEventListener('signalingstatechange', () => { if (m.sfu.pc.signalingState === 'stable') m.renegotiated++; });
+    });
+    pages.push(await joinPage(browser, edge.url, name, { name: 'P3' }));
+    await inMeeting(pages[3]);
+    const id3 = await pages[3].evaluate(() => /** @type {any} */ (window).edgemeet.me);
+    assert.ok(await until(20000, async () => (await pullOf(pub, id3))?.frames > 0), 'the publisher decodes the newcomer');
+    assert.ok(await pub.evaluate(() => /** @type {any} */ (window).edgemeet.renegotiated) > 0, 'its link renegotiated');
+    const c = await camera();
+    await sleep(2000);
+    const c2 = await camera();
+    console.log(`after a renegotiation: f active ${c2.f.active}, ${c2.f.frames - c.f.frames} f frames in 2 s`);
+    assert.ok(!c2.f.active && c2.f.frames - c.f.frames <= 1, 'f stays off across a renegotiation');
+    for (const p of pages) await p.context().close();
+  } finally {
+    edge.stop();
+  }
+});

@@ -443,6 +443,44 @@ fn a_video_paused_for_bandwidth_is_told_to_its_viewer_only() {
 }
 
 #[test]
+fn the_layers_viewers_need_are_told_to_their_publisher_only() {
+    let mut h = Harness::new(None);
+    let (a, meeting) = welcome_id(&h.join(1, json!({})));
+    let (_b, _) = welcome_id(&h.join(2, json!({})));
+    h.take(1);
+    h.take(2);
+    h.input(Input::LayersNeeded {
+        meeting_id: meeting.clone(),
+        publisher: a.clone(),
+        track: "video".into(),
+        rids: vec!["q".into(), "h".into()],
+    });
+    assert_eq!(
+        h.take(1),
+        vec![ServerMessage::SendLayers {
+            track: "video".into(),
+            rids: vec!["q".into(), "h".into()],
+        }]
+    );
+    assert!(h.take(2).is_empty(), "not to the viewers");
+    // An ended meeting's event, or one for somebody not in the room: nothing.
+    h.input(Input::LayersNeeded {
+        meeting_id: "old-meeting".into(),
+        publisher: a,
+        track: "video".into(),
+        rids: vec!["q".into()],
+    });
+    h.input(Input::LayersNeeded {
+        meeting_id: meeting,
+        publisher: "gone".into(),
+        track: "video".into(),
+        rids: vec!["q".into()],
+    });
+    assert!(h.take(1).is_empty());
+    assert!(h.take(2).is_empty());
+}
+
+#[test]
 fn recording_without_a_grant_asks_the_node_to_record_for_a_local_folder() {
     let mut h = Harness::new(None);
     h.join(1, json!({}));

@@ -402,6 +402,8 @@ class Meeting {
         if (p) this.grid.update(p, p.id === this.me, !!this.e2ee);
         return;
       }
+      // No viewer needs our camera's other layers now: stop encoding them (saves uplink and CPU).
+      case 'send_layers': return this.calls.sfu?.sendLayers(msg.track, msg.rids);
       case 'speaker_stats':
         $('stats').replaceChildren(...msg.stats.map((s) => {
           const li = document.createElement('li');

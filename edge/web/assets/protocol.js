@@ -239,6 +239,7 @@
  *   | ({type: 'tracks'} & ParticipantTracks)
  *   | {type: 'dominant_speaker', id: ParticipantId}
  *   | {type: 'video_paused', id: ParticipantId, track: string, paused: boolean}
+ *   | {type: 'send_layers', track: string, rids: string[]}
  *   | {type: 'password_guessing', wrong_guesses: number, addresses: number, limited: boolean}
  *   | {type: 'speaker_stats', stats: SpeakerStat[]}
  *   | {type: 'node_moved', reason: 'node_lost' | 'drain'}

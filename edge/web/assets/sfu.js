@@ -100,6 +100,8 @@ export class SfuLink extends Emitter {
     this.screenCount = 0;
     /** @type {RTCRtpSender | null} the camera's sender */
     this.videoSender = null;
+    /** @type {string[] | null} the camera's simulcast layers the node asked us to send (dynacast); null: all */
+    this.cameraLayers = null;
     /** @type {Pushed[]} the microphone and camera `prepare` pushed */
     this.pushedBase = [];
     /** @type {Map<string, {participant: string, tracks: TrackInfo[], attempt: number}>} pulls not yet asked for, by publisher session */
@@ -116,6 +118,10 @@ export class SfuLink extends Emitter {
     /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
     this.closed = false;
+    // Chromium puts the encodings' `active` back to their initial values on each renegotiation.
+    this.pc.addEventListener('signalingstatechange', () => {
+      if (this.pc.signalingState === 'stable') this.applyCameraLayers();
+    });
     this.pc.ontrack = (ev) => {
       // Attach before the first frame arrives (the node's offer precedes the media).
       this.e2ee?.receiver(ev.receiver, ev.track.kind);
@@ -667,6 +673,33 @@ export class SfuLink extends Emitter {
       const res = await this.api('PUT', `/sessions/${this.sessionId}/tracks/close`, { tracks: mids.map((mid) => ({ mid })), force: false });
       if (res.requiresImmediateRenegotiation && res.sessionDescription) await this.answerNodeOffer(res.sessionDescription);
     });
+  }
+
+  /**
+   * The node says which of a pushed track's simulcast layers some viewer needs (dynacast): the
+   * others are not encoded until it asks for them again. Only the camera has layers.
+   * @param {string} track @param {string[]} rids
+   */
+  sendLayers(track, rids) {
+    if (track !== 'video') return;
+    this.cameraLayers = rids;
+    this.applyCameraLayers();
+  }
+
+  applyCameraLayers() {
+    const sender = this.videoSender;
+    if (!sender || !this.cameraLayers || this.closed) return;
+    const params = sender.getParameters();
+    let changed = false;
+    for (const e of params.encodings || []) {
+      const active = !e.rid || this.cameraLayers.includes(e.rid);
+      if (e.active !== active) {
+        e.active = active;
+        changed = true;
+      }
+    }
+    // Refused mid-negotiation: applied again once it is stable.
+    if (changed) sender.setParameters(params).catch(() => {});
   }
 
   /** A fresh grant for the same node: later calls use the new token. @param {Grant} grant */

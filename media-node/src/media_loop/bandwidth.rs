@@ -532,19 +532,10 @@ impl MediaLoop {
                         .is_some_and(|c| c.owner.participant == s)
                 });
                 let mut layer_bps = p.costs.bps(now_ms);
-                let max_rank = if p.rids.is_empty() {
+                if p.rids.is_empty() {
                     layer_bps[1..].fill(None);
-                    0
-                } else {
-                    // The layer asked for, no higher than the tile needs; a pinned or large
-                    // tile what it needs, above the layer asked for.
-                    let asked = pull.preferred.unwrap_or(p.rids.len() - 1);
-                    match pull.view_cap {
-                        Some(c) if pull.view.pinned => c,
-                        Some(c) => asked.min(c),
-                        None => asked,
-                    }
-                };
+                }
+                let max_rank = pull.wanted_rank(p);
                 demands.push(VideoDemand {
                     key: pull_id,
                     priority: priority(&p.name, speaking || pull.view.pinned),

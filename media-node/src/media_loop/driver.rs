@@ -231,6 +231,7 @@ impl MediaLoop {
         if now >= self.next_bandwidth_tick {
             self.next_bandwidth_tick = now + super::bandwidth::TICK;
             self.bandwidth_tick(now);
+            self.dynacast_tick(self.now_ms(now));
         }
         if now >= self.next_reap {
             let timeout = self.setup.idle_timeout;

@@ -54,6 +54,8 @@ pub struct Publication {
     pub costs: LayerCosts,
     /// Each layer's height (rank order), from its last VP8 keyframe: the layer a tile needs.
     pub heights: [Option<u32>; MAX_LAYERS],
+    /// The layers its page is asked to send (simulcast video; set on the first tick).
+    pub sent: Option<crate::dynacast::SentLayers>,
 }
 
 impl Publication {
@@ -233,6 +235,21 @@ impl Pull {
         }
     }
 
+    /// The highest layer (rank) this pull takes when its viewer's link carries it: the layer its
+    /// page asked for, no higher than its tile needs; a pinned (large) tile what it needs, above
+    /// the layer asked for. 0 for a single-layer track.
+    pub fn wanted_rank(&self, p: &Publication) -> usize {
+        if p.rids.is_empty() {
+            return 0;
+        }
+        let asked = self.preferred.unwrap_or(p.rids.len() - 1);
+        match self.view_cap {
+            Some(c) if self.view.pinned => c,
+            Some(c) => asked.min(c),
+            None => asked,
+        }
+    }
+
     pub fn step(
         &mut self,
         p: &Publication,
@@ -310,6 +327,7 @@ mod tests {
             taps: Vec::new(),
             costs: LayerCosts::default(),
             heights: [None; MAX_LAYERS],
+            sent: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod command;
 pub(crate) mod connection;
 mod delay_based;
 mod driver;
+mod dynacast;
 mod fanout;
 mod layer_costs;
 mod loops;

@@ -397,6 +397,7 @@ impl MediaLoop {
                         taps: Vec::new(),
                         costs: Default::default(),
                         heights: Default::default(),
+                        sent: None,
                     }));
                 }
                 None => {
@@ -854,6 +855,9 @@ impl MediaLoop {
                 forwarding: None,
                 packets_sent: None,
                 shown: None,
+                sending_rids: p
+                    .sent
+                    .map(|s| p.rids[..=s.top().min(p.rids.len() - 1)].to_vec()),
             })
             .collect();
         tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
@@ -879,6 +883,7 @@ impl MediaLoop {
                         .as_ref()
                         .filter(|x| x.video)
                         .map(|_| p.view.shown),
+                    sending_rids: None,
                 }),
         );
         SessionStateResponse {

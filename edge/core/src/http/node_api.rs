@@ -67,6 +67,7 @@ pub fn route_of(event: &NodeEvent) -> &str {
     match event {
         NodeEvent::DominantSpeaker { route, .. }
         | NodeEvent::VideoPaused { route, .. }
+        | NodeEvent::LayersNeeded { route, .. }
         | NodeEvent::CompositionEnded { route, .. } => route,
     }
 }
@@ -93,6 +94,18 @@ pub fn input(event: NodeEvent) -> Input {
             publisher,
             track,
             paused,
+        },
+        NodeEvent::LayersNeeded {
+            room,
+            publisher,
+            track,
+            rids,
+            ..
+        } => Input::LayersNeeded {
+            meeting_id: room,
+            publisher,
+            track,
+            rids,
         },
         NodeEvent::CompositionEnded {
             room,

@@ -337,6 +337,28 @@ impl Room {
         );
     }
 
+    pub(super) fn on_layers_needed(
+        &mut self,
+        out: &mut Out,
+        meeting_id: &str,
+        publisher: &str,
+        track: String,
+        rids: Vec<String>,
+    ) {
+        let Some(meeting) = self.meeting.as_ref().filter(|m| m.id == meeting_id) else {
+            return;
+        };
+        // Away: its page hears it again within the node's retelling.
+        let Some(member) = meeting
+            .members
+            .get(publisher)
+            .filter(|m| m.away_since.is_none())
+        else {
+            return;
+        };
+        out.send(member.conn, &ServerMessage::SendLayers { track, rids });
+    }
+
     pub(super) fn update_member(
         &mut self,
         out: &mut Out,

@@ -105,6 +105,14 @@ pub enum Input {
         track: String,
         paused: bool,
     },
+    /// A media node says which simulcast layers of `publisher`'s video `track` some viewer
+    /// needs (dynacast): told to the publisher only.
+    LayersNeeded {
+        meeting_id: String,
+        publisher: ParticipantId,
+        track: String,
+        rids: Vec<String>,
+    },
     /// The media node refused or could not be reached to start a recording.
     RecordingFailed {
         meeting_id: String,
@@ -464,6 +472,12 @@ impl Room {
                 track,
                 paused,
             } => self.on_video_paused(&mut out, &meeting_id, &viewer, publisher, track, paused),
+            Input::LayersNeeded {
+                meeting_id,
+                publisher,
+                track,
+                rids,
+            } => self.on_layers_needed(&mut out, &meeting_id, &publisher, track, rids),
             Input::RecordingFailed { meeting_id } => {
                 self.on_recording_failed(env, &mut out, &meeting_id)
             }
