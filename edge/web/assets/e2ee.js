@@ -87,30 +87,6 @@ export class E2ee extends Emitter {
 }
 
 /**
- * Put VP8 first on a video transceiver: the clear-header sizes are VP8's, and an H.264 packetizer
- * would have to parse the (encrypted) NAL units.
- * @param {RTCRtpTransceiver} transceiver
- */
-export function preferVp8(transceiver) {
-  const caps = RTCRtpReceiver.getCapabilities?.('video');
-  if (!caps || !transceiver.setCodecPreferences) return;
-  const vp8 = caps.codecs.filter((c) => /\/vp8$/i.test(c.mimeType));
-  const rest = caps.codecs.filter((c) => /\/(rtx|red|ulpfec)$/i.test(c.mimeType));
-  try { transceiver.setCodecPreferences([...vp8, ...rest]); } catch { /* keep the defaults */ }
-}
-
-/**
- * Audio without RED: Chromium hands a RED payload whole to the receiver's frame transform, which
- * cannot decrypt it (the media node wraps audio in RED for subscribers that offer it).
- * @param {RTCRtpTransceiver} transceiver
- */
-export function withoutRed(transceiver) {
-  const caps = RTCRtpReceiver.getCapabilities?.('audio');
-  if (!caps || !transceiver.setCodecPreferences) return;
-  try { transceiver.setCodecPreferences(caps.codecs.filter((c) => !/\/red$/i.test(c.mimeType))); } catch { /* keep the defaults */ }
-}
-
-/**
  * The meeting key: PBKDF2 -> AES-GCM-256, not extractable; the passphrase stays in this thread.
  * Slow on purpose (~100 ms), so guessing passphrases is slow too.
  * @param {string} passphrase @param {string} scope tenant and room, as the edge normalizes them

@@ -2,7 +2,7 @@
 // first offer and answer either side may renegotiate (a screen shared or stopped, audio-only mode
 // on or off), as in the W3C's "perfect negotiation": on a collision of offers the initiator's wins
 // and the other side answers it, then offers again.
-import { preferVp8 } from './e2ee.js';
+import { preferRed, preferVp8 } from './codecs.js';
 import { Emitter } from './events.js';
 import { cleanDescription } from './sdp.js';
 import { SCREEN_ENCODING } from './screen.js';
@@ -180,6 +180,9 @@ export class P2PLink extends Emitter {
         // The peer's media arrives on this same (sendrecv) transceiver: transform it from the start.
         if (t) this.e2ee.receiver(t.receiver, track.kind);
         if (t && track.kind === 'video') preferVp8(t);
+      } else if (track.kind === 'audio') {
+        const t = this.pc.getTransceivers().find((x) => x.sender === sender);
+        if (t) preferRed(t);
       }
       this.senders.push(sender);
     }

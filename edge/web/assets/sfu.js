@@ -6,7 +6,7 @@
 // senders hold no track, so no media reaches the node. A third join gives them their tracks.
 // (Not the encodings' `active` flags: Chromium resets those to their initial values on every
 // renegotiation, and a standby's initial values would be "off".)
-import { preferVp8, withoutRed } from './e2ee.js';
+import { preferVp8, withoutRed } from './codecs.js';
 import { Emitter } from './events.js';
 import { SCREEN_ENCODING } from './screen.js';
 
