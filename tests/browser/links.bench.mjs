@@ -5,9 +5,10 @@
 // it had before.
 // `EDGEMEET_BENCH_CAPS=300,500,1000,3000,0` (kbit/s; 0: no cap), `EDGEMEET_BENCH_LOSSES=0,2,5,10`,
 // `EDGEMEET_BENCH_PATHS=p2p,node` choose the cells. Run by tests/bench/links.sh.
+import { writeFileSync } from 'node:fs';
 import { joinPage, inMeeting, waitMode, uniqueRoom } from './lib.mjs';
 import { NetLab } from './netlab.mjs';
-import { remoteVideo, receivingVideo, receivingAudio, concealedPercent, sum } from './video.mjs';
+import { remoteVideo, receivingVideo, receivingAudio, concealedPercent, sum, watchVideo } from './video.mjs';
 
 const SECONDS = Number(process.env.EDGEMEET_BENCH_LINK_S ?? 20);
 const list = (name, dflt) => (process.env[name] ?? dflt).split(',').filter(Boolean);
@@ -48,7 +49,12 @@ async function path(kind) {
       const [a0, v0] = [await receivingAudio(viewer), await receivingVideo(viewer)];
       lab.setDownlink(VIEWER_MACHINE, cap);
       lab.setLoss(VIEWER_MACHINE, loss);
-      await new Promise((r) => setTimeout(r, SECONDS * 1000));
+      // The longest time each video stood still while shown (one the node paused for bandwidth
+      // shows its avatar, "video paused": counted apart, in seconds paused).
+      const watched = await watchVideo(viewer, publishers, SECONDS * 1000, 1000, true);
+      const byStill = Object.values(watched.streams).sort((a, b) => a.maxGapMs - b.maxGapMs);
+      const still = byStill.map((s) => s.maxGapMs);
+      const paused = byStill.map((s) => (s.pausedMs / 1000).toFixed(1));
       const v1 = await receivingVideo(viewer);
       const a1 = await receivingAudio(viewer);
       const heights = Object.values(v1).map((s) => s.height);
@@ -67,6 +73,8 @@ async function path(kind) {
         height: heights.join('/'), fps: fps.join('/'),
         freezes: sum(v1, 'freezes') - sum(v0, 'freezes'),
         frozen: (sum(v1, 'freezeS') - sum(v0, 'freezeS')).toFixed(1),
+        still: still.join('/'),
+        paused: paused.join('/'),
         concealed: concealedPercent(a0, a1).toFixed(2),
         recovered: recovered === null ? '> 30' : recovered.toFixed(1),
       });
@@ -80,7 +88,10 @@ async function path(kind) {
 for (const kind of PATHS) {
   const rows = await path(kind);
   console.log(`\n${kind === 'p2p' ? 'direct call (P2P)' : 'through the node (two publishers)'}: the viewer's downlink capped and lossy for ${SECONDS} s (targets: no freeze over 1 s at any cap >= 300k, audio concealment < 3 % at 5 % loss, back < 5 s after the cap lifts)`);
-  console.log('cap | loss % | received height | fps | freezes | frozen s | audio concealed % | s to recover');
-  for (const r of rows) console.log(`${r.cap} | ${r.loss} | ${r.height} | ${r.fps} | ${r.freezes} | ${r.frozen} | ${r.concealed} | ${r.recovered}`);
+  console.log('cap | loss % | received height | fps | freezes | frozen s | longest still ms while shown (each video) | s paused for bandwidth | audio concealed % | s to recover');
+  for (const r of rows) console.log(`${r.cap} | ${r.loss} | ${r.height} | ${r.fps} | ${r.freezes} | ${r.frozen} | ${r.still} | ${r.paused} | ${r.concealed} | ${r.recovered}`);
 }
+// `EDGEMEET_BENCH_EDGE_LOG=file`: the edge's log lines (with `EDGEMEET_LOG=edgemeet::bwe=debug`,
+// each viewer's estimate every second).
+if (process.env.EDGEMEET_BENCH_EDGE_LOG) writeFileSync(process.env.EDGEMEET_BENCH_EDGE_LOG, lab.edge.logs.join('\n'));
 await lab.close();

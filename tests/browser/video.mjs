@@ -61,15 +61,18 @@ export async function remoteVideo(page, count, deadline) {
 /**
  * Watch the page's remote videos for `durationMs`: the page samples its own stats every 100 ms, and
  * a video whose decoded frames stand still for more than `stallMs` is a stall. Also fails when
- * fewer than `count` videos were received.
- * @returns {Promise<{stalls: string[], streams: Record<string, {frames: number, maxGapMs: number}>, totals: Record<string, any>}>}
+ * fewer than `count` videos were received. `exceptPaused`: a video the node paused for bandwidth
+ * (its tile shows the avatar, "video paused") does not stand still meanwhile; its time paused is
+ * counted (`pausedMs`).
+ * @returns {Promise<{stalls: string[], streams: Record<string, {frames: number, maxGapMs: number, pausedMs: number}>, totals: Record<string, any>}>}
  */
-export async function watchVideo(page, count, durationMs, stallMs = 1000) {
-  const streams = await page.evaluate(async ([duration]) => {
+export async function watchVideo(page, count, durationMs, stallMs = 1000, exceptPaused = false) {
+  const streams = await page.evaluate(async ([duration, skipPaused]) => {
     const m = /** @type {any} */ (window).edgemeet;
-    /** @type {Record<string, {frames: number, changedAt: number, maxGapMs: number, gapEndedAtMs: number, from: string}>} */
+    /** @type {Record<string, {frames: number, changedAt: number, maxGapMs: number, gapEndedAtMs: number, from: string, pausedMs: number}>} */
     const seen = {};
     const start = performance.now();
+    let last = start;
     const end = start + duration;
     while (performance.now() < end) {
       const now = performance.now();
@@ -82,8 +85,10 @@ export async function watchVideo(page, count, durationMs, stallMs = 1000) {
             const frames = s.framesDecoded || 0;
             // Whose video it is: the participant whose stream the receiver's track is in.
             const from = m.sfu?.pulledStreams().find(([, st]) => st.getTracks().includes(t.receiver.track))?.[0] ?? '';
-            const e = seen[key] ??= { frames, changedAt: now, maxGapMs: 0, gapEndedAtMs: 0, from };
-            if (frames !== e.frames) { e.frames = frames; e.changedAt = now; }
+            const e = seen[key] ??= { frames, changedAt: now, maxGapMs: 0, gapEndedAtMs: 0, from, pausedMs: 0 };
+            const paused = skipPaused && m.grid?.pausedForBandwidth?.has(from);
+            if (paused) e.pausedMs += Math.round(now - last);
+            if (frames !== e.frames || paused) { e.frames = frames; e.changedAt = now; }
             if (now - e.changedAt > e.maxGapMs) {
               e.maxGapMs = Math.round(now - e.changedAt);
               e.gapEndedAtMs = Math.round(now - start);
@@ -91,10 +96,11 @@ export async function watchVideo(page, count, durationMs, stallMs = 1000) {
           }
         }
       }
+      last = now;
       await new Promise((r) => setTimeout(r, 100));
     }
     return seen;
-  }, [durationMs]);
+  }, [durationMs, exceptPaused]);
   const stalls = Object.entries(streams).filter(([, s]) => s.maxGapMs > stallMs)
     .map(([k, s]) => `${k} (from ${s.from.slice(0, 8)}) stood still ${s.maxGapMs} ms until ${s.gapEndedAtMs} ms into the watch`);
   if (Object.keys(streams).length < count) stalls.push(`only ${Object.keys(streams).length}/${count} videos received`);
