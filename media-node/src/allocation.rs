@@ -31,6 +31,12 @@ const UP_HOLD_MS: u64 = 2_000;
 /// climbs 5 % per 200 ms on a clean path) does not flap a viewer between two layers.
 const FAIL_WINDOW_MS: u64 = 5_000;
 const MAX_HOLD_MS: u64 = 32_000;
+/// A pull waits out a hold longer than `UP_HOLD_MS` only while the estimate is under this much
+/// (×100) of what it was when the pull went down: a hold is against an estimate wobbling around a layer's cost, not
+/// one that has clearly risen (after 10 % loss on a 500 kbit/s link stopped, the estimate stood
+/// at 500k with an upgrade needing 370k, and the viewer waited out a 16-32 s hold from the
+/// losses).
+const RISEN_PCT: u64 = 130;
 
 /// What one subscriber's video pull asks for and what its layers cost.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +81,8 @@ struct Previous {
     up_ms: Option<u64>,
     /// How long it waits after going down before going up again.
     hold_ms: u64,
+    /// The estimate when it last went down.
+    down_estimate: u64,
 }
 
 /// One subscriber's allocator; it remembers the last grants.
@@ -138,7 +146,9 @@ impl Allocator {
             );
             // Coming back from a bandwidth pause is an upgrade too: margin and hold.
             let fits = if was_paused {
-                upgraded.is_none() && self.may_go_up(d.key, now_ms) && with_margin(cost) <= left
+                upgraded.is_none()
+                    && self.may_go_up(d.key, now_ms, estimate_bps)
+                    && with_margin(cost) <= left
             } else if was_flowing && d.priority <= KEEP_PRIORITY {
                 // The speaker's or a screen's lowest layer is paused only for a clear deficit:
                 // an estimate dipping for a moment would cost a keyframe wait and the avatar.
@@ -180,7 +190,7 @@ impl Allocator {
                 let upgrade = before.is_none_or(|b| next > b);
                 let fits = if upgrade {
                     upgraded.is_none_or(|k| k == d.key)
-                        && self.may_go_up(d.key, now_ms)
+                        && self.may_go_up(d.key, now_ms, estimate_bps)
                         && with_margin(extra) <= left
                 } else {
                     extra <= left
@@ -211,7 +221,7 @@ impl Allocator {
             })
             .sum();
         let next_up_bps = next_up(demands, &grants, &order);
-        self.remember(now_ms, &grants);
+        self.remember(now_ms, estimate_bps, &grants);
         Allocation {
             grants,
             video_bps,
@@ -232,14 +242,18 @@ impl Allocator {
         self.previous.iter().find(|p| p.key == key)
     }
 
-    fn may_go_up(&self, key: usize, now_ms: u64) -> bool {
+    fn may_go_up(&self, key: usize, now_ms: u64, estimate_bps: u64) -> bool {
         self.previous_of(key).is_none_or(|p| {
-            p.down_ms
-                .is_none_or(|down| now_ms.saturating_sub(down) >= p.hold_ms)
+            let risen =
+                estimate_bps.saturating_mul(100) >= p.down_estimate.saturating_mul(RISEN_PCT);
+            p.down_ms.is_none_or(|down| {
+                let waited = now_ms.saturating_sub(down);
+                waited >= p.hold_ms || (risen && waited >= UP_HOLD_MS)
+            })
         })
     }
 
-    fn remember(&mut self, now_ms: u64, grants: &[(usize, Grant)]) {
+    fn remember(&mut self, now_ms: u64, estimate_bps: u64, grants: &[(usize, Grant)]) {
         let previous = std::mem::take(&mut self.previous);
         self.previous = grants
             .iter()
@@ -271,10 +285,13 @@ impl Allocator {
                         UP_HOLD_MS
                     };
                 }
-                let down_ms = if went_down {
-                    Some(now_ms)
+                let (down_ms, down_estimate) = if went_down {
+                    (Some(now_ms), estimate_bps)
                 } else {
-                    old.and_then(|p| p.down_ms)
+                    (
+                        old.and_then(|p| p.down_ms),
+                        old.map_or(0, |p| p.down_estimate),
+                    )
                 };
                 Previous {
                     key,
@@ -282,6 +299,7 @@ impl Allocator {
                     down_ms,
                     up_ms,
                     hold_ms,
+                    down_estimate,
                 }
             })
             .collect();
@@ -472,6 +490,40 @@ mod tests {
     }
 
     #[test]
+    fn a_long_hold_ends_once_the_estimate_has_clearly_risen() {
+        let d = [video(1, 1, Some(2))];
+        // Up and down twice within the fail window, down at 480k: the hold doubled (4 s).
+        let failing = || {
+            let mut al = Allocator::default();
+            let mut t = 0;
+            for _ in 0..2 {
+                assert_eq!(layers(&al.allocate(t, 600_000, 0, &d)), [Grant::Layer(2)]);
+                assert_eq!(
+                    layers(&al.allocate(t + 500, 480_000, 0, &d)),
+                    [Grant::Layer(1)]
+                );
+                t += 4_500;
+            }
+            al
+        };
+        // 3 s after the last drop, 25 % over the estimate at the drop: held.
+        assert_eq!(
+            layers(&failing().allocate(8_000, 600_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        // 33 % over: up, though not within 2 s of the drop.
+        let mut al = failing();
+        assert_eq!(
+            layers(&al.allocate(6_000, 640_000, 0, &d)),
+            [Grant::Layer(1)]
+        );
+        assert_eq!(
+            layers(&al.allocate(8_000, 640_000, 0, &d)),
+            [Grant::Layer(2)]
+        );
+    }
+
+    #[test]
     fn a_flowing_lowest_layer_survives_a_small_dip_the_speakers_a_larger_one_not_a_clear_deficit() {
         let mut al = Allocator::default();
         let d = [video(1, 1, Some(0)), video(2, 2, Some(0))];
@@ -568,15 +620,16 @@ mod tests {
         let mut al = Allocator::default();
         let d = [video(1, 1, Some(2))];
         assert_eq!(layers(&al.allocate(0, 600_000, 0, &d)), [Grant::Layer(2)]);
-        // The link carries h only; the estimate keeps climbing past f's cost and falling back.
-        assert_eq!(layers(&al.allocate(500, 300_000, 0, &d)), [Grant::Layer(1)]);
+        // The link carries h only; the estimate keeps climbing past f's cost and falling back
+        // (by less than 30 %: a clear rise ends a hold after 2 s).
+        assert_eq!(layers(&al.allocate(500, 480_000, 0, &d)), [Grant::Layer(1)]);
         assert_eq!(
             layers(&al.allocate(2_500, 600_000, 0, &d)),
             [Grant::Layer(2)]
         );
         // Down 1 s after that upgrade: it failed; the next waits 4 s, not 2.
         assert_eq!(
-            layers(&al.allocate(3_500, 300_000, 0, &d)),
+            layers(&al.allocate(3_500, 480_000, 0, &d)),
             [Grant::Layer(1)]
         );
         assert_eq!(
@@ -589,7 +642,7 @@ mod tests {
         );
         // Fails again: 8 s.
         assert_eq!(
-            layers(&al.allocate(8_000, 300_000, 0, &d)),
+            layers(&al.allocate(8_000, 480_000, 0, &d)),
             [Grant::Layer(1)]
         );
         assert_eq!(
@@ -602,7 +655,7 @@ mod tests {
         );
         // This time it holds; a later drop (a real change of the link) waits 2 s again.
         assert_eq!(
-            layers(&al.allocate(30_000, 300_000, 0, &d)),
+            layers(&al.allocate(30_000, 480_000, 0, &d)),
             [Grant::Layer(1)]
         );
         assert_eq!(

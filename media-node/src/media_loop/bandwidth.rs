@@ -284,10 +284,17 @@ impl Prober {
             // videos at once overshoots a thin link (300 kbit/s, two publishers: refused
             // every time, and the queue it built backed the estimate off under the video that
             // flowed, which paused; the viewer saw the avatars most of a minute). One
-            // upgrade per probe; after one held the next follows at once. Without a known
-            // next upgrade, a step towards what is wanted.
+            // upgrade per probe; after one held the next follows at once, with room for
+            // about two (a lifted cap is climbed back within the 5 s: five upgrades
+            // one per probe took 3.6-7.6 s). Without a known next upgrade, a step towards
+            // what is wanted.
+            let room = if self.held {
+                NEXT_MARGIN + 1.0
+            } else {
+                NEXT_MARGIN
+            };
             let to = if next > granted {
-                (next + (next - granted) * NEXT_MARGIN).min(want.max(next))
+                (next + (next - granted) * room).min(want.max(next))
             } else {
                 want.min(after * factor)
             };
