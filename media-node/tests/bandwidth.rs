@@ -216,7 +216,8 @@ async fn a_viewers_pull_gets_the_layer_its_link_carries_and_pauses_when_none_fit
     );
     // New packets (not retransmissions of what the cap dropped before the switch) are all h,
     // unless a probe tried f meanwhile (the node probes with media: a probe lets one pull go
-    // up, and backs off when the link refuses it).
+    // up, and backs off when the link refuses it; the queue it built may dip the estimate under
+    // h for a moment, 1 run in 7: a few q packets).
     let probes = |s: &serde_json::Value| s["downlink"]["probes"].as_u64().unwrap_or(0);
     let p0 = probes(&state(&b).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -224,11 +225,13 @@ async fn a_viewers_pull_gets_the_layer_its_link_carries_and_pauses_when_none_fit
     tokio::time::sleep(Duration::from_secs(1)).await;
     let probed = probes(&state(&b).await) > p0;
     let fresh_h = fresh(&b, since);
+    let under_h = fresh_h.iter().filter(|(_, l)| *l < Some(1)).count();
     assert!(
         fresh_h.len() > 30
             && fresh_h
                 .iter()
-                .all(|(_, l)| *l == Some(1) || (probed && *l == Some(2))),
+                .all(|(_, l)| *l == Some(1) || (probed && *l >= Some(0)))
+            && 10 * under_h <= fresh_h.len(),
         "only h while the link carries h (a probe meanwhile: {probed}): {fresh_h:?}"
     );
 
@@ -253,16 +256,8 @@ async fn a_viewers_pull_gets_the_layer_its_link_carries_and_pauses_when_none_fit
         "no video while paused (but for a probe): {new_video:?}"
     );
     assert!(a1 >= a0 + 25, "audio keeps flowing ({a0} -> {a1} in 1 s)");
-    let m = reqwest::get(format!("{}/metrics", node.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     assert!(
-        m.lines().any(
-            |l| l.starts_with("edgemeet_node_video_paused_bandwidth_total ") && !l.ends_with(" 0")
-        ),
+        counter(&node, "edgemeet_node_video_paused_bandwidth_total").await > 0,
         "the pause is counted"
     );
 

@@ -67,13 +67,7 @@ async fn until_state(
 async fn a_hidden_tile_gets_no_video_and_comes_back_from_a_keyframe_and_its_height_picks_the_layer()
 {
     let node = start().await;
-    let mut a = client(&node, "tiles", "pa", 1).await;
-    // A 640x360 camera's layers: q 90, h 180, f 360 pixels high.
-    a.layer_heights = Some(vec![90, 180, 360]);
-    a.layer_pkts = Some(vec![1, 1, 2]);
-    a.publish(true, true, true)
-        .await
-        .expect("publish simulcast");
+    let a = sized_publisher(&node, "tiles", "pa", 1).await;
     let stop = a.start_sending(30, 1, 500);
     let b = client(&node, "tiles", "pb", 2).await;
     b.pull(
@@ -255,12 +249,7 @@ async fn a_layer_no_viewer_needs_is_turned_off_at_its_publisher_and_back_on_when
     let mut cfg = config();
     cfg.edge_url = Some(edge_url);
     let node = start_with(cfg).await;
-    let mut a = client(&node, "dyna", "pa", 1).await;
-    a.layer_heights = Some(vec![90, 180, 360]);
-    a.layer_pkts = Some(vec![1, 1, 2]);
-    a.publish(true, true, true)
-        .await
-        .expect("publish simulcast");
+    let a = sized_publisher(&node, "dyna", "pa", 1).await;
     let stop = a.start_sending(30, 1, 500);
     let started = Instant::now();
     let b = client(&node, "dyna", "pb", 2).await;
@@ -335,16 +324,8 @@ async fn a_layer_no_viewer_needs_is_turned_off_at_its_publisher_and_back_on_when
         "q alone while no viewer shows it: {:?}",
         layers_told(&seen, "pa")
     );
-    let metrics = reqwest::get(format!("{}/metrics", node.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     assert!(
-        metrics.lines().any(
-            |l| l.starts_with("edgemeet_node_publisher_layers_off_total ") && !l.ends_with(" 0")
-        ),
+        counter(&node, "edgemeet_node_publisher_layers_off_total").await > 0,
         "counted"
     );
     eprintln!(

@@ -137,3 +137,28 @@ pub async fn publisher(node: &Node, room: &str, participant: &str, tag: u8) -> T
     c.wait_connected(Duration::from_secs(10)).await.unwrap();
     c
 }
+
+/// A counter of the node's `/metrics` (0 when absent).
+pub async fn counter(node: &Node, name: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", node.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A participant pushing audio and simulcast video whose keyframes carry their size, as a
+/// 640x360 camera's layers: q 90, h 180, f 360 pixels high.
+pub async fn sized_publisher(node: &Node, room: &str, participant: &str, tag: u8) -> TestClient {
+    let mut c = client(node, room, participant, tag).await;
+    c.layer_heights = Some(vec![90, 180, 360]);
+    c.layer_pkts = Some(vec![1, 1, 2]);
+    c.publish(true, true, true)
+        .await
+        .expect("publish simulcast");
+    c
+}
