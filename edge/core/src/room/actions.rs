@@ -316,17 +316,12 @@ impl Room {
         let Some(meeting) = self.meeting.as_ref() else {
             return;
         };
-        if meeting.id != meeting_id || !meeting.members.contains_key(&publisher) {
+        if !meeting.members.contains_key(&publisher) {
             return;
         }
-        let Some(member) = meeting
-            .members
-            .get(viewer)
-            .filter(|m| m.away_since.is_none())
-        else {
+        let Some(conn) = self.present_conn(meeting_id, viewer) else {
             return;
         };
-        let conn = member.conn;
         out.send(
             conn,
             &ServerMessage::VideoPaused {
@@ -345,18 +340,18 @@ impl Room {
         track: String,
         rids: Vec<String>,
     ) {
-        let Some(meeting) = self.meeting.as_ref().filter(|m| m.id == meeting_id) else {
-            return;
-        };
         // Away: its page hears it again within the node's retelling.
-        let Some(member) = meeting
-            .members
-            .get(publisher)
-            .filter(|m| m.away_since.is_none())
-        else {
-            return;
-        };
-        out.send(member.conn, &ServerMessage::SendLayers { track, rids });
+        if let Some(conn) = self.present_conn(meeting_id, publisher) {
+            out.send(conn, &ServerMessage::SendLayers { track, rids });
+        }
+    }
+
+    /// The connection of member `id` of meeting `meeting_id`, while the meeting runs and the
+    /// member is present (not away): where a node's event about them is told.
+    fn present_conn(&self, meeting_id: &str, id: &str) -> Option<ConnId> {
+        let meeting = self.meeting.as_ref().filter(|m| m.id == meeting_id)?;
+        let member = meeting.members.get(id).filter(|m| m.away_since.is_none())?;
+        Some(member.conn)
     }
 
     pub(super) fn update_member(
